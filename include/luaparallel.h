@@ -1,0 +1,216 @@
+/*  =========================================================================
+    luaparallel.h - public C API of libluaparallel
+
+    A client connects to a luaparallel controller through the client
+    connection file (lp-client.json), learns the engine ids, and sends work
+    through views: a direct view addresses given engines, a load-balanced
+    view lets the controller's scheduler pick one. Every call returns a
+    result handle at once; lp_result_wait blocks with a deadline.
+
+    Values travel as lp_value_t trees (nil, boolean, integer, number, string,
+    bytes, array, map, typed numeric array). Typed arrays cross the wire as
+    raw frames, without per-element work.
+
+    Threading: a client and everything made from it (views, results, values
+    it returns) belong to one thread at a time. Results must be destroyed
+    before or after their client; a result that outlives its client reports
+    "client destroyed" and never blocks.
+
+    Ownership: a function that takes `lp_value_t *` as an argument documented
+    "taken" takes ownership (also on failure). A returned `const` pointer
+    belongs to the object it came from. A returned `char *` is the caller's
+    to free.
+    =========================================================================
+*/
+#ifndef LUAPARALLEL_H_INCLUDED
+#define LUAPARALLEL_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LP_VERSION_MAJOR 0
+#define LP_VERSION_MINOR 1
+#define LP_VERSION_PATCH 0
+#define LP_VERSION_STRING "0.1.0"
+
+typedef struct _lp_value_t lp_value_t;
+typedef struct _lp_client_t lp_client_t;
+typedef struct _lp_view_t lp_view_t;
+typedef struct _lp_result_t lp_result_t;
+
+//  ---------------------------------------------------------------------
+//  Values
+
+typedef enum {
+    LP_NIL = 0,
+    LP_BOOL,
+    LP_INT,         //  int64_t
+    LP_NUMBER,      //  double
+    LP_STRING,      //  UTF-8 text (may hold any bytes when read from Lua)
+    LP_BYTES,       //  raw bytes
+    LP_ARRAY,       //  sequence of values, index 0..len-1
+    LP_MAP,         //  key/value pairs in insertion order, keys are values
+    LP_TYPED        //  contiguous numeric array, see lp_dtype_t
+} lp_type_t;
+
+typedef enum {
+    LP_DTYPE_F64 = 1,
+    LP_DTYPE_F32 = 2,
+    LP_DTYPE_I64 = 3,
+    LP_DTYPE_I32 = 4,
+    LP_DTYPE_U8  = 5
+} lp_dtype_t;
+
+//  Constructors return NULL only when out of memory.
+lp_value_t *lp_value_nil (void);
+lp_value_t *lp_value_bool (bool b);
+lp_value_t *lp_value_int (int64_t i);
+lp_value_t *lp_value_number (double d);
+lp_value_t *lp_value_string (const char *s);                 //  NUL-terminated, copied
+lp_value_t *lp_value_lstring (const char *s, size_t len);    //  copied
+lp_value_t *lp_value_bytes (const void *data, size_t len);   //  copied
+lp_value_t *lp_value_array (void);
+lp_value_t *lp_value_map (void);
+//  Typed array of count elements, zero-filled; fill through lp_value_typed_data.
+lp_value_t *lp_value_typed (lp_dtype_t dtype, size_t count);
+//  Typed array that takes `data` without copying; free_fn (may be NULL)
+//  is called on data when the value is destroyed.
+lp_value_t *lp_value_typed_take (lp_dtype_t dtype, void *data, size_t count,
+                                 void (*free_fn) (void *data));
+//  Array of integers 1..n (or of given ints), a convenience for tests/examples.
+lp_value_t *lp_value_int_range (int64_t first, int64_t last);
+
+void        lp_value_destroy (lp_value_t **self_p);
+lp_value_t *lp_value_dup (const lp_value_t *self);            //  deep copy
+
+lp_type_t   lp_value_type (const lp_value_t *self);
+const char *lp_type_name (lp_type_t type);                   //  "nil", "boolean", ...
+bool        lp_value_as_bool (const lp_value_t *self);       //  false for nil/false only
+int64_t     lp_value_as_int (const lp_value_t *self);        //  ints; numbers truncated; else 0
+double      lp_value_as_number (const lp_value_t *self);     //  ints and numbers; else 0
+const char *lp_value_as_string (const lp_value_t *self, size_t *len_p); //  strings, bytes; else NULL
+//  Element count of an array, map or typed array; byte length of a string or bytes.
+size_t      lp_value_len (const lp_value_t *self);
+
+//  Arrays
+int               lp_value_append (lp_value_t *self, lp_value_t *item);  //  item taken; 0 / -1
+const lp_value_t *lp_value_at (const lp_value_t *self, size_t index);   //  NULL when out of range
+//  Maps (keys compared by type and content)
+int               lp_value_set (lp_value_t *self, const char *key, lp_value_t *item);    //  item taken
+int               lp_value_set_key (lp_value_t *self, lp_value_t *key, lp_value_t *item); //  both taken
+const lp_value_t *lp_value_get (const lp_value_t *self, const char *key);  //  NULL when absent
+const lp_value_t *lp_value_key_at (const lp_value_t *self, size_t index);
+const lp_value_t *lp_value_value_at (const lp_value_t *self, size_t index);
+//  Typed arrays
+lp_dtype_t  lp_value_dtype (const lp_value_t *self);
+void       *lp_value_typed_data (const lp_value_t *self);
+size_t      lp_dtype_size (lp_dtype_t dtype);                //  bytes per element, 0 if unknown
+const char *lp_dtype_name (lp_dtype_t dtype);                //  "f64", "f32", "i64", "i32", "u8"
+
+bool        lp_value_equal (const lp_value_t *a, const lp_value_t *b);
+//  Lua-literal text of the value ({1, 2, x = "y"}); caller frees.
+char       *lp_value_print (const lp_value_t *self);
+
+//  ---------------------------------------------------------------------
+//  Client
+
+//  Connects using the client connection file; NULL = the default profile
+//  ($LP_HOME or ~/.luaparallel, profile_default/security/lp-client.json).
+//  Returns NULL on failure and prints nothing; lp_last_error() says why.
+lp_client_t *lp_client_connect (const char *connection_file, int timeout_ms);
+void         lp_client_destroy (lp_client_t **self_p);
+//  Error text of the last failed call on this thread with no client to hold it.
+const char  *lp_last_error (void);
+//  Ids of registered engines, ascending; returns count (or -1, see error).
+int          lp_client_ids (lp_client_t *self, int *ids, int max);
+//  Waits until at least n engines are registered; 0, or -1 on timeout.
+int          lp_client_wait_for_engines (lp_client_t *self, int n, int timeout_ms);
+//  Last error on this client, human-readable ("" when none).
+const char  *lp_client_error (lp_client_t *self);
+//  Engine table as a value: array of maps {id, host, pid, state, queue, ...}.
+lp_value_t  *lp_client_status (lp_client_t *self, int timeout_ms);
+//  Processes incoming messages for up to timeout_ms (0: only what is there).
+//  Views and results call this themselves; exposed for event-driven callers.
+int          lp_client_poll (lp_client_t *self, int timeout_ms);
+//  Asks the controller (and its engines) to shut down.
+int          lp_client_shutdown_cluster (lp_client_t *self, int timeout_ms);
+
+//  ---------------------------------------------------------------------
+//  Views
+
+//  Direct view; targets NULL,0 = all engines registered at the time of
+//  each call.
+lp_view_t   *lp_client_view (lp_client_t *self, const int *targets, int ntargets);
+//  Load-balanced view (the controller's task scheduler picks engines).
+lp_view_t   *lp_client_balanced (lp_client_t *self);
+void         lp_view_destroy (lp_view_t **self_p);
+
+//  Runs Lua code; like the stand-alone lua REPL it tries `return <code>`
+//  first. Each reply's value is what the chunk returned (see lp_result_value).
+lp_result_t *lp_view_execute (lp_view_t *self, const char *code);
+//  Calls fn (Lua source "function(x) ... end" or a global name "math.sqrt")
+//  with the elements of args (an array, taken; NULL = no arguments).
+lp_result_t *lp_view_apply   (lp_view_t *self, const char *fn, lp_value_t *args);
+//  Calls fn on every element of seq (array, taken). Direct view: seq is
+//  split over the engines as scatter does. lp_result_get gives the results
+//  in order.
+lp_result_t *lp_view_map     (lp_view_t *self, const char *fn, lp_value_t *seq);
+//  Sets global `name` to value (taken) on every target.
+lp_result_t *lp_view_push    (lp_view_t *self, const char *name, lp_value_t *value);
+//  Sets every key of ns (a map with string keys, taken) as a global.
+lp_result_t *lp_view_push_map (lp_view_t *self, lp_value_t *ns);
+//  Reads global `name` (a dotted path is allowed) from every target.
+lp_result_t *lp_view_pull    (lp_view_t *self, const char *name);
+//  Splits seq (array or typed array, taken) into contiguous chunks whose
+//  sizes differ by at most 1, in ascending engine order, and sets `name`
+//  on each engine to its chunk.
+lp_result_t *lp_view_scatter (lp_view_t *self, const char *name, lp_value_t *seq);
+//  Pulls `name` from every target and concatenates, in ascending engine
+//  order; lp_result_get gives the whole.
+lp_result_t *lp_view_gather  (lp_view_t *self, const char *name);
+//  Interrupts what the targets are running (served on the control channel
+//  even while an engine is busy).
+lp_result_t *lp_view_interrupt (lp_view_t *self);
+//  Number of targets this view addresses now (all: registered engines).
+int          lp_view_targets (lp_view_t *self, int *ids, int max);
+
+//  ---------------------------------------------------------------------
+//  Results
+//
+//  A result holds one reply per message sent (one per engine for a direct
+//  call, several per engine for scatter). lp_result_get combines them:
+//  one engine -> its value; several engines -> array of per-engine values;
+//  gather / map -> the concatenation; push / scatter -> nil.
+
+int          lp_result_wait  (lp_result_t *self, int timeout_ms);   //  0 done, -1 timeout or lost
+bool         lp_result_ready (lp_result_t *self);
+int          lp_result_count (lp_result_t *self);                   //  replies expected
+int          lp_result_failed (lp_result_t *self);                  //  replies that are errors
+//  Value of reply i: the single returned value, nil for none, an array
+//  when a call returned several values. NULL while pending or on error.
+const lp_value_t *lp_result_value (lp_result_t *self, int i);
+//  All values reply i returned, as an array (execute / apply).
+const lp_value_t *lp_result_values (lp_result_t *self, int i);
+//  Combined value (see above); NULL while pending or when any reply failed.
+const lp_value_t *lp_result_get (lp_result_t *self);
+//  "[engine 2] LuaError: <message>\n<traceback>"; NULL when reply i succeeded.
+const char  *lp_result_error  (lp_result_t *self, int i);
+const char  *lp_result_ename  (lp_result_t *self, int i);     //  "LuaError", "SyntaxError", ...
+const char  *lp_result_evalue (lp_result_t *self, int i);     //  message only
+const char  *lp_result_traceback (lp_result_t *self, int i);  //  may be ""
+//  What reply i printed so far (grows while the request runs; "" if none).
+const char  *lp_result_stdout (lp_result_t *self, int i);
+int          lp_result_engine (lp_result_t *self, int i);     //  engine id, -1 unknown
+const char  *lp_result_msg_id (lp_result_t *self, int i);
+void         lp_result_destroy (lp_result_t **self_p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

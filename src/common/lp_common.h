@@ -1,0 +1,183 @@
+/*  =========================================================================
+    lp_common.h - private umbrella header of src/common
+
+    src/common is shared by controller, engine and client; it knows no
+    process. It holds:
+      lp_value   value trees (public API in luaparallel.h)
+      lp_codec   value <-> msgpack, large payloads as separate frames
+      lp_msg     one protocol message (header, parent, metadata, content)
+      lp_wire    signing, verification, replay guard, drop accounting
+      lp_conn    connection files (JSON through jansson)
+      lp_util    ids, UTF-8 check, clocks, profile paths
+      lp_luavalue Lua <-> lp_value, and the lp.array userdata
+    Logging is czmq's zsys_* (zsys_error, zsys_warning, zsys_info).
+    Every class has a self-test lp_<class>_test(bool verbose), run by
+    lp_selftest.
+    =========================================================================
+*/
+#ifndef LP_COMMON_H_INCLUDED
+#define LP_COMMON_H_INCLUDED
+
+#include <czmq.h>
+#include <msgpack.h>
+#include "luaparallel.h"
+#include "lp_defaults.h"
+
+//  ---------------------------------------------------------------------
+//  lp_util
+
+#define LP_ID_CHARS 32                  //  hex chars of a random id
+//  Fills out with 32 random hex chars and a NUL (libsodium randombytes).
+void    lp_util_random_id (char out[LP_ID_CHARS + 1]);
+bool    lp_util_utf8_valid (const char *s, size_t len);
+//  ISO 8601 UTC with microseconds: "2026-11-29T06:27:42.123456Z".
+void    lp_util_iso_now (char out[32]);
+int64_t lp_util_wall_usec (void);       //  microseconds since the epoch
+//  Profile folder: $LP_HOME/profile_<name>, else ~/.luaparallel/profile_<name>.
+//  Returns 0, or -1 when it does not fit.
+int     lp_util_profile_dir (const char *profile, char *out, size_t size);
+//  Hex encode / decode; decode returns bytes written or -1 on bad input.
+void    lp_util_hex_encode (const uint8_t *data, size_t len, char *out);
+int     lp_util_hex_decode (const char *hex, uint8_t *out, size_t max);
+void    lp_util_test (bool verbose);
+
+//  ---------------------------------------------------------------------
+//  lp_codec: lp_value_t <-> msgpack
+//
+//  Integers are int64, numbers float64, strings str, bytes bin. Byte
+//  strings longer than LP_INLINE_MAX_BYTES and all typed arrays go out of
+//  band: the msgpack holds an ext (type 1 typed array, type 2 bytes) whose
+//  16-byte payload is big-endian u8 dtype, u8 0, u16 0, u32 first buffer
+//  index, u32 piece count, u32 0 -- then the data follows as `pieces`
+//  frames of at most LP_PIECE_BYTES each. See docs/protocol.md.
+
+#define LP_EXT_TYPED  1
+#define LP_EXT_BYTES  2
+
+//  Encodes value as one msgpack frame; out-of-band data appended to
+//  buffers (zframe_t *, indices continue from zlist_size(buffers)).
+//  Returns NULL and fills err on failure (nesting too deep, out of memory).
+zframe_t   *lp_codec_encode (const lp_value_t *value, zlist_t *buffers,
+                             char *err, size_t errlen);
+//  Decodes one frame. buffers/nbuffers are the message's buffer frames.
+//  Checks declared counts against the bytes left before msgpack-c
+//  allocates, requires exactly one object filling the frame, and a depth
+//  of at most 32. Returns NULL and fills err when malformed.
+lp_value_t *lp_codec_decode (const void *data, size_t size,
+                             zframe_t **buffers, size_t nbuffers,
+                             char *err, size_t errlen);
+void        lp_codec_test (bool verbose);
+
+//  ---------------------------------------------------------------------
+//  lp_msg: one message. The header is built by lp_msg_new:
+//  {msg_id, msg_type, session, username, date, version}.
+
+typedef struct _lp_msg_t lp_msg_t;
+
+lp_msg_t   *lp_msg_new (const char *msg_type);
+//  New message whose parent_header is a copy of request's header and
+//  whose routing envelope is a copy of request's.
+lp_msg_t   *lp_msg_new_reply (const lp_msg_t *request, const char *msg_type);
+void        lp_msg_destroy (lp_msg_t **self_p);
+const char *lp_msg_type (const lp_msg_t *self);
+const char *lp_msg_id (const lp_msg_t *self);
+const char *lp_msg_parent_id (const lp_msg_t *self);      //  NULL when none
+const char *lp_msg_parent_type (const lp_msg_t *self);    //  NULL when none
+lp_value_t *lp_msg_header (lp_msg_t *self);               //  maps, never NULL,
+lp_value_t *lp_msg_parent (lp_msg_t *self);               //  owned by the msg,
+lp_value_t *lp_msg_metadata (lp_msg_t *self);             //  may be modified
+lp_value_t *lp_msg_content (lp_msg_t *self);
+void        lp_msg_set_content (lp_msg_t *self, lp_value_t *content);  //  taken
+void        lp_msg_set_header (lp_msg_t *self, lp_value_t *header);    //  taken
+void        lp_msg_set_parent (lp_msg_t *self, lp_value_t *parent);    //  taken
+void        lp_msg_set_metadata (lp_msg_t *self, lp_value_t *metadata);//  taken
+//  Routing envelope (identity frames before the delimiter); never NULL.
+zmsg_t     *lp_msg_routing (lp_msg_t *self);
+void        lp_msg_set_routing (lp_msg_t *self, zmsg_t **routing_p);  //  taken
+//  Shorthands for content fields; NULL / fallback when absent or mistyped.
+const char *lp_msg_get_string (lp_msg_t *self, const char *key);
+int64_t     lp_msg_get_int (lp_msg_t *self, const char *key, int64_t fallback);
+void        lp_msg_test (bool verbose);
+
+//  ---------------------------------------------------------------------
+//  lp_wire: turns messages into signed multipart ZeroMQ messages and back.
+//  One instance per thread (not thread-safe). Drops are counted and
+//  logged through zsys_warning at most once per peer per LP_DROP_LOG_MSEC.
+
+typedef struct _lp_wire_t lp_wire_t;
+
+//  name appears in log lines ("controller/mux", "engine 3").
+lp_wire_t  *lp_wire_new (const uint8_t *key, size_t key_len, const char *name);
+void        lp_wire_destroy (lp_wire_t **self_p);
+//  Session id stamped into headers of messages this wire sends.
+const char *lp_wire_session (lp_wire_t *self);
+//  Signed multipart message; the msg is destroyed; NULL on encoding error
+//  (err filled).
+zmsg_t     *lp_wire_encode (lp_wire_t *self, lp_msg_t **msg_p, char *err, size_t errlen);
+//  Encodes and sends; 0, or -1 (msg destroyed in both cases).
+int         lp_wire_send (lp_wire_t *self, lp_msg_t **msg_p, zsock_t *sock);
+//  Verifies, checks replay, decodes. The zmsg is destroyed. NULL when the
+//  message was dropped (see lp_wire_dropped / lp_wire_last_error).
+lp_msg_t   *lp_wire_decode (lp_wire_t *self, zmsg_t **zmsg_p);
+//  Receives one message from sock and decodes it; NULL when dropped or
+//  interrupted.
+lp_msg_t   *lp_wire_recv (lp_wire_t *self, zsock_t *sock);
+//  For forwarders: verifies the signature of zmsg in place (nothing
+//  decoded but the header) and checks replay. Returns the decoded header
+//  (caller destroys) and sets *delim_p to the delimiter's frame index; NULL
+//  when dropped.
+lp_value_t *lp_wire_verify (lp_wire_t *self, zmsg_t *zmsg, size_t *delim_p);
+uint64_t    lp_wire_dropped (lp_wire_t *self);
+const char *lp_wire_last_error (lp_wire_t *self);        //  why the last drop
+//  Sets ZMQ_MAXMSGSIZE and linger on a socket this process owns.
+void        lp_wire_tune_socket (zsock_t *sock);
+void        lp_wire_test (bool verbose);
+
+//  ---------------------------------------------------------------------
+//  lp_conn: a connection file.
+//  {"version":"1.0","kind":"engine"|"client","signature_scheme":
+//   "blake2b-256","key":"<hex>","location":"127.0.0.1",
+//   "endpoints":{"registration":"tcp://127.0.0.1:40001", ...}}
+
+typedef struct _lp_conn_t lp_conn_t;
+
+lp_conn_t  *lp_conn_new (const char *kind);
+void        lp_conn_destroy (lp_conn_t **self_p);
+//  Loads and checks a file; on failure NULL and err = "<path>: <problem>".
+lp_conn_t  *lp_conn_load (const char *path, char *err, size_t errlen);
+//  Writes atomically (temporary file + rename), mode 0600. 0 / -1 + err.
+int         lp_conn_save (lp_conn_t *self, const char *path, char *err, size_t errlen);
+const char *lp_conn_kind (lp_conn_t *self);
+const char *lp_conn_endpoint (lp_conn_t *self, const char *channel);  //  NULL if absent
+void        lp_conn_set_endpoint (lp_conn_t *self, const char *channel, const char *endpoint);
+const uint8_t *lp_conn_key (lp_conn_t *self, size_t *len_p);
+void        lp_conn_set_key (lp_conn_t *self, const uint8_t *key, size_t len);
+const char *lp_conn_location (lp_conn_t *self);
+void        lp_conn_set_location (lp_conn_t *self, const char *location);
+void        lp_conn_test (bool verbose);
+
+//  ---------------------------------------------------------------------
+//  lp_luavalue: Lua <-> lp_value_t (used by the engine and the Lua module)
+
+#include <lua.h>
+
+#define LP_ARRAY_MT "lp.array"
+
+//  Pushes v onto L; typed arrays become lp.array userdata (copying the
+//  data). May raise a Lua memory error: call in protected mode.
+void        lp_lua_push_value (lua_State *L, const lp_value_t *v);
+//  Converts the value at idx. On failure returns NULL and err says what and
+//  where, e.g. "cannot send a function (at t.handlers[2])". path_root
+//  names the value in that message ("result", "x"). Never raises except
+//  on memory errors.
+lp_value_t *lp_lua_to_value (lua_State *L, int idx, const char *path_root,
+                             char *err, size_t errlen);
+//  Opens the lp.array type; pushes a table {new=, from=, ...}, see
+//  docs/api.md (lp.array(dtype, n | table)).
+int         lp_lua_open_array (lua_State *L);
+void        lp_luavalue_test (bool verbose);
+
+//  lp_value test lives with lp_value.c
+void        lp_value_test (bool verbose);
+
+#endif

@@ -1,0 +1,29 @@
+/*  lp_defaults.h - every tunable of luaparallel, with its unit in the name.
+    Profiles and command-line options override the runtime ones.  */
+#ifndef LP_DEFAULTS_H_INCLUDED
+#define LP_DEFAULTS_H_INCLUDED
+
+#define LP_PROTOCOL_VERSION        "1.0"
+#define LP_DELIMITER               "<LPMSG>"
+#define LP_SIGNATURE_SCHEME        "blake2b-256"
+#define LP_KEY_BYTES               32          //  random key per cluster
+#define LP_SIGNATURE_HEX_CHARS     64          //  keyed BLAKE2b-256 as hex
+
+#define LP_HEARTBEAT_MSEC          1000        //  ping period
+#define LP_HEARTBEAT_MAX_MISSES    3           //  pings missed before dead
+#define LP_HEARTBEAT_CHECK_DIV     4           //  liveness checked period/DIV
+#define LP_RECONNECT_MIN_MSEC      500         //  engine backoff start
+#define LP_RECONNECT_MAX_MSEC      32000       //  engine backoff cap
+
+#define LP_MAX_FRAME_BYTES         (128 * 1024 * 1024)  //  ZMQ_MAXMSGSIZE
+#define LP_PIECE_BYTES             (1024 * 1024)        //  large values split so
+#define LP_INLINE_MAX_BYTES        (64 * 1024)          //  bytes above go out of band
+#define LP_VALUE_MAX_DEPTH         24          //  user value nesting (msgpack-c stops at 32)
+#define LP_REPLAY_WINDOW           65536       //  msg_ids remembered per receiver
+#define LP_DROP_LOG_MSEC           60000       //  drop log: once per peer per minute
+
+#define LP_REGISTER_TIMEOUT_MSEC   5000        //  engine registration deadline
+#define LP_CONNECT_TIMEOUT_MSEC    5000        //  client connect default
+#define LP_SHUTDOWN_GRACE_MSEC     2000        //  before SIGKILL of local engines
+
+#endif
