@@ -1,0 +1,596 @@
+#!/usr/bin/env bash
+#  cluster.sh - start, stop and inspect a luaparallel cluster; build and test
+#
+#  One entry point for users and CI. Every command builds what it needs
+#  first (cmake's own incremental build: a no-op when up to date) after
+#  checking that the Debian packages are there. Process control is by pid
+#  only: the controller writes <profile>/pid/lpcontroller.pid and reaps its
+#  own engines; engines started here with `engines` are recorded in pid
+#  files under $LP_HOME/engines/ (LP_HOME default ~/.luaparallel).
+#
+#  Run `./cluster.sh --help` or `./cluster.sh <command> --help`.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BUILD=${LP_BUILD_DIR:-$ROOT/build}
+PROG=${0##*/}
+STOP_DEADLINE_MSEC=10000
+
+#  ---------------------------------------------------------------------
+#  Helpers
+
+die () { printf '%s: %s\n' "$PROG" "$*" >&2; exit 1; }
+say () { printf '%s: %s\n' "$PROG" "$*"; }
+
+#  Milliseconds since the epoch into variable $1 (no fork: bash 5's
+#  EPOCHREALTIME; date otherwise).
+now_ms_to () {
+    local t=${EPOCHREALTIME:-}
+    if [[ -n $t ]]; then
+        t=${t/[.,]/}
+        printf -v "$1" '%s' $(( 10#$t / 1000 ))
+    else
+        printf -v "$1" '%s' "$(date +%s%3N)"
+    fi
+}
+now_ms () { local t; now_ms_to t; printf '%s\n' "$t"; }
+
+lp_root () {
+    if [[ -n ${LP_HOME:-} ]]; then
+        printf '%s\n' "$LP_HOME"
+    else
+        [[ -n ${HOME:-} ]] || die "neither LP_HOME nor HOME is set"
+        printf '%s\n' "$HOME/.luaparallel"
+    fi
+}
+
+profile_dir () { printf '%s/profile_%s\n' "$(lp_root)" "$1"; }
+
+need_value () {   # option value: fail when the value is missing
+    [[ $# -ge 2 && -n $2 ]] || die "option $1 needs a value (see $PROG ${CMD:-} --help)"
+}
+
+need_int () {     # option value: fail unless a positive integer
+    need_value "$@"
+    [[ $2 =~ ^[0-9]+$ && $2 -gt 0 ]] || die "option $1 wants a positive integer, got '$2'"
+}
+
+#  True while pid runs. A zombie counts as gone: a daemon's parent may be
+#  slow to reap it (PID 1 reaps orphans only every ~1.5 s on these VMs).
+alive () {
+    local pid=$1 stat state
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    if [[ -r /proc/$pid/stat ]]; then
+        { read -r stat < "/proc/$pid/stat"; } 2>/dev/null || return 1
+        state=${stat##*) }
+        state=${state%% *}
+        [[ $state != Z && $state != X ]]
+    else
+        kill -0 "$pid" 2>/dev/null
+    fi
+}
+
+#  True when pid runs the program named $2 (guards against reused pids).
+is_prog () {
+    local pid=$1 name=$2 comm exe
+    alive "$pid" || return 1
+    if [[ -r /proc/$pid/comm ]]; then
+        { read -r comm < "/proc/$pid/comm"; } 2>/dev/null || return 1
+        [[ $comm == "$name" ]] && return 0
+        exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+        [[ ${exe##*/} == "$name" ]]
+    else
+        ps -o comm= -p "$pid" 2>/dev/null | grep -qx "$name"
+    fi
+}
+
+read_pid () {     # file: prints the pid it holds, or nothing
+    local pid=""
+    if [[ -r $1 ]]; then read -r pid < "$1" 2>/dev/null || true; fi
+    [[ $pid =~ ^[0-9]+$ ]] && printf '%s\n' "$pid"
+    return 0
+}
+
+#  Waits until pid is gone or deadline_ms has passed; 0 when gone.
+#  Polls often at first (most stops take tens of ms), then every 100 ms.
+wait_gone () {
+    local pid=$1 now deadline nap=0.005
+    now_ms_to now
+    deadline=$(( now + $2 ))
+    while alive "$pid"; do
+        now_ms_to now
+        (( now < deadline )) || return 1
+        sleep "$nap"
+        case $nap in
+            0.005) nap=0.01 ;; 0.01) nap=0.02 ;; 0.02) nap=0.05 ;; *) nap=0.1 ;;
+        esac
+    done
+    return 0
+}
+
+#  Stops pid (running program $2) with TERM, then KILL after the deadline.
+#  Children named $3 that outlive a KILLed parent are stopped too, by pid.
+#  Prints the elapsed milliseconds; returns 1 if KILL was needed.
+stop_pid () {
+    local pid=$1 name=$2 child_name=$3 t0 children c rc=0
+    t0=$(now_ms)
+    children=$(pgrep -P "$pid" -x "$child_name" 2>/dev/null || true)
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! wait_gone "$pid" "$STOP_DEADLINE_MSEC"; then
+        printf '%s: %s (pid %s) did not stop within %d s; sending KILL\n' \
+            "$PROG" "$name" "$pid" $(( STOP_DEADLINE_MSEC / 1000 )) >&2
+        kill -KILL "$pid" 2>/dev/null || true
+        wait_gone "$pid" 5000 || die "$name (pid $pid) survives SIGKILL"
+        rc=1
+        for c in $children; do
+            if is_prog "$c" "$child_name"; then
+                kill -TERM "$c" 2>/dev/null || true
+                wait_gone "$c" 3000 || kill -KILL "$c" 2>/dev/null || true
+            fi
+        done
+    fi
+    printf '%s\n' $(( $(now_ms) - t0 ))
+    return $rc
+}
+
+#  ---------------------------------------------------------------------
+#  Dependencies and build
+
+DEPS_BUILD=(gcc make libc6-dev cmake pkg-config libzmq3-dev libczmq-dev
+            libmsgpack-dev liblua5.4-dev libsodium-dev libjansson-dev
+            libedit-dev libsqlite3-dev iproute2 procps)
+DEPS_TEST=(tmux)
+
+check_deps () {   # extra packages...
+    [[ -n ${LP_SKIP_DEPS:-} ]] && return 0
+    if ! command -v dpkg-query >/dev/null 2>&1; then
+        say "not a Debian system (no dpkg-query): not checking packages" >&2
+        return 0
+    fi
+    local p missing=()
+    for p in "${DEPS_BUILD[@]}" "$@"; do
+        if [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true) != "install ok installed" ]]; then
+            missing+=("$p")
+        fi
+    done
+    (( ${#missing[@]} == 0 )) && return 0
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        say "installing missing packages: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        if ! apt-get install -y --no-install-recommends "${missing[@]}"; then
+            apt-get update
+            apt-get install -y --no-install-recommends "${missing[@]}" \
+                || die "could not install: ${missing[*]}"
+        fi
+    else
+        printf '%s: missing packages: %s\nInstall them with:\n  sudo apt-get install -y %s\n' \
+            "$PROG" "${missing[*]}" "${missing[*]}" >&2
+        exit 1
+    fi
+}
+
+#  Builds targets (default: all) in build_dir; quiet unless it fails.
+#  build_dir [cmake -D options...] -- [targets...]
+build_in () {
+    local dir=$1; shift
+    local opts=() targets=() log
+    while (( $# )) && [[ $1 != -- ]]; do opts+=("$1"); shift; done
+    (( $# )) && shift
+    targets=("$@")
+    log=$(mktemp "${TMPDIR:-/tmp}/lp-build.XXXXXX")
+    if [[ ! -f $dir/CMakeCache.txt ]] || (( ${#opts[@]} )); then
+        if ! cmake -S "$ROOT" -B "$dir" "${opts[@]}" >"$log" 2>&1; then
+            cat "$log" >&2; rm -f "$log"
+            die "cmake configure failed in $dir"
+        fi
+    fi
+    local targs=()
+    (( ${#targets[@]} )) && targs=(--target "${targets[@]}")
+    if ! cmake --build "$dir" -j"$(nproc 2>/dev/null || echo 2)" "${targs[@]}" >"$log" 2>&1; then
+        cat "$log" >&2; rm -f "$log"
+        die "build failed in $dir"
+    fi
+    rm -f "$log"
+}
+
+#  Builds build/ (RelWithDebInfo) unless --no-build was given.
+ensure_built () {   # targets...
+    [[ -n ${NO_BUILD:-} ]] && return 0
+    check_deps
+    if [[ ! -f $BUILD/CMakeCache.txt ]]; then
+        build_in "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -- "$@"
+    else
+        build_in "$BUILD" -- "$@"
+    fi
+}
+
+need_bin () {
+    [[ -x $BUILD/$1 ]] || die "$BUILD/$1 is missing: run $PROG build"
+}
+
+#  ---------------------------------------------------------------------
+#  Commands
+
+usage_main () {
+    cat <<EOF
+usage: $PROG <command> [options]     ($PROG <command> --help for details)
+
+Commands:
+  start -n N [--profile P] [--ip IP] [--location HOST]
+                       build, then start a controller with N local engines
+  stop [--profile P]   stop the controller of profile P (and its engines)
+  status [--profile P] list the engines: id, host, pid, state, queue
+  engines -n N --file lp-engine.json [--stop]
+                       start (or stop) N engines for a controller, e.g. on
+                       another host with a copy of lp-engine.json
+  build                configure and build in build/ (RelWithDebInfo)
+  test [--no-sanitize] run the test suite, then again under ASan/UBSan
+  bench                the benchmark suite (not there yet)
+
+Profiles live in \$LP_HOME/profile_<P> (LP_HOME default ~/.luaparallel,
+P default "default"). LP_BUILD_DIR overrides the build folder (build/).
+See README.md and docs/operations.md.
+EOF
+}
+
+usage_start () {
+    cat <<EOF
+usage: $PROG start [-n N] [--profile P] [--ip IP] [--location HOST]
+                   [--heartbeat MSEC] [--max-misses N] [--no-build]
+
+Builds (unless --no-build), then runs
+  build/lpcontroller --profile P --daemon -n N [...]
+which returns once the N engines are registered. The controller writes
+\$LP_HOME/profile_P/security/lp-client.json and lp-engine.json (mode 0600),
+pid/lpcontroller.pid and log/. Refuses when a controller of that profile
+is already running.
+
+  -n N              local engines to launch (default: number of CPUs)
+  --profile P       profile name (default "default")
+  --ip IP           address to bind (default 127.0.0.1; 0.0.0.0 for all)
+  --location HOST   address written into the connection files, the one
+                    remote engines and clients will connect to
+  --heartbeat MSEC  heartbeat period (default 1000)
+  --max-misses N    missed heartbeats before an engine is dead (default 3)
+EOF
+}
+
+usage_stop () {
+    cat <<EOF
+usage: $PROG stop [--profile P]
+
+Sends SIGTERM to the controller of profile P (pid from
+\$LP_HOME/profile_P/pid/lpcontroller.pid) and waits until it is gone; the
+controller stops and reaps its own engines. SIGKILL after ${STOP_DEADLINE_MSEC} ms.
+Engines started with '$PROG engines' on that profile's lp-engine.json are
+stopped as well.
+EOF
+}
+
+usage_status () {
+    cat <<EOF
+usage: $PROG status [--profile P] [--no-build]
+
+Prints the controller's pid and a table of its engines (id, host, pid,
+state, queue), through build/lpstatus. Exit 1 when no controller runs.
+EOF
+}
+
+usage_engines () {
+    cat <<EOF
+usage: $PROG engines -n N --file lp-engine.json [--no-build]
+       $PROG engines --stop --file lp-engine.json
+       $PROG engines -n N --profile P          (uses P's own lp-engine.json)
+
+Runs 'build/lpengine --file F -n N --daemon --pid-file PIDFILE': N engines
+under one supervisor that connect to the controller named in F (copy
+security/lp-engine.json from the controller's profile). The pid file and a
+log go to \$LP_HOME/engines/. --stop stops every engine group started here
+for that file.
+EOF
+}
+
+usage_test () {
+    cat <<EOF
+usage: $PROG test [--no-sanitize]
+
+Builds build/ and runs ctest there; then (unless --no-sanitize) configures
+build-asan/ with -DLP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug and runs ctest
+again under AddressSanitizer (leak checks on) and UndefinedBehaviorSanitizer.
+Exit status is non-zero when any pass fails.
+EOF
+}
+
+usage_build () {
+    cat <<EOF
+usage: $PROG build
+
+Checks the Debian packages, then configures (if needed) and builds build/
+(CMAKE_BUILD_TYPE=RelWithDebInfo). Output is shown only when it fails.
+EOF
+}
+
+usage_bench () {
+    cat <<EOF
+usage: $PROG bench
+
+The benchmark suite against ipyparallel (bench/) is planned, not there yet.
+EOF
+}
+
+#  Controller pid of profile dir, or nothing when none runs.
+controller_pid () {
+    local pid
+    pid=$(read_pid "$1/pid/lpcontroller.pid")
+    [[ -n $pid ]] && is_prog "$pid" lpcontroller && printf '%s\n' "$pid"
+    return 0
+}
+
+cmd_start () {
+    local n="" profile=default ip="" location="" hb="" misses=""
+    while (( $# )); do
+        case $1 in
+            -h|--help) usage_start; exit 0 ;;
+            -n) need_int "$@"; n=$2; shift 2 ;;
+            --profile) need_value "$@"; profile=$2; shift 2 ;;
+            --ip) need_value "$@"; ip=$2; shift 2 ;;
+            --location) need_value "$@"; location=$2; shift 2 ;;
+            --heartbeat) need_int "$@"; hb=$2; shift 2 ;;
+            --max-misses) need_int "$@"; misses=$2; shift 2 ;;
+            --no-build) NO_BUILD=1; shift ;;
+            *) die "start: unknown option '$1' (see $PROG start --help)" ;;
+        esac
+    done
+    [[ -n $n ]] || n=$(nproc 2>/dev/null || echo 2)
+    local dir pid
+    dir=$(profile_dir "$profile")
+    pid=$(controller_pid "$dir")
+    if [[ -n $pid ]]; then
+        die "a controller for profile '$profile' is already running (pid $pid, $dir); stop it first: $PROG stop --profile $profile"
+    fi
+    ensure_built
+    need_bin lpcontroller
+    need_bin lpengine
+    local args=(--profile "$profile" --daemon -n "$n")
+    [[ -n $ip ]] && args+=(--ip "$ip")
+    [[ -n $location ]] && args+=(--location "$location")
+    [[ -n $hb ]] && args+=(--heartbeat "$hb")
+    [[ -n $misses ]] && args+=(--max-misses "$misses")
+    "$BUILD/lpcontroller" "${args[@]}"
+}
+
+#  Engine groups recorded for a connection file: their pid files.
+engine_records () {   # absolute connection file path
+    local dir f
+    dir="$(lp_root)/engines"
+    [[ -d $dir ]] || return 0
+    for f in "$dir"/engines-*.file; do
+        [[ -f $f ]] || continue
+        if [[ $(cat "$f") == "$1" ]]; then
+            printf '%s\n' "${f%.file}.pid"
+        fi
+    done
+}
+
+#  Stops the engine groups recorded for files matching a glob pattern.
+stop_engine_records () {   # pattern ("<abs path>" or "<dir>/*")
+    local dir f target pidfile pid ms n=0
+    dir="$(lp_root)/engines"
+    [[ -d $dir ]] || { printf '0\n'; return 0; }
+    for f in "$dir"/engines-*.file; do
+        [[ -f $f ]] || continue
+        target=$(cat "$f")
+        # shellcheck disable=SC2053  # $1 is a glob pattern on purpose
+        [[ $target == $1 ]] || continue
+        pidfile=${f%.file}.pid
+        pid=$(read_pid "$pidfile")
+        if [[ -n $pid ]] && is_prog "$pid" lpengine; then
+            ms=$(stop_pid "$pid" "lpengine" lpengine) || true
+            say "engines (pid $pid, $target) stopped in ${ms} ms" >&2
+            n=$(( n + 1 ))
+        fi
+        rm -f "$pidfile" "$f"
+    done
+    printf '%s\n' "$n"
+}
+
+cmd_stop () {
+    local profile=default
+    while (( $# )); do
+        case $1 in
+            -h|--help) usage_stop; exit 0 ;;
+            --profile) need_value "$@"; profile=$2; shift 2 ;;
+            *) die "stop: unknown option '$1' (see $PROG stop --help)" ;;
+        esac
+    done
+    local dir pidfile pid ms
+    dir=$(profile_dir "$profile")
+    pidfile=$dir/pid/lpcontroller.pid
+    stop_engine_records "$dir/*" >/dev/null
+    pid=$(read_pid "$pidfile")
+    if [[ -z $pid ]]; then
+        say "no controller running for profile '$profile'"
+        return 0
+    fi
+    if ! is_prog "$pid" lpcontroller; then
+        say "no controller running for profile '$profile' (stale pid file $pidfile removed)"
+        rm -f "$pidfile"
+        return 0
+    fi
+    if ms=$(stop_pid "$pid" lpcontroller lpengine); then
+        say "controller (pid $pid, profile '$profile') stopped in ${ms} ms"
+    else
+        rm -f "$pidfile"
+        say "controller (pid $pid, profile '$profile') killed after ${ms} ms"
+    fi
+}
+
+cmd_status () {
+    local profile=default
+    while (( $# )); do
+        case $1 in
+            -h|--help) usage_status; exit 0 ;;
+            --profile) need_value "$@"; profile=$2; shift 2 ;;
+            --no-build) NO_BUILD=1; shift ;;
+            *) die "status: unknown option '$1' (see $PROG status --help)" ;;
+        esac
+    done
+    local dir pid
+    dir=$(profile_dir "$profile")
+    pid=$(controller_pid "$dir")
+    if [[ -z $pid ]]; then
+        say "no controller running for profile '$profile' ($dir)"
+        return 1
+    fi
+    if [[ ! -x $BUILD/lpstatus ]]; then
+        ensure_built lpstatus
+    fi
+    need_bin lpstatus
+    printf 'controller: pid %s, profile %s\n' "$pid" "$dir"
+    "$BUILD/lpstatus" --file "$dir/security/lp-client.json"
+}
+
+cmd_engines () {
+    local n="" file="" profile="" stop=""
+    while (( $# )); do
+        case $1 in
+            -h|--help) usage_engines; exit 0 ;;
+            -n) need_int "$@"; n=$2; shift 2 ;;
+            --file) need_value "$@"; file=$2; shift 2 ;;
+            --profile) need_value "$@"; profile=$2; shift 2 ;;
+            --stop) stop=1; shift ;;
+            --no-build) NO_BUILD=1; shift ;;
+            *) die "engines: unknown option '$1' (see $PROG engines --help)" ;;
+        esac
+    done
+    if [[ -z $file ]]; then
+        [[ -n $profile ]] || die "engines: give --file lp-engine.json (or --profile P)"
+        file="$(profile_dir "$profile")/security/lp-engine.json"
+    fi
+    local abs
+    abs=$(realpath -m -- "$file")
+    if [[ -n $stop ]]; then
+        local count
+        count=$(stop_engine_records "$abs")
+        [[ $count != 0 ]] || say "no engines recorded for $abs"
+        return 0
+    fi
+    [[ -n $n ]] || die "engines: give -n N"
+    [[ -r $abs ]] || die "engines: cannot read connection file $abs"
+    ensure_built lpengine
+    need_bin lpengine
+    local dir key k=1 base
+    dir="$(lp_root)/engines"
+    mkdir -p "$dir"
+    chmod 700 "$dir" 2>/dev/null || true
+    key=$(printf '%s' "$abs" | cksum | cut -d' ' -f1)
+    while [[ -e $dir/engines-$key-$k.file ]]; do
+        local old
+        old=$(read_pid "$dir/engines-$key-$k.pid")
+        if [[ -z $old ]] || ! is_prog "$old" lpengine; then
+            rm -f "$dir/engines-$key-$k.file" "$dir/engines-$key-$k.pid"
+            break
+        fi
+        k=$(( k + 1 ))
+    done
+    base=$dir/engines-$key-$k
+    printf '%s\n' "$abs" > "$base.file"
+    rm -f "$base.pid"
+    if ! "$BUILD/lpengine" --file "$abs" -n "$n" --daemon --pid-file "$base.pid" \
+            --log "$base.log"; then
+        rm -f "$base.file" "$base.pid"
+        die "lpengine failed (log: $base.log)"
+    fi
+    local deadline pid
+    deadline=$(( $(now_ms) + 5000 ))
+    while :; do
+        pid=$(read_pid "$base.pid")
+        [[ -n $pid ]] && break
+        (( $(now_ms) < deadline )) || { rm -f "$base.file"; die "lpengine wrote no pid file $base.pid (log: $base.log)"; }
+        sleep 0.02
+    done
+    say "started $n engine(s) for $abs (supervisor pid $pid)"
+    say "pid file: $base.pid   log: $base.log"
+    say "stop them with: $PROG engines --stop --file $abs"
+}
+
+#  Runs ctest in dir; prints a one-line summary; returns its status.
+ctest_pass () {   # label dir
+    local label=$1 dir=$2 t0 rc=0 out line verdict=""
+    t0=$(now_ms)
+    out=$(mktemp "${TMPDIR:-/tmp}/lp-ctest.XXXXXX")
+    ctest --test-dir "$dir" --output-on-failure -j2 --timeout 300 2>&1 | tee "$out" || rc=$?
+    line=$(grep -E 'tests passed, [0-9]+ tests? failed out of' "$out" | tail -n 1 || true)
+    [[ -n $line ]] || line="no test summary (ctest status $rc)"
+    grep -q 'No tests were found' "$out" && line="no tests found" && rc=1
+    rm -f "$out"
+    (( rc == 0 )) || verdict=" FAILED"
+    printf '%s: %s pass: %s (%d s)%s\n' "$PROG" "$label" "$line" \
+        $(( ($(now_ms) - t0) / 1000 )) "$verdict"
+    return $rc
+}
+
+cmd_test () {
+    local sanitize=1 failed=0
+    while (( $# )); do
+        case $1 in
+            -h|--help) usage_test; exit 0 ;;
+            --no-sanitize) sanitize=""; shift ;;
+            *) die "test: unknown option '$1' (see $PROG test --help)" ;;
+        esac
+    done
+    check_deps "${DEPS_TEST[@]}"
+    NO_BUILD="" LP_SKIP_DEPS=1 ensure_built
+    ctest_pass "release (build/)" "$BUILD" || failed=1
+    if [[ -n $sanitize ]]; then
+        local asan=$ROOT/build-asan
+        if ( build_in "$asan" -DLP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -- ); then
+            ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+                ctest_pass "sanitize (build-asan/)" "$asan" || failed=1
+        else
+            say "sanitize (build-asan/) pass: build FAILED"
+            failed=1
+        fi
+    fi
+    (( failed == 0 )) || die "tests failed"
+    say "all test passes OK"
+}
+
+cmd_build () {
+    case ${1:-} in
+        -h|--help) usage_build; exit 0 ;;
+        "") ;;
+        *) die "build: unknown option '$1'" ;;
+    esac
+    local t0; t0=$(now_ms)
+    ensure_built
+    say "built in $BUILD ($(( $(now_ms) - t0 )) ms)"
+}
+
+cmd_bench () {
+    case ${1:-} in
+        -h|--help) usage_bench; exit 0 ;;
+    esac
+    say "the benchmark suite (bench/) is not there yet" >&2
+    exit 2
+}
+
+#  ---------------------------------------------------------------------
+#  Main
+
+CMD=${1:-}
+(( $# )) && shift
+case $CMD in
+    start)   cmd_start "$@" ;;
+    stop)    cmd_stop "$@" ;;
+    status)  cmd_status "$@" ;;
+    engines) cmd_engines "$@" ;;
+    test)    cmd_test "$@" ;;
+    build)   cmd_build "$@" ;;
+    bench)   cmd_bench "$@" ;;
+    -h|--help|help)
+        if [[ -n ${1:-} ]] && declare -F "usage_$1" >/dev/null; then "usage_$1"; else usage_main; fi ;;
+    "") usage_main >&2; exit 2 ;;
+    *) printf '%s: unknown command %s\n' "$PROG" "$CMD" >&2; usage_main >&2; exit 2 ;;
+esac

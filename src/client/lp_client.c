@@ -1,0 +1,644 @@
+/*  =========================================================================
+    lp_client - a connection to a luaparallel controller
+
+    The client is single-threaded: it owns five sockets (registration,
+    mux and control DEALERs, iopub and notification SUBs) and nothing
+    runs behind the caller's back. Every wait (results, connect, ids,
+    status, wait_for_engines) calls lp_client_poll with a deadline, which
+    drains the sockets and dispatches each message:
+
+      registration  reply to the one synchronous query in flight (status,
+                    shutdown), matched by parent msg_id
+      mux, control  reply -> routes[parent msg_id] -> lp_result slot
+      iopub         stream -> routes[parent msg_id] -> slot stdout
+      notification  engine_registered / _unregistered -> id cache
+
+    A library must not install signal handlers, so czmq's are switched
+    off before the first socket. Results and views made from a client are
+    kept in lists; destroying the client detaches them, so a result that
+    outlives its client reports "client destroyed" and never blocks.
+    =========================================================================
+*/
+#include "lp_client_private.h"
+#include <pthread.h>
+#include <stdarg.h>
+
+#define LP_CLIENT_TAG           0x1b0c0001
+#define LP_CLIENT_DRAIN_MAX     1000    //  messages per socket per poll round
+#define LP_CLIENT_RESTATUS_MSEC 500     //  wait_for_engines re-asks status
+#define LP_CLIENT_SLICE_MSEC    50      //  wait_for_engines poll slice
+#define LP_CLIENT_SNDTIMEO_MSEC 5000    //  a send that blocks this long fails
+
+struct _lp_client_t {
+    uint32_t tag;                       //  LP_CLIENT_TAG while alive
+    lp_conn_t *conn;                    //  the connection file
+    lp_wire_t *wire;                    //  signing, decoding, replay guard
+    zsock_t *registration;              //  DEALER: status, shutdown
+    zsock_t *mux;                       //  DEALER: direct requests
+    zsock_t *control;                   //  DEALER: interrupt
+    zsock_t *iopub;                     //  SUB: output streams
+    zsock_t *notification;              //  SUB: engine (un)registered
+    char endpoint [256];                //  registration endpoint, for errors
+    int *ids;                           //  cached engine ids, ascending
+    size_t nids;                        //  number of cached ids
+    size_t ids_cap;                     //  allocated ids
+    zhashx_t *routes;                   //  msg_id -> lp_result_t *
+    zlistx_t *results;                  //  live results (not owned)
+    zlistx_t *views;                    //  live views (not owned)
+    char sync_id [LP_ID_CHARS + 1];     //  msg_id of the query in flight
+    lp_msg_t *sync_reply;               //  its reply, once here
+    char error [1024];                  //  last error, "" when none
+};
+
+static _Thread_local char s_last_error [1024];
+static pthread_once_t s_handler_once = PTHREAD_ONCE_INIT;
+
+//  --------------------------------------------------------------------------
+//  czmq would otherwise catch SIGINT/SIGTERM in the user's program.
+
+static void
+s_disable_handlers (void)
+{
+    zsys_handler_set (NULL);
+}
+
+void
+lp_set_last_error (const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    vsnprintf (s_last_error, sizeof s_last_error, format, args);
+    va_end (args);
+}
+
+const char *
+lp_last_error (void)
+{
+    return s_last_error;
+}
+
+void
+lp_client_set_error (lp_client_t *self, const char *format, ...)
+{
+    char text [1024];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (text, sizeof text, format, args);
+    va_end (args);
+    if (self)
+        snprintf (self->error, sizeof self->error, "%s", text);
+    snprintf (s_last_error, sizeof s_last_error, "%s", text);
+}
+
+const char *
+lp_client_error (lp_client_t *self)
+{
+    return self? self->error: s_last_error;
+}
+
+const char *
+lp_client_endpoint (lp_client_t *self)
+{
+    assert (self);
+    return self->endpoint;
+}
+
+//  --------------------------------------------------------------------------
+//  Id cache
+
+static int
+s_int_cmp (const void *a, const void *b)
+{
+    int x = *(const int *) a, y = *(const int *) b;
+    return (x > y) - (x < y);
+}
+
+static int
+s_ids_reserve (lp_client_t *self, size_t n)
+{
+    if (n <= self->ids_cap)
+        return 0;
+    size_t cap = self->ids_cap? self->ids_cap * 2: 16;
+    while (cap < n)
+        cap *= 2;
+    int *ids = (int *) realloc (self->ids, cap * sizeof (int));
+    if (!ids)
+        return -1;
+    self->ids = ids;
+    self->ids_cap = cap;
+    return 0;
+}
+
+static void
+s_ids_add (lp_client_t *self, int id)
+{
+    for (size_t i = 0; i < self->nids; i++)
+        if (self->ids [i] == id)
+            return;
+    if (s_ids_reserve (self, self->nids + 1))
+        return;
+    self->ids [self->nids++] = id;
+    qsort (self->ids, self->nids, sizeof (int), s_int_cmp);
+}
+
+static void
+s_ids_remove (lp_client_t *self, int id)
+{
+    for (size_t i = 0; i < self->nids; i++)
+        if (self->ids [i] == id) {
+            memmove (self->ids + i, self->ids + i + 1,
+                     (self->nids - i - 1) * sizeof (int));
+            self->nids--;
+            return;
+        }
+}
+
+//  Replaces the cache with the ids of a status_reply's engines array.
+static void
+s_ids_from_engines (lp_client_t *self, const lp_value_t *engines)
+{
+    self->nids = 0;
+    if (!engines || lp_value_type (engines) != LP_ARRAY)
+        return;
+    size_t n = lp_value_len (engines);
+    if (s_ids_reserve (self, n))
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const lp_value_t *engine = lp_value_at (engines, i);
+        if (!engine || lp_value_type (engine) != LP_MAP)
+            continue;
+        const lp_value_t *id = lp_value_get (engine, "id");
+        if (id && lp_value_type (id) == LP_INT)
+            self->ids [self->nids++] = (int) lp_value_as_int (id);
+    }
+    qsort (self->ids, self->nids, sizeof (int), s_int_cmp);
+}
+
+int
+lp_client_cached_ids (lp_client_t *self, const int **ids_p)
+{
+    assert (self);
+    *ids_p = self->ids;
+    return (int) self->nids;
+}
+
+//  --------------------------------------------------------------------------
+//  Dispatch of one incoming message
+
+static void
+s_dispatch (lp_client_t *self, zsock_t *sock, lp_msg_t *msg)
+{
+    const char *parent_id = lp_msg_parent_id (msg);
+    if (sock == self->mux || sock == self->control) {
+        lp_result_t *result = parent_id?
+            (lp_result_t *) zhashx_lookup (self->routes, parent_id): NULL;
+        if (result)
+            lp_result_handle_reply (result, msg);
+    }
+    else
+    if (sock == self->iopub) {
+        lp_result_t *result = parent_id?
+            (lp_result_t *) zhashx_lookup (self->routes, parent_id): NULL;
+        if (result && streq (lp_msg_type (msg), "stream"))
+            lp_result_handle_stream (result, msg);
+    }
+    else
+    if (sock == self->notification) {
+        lp_value_t *content = lp_msg_content (msg);
+        const lp_value_t *id = lp_value_get (content, "id");
+        if (id && lp_value_type (id) == LP_INT) {
+            if (streq (lp_msg_type (msg), "engine_registered"))
+                s_ids_add (self, (int) lp_value_as_int (id));
+            else
+            if (streq (lp_msg_type (msg), "engine_unregistered"))
+                s_ids_remove (self, (int) lp_value_as_int (id));
+        }
+    }
+    else
+    if (sock == self->registration) {
+        if (parent_id && *self->sync_id && streq (parent_id, self->sync_id)) {
+            lp_msg_destroy (&self->sync_reply);
+            self->sync_reply = msg;
+            self->sync_id [0] = 0;
+            return;             //  kept
+        }
+    }
+    lp_msg_destroy (&msg);
+}
+
+//  Handles whatever is waiting on every socket, without blocking.
+static int
+s_drain (lp_client_t *self)
+{
+    zsock_t *socks [] = { self->registration, self->mux, self->control,
+                          self->iopub, self->notification };
+    int handled = 0;
+    for (size_t i = 0; i < sizeof socks / sizeof socks [0]; i++) {
+        int count = 0;
+        while (count < LP_CLIENT_DRAIN_MAX
+           && (zsock_events (socks [i]) & ZMQ_POLLIN)) {
+            lp_msg_t *msg = lp_wire_recv (self->wire, socks [i]);
+            count++;
+            if (msg)
+                s_dispatch (self, socks [i], msg);
+            //  else dropped: counted and logged by lp_wire
+        }
+        handled += count;
+    }
+    return handled;
+}
+
+int
+lp_client_poll (lp_client_t *self, int timeout_ms)
+{
+    assert (self);
+    //  Messages may already sit in the sockets (ZMQ_EVENTS is edge
+    //  triggered for zmq_poll), so drain first.
+    int handled = s_drain (self);
+    if (handled > 0)
+        return handled;
+    zmq_pollitem_t items [] = {
+        { zsock_resolve (self->registration), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->mux), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->control), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->iopub), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->notification), 0, ZMQ_POLLIN, 0 }
+    };
+    int rc = zmq_poll (items, 5, timeout_ms < 0? 0: timeout_ms);
+    if (rc == -1) {
+        if (errno == EINTR)
+            lp_client_set_error (self, "interrupted");
+        else
+            lp_client_set_error (self, "poll failed: %s", zmq_strerror (errno));
+        return -1;
+    }
+    if (rc == 0)
+        return 0;
+    return s_drain (self);
+}
+
+//  --------------------------------------------------------------------------
+//  Sending
+
+int
+lp_client_send (lp_client_t *self, lp_channel_t channel, lp_msg_t **msg_p,
+                lp_result_t *result, char msg_id [LP_ID_CHARS + 1])
+{
+    assert (self);
+    assert (msg_p && *msg_p);
+    snprintf (msg_id, LP_ID_CHARS + 1, "%s", lp_msg_id (*msg_p));
+    zsock_t *sock = channel == LP_CHANNEL_MUX? self->mux:
+                    channel == LP_CHANNEL_CONTROL? self->control:
+                    self->registration;
+    char err [256] = "";
+    zmsg_t *zmsg = lp_wire_encode (self->wire, msg_p, err, sizeof err);
+    if (!zmsg) {
+        lp_client_set_error (self, "cannot send: %s", *err? err: "encoding failed");
+        return -1;
+    }
+    if (result && !zhashx_lookup (self->routes, msg_id))
+        zhashx_insert (self->routes, msg_id, result);
+    if (zmsg_send (&zmsg, sock)) {
+        int error = errno;
+        zmsg_destroy (&zmsg);
+        if (result)
+            zhashx_delete (self->routes, msg_id);
+        if (error == EAGAIN)
+            lp_client_set_error (self, "controller not accepting messages at %s "
+                                 "(send blocked for %d ms)", self->endpoint,
+                                 LP_CLIENT_SNDTIMEO_MSEC);
+        else
+            lp_client_set_error (self, "send failed: %s", zmq_strerror (error));
+        return -1;
+    }
+    return 0;
+}
+
+void
+lp_client_unroute (lp_client_t *self, const char *msg_id)
+{
+    assert (self);
+    zhashx_delete (self->routes, msg_id);
+}
+
+void *
+lp_client_track_result (lp_client_t *self, lp_result_t *result)
+{
+    assert (self);
+    return zlistx_add_end (self->results, result);
+}
+
+void
+lp_client_forget_result (lp_client_t *self, lp_result_t *result, void *handle)
+{
+    assert (self);
+    (void) result;
+    if (handle)
+        zlistx_delete (self->results, handle);
+}
+
+void *
+lp_client_track_view (lp_client_t *self, lp_view_t *view)
+{
+    assert (self);
+    return zlistx_add_end (self->views, view);
+}
+
+void
+lp_client_forget_view (lp_client_t *self, void *handle)
+{
+    assert (self);
+    if (handle)
+        zlistx_delete (self->views, handle);
+}
+
+//  --------------------------------------------------------------------------
+//  One synchronous query on the registration channel. Returns the reply
+//  (caller destroys) or NULL with the error set.
+
+static lp_msg_t *
+s_query (lp_client_t *self, const char *msg_type, int timeout_ms)
+{
+    lp_msg_t *msg = lp_msg_new (msg_type);
+    if (!msg) {
+        lp_client_set_error (self, "out of memory");
+        return NULL;
+    }
+    lp_value_t *content = lp_value_map ();
+    if (!content) {
+        lp_msg_destroy (&msg);
+        lp_client_set_error (self, "out of memory");
+        return NULL;
+    }
+    lp_msg_set_content (msg, content);
+    char msg_id [LP_ID_CHARS + 1];
+    if (lp_client_send (self, LP_CHANNEL_REGISTRATION, &msg, NULL, msg_id))
+        return NULL;
+    snprintf (self->sync_id, sizeof self->sync_id, "%s", msg_id);
+    lp_msg_destroy (&self->sync_reply);
+
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (!self->sync_reply) {
+        int64_t left = deadline - zclock_mono ();
+        if (left <= 0)
+            break;
+        if (lp_client_poll (self, (int) left) == -1)
+            break;
+    }
+    lp_msg_t *reply = self->sync_reply;
+    self->sync_reply = NULL;
+    self->sync_id [0] = 0;
+    if (!reply) {
+        if (!streq (self->error, "interrupted"))
+            lp_client_set_error (self, "controller not answering at %s "
+                                 "(no reply in %d ms)", self->endpoint, timeout_ms);
+        return NULL;
+    }
+    const char *status = lp_msg_get_string (reply, "status");
+    if (!status || !streq (status, "ok")) {
+        const char *evalue = lp_msg_get_string (reply, "evalue");
+        lp_client_set_error (self, "%s failed: %s", msg_type,
+                             evalue? evalue: "controller answered with an error");
+        lp_msg_destroy (&reply);
+        return NULL;
+    }
+    return reply;
+}
+
+//  Refreshes the id cache; returns the engines array (caller destroys)
+//  when engines_p is given. 0 / -1.
+static int
+s_status (lp_client_t *self, int timeout_ms, lp_value_t **engines_p)
+{
+    lp_msg_t *reply = s_query (self, "status_request", timeout_ms);
+    if (!reply)
+        return -1;
+    const lp_value_t *engines = lp_value_get (lp_msg_content (reply), "engines");
+    if (!engines || lp_value_type (engines) != LP_ARRAY) {
+        lp_client_set_error (self, "status_reply without an engines array");
+        lp_msg_destroy (&reply);
+        return -1;
+    }
+    s_ids_from_engines (self, engines);
+    if (engines_p) {
+        *engines_p = lp_value_dup (engines);
+        if (!*engines_p) {
+            lp_client_set_error (self, "out of memory");
+            lp_msg_destroy (&reply);
+            return -1;
+        }
+    }
+    lp_msg_destroy (&reply);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Connection
+
+static zsock_t *
+s_socket (lp_client_t *self, int type, const char *channel)
+{
+    const char *endpoint = lp_conn_endpoint (self->conn, channel);
+    if (!endpoint) {
+        lp_client_set_error (self, "connection file has no '%s' endpoint", channel);
+        return NULL;
+    }
+    zsock_t *sock = zsock_new (type);
+    if (!sock) {
+        lp_client_set_error (self, "cannot create a socket for %s", channel);
+        return NULL;
+    }
+    lp_wire_tune_socket (sock);
+    if (type == ZMQ_SUB)
+        zsock_set_subscribe (sock, "");
+    else
+        zsock_set_sndtimeo (sock, LP_CLIENT_SNDTIMEO_MSEC);
+    if (zsock_connect (sock, "%s", endpoint)) {
+        lp_client_set_error (self, "cannot connect %s to %s: %s", channel,
+                             endpoint, zmq_strerror (zmq_errno ()));
+        zsock_destroy (&sock);
+        return NULL;
+    }
+    return sock;
+}
+
+lp_client_t *
+lp_client_connect (const char *connection_file, int timeout_ms)
+{
+    char path [1024];
+    if (connection_file)
+        snprintf (path, sizeof path, "%s", connection_file);
+    else {
+        char dir [900];
+        if (lp_util_profile_dir ("default", dir, sizeof dir)) {
+            lp_set_last_error ("default profile path too long");
+            return NULL;
+        }
+        snprintf (path, sizeof path, "%s/security/lp-client.json", dir);
+    }
+    if (timeout_ms <= 0)
+        timeout_ms = LP_CONNECT_TIMEOUT_MSEC;
+
+    char err [512] = "";
+    lp_conn_t *conn = lp_conn_load (path, err, sizeof err);
+    if (!conn) {
+        lp_set_last_error ("%s", *err? err: path);
+        return NULL;
+    }
+    const char *kind = lp_conn_kind (conn);
+    if (kind && !streq (kind, "client")) {
+        lp_set_last_error ("%s: a \"%s\" connection file, not a client one", path, kind);
+        lp_conn_destroy (&conn);
+        return NULL;
+    }
+    lp_client_t *self = (lp_client_t *) calloc (1, sizeof (lp_client_t));
+    if (!self) {
+        lp_conn_destroy (&conn);
+        lp_set_last_error ("out of memory");
+        return NULL;
+    }
+    self->tag = LP_CLIENT_TAG;
+    self->conn = conn;
+    const char *reg = lp_conn_endpoint (conn, "registration");
+    snprintf (self->endpoint, sizeof self->endpoint, "%s", reg? reg: "?");
+
+    size_t key_len = 0;
+    const uint8_t *key = lp_conn_key (conn, &key_len);
+    self->wire = lp_wire_new (key, key_len, "client");
+    self->routes = zhashx_new ();
+    self->results = zlistx_new ();
+    self->views = zlistx_new ();
+    if (!self->wire || !self->routes || !self->results || !self->views) {
+        lp_client_set_error (self, "out of memory");
+        lp_client_destroy (&self);
+        return NULL;
+    }
+    pthread_once (&s_handler_once, s_disable_handlers);
+    if (!(self->registration = s_socket (self, ZMQ_DEALER, "registration"))
+    ||  !(self->mux = s_socket (self, ZMQ_DEALER, "mux"))
+    ||  !(self->control = s_socket (self, ZMQ_DEALER, "control"))
+    ||  !(self->iopub = s_socket (self, ZMQ_SUB, "iopub"))
+    ||  !(self->notification = s_socket (self, ZMQ_SUB, "notification"))) {
+        lp_client_destroy (&self);
+        return NULL;
+    }
+    if (s_status (self, timeout_ms, NULL)) {
+        lp_client_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+lp_client_destroy (lp_client_t **self_p)
+{
+    assert (self_p);
+    lp_client_t *self = *self_p;
+    if (!self)
+        return;
+    assert (self->tag == LP_CLIENT_TAG);
+    if (self->results) {
+        lp_result_t *result = (lp_result_t *) zlistx_first (self->results);
+        while (result) {
+            lp_result_detach (result);
+            result = (lp_result_t *) zlistx_next (self->results);
+        }
+        zlistx_destroy (&self->results);
+    }
+    if (self->views) {
+        lp_view_t *view = (lp_view_t *) zlistx_first (self->views);
+        while (view) {
+            lp_view_detach (view);
+            view = (lp_view_t *) zlistx_next (self->views);
+        }
+        zlistx_destroy (&self->views);
+    }
+    zhashx_destroy (&self->routes);
+    zsock_destroy (&self->registration);
+    zsock_destroy (&self->mux);
+    zsock_destroy (&self->control);
+    zsock_destroy (&self->iopub);
+    zsock_destroy (&self->notification);
+    lp_msg_destroy (&self->sync_reply);
+    lp_wire_destroy (&self->wire);
+    lp_conn_destroy (&self->conn);
+    free (self->ids);
+    self->tag = 0xDeadBeef;
+    free (self);
+    *self_p = NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  Queries
+
+int
+lp_client_ids (lp_client_t *self, int *ids, int max)
+{
+    assert (self);
+    if (s_status (self, LP_CONNECT_TIMEOUT_MSEC, NULL))
+        return -1;
+    for (int i = 0; ids && i < max && i < (int) self->nids; i++)
+        ids [i] = self->ids [i];
+    return (int) self->nids;
+}
+
+lp_value_t *
+lp_client_status (lp_client_t *self, int timeout_ms)
+{
+    assert (self);
+    if (timeout_ms <= 0)
+        timeout_ms = LP_CONNECT_TIMEOUT_MSEC;
+    lp_value_t *engines = NULL;
+    if (s_status (self, timeout_ms, &engines))
+        return NULL;
+    return engines;
+}
+
+int
+lp_client_wait_for_engines (lp_client_t *self, int n, int timeout_ms)
+{
+    assert (self);
+    int64_t start = zclock_mono ();
+    int64_t deadline = start + (timeout_ms < 0? 0: timeout_ms);
+    int64_t next_status = start;
+    while (true) {
+        int64_t now = zclock_mono ();
+        if (now >= next_status) {
+            //  Notifications can be missed (a SUB joins late), so the
+            //  status query is the truth; notifications only speed it up.
+            int64_t left = deadline - now;
+            if (s_status (self, (int) (left > 0? left: 1), NULL)) {
+                if ((int) self->nids >= n)
+                    return 0;
+                return -1;
+            }
+            next_status = zclock_mono () + LP_CLIENT_RESTATUS_MSEC;
+        }
+        if ((int) self->nids >= n)
+            return 0;
+        now = zclock_mono ();
+        if (now >= deadline) {
+            lp_client_set_error (self, "only %zu of %d engines registered after %d ms",
+                                 self->nids, n, timeout_ms);
+            return -1;
+        }
+        int64_t slice = deadline - now;
+        if (slice > LP_CLIENT_SLICE_MSEC)
+            slice = LP_CLIENT_SLICE_MSEC;
+        if (lp_client_poll (self, (int) slice) == -1)
+            return -1;
+    }
+}
+
+int
+lp_client_shutdown_cluster (lp_client_t *self, int timeout_ms)
+{
+    assert (self);
+    if (timeout_ms <= 0)
+        timeout_ms = LP_CONNECT_TIMEOUT_MSEC;
+    lp_msg_t *reply = s_query (self, "shutdown_request", timeout_ms);
+    if (!reply)
+        return -1;
+    lp_msg_destroy (&reply);
+    return 0;
+}

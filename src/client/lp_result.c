@@ -1,0 +1,605 @@
+/*  =========================================================================
+    lp_result - the replies to one call
+
+    A result holds one slot per reply it expects: one per target engine for
+    a message the controller fans out, one per message for scatter and
+    map (one message per engine). The client routes each reply here by its
+    parent msg_id; the slot is the one with that msg_id whose engine is the
+    reply's metadata.engine. A slot keeps what the reply carried: the
+    values array, the error (ename, evalue, traceback and the formatted
+    "[engine 2] LuaError: ..." text), and the output, which grows with
+    iopub stream messages while the request runs and is replaced by the
+    complete text of the reply's metadata.stdout when it ends.
+
+    lp_result_get combines the slots once, lazily: a single value, an
+    array of per-engine values, a concatenation (gather, map), or nil
+    (push, scatter). Values handed out belong to the result.
+    =========================================================================
+*/
+#include "lp_client_private.h"
+
+#define LP_RESULT_TAG   0x1b0c0003
+
+typedef enum {
+    SLOT_PENDING = 0,
+    SLOT_OK,
+    SLOT_ERROR
+} slot_state_t;
+
+typedef struct {
+    char msg_id [LP_ID_CHARS + 1];      //  request this slot answers
+    int engine;                         //  engine id, -1 unknown
+    slot_state_t state;                 //  pending, ok, error
+    lp_value_t *values;                 //  values array of the reply (owned)
+    lp_value_t *nil;                    //  owned nil for "no values"
+    const lp_value_t *value;            //  single value view (see header)
+    char *ename;                        //  error name, NULL when ok
+    char *evalue;                       //  error message
+    char *traceback;                    //  Lua traceback, may be ""
+    char *error;                        //  "[engine N] ename: evalue\n..."
+    char *out;                          //  output so far, NUL-terminated
+    size_t out_len;                     //  bytes in out
+    size_t out_cap;                     //  allocated bytes of out
+} slot_t;
+
+struct _lp_result_t {
+    uint32_t tag;                       //  LP_RESULT_TAG while alive
+    lp_client_t *client;                //  NULL once detached
+    void *handle;                       //  our entry in the client's list
+    lp_combine_t combine;               //  how lp_result_get combines
+    slot_t *slots;                      //  one per expected reply
+    int nslots;                         //  slots used
+    int slots_cap;                      //  slots allocated
+    int done;                           //  slots no longer pending
+    int failed;                         //  slots that are errors
+    bool lost;                          //  client went away while pending
+    lp_value_t *combined;               //  lp_result_get's value, lazily
+};
+
+static char *
+s_strdup (const char *s)
+{
+    return strdup (s? s: "");
+}
+
+//  --------------------------------------------------------------------------
+
+lp_result_t *
+lp_result_new (lp_client_t *client, lp_combine_t combine)
+{
+    assert (client);
+    lp_result_t *self = (lp_result_t *) calloc (1, sizeof (lp_result_t));
+    if (!self)
+        return NULL;
+    self->tag = LP_RESULT_TAG;
+    self->client = client;
+    self->combine = combine;
+    self->handle = lp_client_track_result (client, self);
+    if (!self->handle) {
+        free (self);
+        return NULL;
+    }
+    return self;
+}
+
+static void
+s_slot_clear (slot_t *slot)
+{
+    lp_value_destroy (&slot->values);
+    lp_value_destroy (&slot->nil);
+    free (slot->ename);
+    free (slot->evalue);
+    free (slot->traceback);
+    free (slot->error);
+    free (slot->out);
+}
+
+void
+lp_result_destroy (lp_result_t **self_p)
+{
+    assert (self_p);
+    lp_result_t *self = *self_p;
+    if (!self)
+        return;
+    assert (self->tag == LP_RESULT_TAG);
+    for (int i = 0; i < self->nslots; i++) {
+        if (self->client)
+            lp_client_unroute (self->client, self->slots [i].msg_id);
+        s_slot_clear (&self->slots [i]);
+    }
+    if (self->client)
+        lp_client_forget_result (self->client, self, self->handle);
+    free (self->slots);
+    lp_value_destroy (&self->combined);
+    self->tag = 0xDeadBeef;
+    free (self);
+    *self_p = NULL;
+}
+
+int
+lp_result_add_slot (lp_result_t *self, const char *msg_id, int engine)
+{
+    assert (self);
+    if (self->nslots == self->slots_cap) {
+        int cap = self->slots_cap? self->slots_cap * 2: 4;
+        slot_t *slots = (slot_t *) realloc (self->slots, cap * sizeof (slot_t));
+        if (!slots)
+            return -1;
+        self->slots = slots;
+        self->slots_cap = cap;
+    }
+    slot_t *slot = &self->slots [self->nslots];
+    memset (slot, 0, sizeof *slot);
+    snprintf (slot->msg_id, sizeof slot->msg_id, "%s", msg_id);
+    slot->engine = engine;
+    slot->out = strdup ("");
+    if (!slot->out)
+        return -1;
+    slot->out_cap = 1;
+    self->nslots++;
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Incoming messages
+
+static int
+s_msg_engine (lp_msg_t *msg)
+{
+    const lp_value_t *engine = lp_value_get (lp_msg_metadata (msg), "engine");
+    if (engine && lp_value_type (engine) == LP_INT)
+        return (int) lp_value_as_int (engine);
+    return -1;
+}
+
+//  The pending slot for this parent msg_id and engine.
+static slot_t *
+s_find_slot (lp_result_t *self, const char *parent_id, int engine)
+{
+    slot_t *fallback = NULL;
+    for (int i = 0; i < self->nslots; i++) {
+        slot_t *slot = &self->slots [i];
+        if (slot->state != SLOT_PENDING || !streq (slot->msg_id, parent_id))
+            continue;
+        if (slot->engine == engine)
+            return slot;
+        if (!fallback && (engine == -1 || slot->engine == -1))
+            fallback = slot;
+    }
+    return fallback;
+}
+
+static void
+s_slot_set_out (slot_t *slot, const char *text, size_t len)
+{
+    char *out = (char *) malloc (len + 1);
+    if (!out)
+        return;
+    memcpy (out, text, len);
+    out [len] = 0;
+    free (slot->out);
+    slot->out = out;
+    slot->out_len = len;
+    slot->out_cap = len + 1;
+}
+
+static void
+s_slot_append_out (slot_t *slot, const char *text, size_t len)
+{
+    if (slot->out_len + len + 1 > slot->out_cap) {
+        size_t cap = slot->out_cap * 2;
+        while (cap < slot->out_len + len + 1)
+            cap *= 2;
+        char *out = (char *) realloc (slot->out, cap);
+        if (!out)
+            return;
+        slot->out = out;
+        slot->out_cap = cap;
+    }
+    memcpy (slot->out + slot->out_len, text, len);
+    slot->out_len += len;
+    slot->out [slot->out_len] = 0;
+}
+
+static void
+s_slot_fail (lp_result_t *self, slot_t *slot, const char *ename,
+             const char *evalue, const char *traceback)
+{
+    slot->state = SLOT_ERROR;
+    slot->ename = s_strdup (ename);
+    slot->evalue = s_strdup (evalue);
+    slot->traceback = s_strdup (traceback);
+    char engine [32];
+    if (slot->engine >= 0)
+        snprintf (engine, sizeof engine, "%d", slot->engine);
+    else
+        snprintf (engine, sizeof engine, "?");
+    size_t size = strlen (engine) + strlen (ename) + strlen (evalue)
+                + strlen (traceback) + 32;
+    slot->error = (char *) malloc (size);
+    if (slot->error) {
+        if (*traceback)
+            snprintf (slot->error, size, "[engine %s] %s: %s\n%s",
+                      engine, ename, evalue, traceback);
+        else
+            snprintf (slot->error, size, "[engine %s] %s: %s",
+                      engine, ename, evalue);
+    }
+    self->done++;
+    self->failed++;
+}
+
+static const char *
+s_content_string (lp_value_t *content, const char *key, const char *fallback)
+{
+    const lp_value_t *v = lp_value_get (content, key);
+    if (v && lp_value_type (v) == LP_STRING) {
+        const char *s = lp_value_as_string (v, NULL);
+        return s? s: fallback;
+    }
+    return fallback;
+}
+
+void
+lp_result_handle_reply (lp_result_t *self, lp_msg_t *msg)
+{
+    assert (self);
+    const char *parent_id = lp_msg_parent_id (msg);
+    if (!parent_id)
+        return;
+    int engine = s_msg_engine (msg);
+    slot_t *slot = s_find_slot (self, parent_id, engine);
+    if (!slot)
+        return;                 //  duplicate or unexpected
+    if (slot->engine == -1)
+        slot->engine = engine;
+    lp_value_destroy (&self->combined);
+
+    const lp_value_t *out = lp_value_get (lp_msg_metadata (msg), "stdout");
+    if (out && lp_value_type (out) == LP_STRING) {
+        size_t len = 0;
+        const char *text = lp_value_as_string (out, &len);
+        if (text)
+            s_slot_set_out (slot, text, len);
+    }
+    lp_value_t *content = lp_msg_content (msg);
+    const char *status = s_content_string (content, "status", "");
+    if (!streq (status, "ok")) {
+        s_slot_fail (self, slot,
+                     s_content_string (content, "ename", "ProtocolError"),
+                     s_content_string (content, "evalue",
+                                       "reply without status \"ok\""),
+                     s_content_string (content, "traceback", ""));
+        return;
+    }
+    const lp_value_t *values = lp_value_get (content, "values");
+    if (values && (lp_value_type (values) == LP_ARRAY
+               ||  lp_value_type (values) == LP_TYPED))
+        slot->values = lp_value_dup (values);
+    else {
+        slot->values = lp_value_array ();
+        const lp_value_t *interrupted = lp_value_get (content, "interrupted");
+        if (slot->values && interrupted)
+            lp_value_append (slot->values, lp_value_dup (interrupted));
+    }
+    if (!slot->values) {
+        s_slot_fail (self, slot, "MemoryError", "out of memory in the client", "");
+        return;
+    }
+    if (lp_value_type (slot->values) == LP_ARRAY && lp_value_len (slot->values) == 0) {
+        slot->nil = lp_value_nil ();
+        slot->value = slot->nil;
+    }
+    else
+    if (lp_value_type (slot->values) == LP_ARRAY && lp_value_len (slot->values) == 1)
+        slot->value = lp_value_at (slot->values, 0);
+    else
+        slot->value = slot->values;
+    if (!slot->value) {
+        s_slot_fail (self, slot, "MemoryError", "out of memory in the client", "");
+        return;
+    }
+    slot->state = SLOT_OK;
+    self->done++;
+}
+
+void
+lp_result_handle_stream (lp_result_t *self, lp_msg_t *msg)
+{
+    assert (self);
+    const char *parent_id = lp_msg_parent_id (msg);
+    if (!parent_id)
+        return;
+    slot_t *slot = s_find_slot (self, parent_id, s_msg_engine (msg));
+    if (!slot)
+        return;                 //  reply already here: it has the full text
+    const lp_value_t *text = lp_value_get (lp_msg_content (msg), "text");
+    if (text && (lp_value_type (text) == LP_STRING || lp_value_type (text) == LP_BYTES)) {
+        size_t len = 0;
+        const char *s = lp_value_as_string (text, &len);
+        if (s)
+            s_slot_append_out (slot, s, len);
+    }
+}
+
+void
+lp_result_detach (lp_result_t *self)
+{
+    assert (self);
+    self->client = NULL;
+    self->handle = NULL;
+    for (int i = 0; i < self->nslots; i++)
+        if (self->slots [i].state == SLOT_PENDING) {
+            self->lost = true;
+            s_slot_fail (self, &self->slots [i], "ClientError", "client destroyed", "");
+        }
+}
+
+//  --------------------------------------------------------------------------
+//  Waiting
+
+bool
+lp_result_ready (lp_result_t *self)
+{
+    assert (self);
+    if (self->done < self->nslots && self->client)
+        lp_client_poll (self->client, 0);
+    return self->done >= self->nslots;
+}
+
+int
+lp_result_wait (lp_result_t *self, int timeout_ms)
+{
+    assert (self);
+    int64_t deadline = zclock_mono () + (timeout_ms < 0? 0: timeout_ms);
+    while (self->done < self->nslots) {
+        if (!self->client)
+            break;
+        int64_t left = deadline - zclock_mono ();
+        if (left <= 0) {
+            lp_client_set_error (self->client, "timed out after %d ms: %d of %d "
+                                 "replies pending", timeout_ms,
+                                 self->nslots - self->done, self->nslots);
+            return -1;
+        }
+        if (lp_client_poll (self->client, (int) left) == -1)
+            return -1;
+    }
+    if (self->lost) {
+        lp_set_last_error ("client destroyed");
+        return -1;
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Accessors
+
+int
+lp_result_count (lp_result_t *self)
+{
+    assert (self);
+    return self->nslots;
+}
+
+int
+lp_result_failed (lp_result_t *self)
+{
+    assert (self);
+    return self->failed;
+}
+
+static slot_t *
+s_slot (lp_result_t *self, int i)
+{
+    assert (self);
+    if (i < 0 || i >= self->nslots)
+        return NULL;
+    return &self->slots [i];
+}
+
+const lp_value_t *
+lp_result_value (lp_result_t *self, int i)
+{
+    slot_t *slot = s_slot (self, i);
+    return slot && slot->state == SLOT_OK? slot->value: NULL;
+}
+
+const lp_value_t *
+lp_result_values (lp_result_t *self, int i)
+{
+    slot_t *slot = s_slot (self, i);
+    return slot && slot->state == SLOT_OK? slot->values: NULL;
+}
+
+const char *
+lp_result_error (lp_result_t *self, int i)
+{
+    slot_t *slot = s_slot (self, i);
+    return slot && slot->state == SLOT_ERROR? slot->error: NULL;
+}
+
+const char *
+lp_result_ename (lp_result_t *self, int i)
+{
+    slot_t *slot = s_slot (self, i);
+    return slot && slot->state == SLOT_ERROR? slot->ename: NULL;
+}
+
+const char *
+lp_result_evalue (lp_result_t *self, int i)
+{
+    slot_t *slot = s_slot (self, i);
+    return slot && slot->state == SLOT_ERROR? slot->evalue: NULL;
+}
+
+const char *
+lp_result_traceback (lp_result_t *self, int i)
+{
+    slot_t *slot = s_slot (self, i);
+    return slot && slot->state == SLOT_ERROR? slot->traceback: NULL;
+}
+
+const char *
+lp_result_stdout (lp_result_t *self, int i)
+{
+    slot_t *slot = s_slot (self, i);
+    return slot && slot->out? slot->out: "";
+}
+
+int
+lp_result_engine (lp_result_t *self, int i)
+{
+    slot_t *slot = s_slot (self, i);
+    return slot? slot->engine: -1;
+}
+
+const char *
+lp_result_msg_id (lp_result_t *self, int i)
+{
+    slot_t *slot = s_slot (self, i);
+    return slot? slot->msg_id: NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  Combining
+
+//  Appends the elements of a typed array to an array as ints or numbers.
+static int
+s_append_typed (lp_value_t *array, const lp_value_t *typed)
+{
+    size_t n = lp_value_len (typed);
+    const void *data = lp_value_typed_data (typed);
+    lp_dtype_t dtype = lp_value_dtype (typed);
+    for (size_t i = 0; i < n; i++) {
+        lp_value_t *item = NULL;
+        switch (dtype) {
+            case LP_DTYPE_F64: item = lp_value_number (((const double *) data) [i]); break;
+            case LP_DTYPE_F32: item = lp_value_number (((const float *) data) [i]); break;
+            case LP_DTYPE_I64: item = lp_value_int (((const int64_t *) data) [i]); break;
+            case LP_DTYPE_I32: item = lp_value_int (((const int32_t *) data) [i]); break;
+            case LP_DTYPE_U8:  item = lp_value_int (((const uint8_t *) data) [i]); break;
+            default: return -1;
+        }
+        if (!item || lp_value_append (array, item))
+            return -1;
+    }
+    return 0;
+}
+
+//  Concatenation of parts, in order: a typed array when every part is a
+//  typed array of one dtype, else an array (typed parts expanded, other
+//  non-array parts appended as one element each).
+static lp_value_t *
+s_concat (const lp_value_t **parts, int nparts)
+{
+    bool typed = nparts > 0;
+    size_t total = 0;
+    for (int i = 0; i < nparts; i++) {
+        if (lp_value_type (parts [i]) != LP_TYPED
+        ||  lp_value_dtype (parts [i]) != lp_value_dtype (parts [0]))
+            typed = false;
+        else
+            total += lp_value_len (parts [i]);
+    }
+    if (typed) {
+        lp_dtype_t dtype = lp_value_dtype (parts [0]);
+        size_t size = lp_dtype_size (dtype);
+        lp_value_t *whole = lp_value_typed (dtype, total);
+        if (!whole)
+            return NULL;
+        char *data = (char *) lp_value_typed_data (whole);
+        size_t at = 0;
+        for (int i = 0; i < nparts; i++) {
+            size_t bytes = lp_value_len (parts [i]) * size;
+            if (bytes)
+                memcpy (data + at, lp_value_typed_data (parts [i]), bytes);
+            at += bytes;
+        }
+        return whole;
+    }
+    lp_value_t *whole = lp_value_array ();
+    if (!whole)
+        return NULL;
+    for (int i = 0; i < nparts; i++) {
+        const lp_value_t *part = parts [i];
+        int rc = 0;
+        if (lp_value_type (part) == LP_ARRAY) {
+            size_t n = lp_value_len (part);
+            for (size_t j = 0; j < n && rc == 0; j++) {
+                lp_value_t *item = lp_value_dup (lp_value_at (part, j));
+                rc = item? lp_value_append (whole, item): -1;
+            }
+        }
+        else
+        if (lp_value_type (part) == LP_TYPED)
+            rc = s_append_typed (whole, part);
+        else {
+            lp_value_t *item = lp_value_dup (part);
+            rc = item? lp_value_append (whole, item): -1;
+        }
+        if (rc) {
+            lp_value_destroy (&whole);
+            return NULL;
+        }
+    }
+    return whole;
+}
+
+//  Slot indices in ascending engine order (stable).
+static int *
+s_engine_order (lp_result_t *self)
+{
+    int *order = (int *) malloc ((self->nslots + 1) * sizeof (int));
+    if (!order)
+        return NULL;
+    for (int i = 0; i < self->nslots; i++) {
+        int j = i;
+        while (j > 0 && self->slots [order [j - 1]].engine > self->slots [i].engine) {
+            order [j] = order [j - 1];
+            j--;
+        }
+        order [j] = i;
+    }
+    return order;
+}
+
+const lp_value_t *
+lp_result_get (lp_result_t *self)
+{
+    assert (self);
+    if (self->done < self->nslots || self->failed > 0)
+        return NULL;
+    if (self->combined)
+        return self->combined;
+
+    if (self->combine == LP_COMBINE_NONE)
+        self->combined = lp_value_nil ();
+    else
+    if (self->combine == LP_COMBINE_EACH) {
+        if (self->nslots == 1)
+            return self->slots [0].value;
+        self->combined = lp_value_array ();
+        for (int i = 0; self->combined && i < self->nslots; i++) {
+            lp_value_t *item = lp_value_dup (self->slots [i].value);
+            if (!item || lp_value_append (self->combined, item))
+                lp_value_destroy (&self->combined);
+        }
+    }
+    else {
+        int *order = s_engine_order (self);
+        const lp_value_t **parts = (const lp_value_t **)
+            malloc ((self->nslots + 1) * sizeof (lp_value_t *));
+        if (order && parts) {
+            for (int i = 0; i < self->nslots; i++) {
+                slot_t *slot = &self->slots [order [i]];
+                parts [i] = self->combine == LP_COMBINE_CONCAT_VALUES?
+                    slot->values: slot->value;
+            }
+            self->combined = s_concat (parts, self->nslots);
+        }
+        free (order);
+        free (parts);
+    }
+    return self->combined;
+}

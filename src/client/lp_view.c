@@ -1,0 +1,479 @@
+/*  =========================================================================
+    lp_view - direct views: build requests and send them
+
+    A direct view addresses a fixed list of engines, or all engines
+    registered at the time of each call (the client's id cache, kept up to
+    date by notifications; lp_client_ids refreshes it).
+
+    One message reaches many engines: header.targets lists them and the
+    controller fans the message out, so execute / apply / push / pull /
+    gather / interrupt send one message and expect one reply per target.
+    scatter and map send one message per engine, each with its own chunk:
+    contiguous chunks in ascending engine order whose sizes differ by at
+    most one, the larger ones first (as ipyparallel does). Typed arrays
+    are cut into typed chunks, so they stay raw frames on the wire.
+
+    The load-balanced view needs the controller's task scheduler, which
+    does not exist yet: lp_client_balanced returns NULL with an error
+    saying so.
+    =========================================================================
+*/
+#include "lp_client_private.h"
+
+#define LP_VIEW_TAG     0x1b0c0002
+
+struct _lp_view_t {
+    uint32_t tag;                       //  LP_VIEW_TAG while alive
+    lp_client_t *client;                //  NULL once the client is gone
+    void *handle;                       //  our entry in the client's list
+    int *targets;                       //  fixed targets, NULL = all
+    int ntargets;                       //  number of fixed targets
+};
+
+static int
+s_int_cmp (const void *a, const void *b)
+{
+    int x = *(const int *) a, y = *(const int *) b;
+    return (x > y) - (x < y);
+}
+
+//  --------------------------------------------------------------------------
+
+lp_view_t *
+lp_view_new (lp_client_t *client, const int *targets, int ntargets)
+{
+    assert (client);
+    lp_view_t *self = (lp_view_t *) calloc (1, sizeof (lp_view_t));
+    if (!self) {
+        lp_client_set_error (client, "out of memory");
+        return NULL;
+    }
+    self->tag = LP_VIEW_TAG;
+    self->client = client;
+    if (targets && ntargets > 0) {
+        self->targets = (int *) malloc (ntargets * sizeof (int));
+        if (!self->targets) {
+            free (self);
+            lp_client_set_error (client, "out of memory");
+            return NULL;
+        }
+        //  Keep the caller's order, drop duplicates
+        for (int i = 0; i < ntargets; i++) {
+            if (targets [i] < 0) {
+                lp_client_set_error (client, "invalid engine id %d", targets [i]);
+                free (self->targets);
+                free (self);
+                return NULL;
+            }
+            bool seen = false;
+            for (int j = 0; j < self->ntargets; j++)
+                if (self->targets [j] == targets [i])
+                    seen = true;
+            if (!seen)
+                self->targets [self->ntargets++] = targets [i];
+        }
+    }
+    self->handle = lp_client_track_view (client, self);
+    if (!self->handle) {
+        free (self->targets);
+        free (self);
+        lp_client_set_error (client, "out of memory");
+        return NULL;
+    }
+    return self;
+}
+
+lp_view_t *
+lp_client_view (lp_client_t *self, const int *targets, int ntargets)
+{
+    assert (self);
+    return lp_view_new (self, targets, ntargets);
+}
+
+lp_view_t *
+lp_client_balanced (lp_client_t *self)
+{
+    assert (self);
+    lp_client_set_error (self, "load-balanced view not available yet");
+    return NULL;
+}
+
+void
+lp_view_destroy (lp_view_t **self_p)
+{
+    assert (self_p);
+    lp_view_t *self = *self_p;
+    if (!self)
+        return;
+    assert (self->tag == LP_VIEW_TAG);
+    if (self->client)
+        lp_client_forget_view (self->client, self->handle);
+    free (self->targets);
+    self->tag = 0xDeadBeef;
+    free (self);
+    *self_p = NULL;
+}
+
+void
+lp_view_detach (lp_view_t *self)
+{
+    assert (self);
+    self->client = NULL;
+    self->handle = NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  Targets of this call: a fresh array (caller frees), sorted when asked.
+//  Returns the count, or -1 with the error set (also when there are none).
+
+static int
+s_targets (lp_view_t *self, int **targets_p, bool sorted)
+{
+    *targets_p = NULL;
+    if (!self->client) {
+        lp_set_last_error ("client destroyed");
+        return -1;
+    }
+    const int *ids = self->targets;
+    int n = self->ntargets;
+    if (!ids) {
+        lp_client_poll (self->client, 0);   //  take in notifications
+        n = lp_client_cached_ids (self->client, &ids);
+    }
+    if (n <= 0) {
+        lp_client_set_error (self->client, "no engines registered");
+        return -1;
+    }
+    int *copy = (int *) malloc (n * sizeof (int));
+    if (!copy) {
+        lp_client_set_error (self->client, "out of memory");
+        return -1;
+    }
+    memcpy (copy, ids, n * sizeof (int));
+    if (sorted)
+        qsort (copy, n, sizeof (int), s_int_cmp);
+    *targets_p = copy;
+    return n;
+}
+
+int
+lp_view_targets (lp_view_t *self, int *ids, int max)
+{
+    assert (self);
+    int *targets;
+    int n = s_targets (self, &targets, false);
+    if (n < 0)
+        return self->client && !self->targets? 0: -1;
+    for (int i = 0; ids && i < n && i < max; i++)
+        ids [i] = targets [i];
+    free (targets);
+    return n;
+}
+
+//  --------------------------------------------------------------------------
+//  Sends one request (content taken) to targets, adding one slot per
+//  target to result. 0 / -1 with the error set.
+
+static int
+s_send (lp_view_t *self, lp_result_t *result, lp_channel_t channel,
+        const char *msg_type, lp_value_t *content, const int *targets, int n)
+{
+    lp_client_t *client = self->client;
+    lp_msg_t *msg = lp_msg_new (msg_type);
+    lp_value_t *array = lp_value_array ();
+    if (!msg || !array || !content) {
+        lp_msg_destroy (&msg);
+        lp_value_destroy (&array);
+        lp_value_destroy (&content);
+        lp_client_set_error (client, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (lp_value_append (array, lp_value_int (targets [i]))) {
+            lp_msg_destroy (&msg);
+            lp_value_destroy (&array);
+            lp_value_destroy (&content);
+            lp_client_set_error (client, "out of memory");
+            return -1;
+        }
+    if (lp_value_set (lp_msg_header (msg), "targets", array)) {
+        lp_msg_destroy (&msg);
+        lp_value_destroy (&content);
+        lp_client_set_error (client, "out of memory");
+        return -1;
+    }
+    lp_msg_set_content (msg, content);
+    const char *msg_id = lp_msg_id (msg);
+    for (int i = 0; i < n; i++)
+        if (lp_result_add_slot (result, msg_id, targets [i])) {
+            lp_msg_destroy (&msg);
+            lp_client_set_error (client, "out of memory");
+            return -1;
+        }
+    char sent_id [LP_ID_CHARS + 1];
+    return lp_client_send (client, channel, &msg, result, sent_id);
+}
+
+//  One message to every target of the view. content is taken.
+static lp_result_t *
+s_request (lp_view_t *self, lp_channel_t channel, const char *msg_type,
+           lp_value_t *content, lp_combine_t combine, bool sorted)
+{
+    int *targets = NULL;
+    int n = s_targets (self, &targets, sorted);
+    if (n < 0) {
+        lp_value_destroy (&content);
+        return NULL;
+    }
+    lp_result_t *result = lp_result_new (self->client, combine);
+    if (!result) {
+        lp_client_set_error (self->client, "out of memory");
+        lp_value_destroy (&content);
+        free (targets);
+        return NULL;
+    }
+    if (s_send (self, result, channel, msg_type, content, targets, n))
+        lp_result_destroy (&result);
+    free (targets);
+    return result;
+}
+
+//  A content map {key = value}; value taken. NULL when out of memory.
+static lp_value_t *
+s_content (const char *key, lp_value_t *value)
+{
+    lp_value_t *content = lp_value_map ();
+    if (!content || !value || lp_value_set (content, key, value)) {
+        if (!content)
+            lp_value_destroy (&value);
+        lp_value_destroy (&content);
+        return NULL;
+    }
+    return content;
+}
+
+static bool
+s_check (lp_view_t *self, const char *what, const char *arg)
+{
+    assert (self);
+    assert (self->tag == LP_VIEW_TAG);
+    if (!self->client) {
+        lp_set_last_error ("client destroyed");
+        return false;
+    }
+    if (!arg) {
+        lp_client_set_error (self->client, "%s: missing argument", what);
+        return false;
+    }
+    return true;
+}
+
+//  --------------------------------------------------------------------------
+//  Calls
+
+lp_result_t *
+lp_view_execute (lp_view_t *self, const char *code)
+{
+    if (!s_check (self, "execute", code))
+        return NULL;
+    return s_request (self, LP_CHANNEL_MUX, "execute_request",
+                      s_content ("code", lp_value_string (code)),
+                      LP_COMBINE_EACH, false);
+}
+
+lp_result_t *
+lp_view_apply (lp_view_t *self, const char *fn, lp_value_t *args)
+{
+    if (!s_check (self, "apply", fn)) {
+        lp_value_destroy (&args);
+        return NULL;
+    }
+    if (!args)
+        args = lp_value_array ();
+    else
+    if (lp_value_type (args) != LP_ARRAY) {
+        lp_client_set_error (self->client, "apply: args must be an array, not %s",
+                             lp_type_name (lp_value_type (args)));
+        lp_value_destroy (&args);
+        return NULL;
+    }
+    lp_value_t *content = s_content ("fn", lp_value_string (fn));
+    if (content && lp_value_set (content, "args", args))
+        lp_value_destroy (&content);
+    else
+    if (!content)
+        lp_value_destroy (&args);
+    return s_request (self, LP_CHANNEL_MUX, "apply_request", content,
+                      LP_COMBINE_EACH, false);
+}
+
+lp_result_t *
+lp_view_push_map (lp_view_t *self, lp_value_t *ns)
+{
+    if (!s_check (self, "push", ns? "": NULL)) {
+        lp_value_destroy (&ns);
+        return NULL;
+    }
+    if (lp_value_type (ns) != LP_MAP) {
+        lp_client_set_error (self->client, "push: namespace must be a map, not %s",
+                             lp_type_name (lp_value_type (ns)));
+        lp_value_destroy (&ns);
+        return NULL;
+    }
+    return s_request (self, LP_CHANNEL_MUX, "push_request", s_content ("ns", ns),
+                      LP_COMBINE_NONE, false);
+}
+
+lp_result_t *
+lp_view_push (lp_view_t *self, const char *name, lp_value_t *value)
+{
+    if (!s_check (self, "push", name) || !value) {
+        if (self->client && !value)
+            lp_client_set_error (self->client, "push: missing value");
+        lp_value_destroy (&value);
+        return NULL;
+    }
+    lp_value_t *ns = lp_value_map ();
+    if (!ns || lp_value_set (ns, name, value)) {
+        if (!ns)
+            lp_value_destroy (&value);
+        lp_value_destroy (&ns);
+        lp_client_set_error (self->client, "out of memory");
+        return NULL;
+    }
+    return lp_view_push_map (self, ns);
+}
+
+static lp_value_t *
+s_names (const char *name)
+{
+    lp_value_t *names = lp_value_array ();
+    if (names && lp_value_append (names, lp_value_string (name)))
+        lp_value_destroy (&names);
+    return s_content ("names", names);
+}
+
+lp_result_t *
+lp_view_pull (lp_view_t *self, const char *name)
+{
+    if (!s_check (self, "pull", name))
+        return NULL;
+    return s_request (self, LP_CHANNEL_MUX, "pull_request", s_names (name),
+                      LP_COMBINE_EACH, false);
+}
+
+lp_result_t *
+lp_view_gather (lp_view_t *self, const char *name)
+{
+    if (!s_check (self, "gather", name))
+        return NULL;
+    return s_request (self, LP_CHANNEL_MUX, "pull_request", s_names (name),
+                      LP_COMBINE_CONCAT, true);
+}
+
+lp_result_t *
+lp_view_interrupt (lp_view_t *self)
+{
+    if (!s_check (self, "interrupt", ""))
+        return NULL;
+    return s_request (self, LP_CHANNEL_CONTROL, "interrupt_request",
+                      lp_value_map (), LP_COMBINE_EACH, false);
+}
+
+//  --------------------------------------------------------------------------
+//  Partitioned calls: scatter and map
+
+//  Elements [start, start+len) of an array or typed array, as a new value.
+static lp_value_t *
+s_chunk (const lp_value_t *seq, size_t start, size_t len)
+{
+    if (lp_value_type (seq) == LP_TYPED) {
+        lp_dtype_t dtype = lp_value_dtype (seq);
+        size_t size = lp_dtype_size (dtype);
+        lp_value_t *chunk = lp_value_typed (dtype, len);
+        if (chunk && len)
+            memcpy (lp_value_typed_data (chunk),
+                    (const char *) lp_value_typed_data (seq) + start * size,
+                    len * size);
+        return chunk;
+    }
+    lp_value_t *chunk = lp_value_array ();
+    for (size_t i = 0; chunk && i < len; i++) {
+        lp_value_t *item = lp_value_dup (lp_value_at (seq, start + i));
+        if (!item || lp_value_append (chunk, item))
+            lp_value_destroy (&chunk);
+    }
+    return chunk;
+}
+
+//  seq is taken. For scatter, content is {ns = {name = chunk}}; for map
+//  {fn = fn, items = chunk}. Empty chunks are sent for scatter (the name
+//  is set on every engine) and skipped for map.
+static lp_result_t *
+s_partitioned (lp_view_t *self, const char *what, const char *name_or_fn,
+               lp_value_t *seq, bool is_map)
+{
+    if (!s_check (self, what, name_or_fn) || !seq) {
+        if (self->client && !seq)
+            lp_client_set_error (self->client, "%s: missing sequence", what);
+        lp_value_destroy (&seq);
+        return NULL;
+    }
+    if (lp_value_type (seq) != LP_ARRAY && lp_value_type (seq) != LP_TYPED) {
+        lp_client_set_error (self->client, "%s: needs an array or typed array, not %s",
+                             what, lp_type_name (lp_value_type (seq)));
+        lp_value_destroy (&seq);
+        return NULL;
+    }
+    int *targets = NULL;
+    int n = s_targets (self, &targets, true);
+    if (n < 0) {
+        lp_value_destroy (&seq);
+        return NULL;
+    }
+    lp_result_t *result = lp_result_new (self->client,
+        is_map? LP_COMBINE_CONCAT_VALUES: LP_COMBINE_NONE);
+    if (!result) {
+        lp_client_set_error (self->client, "out of memory");
+        lp_value_destroy (&seq);
+        free (targets);
+        return NULL;
+    }
+    size_t total = lp_value_len (seq);
+    size_t base = total / n, extra = total % n, start = 0;
+    for (int i = 0; i < n; i++) {
+        size_t len = base + ((size_t) i < extra? 1: 0);
+        if (is_map && len == 0)
+            continue;
+        lp_value_t *chunk = s_chunk (seq, start, len);
+        start += len;
+        lp_value_t *content = NULL;
+        if (is_map) {
+            content = s_content ("items", chunk);
+            if (content && lp_value_set (content, "fn", lp_value_string (name_or_fn)))
+                lp_value_destroy (&content);
+        }
+        else
+            content = s_content ("ns", s_content (name_or_fn, chunk));
+        if (s_send (self, result, LP_CHANNEL_MUX,
+                    is_map? "map_request": "push_request", content, &targets [i], 1)) {
+            lp_result_destroy (&result);
+            break;
+        }
+    }
+    free (targets);
+    lp_value_destroy (&seq);
+    return result;
+}
+
+lp_result_t *
+lp_view_scatter (lp_view_t *self, const char *name, lp_value_t *seq)
+{
+    return s_partitioned (self, "scatter", name, seq, false);
+}
+
+lp_result_t *
+lp_view_map (lp_view_t *self, const char *fn, lp_value_t *seq)
+{
+    return s_partitioned (self, "map", fn, seq, true);
+}

@@ -1,0 +1,910 @@
+/*  =========================================================================
+    lp_codec - lp_value_t <-> msgpack, large payloads as separate frames
+
+    Encoding packs a value with msgpack-c into an sbuffer and copies it into
+    one zframe. Integers go out as int64 (msgpack picks the shortest form),
+    numbers as float64, strings as str, short bytes as bin. Bytes longer
+    than LP_INLINE_MAX_BYTES and every typed array go out of band: the
+    msgpack holds an ext (type 1 typed, type 2 bytes) with a 16-byte
+    big-endian payload
+
+        u8 dtype | u8 0 | u16 0 | u32 first | u32 pieces | u32 0
+
+    and the data follows as `pieces` frames of at most LP_PIECE_BYTES,
+    appended to the caller's buffer list (see docs/protocol.md, "Values").
+
+    Decoding treats the frame as hostile. Before msgpack-c sees it, an
+    iterative pre-walk checks every header: a str/bin/ext length must fit
+    in the bytes left, an array of n needs at least n bytes left and a map
+    of n at least 2n (so msgpack-c never allocates more than a small
+    multiple of the frame), nesting stays within LP_CODEC_MAX_DEPTH, and
+    exactly one object fills the frame. Then msgpack_unpack_next parses it
+    and the object tree is converted. Ext references are checked against
+    the message's buffer frames: in range, each frame used once, piece
+    sizes summed with overflow checks, typed lengths a multiple of the
+    element size; the pieces are reassembled into one malloc'd buffer.
+
+    The encoder refuses values nested deeper than LP_CODEC_MAX_DEPTH, the
+    same limit the decoder (and msgpack-c's parser stack) accepts, so
+    whatever encodes also decodes. User values are limited to
+    LP_VALUE_MAX_DEPTH by lp_lua_to_value; the rest is headroom for the
+    message maps around them.
+    =========================================================================
+*/
+
+#include "lp_common.h"
+
+#define LP_CODEC_MAX_DEPTH  32          //  whole frame, = msgpack-c's stack
+#define LP_EXT_PAYLOAD      16          //  bytes of an ext payload
+
+//  ---------------------------------------------------------------------
+//  Big-endian helpers
+
+static void
+s_put_u32 (uint8_t *p, uint32_t v)
+{
+    p [0] = (uint8_t) (v >> 24);
+    p [1] = (uint8_t) (v >> 16);
+    p [2] = (uint8_t) (v >> 8);
+    p [3] = (uint8_t) v;
+}
+
+static uint32_t
+s_get_u32 (const uint8_t *p)
+{
+    return (uint32_t) p [0] << 24 | (uint32_t) p [1] << 16
+         | (uint32_t) p [2] << 8 | (uint32_t) p [3];
+}
+
+static uint64_t
+s_get_be (const uint8_t *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t k = 0; k < n; k++)
+        v = v << 8 | p [k];
+    return v;
+}
+
+//  ---------------------------------------------------------------------
+//  Encoding
+
+typedef struct {
+    msgpack_packer pk;                  //  writes into sbuf
+    zlist_t *buffers;                   //  out-of-band frames go here
+    char *err;                          //  error text
+    size_t errlen;                      //  its size
+} s_encoder_t;
+
+static int
+s_oom (s_encoder_t *enc)
+{
+    snprintf (enc->err, enc->errlen, "out of memory while encoding a value");
+    return -1;
+}
+
+//  Appends data as pieces; packs the ext that refers to them
+static int
+s_pack_out_of_band (s_encoder_t *enc, int8_t ext_type, uint8_t dtype,
+                    const void *data, size_t len)
+{
+    size_t first = zlist_size (enc->buffers);
+    size_t pieces = len / LP_PIECE_BYTES + (len % LP_PIECE_BYTES? 1: 0);
+    if (first > UINT32_MAX || pieces > UINT32_MAX - first) {
+        snprintf (enc->err, enc->errlen, "value has too many buffer frames");
+        return -1;
+    }
+    uint8_t payload [LP_EXT_PAYLOAD] = { 0 };
+    payload [0] = dtype;
+    s_put_u32 (payload + 4, (uint32_t) first);
+    s_put_u32 (payload + 8, (uint32_t) pieces);
+    if (msgpack_pack_ext_with_body (&enc->pk, payload, sizeof payload, ext_type))
+        return s_oom (enc);
+    const uint8_t *bytes = (const uint8_t *) data;
+    for (size_t offset = 0; offset < len; offset += LP_PIECE_BYTES) {
+        size_t size = len - offset < LP_PIECE_BYTES? len - offset: LP_PIECE_BYTES;
+        zframe_t *frame = zframe_new (bytes + offset, size);
+        if (!frame)
+            return s_oom (enc);
+        if (zlist_append (enc->buffers, frame)) {
+            zframe_destroy (&frame);
+            return s_oom (enc);
+        }
+    }
+    return 0;
+}
+
+static int
+s_pack (s_encoder_t *enc, const lp_value_t *value, int depth)
+{
+    msgpack_packer *pk = &enc->pk;
+    lp_type_t type = lp_value_type (value);
+    if ((type == LP_ARRAY || type == LP_MAP) && depth >= LP_CODEC_MAX_DEPTH) {
+        snprintf (enc->err, enc->errlen,
+                  "value nests deeper than %d levels", LP_CODEC_MAX_DEPTH);
+        return -1;
+    }
+    int rc = 0;
+    switch (type) {
+        case LP_NIL:
+            rc = msgpack_pack_nil (pk);
+            break;
+        case LP_BOOL:
+            rc = lp_value_as_bool (value)? msgpack_pack_true (pk): msgpack_pack_false (pk);
+            break;
+        case LP_INT:
+            rc = msgpack_pack_int64 (pk, lp_value_as_int (value));
+            break;
+        case LP_NUMBER:
+            rc = msgpack_pack_double (pk, lp_value_as_number (value));
+            break;
+        case LP_STRING: {
+            size_t len;
+            const char *s = lp_value_as_string (value, &len);
+            if (len > UINT32_MAX) {
+                snprintf (enc->err, enc->errlen, "string too long to encode");
+                return -1;
+            }
+            rc = msgpack_pack_str_with_body (pk, s, len);
+            break;
+        }
+        case LP_BYTES: {
+            size_t len;
+            const char *s = lp_value_as_string (value, &len);
+            if (len > LP_INLINE_MAX_BYTES)
+                return s_pack_out_of_band (enc, LP_EXT_BYTES, 0, s, len);
+            rc = msgpack_pack_bin_with_body (pk, s, len);
+            break;
+        }
+        case LP_ARRAY: {
+            size_t len = lp_value_len (value);
+            if (len > UINT32_MAX) {
+                snprintf (enc->err, enc->errlen, "array too long to encode");
+                return -1;
+            }
+            if (msgpack_pack_array (pk, len))
+                return s_oom (enc);
+            for (size_t k = 0; k < len; k++)
+                if (s_pack (enc, lp_value_at (value, k), depth + 1))
+                    return -1;
+            break;
+        }
+        case LP_MAP: {
+            size_t len = lp_value_len (value);
+            if (len > UINT32_MAX) {
+                snprintf (enc->err, enc->errlen, "map too long to encode");
+                return -1;
+            }
+            if (msgpack_pack_map (pk, len))
+                return s_oom (enc);
+            for (size_t k = 0; k < len; k++)
+                if (s_pack (enc, lp_value_key_at (value, k), depth + 1)
+                ||  s_pack (enc, lp_value_value_at (value, k), depth + 1))
+                    return -1;
+            break;
+        }
+        case LP_TYPED: {
+            lp_dtype_t dtype = lp_value_dtype (value);
+            size_t count = lp_value_len (value);
+            return s_pack_out_of_band (enc, LP_EXT_TYPED, (uint8_t) dtype,
+                                       lp_value_typed_data (value),
+                                       count * lp_dtype_size (dtype));
+        }
+    }
+    return rc? s_oom (enc): 0;
+}
+
+zframe_t *
+lp_codec_encode (const lp_value_t *value, zlist_t *buffers, char *err, size_t errlen)
+{
+    assert (value);
+    assert (buffers);
+    char dummy [8];
+    if (!err || errlen == 0) {
+        err = dummy;
+        errlen = sizeof dummy;
+    }
+    *err = 0;
+    size_t initial = zlist_size (buffers);
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    s_encoder_t enc;
+    msgpack_packer_init (&enc.pk, &sbuf, msgpack_sbuffer_write);
+    enc.buffers = buffers;
+    enc.err = err;
+    enc.errlen = errlen;
+
+    zframe_t *frame = NULL;
+    if (s_pack (&enc, value, 0) == 0) {
+        frame = zframe_new (sbuf.data, sbuf.size);
+        if (!frame)
+            s_oom (&enc);
+    }
+    msgpack_sbuffer_destroy (&sbuf);
+    if (!frame) {
+        //  Take back the pieces this call appended
+        while (zlist_size (buffers) > initial) {
+            zframe_t *piece = (zframe_t *) zlist_tail (buffers);
+            zlist_remove (buffers, piece);
+            zframe_destroy (&piece);
+        }
+    }
+    return frame;
+}
+
+//  ---------------------------------------------------------------------
+//  Decoding, step 1: pre-walk the bytes without allocating
+
+static int
+s_prewalk (const uint8_t *p, size_t size, char *err, size_t errlen)
+{
+    uint64_t stack [LP_CODEC_MAX_DEPTH];  //  children left per open container
+    int depth = 0;
+    size_t pos = 0;
+    while (true) {
+        if (pos >= size) {
+            snprintf (err, errlen, "msgpack truncated at byte %zu", pos);
+            return -1;
+        }
+        uint8_t c = p [pos++];
+        size_t left = size - pos;
+        uint64_t children = 0;          //  for arrays and maps
+        uint64_t payload = 0;           //  bytes after the header
+        size_t header = 0;              //  length bytes to read
+        bool container = false;
+        bool is_map = false;
+        int ext_extra = 0;              //  ext type byte
+
+        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
+            ;                           //  fixint, nil, bool
+        else
+        if (c >= 0x80 && c <= 0x8f) {
+            container = is_map = true;
+            children = c & 0x0f;
+        }
+        else
+        if (c >= 0x90 && c <= 0x9f) {
+            container = true;
+            children = c & 0x0f;
+        }
+        else
+        if (c >= 0xa0 && c <= 0xbf)
+            payload = c & 0x1f;
+        else
+        switch (c) {
+            case 0xc4: case 0xd9: header = 1; break;            //  bin8, str8
+            case 0xc5: case 0xda: header = 2; break;            //  bin16, str16
+            case 0xc6: case 0xdb: header = 4; break;            //  bin32, str32
+            case 0xc7: header = 1; ext_extra = 1; break;        //  ext8
+            case 0xc8: header = 2; ext_extra = 1; break;        //  ext16
+            case 0xc9: header = 4; ext_extra = 1; break;        //  ext32
+            case 0xca: payload = 4; break;                      //  float32
+            case 0xcb: payload = 8; break;                      //  float64
+            case 0xcc: case 0xd0: payload = 1; break;
+            case 0xcd: case 0xd1: payload = 2; break;
+            case 0xce: case 0xd2: payload = 4; break;
+            case 0xcf: case 0xd3: payload = 8; break;
+            case 0xd4: payload = 2; break;                      //  fixext 1
+            case 0xd5: payload = 3; break;
+            case 0xd6: payload = 5; break;
+            case 0xd7: payload = 9; break;
+            case 0xd8: payload = 17; break;
+            case 0xdc: header = 2; container = true; break;     //  array16
+            case 0xdd: header = 4; container = true; break;     //  array32
+            case 0xde: header = 2; container = is_map = true; break;
+            case 0xdf: header = 4; container = is_map = true; break;
+            default:
+                snprintf (err, errlen, "invalid msgpack byte 0x%02x at %zu", c, pos - 1);
+                return -1;
+        }
+        if (header) {
+            if (left < header) {
+                snprintf (err, errlen, "msgpack truncated at byte %zu", pos);
+                return -1;
+            }
+            uint64_t n = s_get_be (p + pos, header);
+            pos += header;
+            left -= header;
+            if (container)
+                children = n;
+            else
+                payload = n + (uint64_t) ext_extra;
+        }
+        if (container) {
+            uint64_t need = is_map? children * 2: children;
+            if (need > left) {
+                snprintf (err, errlen, "msgpack %s declares %" PRIu64
+                          " elements but only %zu bytes follow",
+                          is_map? "map": "array", children, left);
+                return -1;
+            }
+            if (children > 0) {
+                if (depth >= LP_CODEC_MAX_DEPTH) {
+                    snprintf (err, errlen, "msgpack nests deeper than %d levels",
+                              LP_CODEC_MAX_DEPTH);
+                    return -1;
+                }
+                stack [depth++] = need;
+                continue;
+            }
+        }
+        else
+        if (payload > left) {
+            snprintf (err, errlen, "msgpack length %" PRIu64
+                      " exceeds the %zu bytes left", payload, left);
+            return -1;
+        }
+        else
+            pos += (size_t) payload;
+
+        //  One object complete: close every container it completes
+        while (depth > 0) {
+            if (--stack [depth - 1] > 0)
+                break;
+            depth--;
+        }
+        if (depth == 0)
+            break;
+    }
+    if (pos != size) {
+        snprintf (err, errlen, "%zu bytes after the msgpack object", size - pos);
+        return -1;
+    }
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  Decoding, step 2: msgpack_object -> lp_value_t
+
+typedef struct {
+    zframe_t **buffers;                 //  message's buffer frames
+    size_t nbuffers;                    //  how many
+    bool *used;                         //  buffer already referenced
+    char *err;                          //  error text
+    size_t errlen;                      //  its size
+} s_decoder_t;
+
+static lp_value_t *
+s_dec_oom (s_decoder_t *dec)
+{
+    snprintf (dec->err, dec->errlen, "out of memory while decoding a value");
+    return NULL;
+}
+
+static lp_value_t *
+s_convert_ext (s_decoder_t *dec, const msgpack_object_ext *ext)
+{
+    if (ext->type != LP_EXT_TYPED && ext->type != LP_EXT_BYTES) {
+        snprintf (dec->err, dec->errlen, "unknown msgpack ext type %d", ext->type);
+        return NULL;
+    }
+    if (ext->size != LP_EXT_PAYLOAD) {
+        snprintf (dec->err, dec->errlen, "ext payload of %u bytes, expected %d",
+                  ext->size, LP_EXT_PAYLOAD);
+        return NULL;
+    }
+    const uint8_t *payload = (const uint8_t *) ext->ptr;
+    uint8_t dtype = payload [0];
+    if (payload [1] || payload [2] || payload [3] || s_get_u32 (payload + 12)) {
+        snprintf (dec->err, dec->errlen, "ext payload has non-zero reserved bytes");
+        return NULL;
+    }
+    size_t elem = 1;
+    if (ext->type == LP_EXT_TYPED) {
+        elem = lp_dtype_size ((lp_dtype_t) dtype);
+        if (elem == 0) {
+            snprintf (dec->err, dec->errlen, "unknown typed array dtype %u", dtype);
+            return NULL;
+        }
+    }
+    else
+    if (dtype != 0) {
+        snprintf (dec->err, dec->errlen, "bytes ext with dtype %u", dtype);
+        return NULL;
+    }
+    uint64_t first = s_get_u32 (payload + 4);
+    uint64_t pieces = s_get_u32 (payload + 8);
+    if (first + pieces > dec->nbuffers) {
+        snprintf (dec->err, dec->errlen, "ext refers to buffers %" PRIu64 "..%" PRIu64
+                  " but the message has %zu", first, first + pieces, dec->nbuffers);
+        return NULL;
+    }
+    if (pieces && !dec->used) {
+        dec->used = (bool *) calloc (dec->nbuffers, sizeof (bool));
+        if (!dec->used)
+            return s_dec_oom (dec);
+    }
+    size_t total = 0;
+    for (size_t k = (size_t) first; k < first + pieces; k++) {
+        if (dec->used [k]) {
+            snprintf (dec->err, dec->errlen, "buffer %zu referenced twice", k);
+            return NULL;
+        }
+        dec->used [k] = true;
+        size_t size = zframe_size (dec->buffers [k]);
+        if (size > SIZE_MAX - total) {
+            snprintf (dec->err, dec->errlen, "buffer sizes overflow");
+            return NULL;
+        }
+        total += size;
+    }
+    if (total % elem) {
+        snprintf (dec->err, dec->errlen, "typed array of %zu bytes is not a "
+                  "multiple of %zu", total, elem);
+        return NULL;
+    }
+    uint8_t *data = (uint8_t *) malloc (total? total: 1);
+    if (!data)
+        return s_dec_oom (dec);
+    size_t offset = 0;
+    for (size_t k = (size_t) first; k < first + pieces; k++) {
+        size_t size = zframe_size (dec->buffers [k]);
+        if (size)
+            memcpy (data + offset, zframe_data (dec->buffers [k]), size);
+        offset += size;
+    }
+    lp_value_t *value;
+    if (ext->type == LP_EXT_TYPED)
+        value = lp_value_typed_take ((lp_dtype_t) dtype, data, total / elem, free);
+    else {
+        value = lp_value_bytes (data, total);
+        free (data);
+    }
+    return value? value: s_dec_oom (dec);
+}
+
+static lp_value_t *
+s_convert (s_decoder_t *dec, const msgpack_object *obj)
+{
+    switch (obj->type) {
+        case MSGPACK_OBJECT_NIL:
+            return lp_value_nil ()?: s_dec_oom (dec);
+        case MSGPACK_OBJECT_BOOLEAN:
+            return lp_value_bool (obj->via.boolean)?: s_dec_oom (dec);
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+            if (obj->via.u64 > INT64_MAX)   //  only representable as a number
+                return lp_value_number ((double) obj->via.u64)?: s_dec_oom (dec);
+            return lp_value_int ((int64_t) obj->via.u64)?: s_dec_oom (dec);
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+            return lp_value_int (obj->via.i64)?: s_dec_oom (dec);
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64:
+            return lp_value_number (obj->via.f64)?: s_dec_oom (dec);
+        case MSGPACK_OBJECT_STR:
+            return lp_value_lstring (obj->via.str.ptr, obj->via.str.size)?: s_dec_oom (dec);
+        case MSGPACK_OBJECT_BIN:
+            return lp_value_bytes (obj->via.bin.ptr, obj->via.bin.size)?: s_dec_oom (dec);
+        case MSGPACK_OBJECT_EXT:
+            return s_convert_ext (dec, &obj->via.ext);
+        case MSGPACK_OBJECT_ARRAY: {
+            lp_value_t *array = lp_value_array ();
+            if (!array)
+                return s_dec_oom (dec);
+            for (uint32_t k = 0; k < obj->via.array.size; k++) {
+                lp_value_t *item = s_convert (dec, &obj->via.array.ptr [k]);
+                if (!item || lp_value_append (array, item)) {
+                    if (item)
+                        s_dec_oom (dec);
+                    lp_value_destroy (&array);
+                    return NULL;
+                }
+            }
+            return array;
+        }
+        case MSGPACK_OBJECT_MAP: {
+            lp_value_t *map = lp_value_map ();
+            if (!map)
+                return s_dec_oom (dec);
+            for (uint32_t k = 0; k < obj->via.map.size; k++) {
+                lp_value_t *key = s_convert (dec, &obj->via.map.ptr [k].key);
+                lp_value_t *val = key? s_convert (dec, &obj->via.map.ptr [k].val): NULL;
+                if (!val) {
+                    lp_value_destroy (&key);
+                    lp_value_destroy (&map);
+                    return NULL;
+                }
+                if (lp_value_set_key (map, key, val)) {
+                    lp_value_destroy (&map);
+                    return s_dec_oom (dec);
+                }
+            }
+            return map;
+        }
+    }
+    snprintf (dec->err, dec->errlen, "unsupported msgpack type %d", (int) obj->type);
+    return NULL;
+}
+
+lp_value_t *
+lp_codec_decode (const void *data, size_t size, zframe_t **buffers, size_t nbuffers,
+                 char *err, size_t errlen)
+{
+    char dummy [8];
+    if (!err || errlen == 0) {
+        err = dummy;
+        errlen = sizeof dummy;
+    }
+    *err = 0;
+    if (!data || size == 0) {
+        snprintf (err, errlen, "empty msgpack frame");
+        return NULL;
+    }
+    if (nbuffers && !buffers) {
+        snprintf (err, errlen, "buffer frames missing");
+        return NULL;
+    }
+    if (s_prewalk ((const uint8_t *) data, size, err, errlen))
+        return NULL;
+
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    size_t offset = 0;
+    msgpack_unpack_return rc = msgpack_unpack_next (&unpacked, (const char *) data,
+                                                    size, &offset);
+    lp_value_t *value = NULL;
+    if (rc == MSGPACK_UNPACK_SUCCESS && offset == size) {
+        s_decoder_t dec = { buffers, nbuffers, NULL, err, errlen };
+        value = s_convert (&dec, &unpacked.data);
+        free (dec.used);
+    }
+    else
+    if (rc == MSGPACK_UNPACK_NOMEM_ERROR)
+        snprintf (err, errlen, "out of memory while parsing msgpack");
+    else
+        snprintf (err, errlen, "malformed msgpack (parser said %d)", (int) rc);
+    msgpack_unpacked_destroy (&unpacked);
+    return value;
+}
+
+//  ---------------------------------------------------------------------
+//  Self-test helpers
+
+//  Encodes and decodes v; returns the copy (asserts on failure)
+static lp_value_t *
+s_roundtrip (const lp_value_t *v, size_t *nbuffers_p)
+{
+    zlist_t *buffers = zlist_new ();
+    assert (buffers);
+    char err [256];
+    zframe_t *frame = lp_codec_encode (v, buffers, err, sizeof err);
+    assert (frame);
+    size_t nbuffers = zlist_size (buffers);
+    zframe_t **array = (zframe_t **) calloc (nbuffers + 1, sizeof (zframe_t *));
+    assert (array);
+    size_t k = 0;
+    for (zframe_t *f = (zframe_t *) zlist_first (buffers); f;
+         f = (zframe_t *) zlist_next (buffers))
+        array [k++] = f;
+    lp_value_t *copy = lp_codec_decode (zframe_data (frame), zframe_size (frame),
+                                        array, nbuffers, err, sizeof err);
+    if (!copy)
+        fprintf (stderr, "decode failed: %s\n", err);
+    assert (copy);
+    assert (lp_value_equal (v, copy));
+    for (k = 0; k < nbuffers; k++)
+        zframe_destroy (&array [k]);
+    free (array);
+    zlist_destroy (&buffers);
+    zframe_destroy (&frame);
+    if (nbuffers_p)
+        *nbuffers_p = nbuffers;
+    return copy;
+}
+
+static lp_value_t *
+s_decode_raw (const void *data, size_t size, char *err, size_t errlen)
+{
+    return lp_codec_decode (data, size, NULL, 0, err, errlen);
+}
+
+static lp_value_t *
+s_nest (int levels)
+{
+    lp_value_t *v = lp_value_int (7);
+    for (int k = 0; k < levels; k++) {
+        lp_value_t *outer = lp_value_array ();
+        assert (outer);
+        assert (lp_value_append (outer, v) == 0);
+        v = outer;
+    }
+    return v;
+}
+
+void
+lp_codec_test (bool verbose)
+{
+    printf (" * codec: ");
+    char err [256];
+
+    //  @selftest
+    //  Every type round-trips
+    lp_value_t *all = lp_value_map ();
+    lp_value_set (all, "nil", lp_value_nil ());
+    lp_value_set (all, "t", lp_value_bool (true));
+    lp_value_set (all, "f", lp_value_bool (false));
+    lp_value_set (all, "zero", lp_value_int (0));
+    lp_value_set (all, "neg", lp_value_int (-33));
+    lp_value_set (all, "min", lp_value_int (INT64_MIN));
+    lp_value_set (all, "max", lp_value_int (INT64_MAX));
+    lp_value_set (all, "pi", lp_value_number (3.14159));
+    lp_value_set (all, "whole", lp_value_number (2.0));
+    lp_value_set (all, "inf", lp_value_number (-INFINITY));
+    lp_value_set (all, "nan", lp_value_number (NAN));
+    lp_value_set (all, "empty", lp_value_string (""));
+    lp_value_set (all, "text", lp_value_string ("h\xc3\xa9llo"));
+    lp_value_set (all, "bytes", lp_value_bytes ("\x00\x01\xff", 3));
+    lp_value_set (all, "list", lp_value_int_range (1, 20));
+    lp_value_set (all, "nolist", lp_value_array ());
+    lp_value_set (all, "nomap", lp_value_map ());
+    lp_value_set_key (all, lp_value_int (5), lp_value_string ("int key"));
+    lp_value_set_key (all, lp_value_number (0.5), lp_value_string ("number key"));
+    lp_value_set_key (all, lp_value_bool (true), lp_value_string ("bool key"));
+    lp_value_set_key (all, lp_value_bytes ("k\xff", 2), lp_value_string ("bytes key"));
+    lp_dtype_t dtypes [] = { LP_DTYPE_F64, LP_DTYPE_F32, LP_DTYPE_I64,
+                             LP_DTYPE_I32, LP_DTYPE_U8 };
+    for (int d = 0; d < 5; d++) {
+        lp_value_t *typed = lp_value_typed (dtypes [d], 5);
+        uint8_t *bytes = (uint8_t *) lp_value_typed_data (typed);
+        for (size_t k = 0; k < 5 * lp_dtype_size (dtypes [d]); k++)
+            bytes [k] = (uint8_t) (k * 37 + d);
+        lp_value_set (all, lp_dtype_name (dtypes [d]), typed);
+    }
+    lp_value_set (all, "typed0", lp_value_typed (LP_DTYPE_I32, 0));
+    size_t nbuffers;
+    lp_value_t *copy = s_roundtrip (all, &nbuffers);
+    assert (nbuffers == 5);             //  empty typed array has no pieces
+    assert (lp_value_type (lp_value_get (copy, "f32")) == LP_TYPED);
+    assert (lp_value_type (lp_value_get (copy, "bytes")) == LP_BYTES);
+    assert (lp_value_type (lp_value_get (copy, "whole")) == LP_NUMBER);
+    assert (lp_value_type (lp_value_get (copy, "zero")) == LP_INT);
+    lp_value_destroy (&copy);
+
+    //  Scalars at the top level
+    lp_value_t *v = lp_value_nil ();
+    copy = s_roundtrip (v, NULL);
+    lp_value_destroy (&copy);
+    lp_value_destroy (&v);
+    v = lp_value_string ("top");
+    copy = s_roundtrip (v, NULL);
+    lp_value_destroy (&copy);
+    lp_value_destroy (&v);
+
+    //  Buffer indices continue from the list's size
+    zlist_t *buffers = zlist_new ();
+    zframe_t *first = zframe_new ("x", 1);
+    zlist_append (buffers, first);
+    v = lp_value_typed (LP_DTYPE_U8, 3);
+    zframe_t *frame = lp_codec_encode (v, buffers, err, sizeof err);
+    assert (frame);
+    assert (zlist_size (buffers) == 2);
+    zframe_t *array2 [2] = { first, (zframe_t *) zlist_tail (buffers) };
+    lp_value_t *back = lp_codec_decode (zframe_data (frame), zframe_size (frame),
+                                        array2, 2, err, sizeof err);
+    assert (back && lp_value_equal (back, v));
+    lp_value_destroy (&back);
+    //  ... and decoding with too few buffers fails cleanly
+    back = lp_codec_decode (zframe_data (frame), zframe_size (frame),
+                            array2, 1, err, sizeof err);
+    assert (!back && strstr (err, "buffers"));
+    zframe_destroy (&frame);
+    lp_value_destroy (&v);
+    zframe_destroy (&array2 [1]);
+    zframe_destroy (&first);
+    zlist_destroy (&buffers);
+
+    //  10 MB typed array, bit for bit, in 1 MiB pieces
+    size_t count = 10 * 1024 * 1024 / 8 + 3;
+    v = lp_value_typed (LP_DTYPE_F64, count);
+    double *d = (double *) lp_value_typed_data (v);
+    for (size_t k = 0; k < count; k++)
+        d [k] = (double) k * 0.25 - 1e6;
+    d [7] = NAN;
+    int64_t start = zclock_mono ();
+    copy = s_roundtrip (v, &nbuffers);
+    assert (nbuffers == 11);
+    assert (memcmp (lp_value_typed_data (copy), d, count * 8) == 0);
+    if (verbose)
+        printf ("(10 MB typed round trip %d ms) ", (int) (zclock_mono () - start));
+    lp_value_destroy (&copy);
+    lp_value_destroy (&v);
+
+    //  Bytes: inline up to LP_INLINE_MAX_BYTES, out of band above
+    uint8_t *blob = (uint8_t *) malloc (2500 * 1024);
+    assert (blob);
+    for (size_t k = 0; k < 2500 * 1024; k++)
+        blob [k] = (uint8_t) (k * 7 + (k >> 11));
+    v = lp_value_bytes (blob, LP_INLINE_MAX_BYTES);
+    copy = s_roundtrip (v, &nbuffers);
+    assert (nbuffers == 0);
+    lp_value_destroy (&copy);
+    lp_value_destroy (&v);
+    v = lp_value_bytes (blob, 200 * 1024);
+    copy = s_roundtrip (v, &nbuffers);
+    assert (nbuffers == 1);
+    assert (lp_value_type (copy) == LP_BYTES);
+    lp_value_destroy (&copy);
+    lp_value_destroy (&v);
+    v = lp_value_bytes (blob, 2500 * 1024);
+    copy = s_roundtrip (v, &nbuffers);
+    assert (nbuffers == 3);
+    lp_value_destroy (&copy);
+    lp_value_destroy (&v);
+    free (blob);
+
+    //  Nesting: 32 levels encode and decode, 33 do not encode
+    v = s_nest (LP_CODEC_MAX_DEPTH);
+    copy = s_roundtrip (v, NULL);
+    lp_value_destroy (&copy);
+    lp_value_destroy (&v);
+    v = s_nest (LP_CODEC_MAX_DEPTH + 1);
+    buffers = zlist_new ();
+    frame = lp_codec_encode (v, buffers, err, sizeof err);
+    assert (!frame);
+    assert (strstr (err, "nests deeper"));
+    lp_value_destroy (&v);
+    //  A failed encode leaves the buffer list as it was
+    v = lp_value_array ();
+    lp_value_append (v, lp_value_typed (LP_DTYPE_U8, 10));
+    lp_value_append (v, s_nest (LP_CODEC_MAX_DEPTH));
+    frame = lp_codec_encode (v, buffers, err, sizeof err);
+    assert (!frame);
+    assert (zlist_size (buffers) == 0);
+    lp_value_destroy (&v);
+    zlist_destroy (&buffers);
+    //  Hand-made deep input: 33 levels, and 100000 levels
+    uint8_t deep [100001];
+    memset (deep, 0x91, sizeof deep);
+    deep [LP_CODEC_MAX_DEPTH] = 0xc0;
+    v = s_decode_raw (deep, LP_CODEC_MAX_DEPTH + 1, err, sizeof err);
+    assert (v);
+    lp_value_destroy (&v);
+    deep [LP_CODEC_MAX_DEPTH] = 0x91;
+    deep [LP_CODEC_MAX_DEPTH + 1] = 0xc0;
+    v = s_decode_raw (deep, LP_CODEC_MAX_DEPTH + 2, err, sizeof err);
+    assert (!v && strstr (err, "nests deeper"));
+    deep [100000] = 0xc0;
+    v = s_decode_raw (deep, sizeof deep, err, sizeof err);
+    assert (!v);
+
+    //  Allocation bombs
+    uint8_t bomb [] = { 0xdd, 0xff, 0xff, 0xff, 0xff };
+    v = s_decode_raw (bomb, sizeof bomb, err, sizeof err);
+    assert (!v && strstr (err, "elements"));
+    uint8_t mapbomb [] = { 0xdf, 0xff, 0xff, 0xff, 0xff, 0xc0, 0xc0 };
+    v = s_decode_raw (mapbomb, sizeof mapbomb, err, sizeof err);
+    assert (!v);
+    uint8_t map2 [] = { 0x82, 0x01, 0x02 };     //  map of 2 needs 4 bytes
+    v = s_decode_raw (map2, sizeof map2, err, sizeof err);
+    assert (!v && strstr (err, "map"));
+    uint8_t strbomb [] = { 0xdb, 0x7f, 0xff, 0xff, 0xff, 'a' };
+    v = s_decode_raw (strbomb, sizeof strbomb, err, sizeof err);
+    assert (!v);
+    uint8_t binbomb [] = { 0xc6, 0xff, 0xff, 0xff, 0xff };
+    v = s_decode_raw (binbomb, sizeof binbomb, err, sizeof err);
+    assert (!v);
+    uint8_t extbomb [] = { 0xc9, 0xff, 0xff, 0xff, 0xff, 0x01 };
+    v = s_decode_raw (extbomb, sizeof extbomb, err, sizeof err);
+    assert (!v);
+
+    //  Trailing bytes, empty frame, reserved byte
+    uint8_t trailing [] = { 0x01, 0x02 };
+    assert (!s_decode_raw (trailing, 2, err, sizeof err));
+    assert (strstr (err, "after"));
+    assert (!s_decode_raw (trailing, 0, err, sizeof err));
+    uint8_t reserved [] = { 0xc1 };
+    assert (!s_decode_raw (reserved, 1, err, sizeof err));
+
+    //  float32 arrives as a number
+    uint8_t f32 [] = { 0xca, 0x3f, 0xc0, 0x00, 0x00 };   //  1.5f
+    v = s_decode_raw (f32, sizeof f32, err, sizeof err);
+    assert (v && lp_value_type (v) == LP_NUMBER && lp_value_as_number (v) == 1.5);
+    lp_value_destroy (&v);
+    //  uint64 beyond int64 arrives as a number
+    uint8_t u64 [] = { 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+    v = s_decode_raw (u64, sizeof u64, err, sizeof err);
+    assert (v && lp_value_type (v) == LP_NUMBER);
+    lp_value_destroy (&v);
+
+    //  Hostile ext references
+    uint8_t ext [18] = { 0xd8, LP_EXT_TYPED, LP_DTYPE_F64 };
+    ext [13] = 1;                       //  first 0, pieces 1
+    zframe_t *seven = zframe_new ("1234567", 7);
+    zframe_t *eight = zframe_new ("12345678", 8);
+    zframe_t *frames [2] = { eight, seven };
+    v = lp_codec_decode (ext, sizeof ext, frames, 2, err, sizeof err);
+    assert (v && lp_value_len (v) == 1);
+    lp_value_destroy (&v);
+    frames [0] = seven;                 //  7 bytes are not whole f64s
+    v = lp_codec_decode (ext, sizeof ext, frames, 2, err, sizeof err);
+    assert (!v && strstr (err, "multiple"));
+    v = lp_codec_decode (ext, sizeof ext, NULL, 0, err, sizeof err);
+    assert (!v);
+    ext [2] = 9;                        //  unknown dtype
+    assert (!lp_codec_decode (ext, sizeof ext, frames, 2, err, sizeof err));
+    ext [2] = LP_DTYPE_U8;
+    ext [1] = 5;                        //  unknown ext type
+    assert (!lp_codec_decode (ext, sizeof ext, frames, 2, err, sizeof err));
+    assert (strstr (err, "ext type"));
+    ext [1] = LP_EXT_TYPED;
+    ext [9] = 0xff;                     //  first = 255
+    assert (!lp_codec_decode (ext, sizeof ext, frames, 2, err, sizeof err));
+    ext [9] = 0;
+    ext [10] = 0xff;                    //  pieces huge
+    assert (!lp_codec_decode (ext, sizeof ext, frames, 2, err, sizeof err));
+    ext [10] = 0;
+    ext [17] = 1;                       //  reserved byte set
+    assert (!lp_codec_decode (ext, sizeof ext, frames, 2, err, sizeof err));
+    ext [17] = 0;
+    //  Same buffer twice
+    uint8_t twice [1 + 2 * 18] = { 0x92 };
+    memcpy (twice + 1, ext, 18);
+    memcpy (twice + 19, ext, 18);
+    assert (!lp_codec_decode (twice, sizeof twice, frames, 2, err, sizeof err));
+    assert (strstr (err, "twice"));
+    //  Wrong payload size (fixext 8)
+    uint8_t small [] = { 0xd7, LP_EXT_TYPED, 1, 0, 0, 0, 0, 0, 0, 0 };
+    assert (!lp_codec_decode (small, sizeof small, frames, 2, err, sizeof err));
+    zframe_destroy (&seven);
+    zframe_destroy (&eight);
+
+    //  Every proper prefix of a valid encoding is rejected
+    buffers = zlist_new ();
+    lp_value_t *sample = lp_value_map ();
+    lp_value_set (sample, "a", lp_value_int_range (1, 5));
+    lp_value_set (sample, "b", lp_value_string ("some text here"));
+    lp_value_set (sample, "c", lp_value_number (1.25));
+    lp_value_set (sample, "d", lp_value_int (-1234567890123));
+    lp_value_set (sample, "e", lp_value_typed (LP_DTYPE_I32, 2));
+    lp_value_set_key (sample, lp_value_int (1), lp_value_bytes ("\xff\xfe", 2));
+    frame = lp_codec_encode (sample, buffers, err, sizeof err);
+    assert (frame);
+    zframe_t *piece = (zframe_t *) zlist_first (buffers);
+    byte *bytes = zframe_data (frame);
+    size_t size = zframe_size (frame);
+    for (size_t k = 0; k < size; k++) {
+        uint8_t *prefix = (uint8_t *) malloc (k + 1);
+        assert (prefix);
+        memcpy (prefix, bytes, k);
+        v = lp_codec_decode (prefix, k, &piece, 1, err, sizeof err);
+        assert (!v);
+        free (prefix);
+    }
+    v = lp_codec_decode (bytes, size, &piece, 1, err, sizeof err);
+    assert (v && lp_value_equal (v, sample));
+    lp_value_destroy (&v);
+
+    //  Random garbage, and random mutations of a valid frame
+    uint8_t garbage [256];
+    int decoded = 0;
+    for (int round = 0; round < 20000; round++) {
+        size_t len = 1 + (size_t) (rand () % (int) sizeof garbage);
+        if (round % 2) {
+            for (size_t k = 0; k < len; k++)
+                garbage [k] = (uint8_t) rand ();
+        }
+        else {
+            len = size < sizeof garbage? size: sizeof garbage;
+            memcpy (garbage, bytes, len);
+            int flips = 1 + rand () % 4;
+            for (int f = 0; f < flips; f++)
+                garbage [rand () % (int) len] = (uint8_t) rand ();
+        }
+        //  Exact-size heap copy so ASan sees any overread
+        uint8_t *copy_bytes = (uint8_t *) malloc (len);
+        assert (copy_bytes);
+        memcpy (copy_bytes, garbage, len);
+        v = lp_codec_decode (copy_bytes, len, &piece, 1, err, sizeof err);
+        if (v)
+            decoded++;
+        lp_value_destroy (&v);
+        free (copy_bytes);
+    }
+    if (verbose)
+        printf ("(%d of 20000 random frames decoded) ", decoded);
+    zframe_destroy (&frame);
+    zframe_destroy (&piece);
+    zlist_destroy (&buffers);
+    lp_value_destroy (&sample);
+    lp_value_destroy (&all);
+    //  @end
+    printf ("OK\n");
+}

@@ -1,0 +1,82 @@
+/*  =========================================================================
+    lp_selftest - runs the self-tests of the src/common classes
+
+    Usage: lp_selftest [--list] [--test NAME] [--verbose]
+    Without --test every class runs, in dependency order. An unknown name
+    or option exits with status 1. Each test asserts, so a failure aborts.
+    =========================================================================
+*/
+
+#include "lp_common.h"
+
+typedef struct {
+    const char *name;                   //  class name
+    void (*test) (bool verbose);        //  its self-test
+} s_test_t;
+
+static const s_test_t s_tests [] = {
+    { "util",     lp_util_test },
+    { "value",    lp_value_test },
+    { "codec",    lp_codec_test },
+    { "msg",      lp_msg_test },
+    { "wire",     lp_wire_test },
+    { "conn",     lp_conn_test },
+    { "luavalue", lp_luavalue_test },
+    { NULL, NULL }
+};
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out, "usage: lp_selftest [--list] [--test NAME] [--verbose]\n");
+}
+
+int
+main (int argc, char *argv [])
+{
+    bool verbose = false;
+    bool list = false;
+    const char *only = NULL;
+    for (int argn = 1; argn < argc; argn++) {
+        const char *arg = argv [argn];
+        if (streq (arg, "--verbose") || streq (arg, "-v"))
+            verbose = true;
+        else
+        if (streq (arg, "--list") || streq (arg, "-l"))
+            list = true;
+        else
+        if ((streq (arg, "--test") || streq (arg, "-t")) && argn + 1 < argc)
+            only = argv [++argn];
+        else
+        if (streq (arg, "--help") || streq (arg, "-h")) {
+            s_usage (stdout);
+            return 0;
+        }
+        else {
+            fprintf (stderr, "lp_selftest: unknown argument '%s'\n", arg);
+            s_usage (stderr);
+            return 1;
+        }
+    }
+    if (list) {
+        for (const s_test_t *t = s_tests; t->name; t++)
+            printf ("%s\n", t->name);
+        return 0;
+    }
+    //  Tests open sockets; keep czmq from eating Ctrl-C silently
+    zsys_init ();
+    printf ("Running luaparallel selftests...\n");
+    int ran = 0;
+    for (const s_test_t *t = s_tests; t->name; t++) {
+        if (only && !streq (only, t->name))
+            continue;
+        t->test (verbose);
+        ran++;
+    }
+    if (only && ran == 0) {
+        fprintf (stderr, "lp_selftest: unknown test '%s' (try --list)\n", only);
+        return 1;
+    }
+    printf ("Tests passed OK\n");
+    return 0;
+}

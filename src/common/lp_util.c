@@ -1,0 +1,244 @@
+/*  =========================================================================
+    lp_util - small helpers shared by every process: random ids, UTF-8
+    validation, wall clock in ISO 8601, profile folders, hex coding
+
+    Random ids come from libsodium's randombytes_buf; sodium_init runs once
+    per process through pthread_once, so any thread may ask for an id first.
+    =========================================================================
+*/
+
+#include "lp_common.h"
+#include <sodium.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <time.h>
+
+static pthread_once_t s_sodium_once = PTHREAD_ONCE_INIT;
+
+static void
+s_sodium_init (void)
+{
+    //  Returns 1 when already initialised, -1 only when the platform has
+    //  no usable random source: nothing can work then.
+    int rc = sodium_init ();
+    assert (rc >= 0);
+}
+
+//  ---------------------------------------------------------------------
+//  32 random lowercase hex chars plus NUL
+
+void
+lp_util_random_id (char out [LP_ID_CHARS + 1])
+{
+    assert (out);
+    pthread_once (&s_sodium_once, s_sodium_init);
+    uint8_t raw [LP_ID_CHARS / 2];
+    randombytes_buf (raw, sizeof raw);
+    lp_util_hex_encode (raw, sizeof raw, out);
+}
+
+//  ---------------------------------------------------------------------
+//  Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF
+
+bool
+lp_util_utf8_valid (const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *) s;
+    size_t k = 0;
+    while (k < len) {
+        unsigned char c = p [k];
+        if (c < 0x80) {
+            k++;
+            continue;
+        }
+        size_t need;
+        uint32_t cp, min;
+        if (c >= 0xC2 && c <= 0xDF) {
+            need = 1; cp = c & 0x1F; min = 0x80;
+        }
+        else
+        if (c >= 0xE0 && c <= 0xEF) {
+            need = 2; cp = c & 0x0F; min = 0x800;
+        }
+        else
+        if (c >= 0xF0 && c <= 0xF4) {
+            need = 3; cp = c & 0x07; min = 0x10000;
+        }
+        else
+            return false;
+        if (len - k - 1 < need)
+            return false;
+        for (size_t n = 1; n <= need; n++) {
+            unsigned char cc = p [k + n];
+            if ((cc & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (cc & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        k += need + 1;
+    }
+    return true;
+}
+
+//  ---------------------------------------------------------------------
+//  Clocks
+
+int64_t
+lp_util_wall_usec (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void
+lp_util_iso_now (char out [32])
+{
+    assert (out);
+    int64_t usec = lp_util_wall_usec ();
+    time_t secs = (time_t) (usec / 1000000);
+    struct tm tm;
+    gmtime_r (&secs, &tm);
+    size_t n = strftime (out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf (out + n, 32 - n, ".%06dZ", (int) (usec % 1000000));
+}
+
+//  ---------------------------------------------------------------------
+//  Profile folder
+
+int
+lp_util_profile_dir (const char *profile, char *out, size_t size)
+{
+    assert (out);
+    if (!profile || !*profile)
+        profile = "default";
+    const char *lp_home = getenv ("LP_HOME");
+    int n;
+    if (lp_home && *lp_home)
+        n = snprintf (out, size, "%s/profile_%s", lp_home, profile);
+    else {
+        const char *home = getenv ("HOME");
+        if (!home || !*home) {
+            struct passwd *pw = getpwuid (getuid ());
+            home = pw && pw->pw_dir? pw->pw_dir: "/tmp";
+        }
+        n = snprintf (out, size, "%s/.luaparallel/profile_%s", home, profile);
+    }
+    if (n < 0 || (size_t) n >= size)
+        return -1;
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  Hex
+
+void
+lp_util_hex_encode (const uint8_t *data, size_t len, char *out)
+{
+    static const char digits [] = "0123456789abcdef";
+    for (size_t k = 0; k < len; k++) {
+        out [k * 2] = digits [data [k] >> 4];
+        out [k * 2 + 1] = digits [data [k] & 15];
+    }
+    out [len * 2] = 0;
+}
+
+static int
+s_hex_digit (char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int
+lp_util_hex_decode (const char *hex, uint8_t *out, size_t max)
+{
+    assert (hex);
+    size_t len = strlen (hex);
+    if (len % 2 || len / 2 > max || len / 2 > INT_MAX)
+        return -1;
+    for (size_t k = 0; k < len / 2; k++) {
+        int hi = s_hex_digit (hex [k * 2]);
+        int lo = s_hex_digit (hex [k * 2 + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out [k] = (uint8_t) (hi << 4 | lo);
+    }
+    return (int) (len / 2);
+}
+
+//  ---------------------------------------------------------------------
+//  Self-test
+
+void
+lp_util_test (bool verbose)
+{
+    printf (" * util: ");
+    (void) verbose;
+
+    //  @selftest
+    char id1 [LP_ID_CHARS + 1], id2 [LP_ID_CHARS + 1];
+    lp_util_random_id (id1);
+    lp_util_random_id (id2);
+    assert (strlen (id1) == LP_ID_CHARS);
+    assert (strspn (id1, "0123456789abcdef") == LP_ID_CHARS);
+    assert (strcmp (id1, id2) != 0);
+
+    assert (lp_util_utf8_valid ("", 0));
+    assert (lp_util_utf8_valid ("plain ascii", 11));
+    assert (lp_util_utf8_valid ("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 15));
+    assert (lp_util_utf8_valid ("a\0b", 3));
+    assert (!lp_util_utf8_valid ("\xff", 1));
+    assert (!lp_util_utf8_valid ("\xc3", 1));                 //  truncated
+    assert (!lp_util_utf8_valid ("\xc0\xaf", 2));             //  overlong
+    assert (!lp_util_utf8_valid ("\xe0\x80\xaf", 3));         //  overlong
+    assert (!lp_util_utf8_valid ("\xed\xa0\x80", 3));         //  surrogate
+    assert (!lp_util_utf8_valid ("\xf4\x90\x80\x80", 4));     //  > U+10FFFF
+    assert (!lp_util_utf8_valid ("\xe2\x82", 2));
+    assert (!lp_util_utf8_valid ("\x80", 1));
+
+    char date [32];
+    lp_util_iso_now (date);
+    assert (strlen (date) == 27);
+    assert (date [4] == '-' && date [10] == 'T' && date [19] == '.' && date [26] == 'Z');
+    int64_t now = lp_util_wall_usec ();
+    assert (now > (int64_t) 1600000000 * 1000000);
+
+    char *saved = getenv ("LP_HOME")? strdup (getenv ("LP_HOME")): NULL;
+    setenv ("LP_HOME", "/tmp/lphome", 1);
+    char dir [256];
+    assert (lp_util_profile_dir ("test", dir, sizeof dir) == 0);
+    assert (streq (dir, "/tmp/lphome/profile_test"));
+    assert (lp_util_profile_dir (NULL, dir, sizeof dir) == 0);
+    assert (streq (dir, "/tmp/lphome/profile_default"));
+    assert (lp_util_profile_dir ("test", dir, 10) == -1);
+    unsetenv ("LP_HOME");
+    assert (lp_util_profile_dir ("x", dir, sizeof dir) == 0);
+    assert (strstr (dir, "/.luaparallel/profile_x"));
+    if (saved) {
+        setenv ("LP_HOME", saved, 1);
+        free (saved);
+    }
+
+    uint8_t raw [4] = { 0x00, 0xab, 0x10, 0xff };
+    char hex [9];
+    lp_util_hex_encode (raw, 4, hex);
+    assert (streq (hex, "00ab10ff"));
+    uint8_t back [4];
+    assert (lp_util_hex_decode (hex, back, 4) == 4);
+    assert (memcmp (raw, back, 4) == 0);
+    assert (lp_util_hex_decode ("00AB10FF", back, 4) == 4);
+    assert (memcmp (raw, back, 4) == 0);
+    assert (lp_util_hex_decode ("abc", back, 4) == -1);
+    assert (lp_util_hex_decode ("zz", back, 4) == -1);
+    assert (lp_util_hex_decode ("0011223344", back, 4) == -1);
+    assert (lp_util_hex_decode ("", back, 4) == 0);
+    //  @end
+    printf ("OK\n");
+}

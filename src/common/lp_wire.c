@@ -1,0 +1,1057 @@
+/*  =========================================================================
+    lp_wire - signed multipart messages: encode, verify, decode
+
+    On the wire a message is (docs/protocol.md):
+
+        [routing...] | "<LPMSG>" | signature | header | parent | metadata
+                     | content | buffer...
+
+    header, parent, metadata and content are one msgpack map each
+    (lp_codec); large values inside them go out of band as buffer frames,
+    numbered from 0 at the first frame after content. The signature is a
+    keyed BLAKE2b-256 (libsodium crypto_generichash) over every frame after
+    it, each fed as its length (8 bytes big-endian) then its bytes, written
+    as 64 lowercase hex characters. Length-prefixing makes the frame
+    boundaries part of what is signed, so frames cannot be re-split.
+
+    Receiving is defensive, in this order, and nothing is unpacked before
+    the signature checks out (msgpack-c allocates for declared lengths):
+
+        1. find the delimiter; what precedes it is the routing envelope
+        2. at least 6 frames from the delimiter on
+        3. signature, compared in constant time (sodium_memcmp)
+        4. header decodes to a map with string msg_id and msg_type
+        5. replay guard: msg_id not among the last LP_REPLAY_WINDOW seen
+        6. parent, metadata, content decode to maps; only now is the
+           msg_id remembered (lp_wire_verify remembers it after step 5)
+
+    A message failing any step is dropped: counted (lp_wire_dropped), its
+    reason kept (lp_wire_last_error) and logged with zsys_warning at most
+    once per peer per LP_DROP_LOG_MSEC. The peer is the hex of the first
+    routing frame, "-" when there is none.
+
+    The replay guard is a hash of ids plus a ring holding the same ids in
+    arrival order; when the ring is full the oldest id leaves both, so each
+    message costs O(1) and memory is bounded.
+
+    One wire per thread: nothing here locks.
+    =========================================================================
+*/
+
+#include "lp_common.h"
+#include <sodium.h>
+#include <inttypes.h>
+
+#ifndef LP_LINGER_MSEC
+#   define LP_LINGER_MSEC       200     //  unsent messages kept on close
+#endif
+#ifndef LP_DROP_LOG_PEERS
+#   define LP_DROP_LOG_PEERS    4096    //  peers remembered for drop logging
+#endif
+#define LP_MSG_ID_MAX_CHARS     256     //  longer msg_ids are malformed
+#define LP_PEER_SHOW_BYTES      32      //  identity bytes shown in logs
+#define LP_WIRE_FRAMES_MIN      6       //  delimiter .. content
+#define LP_WIRE_SIGNED_FIRST    2       //  header is delimiter + 2
+
+struct _lp_wire_t {
+    uint8_t key [crypto_generichash_KEYBYTES_MAX]; //  signing key
+    size_t key_len;                 //  bytes used in key
+    char *name;                     //  for log lines
+    char session [LP_ID_CHARS + 1]; //  stamped into sent headers
+    zhashx_t *seen;                 //  msg_id -> itself, the replay set
+    char **ring;                    //  msg_ids in arrival order, or NULL
+    size_t ring_next;               //  slot the next id goes to
+    zhashx_t *peers;                //  peer hex -> s_peer_t, drop logging
+    uint64_t dropped;               //  messages dropped so far
+    char last_error [256];          //  why the last drop
+};
+
+//  Drop accounting per peer
+typedef struct {
+    int64_t logged_at;              //  zclock_mono of the last log line
+    uint64_t dropped;               //  drops from this peer
+} s_peer_t;
+
+//  ---------------------------------------------------------------------
+//  Creates a wire. The key must be 16..64 bytes (crypto_generichash);
+//  returns NULL otherwise or when out of memory.
+
+lp_wire_t *
+lp_wire_new (const uint8_t *key, size_t key_len, const char *name)
+{
+    assert (key);
+    if (key_len < crypto_generichash_KEYBYTES_MIN
+    ||  key_len > crypto_generichash_KEYBYTES_MAX)
+        return NULL;
+    if (sodium_init () < 0)
+        return NULL;
+    lp_wire_t *self = (lp_wire_t *) calloc (1, sizeof (lp_wire_t));
+    if (!self)
+        return NULL;
+    memcpy (self->key, key, key_len);
+    self->key_len = key_len;
+    self->name = strdup (name? name: "wire");
+    self->seen = zhashx_new ();
+    self->peers = zhashx_new ();
+    if (!self->name || !self->seen || !self->peers) {
+        lp_wire_destroy (&self);
+        return NULL;
+    }
+    //  The ring owns the id strings; the hash only points at them
+    zhashx_set_key_duplicator (self->seen, NULL);
+    zhashx_set_key_destructor (self->seen, NULL);
+    zhashx_set_destructor (self->peers, NULL);
+    lp_util_random_id (self->session);
+    return self;
+}
+
+void
+lp_wire_destroy (lp_wire_t **self_p)
+{
+    assert (self_p);
+    lp_wire_t *self = *self_p;
+    if (self) {
+        sodium_memzero (self->key, sizeof (self->key));
+        zhashx_destroy (&self->seen);
+        if (self->ring) {
+            for (size_t i = 0; i < LP_REPLAY_WINDOW; i++)
+                free (self->ring [i]);
+            free (self->ring);
+        }
+        if (self->peers) {
+            s_peer_t *peer = (s_peer_t *) zhashx_first (self->peers);
+            while (peer) {
+                free (peer);
+                peer = (s_peer_t *) zhashx_next (self->peers);
+            }
+            zhashx_destroy (&self->peers);
+        }
+        free (self->name);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+const char *
+lp_wire_session (lp_wire_t *self)
+{
+    assert (self);
+    return self->session;
+}
+
+uint64_t
+lp_wire_dropped (lp_wire_t *self)
+{
+    assert (self);
+    return self->dropped;
+}
+
+const char *
+lp_wire_last_error (lp_wire_t *self)
+{
+    assert (self);
+    return self->last_error;
+}
+
+//  ---------------------------------------------------------------------
+//  Signs frames [first, first + count) into hex (65 bytes with the NUL).
+
+static void
+s_sign (lp_wire_t *self, zframe_t **frames, size_t count, char *hex)
+{
+    crypto_generichash_state state;
+    crypto_generichash_init (&state, self->key, self->key_len,
+                             crypto_generichash_BYTES);
+    for (size_t i = 0; i < count; i++) {
+        uint64_t size = zframe_size (frames [i]);
+        uint8_t prefix [8];
+        for (int b = 0; b < 8; b++)
+            prefix [b] = (uint8_t) (size >> (56 - 8 * b));
+        crypto_generichash_update (&state, prefix, sizeof (prefix));
+        crypto_generichash_update (&state, zframe_data (frames [i]), size);
+    }
+    uint8_t digest [crypto_generichash_BYTES];
+    crypto_generichash_final (&state, digest, sizeof (digest));
+    sodium_bin2hex (hex, LP_SIGNATURE_HEX_CHARS + 1, digest, sizeof (digest));
+}
+
+//  Signs a whole message in place: the frame after the delimiter (which
+//  must be at index delim) gets the signature of all that follow it.
+static int
+s_sign_zmsg (lp_wire_t *self, zmsg_t *zmsg, size_t delim)
+{
+    size_t nframes = zmsg_size (zmsg);
+    assert (nframes >= delim + LP_WIRE_FRAMES_MIN);
+    zframe_t **frames = (zframe_t **) malloc (nframes * sizeof (zframe_t *));
+    if (!frames)
+        return -1;
+    size_t n = 0;
+    for (zframe_t *f = zmsg_first (zmsg); f; f = zmsg_next (zmsg))
+        frames [n++] = f;
+    char hex [LP_SIGNATURE_HEX_CHARS + 1];
+    s_sign (self, frames + delim + LP_WIRE_SIGNED_FIRST,
+            nframes - delim - LP_WIRE_SIGNED_FIRST, hex);
+    zframe_reset (frames [delim + 1], hex, LP_SIGNATURE_HEX_CHARS);
+    free (frames);
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  Builds the signed multipart message. Header, parent and metadata share
+//  the buffer list with content so that a large string anywhere (a long
+//  captured stdout in metadata, say) also goes out of band.
+
+zmsg_t *
+lp_wire_encode (lp_wire_t *self, lp_msg_t **msg_p, char *err, size_t errlen)
+{
+    assert (self);
+    assert (msg_p);
+    lp_msg_t *msg = *msg_p;
+    assert (msg);
+    char dummy [8];
+    if (!err) {
+        err = dummy;
+        errlen = sizeof (dummy);
+    }
+    zmsg_t *zmsg = NULL;
+    zlist_t *buffers = zlist_new ();
+    zframe_t *parts [4] = { NULL, NULL, NULL, NULL };
+    if (!buffers) {
+        snprintf (err, errlen, "out of memory");
+        goto done;
+    }
+    //  Stamp our session when the header has none
+    lp_value_t *header = lp_msg_header (msg);
+    const lp_value_t *session = lp_value_get (header, "session");
+    if (!session || lp_value_type (session) != LP_STRING || lp_value_len (session) == 0) {
+        lp_value_t *value = lp_value_string (self->session);
+        if (!value || lp_value_set (header, "session", value)) {
+            snprintf (err, errlen, "out of memory");
+            goto done;
+        }
+    }
+    const lp_value_t *maps [4] = {
+        header, lp_msg_parent (msg), lp_msg_metadata (msg), lp_msg_content (msg)
+    };
+    static const char *names [4] = { "header", "parent", "metadata", "content" };
+    for (int i = 0; i < 4; i++) {
+        char reason [200] = "";
+        parts [i] = lp_codec_encode (maps [i], buffers, reason, sizeof (reason));
+        if (!parts [i]) {
+            snprintf (err, errlen, "cannot encode %s: %s", names [i], reason);
+            goto done;
+        }
+    }
+    zmsg = zmsg_dup (lp_msg_routing (msg));
+    if (!zmsg) {
+        snprintf (err, errlen, "out of memory");
+        goto done;
+    }
+    size_t delim = zmsg_size (zmsg);
+    if (zmsg_addmem (zmsg, LP_DELIMITER, strlen (LP_DELIMITER))
+    ||  zmsg_addmem (zmsg, NULL, 0))
+        goto nomem;
+    for (int i = 0; i < 4; i++)
+        if (zmsg_append (zmsg, &parts [i]))
+            goto nomem;
+    zframe_t *buffer = (zframe_t *) zlist_pop (buffers);
+    while (buffer) {
+        if (zmsg_append (zmsg, &buffer)) {
+            zframe_destroy (&buffer);
+            goto nomem;
+        }
+        buffer = (zframe_t *) zlist_pop (buffers);
+    }
+    if (s_sign_zmsg (self, zmsg, delim))
+        goto nomem;
+    goto done;
+
+nomem:
+    snprintf (err, errlen, "out of memory");
+    zmsg_destroy (&zmsg);
+done:
+    for (int i = 0; i < 4; i++)
+        zframe_destroy (&parts [i]);
+    if (buffers) {
+        zframe_t *frame = (zframe_t *) zlist_pop (buffers);
+        while (frame) {
+            zframe_destroy (&frame);
+            frame = (zframe_t *) zlist_pop (buffers);
+        }
+        zlist_destroy (&buffers);
+    }
+    lp_msg_destroy (msg_p);
+    return zmsg;
+}
+
+int
+lp_wire_send (lp_wire_t *self, lp_msg_t **msg_p, zsock_t *sock)
+{
+    assert (self);
+    assert (sock);
+    char err [256] = "";
+    zmsg_t *zmsg = lp_wire_encode (self, msg_p, err, sizeof (err));
+    if (!zmsg) {
+        zsys_error ("%s: cannot send message: %s", self->name, err);
+        return -1;
+    }
+    if (zmsg_send (&zmsg, sock)) {
+        zmsg_destroy (&zmsg);
+        return -1;
+    }
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  Counts a drop, keeps its reason and logs it, at most once per peer per
+//  LP_DROP_LOG_MSEC. peer is the first routing frame or NULL.
+
+static void
+s_drop (lp_wire_t *self, zframe_t *peer_frame, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    vsnprintf (self->last_error, sizeof (self->last_error), format, args);
+    va_end (args);
+    self->dropped++;
+
+    //  The peer's key is the hex of its whole identity; the log shows a
+    //  prefix of it.
+    char peer [2 * 255 + 1] = "-";
+    bool cut = false;
+    if (peer_frame && zframe_size (peer_frame) > 0) {
+        size_t size = zframe_size (peer_frame);
+        if (size > 255)
+            size = 255;
+        sodium_bin2hex (peer, sizeof (peer), zframe_data (peer_frame), size);
+        cut = zframe_size (peer_frame) > LP_PEER_SHOW_BYTES;
+    }
+    s_peer_t *entry = (s_peer_t *) zhashx_lookup (self->peers, peer);
+    if (!entry) {
+        if (zhashx_size (self->peers) >= LP_DROP_LOG_PEERS) {
+            //  Too many peers (identities are cheap to make): forget them
+            s_peer_t *old = (s_peer_t *) zhashx_first (self->peers);
+            while (old) {
+                free (old);
+                old = (s_peer_t *) zhashx_next (self->peers);
+            }
+            zhashx_purge (self->peers);
+        }
+        entry = (s_peer_t *) calloc (1, sizeof (s_peer_t));
+        if (!entry)
+            return;
+        entry->logged_at = INT64_MIN;
+        if (zhashx_insert (self->peers, peer, entry)) {
+            free (entry);
+            return;
+        }
+    }
+    entry->dropped++;
+    int64_t now = zclock_mono ();
+    if (entry->logged_at == INT64_MIN || now - entry->logged_at >= LP_DROP_LOG_MSEC) {
+        entry->logged_at = now;
+        if (cut)
+            peer [2 * LP_PEER_SHOW_BYTES] = 0;
+        zsys_warning ("%s: dropped message from %s%s: %s (%" PRIu64 " dropped from this peer)",
+                      self->name, peer, cut? "...": "", self->last_error, entry->dropped);
+    }
+}
+
+//  True when msg_id is among the last LP_REPLAY_WINDOW remembered.
+static bool
+s_replay_seen (lp_wire_t *self, const char *msg_id)
+{
+    return zhashx_lookup (self->seen, msg_id) != NULL;
+}
+
+//  Remembers msg_id, forgetting the oldest when the window is full.
+static void
+s_replay_remember (lp_wire_t *self, const char *msg_id)
+{
+    if (!self->ring) {
+        self->ring = (char **) calloc (LP_REPLAY_WINDOW, sizeof (char *));
+        if (!self->ring)
+            return;                 //  out of memory: accept, unguarded
+    }
+    char *copy = strdup (msg_id);
+    if (!copy)
+        return;
+    char **slot = &self->ring [self->ring_next];
+    if (*slot) {
+        zhashx_delete (self->seen, *slot);
+        free (*slot);
+    }
+    *slot = copy;
+    self->ring_next = (self->ring_next + 1) % LP_REPLAY_WINDOW;
+    zhashx_insert (self->seen, copy, copy);
+}
+
+//  Test shorthand: -1 when seen, else remembers it and 0.
+static int
+s_replay_check (lp_wire_t *self, const char *msg_id)
+{
+    if (s_replay_seen (self, msg_id))
+        return -1;
+    s_replay_remember (self, msg_id);
+    return 0;
+}
+
+//  Frames of zmsg as an array, NULL when out of memory or empty.
+static zframe_t **
+s_frames (zmsg_t *zmsg, size_t *count_p)
+{
+    size_t count = zmsg_size (zmsg);
+    *count_p = count;
+    if (count == 0)
+        return NULL;
+    zframe_t **frames = (zframe_t **) malloc (count * sizeof (zframe_t *));
+    if (!frames)
+        return NULL;
+    size_t n = 0;
+    for (zframe_t *f = zmsg_first (zmsg); f; f = zmsg_next (zmsg))
+        frames [n++] = f;
+    return frames;
+}
+
+//  Decodes one frame that must be a map, buffers from delim+6 on.
+static lp_value_t *
+s_decode_map (zframe_t **frames, size_t nframes, size_t delim, size_t index,
+              char *err, size_t errlen)
+{
+    size_t first = delim + LP_WIRE_FRAMES_MIN;
+    lp_value_t *value = lp_codec_decode (zframe_data (frames [index]),
+                                         zframe_size (frames [index]),
+                                         frames + first, nframes - first,
+                                         err, errlen);
+    if (value && lp_value_type (value) != LP_MAP) {
+        snprintf (err, errlen, "not a map but %s", lp_type_name (lp_value_type (value)));
+        lp_value_destroy (&value);
+    }
+    return value;
+}
+
+//  ---------------------------------------------------------------------
+//  Steps 1-5 of the receive path on frames (see the top of the file).
+//  Returns the header, or NULL after s_drop.
+
+static lp_value_t *
+s_verify (lp_wire_t *self, zframe_t **frames, size_t nframes, size_t *delim_p)
+{
+    if (nframes == 0) {
+        s_drop (self, NULL, "empty message");
+        return NULL;
+    }
+    size_t delim = 0;
+    size_t delim_len = strlen (LP_DELIMITER);
+    while (delim < nframes
+       && !(zframe_size (frames [delim]) == delim_len
+       &&   memcmp (zframe_data (frames [delim]), LP_DELIMITER, delim_len) == 0))
+        delim++;
+    if (delim == nframes) {
+        s_drop (self, nframes > 1? frames [0]: NULL, "no delimiter (%zu frames)", nframes);
+        return NULL;
+    }
+    zframe_t *peer = delim > 0? frames [0]: NULL;
+    if (nframes - delim < LP_WIRE_FRAMES_MIN) {
+        s_drop (self, peer, "%zu frames after the routing frames, need at least %d",
+                nframes - delim, LP_WIRE_FRAMES_MIN);
+        return NULL;
+    }
+    zframe_t *signature = frames [delim + 1];
+    char expected [LP_SIGNATURE_HEX_CHARS + 1];
+    s_sign (self, frames + delim + LP_WIRE_SIGNED_FIRST,
+            nframes - delim - LP_WIRE_SIGNED_FIRST, expected);
+    if (zframe_size (signature) != LP_SIGNATURE_HEX_CHARS
+    ||  sodium_memcmp (zframe_data (signature), expected, LP_SIGNATURE_HEX_CHARS) != 0) {
+        s_drop (self, peer, zframe_size (signature)? "bad signature": "missing signature");
+        return NULL;
+    }
+    char reason [200] = "";
+    lp_value_t *header = s_decode_map (frames, nframes, delim, delim + 2,
+                                       reason, sizeof (reason));
+    if (!header) {
+        s_drop (self, peer, "malformed header: %s", reason);
+        return NULL;
+    }
+    const lp_value_t *msg_id = lp_value_get (header, "msg_id");
+    const lp_value_t *msg_type = lp_value_get (header, "msg_type");
+    if (!msg_id || lp_value_type (msg_id) != LP_STRING
+    ||  lp_value_len (msg_id) == 0 || lp_value_len (msg_id) > LP_MSG_ID_MAX_CHARS
+    ||  strlen (lp_value_as_string (msg_id, NULL)) != lp_value_len (msg_id)) {
+        s_drop (self, peer, "header has no valid msg_id");
+        lp_value_destroy (&header);
+        return NULL;
+    }
+    if (!msg_type || lp_value_type (msg_type) != LP_STRING) {
+        s_drop (self, peer, "header has no msg_type string");
+        lp_value_destroy (&header);
+        return NULL;
+    }
+    const char *id = lp_value_as_string (msg_id, NULL);
+    if (s_replay_seen (self, id)) {
+        s_drop (self, peer, "replayed msg_id %s", id);
+        lp_value_destroy (&header);
+        return NULL;
+    }
+    *delim_p = delim;
+    return header;
+}
+
+lp_value_t *
+lp_wire_verify (lp_wire_t *self, zmsg_t *zmsg, size_t *delim_p)
+{
+    assert (self);
+    assert (zmsg);
+    size_t nframes;
+    zframe_t **frames = s_frames (zmsg, &nframes);
+    if (!frames && nframes) {
+        s_drop (self, NULL, "out of memory");
+        return NULL;
+    }
+    size_t delim = 0;
+    lp_value_t *header = s_verify (self, frames, nframes, &delim);
+    free (frames);
+    if (header) {
+        s_replay_remember (self, lp_value_as_string (lp_value_get (header, "msg_id"), NULL));
+        if (delim_p)
+            *delim_p = delim;
+    }
+    return header;
+}
+
+//  ---------------------------------------------------------------------
+//  Verifies, then decodes everything into an lp_msg_t.
+
+lp_msg_t *
+lp_wire_decode (lp_wire_t *self, zmsg_t **zmsg_p)
+{
+    assert (self);
+    assert (zmsg_p);
+    zmsg_t *zmsg = *zmsg_p;
+    if (!zmsg) {
+        s_drop (self, NULL, "empty message");
+        return NULL;
+    }
+    lp_msg_t *msg = NULL;
+    lp_value_t *maps [3] = { NULL, NULL, NULL };
+    size_t nframes;
+    zframe_t **frames = s_frames (zmsg, &nframes);
+    if (!frames && nframes) {
+        s_drop (self, NULL, "out of memory");
+        goto done;
+    }
+    size_t delim = 0;
+    lp_value_t *header = s_verify (self, frames, nframes, &delim);
+    if (!header)
+        goto done;
+    zframe_t *peer = delim > 0? frames [0]: NULL;
+    static const char *names [3] = { "parent_header", "metadata", "content" };
+    for (int i = 0; i < 3; i++) {
+        char reason [200] = "";
+        maps [i] = s_decode_map (frames, nframes, delim, delim + 3 + i,
+                                 reason, sizeof (reason));
+        if (!maps [i]) {
+            s_drop (self, peer, "malformed %s: %s", names [i], reason);
+            lp_value_destroy (&header);
+            goto done;
+        }
+    }
+    msg = lp_msg_new ("");
+    zmsg_t *routing = zmsg_new ();
+    if (!msg || !routing) {
+        zmsg_destroy (&routing);
+        lp_msg_destroy (&msg);
+        lp_value_destroy (&header);
+        s_drop (self, peer, "out of memory");
+        goto done;
+    }
+    //  Move the routing frames over; the rest goes with zmsg
+    for (size_t i = 0; i < delim; i++) {
+        zframe_t *frame = zmsg_pop (zmsg);
+        assert (frame == frames [i]);
+        if (zmsg_append (routing, &frame))
+            zframe_destroy (&frame);
+    }
+    //  Only a message accepted whole uses up its msg_id
+    s_replay_remember (self, lp_value_as_string (lp_value_get (header, "msg_id"), NULL));
+    lp_msg_set_routing (msg, &routing);
+    lp_msg_set_header (msg, header);
+    lp_msg_set_parent (msg, maps [0]);
+    lp_msg_set_metadata (msg, maps [1]);
+    lp_msg_set_content (msg, maps [2]);
+    maps [0] = maps [1] = maps [2] = NULL;
+done:
+    for (int i = 0; i < 3; i++)
+        lp_value_destroy (&maps [i]);
+    free (frames);
+    zmsg_destroy (zmsg_p);
+    return msg;
+}
+
+lp_msg_t *
+lp_wire_recv (lp_wire_t *self, zsock_t *sock)
+{
+    assert (self);
+    assert (sock);
+    zmsg_t *zmsg = zmsg_recv (sock);
+    if (!zmsg)
+        return NULL;                //  interrupted or timed out
+    return lp_wire_decode (self, &zmsg);
+}
+
+//  ---------------------------------------------------------------------
+//  Frame cap against memory bombs, unlimited queues (we never drop
+//  silently: a full queue blocks the sender), short linger on close.
+
+void
+lp_wire_tune_socket (zsock_t *sock)
+{
+    assert (sock);
+    zsock_set_maxmsgsize (sock, LP_MAX_FRAME_BYTES);
+    zsock_set_sndhwm (sock, 0);
+    zsock_set_rcvhwm (sock, 0);
+    zsock_set_linger (sock, LP_LINGER_MSEC);
+}
+
+//  ---------------------------------------------------------------------
+//  Self-test
+
+//  A request with nested content and a typed array of `count` float64.
+static lp_msg_t *
+s_test_request (size_t count)
+{
+    lp_msg_t *msg = lp_msg_new ("apply_request");
+    assert (msg);
+    lp_value_t *content = lp_msg_content (msg);
+    assert (lp_value_set (content, "fn", lp_value_string ("function(t) return #t end")) == 0);
+    lp_value_t *args = lp_value_array ();
+    assert (args);
+    lp_value_t *inner = lp_value_map ();
+    assert (inner);
+    assert (lp_value_set (inner, "name", lp_value_string ("x\xc3\xa9")) == 0);
+    assert (lp_value_set (inner, "list", lp_value_int_range (1, 5)) == 0);
+    assert (lp_value_set (inner, "pi", lp_value_number (3.25)) == 0);
+    assert (lp_value_set (inner, "ok", lp_value_bool (true)) == 0);
+    assert (lp_value_set (inner, "none", lp_value_nil ()) == 0);
+    assert (lp_value_set (inner, "raw", lp_value_bytes ("\x00\xff", 2)) == 0);
+    assert (lp_value_append (args, inner) == 0);
+    lp_value_t *typed = lp_value_typed (LP_DTYPE_F64, count);
+    assert (typed);
+    double *data = (double *) lp_value_typed_data (typed);
+    for (size_t i = 0; i < count; i++)
+        data [i] = (double) i * 0.5;
+    assert (lp_value_append (args, typed) == 0);
+    assert (lp_value_set (content, "args", args) == 0);
+    assert (lp_value_set (lp_msg_metadata (msg), "engine", lp_value_int (3)) == 0);
+    return msg;
+}
+
+//  Decodes a copy of zmsg and expects a drop whose reason contains `why`.
+static void
+s_expect_drop (lp_wire_t *wire, zmsg_t *zmsg, const char *why, bool verbose)
+{
+    uint64_t before = lp_wire_dropped (wire);
+    zmsg_t *copy = zmsg_dup (zmsg);
+    assert (copy);
+    lp_msg_t *msg = lp_wire_decode (wire, &copy);
+    assert (copy == NULL);
+    if (msg)
+        printf ("\nexpected drop (%s), got a message\n", why);
+    assert (msg == NULL);
+    assert (lp_wire_dropped (wire) == before + 1);
+    if (verbose)
+        printf ("\n    dropped: %s", lp_wire_last_error (wire));
+    if (!strstr (lp_wire_last_error (wire), why))
+        printf ("\nexpected '%s' in '%s'\n", why, lp_wire_last_error (wire));
+    assert (strstr (lp_wire_last_error (wire), why));
+}
+
+//  Replaces frame index of zmsg by the given bytes (a new zmsg).
+static zmsg_t *
+s_with_frame (zmsg_t *zmsg, size_t index, const void *data, size_t size)
+{
+    zmsg_t *copy = zmsg_new ();
+    assert (copy);
+    size_t i = 0;
+    for (zframe_t *f = zmsg_first (zmsg); f; f = zmsg_next (zmsg), i++) {
+        if (i == index)
+            assert (zmsg_addmem (copy, data, size) == 0);
+        else
+            assert (zmsg_addmem (copy, zframe_data (f), zframe_size (f)) == 0);
+    }
+    return copy;
+}
+
+//  A fresh signed message whose content is zero or more raw frames,
+//  given as (data, size) pairs for header/parent/metadata/content.
+static zmsg_t *
+s_signed_raw (lp_wire_t *wire, const void *header, size_t header_size,
+              const void *content, size_t content_size)
+{
+    zmsg_t *zmsg = zmsg_new ();
+    assert (zmsg);
+    assert (zmsg_addstr (zmsg, "peer") == 0);
+    assert (zmsg_addstr (zmsg, LP_DELIMITER) == 0);
+    assert (zmsg_addstr (zmsg, "") == 0);
+    assert (zmsg_addmem (zmsg, header, header_size) == 0);
+    assert (zmsg_addmem (zmsg, "\x80", 1) == 0);
+    assert (zmsg_addmem (zmsg, "\x80", 1) == 0);
+    assert (zmsg_addmem (zmsg, content, content_size) == 0);
+    assert (s_sign_zmsg (wire, zmsg, 1) == 0);
+    return zmsg;
+}
+
+void
+lp_wire_test (bool verbose)
+{
+    printf (" * lp_wire: ");
+    //  @selftest
+    uint8_t key [LP_KEY_BYTES];
+    for (size_t i = 0; i < sizeof (key); i++)
+        key [i] = (uint8_t) i;
+    assert (lp_wire_new (key, 4, "short") == NULL);       //  key too short
+    lp_wire_t *sender = lp_wire_new (key, sizeof (key), "test/sender");
+    lp_wire_t *receiver = lp_wire_new (key, sizeof (key), "test/receiver");
+    assert (sender && receiver);
+    assert (strlen (lp_wire_session (sender)) == LP_ID_CHARS);
+    assert (!streq (lp_wire_session (sender), lp_wire_session (receiver)));
+    assert (lp_wire_dropped (receiver) == 0);
+    assert (streq (lp_wire_last_error (receiver), ""));
+
+    //  1. Encode / decode a message with nested content and a 5 MB array
+    size_t count = 5 * 1024 * 1024 / sizeof (double);
+    lp_msg_t *msg = s_test_request (count);
+    lp_value_t *content_copy = lp_value_dup (lp_msg_content (msg));
+    assert (content_copy);
+    char msg_id [LP_ID_CHARS + 1];
+    snprintf (msg_id, sizeof (msg_id), "%s", lp_msg_id (msg));
+    zmsg_t *routing = zmsg_new ();
+    assert (routing);
+    assert (zmsg_addstr (routing, "hop-1") == 0);
+    assert (zmsg_addstr (routing, "hop-2") == 0);
+    lp_msg_set_routing (msg, &routing);
+    char err [256] = "";
+    zmsg_t *zmsg = lp_wire_encode (sender, &msg, err, sizeof (err));
+    assert (zmsg);
+    assert (msg == NULL);
+    //  routing, delimiter, signature, 4 maps, 5 pieces of 1 MiB
+    assert (zmsg_size (zmsg) == 2 + 1 + 1 + 4 + 5);
+    zframe_t *frame = zmsg_first (zmsg);
+    assert (zframe_streq (frame, "hop-1"));
+    frame = zmsg_next (zmsg);
+    assert (zframe_streq (frame, "hop-2"));
+    frame = zmsg_next (zmsg);
+    assert (zframe_streq (frame, LP_DELIMITER));
+    frame = zmsg_next (zmsg);
+    assert (zframe_size (frame) == LP_SIGNATURE_HEX_CHARS);
+    for (size_t i = 0; i < LP_SIGNATURE_HEX_CHARS; i++) {
+        char c = (char) zframe_data (frame) [i];
+        assert ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
+    }
+    zmsg_t *good = zmsg_dup (zmsg);      //  kept for the attacks below
+    assert (good);
+
+    //  verify() for forwarders: header + delimiter index, message untouched
+    lp_wire_t *forwarder = lp_wire_new (key, sizeof (key), "test/forwarder");
+    assert (forwarder);
+    size_t delim = 0;
+    lp_value_t *header = lp_wire_verify (forwarder, zmsg, &delim);
+    assert (header);
+    assert (delim == 2);
+    assert (streq (lp_value_as_string (lp_value_get (header, "msg_id"), NULL), msg_id));
+    assert (streq (lp_value_as_string (lp_value_get (header, "session"), NULL),
+                   lp_wire_session (sender)));
+    assert (zmsg_size (zmsg) == 13);
+    lp_value_destroy (&header);
+    //  verify() also guards replay
+    header = lp_wire_verify (forwarder, zmsg, &delim);
+    assert (header == NULL);
+    assert (lp_wire_dropped (forwarder) == 1);
+    assert (strstr (lp_wire_last_error (forwarder), "replayed"));
+    lp_wire_destroy (&forwarder);
+
+    msg = lp_wire_decode (receiver, &zmsg);
+    assert (zmsg == NULL);
+    assert (msg);
+    assert (streq (lp_msg_id (msg), msg_id));
+    assert (streq (lp_msg_type (msg), "apply_request"));
+    assert (lp_value_equal (lp_msg_content (msg), content_copy));
+    assert (lp_msg_get_int (msg, "nothing", -5) == -5);
+    assert (lp_value_as_int (lp_value_get (lp_msg_metadata (msg), "engine")) == 3);
+    assert (lp_value_len (lp_msg_parent (msg)) == 0);
+    routing = lp_msg_routing (msg);
+    assert (zmsg_size (routing) == 2);
+    assert (zframe_streq (zmsg_first (routing), "hop-1"));
+    assert (zframe_streq (zmsg_next (routing), "hop-2"));
+    lp_msg_destroy (&msg);
+    assert (lp_wire_dropped (receiver) == 0);
+
+    //  2. Attacks on the good message, each dropped and counted
+    lp_wire_t *fresh = lp_wire_new (key, sizeof (key), "test/fresh");
+    assert (fresh);
+    s_expect_drop (receiver, good, "replayed msg_id", verbose);
+
+    //  Wrong key
+    uint8_t other_key [LP_KEY_BYTES];
+    memcpy (other_key, key, sizeof (key));
+    other_key [0] ^= 1;
+    lp_wire_t *stranger = lp_wire_new (other_key, sizeof (other_key), "test/stranger");
+    assert (stranger);
+    s_expect_drop (stranger, good, "bad signature", verbose);
+    lp_wire_destroy (&stranger);
+
+    //  A flipped bit in each frame from the delimiter on (routing frames
+    //  are not signed: the next hop rewrites them)
+    size_t nframes = zmsg_size (good);
+    for (size_t index = 2; index < nframes; index++) {
+        size_t i = 0;
+        zframe_t *f;
+        for (f = zmsg_first (good); i < index; f = zmsg_next (good))
+            i++;
+        size_t size = zframe_size (f);
+        byte *data = (byte *) malloc (size);
+        assert (data);
+        memcpy (data, zframe_data (f), size);
+        for (size_t bit = 0; bit < 3; bit++) {
+            size_t at = (size - 1) * bit / 2;       //  first, middle, last byte
+            data [at] ^= (byte) (1 << (bit + 1));
+            zmsg_t *bad = s_with_frame (good, index, data, size);
+            s_expect_drop (fresh, bad, index == 2? "no delimiter": "bad signature", verbose);
+            zmsg_destroy (&bad);
+            data [at] ^= (byte) (1 << (bit + 1));
+        }
+        free (data);
+    }
+    //  Upper-case hex is not our signature
+    {
+        zframe_t *f = zmsg_first (good);
+        f = zmsg_next (good);
+        f = zmsg_next (good);
+        f = zmsg_next (good);
+        char upper [LP_SIGNATURE_HEX_CHARS];
+        memcpy (upper, zframe_data (f), sizeof (upper));
+        for (size_t i = 0; i < sizeof (upper); i++)
+            upper [i] = (char) toupper ((unsigned char) upper [i]);
+        bool has_letter = false;
+        for (size_t i = 0; i < sizeof (upper); i++)
+            has_letter |= upper [i] >= 'A' && upper [i] <= 'F';
+        if (has_letter) {
+            zmsg_t *bad = s_with_frame (good, 3, upper, sizeof (upper));
+            s_expect_drop (fresh, bad, "bad signature", verbose);
+            zmsg_destroy (&bad);
+        }
+        zmsg_t *bad = s_with_frame (good, 3, "", 0);
+        s_expect_drop (fresh, bad, "missing signature", verbose);
+        zmsg_destroy (&bad);
+    }
+    //  Missing frames: drop the last buffer (signature no longer matches),
+    //  and cut down to fewer than 6 frames after the routing
+    zmsg_t *cut = zmsg_dup (good);
+    assert (cut);
+    frame = zmsg_last (cut);
+    zmsg_remove (cut, frame);
+    zframe_destroy (&frame);
+    s_expect_drop (fresh, cut, "bad signature", verbose);
+    while (zmsg_size (cut) > 2 + 5) {
+        frame = zmsg_last (cut);
+        zmsg_remove (cut, frame);
+        zframe_destroy (&frame);
+    }
+    s_expect_drop (fresh, cut, "5 frames after the routing frames", verbose);
+    zmsg_destroy (&cut);
+
+    //  Empty message, NULL message, garbage
+    zmsg_t *empty = zmsg_new ();
+    assert (empty);
+    s_expect_drop (fresh, empty, "empty message", verbose);
+    zmsg_destroy (&empty);
+    zmsg_t *none = NULL;
+    assert (lp_wire_decode (fresh, &none) == NULL);
+    zmsg_t *garbage = zmsg_new ();
+    assert (garbage);
+    for (int i = 0; i < 8; i++) {
+        byte junk [40];
+        randombytes_buf (junk, sizeof (junk));
+        assert (zmsg_addmem (garbage, junk, (size_t) (i * 5)) == 0);
+    }
+    s_expect_drop (fresh, garbage, "no delimiter", verbose);
+    //  Garbage after a delimiter: 6+ frames, but no valid signature
+    assert (zmsg_pushstr (garbage, LP_DELIMITER) == 0);
+    assert (zmsg_pushstr (garbage, "peer") == 0);
+    s_expect_drop (fresh, garbage, "signature", verbose);
+    zmsg_destroy (&garbage);
+
+    //  3. Signed but malformed: truncated msgpack in each map frame
+    zmsg_t *valid = zmsg_dup (good);
+    assert (valid);
+    for (size_t index = 4; index <= 7; index++) {
+        size_t i = 0;
+        zframe_t *f;
+        for (f = zmsg_first (good); i < index; f = zmsg_next (good))
+            i++;
+        if (zframe_size (f) < 2)
+            continue;                       //  0x80: nothing to truncate
+        zmsg_t *bad = s_with_frame (good, index, zframe_data (f), zframe_size (f) - 1);
+        assert (s_sign_zmsg (sender, bad, 2) == 0);
+        s_expect_drop (fresh, bad, index == 4? "malformed header"
+                                             : index == 7? "malformed content"
+                                             : "malformed", verbose);
+        zmsg_destroy (&bad);
+    }
+    //  Truncated buffer frame: the typed array's data is short
+    {
+        frame = zmsg_last (good);
+        zmsg_t *bad = s_with_frame (good, nframes - 1, zframe_data (frame), zframe_size (frame) - 8);
+        assert (s_sign_zmsg (sender, bad, 2) == 0);
+        s_expect_drop (fresh, bad, "malformed content", verbose);
+        zmsg_destroy (&bad);
+    }
+    //  Empty parent frame and metadata that is not a map
+    {
+        zmsg_t *bad = s_with_frame (good, 5, "", 0);
+        assert (s_sign_zmsg (sender, bad, 2) == 0);
+        s_expect_drop (fresh, bad, "malformed parent_header", verbose);
+        zmsg_destroy (&bad);
+        bad = s_with_frame (good, 6, "\x91\x01", 2);           //  [1]
+        assert (s_sign_zmsg (sender, bad, 2) == 0);
+        s_expect_drop (fresh, bad, "malformed metadata: not a map", verbose);
+        zmsg_destroy (&bad);
+        bad = s_with_frame (good, 7, "\x80\x80", 2);           //  two objects
+        assert (s_sign_zmsg (sender, bad, 2) == 0);
+        s_expect_drop (fresh, bad, "malformed content", verbose);
+        zmsg_destroy (&bad);
+        //  Array header declaring 2^32-1 elements in 5 bytes
+        bad = s_with_frame (good, 7, "\xdd\xff\xff\xff\xff", 5);
+        assert (s_sign_zmsg (sender, bad, 2) == 0);
+        s_expect_drop (fresh, bad, "malformed content", verbose);
+        zmsg_destroy (&bad);
+    }
+    //  Headers without a msg_id / msg_type string
+    {
+        //  {"msg_type": "x"}
+        const char no_id [] = "\x81\xa8msg_type\xa1x";
+        zmsg_t *bad = s_signed_raw (sender, no_id, sizeof (no_id) - 1, "\x80", 1);
+        s_expect_drop (fresh, bad, "msg_id", verbose);
+        zmsg_destroy (&bad);
+        //  {"msg_id": 5, "msg_type": "x"}
+        const char int_id [] = "\x82\xa6msg_id\x05\xa8msg_type\xa1x";
+        bad = s_signed_raw (sender, int_id, sizeof (int_id) - 1, "\x80", 1);
+        s_expect_drop (fresh, bad, "msg_id", verbose);
+        zmsg_destroy (&bad);
+        //  {"msg_id": "abc"}
+        const char no_type [] = "\x81\xa6msg_id\xa3" "abc";
+        bad = s_signed_raw (sender, no_type, sizeof (no_type) - 1, "\x80", 1);
+        s_expect_drop (fresh, bad, "msg_type", verbose);
+        zmsg_destroy (&bad);
+        //  {"msg_id": "abd", "msg_type": "x"}: accepted, then replayed
+        const char minimal [] = "\x82\xa6msg_id\xa3" "abd\xa8msg_type\xa1x";
+        zmsg_t *ok = s_signed_raw (sender, minimal, sizeof (minimal) - 1, "\x80", 1);
+        zmsg_t *copy = zmsg_dup (ok);
+        msg = lp_wire_decode (fresh, &copy);
+        assert (msg);
+        assert (streq (lp_msg_type (msg), "x"));
+        assert (zmsg_size (lp_msg_routing (msg)) == 1);
+        lp_msg_destroy (&msg);
+        s_expect_drop (fresh, ok, "replayed msg_id abd", verbose);
+        zmsg_destroy (&ok);
+    }
+    //  After all that, the untouched message still decodes on a new wire
+    msg = lp_wire_decode (fresh, &valid);
+    assert (msg);
+    lp_msg_destroy (&msg);
+    zmsg_destroy (&good);
+    lp_wire_destroy (&fresh);
+
+    //  4. Replay window: ids older than LP_REPLAY_WINDOW are forgotten
+    {
+        lp_wire_t *small = lp_wire_new (key, sizeof (key), "test/window");
+        assert (small);
+        char id [LP_ID_CHARS + 1];
+        for (size_t i = 0; i < LP_REPLAY_WINDOW; i++) {
+            snprintf (id, sizeof (id), "id-%zu", i);
+            assert (s_replay_check (small, id) == 0);
+        }
+        assert (s_replay_check (small, "id-0") == -1);
+        assert (s_replay_check (small, "id-new") == 0);         //  evicts id-0
+        assert (s_replay_check (small, "id-0") == 0);           //  evicts id-1
+        assert (s_replay_check (small, "id-2") == -1);
+        assert (zhashx_size (small->seen) == LP_REPLAY_WINDOW);
+        lp_wire_destroy (&small);
+    }
+
+    //  5. Through real sockets: DEALER -> ROUTER and the reply back
+    zsock_t *router = zsock_new_router ("@inproc://lp_wire_test");
+    assert (router);
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    assert (dealer);
+    zsock_set_identity (dealer, "engine-uuid");
+    assert (zsock_connect (dealer, "inproc://lp_wire_test") == 0);
+    lp_wire_tune_socket (router);
+    lp_wire_tune_socket (dealer);
+    assert (zsock_maxmsgsize (router) == LP_MAX_FRAME_BYTES);
+    assert (zsock_sndhwm (dealer) == 0);
+    assert (zsock_linger (dealer) == LP_LINGER_MSEC);
+    zsock_set_rcvtimeo (router, 20000);     //  generous: noisy machine
+    zsock_set_rcvtimeo (dealer, 20000);
+
+    msg = s_test_request (count);
+    snprintf (msg_id, sizeof (msg_id), "%s", lp_msg_id (msg));
+    assert (lp_wire_send (sender, &msg, dealer) == 0);
+    assert (msg == NULL);
+    lp_msg_t *request = lp_wire_recv (receiver, router);
+    assert (request);
+    assert (streq (lp_msg_id (request), msg_id));
+    assert (lp_value_equal (lp_msg_content (request), content_copy));
+    routing = lp_msg_routing (request);
+    assert (zmsg_size (routing) == 1);
+    assert (zframe_streq (zmsg_first (routing), "engine-uuid"));
+
+    lp_msg_t *reply = lp_msg_new_reply (request, "apply_reply");
+    assert (reply);
+    assert (lp_value_set (lp_msg_content (reply), "status", lp_value_string ("ok")) == 0);
+    assert (lp_value_set (lp_msg_content (reply), "values",
+                          lp_value_dup (lp_value_get (content_copy, "args"))) == 0);
+    assert (lp_wire_send (receiver, &reply, router) == 0);
+    lp_msg_t *answer = lp_wire_recv (sender, dealer);
+    assert (answer);
+    assert (zmsg_size (lp_msg_routing (answer)) == 0);
+    assert (streq (lp_msg_type (answer), "apply_reply"));
+    assert (streq (lp_msg_parent_id (answer), msg_id));
+    assert (streq (lp_msg_get_string (answer, "status"), "ok"));
+    assert (lp_value_equal (lp_value_get (lp_msg_content (answer), "values"),
+                            lp_value_get (content_copy, "args")));
+    assert (lp_value_equal (lp_msg_parent (answer), lp_msg_header (request)));
+    lp_msg_destroy (&answer);
+    lp_msg_destroy (&request);
+
+    //  A replayed message over the socket is dropped, nothing else lost
+    msg = lp_msg_new ("status_request");
+    assert (msg);
+    zmsg = lp_wire_encode (sender, &msg, err, sizeof (err));
+    assert (zmsg);
+    zmsg_t *again = zmsg_dup (zmsg);
+    assert (again);
+    assert (zmsg_send (&zmsg, dealer) == 0);
+    assert (zmsg_send (&again, dealer) == 0);
+    msg = lp_msg_new ("after_replay");
+    assert (lp_wire_send (sender, &msg, dealer) == 0);
+    uint64_t before = lp_wire_dropped (receiver);
+    request = lp_wire_recv (receiver, router);
+    assert (request && streq (lp_msg_type (request), "status_request"));
+    lp_msg_destroy (&request);
+    assert (lp_wire_recv (receiver, router) == NULL);
+    assert (lp_wire_dropped (receiver) == before + 1);
+    assert (strstr (lp_wire_last_error (receiver), "replayed"));
+    request = lp_wire_recv (receiver, router);
+    assert (request && streq (lp_msg_type (request), "after_replay"));
+    lp_msg_destroy (&request);
+
+    zsock_destroy (&dealer);
+    zsock_destroy (&router);
+    lp_value_destroy (&content_copy);
+    lp_wire_destroy (&sender);
+    lp_wire_destroy (&receiver);
+    lp_wire_destroy (&receiver);            //  idempotent
+    //  @end
+    printf ("%sOK\n", verbose? "\n": "");
+}

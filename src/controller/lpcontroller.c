@@ -1,0 +1,379 @@
+/*  =========================================================================
+    lpcontroller.c - the controller process
+
+    One process: the hub's reactor on the main thread (registration,
+    heartbeat, notifications, queries), the mux actor on its own thread
+    (direct requests, control, output), and the local engines as child
+    processes. Signals are blocked before any thread starts and read from a
+    signalfd inside the reactor: SIGCHLD reaps engines (their death is
+    known at once), SIGTERM / SIGINT stop the controller cleanly.
+
+    --daemon forks before any ZeroMQ state exists. The parent waits on a
+    pipe until the daemon reports "N engines registered" or an error, prints
+    that one line and exits 0 or 1; so `cluster.sh start` returns exactly
+    when the cluster is usable, and says why when it is not.
+    =========================================================================
+*/
+#include "lp_common.h"
+#include "lp_hub.h"
+#include "lp_launcher.h"
+
+#include <getopt.h>
+#include <poll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+
+#define READY_TIMEOUT_MSEC 60000        //  engines must register by then
+
+typedef struct {
+    char profile_dir [1024];            //  the profile folder
+    const char *ip;                     //  bind address
+    const char *location;               //  address for the files
+    int engines;                        //  local engines to start
+    int heartbeat_msec;                 //  ping period
+    int max_misses;                     //  misses before dead
+    bool daemon;                        //  detach once ready
+} s_options_t;
+
+typedef struct {
+    s_options_t *options;               //  what we were asked
+    lp_hub_t *hub;                      //  the hub
+    lp_launcher_t *launcher;            //  local engines
+    int ready_fd;                       //  daemon's report pipe, -1 once used
+    int64_t started;                    //  zclock_mono at start
+    bool failed;                        //  could not get ready
+    bool reported;                      //  readiness said once
+} s_controller_t;
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+        "usage: lpcontroller [options]\n"
+        "  --profile NAME       profile (default \"default\"): $LP_HOME/profile_NAME\n"
+        "                       or ~/.luaparallel/profile_NAME\n"
+        "  --profile-dir DIR    use DIR as the profile folder\n"
+        "  --ip IP              address to listen on (default 127.0.0.1)\n"
+        "  --location HOST      address written into the connection files\n"
+        "                       (default: the --ip address)\n"
+        "  -n, --engines N      start N local engines (default 0)\n"
+        "  --heartbeat MSEC     heartbeat period (default %d)\n"
+        "  --max-misses N       missed heartbeats before an engine is dead (default %d)\n"
+        "  --daemon             detach; return once the engines are registered\n"
+        "  -h, --help           this text\n",
+        LP_HEARTBEAT_MSEC, LP_HEARTBEAT_MAX_MISSES);
+}
+
+//  Reports readiness (or failure) once: to the daemon's parent, or stdout.
+static void
+s_report (s_controller_t *self, const char *line, bool ok)
+{
+    if (!ok)
+        self->failed = true;
+    if (ok)
+        zsys_info ("%s", line);
+    else
+        zsys_error ("%s", line);
+    if (self->reported)
+        return;
+    self->reported = true;
+    if (self->ready_fd >= 0) {
+        char text [1200];
+        int len = snprintf (text, sizeof text, "%s %s\n", ok? "ok": "error", line);
+        if (write (self->ready_fd, text, (size_t) len) < 0)
+            zsys_warning ("cannot report to the starting process");
+        close (self->ready_fd);
+        self->ready_fd = -1;
+    }
+    else {
+        fprintf (ok? stdout: stderr, "lpcontroller: %s\n", line);
+        fflush (ok? stdout: stderr);
+    }
+}
+
+static void
+s_on_ready (int count, const char *reason, void *arg)
+{
+    s_controller_t *self = (s_controller_t *) arg;
+    char line [1200];
+    if (count >= 0)
+        snprintf (line, sizeof line, "%d engine%s registered in %lld ms (profile %s)",
+                  count, count == 1? "": "s", (long long) (zclock_mono () - self->started),
+                  self->options->profile_dir);
+    else
+        snprintf (line, sizeof line, "%s", reason);
+    s_report (self, line, count >= 0);
+}
+
+static void
+s_on_child_exit (int pid, int index, const char *reason, void *arg)
+{
+    s_controller_t *self = (s_controller_t *) arg;
+    lp_hub_process_exited (self->hub, pid, reason);
+    if (!self->reported) {
+        char line [1200];
+        snprintf (line, sizeof line, "engine %d (pid %d) %s before registering; see %s/log/engine-%d.log",
+                  index, pid, reason, self->options->profile_dir, index);
+        s_report (self, line, false);
+    }
+}
+
+static int
+s_on_signal (zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    (void) loop;
+    s_controller_t *self = (s_controller_t *) arg;
+    struct signalfd_siginfo info;
+    if (read (item->fd, &info, sizeof info) != (ssize_t) sizeof info)
+        return 0;
+    if (info.ssi_signo == SIGCHLD) {
+        lp_launcher_reap (self->launcher, s_on_child_exit, self);
+        return self->failed? -1: 0;
+    }
+    zsys_info ("signal %d: stopping", (int) info.ssi_signo);
+    return -1;
+}
+
+static int
+s_on_ready_timeout (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop; (void) timer_id;
+    s_controller_t *self = (s_controller_t *) arg;
+    if (self->reported)
+        return 0;
+    char line [256];
+    snprintf (line, sizeof line, "only %d of %d engines registered within %d s",
+              lp_hub_engines (self->hub), self->options->engines, READY_TIMEOUT_MSEC / 1000);
+    s_report (self, line, false);
+    return -1;
+}
+
+static int
+s_mkdirs (const char *dir, char *err, size_t errlen)
+{
+    char path [1100];
+    const char *subs [] = { "", "/security", "/log", "/pid" };
+    for (int i = 0; i < 4; i++) {
+        snprintf (path, sizeof path, "%s%s", dir, subs [i]);
+        if (mkdir (path, i == 1? 0700: 0755) != 0 && errno != EEXIST) {
+            snprintf (err, errlen, "%s: cannot create: %s", path, strerror (errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+//  A running controller for this profile? Its pid, else 0.
+static int
+s_running_pid (const char *pid_path)
+{
+    FILE *file = fopen (pid_path, "r");
+    int pid = 0;
+    if (!file)
+        return 0;
+    if (fscanf (file, "%d", &pid) != 1)
+        pid = 0;
+    fclose (file);
+    if (pid > 0 && kill (pid, 0) == 0 && pid != getpid ())
+        return pid;
+    return 0;
+}
+
+static int
+s_parse (int argc, char **argv, s_options_t *options)
+{
+    static struct option longs [] = {
+        { "profile", required_argument, 0, 'p' },
+        { "profile-dir", required_argument, 0, 'd' },
+        { "ip", required_argument, 0, 'i' },
+        { "location", required_argument, 0, 'l' },
+        { "engines", required_argument, 0, 'n' },
+        { "heartbeat", required_argument, 0, 'b' },
+        { "max-misses", required_argument, 0, 'm' },
+        { "daemon", no_argument, 0, 'D' },
+        { "help", no_argument, 0, 'h' },
+        { 0, 0, 0, 0 }
+    };
+    const char *profile = "default", *profile_dir = NULL;
+    int c;
+    while ((c = getopt_long (argc, argv, "n:h", longs, NULL)) != -1) {
+        switch (c) {
+            case 'p': profile = optarg; break;
+            case 'd': profile_dir = optarg; break;
+            case 'i': options->ip = optarg; break;
+            case 'l': options->location = optarg; break;
+            case 'n': options->engines = atoi (optarg); break;
+            case 'b': options->heartbeat_msec = atoi (optarg); break;
+            case 'm': options->max_misses = atoi (optarg); break;
+            case 'D': options->daemon = true; break;
+            case 'h': s_usage (stdout); exit (0);
+            default:  s_usage (stderr); return -1;
+        }
+    }
+    if (optind < argc || options->engines < 0 || options->heartbeat_msec < 10
+    ||  options->max_misses < 1) {
+        fprintf (stderr, "lpcontroller: bad arguments (see --help)\n");
+        return -1;
+    }
+    if (profile_dir)
+        snprintf (options->profile_dir, sizeof options->profile_dir, "%s", profile_dir);
+    else
+    if (lp_util_profile_dir (profile, options->profile_dir, sizeof options->profile_dir) != 0) {
+        fprintf (stderr, "lpcontroller: profile path too long\n");
+        return -1;
+    }
+    return 0;
+}
+
+//  --daemon: the parent waits for the daemon's one-line report.
+static int
+s_wait_for_daemon (int fd, pid_t child)
+{
+    char text [1300] = "";
+    size_t used = 0;
+    struct pollfd item = { fd, POLLIN, 0 };
+    int64_t deadline = zclock_mono () + READY_TIMEOUT_MSEC + 10000;
+    while (used < sizeof text - 1) {
+        int left = (int) (deadline - zclock_mono ());
+        if (left <= 0 || poll (&item, 1, left) <= 0)
+            break;
+        ssize_t got = read (fd, text + used, sizeof text - 1 - used);
+        if (got <= 0)
+            break;
+        used += (size_t) got;
+    }
+    text [used] = 0;
+    char *newline = strchr (text, '\n');
+    if (newline)
+        *newline = 0;
+    if (strncmp (text, "ok ", 3) == 0) {
+        printf ("lpcontroller: %s\n", text + 3);
+        return 0;
+    }
+    if (strncmp (text, "error ", 6) == 0)
+        fprintf (stderr, "lpcontroller: %s\n", text + 6);
+    else
+        fprintf (stderr, "lpcontroller: the controller (pid %d) did not report; see its log\n", (int) child);
+    return 1;
+}
+
+int
+main (int argc, char **argv)
+{
+    s_options_t options = { .ip = "127.0.0.1", .heartbeat_msec = LP_HEARTBEAT_MSEC,
+                            .max_misses = LP_HEARTBEAT_MAX_MISSES };
+    if (s_parse (argc, argv, &options) != 0)
+        return 2;
+    char err [1200];
+    if (s_mkdirs (options.profile_dir, err, sizeof err) != 0) {
+        fprintf (stderr, "lpcontroller: %s\n", err);
+        return 1;
+    }
+    char pid_path [1100], security [1100], log_path [1100];
+    snprintf (pid_path, sizeof pid_path, "%s/pid/lpcontroller.pid", options.profile_dir);
+    snprintf (security, sizeof security, "%s/security", options.profile_dir);
+    snprintf (log_path, sizeof log_path, "%s/log/lpcontroller.log", options.profile_dir);
+    int running = s_running_pid (pid_path);
+    if (running) {
+        fprintf (stderr, "lpcontroller: a controller is already running for %s (pid %d)\n",
+                 options.profile_dir, running);
+        return 1;
+    }
+    s_controller_t self = { .options = &options, .ready_fd = -1, .started = zclock_mono () };
+
+    if (options.daemon) {
+        int fds [2];
+        if (pipe (fds) != 0) {
+            perror ("lpcontroller: pipe");
+            return 1;
+        }
+        pid_t child = fork ();
+        if (child < 0) {
+            perror ("lpcontroller: fork");
+            return 1;
+        }
+        if (child > 0) {
+            close (fds [1]);
+            return s_wait_for_daemon (fds [0], child);
+        }
+        close (fds [0]);
+        self.ready_fd = fds [1];
+        setsid ();
+        int in = open ("/dev/null", O_RDONLY);
+        int out = open (log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (in >= 0) { dup2 (in, 0); close (in); }
+        if (out >= 0) { dup2 (out, 1); dup2 (out, 2); close (out); }
+    }
+
+    //  Signals first, before any thread exists, so every thread blocks them.
+    sigset_t mask;
+    sigemptyset (&mask);
+    sigaddset (&mask, SIGCHLD);
+    sigaddset (&mask, SIGTERM);
+    sigaddset (&mask, SIGINT);
+    sigaddset (&mask, SIGHUP);
+    sigprocmask (SIG_BLOCK, &mask, NULL);
+    int signal_fd = signalfd (-1, &mask, SFD_CLOEXEC);
+    zsys_handler_set (NULL);
+    zsys_set_logident ("lpcontroller");
+    zsys_init ();
+
+    lp_hub_config_t config = { options.ip, options.location? options.location: options.ip,
+                               options.heartbeat_msec, options.max_misses };
+    self.hub = lp_hub_new (&config, err, sizeof err);
+    int rc = 1;
+    if (!self.hub) {
+        s_report (&self, err, false);
+        goto done;
+    }
+    if (lp_hub_write_files (self.hub, security, err, sizeof err) != 0) {
+        s_report (&self, err, false);
+        goto done;
+    }
+    FILE *pid_file = fopen (pid_path, "w");
+    if (pid_file) {
+        fprintf (pid_file, "%d\n", (int) getpid ());
+        fclose (pid_file);
+    }
+    //  lpengine lives next to lpcontroller.
+    char engine_path [1200], engine_file [1200], log_dir [1200];
+    char self_path [1024];
+    ssize_t len = readlink ("/proc/self/exe", self_path, sizeof self_path - 1);
+    self_path [len > 0? len: 0] = 0;
+    char *slash = strrchr (self_path, '/');
+    if (slash)
+        *slash = 0;
+    snprintf (engine_path, sizeof engine_path, "%s/lpengine", slash? self_path: ".");
+    snprintf (engine_file, sizeof engine_file, "%s/lp-engine.json", security);
+    snprintf (log_dir, sizeof log_dir, "%s/log", options.profile_dir);
+    self.launcher = lp_launcher_new (engine_path, engine_file, log_dir);
+    if (!self.launcher
+    ||  lp_launcher_start (self.launcher, options.engines, err, sizeof err) != 0) {
+        s_report (&self, self.launcher? err: "out of memory", false);
+        goto done;
+    }
+    zloop_t *loop = lp_hub_loop (self.hub);
+    zmq_pollitem_t signal_item = { NULL, signal_fd, ZMQ_POLLIN, 0 };
+    zloop_poller (loop, &signal_item, s_on_signal, &self);
+    zloop_timer (loop, READY_TIMEOUT_MSEC, 1, s_on_ready_timeout, &self);
+    lp_hub_expect (self.hub, options.engines, s_on_ready, &self);
+    lp_hub_run (self.hub);
+    rc = self.failed? 1: 0;
+done:
+    if (self.launcher)
+        lp_launcher_stop (self.launcher, LP_SHUTDOWN_GRACE_MSEC);
+    lp_launcher_destroy (&self.launcher);
+    lp_hub_destroy (&self.hub);
+    char path [1200];
+    snprintf (path, sizeof path, "%s/lp-client.json", security);
+    unlink (path);
+    snprintf (path, sizeof path, "%s/lp-engine.json", security);
+    unlink (path);
+    if (s_running_pid (pid_path) == 0)
+        unlink (pid_path);
+    if (self.ready_fd >= 0)
+        close (self.ready_fd);
+    close (signal_fd);
+    zsys_info ("stopped");
+    return rc;
+}

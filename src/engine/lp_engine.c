@@ -1,0 +1,958 @@
+/*  =========================================================================
+    lp_engine.c - the engine's Lua state
+
+    Every request runs as one outer lua_pcall of a C function (s_job_run)
+    so that our own marshalling (pushing arguments, converting results) is
+    protected too: a memory error anywhere becomes a MemoryError reply and
+    the state lives on. User code runs in an inner lua_pcall whose message
+    handler (the pattern of lua.c's msghandler) keeps the message as the
+    error value and stashes luaL_traceback in the registry.
+
+    Memory cap: the lua_Alloc counts live bytes and refuses growth past the
+    cap (never a free or a shrink); Lua then raises its memory error.
+
+    Interrupt: the heart thread calls lp_engine_interrupt, which (under a
+    mutex shared with request start/end) records the running request's
+    sequence number and installs a count hook with lua_sethook, which Lua
+    documents as safe to call asynchronously. The hook raises "interrupted"
+    while the recorded number matches the running request, on every
+    instruction, so a user pcall cannot swallow it; otherwise it removes
+    itself. The main thread removes the hook after each request. No hook is
+    ever on in normal operation (Lua 5.4 with a hook runs about 2x slower).
+
+    print and io.write (and io.stdout:write) are captured: each call goes
+    to the output callback at once (published on iopub by the session) and
+    is accumulated for the reply's metadata "stdout".
+    =========================================================================
+*/
+#include "lp_engine.h"
+#include <lauxlib.h>
+#include <lualib.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#ifndef LP_LUA_DIR
+#   define LP_LUA_DIR "."
+#endif
+
+//  Registry keys: addresses of static chars
+static char s_traceback_key;
+static char s_cache_key;
+static char s_stdout_key;
+static char s_write_key;
+
+struct _lp_engine_t {
+    lua_State *L;                       //  the state; main thread only
+    size_t memory_limit;                //  bytes, 0 = none
+    size_t memory_used;                 //  bytes held by L
+    int id;                             //  engine id for lp.id, -1 unset
+    size_t cache_count;                 //  entries in the function cache
+    lp_engine_output_fn *output_fn;     //  print sink, or NULL
+    void *output_arg;                   //  its argument
+    char *out;                          //  captured stdout of this request
+    size_t out_len;                     //  bytes in out
+    size_t out_cap;                     //  bytes allocated
+    bool out_truncated;                 //  capture hit LP_ENGINE_STDOUT_MAX
+    pthread_mutex_t lock;               //  guards L swaps, hook, running
+    uint64_t seq;                       //  request counter
+    _Atomic uint64_t running;           //  seq of the running request, 0 none
+    _Atomic uint64_t interrupt;         //  seq asked to stop
+    bool hooked;                        //  hook installed (under lock)
+};
+
+//  What one request does and what it produced
+typedef enum { S_EXECUTE, S_APPLY, S_MAP, S_PUSH, S_PULL } s_op_t;
+
+typedef struct {
+    lp_engine_t *self;                  //  the engine
+    s_op_t op;                          //  what to do
+    const char *text;                   //  code or fn
+    const lp_value_t *arg;              //  args, items, ns or names
+    lp_value_t *values;                 //  results (array), when ok
+    const char *ename;                  //  error name, NULL when ok
+    char *evalue;                       //  error message (heap)
+    char *traceback;                    //  traceback (heap) or NULL
+} s_job_t;
+
+//  --------------------------------------------------------------------------
+//  Allocator with a cap. Lua assumes shrinking never fails: when realloc
+//  cannot shrink we keep the old block.
+
+static void *
+s_alloc (void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    lp_engine_t *self = (lp_engine_t *) ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free (ptr);
+        self->memory_used -= old;
+        return NULL;
+    }
+    if (self->memory_limit && nsize > old
+    &&  self->memory_used - old + nsize > self->memory_limit)
+        return NULL;
+    void *block = realloc (ptr, nsize);
+    if (!block)
+        return nsize <= old? ptr: NULL;
+    self->memory_used = self->memory_used - old + nsize;
+    return block;
+}
+
+static lp_engine_t *
+s_self (lua_State *L)
+{
+    return *(lp_engine_t **) lua_getextraspace (L);
+}
+
+//  --------------------------------------------------------------------------
+//  Output capture
+
+static void
+s_output (lp_engine_t *self, const char *text, size_t len)
+{
+    if (len == 0)
+        return;
+    if (self->output_fn)
+        self->output_fn (self->output_arg, text, len);
+    if (self->out_truncated)
+        return;
+    if (self->out_len + len > LP_ENGINE_STDOUT_MAX) {
+        self->out_truncated = true;
+        return;
+    }
+    if (self->out_len + len + 1 > self->out_cap) {
+        size_t cap = self->out_cap? self->out_cap: 256;
+        while (cap < self->out_len + len + 1)
+            cap *= 2;
+        char *out = (char *) realloc (self->out, cap);
+        if (!out) {
+            self->out_truncated = true;
+            return;
+        }
+        self->out = out;
+        self->out_cap = cap;
+    }
+    memcpy (self->out + self->out_len, text, len);
+    self->out_len += len;
+    self->out [self->out_len] = 0;
+}
+
+//  print: tostring of each argument, tabs between, newline at the end
+static int
+l_print (lua_State *L)
+{
+    int n = lua_gettop (L);
+    luaL_Buffer b;
+    luaL_buffinit (L, &b);
+    for (int i = 1; i <= n; i++) {
+        luaL_tolstring (L, i, NULL);
+        if (i > 1)
+            luaL_addchar (&b, '\t');
+        //  luaL_tolstring pushed the string; addvalue pops it
+        luaL_addvalue (&b);
+    }
+    luaL_addchar (&b, '\n');
+    luaL_pushresult (&b);
+    size_t len;
+    const char *text = lua_tolstring (L, -1, &len);
+    s_output (s_self (L), text, len);
+    return 0;
+}
+
+//  Writes arguments first..top as io.write does (strings and numbers)
+static void
+s_write_args (lua_State *L, int first)
+{
+    int n = lua_gettop (L);
+    for (int i = first; i <= n; i++) {
+        size_t len;
+        char num [64];
+        const char *text;
+        if (lua_type (L, i) == LUA_TNUMBER) {
+            if (lua_isinteger (L, i))
+                snprintf (num, sizeof num, LUA_INTEGER_FMT, (LUAI_UACINT) lua_tointeger (L, i));
+            else
+                snprintf (num, sizeof num, LUA_NUMBER_FMT, (LUAI_UACNUMBER) lua_tonumber (L, i));
+            text = num;
+            len = strlen (num);
+        }
+        else
+            text = luaL_checklstring (L, i, &len);
+        s_output (s_self (L), text, len);
+    }
+}
+
+//  io.write: captured; returns io.stdout as the original does
+static int
+l_io_write (lua_State *L)
+{
+    s_write_args (L, 1);
+    lua_rawgetp (L, LUA_REGISTRYINDEX, &s_stdout_key);
+    return 1;
+}
+
+//  file:write: captured when the file is the original io.stdout
+static int
+l_file_write (lua_State *L)
+{
+    lua_rawgetp (L, LUA_REGISTRYINDEX, &s_stdout_key);
+    bool is_stdout = !lua_isnil (L, -1) && lua_rawequal (L, 1, -1);
+    lua_pop (L, 1);
+    if (is_stdout) {
+        s_write_args (L, 2);
+        lua_settop (L, 1);
+        return 1;
+    }
+    lua_rawgetp (L, LUA_REGISTRYINDEX, &s_write_key);
+    lua_insert (L, 1);
+    lua_call (L, lua_gettop (L) - 1, LUA_MULTRET);
+    return lua_gettop (L);
+}
+
+//  --------------------------------------------------------------------------
+//  State setup, in protected mode
+
+static int
+s_setup (lua_State *L)
+{
+    lp_engine_t *self = (lp_engine_t *) lua_touserdata (L, 1);
+    *(lp_engine_t **) lua_getextraspace (L) = self;
+    luaL_openlibs (L);
+
+    lua_pushcfunction (L, l_print);
+    lua_setglobal (L, "print");
+
+    //  io.write, io.stdout:write
+    lua_getglobal (L, "io");
+    lua_getfield (L, -1, "stdout");
+    lua_rawsetp (L, LUA_REGISTRYINDEX, &s_stdout_key);
+    lua_pushcfunction (L, l_io_write);
+    lua_setfield (L, -2, "write");
+    lua_getfield (L, -1, "stdout");
+    if (lua_getmetatable (L, -1)) {
+        if (lua_getfield (L, -1, "__index") == LUA_TTABLE) {
+            lua_getfield (L, -1, "write");
+            lua_rawsetp (L, LUA_REGISTRYINDEX, &s_write_key);
+            lua_pushcfunction (L, l_file_write);
+            lua_setfield (L, -2, "write");
+        }
+        lua_pop (L, 2);
+    }
+    lua_pop (L, 2);
+
+    //  package.path gets the engine's Lua folder first
+    lua_getglobal (L, "package");
+    lua_pushfstring (L, LP_LUA_DIR "/?.lua;");
+    lua_getfield (L, -2, "path");
+    lua_concat (L, 2);
+    lua_setfield (L, -2, "path");
+
+    //  module lp
+    lua_newtable (L);
+    lua_pushinteger (L, self->id);
+    lua_setfield (L, -2, "id");
+    lp_lua_open_array (L);
+    lua_setfield (L, -2, "array");
+    lua_getfield (L, -2, "loaded");
+    lua_pushvalue (L, -2);
+    lua_setfield (L, -2, "lp");
+    lua_pop (L, 1);
+    lua_setglobal (L, "lp");
+    lua_pop (L, 1);
+
+    lua_newtable (L);
+    lua_rawsetp (L, LUA_REGISTRYINDEX, &s_cache_key);
+    return 0;
+}
+
+static int
+s_panic (lua_State *L)
+{
+    zsys_error ("Lua panic: %s", lua_tostring (L, -1));
+    abort ();
+}
+
+//  Opens a fresh state; 0 or -1
+static int
+s_state_open (lp_engine_t *self)
+{
+    assert (self->L == NULL);
+    lua_State *L = lua_newstate (s_alloc, self);
+    if (!L) {
+        zsys_error ("cannot create a Lua state (memory limit %zu bytes)", self->memory_limit);
+        return -1;
+    }
+    lua_atpanic (L, s_panic);
+    lua_pushcfunction (L, s_setup);
+    lua_pushlightuserdata (L, self);
+    if (lua_pcall (L, 1, 0, 0) != LUA_OK) {
+        zsys_error ("cannot set up the Lua state: %s", lua_tostring (L, -1));
+        lua_close (L);
+        return -1;
+    }
+    self->cache_count = 0;
+    pthread_mutex_lock (&self->lock);
+    self->L = L;
+    pthread_mutex_unlock (&self->lock);
+    return 0;
+}
+
+static void
+s_state_close (lp_engine_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    lua_State *L = self->L;
+    self->L = NULL;
+    self->hooked = false;
+    pthread_mutex_unlock (&self->lock);
+    if (L)
+        lua_close (L);
+}
+
+//  --------------------------------------------------------------------------
+//  Constructor, destructor
+
+lp_engine_t *
+lp_engine_new (size_t memory_limit)
+{
+    lp_engine_t *self = (lp_engine_t *) calloc (1, sizeof (lp_engine_t));
+    if (!self)
+        return NULL;
+    self->memory_limit = memory_limit;
+    self->id = -1;
+    pthread_mutex_init (&self->lock, NULL);
+    atomic_init (&self->running, 0);
+    atomic_init (&self->interrupt, 0);
+    if (s_state_open (self)) {
+        pthread_mutex_destroy (&self->lock);
+        free (self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+lp_engine_destroy (lp_engine_t **self_p)
+{
+    assert (self_p);
+    lp_engine_t *self = *self_p;
+    if (self) {
+        s_state_close (self);
+        pthread_mutex_destroy (&self->lock);
+        free (self->out);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+static int
+s_set_id (lua_State *L)
+{
+    lp_engine_t *self = s_self (L);
+    if (lua_getglobal (L, "lp") == LUA_TTABLE) {
+        lua_pushinteger (L, self->id);
+        lua_setfield (L, -2, "id");
+    }
+    return 0;
+}
+
+void
+lp_engine_set_id (lp_engine_t *self, int id)
+{
+    assert (self);
+    self->id = id;
+    if (self->L) {
+        lua_pushcfunction (self->L, s_set_id);
+        if (lua_pcall (self->L, 0, 0, 0) != LUA_OK)
+            zsys_warning ("cannot set lp.id: %s", lua_tostring (self->L, -1));
+        lua_settop (self->L, 0);
+    }
+}
+
+void
+lp_engine_set_output (lp_engine_t *self, lp_engine_output_fn *fn, void *arg)
+{
+    assert (self);
+    self->output_fn = fn;
+    self->output_arg = arg;
+}
+
+const char *
+lp_engine_stdout (lp_engine_t *self, size_t *len_p)
+{
+    assert (self);
+    if (len_p)
+        *len_p = self->out_len;
+    return self->out? self->out: "";
+}
+
+size_t
+lp_engine_memory_used (lp_engine_t *self)
+{
+    assert (self);
+    return self->memory_used;
+}
+
+//  --------------------------------------------------------------------------
+//  Interrupt
+
+static int s_msghandler (lua_State *L);
+
+static void
+s_hook (lua_State *L, lua_Debug *ar)
+{
+    lp_engine_t *self = s_self (L);
+    uint64_t running = atomic_load (&self->running);
+    if (running == 0 || atomic_load (&self->interrupt) != running) {
+        lua_sethook (L, NULL, 0, 0);
+        return;
+    }
+    //  Let our own message handler run, so the reply has a traceback
+    if (ar->event == LUA_HOOKCALL && lua_getinfo (L, "f", ar)) {
+        bool ours = lua_tocfunction (L, -1) == s_msghandler;
+        lua_pop (L, 1);
+        if (ours)
+            return;
+    }
+    lua_pushliteral (L, "interrupted");
+    lua_error (L);
+}
+
+bool
+lp_engine_interrupt (lp_engine_t *self)
+{
+    assert (self);
+    pthread_mutex_lock (&self->lock);
+    uint64_t running = atomic_load (&self->running);
+    if (running && self->L) {
+        atomic_store (&self->interrupt, running);
+        lua_sethook (self->L, s_hook,
+                     LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
+        self->hooked = true;
+    }
+    pthread_mutex_unlock (&self->lock);
+    return running != 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Errors
+
+static int
+s_msghandler (lua_State *L)
+{
+    const char *msg = lua_tostring (L, 1);
+    if (msg == NULL) {
+        if (!(luaL_callmeta (L, 1, "__tostring") && lua_type (L, -1) == LUA_TSTRING))
+            lua_pushfstring (L, "(error object is a %s value)", luaL_typename (L, 1));
+    }
+    luaL_traceback (L, L, NULL, 1);
+    lua_rawsetp (L, LUA_REGISTRYINDEX, &s_traceback_key);
+    return 1;
+}
+
+static char *
+s_strdup_or (const char *s, const char *fallback)
+{
+    char *copy = strdup (s? s: fallback);
+    return copy;
+}
+
+static void
+s_job_fail (s_job_t *job, const char *ename, const char *evalue, const char *traceback)
+{
+    if (job->ename)
+        return;                 //  the first error wins
+    job->ename = ename;
+    job->evalue = s_strdup_or (evalue, "");
+    job->traceback = s_strdup_or (traceback, "");
+}
+
+//  Calls the function below nargs arguments with the message handler.
+//  Returns the lua_pcall status; on failure the error is recorded in job
+//  and the stack holds nothing of the call.
+static int
+s_call (lua_State *L, s_job_t *job, int nargs, int nresults)
+{
+    lua_pushnil (L);
+    lua_rawsetp (L, LUA_REGISTRYINDEX, &s_traceback_key);
+    int base = lua_gettop (L) - nargs;
+    lua_pushcfunction (L, s_msghandler);
+    lua_insert (L, base);
+    int status = lua_pcall (L, nargs, nresults, base);
+    lua_remove (L, base);
+    if (status != LUA_OK) {
+        const char *msg = lua_tostring (L, -1);
+        lua_rawgetp (L, LUA_REGISTRYINDEX, &s_traceback_key);
+        const char *tb = lua_tostring (L, -1);
+        if (status == LUA_ERRMEM)
+            s_job_fail (job, "MemoryError", "not enough memory", "");
+        else
+            s_job_fail (job, "LuaError", msg? msg: "error", tb);
+        lua_pop (L, 2);
+    }
+    return status;
+}
+
+//  Loads text (mode "t") with the given chunk name; on failure records a
+//  SyntaxError (or MemoryError) and returns -1.
+static int
+s_load (lua_State *L, s_job_t *job, const char *code, size_t len, const char *name)
+{
+    int status = luaL_loadbufferx (L, code, len, name, "t");
+    if (status == LUA_OK)
+        return 0;
+    if (status == LUA_ERRMEM)
+        s_job_fail (job, "MemoryError", "not enough memory", "");
+    else
+        s_job_fail (job, "SyntaxError", lua_tostring (L, -1), "");
+    lua_pop (L, 1);
+    return -1;
+}
+
+//  --------------------------------------------------------------------------
+//  Paths: "a.b.c" from the globals
+
+static bool
+s_is_name (const char *s)
+{
+    bool start = true;
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        char c = *s;
+        if (c == '.') {
+            if (start)
+                return false;
+            start = true;
+        }
+        else
+        if (c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+            start = false;
+        else
+        if (c >= '0' && c <= '9') {
+            if (start)
+                return false;
+        }
+        else
+            return false;
+    }
+    return !start;
+}
+
+//  Pushes the value at path (nil when any step is missing or not a table)
+static void
+s_push_path (lua_State *L, const char *path)
+{
+    lua_pushglobaltable (L);
+    const char *p = path;
+    while (true) {
+        const char *dot = strchr (p, '.');
+        size_t len = dot? (size_t) (dot - p): strlen (p);
+        if (!lua_istable (L, -1)) {
+            lua_pop (L, 1);
+            lua_pushnil (L);
+            return;
+        }
+        lua_pushlstring (L, p, len);
+        lua_gettable (L, -2);
+        lua_remove (L, -2);
+        if (!dot)
+            return;
+        p = dot + 1;
+    }
+}
+
+//  Sets path to the value on top (popped), creating missing tables
+static void
+s_set_path (lua_State *L, const char *path)
+{
+    int value = lua_gettop (L);
+    lua_pushglobaltable (L);
+    const char *p = path;
+    while (true) {
+        const char *dot = strchr (p, '.');
+        size_t len = dot? (size_t) (dot - p): strlen (p);
+        lua_pushlstring (L, p, len);
+        if (!dot) {
+            lua_pushvalue (L, value);
+            lua_settable (L, -3);
+            break;
+        }
+        lua_pushvalue (L, -1);
+        lua_gettable (L, -3);
+        if (lua_isnil (L, -1)) {
+            lua_pop (L, 1);
+            lua_newtable (L);
+            lua_pushvalue (L, -2);          //  key
+            lua_pushvalue (L, -2);          //  new table
+            lua_settable (L, -5);
+        }
+        else
+        if (!lua_istable (L, -1))
+            luaL_error (L, "cannot set '%s': '%s' is not a table",
+                        path, lua_tostring (L, -2));
+        lua_remove (L, -2);                 //  key
+        lua_remove (L, -2);                 //  parent
+        p = dot + 1;
+    }
+    lua_settop (L, value - 1);
+}
+
+static bool
+s_callable (lua_State *L, int idx)
+{
+    if (lua_type (L, idx) == LUA_TFUNCTION)
+        return true;
+    bool callable = luaL_getmetafield (L, idx, "__call") != LUA_TNIL;
+    if (callable)
+        lua_pop (L, 1);
+    return callable;
+}
+
+//  Pushes the function named or written by fn; -1 with the job failed
+static int
+s_push_function (lua_State *L, s_job_t *job, const char *fn)
+{
+    if (s_is_name (fn)) {
+        s_push_path (L, fn);
+        if (!s_callable (L, -1)) {
+            char msg [256];
+            snprintf (msg, sizeof msg, "'%.200s' is not a function (a %s value)",
+                      fn, luaL_typename (L, -1));
+            lua_pop (L, 1);
+            s_job_fail (job, "NameError", msg, "");
+            return -1;
+        }
+        return 0;
+    }
+    lp_engine_t *self = job->self;
+    lua_rawgetp (L, LUA_REGISTRYINDEX, &s_cache_key);
+    if (lua_getfield (L, -1, fn) != LUA_TNIL) {
+        lua_remove (L, -2);
+        return 0;
+    }
+    lua_pop (L, 2);
+    lua_pushfstring (L, "return %s", fn);
+    size_t len;
+    const char *code = lua_tolstring (L, -1, &len);
+    int rc = s_load (L, job, code, len, "=<apply>");
+    lua_remove (L, rc == 0? -2: -1);
+    if (rc)
+        return -1;
+    if (s_call (L, job, 0, 1) != LUA_OK)
+        return -1;
+    if (!s_callable (L, -1)) {
+        char msg [128];
+        snprintf (msg, sizeof msg, "fn is not a function (a %s value)", luaL_typename (L, -1));
+        lua_pop (L, 1);
+        s_job_fail (job, "LuaError", msg, "");
+        return -1;
+    }
+    lua_rawgetp (L, LUA_REGISTRYINDEX, &s_cache_key);
+    if (self->cache_count >= LP_ENGINE_CACHE_MAX) {
+        lua_pop (L, 1);
+        lua_newtable (L);
+        lua_pushvalue (L, -1);
+        lua_rawsetp (L, LUA_REGISTRYINDEX, &s_cache_key);
+        self->cache_count = 0;
+    }
+    lua_pushvalue (L, -2);
+    lua_setfield (L, -2, fn);
+    lua_pop (L, 1);
+    self->cache_count++;
+    return 0;
+}
+
+//  Converts the value at idx and appends it to job->values; -1 on failure
+static int
+s_collect (lua_State *L, s_job_t *job, int idx, const char *root)
+{
+    char err [512];
+    err [0] = 0;
+    lp_value_t *value = lp_lua_to_value (L, idx, root, err, sizeof err);
+    if (!value) {
+        s_job_fail (job, "SerializationError", err [0]? err: "cannot send value", "");
+        return -1;
+    }
+    if (lp_value_append (job->values, value)) {
+        s_job_fail (job, "MemoryError", "out of memory", "");
+        return -1;
+    }
+    return 0;
+}
+
+//  Converts stack values first..top as result[1], result[2]...
+static void
+s_collect_results (lua_State *L, s_job_t *job, int first)
+{
+    int top = lua_gettop (L);
+    for (int i = first; i <= top; i++) {
+        char root [32];
+        snprintf (root, sizeof root, "result[%d]", i - first + 1);
+        if (s_collect (L, job, i, root))
+            return;
+    }
+}
+
+static void
+s_push_typed_item (lua_State *L, const lp_value_t *items, size_t i)
+{
+    const uint8_t *data = (const uint8_t *) lp_value_typed_data (items);
+    switch (lp_value_dtype (items)) {
+        case LP_DTYPE_F64: { double d; memcpy (&d, data + 8 * i, 8); lua_pushnumber (L, d); break; }
+        case LP_DTYPE_F32: { float f; memcpy (&f, data + 4 * i, 4); lua_pushnumber (L, f); break; }
+        case LP_DTYPE_I64: { int64_t v; memcpy (&v, data + 8 * i, 8); lua_pushinteger (L, v); break; }
+        case LP_DTYPE_I32: { int32_t v; memcpy (&v, data + 4 * i, 4); lua_pushinteger (L, v); break; }
+        case LP_DTYPE_U8: lua_pushinteger (L, data [i]); break;
+        default: lua_pushnil (L);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  The job, run under the outer lua_pcall
+
+static int
+s_job_run (lua_State *L)
+{
+    s_job_t *job = (s_job_t *) lua_touserdata (L, 1);
+    lua_settop (L, 0);
+    switch (job->op) {
+        case S_EXECUTE: {
+            size_t len = strlen (job->text);
+            lua_pushfstring (L, "return %s;", job->text);
+            size_t rlen;
+            const char *ret = lua_tolstring (L, -1, &rlen);
+            if (luaL_loadbufferx (L, ret, rlen, "=<execute>", "t") == LUA_OK)
+                lua_remove (L, 1);
+            else {
+                lua_settop (L, 0);
+                if (s_load (L, job, job->text, len, "=<execute>"))
+                    return 0;
+            }
+            if (s_call (L, job, 0, LUA_MULTRET) != LUA_OK)
+                return 0;
+            s_collect_results (L, job, 1);
+            break;
+        }
+        case S_APPLY: {
+            if (s_push_function (L, job, job->text))
+                return 0;
+            size_t nargs = job->arg? lp_value_len (job->arg): 0;
+            luaL_checkstack (L, (int) (nargs < 1000000? nargs: 1000000) + LUA_MINSTACK,
+                             "too many arguments");
+            for (size_t i = 0; i < nargs; i++)
+                lp_lua_push_value (L, lp_value_at (job->arg, i));
+            if (s_call (L, job, (int) nargs, LUA_MULTRET) != LUA_OK)
+                return 0;
+            s_collect_results (L, job, 1);
+            break;
+        }
+        case S_MAP: {
+            if (s_push_function (L, job, job->text))
+                return 0;
+            bool typed = lp_value_type (job->arg) == LP_TYPED;
+            size_t n = lp_value_len (job->arg);
+            for (size_t i = 0; i < n; i++) {
+                lua_pushvalue (L, 1);
+                if (typed)
+                    s_push_typed_item (L, job->arg, i);
+                else
+                    lp_lua_push_value (L, lp_value_at (job->arg, i));
+                if (s_call (L, job, 1, 1) != LUA_OK)
+                    return 0;
+                char root [40];
+                snprintf (root, sizeof root, "result[%zu]", i + 1);
+                if (s_collect (L, job, 2, root))
+                    return 0;
+                lua_settop (L, 1);
+            }
+            break;
+        }
+        case S_PUSH: {
+            size_t n = lp_value_len (job->arg);
+            for (size_t i = 0; i < n; i++) {
+                const lp_value_t *key = lp_value_key_at (job->arg, i);
+                const char *name = lp_value_as_string (key, NULL);
+                if (lp_value_type (key) != LP_STRING || !name || !*name) {
+                    s_job_fail (job, "ProtocolError", "push_request: ns keys must be non-empty strings", "");
+                    return 0;
+                }
+                lp_lua_push_value (L, lp_value_value_at (job->arg, i));
+                s_set_path (L, name);
+            }
+            break;
+        }
+        case S_PULL: {
+            size_t n = lp_value_len (job->arg);
+            for (size_t i = 0; i < n; i++) {
+                const lp_value_t *item = lp_value_at (job->arg, i);
+                const char *name = lp_value_as_string (item, NULL);
+                if (lp_value_type (item) != LP_STRING || !name) {
+                    s_job_fail (job, "ProtocolError", "pull_request: names must be strings", "");
+                    return 0;
+                }
+                s_push_path (L, name);
+                if (s_collect (L, job, lua_gettop (L), name))
+                    return 0;
+                lua_pop (L, 1);
+            }
+            break;
+        }
+    }
+    return 0;
+}
+
+lp_value_t *
+lp_engine_error_content (const char *ename, const char *evalue, const char *traceback)
+{
+    lp_value_t *content = lp_value_map ();
+    if (!content)
+        return NULL;
+    if (lp_value_set (content, "status", lp_value_string ("error"))
+    ||  lp_value_set (content, "ename", lp_value_string (ename))
+    ||  lp_value_set (content, "evalue", lp_value_string (evalue? evalue: ""))
+    ||  lp_value_set (content, "traceback", lp_value_string (traceback? traceback: "")))
+        lp_value_destroy (&content);
+    return content;
+}
+
+static void
+s_begin (lp_engine_t *self)
+{
+    self->out_len = 0;
+    self->out_truncated = false;
+    if (self->out)
+        self->out [0] = 0;
+    pthread_mutex_lock (&self->lock);
+    atomic_store (&self->running, ++self->seq);
+    pthread_mutex_unlock (&self->lock);
+}
+
+//  Returns true when the request was interrupted
+static bool
+s_end (lp_engine_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    bool interrupted = atomic_load (&self->interrupt) == self->seq;
+    atomic_store (&self->running, 0);
+    if (self->hooked && self->L)
+        lua_sethook (self->L, NULL, 0, 0);
+    self->hooked = false;
+    pthread_mutex_unlock (&self->lock);
+    return interrupted;
+}
+
+static lp_value_t *
+s_run (lp_engine_t *self, s_op_t op, const char *text, const lp_value_t *arg)
+{
+    s_job_t job = { .self = self, .op = op, .text = text, .arg = arg };
+    job.values = lp_value_array ();
+    if (!job.values)
+        return NULL;
+    s_begin (self);
+    if (!self->L && s_state_open (self))
+        s_job_fail (&job, "MemoryError", "the Lua state cannot be created", "");
+    else {
+        lua_State *L = self->L;
+        lua_settop (L, 0);
+        lua_pushcfunction (L, s_job_run);
+        lua_pushlightuserdata (L, &job);
+        int status = lua_pcall (L, 1, 0, 0);
+        if (status == LUA_ERRMEM)
+            s_job_fail (&job, "MemoryError", "not enough memory", "");
+        else
+        if (status != LUA_OK)
+            s_job_fail (&job, "LuaError", lua_tostring (L, -1), "");
+        lua_settop (L, 0);
+    }
+    if (s_end (self) && job.ename) {
+        free (job.evalue);
+        job.evalue = strdup ("interrupted");
+        job.ename = "Interrupted";
+    }
+    lp_value_t *content;
+    if (job.ename) {
+        content = lp_engine_error_content (job.ename, job.evalue, job.traceback);
+        lp_value_destroy (&job.values);
+    }
+    else {
+        content = lp_value_map ();
+        if (content
+        && (lp_value_set (content, "status", lp_value_string ("ok"))
+        ||  lp_value_set (content, "values", job.values)))
+            lp_value_destroy (&content);
+        if (!content)
+            lp_value_destroy (&job.values);
+        job.values = NULL;
+    }
+    free (job.evalue);
+    free (job.traceback);
+    return content;
+}
+
+lp_value_t *
+lp_engine_execute (lp_engine_t *self, const char *code)
+{
+    assert (self);
+    assert (code);
+    return s_run (self, S_EXECUTE, code, NULL);
+}
+
+lp_value_t *
+lp_engine_apply (lp_engine_t *self, const char *fn, const lp_value_t *args)
+{
+    assert (self);
+    assert (fn);
+    return s_run (self, S_APPLY, fn, args);
+}
+
+lp_value_t *
+lp_engine_map (lp_engine_t *self, const char *fn, const lp_value_t *items)
+{
+    assert (self);
+    assert (fn);
+    assert (items);
+    return s_run (self, S_MAP, fn, items);
+}
+
+lp_value_t *
+lp_engine_push (lp_engine_t *self, const lp_value_t *ns)
+{
+    assert (self);
+    assert (ns);
+    lp_value_t *content = s_run (self, S_PUSH, "", ns);
+    lp_value_t *values = content? (lp_value_t *) lp_value_get (content, "values"): NULL;
+    //  push_reply carries only status
+    if (values) {
+        lp_value_t *ok = lp_value_map ();
+        lp_value_destroy (&content);
+        if (ok && lp_value_set (ok, "status", lp_value_string ("ok")))
+            lp_value_destroy (&ok);
+        content = ok;
+    }
+    return content;
+}
+
+lp_value_t *
+lp_engine_pull (lp_engine_t *self, const lp_value_t *names)
+{
+    assert (self);
+    assert (names);
+    return s_run (self, S_PULL, "", names);
+}
+
+lp_value_t *
+lp_engine_clear (lp_engine_t *self)
+{
+    assert (self);
+    s_begin (self);
+    s_state_close (self);
+    int rc = s_state_open (self);
+    s_end (self);
+    if (rc)
+        return lp_engine_error_content ("MemoryError", "the Lua state cannot be created", "");
+    lp_value_t *content = lp_value_map ();
+    if (content && lp_value_set (content, "status", lp_value_string ("ok")))
+        lp_value_destroy (&content);
+    return content;
+}

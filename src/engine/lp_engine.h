@@ -1,0 +1,53 @@
+/*  =========================================================================
+    lp_engine.h - the engine's Lua state
+
+    One lua_State per engine process, used only by the main thread. Each
+    request method runs the user's code in protected mode and returns the
+    reply content map: {status = "ok", values = [...]} or {status = "error",
+    ename, evalue, traceback}. lp_engine_interrupt is the one method another
+    thread (the heart) may call.
+    =========================================================================
+*/
+#ifndef LP_ENGINE_H_INCLUDED
+#define LP_ENGINE_H_INCLUDED
+
+#include "lp_common.h"
+
+#define LP_ENGINE_CACHE_MAX      1024             //  compiled functions kept
+#define LP_ENGINE_STDOUT_MAX     (64 * 1024 * 1024) //  reply "stdout" cap, bytes
+
+typedef struct _lp_engine_t lp_engine_t;
+
+//  Called for every print / io.write, on the main thread, while Lua runs.
+typedef void (lp_engine_output_fn) (void *arg, const char *text, size_t len);
+
+//  memory_limit in bytes, 0 for none. NULL when the state cannot be made.
+lp_engine_t *lp_engine_new (size_t memory_limit);
+void        lp_engine_destroy (lp_engine_t **self_p);
+//  Sets lp.id (kept across clear).
+void        lp_engine_set_id (lp_engine_t *self, int id);
+void        lp_engine_set_output (lp_engine_t *self, lp_engine_output_fn *fn, void *arg);
+
+//  Requests. Each returns the reply content (caller destroys), NULL only
+//  when the C heap is exhausted.
+lp_value_t *lp_engine_execute (lp_engine_t *self, const char *code);
+lp_value_t *lp_engine_apply (lp_engine_t *self, const char *fn, const lp_value_t *args);
+lp_value_t *lp_engine_map (lp_engine_t *self, const char *fn, const lp_value_t *items);
+lp_value_t *lp_engine_push (lp_engine_t *self, const lp_value_t *ns);
+lp_value_t *lp_engine_pull (lp_engine_t *self, const lp_value_t *names);
+lp_value_t *lp_engine_clear (lp_engine_t *self);
+
+//  All the last request printed (NUL-terminated; valid until the next one).
+const char *lp_engine_stdout (lp_engine_t *self, size_t *len_p);
+//  Bytes the Lua state holds now.
+size_t      lp_engine_memory_used (lp_engine_t *self);
+
+//  Any thread: interrupts the running request. Returns true when one was
+//  running (it then ends with an Interrupted error).
+bool        lp_engine_interrupt (lp_engine_t *self);
+
+//  {status = "error", ename, evalue, traceback}; NULL when out of memory.
+lp_value_t *lp_engine_error_content (const char *ename, const char *evalue,
+                                     const char *traceback);
+
+#endif

@@ -1,0 +1,234 @@
+/*  =========================================================================
+    lp_heart.c - the engine's heartbeat and control actor
+
+    Runs on its own thread (a czmq zactor) so that pings and control
+    requests are answered while the main thread is inside Lua:
+
+        hb_ping  SUB    --"LPHB"+u64-->  echoed at once on hb_pong DEALER
+        control  DEALER --interrupt_request--> lp_engine_interrupt, reply
+                        --shutdown_request---> reply, interrupt, "SHUTDOWN"
+        pipe     <--"LOST" when no ping came for max_misses periods
+
+    The actor has its own lp_wire_t (one per thread). It sends the control
+    engine_hello itself during setup, before it signals the creator, and
+    reports setup failure through config->rc (zactor_new waits for the
+    signal, so the creator sees it).
+    =========================================================================
+*/
+#include "lp_heart.h"
+
+#define S_PING_BYTES 12                 //  "LPHB" + u64 big-endian
+
+typedef struct {
+    zsock_t *pipe;                      //  to the main thread
+    zsock_t *sub;                       //  hb_ping
+    zsock_t *pong;                      //  hb_pong
+    zsock_t *control;                   //  control DEALER
+    zpoller_t *poller;                  //  all of the above
+    lp_wire_t *wire;                    //  signing for control
+    lp_engine_t *engine;                //  to interrupt
+    const volatile sig_atomic_t *stop;  //  signal flag of the process
+    bool stop_seen;                     //  interrupted once for stop
+    int id;                             //  engine id
+    int heartbeat_msec;                 //  ping period
+    int max_misses;                     //  misses before lost
+    int64_t last_ping;                  //  zclock_mono of the last ping
+    bool lost;                          //  "LOST" sent
+    bool terminated;                    //  $TERM received
+} self_t;
+
+static void
+s_self_destroy (self_t **self_p)
+{
+    self_t *self = *self_p;
+    if (self) {
+        zpoller_destroy (&self->poller);
+        zsock_destroy (&self->sub);
+        zsock_destroy (&self->pong);
+        zsock_destroy (&self->control);
+        lp_wire_destroy (&self->wire);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+static zsock_t *
+s_dealer (const char *endpoint, const char *uuid)
+{
+    zsock_t *sock = zsock_new (ZMQ_DEALER);
+    if (!sock)
+        return NULL;
+    zsock_set_identity (sock, uuid);
+    lp_wire_tune_socket (sock);
+    if (zsock_connect (sock, "%s", endpoint)) {
+        zsys_error ("cannot connect to %s", endpoint);
+        zsock_destroy (&sock);
+    }
+    return sock;
+}
+
+static self_t *
+s_self_new (zsock_t *pipe, lp_heart_config_t *config)
+{
+    self_t *self = (self_t *) calloc (1, sizeof (self_t));
+    if (!self)
+        return NULL;
+    self->pipe = pipe;
+    self->engine = config->engine;
+    self->stop = config->stop;
+    self->id = config->id;
+    self->heartbeat_msec = config->heartbeat_msec > 0? config->heartbeat_msec: LP_HEARTBEAT_MSEC;
+    self->max_misses = config->max_misses > 0? config->max_misses: LP_HEARTBEAT_MAX_MISSES;
+    self->last_ping = zclock_mono ();
+    self->wire = lp_wire_new (config->key, config->key_len, "engine/control");
+    self->sub = zsock_new (ZMQ_SUB);
+    if (self->sub) {
+        lp_wire_tune_socket (self->sub);
+        zsock_set_subscribe (self->sub, "");
+        if (zsock_connect (self->sub, "%s", config->hb_ping)) {
+            zsys_error ("cannot connect to %s", config->hb_ping);
+            zsock_destroy (&self->sub);
+        }
+    }
+    self->pong = s_dealer (config->hb_pong, config->uuid);
+    self->control = s_dealer (config->control, config->uuid);
+    if (self->wire && self->sub && self->pong && self->control)
+        self->poller = zpoller_new (pipe, self->sub, self->control, NULL);
+    if (!self->poller) {
+        s_self_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+//  msg_type "x_request" -> "x_reply"; anything else -> "error_reply"
+static void
+s_reply_type (const char *type, char *out, size_t size)
+{
+    size_t len = strlen (type);
+    if (len > 8 && streq (type + len - 8, "_request"))
+        snprintf (out, size, "%.*s_reply", (int) (len - 8), type);
+    else
+        snprintf (out, size, "error_reply");
+}
+
+static void
+s_handle_control (self_t *self)
+{
+    lp_msg_t *request = lp_wire_recv (self->wire, self->control);
+    if (!request)
+        return;
+    const char *type = lp_msg_type (request);
+    char reply_type [64];
+    s_reply_type (type? type: "", reply_type, sizeof reply_type);
+    lp_value_t *content = NULL;
+    bool shutdown = false;
+    if (type && streq (type, "interrupt_request")) {
+        bool interrupted = lp_engine_interrupt (self->engine);
+        content = lp_value_map ();
+        if (content
+        && (lp_value_set (content, "status", lp_value_string ("ok"))
+        ||  lp_value_set (content, "interrupted", lp_value_bool (interrupted))))
+            lp_value_destroy (&content);
+        zsys_info ("interrupt_request: %s", interrupted? "interrupted": "idle");
+    }
+    else
+    if (type && streq (type, "shutdown_request")) {
+        content = lp_value_map ();
+        if (content && lp_value_set (content, "status", lp_value_string ("ok")))
+            lp_value_destroy (&content);
+        shutdown = true;
+    }
+    else {
+        char evalue [128];
+        snprintf (evalue, sizeof evalue, "unknown control msg_type '%.64s'", type? type: "");
+        content = lp_engine_error_content ("ProtocolError", evalue, "");
+    }
+    lp_msg_t *reply = content? lp_msg_new_reply (request, reply_type): NULL;
+    if (reply) {
+        lp_msg_set_content (reply, content);
+        content = NULL;
+        if (lp_value_set (lp_msg_metadata (reply), "engine", lp_value_int (self->id)) == 0)
+            lp_wire_send (self->wire, &reply, self->control);
+        lp_msg_destroy (&reply);
+    }
+    lp_value_destroy (&content);
+    lp_msg_destroy (&request);
+    if (shutdown) {
+        zsys_info ("shutdown_request: stopping");
+        lp_engine_interrupt (self->engine);
+        zstr_send (self->pipe, "SHUTDOWN");
+    }
+}
+
+static void
+s_handle_ping (self_t *self)
+{
+    zframe_t *frame = zframe_recv (self->sub);
+    if (!frame)
+        return;
+    if (zframe_size (frame) == S_PING_BYTES && memcmp (zframe_data (frame), "LPHB", 4) == 0) {
+        self->last_ping = zclock_mono ();
+        if (zframe_send (&frame, self->pong, ZFRAME_DONTWAIT))
+            zframe_destroy (&frame);
+    }
+    else
+        zframe_destroy (&frame);
+}
+
+void
+lp_heart_actor (zsock_t *pipe, void *args)
+{
+    lp_heart_config_t *config = (lp_heart_config_t *) args;
+    self_t *self = s_self_new (pipe, config);
+    if (self) {
+        //  engine_hello on control
+        lp_msg_t *hello = lp_msg_new ("engine_hello");
+        lp_value_t *content = lp_value_map ();
+        if (hello && content && lp_value_set (content, "id", lp_value_int (config->id)) == 0) {
+            lp_msg_set_content (hello, content);
+            content = NULL;
+            if (lp_wire_send (self->wire, &hello, self->control))
+                s_self_destroy (&self);
+        }
+        else
+            s_self_destroy (&self);
+        lp_value_destroy (&content);
+        lp_msg_destroy (&hello);
+    }
+    config->rc = self? 0: -1;
+    zsock_signal (pipe, 0);
+    if (!self)
+        return;
+
+    int check_msec = self->heartbeat_msec / LP_HEARTBEAT_CHECK_DIV;
+    if (check_msec < 1)
+        check_msec = 1;
+    while (!self->terminated) {
+        void *which = zpoller_wait (self->poller, check_msec);
+        if (which == pipe) {
+            char *command = zstr_recv (pipe);
+            if (!command || streq (command, "$TERM"))
+                self->terminated = true;
+            zstr_free (&command);
+        }
+        else
+        if (which == self->sub)
+            s_handle_ping (self);
+        else
+        if (which == self->control)
+            s_handle_control (self);
+
+        if (self->stop && *self->stop && !self->stop_seen) {
+            self->stop_seen = true;
+            lp_engine_interrupt (self->engine);
+        }
+        int64_t silent = zclock_mono () - self->last_ping;
+        if (!self->lost && silent > (int64_t) self->max_misses * self->heartbeat_msec) {
+            self->lost = true;
+            zsys_warning ("no heartbeat for %d ms: controller lost", (int) silent);
+            zstr_send (pipe, "LOST");
+        }
+    }
+    s_self_destroy (&self);
+}

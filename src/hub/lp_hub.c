@@ -1,0 +1,668 @@
+/*  =========================================================================
+    lp_hub.c - the hub of the controller
+
+    The hub owns the engine table and decides who is alive. It runs the
+    controller's reactor (zloop) on the main thread, and starts the mux
+    actor (src/scheduler/lp_mux.c) that carries the data path on its own
+    thread; the two talk only through the actor pipe.
+
+    Registration is two exchanges, not a heartbeat cycle:
+        engine  registration_request  ->  hub     (id assigned, reply)
+        engine  engine_hello on mux and control -> mux -> hub "HELLO"
+    When both hellos have arrived the engine is routable: the hub tells the
+    mux ADD, announces engine_registered and counts it for status. A uuid
+    seen before gets its old id back; a restarted engine may ask for its
+    previous id and gets it when no live engine holds it.
+
+    Liveness: the hub publishes "LPHB"+seq every heartbeat period; each
+    engine's heart thread echoes it on hb_pong. An engine silent for
+    max_misses periods is dead (checked every period/4, so death is seen
+    between max_misses and max_misses + 1/4 periods). Local engines are
+    also child processes of the controller: their exit is reported through
+    lp_hub_process_exited at once. A dead engine's unanswered requests are
+    failed by the mux, and engine_unregistered is published.
+    =========================================================================
+*/
+#include "lp_hub.h"
+#include "lp_mux.h"
+
+#include <sodium.h>
+
+typedef enum { ENGINE_REGISTERING, ENGINE_READY, ENGINE_DEAD } s_state_t;
+
+typedef struct {
+    int id;                             //  engine id
+    char uuid [LP_ID_CHARS + 1];        //  its identity on every socket
+    char *host;                         //  where it runs
+    int64_t pid;                        //  its process id there
+    char *user;                         //  who runs it
+    char *cwd;                          //  its working directory
+    char *lua_version;                  //  _VERSION
+    char registered [32];               //  ISO date of registration
+    s_state_t state;                    //  see above
+    bool hello [2];                     //  hello seen on mux, control
+    int64_t last_seen;                  //  zclock_mono of the last pong
+} s_engine_t;
+
+struct _lp_hub_t {
+    lp_hub_config_t config;             //  copy; strings owned below
+    char *ip;                           //  config.ip
+    char *location;                     //  config.location
+    uint8_t key [LP_KEY_BYTES];         //  fresh random key
+    lp_wire_t *wire;                    //  signing on our sockets
+    zloop_t *loop;                      //  the reactor
+    zsock_t *registration;              //  ROUTER: engines and clients
+    zsock_t *hb_ping;                   //  PUB
+    zsock_t *hb_pong;                   //  ROUTER
+    zsock_t *notify;                    //  PUB
+    zactor_t *mux;                      //  data path
+    char endpoint [4][128];             //  registration, ping, pong, notify
+    char mux_endpoint [6][128];         //  see lp_mux.h ENDPOINTS
+    s_engine_t **engines;               //  by id, NULL for holes (owns)
+    size_t engines_size;                //  slots in engines
+    int next_id;                        //  next fresh id
+    zhashx_t *by_uuid;                  //  uuid -> engine (borrowed)
+    uint64_t ping_seq;                  //  last ping sent
+    int expect_count;                   //  for the ready hook
+    lp_hub_ready_fn *ready_fn;          //  called once
+    void *ready_arg;                    //  its argument
+    char hostname [256];                //  this host, for local pids
+};
+
+
+static void
+s_engine_destroy (s_engine_t **self_p)
+{
+    s_engine_t *self = *self_p;
+    if (self) {
+        free (self->host);
+        free (self->user);
+        free (self->cwd);
+        free (self->lua_version);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+static int
+s_bind (zsock_t *sock, const char *ip, char *endpoint)
+{
+    if (!sock)
+        return -1;
+    lp_wire_tune_socket (sock);
+    int port = zsock_bind (sock, "tcp://%s:*", ip);
+    if (port < 0)
+        return -1;
+    snprintf (endpoint, 128, "tcp://%s:%d", ip, port);
+    return 0;
+}
+
+static void
+s_notify (lp_hub_t *self, const char *type, s_engine_t *engine, const char *reason)
+{
+    lp_msg_t *msg = lp_msg_new (type);
+    if (!msg)
+        return;
+    lp_value_t *content = lp_msg_content (msg);
+    lp_value_set (content, "id", lp_value_int (engine->id));
+    if (reason)
+        lp_value_set (content, "reason", lp_value_string (reason));
+    else {
+        lp_value_set (content, "uuid", lp_value_string (engine->uuid));
+        lp_value_set (content, "host", lp_value_string (engine->host));
+        lp_value_set (content, "pid", lp_value_int (engine->pid));
+    }
+    zmsg_t *routing = zmsg_new ();
+    if (routing) {
+        zmsg_addstr (routing, "engine");
+        lp_msg_set_routing (msg, &routing);
+    }
+    lp_wire_send (self->wire, &msg, self->notify);
+}
+
+int
+lp_hub_engines (lp_hub_t *self)
+{
+    int count = 0;
+    for (size_t i = 0; i < self->engines_size; i++)
+        if (self->engines [i] && self->engines [i]->state == ENGINE_READY)
+            count++;
+    return count;
+}
+
+static void
+s_check_ready (lp_hub_t *self)
+{
+    if (self->ready_fn && lp_hub_engines (self) >= self->expect_count) {
+        lp_hub_ready_fn *fn = self->ready_fn;
+        self->ready_fn = NULL;
+        fn (lp_hub_engines (self), NULL, self->ready_arg);
+    }
+}
+
+static void
+s_engine_dead (lp_hub_t *self, s_engine_t *engine, const char *reason)
+{
+    if (engine->state == ENGINE_DEAD)
+        return;
+    bool was_ready = engine->state == ENGINE_READY;
+    engine->state = ENGINE_DEAD;
+    zsys_warning ("hub: engine %d (pid %lld on %s) %s", engine->id,
+                  (long long) engine->pid, engine->host, reason);
+    zsock_send (self->mux, "sis", "REMOVE", engine->id, reason);
+    if (was_ready)
+        s_notify (self, "engine_unregistered", engine, reason);
+}
+
+//  --------------------------------------------------------------------
+//  Registration channel
+
+static void
+s_reply (lp_hub_t *self, lp_msg_t *request, const char *type, lp_value_t *content)
+{
+    lp_msg_t *reply = lp_msg_new_reply (request, type);
+    if (!reply) {
+        lp_value_destroy (&content);
+        return;
+    }
+    lp_msg_set_content (reply, content);
+    lp_wire_send (self->wire, &reply, self->registration);
+}
+
+static void
+s_reply_error (lp_hub_t *self, lp_msg_t *request, const char *type, const char *evalue)
+{
+    lp_value_t *content = lp_value_map ();
+    if (!content)
+        return;
+    lp_value_set (content, "status", lp_value_string ("error"));
+    lp_value_set (content, "ename", lp_value_string ("RegistrationError"));
+    lp_value_set (content, "evalue", lp_value_string (evalue));
+    lp_value_set (content, "traceback", lp_value_string (""));
+    s_reply (self, request, type, content);
+}
+
+static bool
+s_id_in_use (lp_hub_t *self, int64_t id)
+{
+    return id >= 0 && (size_t) id < self->engines_size && self->engines [id]
+        && self->engines [id]->state != ENGINE_DEAD;
+}
+
+static int
+s_engines_grow (lp_hub_t *self, size_t id)
+{
+    if (id < self->engines_size)
+        return 0;
+    size_t size = id * 2 + 16;
+    s_engine_t **grown = (s_engine_t **) realloc (self->engines, size * sizeof *grown);
+    if (!grown)
+        return -1;
+    memset (grown + self->engines_size, 0, (size - self->engines_size) * sizeof *grown);
+    self->engines = grown;
+    self->engines_size = size;
+    return 0;
+}
+
+static char *
+s_strdup_field (lp_msg_t *msg, const char *key)
+{
+    const char *value = lp_msg_get_string (msg, key);
+    return strdup (value? value: "?");
+}
+
+static void
+s_handle_registration (lp_hub_t *self, lp_msg_t *msg)
+{
+    const char *uuid = lp_msg_get_string (msg, "uuid");
+    if (!uuid || strlen (uuid) != LP_ID_CHARS) {
+        s_reply_error (self, msg, "registration_reply", "uuid must be 32 hex characters");
+        return;
+    }
+    s_engine_t *engine = (s_engine_t *) zhashx_lookup (self->by_uuid, uuid);
+    if (engine) {
+        //  Known identity: same id again; a live one re-registers afresh.
+        if (engine->state == ENGINE_READY)
+            zsock_send (self->mux, "sis", "REMOVE", engine->id, "re-registered");
+    }
+    else {
+        int64_t wanted = lp_msg_get_int (msg, "id", -1);
+        int64_t id = (wanted >= 0 && wanted < 1000000 && !s_id_in_use (self, wanted))
+                   ? wanted: self->next_id;
+        if (s_engines_grow (self, (size_t) id) != 0) {
+            s_reply_error (self, msg, "registration_reply", "controller out of memory");
+            return;
+        }
+        //  A dead engine's slot is taken over by the newcomer.
+        if (self->engines [id]) {
+            zhashx_delete (self->by_uuid, self->engines [id]->uuid);
+            s_engine_destroy (&self->engines [id]);
+        }
+        engine = (s_engine_t *) zmalloc (sizeof (s_engine_t));
+        engine->id = (int) id;
+        memcpy (engine->uuid, uuid, LP_ID_CHARS + 1);
+        self->engines [id] = engine;
+        zhashx_insert (self->by_uuid, uuid, engine);
+        if (id >= self->next_id)
+            self->next_id = (int) id + 1;
+    }
+    free (engine->host); engine->host = s_strdup_field (msg, "host");
+    free (engine->user); engine->user = s_strdup_field (msg, "user");
+    free (engine->cwd); engine->cwd = s_strdup_field (msg, "cwd");
+    free (engine->lua_version); engine->lua_version = s_strdup_field (msg, "lua_version");
+    engine->pid = lp_msg_get_int (msg, "pid", -1);
+    engine->state = ENGINE_REGISTERING;
+    engine->hello [0] = engine->hello [1] = false;
+    engine->last_seen = zclock_mono ();
+    lp_util_iso_now (engine->registered);
+
+    lp_value_t *content = lp_value_map ();
+    if (!content)
+        return;
+    lp_value_set (content, "status", lp_value_string ("ok"));
+    lp_value_set (content, "id", lp_value_int (engine->id));
+    lp_value_set (content, "heartbeat_msec", lp_value_int (self->config.heartbeat_msec));
+    lp_value_set (content, "max_misses", lp_value_int (self->config.max_misses));
+    s_reply (self, msg, "registration_reply", content);
+    zsys_info ("hub: engine %d registering (pid %lld on %s)", engine->id,
+               (long long) engine->pid, engine->host);
+}
+
+static void
+s_handle_unregistration (lp_hub_t *self, lp_msg_t *msg)
+{
+    zframe_t *peer = zmsg_first (lp_msg_routing (msg));
+    char uuid [LP_ID_CHARS + 1] = "";
+    if (peer && zframe_size (peer) == LP_ID_CHARS)
+        memcpy (uuid, zframe_data (peer), LP_ID_CHARS);
+    s_engine_t *engine = (s_engine_t *) zhashx_lookup (self->by_uuid, uuid);
+    if (engine)
+        s_engine_dead (self, engine, "shutdown");
+}
+
+//  Asks the mux for unanswered requests per engine: "id:n id:n ...".
+//  Hellos that arrive meanwhile are handled in order.
+static void s_handle_hello (lp_hub_t *self, int id, const char *uuid, const char *channel);
+
+static char *
+s_mux_queues (lp_hub_t *self)
+{
+    if (zstr_send (self->mux, "QUEUES") != 0)
+        return NULL;
+    zpoller_t *poller = zpoller_new (self->mux, NULL);
+    char *queues = NULL;
+    int64_t deadline = zclock_mono () + 2000;
+    while (!queues && poller && zclock_mono () < deadline) {
+        if (!zpoller_wait (poller, (int) (deadline - zclock_mono ())))
+            break;
+        zmsg_t *reply = zmsg_recv (self->mux);
+        char *command = reply? zmsg_popstr (reply): NULL;
+        if (command && streq (command, "QUEUES"))
+            queues = zmsg_popstr (reply);
+        else
+        if (command && streq (command, "HELLO")) {
+            char *id = zmsg_popstr (reply), *uuid = zmsg_popstr (reply),
+                 *channel = zmsg_popstr (reply);
+            if (id && uuid && channel)
+                s_handle_hello (self, atoi (id), uuid, channel);
+            free (id); free (uuid); free (channel);
+        }
+        free (command);
+        zmsg_destroy (&reply);
+    }
+    zpoller_destroy (&poller);
+    return queues;
+}
+
+static int64_t
+s_queue_of (const char *queues, int id)
+{
+    char key [32];
+    int len = snprintf (key, sizeof key, "%d:", id);
+    for (const char *p = queues; p && *p; ) {
+        if (strncmp (p, key, (size_t) len) == 0)
+            return atoll (p + len);
+        p = strchr (p, ' ');
+        if (p)
+            p++;
+    }
+    return 0;
+}
+
+static void
+s_handle_status (lp_hub_t *self, lp_msg_t *msg)
+{
+    char *queues = s_mux_queues (self);
+    lp_value_t *content = lp_value_map ();
+    lp_value_t *list = lp_value_array ();
+    if (!content || !list) {
+        lp_value_destroy (&content);
+        lp_value_destroy (&list);
+        free (queues);
+        return;
+    }
+    for (size_t i = 0; i < self->engines_size; i++) {
+        s_engine_t *engine = self->engines [i];
+        if (!engine || engine->state != ENGINE_READY)
+            continue;
+        int64_t queue = s_queue_of (queues, engine->id);
+        lp_value_t *row = lp_value_map ();
+        if (!row)
+            break;
+        lp_value_set (row, "id", lp_value_int (engine->id));
+        lp_value_set (row, "uuid", lp_value_string (engine->uuid));
+        lp_value_set (row, "host", lp_value_string (engine->host));
+        lp_value_set (row, "pid", lp_value_int (engine->pid));
+        lp_value_set (row, "user", lp_value_string (engine->user));
+        lp_value_set (row, "cwd", lp_value_string (engine->cwd));
+        lp_value_set (row, "lua_version", lp_value_string (engine->lua_version));
+        lp_value_set (row, "state", lp_value_string (queue > 0? "busy": "idle"));
+        lp_value_set (row, "queue", lp_value_int (queue));
+        lp_value_set (row, "registered", lp_value_string (engine->registered));
+        lp_value_append (list, row);
+    }
+    free (queues);
+    lp_value_set (content, "status", lp_value_string ("ok"));
+    lp_value_set (content, "engines", list);
+    s_reply (self, msg, "status_reply", content);
+}
+
+static int
+s_on_registration (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    lp_hub_t *self = (lp_hub_t *) arg;
+    lp_msg_t *msg = lp_wire_recv (self->wire, sock);
+    if (!msg)
+        return 0;
+    const char *type = lp_msg_type (msg);
+    int rc = 0;
+    if (streq (type, "registration_request"))
+        s_handle_registration (self, msg);
+    else
+    if (streq (type, "unregistration_request"))
+        s_handle_unregistration (self, msg);
+    else
+    if (streq (type, "status_request"))
+        s_handle_status (self, msg);
+    else
+    if (streq (type, "shutdown_request")) {
+        lp_value_t *content = lp_value_map ();
+        if (content) {
+            lp_value_set (content, "status", lp_value_string ("ok"));
+            s_reply (self, msg, "shutdown_reply", content);
+        }
+        zsys_info ("hub: shutdown requested by a client");
+        rc = -1;
+    }
+    else {
+        char why [160];
+        snprintf (why, sizeof why, "unknown message type '%.100s' on the registration channel", type);
+        s_reply_error (self, msg, "error_reply", why);
+    }
+    lp_msg_destroy (&msg);
+    return rc;
+}
+
+//  --------------------------------------------------------------------
+//  Hellos from the mux
+
+static void
+s_handle_hello (lp_hub_t *self, int id, const char *uuid, const char *channel)
+{
+    if (id < 0 || (size_t) id >= self->engines_size || !self->engines [id])
+        return;
+    s_engine_t *engine = self->engines [id];
+    if (!streq (engine->uuid, uuid) || engine->state != ENGINE_REGISTERING)
+        return;
+    engine->hello [streq (channel, "mux")? 0: 1] = true;
+    if (engine->hello [0] && engine->hello [1]) {
+        engine->state = ENGINE_READY;
+        engine->last_seen = zclock_mono ();
+        zsock_send (self->mux, "sis", "ADD", engine->id, engine->uuid);
+        s_notify (self, "engine_registered", engine, NULL);
+        zsys_info ("hub: engine %d registered (pid %lld on %s)", engine->id,
+                   (long long) engine->pid, engine->host);
+        s_check_ready (self);
+    }
+}
+
+static int
+s_on_mux (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    lp_hub_t *self = (lp_hub_t *) arg;
+    char *command = NULL, *uuid = NULL, *channel = NULL;
+    int id = -1;
+    if (zsock_recv (sock, "siss", &command, &id, &uuid, &channel) != 0)
+        return 0;
+    if (command && streq (command, "HELLO") && uuid && channel)
+        s_handle_hello (self, id, uuid, channel);
+    free (command);
+    free (uuid);
+    free (channel);
+    return 0;
+}
+
+//  --------------------------------------------------------------------
+//  Heartbeat
+
+static int
+s_on_ping_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop; (void) timer_id;
+    lp_hub_t *self = (lp_hub_t *) arg;
+    uint8_t ping [12] = { 'L', 'P', 'H', 'B' };
+    uint64_t seq = ++self->ping_seq;
+    for (int i = 0; i < 8; i++)
+        ping [4 + i] = (uint8_t) (seq >> (56 - 8 * i));
+    zframe_t *frame = zframe_new (ping, sizeof ping);
+    if (frame && zframe_send (&frame, self->hb_ping, 0) != 0)
+        zframe_destroy (&frame);
+    return 0;
+}
+
+static int
+s_on_pong (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    lp_hub_t *self = (lp_hub_t *) arg;
+    zmsg_t *msg = zmsg_recv (sock);
+    if (!msg)
+        return 0;
+    zframe_t *peer = zmsg_first (msg);
+    zframe_t *pong = zmsg_next (msg);
+    if (peer && pong && zmsg_size (msg) == 2
+    &&  zframe_size (peer) == LP_ID_CHARS && zframe_size (pong) == 12
+    &&  memcmp (zframe_data (pong), "LPHB", 4) == 0) {
+        char uuid [LP_ID_CHARS + 1];
+        memcpy (uuid, zframe_data (peer), LP_ID_CHARS);
+        uuid [LP_ID_CHARS] = 0;
+        uint64_t seq = 0;
+        for (int i = 0; i < 8; i++)
+            seq = (seq << 8) | zframe_data (pong) [4 + i];
+        s_engine_t *engine = (s_engine_t *) zhashx_lookup (self->by_uuid, uuid);
+        if (engine && engine->state != ENGINE_DEAD
+        &&  seq <= self->ping_seq && seq + (uint64_t) self->config.max_misses >= self->ping_seq)
+            engine->last_seen = zclock_mono ();
+    }
+    zmsg_destroy (&msg);
+    return 0;
+}
+
+static int
+s_on_check_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop; (void) timer_id;
+    lp_hub_t *self = (lp_hub_t *) arg;
+    int64_t limit = (int64_t) self->config.heartbeat_msec * self->config.max_misses;
+    int64_t now = zclock_mono ();
+    for (size_t i = 0; i < self->engines_size; i++) {
+        s_engine_t *engine = self->engines [i];
+        if (engine && engine->state != ENGINE_DEAD && now - engine->last_seen > limit) {
+            char reason [96];
+            snprintf (reason, sizeof reason, "died: no heartbeat for %lld ms",
+                      (long long) (now - engine->last_seen));
+            s_engine_dead (self, engine, reason);
+        }
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------
+
+void
+lp_hub_process_exited (lp_hub_t *self, int pid, const char *reason)
+{
+    for (size_t i = 0; i < self->engines_size; i++) {
+        s_engine_t *engine = self->engines [i];
+        if (engine && engine->pid == pid && engine->state != ENGINE_DEAD
+        &&  streq (engine->host, self->hostname)) {
+            char text [160];
+            snprintf (text, sizeof text, "died: %s", reason);
+            s_engine_dead (self, engine, text);
+        }
+    }
+}
+
+lp_hub_t *
+lp_hub_new (const lp_hub_config_t *config, char *err, size_t errlen)
+{
+    lp_hub_t *self = (lp_hub_t *) zmalloc (sizeof (lp_hub_t));
+    self->config = *config;
+    self->ip = strdup (config->ip);
+    self->location = strdup (config->location? config->location: config->ip);
+    self->config.ip = self->ip;
+    self->config.location = self->location;
+    if (gethostname (self->hostname, sizeof self->hostname - 1) != 0)
+        strcpy (self->hostname, "localhost");
+    char scratch [LP_ID_CHARS + 1];
+    lp_util_random_id (scratch);            //  initialises libsodium
+    randombytes_buf (self->key, sizeof self->key);
+    self->wire = lp_wire_new (self->key, sizeof self->key, "controller/hub");
+    self->by_uuid = zhashx_new ();
+    self->loop = zloop_new ();
+    self->registration = zsock_new (ZMQ_ROUTER);
+    self->hb_ping = zsock_new (ZMQ_PUB);
+    self->hb_pong = zsock_new (ZMQ_ROUTER);
+    self->notify = zsock_new (ZMQ_PUB);
+    if (!self->ip || !self->location || !self->wire || !self->by_uuid || !self->loop) {
+        snprintf (err, errlen, "out of memory");
+        lp_hub_destroy (&self);
+        return NULL;
+    }
+    if (s_bind (self->registration, config->ip, self->endpoint [0])
+    ||  s_bind (self->hb_ping, config->ip, self->endpoint [1])
+    ||  s_bind (self->hb_pong, config->ip, self->endpoint [2])
+    ||  s_bind (self->notify, config->ip, self->endpoint [3])) {
+        snprintf (err, errlen, "cannot listen on %s: %s", config->ip,
+                  zmq_strerror (zmq_errno ()));
+        lp_hub_destroy (&self);
+        return NULL;
+    }
+    lp_mux_config_t mux_config = { config->ip, self->key, sizeof self->key };
+    self->mux = zactor_new (lp_mux_actor, &mux_config);
+    char *eps [6] = { NULL };
+    if (!self->mux || zstr_send (self->mux, "ENDPOINTS") != 0
+    ||  zsock_recv (self->mux, "ssssss", &eps [0], &eps [1], &eps [2],
+                    &eps [3], &eps [4], &eps [5]) != 0) {
+        snprintf (err, errlen, "cannot start the multiplexer on %s", config->ip);
+        lp_hub_destroy (&self);
+        return NULL;
+    }
+    for (int i = 0; i < 6; i++) {
+        snprintf (self->mux_endpoint [i], 128, "%s", eps [i]? eps [i]: "");
+        free (eps [i]);
+    }
+    zloop_reader (self->loop, self->registration, s_on_registration, self);
+    zloop_reader (self->loop, self->hb_pong, s_on_pong, self);
+    zloop_reader (self->loop, zactor_sock (self->mux), s_on_mux, self);
+    zloop_timer (self->loop, (size_t) config->heartbeat_msec, 0, s_on_ping_timer, self);
+    int check = config->heartbeat_msec / LP_HEARTBEAT_CHECK_DIV;
+    zloop_timer (self->loop, (size_t) (check > 0? check: 1), 0, s_on_check_timer, self);
+    return self;
+}
+
+void
+lp_hub_destroy (lp_hub_t **self_p)
+{
+    lp_hub_t *self = *self_p;
+    if (!self)
+        return;
+    zactor_destroy (&self->mux);
+    zloop_destroy (&self->loop);
+    zsock_destroy (&self->registration);
+    zsock_destroy (&self->hb_ping);
+    zsock_destroy (&self->hb_pong);
+    zsock_destroy (&self->notify);
+    for (size_t i = 0; i < self->engines_size; i++)
+        s_engine_destroy (&self->engines [i]);
+    free (self->engines);
+    zhashx_destroy (&self->by_uuid);
+    lp_wire_destroy (&self->wire);
+    free (self->ip);
+    free (self->location);
+    sodium_memzero (self->key, sizeof self->key);
+    free (self);
+    *self_p = NULL;
+}
+
+//  Rewrites tcp://ip:port as tcp://location:port.
+static void
+s_located (lp_hub_t *self, const char *endpoint, char *out, size_t size)
+{
+    const char *port = strrchr (endpoint, ':');
+    snprintf (out, size, "tcp://%s%s", self->location, port? port: "");
+}
+
+int
+lp_hub_write_files (lp_hub_t *self, const char *folder, char *err, size_t errlen)
+{
+    static const char *engine_names [] = { "registration", "hb_ping", "hb_pong", "mux", "control", "iopub" };
+    const char *engine_eps [] = { self->endpoint [0], self->endpoint [1], self->endpoint [2],
+                                  self->mux_endpoint [0], self->mux_endpoint [2], self->mux_endpoint [4] };
+    static const char *client_names [] = { "registration", "mux", "control", "iopub", "notification" };
+    const char *client_eps [] = { self->endpoint [0], self->mux_endpoint [1], self->mux_endpoint [3],
+                                  self->mux_endpoint [5], self->endpoint [3] };
+    char path [1024], located [256];
+    int rc = 0;
+    for (int kind = 0; kind < 2 && rc == 0; kind++) {
+        lp_conn_t *conn = lp_conn_new (kind? "engine": "client");
+        if (!conn) {
+            snprintf (err, errlen, "out of memory");
+            return -1;
+        }
+        lp_conn_set_key (conn, self->key, sizeof self->key);
+        lp_conn_set_location (conn, self->location);
+        int count = kind? 6: 5;
+        for (int i = 0; i < count; i++) {
+            s_located (self, kind? engine_eps [i]: client_eps [i], located, sizeof located);
+            lp_conn_set_endpoint (conn, kind? engine_names [i]: client_names [i], located);
+        }
+        snprintf (path, sizeof path, "%s/lp-%s.json", folder, kind? "engine": "client");
+        rc = lp_conn_save (conn, path, err, errlen);
+        lp_conn_destroy (&conn);
+    }
+    return rc;
+}
+
+zloop_t *
+lp_hub_loop (lp_hub_t *self)
+{
+    return self->loop;
+}
+
+void
+lp_hub_expect (lp_hub_t *self, int count, lp_hub_ready_fn *fn, void *arg)
+{
+    self->expect_count = count;
+    self->ready_fn = fn;
+    self->ready_arg = arg;
+    s_check_ready (self);
+}
+
+void
+lp_hub_run (lp_hub_t *self)
+{
+    zloop_start (self->loop);
+}

@@ -1,0 +1,473 @@
+/*  =========================================================================
+    lp_mux.c - direct multiplexer: routes requests from clients to the
+    engines they name, replies back, and forwards engine output (iopub).
+
+    Two channels go through here the same way, mux and control, each with a
+    ROUTER facing clients and a ROUTER facing engines:
+
+        client DEALER -> [client] <LPMSG> sig header ...      (client ROUTER)
+                      -> [uuid][client] <LPMSG> sig header ... (engine ROUTER)
+        engine DEALER <- [client] <LPMSG> ...  and replies the same way back.
+
+    A request is verified (signature, replay) and only its header decoded,
+    for `targets`; the frames are forwarded unchanged, so the engine checks
+    the same signature the client made. An engine answers in order, so each
+    engine keeps a FIFO of unanswered requests per channel: a reply pops the
+    head. That FIFO is all the bookkeeping on the data path; it gives the
+    queue counts for status, and when the hub says an engine died, every
+    request in it gets an EngineError reply at once, so no client waits on a
+    dead engine.
+
+    An engine is routable only after the hub says ADD, which it does once
+    the engine's hello has arrived on both channels (the hello is how this
+    actor learns the engine is connected, so ROUTER_MANDATORY sends to it
+    succeed). Engines that are not routable get an immediate error reply.
+    =========================================================================
+*/
+#include "lp_mux.h"
+
+#define CHANNELS 2                      //  0 mux, 1 control
+static const char *s_channel_name [CHANNELS] = { "mux", "control" };
+
+typedef struct {
+    zframe_t *client;                   //  client routing identity
+    lp_value_t *header;                 //  request header
+} s_pending_t;
+
+typedef struct {
+    int id;                             //  engine id
+    char uuid [LP_ID_CHARS + 1];        //  routing identity
+    bool active;                        //  routable
+    zlistx_t *pending [CHANNELS];       //  s_pending_t FIFO per channel
+} s_engine_t;
+
+typedef struct {
+    zsock_t *pipe;                      //  to the hub
+    zloop_t *loop;                      //  our reactor
+    lp_wire_t *wire;                    //  verify / sign
+    zsock_t *client [CHANNELS];         //  client-facing ROUTERs
+    zsock_t *engine [CHANNELS];         //  engine-facing ROUTERs
+    zsock_t *iopub_in;                  //  XSUB, engines' PUBs connect
+    zsock_t *iopub_out;                 //  XPUB, clients' SUBs connect
+    zhashx_t *by_uuid;                  //  uuid -> s_engine_t (owns)
+    s_engine_t **by_id;                 //  id -> engine (borrowed)
+    size_t by_id_size;                  //  slots in by_id
+    char endpoints [6][128];            //  see lp_mux.h ENDPOINTS
+} self_t;
+
+
+static void
+s_pending_destroy (s_pending_t **self_p)
+{
+    s_pending_t *self = *self_p;
+    if (self) {
+        zframe_destroy (&self->client);
+        lp_value_destroy (&self->header);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+static void
+s_pending_free (void **item)
+{
+    s_pending_destroy ((s_pending_t **) item);
+}
+
+static void
+s_engine_free (void **item)
+{
+    s_engine_t *engine = (s_engine_t *) *item;
+    if (engine) {
+        for (int c = 0; c < CHANNELS; c++)
+            zlistx_destroy (&engine->pending [c]);
+        free (engine);
+        *item = NULL;
+    }
+}
+
+static s_engine_t *
+s_engine_by_id (self_t *self, int64_t id)
+{
+    if (id < 0 || (size_t) id >= self->by_id_size)
+        return NULL;
+    return self->by_id [id];
+}
+
+//  Binds a socket on ip with a free port; writes its endpoint. 0 / -1.
+static int
+s_bind (zsock_t *sock, const char *ip, char *endpoint)
+{
+    if (!sock)
+        return -1;
+    lp_wire_tune_socket (sock);
+    int port = zsock_bind (sock, "tcp://%s:*", ip);
+    if (port < 0)
+        return -1;
+    snprintf (endpoint, 128, "tcp://%s:%d", ip, port);
+    return 0;
+}
+
+//  Sends an EngineError reply for a request that cannot reach its engine.
+static void
+s_reply_error (self_t *self, int channel, zframe_t *client,
+               lp_value_t *header, int64_t engine_id, const char *evalue)
+{
+    const lp_value_t *type_v = lp_value_get (header, "msg_type");
+    const char *type = type_v? lp_value_as_string (type_v, NULL): NULL;
+    char reply_type [64] = "error_reply";
+    if (type) {
+        size_t len = strlen (type);
+        const char *suffix = "_request";
+        size_t slen = strlen (suffix);
+        if (len > slen && len - slen + 6 < sizeof reply_type
+        &&  streq (type + len - slen, suffix))
+            snprintf (reply_type, sizeof reply_type, "%.*s_reply",
+                      (int) (len - slen), type);
+    }
+    lp_msg_t *reply = lp_msg_new (reply_type);
+    if (!reply)
+        return;
+    lp_value_t *parent = lp_value_dup (header);
+    if (parent)
+        lp_msg_set_parent (reply, parent);
+    lp_value_set (lp_msg_metadata (reply), "engine", lp_value_int (engine_id));
+    lp_value_t *content = lp_msg_content (reply);
+    lp_value_set (content, "status", lp_value_string ("error"));
+    lp_value_set (content, "ename", lp_value_string ("EngineError"));
+    lp_value_set (content, "evalue", lp_value_string (evalue));
+    lp_value_set (content, "traceback", lp_value_string (""));
+    zmsg_t *routing = zmsg_new ();
+    if (routing && client)
+        zmsg_append (routing, &(zframe_t *) { zframe_dup (client) });
+    if (routing)
+        lp_msg_set_routing (reply, &routing);
+    lp_wire_send (self->wire, &reply, self->client [channel]);
+}
+
+//  Forwards one copy of msg (starting at the client identity) to engine.
+//  msg is taken. Returns 0, or -1 when the engine cannot be reached.
+static int
+s_forward (self_t *self, int channel, s_engine_t *engine, zmsg_t **msg_p,
+           zframe_t *client, lp_value_t *header)
+{
+    zmsg_t *msg = *msg_p;
+    *msg_p = NULL;
+    if (zmsg_pushmem (msg, engine->uuid, strlen (engine->uuid)) != 0) {
+        zmsg_destroy (&msg);
+        return -1;
+    }
+    if (zmsg_send (&msg, self->engine [channel]) != 0) {
+        zmsg_destroy (&msg);
+        return -1;
+    }
+    s_pending_t *pending = (s_pending_t *) zmalloc (sizeof (s_pending_t));
+    pending->client = zframe_dup (client);
+    pending->header = lp_value_dup (header);
+    if (!pending->client || !pending->header
+    ||  !zlistx_add_end (engine->pending [channel], pending))
+        s_pending_destroy (&pending);
+    return 0;
+}
+
+//  A request from a client: verify, read targets, fan out.
+static int
+s_handle_client (self_t *self, int channel)
+{
+    zmsg_t *msg = zmsg_recv (self->client [channel]);
+    if (!msg)
+        return zsys_interrupted? -1: 0;
+    size_t delim = 0;
+    lp_value_t *header = lp_wire_verify (self->wire, msg, &delim);
+    if (!header || delim != 1) {
+        lp_value_destroy (&header);
+        zmsg_destroy (&msg);
+        return 0;
+    }
+    zframe_t *client = zframe_dup (zmsg_first (msg));
+    const lp_value_t *targets = lp_value_get (header, "targets");
+    if (!targets || lp_value_type (targets) != LP_ARRAY || lp_value_len (targets) == 0) {
+        s_reply_error (self, channel, client, header, -1,
+                       "request has no targets (header.targets must be a non-empty array of engine ids)");
+        goto done;
+    }
+    size_t ntargets = lp_value_len (targets);
+    for (size_t i = 0; i < ntargets; i++) {
+        const lp_value_t *t = lp_value_at (targets, i);
+        int64_t id = lp_value_type (t) == LP_INT? lp_value_as_int (t): -1;
+        s_engine_t *engine = s_engine_by_id (self, id);
+        char why [160];
+        if (!engine || !engine->active) {
+            snprintf (why, sizeof why, "engine %lld is not registered",
+                      (long long) id);
+            s_reply_error (self, channel, client, header, id, why);
+            continue;
+        }
+        zmsg_t *copy = (i + 1 == ntargets)? msg: zmsg_dup (msg);
+        if (copy == msg)
+            msg = NULL;
+        if (!copy || s_forward (self, channel, engine, &copy, client, header) != 0) {
+            snprintf (why, sizeof why, "engine %lld is not reachable", (long long) id);
+            s_reply_error (self, channel, client, header, id, why);
+        }
+    }
+done:
+    zframe_destroy (&client);
+    lp_value_destroy (&header);
+    zmsg_destroy (&msg);
+    return 0;
+}
+
+//  A message from an engine: a hello (no client frame) or a reply.
+static int
+s_handle_engine (self_t *self, int channel)
+{
+    zmsg_t *msg = zmsg_recv (self->engine [channel]);
+    if (!msg)
+        return zsys_interrupted? -1: 0;
+    zframe_t *uuid_frame = zmsg_pop (msg);
+    char uuid [LP_ID_CHARS + 1] = "";
+    if (uuid_frame && zframe_size (uuid_frame) == LP_ID_CHARS)
+        memcpy (uuid, zframe_data (uuid_frame), LP_ID_CHARS);
+    zframe_destroy (&uuid_frame);
+    zframe_t *next = zmsg_first (msg);
+    bool hello = next && zframe_streq (next, LP_DELIMITER);
+
+    if (hello) {
+        lp_msg_t *decoded = lp_wire_decode (self->wire, &msg);
+        if (decoded && *uuid && streq (lp_msg_type (decoded), "engine_hello")) {
+            int64_t id = lp_msg_get_int (decoded, "id", -1);
+            zsock_send (self->pipe, "siss", "HELLO", (int) id, uuid,
+                        s_channel_name [channel]);
+        }
+        lp_msg_destroy (&decoded);
+        return 0;
+    }
+    size_t delim = 0;
+    lp_value_t *header = lp_wire_verify (self->wire, msg, &delim);
+    s_engine_t *engine = *uuid? (s_engine_t *) zhashx_lookup (self->by_uuid, uuid): NULL;
+    if (header && delim == 1 && engine && engine->active) {
+        s_pending_t *head = (s_pending_t *) zlistx_first (engine->pending [channel]);
+        if (head)
+            zlistx_delete (engine->pending [channel], zlistx_cursor (engine->pending [channel]));
+        zmsg_send (&msg, self->client [channel]);
+    }
+    else
+    if (header)
+        zsys_warning ("controller/mux: dropped a reply from %s engine %s",
+                      engine? "inactive": "unknown", *uuid? uuid: "-");
+    lp_value_destroy (&header);
+    zmsg_destroy (&msg);
+    return 0;
+}
+
+static int s_on_mux_client (zloop_t *l, zsock_t *s, void *a) { (void) l; (void) s; return s_handle_client ((self_t *) a, 0); }
+static int s_on_ctl_client (zloop_t *l, zsock_t *s, void *a) { (void) l; (void) s; return s_handle_client ((self_t *) a, 1); }
+static int s_on_mux_engine (zloop_t *l, zsock_t *s, void *a) { (void) l; (void) s; return s_handle_engine ((self_t *) a, 0); }
+static int s_on_ctl_engine (zloop_t *l, zsock_t *s, void *a) { (void) l; (void) s; return s_handle_engine ((self_t *) a, 1); }
+
+//  iopub: engines' output out to clients, clients' subscriptions in.
+static int
+s_relay (zloop_t *loop, zsock_t *from, void *arg)
+{
+    (void) loop;
+    self_t *self = (self_t *) arg;
+    zsock_t *to = from == self->iopub_in? self->iopub_out: self->iopub_in;
+    zmsg_t *msg = zmsg_recv (from);
+    if (msg)
+        zmsg_send (&msg, to);
+    zmsg_destroy (&msg);
+    return 0;
+}
+
+static void
+s_engine_add (self_t *self, int id, const char *uuid)
+{
+    if (id < 0 || strlen (uuid) != LP_ID_CHARS)
+        return;
+    if ((size_t) id >= self->by_id_size) {
+        size_t size = (size_t) id * 2 + 16;
+        s_engine_t **grown = (s_engine_t **) realloc (self->by_id, size * sizeof *grown);
+        if (!grown)
+            return;
+        memset (grown + self->by_id_size, 0, (size - self->by_id_size) * sizeof *grown);
+        self->by_id = grown;
+        self->by_id_size = size;
+    }
+    s_engine_t *engine = (s_engine_t *) zhashx_lookup (self->by_uuid, uuid);
+    if (!engine) {
+        engine = (s_engine_t *) zmalloc (sizeof (s_engine_t));
+        memcpy (engine->uuid, uuid, LP_ID_CHARS + 1);
+        for (int c = 0; c < CHANNELS; c++) {
+            engine->pending [c] = zlistx_new ();
+            zlistx_set_destructor (engine->pending [c], s_pending_free);
+        }
+        zhashx_insert (self->by_uuid, uuid, engine);
+    }
+    if (self->by_id [id] && self->by_id [id] != engine)
+        self->by_id [id]->active = false;
+    engine->id = id;
+    engine->active = true;
+    self->by_id [id] = engine;
+}
+
+//  The hub says the engine is gone: every unanswered request fails now.
+static void
+s_engine_remove (self_t *self, int id, const char *reason)
+{
+    s_engine_t *engine = s_engine_by_id (self, id);
+    if (!engine)
+        return;
+    engine->active = false;
+    char why [256];
+    snprintf (why, sizeof why, "engine %d %s", id, reason);
+    for (int c = 0; c < CHANNELS; c++) {
+        s_pending_t *pending;
+        while ((pending = (s_pending_t *) zlistx_first (engine->pending [c]))) {
+            s_reply_error (self, c, pending->client, pending->header, id, why);
+            zlistx_delete (engine->pending [c], zlistx_cursor (engine->pending [c]));
+        }
+    }
+}
+
+static void
+s_send_queues (self_t *self)
+{
+    size_t size = 16 + self->by_id_size * 24;
+    char *text = (char *) zmalloc (size);
+    size_t used = 0;
+    for (size_t id = 0; id < self->by_id_size; id++) {
+        s_engine_t *engine = self->by_id [id];
+        if (engine && engine->active)
+            used += snprintf (text + used, size - used, "%zu:%zu ", id,
+                              zlistx_size (engine->pending [0]));
+    }
+    zsock_send (self->pipe, "ss", "QUEUES", text);
+    free (text);
+}
+
+static int
+s_handle_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
+{
+    (void) loop;
+    self_t *self = (self_t *) arg;
+    char *command = NULL, *text = NULL;
+    int id = -1;
+    zmsg_t *msg = zmsg_recv (pipe);
+    if (!msg)
+        return -1;
+    command = zmsg_popstr (msg);
+    int rc = 0;
+    if (!command)
+        rc = -1;
+    else
+    if (streq (command, "$TERM"))
+        rc = -1;
+    else
+    if (streq (command, "ADD") || streq (command, "REMOVE")) {
+        char *id_text = zmsg_popstr (msg);
+        text = zmsg_popstr (msg);
+        id = id_text? atoi (id_text): -1;
+        free (id_text);
+        if (streq (command, "ADD"))
+            s_engine_add (self, id, text? text: "");
+        else
+            s_engine_remove (self, id, text? text: "died");
+    }
+    else
+    if (streq (command, "QUEUES"))
+        s_send_queues (self);
+    else
+        assert (false);                 //  the hub speaks only these
+    free (command);
+    free (text);
+    zmsg_destroy (&msg);
+    return rc;
+}
+
+static void
+s_self_destroy (self_t **self_p)
+{
+    self_t *self = *self_p;
+    if (!self)
+        return;
+    zloop_destroy (&self->loop);
+    for (int c = 0; c < CHANNELS; c++) {
+        zsock_destroy (&self->client [c]);
+        zsock_destroy (&self->engine [c]);
+    }
+    zsock_destroy (&self->iopub_in);
+    zsock_destroy (&self->iopub_out);
+    zhashx_destroy (&self->by_uuid);
+    free (self->by_id);
+    lp_wire_destroy (&self->wire);
+    free (self);
+    *self_p = NULL;
+}
+
+static self_t *
+s_self_new (zsock_t *pipe, lp_mux_config_t *config)
+{
+    self_t *self = (self_t *) zmalloc (sizeof (self_t));
+    self->pipe = pipe;
+    self->wire = lp_wire_new (config->key, config->key_len, "controller/mux");
+    self->by_uuid = zhashx_new ();
+    self->loop = zloop_new ();
+    if (!self->wire || !self->by_uuid || !self->loop) {
+        s_self_destroy (&self);
+        return NULL;
+    }
+    zhashx_set_destructor (self->by_uuid, s_engine_free);
+    for (int c = 0; c < CHANNELS; c++) {
+        self->engine [c] = zsock_new (ZMQ_ROUTER);
+        self->client [c] = zsock_new (ZMQ_ROUTER);
+        if (self->engine [c])
+            zsock_set_router_mandatory (self->engine [c], 1);
+    }
+    self->iopub_in = zsock_new (ZMQ_XSUB);
+    self->iopub_out = zsock_new (ZMQ_XPUB);
+    if (s_bind (self->engine [0], config->ip, self->endpoints [0])
+    ||  s_bind (self->client [0], config->ip, self->endpoints [1])
+    ||  s_bind (self->engine [1], config->ip, self->endpoints [2])
+    ||  s_bind (self->client [1], config->ip, self->endpoints [3])
+    ||  s_bind (self->iopub_in, config->ip, self->endpoints [4])
+    ||  s_bind (self->iopub_out, config->ip, self->endpoints [5])) {
+        zsys_error ("controller/mux: cannot bind on %s: %s", config->ip,
+                    zmq_strerror (zmq_errno ()));
+        s_self_destroy (&self);
+        return NULL;
+    }
+    zloop_reader (self->loop, pipe, s_handle_pipe, self);
+    zloop_reader (self->loop, self->client [0], s_on_mux_client, self);
+    zloop_reader (self->loop, self->client [1], s_on_ctl_client, self);
+    zloop_reader (self->loop, self->engine [0], s_on_mux_engine, self);
+    zloop_reader (self->loop, self->engine [1], s_on_ctl_engine, self);
+    zloop_reader (self->loop, self->iopub_in, s_relay, self);
+    zloop_reader (self->loop, self->iopub_out, s_relay, self);
+    //  A handler error (EHOSTUNREACH, EAGAIN...) must not end the loop.
+    zloop_reader_set_tolerant (self->loop, self->engine [0]);
+    zloop_reader_set_tolerant (self->loop, self->engine [1]);
+    return self;
+}
+
+void
+lp_mux_actor (zsock_t *pipe, void *args)
+{
+    self_t *self = s_self_new (pipe, (lp_mux_config_t *) args);
+    if (!self) {
+        zsock_signal (pipe, 1);
+        return;
+    }
+    zsock_signal (pipe, 0);
+    //  The hub asks for the endpoints right after start.
+    char *command = zstr_recv (pipe);
+    if (command && streq (command, "ENDPOINTS"))
+        zsock_send (pipe, "ssssss", self->endpoints [0], self->endpoints [1],
+                    self->endpoints [2], self->endpoints [3],
+                    self->endpoints [4], self->endpoints [5]);
+    bool go = command && streq (command, "ENDPOINTS");
+    free (command);
+    if (go)
+        zloop_start (self->loop);
+    s_self_destroy (&self);
+}

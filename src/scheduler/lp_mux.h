@@ -1,0 +1,28 @@
+/*  lp_mux.h - the direct multiplexer actor of the controller.
+
+    Commands on the actor pipe (hub -> mux), each a czmq picture message:
+      "ADD"     i s     engine id, uuid: route to it from now on
+      "REMOVE"  i s     engine id, reason: fail its unanswered requests
+      "QUEUES"          reply "QUEUES" s: "id:n id:n ..." unanswered per engine
+      "ENDPOINTS"       reply s s s s s s: mux engine, mux client, control
+                        engine, control client, iopub engine, iopub client
+      "$TERM"
+    Events (mux -> hub):
+      "HELLO"   i s s   engine id, uuid, channel ("mux" or "control")
+*/
+#ifndef LP_MUX_H_INCLUDED
+#define LP_MUX_H_INCLUDED
+
+#include "lp_common.h"
+
+typedef struct {
+    const char *ip;                     //  address to bind
+    const uint8_t *key;                 //  signing key
+    size_t key_len;
+} lp_mux_config_t;
+
+//  zactor_new (lp_mux_actor, &config): binds its six sockets, then signals.
+//  On a bind failure it signals -1 and exits.
+void lp_mux_actor (zsock_t *pipe, void *args);
+
+#endif

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+#  run_with_cluster.sh BINDIR PROGRAM [ARGS...]
+#
+#  Starts a controller with 4 local engines in a temporary profile, runs
+#  PROGRAM <profile>/security/lp-client.json [ARGS...] with LP_PROFILE_DIR
+#  and LP_BINDIR in its environment, then stops the cluster and checks that
+#  nothing it started is left running. Exits with PROGRAM's status, or 1
+#  when the cluster could not be started or stopped cleanly.
+#
+#  Only processes this script started are signalled, always by pid.
+
+set -u
+
+BINDIR=${1:?usage: run_with_cluster.sh BINDIR PROGRAM [ARGS...]}
+PROGRAM=${2:?usage: run_with_cluster.sh BINDIR PROGRAM [ARGS...]}
+shift 2
+NENGINES=${LP_TEST_ENGINES:-4}
+
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/lptest.XXXXXX") || { echo "FAIL: mktemp -d"; exit 1; }
+CTRL_PID=""
+ENGINE_PIDS=""
+STOPPED=0
+
+log() { echo "run_with_cluster: $*"; }
+
+show_logs() {
+    for f in "$DIR"/log/*.log; do
+        [ -f "$f" ] || continue
+        echo "----- $(basename "$f") (last 30 lines) -----"
+        tail -n 30 "$f"
+    done
+}
+
+wait_gone() {       # wait_gone PID SECONDS -> 0 when gone
+    local pid=$1 deadline=$((SECONDS + $2))
+    while kill -0 "$pid" 2>/dev/null; do
+        [ "$SECONDS" -ge "$deadline" ] && return 1
+        sleep 0.05      # poll interval, not synchronisation
+    done
+    return 0
+}
+
+stop_cluster() {    # returns 0 when everything stopped cleanly
+    local rc=0
+    [ "$STOPPED" = 1 ] && return 0
+    STOPPED=1
+    if [ -z "$CTRL_PID" ] && [ -f "$DIR/pid/lpcontroller.pid" ]; then
+        CTRL_PID=$(tr -dc '0-9' < "$DIR/pid/lpcontroller.pid")
+    fi
+    if [ -n "$CTRL_PID" ] && kill -0 "$CTRL_PID" 2>/dev/null; then
+        [ -z "$ENGINE_PIDS" ] && ENGINE_PIDS=$(pgrep -P "$CTRL_PID" | tr '\n' ' ')
+        kill -TERM "$CTRL_PID" 2>/dev/null
+        if ! wait_gone "$CTRL_PID" 15; then
+            log "FAIL: controller pid $CTRL_PID still running 15 s after SIGTERM; sending SIGKILL"
+            kill -9 "$CTRL_PID" 2>/dev/null
+            wait_gone "$CTRL_PID" 5
+            rc=1
+        fi
+    elif [ -n "$CTRL_PID" ]; then
+        log "FAIL: controller pid $CTRL_PID was not running any more at the end of the test"
+        rc=1
+    fi
+    local p
+    for p in $ENGINE_PIDS; do
+        if ! wait_gone "$p" 10; then
+            log "FAIL: engine pid $p still running after the controller stopped; sending SIGKILL"
+            kill -9 "$p" 2>/dev/null
+            rc=1
+        fi
+    done
+    if [ -e "$DIR/pid/lpcontroller.pid" ]; then
+        log "FAIL: controller left its pid file $DIR/pid/lpcontroller.pid behind"
+        rc=1
+    fi
+    for f in lp-client.json lp-engine.json; do
+        if [ -e "$DIR/security/$f" ]; then
+            log "FAIL: controller left its connection file security/$f behind"
+            rc=1
+        fi
+    done
+    return $rc
+}
+
+cleanup() {
+    stop_cluster >/dev/null 2>&1
+    rm -rf "$DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ ! -x "$BINDIR/lpcontroller" ]; then
+    log "FAIL: $BINDIR/lpcontroller not found"
+    exit 1
+fi
+
+START_OUT=$("$BINDIR/lpcontroller" --profile-dir "$DIR" -n "$NENGINES" --daemon 2>&1)
+START_RC=$?
+echo "$START_OUT"
+if [ "$START_RC" -ne 0 ]; then
+    log "FAIL: lpcontroller --daemon exited with status $START_RC"
+    show_logs
+    exit 1
+fi
+if [ ! -f "$DIR/pid/lpcontroller.pid" ]; then
+    log "FAIL: lpcontroller --daemon returned 0 but wrote no $DIR/pid/lpcontroller.pid"
+    exit 1
+fi
+CTRL_PID=$(tr -dc '0-9' < "$DIR/pid/lpcontroller.pid")
+if [ -z "$CTRL_PID" ] || ! kill -0 "$CTRL_PID" 2>/dev/null; then
+    log "FAIL: controller pid '$CTRL_PID' from the pid file is not running"
+    show_logs
+    exit 1
+fi
+ENGINE_PIDS=$(pgrep -P "$CTRL_PID" | tr '\n' ' ')
+log "controller pid $CTRL_PID, engine pids: $ENGINE_PIDS"
+if [ ! -f "$DIR/security/lp-client.json" ]; then
+    log "FAIL: no $DIR/security/lp-client.json"
+    exit 1
+fi
+
+LP_PROFILE_DIR="$DIR" LP_BINDIR="$BINDIR" "$PROGRAM" "$DIR/security/lp-client.json" "$@"
+PROG_RC=$?
+if [ "$PROG_RC" -ne 0 ]; then
+    log "test program exited with status $PROG_RC"
+    show_logs
+fi
+
+# Engines killed by the test itself are gone already; only check the rest.
+ALIVE=""
+for p in $ENGINE_PIDS; do kill -0 "$p" 2>/dev/null && ALIVE="$ALIVE $p"; done
+ENGINE_PIDS=$ALIVE
+
+STOP_RC=0
+stop_cluster || STOP_RC=1
+[ "$STOP_RC" -ne 0 ] && show_logs
+if [ "$PROG_RC" -ne 0 ]; then exit "$PROG_RC"; fi
+exit "$STOP_RC"
