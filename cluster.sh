@@ -25,15 +25,15 @@ say () { printf '%s: %s\n' "$PROG" "$*"; }
 #  Milliseconds since the epoch into variable $1 (no fork: bash 5's
 #  EPOCHREALTIME; date otherwise).
 now_ms_to () {
-    local t=${EPOCHREALTIME:-}
-    if [[ -n $t ]]; then
-        t=${t/[.,]/}
-        printf -v "$1" '%s' $(( 10#$t / 1000 ))
+    local _t=${EPOCHREALTIME:-}
+    if [[ -n $_t ]]; then
+        _t=${_t/[.,]/}
+        printf -v "$1" '%s' $(( 10#$_t / 1000 ))
     else
         printf -v "$1" '%s' "$(date +%s%3N)"
     fi
 }
-now_ms () { local t; now_ms_to t; printf '%s\n' "$t"; }
+now_ms () { local ms; now_ms_to ms; printf '%s\n' "$ms"; }
 
 lp_root () {
     if [[ -n ${LP_HOME:-} ]]; then
@@ -48,6 +48,11 @@ profile_dir () { printf '%s/profile_%s\n' "$(lp_root)" "$1"; }
 
 need_value () {   # option value: fail when the value is missing
     [[ $# -ge 2 && -n $2 ]] || die "option $1 needs a value (see $PROG ${CMD:-} --help)"
+}
+
+need_count () {   # option value: fail unless an integer >= 0
+    need_value "$@"
+    [[ $2 =~ ^[0-9]+$ ]] || die "option $1 wants a number >= 0, got '$2'"
 }
 
 need_int () {     # option value: fail unless a positive integer
@@ -236,7 +241,8 @@ EOF
 usage_start () {
     cat <<EOF
 usage: $PROG start [-n N] [--profile P] [--ip IP] [--location HOST]
-                   [--heartbeat MSEC] [--max-misses N] [--no-build]
+                   [--heartbeat MSEC] [--max-misses N]
+                   [--scheduler NAME] [--hwm N] [--no-build]
 
 Builds (unless --no-build), then runs
   build/lpcontroller --profile P --daemon -n N [...]
@@ -245,13 +251,19 @@ which returns once the N engines are registered. The controller writes
 pid/lpcontroller.pid and log/. Refuses when a controller of that profile
 is already running.
 
-  -n N              local engines to launch (default: number of CPUs)
+  -n N              local engines to launch (default: number of CPUs;
+                    0 for a controller that waits for remote engines)
   --profile P       profile name (default "default")
   --ip IP           address to bind (default 127.0.0.1; 0.0.0.0 for all)
   --location HOST   address written into the connection files, the one
                     remote engines and clients will connect to
   --heartbeat MSEC  heartbeat period (default 1000)
   --max-misses N    missed heartbeats before an engine is dead (default 3)
+  --scheduler NAME  load-balancing scheme: leastload (default), lru,
+                    plainrandom, weighted, twobin
+  --hwm N           most tasks outstanding on one engine (0 = no limit)
+Options not given come from \$LP_HOME/profile_P/lpcontroller_config.lua
+when that file exists (template: profiles/default/).
 EOF
 }
 
@@ -327,16 +339,18 @@ controller_pid () {
 }
 
 cmd_start () {
-    local n="" profile=default ip="" location="" hb="" misses=""
+    local n="" profile=default ip="" location="" hb="" misses="" sched="" hwm=""
     while (( $# )); do
         case $1 in
             -h|--help) usage_start; exit 0 ;;
-            -n) need_int "$@"; n=$2; shift 2 ;;
+            -n) need_count "$@"; n=$2; shift 2 ;;
             --profile) need_value "$@"; profile=$2; shift 2 ;;
             --ip) need_value "$@"; ip=$2; shift 2 ;;
             --location) need_value "$@"; location=$2; shift 2 ;;
             --heartbeat) need_int "$@"; hb=$2; shift 2 ;;
             --max-misses) need_int "$@"; misses=$2; shift 2 ;;
+            --scheduler) need_value "$@"; sched=$2; shift 2 ;;
+            --hwm) need_count "$@"; hwm=$2; shift 2 ;;
             --no-build) NO_BUILD=1; shift ;;
             *) die "start: unknown option '$1' (see $PROG start --help)" ;;
         esac
@@ -350,12 +364,16 @@ cmd_start () {
     fi
     ensure_built
     need_bin lpcontroller
-    need_bin lpengine
+    (( n == 0 )) || need_bin lpengine
+    #  The controller makes the profile folder; make its parent first.
+    ( umask 077; mkdir -p "$(lp_root)" ) || die "cannot create $(lp_root)"
     local args=(--profile "$profile" --daemon -n "$n")
     [[ -n $ip ]] && args+=(--ip "$ip")
     [[ -n $location ]] && args+=(--location "$location")
     [[ -n $hb ]] && args+=(--heartbeat "$hb")
     [[ -n $misses ]] && args+=(--max-misses "$misses")
+    [[ -n $sched ]] && args+=(--scheduler "$sched")
+    [[ -n $hwm ]] && args+=(--hwm "$hwm")
     "$BUILD/lpcontroller" "${args[@]}"
 }
 

@@ -31,9 +31,20 @@ show_logs() {
     done
 }
 
+#  True while pid runs; a zombie counts as gone (the detached controller is
+#  reaped by PID 1, which can take a while on these VMs).
+alive() {
+    local pid=$1 stat state
+    [ -r "/proc/$pid/stat" ] || return 1
+    { read -r stat < "/proc/$pid/stat"; } 2>/dev/null || return 1
+    state=${stat##*) }
+    state=${state%% *}
+    [ "$state" != Z ] && [ "$state" != X ]
+}
+
 wait_gone() {       # wait_gone PID SECONDS -> 0 when gone
     local pid=$1 deadline=$((SECONDS + $2))
-    while kill -0 "$pid" 2>/dev/null; do
+    while alive "$pid"; do
         [ "$SECONDS" -ge "$deadline" ] && return 1
         sleep 0.05      # poll interval, not synchronisation
     done
@@ -47,7 +58,7 @@ stop_cluster() {    # returns 0 when everything stopped cleanly
     if [ -z "$CTRL_PID" ] && [ -f "$DIR/pid/lpcontroller.pid" ]; then
         CTRL_PID=$(tr -dc '0-9' < "$DIR/pid/lpcontroller.pid")
     fi
-    if [ -n "$CTRL_PID" ] && kill -0 "$CTRL_PID" 2>/dev/null; then
+    if [ -n "$CTRL_PID" ] && alive "$CTRL_PID"; then
         [ -z "$ENGINE_PIDS" ] && ENGINE_PIDS=$(pgrep -P "$CTRL_PID" | tr '\n' ' ')
         kill -TERM "$CTRL_PID" 2>/dev/null
         if ! wait_gone "$CTRL_PID" 15; then
@@ -60,9 +71,9 @@ stop_cluster() {    # returns 0 when everything stopped cleanly
         log "FAIL: controller pid $CTRL_PID was not running any more at the end of the test"
         rc=1
     fi
-    local p
+    local p deadline=$((SECONDS + 10))
     for p in $ENGINE_PIDS; do
-        if ! wait_gone "$p" 10; then
+        if ! wait_gone "$p" $((deadline > SECONDS ? deadline - SECONDS : 0)); then
             log "FAIL: engine pid $p still running after the controller stopped; sending SIGKILL"
             kill -9 "$p" 2>/dev/null
             rc=1
@@ -106,7 +117,7 @@ if [ ! -f "$DIR/pid/lpcontroller.pid" ]; then
     exit 1
 fi
 CTRL_PID=$(tr -dc '0-9' < "$DIR/pid/lpcontroller.pid")
-if [ -z "$CTRL_PID" ] || ! kill -0 "$CTRL_PID" 2>/dev/null; then
+if [ -z "$CTRL_PID" ] || ! alive "$CTRL_PID"; then
     log "FAIL: controller pid '$CTRL_PID' from the pid file is not running"
     show_logs
     exit 1
@@ -127,7 +138,7 @@ fi
 
 # Engines killed by the test itself are gone already; only check the rest.
 ALIVE=""
-for p in $ENGINE_PIDS; do kill -0 "$p" 2>/dev/null && ALIVE="$ALIVE $p"; done
+for p in $ENGINE_PIDS; do alive "$p" && ALIVE="$ALIVE $p"; done
 ENGINE_PIDS=$ALIVE
 
 STOP_RC=0

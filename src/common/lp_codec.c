@@ -33,6 +33,9 @@
 */
 
 #include "lp_common.h"
+//  Contracts and self-tests assert in release builds too, as in czmq
+#undef NDEBUG
+#include <assert.h>
 
 #define LP_CODEC_MAX_DEPTH  32          //  whole frame, = msgpack-c's stack
 #define LP_EXT_PAYLOAD      16          //  bytes of an ext payload

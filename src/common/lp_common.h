@@ -18,6 +18,9 @@
 #ifndef LP_COMMON_H_INCLUDED
 #define LP_COMMON_H_INCLUDED
 
+//  Assertions document contracts: kept in release builds too (as czmq does).
+#undef NDEBUG
+#include <assert.h>
 #include <czmq.h>
 #include <msgpack.h>
 #include "luaparallel.h"
@@ -78,6 +81,8 @@ lp_msg_t   *lp_msg_new (const char *msg_type);
 //  New message whose parent_header is a copy of request's header and
 //  whose routing envelope is a copy of request's.
 lp_msg_t   *lp_msg_new_reply (const lp_msg_t *request, const char *msg_type);
+//  Message with an empty header map (for decoders that set the header).
+lp_msg_t   *lp_msg_new_empty (void);
 void        lp_msg_destroy (lp_msg_t **self_p);
 const char *lp_msg_type (const lp_msg_t *self);
 const char *lp_msg_id (const lp_msg_t *self);

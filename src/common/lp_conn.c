@@ -402,7 +402,7 @@ s_expect_error (const char *path, const char *text, const char *problem, bool ve
 void
 lp_conn_test (bool verbose)
 {
-    printf (" * lp_conn: ");
+    printf (" * conn: ");
     //  @selftest
     char folder [] = "/tmp/lp_conn_test.XXXXXX";
     assert (mkdtemp (folder));

@@ -20,6 +20,7 @@
 
 #include "lp_common.h"
 #include <pwd.h>
+#include <pthread.h>
 #include <unistd.h>
 
 struct _lp_msg_t {
@@ -32,23 +33,34 @@ struct _lp_msg_t {
 
 //  ---------------------------------------------------------------------
 //  User name of this process: $USER, else the password database, else
-//  "unknown". getpwuid_r keeps this thread-safe.
+//  "unknown". Looked up once (reading /etc/passwd per message would cost
+//  more than the rest of the message), under pthread_once.
+
+static char s_user [256];
+static pthread_once_t s_user_once = PTHREAD_ONCE_INIT;
 
 static void
-s_username (char *out, size_t size)
+s_username_init (void)
 {
     const char *user = getenv ("USER");
     if (user && *user) {
-        snprintf (out, size, "%s", user);
+        snprintf (s_user, sizeof (s_user), "%s", user);
         return;
     }
     char buffer [1024];
     struct passwd pwd, *result = NULL;
     if (getpwuid_r (getuid (), &pwd, buffer, sizeof (buffer), &result) == 0
     &&  result && result->pw_name)
-        snprintf (out, size, "%s", result->pw_name);
+        snprintf (s_user, sizeof (s_user), "%s", result->pw_name);
     else
-        snprintf (out, size, "unknown");
+        snprintf (s_user, sizeof (s_user), "unknown");
+}
+
+static const char *
+s_username (void)
+{
+    pthread_once (&s_user_once, s_username_init);
+    return s_user;
 }
 
 //  Sets a string field in a map; -1 when out of memory.
@@ -91,18 +103,26 @@ lp_msg_new (const char *msg_type)
         return NULL;
     char msg_id [LP_ID_CHARS + 1];
     lp_util_random_id (msg_id);
-    char username [256];
-    s_username (username, sizeof (username));
     char date [32];
     lp_util_iso_now (date);
     if (s_set_string (self->header, "msg_id", msg_id)
     ||  s_set_string (self->header, "msg_type", msg_type)
     ||  s_set_string (self->header, "session", "")
-    ||  s_set_string (self->header, "username", username)
+    ||  s_set_string (self->header, "username", s_username ())
     ||  s_set_string (self->header, "date", date)
     ||  s_set_string (self->header, "version", LP_PROTOCOL_VERSION))
         lp_msg_destroy (&self);
     return self;
+}
+
+//  ---------------------------------------------------------------------
+//  A message with empty maps and no header fields: lp_wire_decode sets the
+//  header it received, so making a fresh id and date would be wasted.
+
+lp_msg_t *
+lp_msg_new_empty (void)
+{
+    return s_msg_new_empty ();
 }
 
 //  ---------------------------------------------------------------------
@@ -313,7 +333,7 @@ lp_msg_get_int (lp_msg_t *self, const char *key, int64_t fallback)
 void
 lp_msg_test (bool verbose)
 {
-    printf (" * lp_msg: ");
+    printf (" * msg: ");
     //  @selftest
     lp_msg_t *request = lp_msg_new ("execute_request");
     assert (request);
@@ -408,6 +428,13 @@ lp_msg_test (bool verbose)
     lp_msg_destroy (&reply);
     lp_msg_destroy (&request);
     lp_msg_destroy (&request);          //  idempotent
+
+    lp_msg_t *empty = lp_msg_new_empty ();
+    assert (empty);
+    assert (lp_value_len (lp_msg_header (empty)) == 0);
+    assert (lp_msg_type (empty) == NULL);
+    assert (lp_msg_id (empty) == NULL);
+    lp_msg_destroy (&empty);
     //  @end
     printf ("OK\n");
 }

@@ -8,6 +8,9 @@
 */
 
 #include "lp_common.h"
+//  Contracts and self-tests assert in release builds too, as in czmq
+#undef NDEBUG
+#include <assert.h>
 #include <sodium.h>
 #include <pthread.h>
 #include <pwd.h>

@@ -19,6 +19,9 @@
 */
 
 #include "lp_common.h"
+//  Contracts and self-tests assert in release builds too, as in czmq
+#undef NDEBUG
+#include <assert.h>
 #include <math.h>
 #include <inttypes.h>
 

@@ -556,7 +556,7 @@ lp_wire_decode (lp_wire_t *self, zmsg_t **zmsg_p)
             goto done;
         }
     }
-    msg = lp_msg_new ("");
+    msg = lp_msg_new_empty ();
     zmsg_t *routing = zmsg_new ();
     if (!msg || !routing) {
         zmsg_destroy (&routing);
@@ -656,7 +656,7 @@ s_expect_drop (lp_wire_t *wire, zmsg_t *zmsg, const char *why, bool verbose)
     lp_msg_t *msg = lp_wire_decode (wire, &copy);
     assert (copy == NULL);
     if (msg)
-        printf ("\nexpected drop (%s), got a message\n", why);
+        { printf ("\nexpected drop (%s), got a message\n", why); fflush (stdout); }
     assert (msg == NULL);
     assert (lp_wire_dropped (wire) == before + 1);
     if (verbose)
@@ -704,8 +704,13 @@ s_signed_raw (lp_wire_t *wire, const void *header, size_t header_size,
 void
 lp_wire_test (bool verbose)
 {
-    printf (" * lp_wire: ");
+    printf (" * wire: ");
+    fflush (stdout);
     //  @selftest
+    //  Drop log lines go to a file we read back at the end
+    FILE *log = tmpfile ();
+    assert (log);
+    zsys_set_logstream (log);
     uint8_t key [LP_KEY_BYTES];
     for (size_t i = 0; i < sizeof (key); i++)
         key [i] = (uint8_t) i;
@@ -898,10 +903,10 @@ lp_wire_test (bool verbose)
                                              : "malformed", verbose);
         zmsg_destroy (&bad);
     }
-    //  Truncated buffer frame: the typed array's data is short
+    //  Truncated buffer frame: not a whole number of float64s
     {
         frame = zmsg_last (good);
-        zmsg_t *bad = s_with_frame (good, nframes - 1, zframe_data (frame), zframe_size (frame) - 8);
+        zmsg_t *bad = s_with_frame (good, nframes - 1, zframe_data (frame), zframe_size (frame) - 3);
         assert (s_sign_zmsg (sender, bad, 2) == 0);
         s_expect_drop (fresh, bad, "malformed content", verbose);
         zmsg_destroy (&bad);
@@ -979,6 +984,26 @@ lp_wire_test (bool verbose)
         lp_wire_destroy (&small);
     }
 
+    //  Encoding errors: content nested too deep is refused, msg destroyed
+    {
+        msg = lp_msg_new ("execute_request");
+        assert (msg);
+        lp_value_t *deep = lp_value_int (1);
+        for (int i = 0; i < 40; i++) {
+            lp_value_t *outer = lp_value_array ();
+            assert (outer);
+            assert (lp_value_append (outer, deep) == 0);
+            deep = outer;
+        }
+        assert (lp_value_set (lp_msg_content (msg), "deep", deep) == 0);
+        err [0] = 0;
+        assert (lp_wire_encode (sender, &msg, err, sizeof (err)) == NULL);
+        assert (msg == NULL);
+        assert (strstr (err, "cannot encode content: "));
+        if (verbose)
+            printf ("\n    encode error: %s", err);
+    }
+
     //  5. Through real sockets: DEALER -> ROUTER and the reply back
     zsock_t *router = zsock_new_router ("@inproc://lp_wire_test");
     assert (router);
@@ -1052,6 +1077,53 @@ lp_wire_test (bool verbose)
     lp_wire_destroy (&sender);
     lp_wire_destroy (&receiver);
     lp_wire_destroy (&receiver);            //  idempotent
+
+    //  One line per wire and peer: later drops from the same peer within
+    //  LP_DROP_LOG_MSEC are counted but not logged
+    zsys_set_logstream (stdout);
+    rewind (log);
+    char line [1024];
+    int lines = 0, stranger_lines = 0, fresh_peer_lines = 0;
+    while (fgets (line, sizeof (line), log)) {
+        if (verbose)
+            printf ("\n    log: %s", line);
+        lines++;
+        if (strstr (line, "test/stranger: dropped message from 686f702d31: "
+                          "bad signature (1 dropped from this peer)"))
+            stranger_lines++;
+        if (strstr (line, "test/fresh: dropped message from 686f702d31: "))
+            fresh_peer_lines++;
+    }
+    fclose (log);
+    assert (stranger_lines == 1);
+    assert (fresh_peer_lines == 1);
+    assert (lines <= 8);
+
+    //  Many peers (each with a long identity): the drop-log table stays
+    //  bounded and long identities are shown cut
+    log = tmpfile ();
+    assert (log);
+    zsys_set_logstream (log);
+    lp_wire_t *busy = lp_wire_new (key, sizeof (key), "test/busy");
+    assert (busy);
+    for (int i = 0; i < LP_DROP_LOG_PEERS + 10; i++) {
+        zmsg_t *bad = zmsg_new ();
+        assert (bad);
+        char identity [48];
+        snprintf (identity, sizeof (identity), "peer-%040d", i);
+        assert (zmsg_addstr (bad, identity) == 0);
+        assert (zmsg_addstr (bad, "payload") == 0);
+        assert (lp_wire_decode (busy, &bad) == NULL);
+        assert (zhashx_size (busy->peers) <= LP_DROP_LOG_PEERS);
+    }
+    assert (lp_wire_dropped (busy) == LP_DROP_LOG_PEERS + 10);
+    lp_wire_destroy (&busy);
+    zsys_set_logstream (stdout);
+    rewind (log);
+    assert (fgets (line, sizeof (line), log));
+    assert (strstr (line, "test/busy: dropped message from 706565722d3030"));
+    assert (strstr (line, "...: no delimiter (2 frames) (1 dropped from this peer)"));
+    fclose (log);
     //  @end
     printf ("%sOK\n", verbose? "\n": "");
 }

@@ -17,6 +17,8 @@
 #include "lp_common.h"
 #include "lp_hub.h"
 #include "lp_launcher.h"
+#include "lp_config.h"
+#include "lp_scheduler.h"
 
 #include <getopt.h>
 #include <poll.h>
@@ -33,6 +35,9 @@ typedef struct {
     int heartbeat_msec;                 //  ping period
     int max_misses;                     //  misses before dead
     bool daemon;                        //  detach once ready
+    const char *scheduler;              //  task scheme name
+    int hwm;                            //  tasks per engine, -1 unset
+    lp_config_t file;                   //  the profile's config file
 } s_options_t;
 
 typedef struct {
@@ -59,9 +64,14 @@ s_usage (FILE *out)
         "  -n, --engines N      start N local engines (default 0)\n"
         "  --heartbeat MSEC     heartbeat period (default %d)\n"
         "  --max-misses N       missed heartbeats before an engine is dead (default %d)\n"
+        "  --scheduler NAME     load-balancing scheme: leastload (default), lru,\n"
+        "                       plainrandom, weighted, twobin\n"
+        "  --hwm N              most tasks outstanding on one engine (default %d; 0 = no limit)\n"
         "  --daemon             detach; return once the engines are registered\n"
-        "  -h, --help           this text\n",
-        LP_HEARTBEAT_MSEC, LP_HEARTBEAT_MAX_MISSES);
+        "  -h, --help           this text\n"
+        "Settings may also come from <profile>/lpcontroller_config.lua\n"
+        "(scheduler, hwm, heartbeat_msec, max_misses, ip, location); options win.\n",
+        LP_HEARTBEAT_MSEC, LP_HEARTBEAT_MAX_MISSES, LP_TASK_HWM);
 }
 
 //  Reports readiness (or failure) once: to the daemon's parent, or stdout.
@@ -191,6 +201,8 @@ s_parse (int argc, char **argv, s_options_t *options)
         { "heartbeat", required_argument, 0, 'b' },
         { "max-misses", required_argument, 0, 'm' },
         { "daemon", no_argument, 0, 'D' },
+        { "scheduler", required_argument, 0, 's' },
+        { "hwm", required_argument, 0, 'w' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 }
     };
@@ -206,12 +218,14 @@ s_parse (int argc, char **argv, s_options_t *options)
             case 'b': options->heartbeat_msec = atoi (optarg); break;
             case 'm': options->max_misses = atoi (optarg); break;
             case 'D': options->daemon = true; break;
+            case 's': options->scheduler = optarg; break;
+            case 'w': options->hwm = atoi (optarg); break;
             case 'h': s_usage (stdout); exit (0);
             default:  s_usage (stderr); return -1;
         }
     }
-    if (optind < argc || options->engines < 0 || options->heartbeat_msec < 10
-    ||  options->max_misses < 1) {
+    if (optind < argc || options->engines < 0 || options->heartbeat_msec < 0
+    ||  options->max_misses < 0) {
         fprintf (stderr, "lpcontroller: bad arguments (see --help)\n");
         return -1;
     }
@@ -220,6 +234,36 @@ s_parse (int argc, char **argv, s_options_t *options)
     else
     if (lp_util_profile_dir (profile, options->profile_dir, sizeof options->profile_dir) != 0) {
         fprintf (stderr, "lpcontroller: profile path too long\n");
+        return -1;
+    }
+    //  The profile's config file fills what the command line left unset.
+    char path [1200], err [1400];
+    lp_config_t *file = &options->file;
+    file->hwm = -1;
+    snprintf (path, sizeof path, "%s/lpcontroller_config.lua", options->profile_dir);
+    if (lp_config_load (path, file, err, sizeof err) != 0) {
+        fprintf (stderr, "lpcontroller: %s\n", err);
+        return -1;
+    }
+    if (!options->scheduler)
+        options->scheduler = *file->scheduler? file->scheduler: "leastload";
+    if (options->hwm < 0)
+        options->hwm = file->hwm >= 0? file->hwm: LP_TASK_HWM;
+    if (!options->heartbeat_msec)
+        options->heartbeat_msec = file->heartbeat_msec? file->heartbeat_msec: LP_HEARTBEAT_MSEC;
+    if (!options->max_misses)
+        options->max_misses = file->max_misses? file->max_misses: LP_HEARTBEAT_MAX_MISSES;
+    if (!options->ip)
+        options->ip = *file->ip? file->ip: "127.0.0.1";
+    if (!options->location && *file->location)
+        options->location = file->location;
+    if (lp_scheme_from_name (options->scheduler) < 0) {
+        fprintf (stderr, "lpcontroller: unknown scheduler '%s' (leastload, lru, plainrandom, "
+                 "weighted, twobin)\n", options->scheduler);
+        return -1;
+    }
+    if (options->heartbeat_msec < 10) {
+        fprintf (stderr, "lpcontroller: the heartbeat period must be at least 10 ms\n");
         return -1;
     }
     return 0;
@@ -260,8 +304,7 @@ s_wait_for_daemon (int fd, pid_t child)
 int
 main (int argc, char **argv)
 {
-    s_options_t options = { .ip = "127.0.0.1", .heartbeat_msec = LP_HEARTBEAT_MSEC,
-                            .max_misses = LP_HEARTBEAT_MAX_MISSES };
+    s_options_t options = { .hwm = -1 };
     if (s_parse (argc, argv, &options) != 0)
         return 2;
     char err [1200];
@@ -283,7 +326,7 @@ main (int argc, char **argv)
 
     if (options.daemon) {
         int fds [2];
-        if (pipe (fds) != 0) {
+        if (pipe2 (fds, O_CLOEXEC) != 0) {
             perror ("lpcontroller: pipe");
             return 1;
         }
@@ -319,7 +362,8 @@ main (int argc, char **argv)
     zsys_init ();
 
     lp_hub_config_t config = { options.ip, options.location? options.location: options.ip,
-                               options.heartbeat_msec, options.max_misses };
+                               options.heartbeat_msec, options.max_misses,
+                               lp_scheme_from_name (options.scheduler), options.hwm };
     self.hub = lp_hub_new (&config, err, sizeof err);
     int rc = 1;
     if (!self.hub) {

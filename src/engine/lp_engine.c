@@ -57,6 +57,10 @@ struct _lp_engine_t {
     uint64_t seq;                       //  request counter
     _Atomic uint64_t running;           //  seq of the running request, 0 none
     _Atomic uint64_t interrupt;         //  seq asked to stop
+    _Atomic int64_t deadline;           //  zclock_mono ms the running request
+                                        //  must end by, 0 = none
+    _Atomic bool timed_out;             //  the interrupt was the time limit
+    int64_t time_limit;                 //  ms, for the next request only
     bool hooked;                        //  hook installed (under lock)
 };
 
@@ -416,6 +420,31 @@ s_hook (lua_State *L, lua_Debug *ar)
     }
     lua_pushliteral (L, "interrupted");
     lua_error (L);
+}
+
+void
+lp_engine_set_time_limit (lp_engine_t *self, int64_t msec)
+{
+    assert (self);
+    self->time_limit = msec > 0? msec: 0;
+}
+
+int64_t
+lp_engine_deadline (lp_engine_t *self)
+{
+    return atomic_load (&self->deadline);
+}
+
+bool
+lp_engine_check_deadline (lp_engine_t *self)
+{
+    assert (self);
+    int64_t deadline = atomic_load (&self->deadline);
+    if (deadline == 0 || zclock_mono () < deadline)
+        return false;
+    atomic_store (&self->deadline, 0);
+    atomic_store (&self->timed_out, true);
+    return lp_engine_interrupt (self);
 }
 
 bool
@@ -802,6 +831,25 @@ s_job_run (lua_State *L)
     return 0;
 }
 
+//  Error texts must be msgpack str, so valid UTF-8: a Lua message may
+//  quote any bytes; when it is not valid, bytes >= 0x80 become '?'.
+static lp_value_t *
+s_text (const char *text)
+{
+    size_t len = strlen (text);
+    if (lp_util_utf8_valid (text, len))
+        return lp_value_lstring (text, len);
+    char *copy = strdup (text);
+    if (!copy)
+        return NULL;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char) copy [i] >= 0x80)
+            copy [i] = '?';
+    lp_value_t *value = lp_value_lstring (copy, len);
+    free (copy);
+    return value;
+}
+
 lp_value_t *
 lp_engine_error_content (const char *ename, const char *evalue, const char *traceback)
 {
@@ -810,8 +858,8 @@ lp_engine_error_content (const char *ename, const char *evalue, const char *trac
         return NULL;
     if (lp_value_set (content, "status", lp_value_string ("error"))
     ||  lp_value_set (content, "ename", lp_value_string (ename))
-    ||  lp_value_set (content, "evalue", lp_value_string (evalue? evalue: ""))
-    ||  lp_value_set (content, "traceback", lp_value_string (traceback? traceback: "")))
+    ||  lp_value_set (content, "evalue", s_text (evalue? evalue: ""))
+    ||  lp_value_set (content, "traceback", s_text (traceback? traceback: "")))
         lp_value_destroy (&content);
     return content;
 }
@@ -824,6 +872,9 @@ s_begin (lp_engine_t *self)
     if (self->out)
         self->out [0] = 0;
     pthread_mutex_lock (&self->lock);
+    atomic_store (&self->timed_out, false);
+    atomic_store (&self->deadline, self->time_limit > 0? zclock_mono () + self->time_limit: 0);
+    self->time_limit = 0;
     atomic_store (&self->running, ++self->seq);
     pthread_mutex_unlock (&self->lock);
 }
@@ -835,6 +886,7 @@ s_end (lp_engine_t *self)
     pthread_mutex_lock (&self->lock);
     bool interrupted = atomic_load (&self->interrupt) == self->seq;
     atomic_store (&self->running, 0);
+    atomic_store (&self->deadline, 0);
     if (self->hooked && self->L)
         lua_sethook (self->L, NULL, 0, 0);
     self->hooked = false;
@@ -867,8 +919,14 @@ s_run (lp_engine_t *self, s_op_t op, const char *text, const lp_value_t *arg)
     }
     if (s_end (self) && job.ename) {
         free (job.evalue);
-        job.evalue = strdup ("interrupted");
-        job.ename = "Interrupted";
+        if (atomic_load (&self->timed_out)) {
+            job.evalue = strdup ("the task ran past its time limit and was stopped");
+            job.ename = "TimeLimit";
+        }
+        else {
+            job.evalue = strdup ("interrupted");
+            job.ename = "Interrupted";
+        }
     }
     lp_value_t *content;
     if (job.ename) {

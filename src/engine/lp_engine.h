@@ -15,6 +15,7 @@
 
 #define LP_ENGINE_CACHE_MAX      1024             //  compiled functions kept
 #define LP_ENGINE_STDOUT_MAX     (64 * 1024 * 1024) //  reply "stdout" cap, bytes
+#define LP_ENGINE_SEND_TIMEOUT_MSEC 1000          //  a send with no peer gives up
 
 typedef struct _lp_engine_t lp_engine_t;
 
@@ -45,6 +46,15 @@ size_t      lp_engine_memory_used (lp_engine_t *self);
 //  Any thread: interrupts the running request. Returns true when one was
 //  running (it then ends with an Interrupted error).
 bool        lp_engine_interrupt (lp_engine_t *self);
+
+//  Main thread: the next request may run at most msec (0 = no limit); past
+//  it, the request ends with a TimeLimit error and the engine stays usable.
+void        lp_engine_set_time_limit (lp_engine_t *self, int64_t msec);
+//  Any thread (the heart polls it): stops the running request when its
+//  time limit has passed. True when it did.
+bool        lp_engine_check_deadline (lp_engine_t *self);
+//  zclock_mono ms by which the running request must end, 0 = none.
+int64_t     lp_engine_deadline (lp_engine_t *self);
 
 //  {status = "error", ename, evalue, traceback}; NULL when out of memory.
 lp_value_t *lp_engine_error_content (const char *ename, const char *evalue,

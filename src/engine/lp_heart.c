@@ -60,6 +60,8 @@ s_dealer (const char *endpoint, const char *uuid)
         return NULL;
     zsock_set_identity (sock, uuid);
     lp_wire_tune_socket (sock);
+    zsock_set_reconnect_ivl (sock, -1);     //  see lp_session.c
+    zsock_set_sndtimeo (sock, LP_ENGINE_SEND_TIMEOUT_MSEC);
     if (zsock_connect (sock, "%s", endpoint)) {
         zsys_error ("cannot connect to %s", endpoint);
         zsock_destroy (&sock);
@@ -84,6 +86,7 @@ s_self_new (zsock_t *pipe, lp_heart_config_t *config)
     self->sub = zsock_new (ZMQ_SUB);
     if (self->sub) {
         lp_wire_tune_socket (self->sub);
+        zsock_set_reconnect_ivl (self->sub, -1);
         zsock_set_subscribe (self->sub, "");
         if (zsock_connect (self->sub, "%s", config->hb_ping)) {
             zsys_error ("cannot connect to %s", config->hb_ping);
@@ -205,7 +208,16 @@ lp_heart_actor (zsock_t *pipe, void *args)
     if (check_msec < 1)
         check_msec = 1;
     while (!self->terminated) {
-        void *which = zpoller_wait (self->poller, check_msec);
+        //  Sleep less while a request with a time limit runs (it may have
+        //  started during a long sleep: the limit is then late by at most
+        //  one check period).
+        int wait = check_msec;
+        int64_t deadline = lp_engine_deadline (self->engine);
+        if (deadline) {
+            int64_t left = deadline - zclock_mono ();
+            wait = left < 1? 1: left < wait? (int) left: wait;
+        }
+        void *which = zpoller_wait (self->poller, wait);
         if (which == pipe) {
             char *command = zstr_recv (pipe);
             if (!command || streq (command, "$TERM"))
@@ -219,6 +231,7 @@ lp_heart_actor (zsock_t *pipe, void *args)
         if (which == self->control)
             s_handle_control (self);
 
+        lp_engine_check_deadline (self->engine);
         if (self->stop && *self->stop && !self->stop_seen) {
             self->stop_seen = true;
             lp_engine_interrupt (self->engine);

@@ -25,6 +25,7 @@
 */
 #include "lp_hub.h"
 #include "lp_mux.h"
+#include "lp_scheduler.h"
 
 #include <sodium.h>
 
@@ -40,7 +41,7 @@ typedef struct {
     char *lua_version;                  //  _VERSION
     char registered [32];               //  ISO date of registration
     s_state_t state;                    //  see above
-    bool hello [2];                     //  hello seen on mux, control
+    bool hello [3];                     //  hello seen on mux, control, task
     int64_t last_seen;                  //  zclock_mono of the last pong
 } s_engine_t;
 
@@ -55,7 +56,9 @@ struct _lp_hub_t {
     zsock_t *hb_ping;                   //  PUB
     zsock_t *hb_pong;                   //  ROUTER
     zsock_t *notify;                    //  PUB
-    zactor_t *mux;                      //  data path
+    zactor_t *mux;                      //  data path: direct, control, iopub
+    zactor_t *scheduler;                //  data path: load-balanced tasks
+    char task_endpoint [2][128];        //  scheduler: engine, client
     char endpoint [4][128];             //  registration, ping, pong, notify
     char mux_endpoint [6][128];         //  see lp_mux.h ENDPOINTS
     s_engine_t **engines;               //  by id, NULL for holes (owns)
@@ -150,6 +153,7 @@ s_engine_dead (lp_hub_t *self, s_engine_t *engine, const char *reason)
     zsys_warning ("hub: engine %d (pid %lld on %s) %s", engine->id,
                   (long long) engine->pid, engine->host, reason);
     zsock_send (self->mux, "sis", "REMOVE", engine->id, reason);
+    zsock_send (self->scheduler, "sis", "REMOVE", engine->id, reason);
     if (was_ready)
         s_notify (self, "engine_unregistered", engine, reason);
 }
@@ -222,8 +226,10 @@ s_handle_registration (lp_hub_t *self, lp_msg_t *msg)
     s_engine_t *engine = (s_engine_t *) zhashx_lookup (self->by_uuid, uuid);
     if (engine) {
         //  Known identity: same id again; a live one re-registers afresh.
-        if (engine->state == ENGINE_READY)
+        if (engine->state == ENGINE_READY) {
             zsock_send (self->mux, "sis", "REMOVE", engine->id, "re-registered");
+            zsock_send (self->scheduler, "sis", "REMOVE", engine->id, "re-registered");
+        }
     }
     else {
         int64_t wanted = lp_msg_get_int (msg, "id", -1);
@@ -252,7 +258,7 @@ s_handle_registration (lp_hub_t *self, lp_msg_t *msg)
     free (engine->lua_version); engine->lua_version = s_strdup_field (msg, "lua_version");
     engine->pid = lp_msg_get_int (msg, "pid", -1);
     engine->state = ENGINE_REGISTERING;
-    engine->hello [0] = engine->hello [1] = false;
+    engine->hello [0] = engine->hello [1] = engine->hello [2] = false;
     engine->last_seen = zclock_mono ();
     lp_util_iso_now (engine->registered);
 
@@ -280,22 +286,22 @@ s_handle_unregistration (lp_hub_t *self, lp_msg_t *msg)
         s_engine_dead (self, engine, "shutdown");
 }
 
-//  Asks the mux for unanswered requests per engine: "id:n id:n ...".
-//  Hellos that arrive meanwhile are handled in order.
+//  Asks an actor (mux or scheduler) for its queue counts (see their
+//  headers). Hellos that arrive meanwhile are handled in order.
 static void s_handle_hello (lp_hub_t *self, int id, const char *uuid, const char *channel);
 
 static char *
-s_mux_queues (lp_hub_t *self)
+s_actor_queues (lp_hub_t *self, zactor_t *actor)
 {
-    if (zstr_send (self->mux, "QUEUES") != 0)
+    if (zstr_send (actor, "QUEUES") != 0)
         return NULL;
-    zpoller_t *poller = zpoller_new (self->mux, NULL);
+    zpoller_t *poller = zpoller_new (actor, NULL);
     char *queues = NULL;
     int64_t deadline = zclock_mono () + 2000;
     while (!queues && poller && zclock_mono () < deadline) {
         if (!zpoller_wait (poller, (int) (deadline - zclock_mono ())))
             break;
-        zmsg_t *reply = zmsg_recv (self->mux);
+        zmsg_t *reply = zmsg_recv (actor);
         char *command = reply? zmsg_popstr (reply): NULL;
         if (command && streq (command, "QUEUES"))
             queues = zmsg_popstr (reply);
@@ -314,14 +320,21 @@ s_mux_queues (lp_hub_t *self)
     return queues;
 }
 
+//  Field `field` (0-based, after the key) of entry `key` in "key:a:b ...".
 static int64_t
-s_queue_of (const char *queues, int id)
+s_queue_of (const char *queues, const char *key, int field)
 {
-    char key [32];
-    int len = snprintf (key, sizeof key, "%d:", id);
+    size_t len = strlen (key);
     for (const char *p = queues; p && *p; ) {
-        if (strncmp (p, key, (size_t) len) == 0)
-            return atoll (p + len);
+        if (strncmp (p, key, len) == 0 && p [len] == ':') {
+            const char *q = p + len + 1;
+            for (int i = 0; i < field && q; i++) {
+                q = strchr (q, ':');
+                if (q)
+                    q++;
+            }
+            return q? atoll (q): 0;
+        }
         p = strchr (p, ' ');
         if (p)
             p++;
@@ -332,20 +345,27 @@ s_queue_of (const char *queues, int id)
 static void
 s_handle_status (lp_hub_t *self, lp_msg_t *msg)
 {
-    char *queues = s_mux_queues (self);
+    char *queues = s_actor_queues (self, self->mux);
+    char *tasks = s_actor_queues (self, self->scheduler);
     lp_value_t *content = lp_value_map ();
     lp_value_t *list = lp_value_array ();
     if (!content || !list) {
         lp_value_destroy (&content);
         lp_value_destroy (&list);
         free (queues);
+        free (tasks);
         return;
     }
     for (size_t i = 0; i < self->engines_size; i++) {
         s_engine_t *engine = self->engines [i];
         if (!engine || engine->state != ENGINE_READY)
             continue;
-        int64_t queue = s_queue_of (queues, engine->id);
+        char key [16];
+        snprintf (key, sizeof key, "%d", engine->id);
+        int64_t queue = s_queue_of (queues, key, 0);
+        int64_t tasks_queued = s_queue_of (tasks, key, 0);
+        int64_t tasks_running = s_queue_of (tasks, key, 1);
+        int64_t tasks_done = s_queue_of (tasks, key, 2);
         lp_value_t *row = lp_value_map ();
         if (!row)
             break;
@@ -356,13 +376,21 @@ s_handle_status (lp_hub_t *self, lp_msg_t *msg)
         lp_value_set (row, "user", lp_value_string (engine->user));
         lp_value_set (row, "cwd", lp_value_string (engine->cwd));
         lp_value_set (row, "lua_version", lp_value_string (engine->lua_version));
-        lp_value_set (row, "state", lp_value_string (queue > 0? "busy": "idle"));
-        lp_value_set (row, "queue", lp_value_int (queue));
+        lp_value_set (row, "state", lp_value_string (queue + tasks_running > 0? "busy": "idle"));
+        lp_value_set (row, "queue", lp_value_int (queue + tasks_queued + tasks_running));
+        lp_value_set (row, "direct_queue", lp_value_int (queue));
+        lp_value_set (row, "tasks_queued", lp_value_int (tasks_queued));
+        lp_value_set (row, "tasks_running", lp_value_int (tasks_running));
+        lp_value_set (row, "tasks_done", lp_value_int (tasks_done));
         lp_value_set (row, "registered", lp_value_string (engine->registered));
         lp_value_append (list, row);
     }
+    lp_value_set (content, "unassigned", lp_value_int (s_queue_of (tasks, "unassigned", 0)));
     free (queues);
+    free (tasks);
     lp_value_set (content, "status", lp_value_string ("ok"));
+    lp_value_set (content, "scheme", lp_value_string (lp_scheme_name (self->config.scheme)));
+    lp_value_set (content, "hwm", lp_value_int (self->config.hwm));
     lp_value_set (content, "engines", list);
     s_reply (self, msg, "status_reply", content);
 }
@@ -393,6 +421,7 @@ s_on_registration (zloop_t *loop, zsock_t *sock, void *arg)
             s_reply (self, msg, "shutdown_reply", content);
         }
         zsys_info ("hub: shutdown requested by a client");
+        zstr_send (self->mux, "SHUTDOWN");
         rc = -1;
     }
     else {
@@ -415,11 +444,12 @@ s_handle_hello (lp_hub_t *self, int id, const char *uuid, const char *channel)
     s_engine_t *engine = self->engines [id];
     if (!streq (engine->uuid, uuid) || engine->state != ENGINE_REGISTERING)
         return;
-    engine->hello [streq (channel, "mux")? 0: 1] = true;
-    if (engine->hello [0] && engine->hello [1]) {
+    engine->hello [streq (channel, "mux")? 0: streq (channel, "control")? 1: 2] = true;
+    if (engine->hello [0] && engine->hello [1] && engine->hello [2]) {
         engine->state = ENGINE_READY;
         engine->last_seen = zclock_mono ();
         zsock_send (self->mux, "sis", "ADD", engine->id, engine->uuid);
+        zsock_send (self->scheduler, "sis", "ADD", engine->id, engine->uuid);
         s_notify (self, "engine_registered", engine, NULL);
         zsys_info ("hub: engine %d registered (pid %lld on %s)", engine->id,
                    (long long) engine->pid, engine->host);
@@ -545,6 +575,11 @@ lp_hub_new (const lp_hub_config_t *config, char *err, size_t errlen)
     self->registration = zsock_new (ZMQ_ROUTER);
     self->hb_ping = zsock_new (ZMQ_PUB);
     self->hb_pong = zsock_new (ZMQ_ROUTER);
+    //  An engine that reconnects with its uuid replaces its old connection.
+    if (self->registration)
+        zsock_set_router_handover (self->registration, 1);
+    if (self->hb_pong)
+        zsock_set_router_handover (self->hb_pong, 1);
     self->notify = zsock_new (ZMQ_PUB);
     if (!self->ip || !self->location || !self->wire || !self->by_uuid || !self->loop) {
         snprintf (err, errlen, "out of memory");
@@ -574,9 +609,24 @@ lp_hub_new (const lp_hub_config_t *config, char *err, size_t errlen)
         snprintf (self->mux_endpoint [i], 128, "%s", eps [i]? eps [i]: "");
         free (eps [i]);
     }
+    lp_scheduler_config_t scheduler_config = { config->ip, self->key, sizeof self->key,
+                                               config->scheme, config->hwm };
+    self->scheduler = zactor_new (lp_scheduler_actor, &scheduler_config);
+    char *task_eps [2] = { NULL, NULL };
+    if (!self->scheduler || zstr_send (self->scheduler, "ENDPOINTS") != 0
+    ||  zsock_recv (self->scheduler, "ss", &task_eps [0], &task_eps [1]) != 0) {
+        snprintf (err, errlen, "cannot start the task scheduler on %s", config->ip);
+        lp_hub_destroy (&self);
+        return NULL;
+    }
+    for (int i = 0; i < 2; i++) {
+        snprintf (self->task_endpoint [i], 128, "%s", task_eps [i]? task_eps [i]: "");
+        free (task_eps [i]);
+    }
     zloop_reader (self->loop, self->registration, s_on_registration, self);
     zloop_reader (self->loop, self->hb_pong, s_on_pong, self);
     zloop_reader (self->loop, zactor_sock (self->mux), s_on_mux, self);
+    zloop_reader (self->loop, zactor_sock (self->scheduler), s_on_mux, self);
     zloop_timer (self->loop, (size_t) config->heartbeat_msec, 0, s_on_ping_timer, self);
     int check = config->heartbeat_msec / LP_HEARTBEAT_CHECK_DIV;
     zloop_timer (self->loop, (size_t) (check > 0? check: 1), 0, s_on_check_timer, self);
@@ -589,6 +639,7 @@ lp_hub_destroy (lp_hub_t **self_p)
     lp_hub_t *self = *self_p;
     if (!self)
         return;
+    zactor_destroy (&self->scheduler);
     zactor_destroy (&self->mux);
     zloop_destroy (&self->loop);
     zsock_destroy (&self->registration);
@@ -618,12 +669,13 @@ s_located (lp_hub_t *self, const char *endpoint, char *out, size_t size)
 int
 lp_hub_write_files (lp_hub_t *self, const char *folder, char *err, size_t errlen)
 {
-    static const char *engine_names [] = { "registration", "hb_ping", "hb_pong", "mux", "control", "iopub" };
+    static const char *engine_names [] = { "registration", "hb_ping", "hb_pong", "mux", "control", "iopub", "task" };
     const char *engine_eps [] = { self->endpoint [0], self->endpoint [1], self->endpoint [2],
-                                  self->mux_endpoint [0], self->mux_endpoint [2], self->mux_endpoint [4] };
-    static const char *client_names [] = { "registration", "mux", "control", "iopub", "notification" };
+                                  self->mux_endpoint [0], self->mux_endpoint [2], self->mux_endpoint [4],
+                                  self->task_endpoint [0] };
+    static const char *client_names [] = { "registration", "mux", "control", "iopub", "notification", "task" };
     const char *client_eps [] = { self->endpoint [0], self->mux_endpoint [1], self->mux_endpoint [3],
-                                  self->mux_endpoint [5], self->endpoint [3] };
+                                  self->mux_endpoint [5], self->endpoint [3], self->task_endpoint [1] };
     char path [1024], located [256];
     int rc = 0;
     for (int kind = 0; kind < 2 && rc == 0; kind++) {
@@ -634,7 +686,7 @@ lp_hub_write_files (lp_hub_t *self, const char *folder, char *err, size_t errlen
         }
         lp_conn_set_key (conn, self->key, sizeof self->key);
         lp_conn_set_location (conn, self->location);
-        int count = kind? 6: 5;
+        int count = kind? 7: 6;
         for (int i = 0; i < count; i++) {
             s_located (self, kind? engine_eps [i]: client_eps [i], located, sizeof located);
             lp_conn_set_endpoint (conn, kind? engine_names [i]: client_names [i], located);

@@ -13,6 +13,8 @@ typedef struct {
     const char *location;               //  address written into the files
     int heartbeat_msec;                 //  ping period
     int max_misses;                     //  pings missed before dead
+    int scheme;                         //  lp_scheme_t of the task scheduler
+    int hwm;                            //  tasks outstanding per engine, 0 = any
 } lp_hub_config_t;
 
 //  Binds every socket and starts the mux. NULL with err on failure.

@@ -25,6 +25,7 @@
     =========================================================================
 */
 #include "lp_mux.h"
+#include "lp_reply.h"
 
 #define CHANNELS 2                      //  0 mux, 1 control
 static const char *s_channel_name [CHANNELS] = { "mux", "control" };
@@ -113,36 +114,8 @@ static void
 s_reply_error (self_t *self, int channel, zframe_t *client,
                lp_value_t *header, int64_t engine_id, const char *evalue)
 {
-    const lp_value_t *type_v = lp_value_get (header, "msg_type");
-    const char *type = type_v? lp_value_as_string (type_v, NULL): NULL;
-    char reply_type [64] = "error_reply";
-    if (type) {
-        size_t len = strlen (type);
-        const char *suffix = "_request";
-        size_t slen = strlen (suffix);
-        if (len > slen && len - slen + 6 < sizeof reply_type
-        &&  streq (type + len - slen, suffix))
-            snprintf (reply_type, sizeof reply_type, "%.*s_reply",
-                      (int) (len - slen), type);
-    }
-    lp_msg_t *reply = lp_msg_new (reply_type);
-    if (!reply)
-        return;
-    lp_value_t *parent = lp_value_dup (header);
-    if (parent)
-        lp_msg_set_parent (reply, parent);
-    lp_value_set (lp_msg_metadata (reply), "engine", lp_value_int (engine_id));
-    lp_value_t *content = lp_msg_content (reply);
-    lp_value_set (content, "status", lp_value_string ("error"));
-    lp_value_set (content, "ename", lp_value_string ("EngineError"));
-    lp_value_set (content, "evalue", lp_value_string (evalue));
-    lp_value_set (content, "traceback", lp_value_string (""));
-    zmsg_t *routing = zmsg_new ();
-    if (routing && client)
-        zmsg_append (routing, &(zframe_t *) { zframe_dup (client) });
-    if (routing)
-        lp_msg_set_routing (reply, &routing);
-    lp_wire_send (self->wire, &reply, self->client [channel]);
+    lp_reply_error (self->wire, self->client [channel], client, header,
+                    engine_id, "EngineError", evalue);
 }
 
 //  Forwards one copy of msg (starting at the client identity) to engine.
@@ -346,6 +319,28 @@ s_send_queues (self_t *self)
     free (text);
 }
 
+//  The cluster is shutting down: every engine is asked to exit.
+static void
+s_shutdown_engines (self_t *self)
+{
+    for (size_t id = 0; id < self->by_id_size; id++) {
+        s_engine_t *engine = self->by_id [id];
+        if (!engine || !engine->active)
+            continue;
+        lp_msg_t *request = lp_msg_new ("shutdown_request");
+        zmsg_t *routing = zmsg_new ();
+        if (!request || !routing
+        ||  zmsg_addmem (routing, engine->uuid, LP_ID_CHARS) != 0
+        ||  zmsg_addmem (routing, "controller", 10) != 0) {
+            zmsg_destroy (&routing);
+            lp_msg_destroy (&request);
+            continue;
+        }
+        lp_msg_set_routing (request, &routing);
+        lp_wire_send (self->wire, &request, self->engine [1]);
+    }
+}
+
 static int
 s_handle_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
 {
@@ -377,6 +372,9 @@ s_handle_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
     else
     if (streq (command, "QUEUES"))
         s_send_queues (self);
+    else
+    if (streq (command, "SHUTDOWN"))
+        s_shutdown_engines (self);
     else
         assert (false);                 //  the hub speaks only these
     free (command);
@@ -421,8 +419,10 @@ s_self_new (zsock_t *pipe, lp_mux_config_t *config)
     for (int c = 0; c < CHANNELS; c++) {
         self->engine [c] = zsock_new (ZMQ_ROUTER);
         self->client [c] = zsock_new (ZMQ_ROUTER);
-        if (self->engine [c])
+        if (self->engine [c]) {
             zsock_set_router_mandatory (self->engine [c], 1);
+            zsock_set_router_handover (self->engine [c], 1);
+        }
     }
     self->iopub_in = zsock_new (ZMQ_XSUB);
     self->iopub_out = zsock_new (ZMQ_XPUB);

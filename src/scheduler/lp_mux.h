@@ -6,6 +6,7 @@
       "QUEUES"          reply "QUEUES" s: "id:n id:n ..." unanswered per engine
       "ENDPOINTS"       reply s s s s s s: mux engine, mux client, control
                         engine, control client, iopub engine, iopub client
+      "SHUTDOWN"        ask every engine to exit (control shutdown_request)
       "$TERM"
     Events (mux -> hub):
       "HELLO"   i s s   engine id, uuid, channel ("mux" or "control")

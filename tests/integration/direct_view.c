@@ -270,6 +270,96 @@ s_big_typed (lp_client_t *client)
              nids, t1 - t0, t2 - t1);
 }
 
+//  Byte strings (inline and out of band), other typed dtypes, empty tables.
+static void
+s_blobs (lp_client_t *client)
+{
+    int one = ids[0];
+    lp_view_t *view = lp_client_view (client, &one, 1);
+    size_t blen = 200 * 1024;
+    uint8_t *bytes = malloc (blen);
+    CHECK (bytes, "out of memory");
+    for (size_t i = 0; i < blen; i++)
+        bytes[i] = (uint8_t) (i * 7 + (i >> 8));       //  not UTF-8
+    char *text = malloc (100 * 1024 + 1);
+    CHECK (text, "out of memory");
+    for (size_t i = 0; i < 100 * 1024; i++)
+        text[i] = (char) ('a' + i % 26);
+    text[100 * 1024] = 0;
+    lp_value_t *i32 = lp_value_typed (LP_DTYPE_I32, 1000);
+    int32_t *d = lp_value_typed_data (i32);
+    for (int i = 0; i < 1000; i++)
+        d[i] = i * 1000 - 77777;
+
+    lp_value_t *ns = lp_value_map ();
+    lp_value_set (ns, "blob", lp_value_bytes (bytes, blen));
+    lp_value_set (ns, "small_blob", lp_value_bytes ("\xff\x00\xfe", 3));
+    lp_value_set (ns, "long_text", lp_value_string (text));
+    lp_value_set (ns, "ints32", i32);
+    lp_value_set (ns, "empty", lp_value_array ());
+    lp_value_t *expected = lp_value_dup (ns);
+    lp_result_t *r = lp_view_push_map (view, ns);
+    LPT_WAIT_OK (r, "push of blobs");
+    lp_result_destroy (&r);
+
+    r = lp_view_pull (view, "blob");
+    LPT_WAIT_OK (r, "pull blob");
+    const lp_value_t *v = lp_result_value (r, 0);
+    size_t len = 0;
+    const char *got = v ? lp_value_as_string (v, &len) : NULL;
+    CHECK (v && lp_value_type (v) == LP_BYTES, "200 KB of non-UTF-8 bytes came back as %s, expected bytes",
+           v ? lp_type_name (lp_value_type (v)) : "NULL");
+    CHECK (got && len == blen && memcmp (got, bytes, blen) == 0, "200 KB of bytes came back different "
+           "(%zu bytes)", len);
+    lp_result_destroy (&r);
+
+    r = lp_view_pull (view, "small_blob");
+    LPT_WAIT_OK (r, "pull small_blob");
+    v = lp_result_value (r, 0);
+    got = v ? lp_value_as_string (v, &len) : NULL;
+    CHECK (got && len == 3 && memcmp (got, "\xff\x00\xfe", 3) == 0, "3 bytes with a NUL came back as %s",
+           lpt_show (v));
+    lp_result_destroy (&r);
+
+    r = lp_view_pull (view, "long_text");
+    LPT_WAIT_OK (r, "pull long_text");
+    v = lp_result_value (r, 0);
+    got = v ? lp_value_as_string (v, &len) : NULL;
+    CHECK (got && len == strlen (text) && memcmp (got, text, len) == 0, "100 KB string came back different");
+    lp_result_destroy (&r);
+
+    r = lpt_exec (view, "#long_text, #blob, #empty, type(ints32)");
+    const lp_value_t *vals = lp_result_values (r, 0);
+    CHECK (vals && lp_value_as_int (lp_value_at (vals, 0)) == 100 * 1024
+           && lp_value_as_int (lp_value_at (vals, 1)) == (int64_t) blen
+           && lp_value_as_int (lp_value_at (vals, 2)) == 0,
+           "on the engine, #long_text, #blob, #empty, type(ints32) = %s", lpt_show (vals));
+    lp_result_destroy (&r);
+
+    r = lp_view_pull (view, "ints32");
+    LPT_WAIT_OK (r, "pull ints32");
+    v = lp_result_value (r, 0);
+    CHECK (v && lp_value_type (v) == LP_TYPED && lp_value_dtype (v) == LP_DTYPE_I32
+           && lp_value_len (v) == 1000
+           && memcmp (lp_value_typed_data (v), lp_value_typed_data (lp_value_get (expected, "ints32")),
+                      1000 * sizeof (int32_t)) == 0,
+           "i32 typed array came back as %s", lpt_show (v));
+    lp_result_destroy (&r);
+
+    r = lp_view_pull (view, "empty");
+    LPT_WAIT_OK (r, "pull empty");
+    v = lp_result_value (r, 0);
+    CHECK (v && lp_value_type (v) == LP_ARRAY && lp_value_len (v) == 0,
+           "an empty table came back as %s, expected an empty array", lpt_show (v));
+    lp_result_destroy (&r);
+
+    lp_value_destroy (&expected);
+    free (bytes);
+    free (text);
+    lp_view_destroy (&view);
+    lpt_say ("bytes (3 B, 200 KB), 100 KB text, i32 array, empty table: ok");
+}
+
 static void
 s_map (lp_client_t *client)
 {
@@ -304,6 +394,7 @@ main (int argc, char **argv)
     s_apply_execute (client);
     s_subset (client);
     s_big_typed (client);
+    s_blobs (client);
     s_map (client);
     lp_client_destroy (&client);
     printf ("direct_view: OK\n");

@@ -152,15 +152,17 @@ s_send_empty (void *sock)
     s_send (sock, "empty frames", 7, data2, size2);
 }
 
+//  100 MB of junk where a header belongs, behind a delimiter and a
+//  signature, so a receiver has to hash it (or bound it) before dropping it.
 static void
 s_send_big (void *sock, const uint8_t *junk)
 {
-    const void *data[] = { "<LPMSG>", junk };
-    size_t size[] = { 7, BIG_JUNK_BYTES };
-    s_send (sock, "100 MB junk", 2, data, size);
-    const void *data1[] = { junk };
-    size_t size1[] = { BIG_JUNK_BYTES };
-    s_send (sock, "100 MB junk", 1, data1, size1);
+    const uint8_t empty = 0x80;
+    char sig[65];
+    memset (sig, 'b', 64);
+    const void *data[] = { "<LPMSG>", sig, junk, &empty, &empty, &empty };
+    size_t size[] = { 7, 64, BIG_JUNK_BYTES, 1, 1, 1 };
+    s_send (sock, "100 MB junk", 6, data, size);
 }
 
 //  Raw TCP bytes that are not ZMTP: random, then a ZMTP-looking greeting
@@ -262,6 +264,7 @@ s_attack_file (void *ctx, json_t *root, const char *kind, int target, const uint
             if (!subscribed)
                 lpt_say ("note: %s %s (%s) never subscribed; junk to it goes nowhere", kind, name, endpoint);
         }
+        double t0 = lpt_now_ms ();
         s_send_wrong_signature (sock, target);
         s_send_random_frames (sock);
         s_send_truncated (sock);
@@ -269,7 +272,7 @@ s_attack_file (void *ctx, json_t *root, const char *kind, int target, const uint
         s_send_big (sock, junk);
         zmq_close (sock);
         s_send_raw_tcp (endpoint);
-        lpt_say ("junk sent to %s %-13s %s", kind, name, endpoint);
+        lpt_say ("junk sent to %s %-13s %s (%.0f ms)", kind, name, endpoint, lpt_now_ms () - t0);
         count++;
     }
     return count;

@@ -1,0 +1,16 @@
+-- lpcontroller_config.lua: template of a profile's controller settings.
+--
+-- Copy to $LP_HOME/profile_<name>/lpcontroller_config.lua (default
+-- ~/.luaparallel/profile_default/). lpcontroller runs it at start in an
+-- empty Lua environment (no libraries, an instruction budget): it can
+-- set the values below, nothing else. Command-line options win over it.
+-- Every line is commented out: the values shown are the defaults.
+
+-- scheduler = "leastload"   -- load-balancing scheme: leastload, lru,
+                             -- plainrandom, weighted, twobin
+-- hwm = 2                   -- tasks outstanding on one engine (0 = no limit)
+-- heartbeat_msec = 1000     -- heartbeat period
+-- max_misses = 3            -- missed heartbeats before an engine is dead
+-- ip = "127.0.0.1"          -- address to listen on ("0.0.0.0": all)
+-- location = "10.0.0.5"     -- address written into the connection files
+                             -- (default: ip)

@@ -1,0 +1,1013 @@
+/*  =========================================================================
+    lp_luamod - the Lua module "luaparallel", a binding over libluaparallel
+
+        local lp = require "luaparallel"
+        local rc = lp.connect ([file] [, timeout_ms])   -- lp-client.json
+        rc:ids ()                       --> {0, 1, 2, 3}
+        rc:wait_for_engines (n, timeout_ms)  --> true | nil, message
+        rc:status ()                    --> {{id=, host=, pid=, state=, queue=}, ...}
+        rc:view ([targets])             --> direct view: nil/"all" = every
+                                        --  engine at each call, an id or a
+                                        --  list of ids
+        rc[2]                           --> rc:view (2)
+        rc:balanced ()                  --> load-balanced view
+        rc:shutdown ([timeout_ms]), rc:close ()
+
+        view:execute (code)             --  Lua source run on every target
+        view:apply (f, ...)             --  f: Lua function, source text
+                                        --  "function(x) ... end" or a
+                                        --  global name "math.sqrt"
+        view:map (f, seq)               --  f over the elements of seq
+        view:push {name = value, ...}   --  or view:push (name, value)
+        view:pull (name)                --  dotted paths allowed
+        view.name, view["name"]         --  pull; view.name = v pushes
+        view:scatter (name, seq), view:gather (name)
+        view:interrupt ()
+        view:targets ()                 --> ids addressed now
+        view.block (default true), view.timeout (ms, default nil: forever)
+
+    Blocking calls (view.block true) wait and return the combined value
+    (lp_result_get: one engine -> its value, several -> a list in target
+    order, gather / map -> the concatenation, push / scatter -> nil).
+    Non-blocking calls return a result object:
+
+        r:get ([timeout_ms])  r:ready ()  r:wait ([timeout_ms]) --> bool
+        r:count ()  r:failed ()  r:engine (i)  r:stdout (i)  r:value (i)
+        r:values (i) (all returned values, a list)  r:state (i)
+        ("pending", "ok", "error")  r:error (i) (error object or nil)
+        -- i counts replies from 1
+
+    A remote error is raised as an error object: a table with fields
+    engine, ename, evalue, traceback, message, and errors (the error
+    objects of every failed reply); tostring gives
+    "[engine 2] LuaError: msg\ntraceback".
+
+    Functions passed to apply / map travel as source text. The source is
+    found through debug.getinfo (f, "S"): its source (the chunk string, or
+    "@file" which is read again) and linedefined..lastlinedefined; in
+    those lines the function expression is cut out and recompiled to check
+    that it has the same shape (line span, parameters). Upvalues are NOT
+    sent: a function with an upvalue other than _ENV is refused with an
+    error naming it (pass the value as an argument or push it as a
+    global). C functions and chunks loaded with a "=name" have no source
+    and are refused too.
+
+    Waiting: a blocking call waits without a deadline unless view.timeout
+    is set. A signal (Ctrl-C) that interrupts the wait sends an interrupt
+    to the view's engines and keeps waiting for their replies (which come
+    back as Interrupted errors); a second one abandons the wait.
+    =========================================================================
+*/
+#include "lp_common.h"
+#include <lauxlib.h>
+#include <lualib.h>
+#include <string.h>
+
+#define CLIENT_MT   "lp.Client"
+#define VIEW_MT     "lp.View"
+#define RESULT_MT   "lp.Result"
+#define ERROR_MT    "lp.RemoteError"
+
+#define LUAMOD_POLL_MSEC    100         //  wait slice of a blocking call
+
+typedef struct {
+    lp_client_t *client;                //  NULL once closed
+} l_client_t;
+
+typedef struct {
+    lp_view_t *view;                    //  NULL once collected
+    bool block;                         //  blocking calls
+    int timeout;                        //  blocking deadline, ms, -1 = none
+} l_view_t;
+
+typedef struct {
+    lp_result_t *result;                //  NULL once collected
+} l_result_t;
+
+//  Registry key of the function-source helper (Lua code below).
+static char s_fnsource_key;
+
+//  Cuts a function's source text out of its chunk; see the header.
+static const char *s_fnsource_lua =
+"local getinfo, getupvalue = debug.getinfo, debug.getupvalue\n"
+"local function lines_of (src)\n"
+"  local c = src:sub (1, 1)\n"
+"  if c == '=' then return nil, 'its source is not available (chunk ' .. src:sub (2) .. ')' end\n"
+"  if c == '@' then\n"
+"    local f = io.open (src:sub (2), 'rb')\n"
+"    if not f then return nil, 'cannot read its source file ' .. src:sub (2) end\n"
+"    src = f:read ('a'); f:close ()\n"
+"  end\n"
+"  local t = {}\n"
+"  for line in (src .. '\\n'):gmatch ('([^\\n]*)\\n') do t [#t + 1] = line end\n"
+"  return t\n"
+"end\n"
+"local function shape (g)\n"
+"  local i = getinfo (g, 'Su')\n"
+"  return i.lastlinedefined - i.linedefined, i.nparams, i.isvararg\n"
+"end\n"
+"return function (f)\n"
+"  local info = getinfo (f, 'Su')\n"
+"  if info.what == 'C' then\n"
+"    error ('cannot send a C function: pass Lua source text or a global name', 0)\n"
+"  end\n"
+"  if info.what == 'main' then error ('cannot send a main chunk', 0) end\n"
+"  local where = info.short_src .. ':' .. info.linedefined\n"
+"  for i = 1, info.nups do\n"
+"    local name = getupvalue (f, i)\n"
+"    if name ~= '_ENV' then\n"
+"      error (('cannot send the function at %s: it has upvalue \\'%s\\' and upvalues are '\n"
+"          .. 'not sent (pass it as an argument or push it as a global)'):format (where, name), 0)\n"
+"    end\n"
+"  end\n"
+"  local lines, err = lines_of (info.source)\n"
+"  local first, last = info.linedefined, info.lastlinedefined\n"
+"  if lines and last > #lines then lines, err = nil, 'its source changed' end\n"
+"  if not lines then error ('cannot send the function at ' .. where .. ': ' .. err, 0) end\n"
+"  local text = table.concat (lines, '\\n', first, last)\n"
+"  local firstlen, lastoff = #lines [first], #text - #lines [last]\n"
+"  local span, np, va = last - first, info.nparams, info.isvararg\n"
+"  local pos = 1\n"
+"  while true do\n"
+"    local s, e = text:find ('%f[%w_]function%f[^%w_]', pos)\n"
+"    if not s or s > firstlen then break end\n"
+"    local name, p = text:match ('^%s*([%w_%.:]*)%s*()%(', e + 1)\n"
+"    if p then\n"
+"      local q = math.max (lastoff + 1, p)\n"
+"      while true do\n"
+"        local _, ee = text:find ('%f[%w_]end%f[^%w_]', q)\n"
+"        if not ee then break end\n"
+"        local body = text:sub (p, ee)\n"
+"        if name:find (':', 1, true) then\n"
+"          if body:match ('^%(%s*%)') then body = body:gsub ('^%(%s*%)', '(self)', 1)\n"
+"          else body = body:gsub ('^%(', '(self, ', 1) end\n"
+"        end\n"
+"        local src = 'function' .. body\n"
+"        local chunk = load ('return ' .. src, '=fnsource', 't', {})\n"
+"        if chunk then\n"
+"          local ok, g = pcall (chunk)\n"
+"          if ok and type (g) == 'function' then\n"
+"            local gs, gn, gv = shape (g)\n"
+"            if gs == span and gn == np and gv == va then return src end\n"
+"          end\n"
+"        end\n"
+"        q = ee + 1\n"
+"      end\n"
+"    end\n"
+"    pos = e + 1\n"
+"  end\n"
+"  error ('cannot send the function at ' .. where .. ': its source text could not be found', 0)\n"
+"end\n";
+
+//  ---------------------------------------------------------------------
+//  Helpers
+
+static l_client_t *
+s_client_ud (lua_State *L, int idx)
+{
+    return (l_client_t *) luaL_checkudata (L, idx, CLIENT_MT);
+}
+
+static lp_client_t *
+s_client (lua_State *L, int idx)
+{
+    l_client_t *ud = s_client_ud (L, idx);
+    if (!ud->client)
+        luaL_error (L, "luaparallel: client is closed");
+    return ud->client;
+}
+
+static l_view_t *
+s_view_ud (lua_State *L, int idx)
+{
+    l_view_t *ud = (l_view_t *) luaL_checkudata (L, idx, VIEW_MT);
+    if (!ud->view)
+        luaL_error (L, "luaparallel: view is gone");
+    return ud;
+}
+
+static lp_result_t *
+s_result (lua_State *L, int idx)
+{
+    l_result_t *ud = (l_result_t *) luaL_checkudata (L, idx, RESULT_MT);
+    if (!ud->result)
+        luaL_error (L, "luaparallel: result is gone");
+    return ud->result;
+}
+
+//  Converts the Lua value at idx; raises a Lua error when it cannot be
+//  sent (nothing is left allocated then).
+static lp_value_t *
+s_to_value (lua_State *L, int idx, const char *root)
+{
+    char err [256];
+    lp_value_t *value = lp_lua_to_value (L, idx, root, err, sizeof err);
+    if (!value)
+        luaL_error (L, "SerializationError: %s", err);
+    return value;
+}
+
+//  Pushes a value; nil when the pointer is NULL.
+static void
+s_push_value (lua_State *L, const lp_value_t *value)
+{
+    if (value)
+        lp_lua_push_value (L, value);
+    else
+        lua_pushnil (L);
+}
+
+//  Pushes the error object of reply i (0-based).
+static void
+s_push_error (lua_State *L, lp_result_t *r, int i)
+{
+    lua_createtable (L, 0, 6);
+    lua_pushinteger (L, lp_result_engine (r, i));
+    lua_setfield (L, -2, "engine");
+    const char *ename = lp_result_ename (r, i);
+    lua_pushstring (L, ename? ename: "Error");
+    lua_setfield (L, -2, "ename");
+    const char *evalue = lp_result_evalue (r, i);
+    lua_pushstring (L, evalue? evalue: "");
+    lua_setfield (L, -2, "evalue");
+    const char *traceback = lp_result_traceback (r, i);
+    lua_pushstring (L, traceback? traceback: "");
+    lua_setfield (L, -2, "traceback");
+    const char *message = lp_result_error (r, i);
+    lua_pushstring (L, message? message: "");
+    lua_setfield (L, -2, "message");
+    luaL_setmetatable (L, ERROR_MT);
+}
+
+//  Raises the error of the first failed reply (in engine order), with
+//  .errors listing every failed reply.
+static int
+s_raise_remote (lua_State *L, lp_result_t *r)
+{
+    int count = lp_result_count (r);
+    int first = -1;
+    lua_newtable (L);                   //  errors
+    int nerrors = 0;
+    for (int i = 0; i < count; i++)
+        if (lp_result_error (r, i)) {
+            if (first == -1 || lp_result_engine (r, i) < lp_result_engine (r, first))
+                first = i;
+            s_push_error (L, r, i);
+            lua_rawseti (L, -2, ++nerrors);
+        }
+    if (first == -1)
+        first = 0;
+    s_push_error (L, r, first);
+    lua_insert (L, -2);
+    lua_setfield (L, -2, "errors");
+    return lua_error (L);
+}
+
+//  Wraps a new result into a userdata whose uservalue is the client
+//  (at client_idx), so the client outlives it.
+static void
+s_push_result (lua_State *L, lp_result_t *r, int client_idx)
+{
+    client_idx = lua_absindex (L, client_idx);
+    l_result_t *ud = (l_result_t *) lua_newuserdatauv (L, sizeof (l_result_t), 1);
+    ud->result = NULL;
+    luaL_setmetatable (L, RESULT_MT);
+    ud->result = r;
+    lua_pushvalue (L, client_idx);
+    lua_setiuservalue (L, -2, 1);
+}
+
+//  Waits for r; true when done. timeout_ms < 0 waits without deadline.
+//  When a signal breaks the wait (errno EINTR in the poll) and interrupt
+//  is set, the view's engines are interrupted once and the wait goes on;
+//  a second signal gives up.
+static bool
+s_wait (lp_result_t *r, lp_view_t *interrupt, lp_client_t *client, int timeout_ms)
+{
+    int64_t deadline = timeout_ms < 0? -1: zclock_mono () + timeout_ms;
+    int signals = 0;
+    lp_result_t *intr = NULL;
+    while (!lp_result_ready (r)) {
+        int slice = LUAMOD_POLL_MSEC;
+        if (deadline >= 0) {
+            int64_t left = deadline - zclock_mono ();
+            if (left <= 0)
+                break;
+            if (left < slice)
+                slice = (int) left;
+        }
+        if (lp_result_wait (r, slice) == 0)
+            break;
+        if (client && streq (lp_client_error (client), "interrupted")) {
+            signals++;
+            if (signals == 1 && interrupt && !intr)
+                intr = lp_view_interrupt (interrupt);
+            else
+                break;
+        }
+    }
+    lp_result_destroy (&intr);
+    return lp_result_ready (r);
+}
+
+//  Pushes the client userdata that owns view at idx (its uservalue).
+static void
+s_push_owner (lua_State *L, int idx)
+{
+    lua_getiuservalue (L, idx, 1);
+}
+
+//  Ends a view call: NULL result raises the client's error; blocking
+//  views wait and push the combined value; non-blocking push the result.
+static int
+s_finish_as (lua_State *L, int view_idx, lp_result_t *r, bool block)
+{
+    l_view_t *vud = s_view_ud (L, view_idx);
+    s_push_owner (L, view_idx);
+    l_client_t *cud = (l_client_t *) lua_touserdata (L, -1);
+    if (!r)
+        return luaL_error (L, "luaparallel: %s",
+                           cud && cud->client? lp_client_error (cud->client): lp_last_error ());
+    s_push_result (L, r, -1);
+    if (!block)
+        return 1;
+    if (!s_wait (r, vud->view, cud->client, vud->timeout))
+        return luaL_error (L, "luaparallel: %s",
+                           lp_result_ready (r)? "wait failed":
+                           vud->timeout >= 0? "timed out": "wait abandoned (interrupted)");
+    if (lp_result_failed (r) > 0)
+        return s_raise_remote (L, r);
+    s_push_value (L, lp_result_get (r));
+    return 1;
+}
+
+static int
+s_finish (lua_State *L, int view_idx, lp_result_t *r)
+{
+    return s_finish_as (L, view_idx, r, s_view_ud (L, view_idx)->block);
+}
+
+//  Function argument -> source text or global name (a new Lua string on
+//  the stack, returned).
+static const char *
+s_fn_arg (lua_State *L, int idx)
+{
+    idx = lua_absindex (L, idx);
+    if (lua_type (L, idx) == LUA_TSTRING) {
+        lua_pushvalue (L, idx);
+        return lua_tostring (L, -1);
+    }
+    luaL_checktype (L, idx, LUA_TFUNCTION);
+    lua_rawgetp (L, LUA_REGISTRYINDEX, &s_fnsource_key);
+    lua_pushvalue (L, idx);
+    lua_call (L, 1, 1);
+    return luaL_checkstring (L, -1);
+}
+
+//  ---------------------------------------------------------------------
+//  Module functions
+
+static int
+l_connect (lua_State *L)
+{
+    const char *file = luaL_optstring (L, 1, NULL);
+    int timeout = (int) luaL_optinteger (L, 2, LP_CONNECT_TIMEOUT_MSEC);
+    l_client_t *ud = (l_client_t *) lua_newuserdatauv (L, sizeof (l_client_t), 0);
+    ud->client = NULL;
+    luaL_setmetatable (L, CLIENT_MT);
+    ud->client = lp_client_connect (file, timeout);
+    if (!ud->client)
+        return luaL_error (L, "luaparallel: %s", lp_last_error ());
+    return 1;
+}
+
+//  ---------------------------------------------------------------------
+//  Client
+
+static int
+l_client_gc (lua_State *L)
+{
+    l_client_t *ud = s_client_ud (L, 1);
+    lp_client_destroy (&ud->client);
+    return 0;
+}
+
+static int
+l_client_tostring (lua_State *L)
+{
+    l_client_t *ud = s_client_ud (L, 1);
+    lua_pushfstring (L, "lp.Client (%s)", ud->client? "connected": "closed");
+    return 1;
+}
+
+static int
+l_client_ids (lua_State *L)
+{
+    lp_client_t *client = s_client (L, 1);
+    int ids [4096];
+    int n = lp_client_ids (client, ids, 4096);
+    if (n < 0)
+        return luaL_error (L, "luaparallel: %s", lp_client_error (client));
+    lua_createtable (L, n, 0);
+    for (int i = 0; i < n && i < 4096; i++) {
+        lua_pushinteger (L, ids [i]);
+        lua_rawseti (L, -2, i + 1);
+    }
+    return 1;
+}
+
+static int
+l_client_wait_for_engines (lua_State *L)
+{
+    lp_client_t *client = s_client (L, 1);
+    int n = (int) luaL_checkinteger (L, 2);
+    int timeout = (int) luaL_optinteger (L, 3, 30000);
+    if (lp_client_wait_for_engines (client, n, timeout) == 0) {
+        lua_pushboolean (L, 1);
+        return 1;
+    }
+    lua_pushnil (L);
+    lua_pushfstring (L, "fewer than %d engines after %d ms: %s", n, timeout,
+                     lp_client_error (client));
+    return 2;
+}
+
+static int
+l_client_status (lua_State *L)
+{
+    lp_client_t *client = s_client (L, 1);
+    int timeout = (int) luaL_optinteger (L, 2, LP_CONNECT_TIMEOUT_MSEC);
+    lp_value_t *status = lp_client_status (client, timeout);
+    if (!status)
+        return luaL_error (L, "luaparallel: %s", lp_client_error (client));
+    //  lp_lua_push_value may raise on memory: keep the value in a
+    //  collectable box first? It only raises on out of memory; accept.
+    lp_lua_push_value (L, status);
+    lp_value_destroy (&status);
+    return 1;
+}
+
+static void
+s_new_view (lua_State *L, lp_view_t *view)
+{
+    l_view_t *ud = (l_view_t *) lua_newuserdatauv (L, sizeof (l_view_t), 1);
+    ud->view = view;
+    ud->block = true;
+    ud->timeout = -1;
+    luaL_setmetatable (L, VIEW_MT);
+    lua_pushvalue (L, 1);               //  the client
+    lua_setiuservalue (L, -2, 1);
+}
+
+static int
+l_client_view (lua_State *L)
+{
+    lp_client_t *client = s_client (L, 1);
+    int *targets = NULL;
+    int ntargets = 0;
+    int type = lua_type (L, 2);
+    if (type == LUA_TNUMBER) {
+        targets = (int *) lua_newuserdatauv (L, sizeof (int), 0);
+        targets [0] = (int) luaL_checkinteger (L, 2);
+        ntargets = 1;
+    }
+    else
+    if (type == LUA_TTABLE) {
+        ntargets = (int) luaL_len (L, 2);
+        if (ntargets == 0)
+            return luaL_argerror (L, 2, "empty list of targets");
+        targets = (int *) lua_newuserdatauv (L, sizeof (int) * ntargets, 0);
+        for (int i = 0; i < ntargets; i++) {
+            lua_geti (L, 2, i + 1);
+            int isnum;
+            lua_Integer id = lua_tointegerx (L, -1, &isnum);
+            if (!isnum || id < 0)
+                return luaL_argerror (L, 2, "targets must be engine ids");
+            targets [i] = (int) id;
+            lua_pop (L, 1);
+        }
+    }
+    else
+    if (type == LUA_TSTRING) {
+        if (!streq (lua_tostring (L, 2), "all"))
+            return luaL_argerror (L, 2, "targets: \"all\", an id or a list of ids");
+    }
+    else
+    if (type != LUA_TNONE && type != LUA_TNIL)
+        return luaL_argerror (L, 2, "targets: \"all\", an id or a list of ids");
+    lp_view_t *view = lp_client_view (client, targets, ntargets);
+    if (!view)
+        return luaL_error (L, "luaparallel: %s", lp_client_error (client));
+    s_new_view (L, view);
+    return 1;
+}
+
+static int
+l_client_balanced (lua_State *L)
+{
+    lp_client_t *client = s_client (L, 1);
+    lp_view_t *view = lp_client_balanced (client);
+    if (!view)
+        return luaL_error (L, "luaparallel: %s", lp_client_error (client));
+    s_new_view (L, view);
+    return 1;
+}
+
+static int
+l_client_shutdown (lua_State *L)
+{
+    lp_client_t *client = s_client (L, 1);
+    int timeout = (int) luaL_optinteger (L, 2, LP_CONNECT_TIMEOUT_MSEC);
+    if (lp_client_shutdown_cluster (client, timeout))
+        return luaL_error (L, "luaparallel: %s", lp_client_error (client));
+    return 0;
+}
+
+static int
+l_client_close (lua_State *L)
+{
+    l_client_t *ud = s_client_ud (L, 1);
+    lp_client_destroy (&ud->client);
+    return 0;
+}
+
+static const luaL_Reg s_client_methods [] = {
+    { "ids", l_client_ids },
+    { "wait_for_engines", l_client_wait_for_engines },
+    { "status", l_client_status },
+    { "view", l_client_view },
+    { "balanced", l_client_balanced },
+    { "shutdown", l_client_shutdown },
+    { "close", l_client_close },
+    { NULL, NULL }
+};
+
+static int
+l_client_index (lua_State *L)
+{
+    if (lua_type (L, 2) == LUA_TNUMBER) {
+        lua_settop (L, 2);
+        return l_client_view (L);
+    }
+    lua_getmetatable (L, 1);
+    lua_getfield (L, -1, "methods");
+    lua_pushvalue (L, 2);
+    lua_rawget (L, -2);
+    return 1;
+}
+
+//  ---------------------------------------------------------------------
+//  View
+
+static int
+l_view_gc (lua_State *L)
+{
+    l_view_t *ud = (l_view_t *) luaL_checkudata (L, 1, VIEW_MT);
+    lp_view_destroy (&ud->view);
+    return 0;
+}
+
+static int
+l_view_execute (lua_State *L)
+{
+    l_view_t *ud = s_view_ud (L, 1);
+    const char *code = luaL_checkstring (L, 2);
+    return s_finish (L, 1, lp_view_execute (ud->view, code));
+}
+
+static lp_value_t *
+s_args (lua_State *L, int first, int last)
+{
+    lp_value_t *args = lp_value_array ();
+    if (!args)
+        luaL_error (L, "luaparallel: out of memory");
+    for (int i = first; i <= last; i++) {
+        char err [256];
+        char root [32];
+        snprintf (root, sizeof root, "arg%d", i - first + 1);
+        lp_value_t *v = lp_lua_to_value (L, i, root, err, sizeof err);
+        if (!v) {
+            lp_value_destroy (&args);
+            luaL_error (L, "SerializationError: %s", err);
+        }
+        if (lp_value_append (args, v)) {
+            lp_value_destroy (&args);
+            luaL_error (L, "luaparallel: out of memory");
+        }
+    }
+    return args;
+}
+
+static int
+l_view_apply (lua_State *L)
+{
+    l_view_t *ud = s_view_ud (L, 1);
+    int top = lua_gettop (L);
+    const char *fn = s_fn_arg (L, 2);
+    lp_value_t *args = s_args (L, 3, top);
+    return s_finish (L, 1, lp_view_apply (ud->view, fn, args));
+}
+
+static int
+l_view_map (lua_State *L)
+{
+    l_view_t *ud = s_view_ud (L, 1);
+    luaL_checkany (L, 3);
+    const char *fn = s_fn_arg (L, 2);
+    lp_value_t *seq = s_to_value (L, 3, "seq");
+    return s_finish (L, 1, lp_view_map (ud->view, fn, seq));
+}
+
+static int
+l_view_push (lua_State *L)
+{
+    l_view_t *ud = s_view_ud (L, 1);
+    if (lua_type (L, 2) == LUA_TSTRING) {
+        const char *name = lua_tostring (L, 2);
+        luaL_checkany (L, 3);
+        lp_value_t *value = s_to_value (L, 3, name);
+        return s_finish (L, 1, lp_view_push (ud->view, name, value));
+    }
+    luaL_checktype (L, 2, LUA_TTABLE);
+    lp_value_t *ns = s_to_value (L, 2, "ns");
+    if (lp_value_type (ns) != LP_MAP) {
+        lp_value_destroy (&ns);
+        return luaL_argerror (L, 2, "a table of name = value");
+    }
+    return s_finish (L, 1, lp_view_push_map (ud->view, ns));
+}
+
+static int
+l_view_pull (lua_State *L)
+{
+    l_view_t *ud = s_view_ud (L, 1);
+    const char *name = luaL_checkstring (L, 2);
+    return s_finish (L, 1, lp_view_pull (ud->view, name));
+}
+
+static int
+l_view_scatter (lua_State *L)
+{
+    l_view_t *ud = s_view_ud (L, 1);
+    const char *name = luaL_checkstring (L, 2);
+    luaL_checkany (L, 3);
+    lp_value_t *seq = s_to_value (L, 3, name);
+    return s_finish (L, 1, lp_view_scatter (ud->view, name, seq));
+}
+
+static int
+l_view_gather (lua_State *L)
+{
+    l_view_t *ud = s_view_ud (L, 1);
+    const char *name = luaL_checkstring (L, 2);
+    return s_finish (L, 1, lp_view_gather (ud->view, name));
+}
+
+static int
+l_view_interrupt (lua_State *L)
+{
+    l_view_t *ud = s_view_ud (L, 1);
+    return s_finish (L, 1, lp_view_interrupt (ud->view));
+}
+
+static int
+l_view_targets (lua_State *L)
+{
+    l_view_t *ud = s_view_ud (L, 1);
+    int ids [4096];
+    int n = lp_view_targets (ud->view, ids, 4096);
+    if (n < 0)
+        n = 0;
+    lua_createtable (L, n, 0);
+    for (int i = 0; i < n && i < 4096; i++) {
+        lua_pushinteger (L, ids [i]);
+        lua_rawseti (L, -2, i + 1);
+    }
+    return 1;
+}
+
+static int
+l_view_tostring (lua_State *L)
+{
+    l_view_t *ud = (l_view_t *) luaL_checkudata (L, 1, VIEW_MT);
+    lua_pushfstring (L, "lp.View (%s)", ud->block? "blocking": "non-blocking");
+    return 1;
+}
+
+static const luaL_Reg s_view_methods [] = {
+    { "execute", l_view_execute },
+    { "apply", l_view_apply },
+    { "map", l_view_map },
+    { "push", l_view_push },
+    { "pull", l_view_pull },
+    { "scatter", l_view_scatter },
+    { "gather", l_view_gather },
+    { "interrupt", l_view_interrupt },
+    { "targets", l_view_targets },
+    { NULL, NULL }
+};
+
+//  view.block, view.timeout, methods, else a blocking pull.
+static int
+l_view_index (lua_State *L)
+{
+    l_view_t *ud = s_view_ud (L, 1);
+    const char *key = luaL_checkstring (L, 2);
+    if (streq (key, "block")) {
+        lua_pushboolean (L, ud->block);
+        return 1;
+    }
+    if (streq (key, "timeout")) {
+        if (ud->timeout < 0)
+            lua_pushnil (L);
+        else
+            lua_pushinteger (L, ud->timeout);
+        return 1;
+    }
+    lua_getmetatable (L, 1);
+    lua_getfield (L, -1, "methods");
+    lua_getfield (L, -1, key);
+    if (!lua_isnil (L, -1))
+        return 1;
+    lua_settop (L, 2);
+    return s_finish_as (L, 1, lp_view_pull (ud->view, key), true);
+}
+
+static int
+l_view_newindex (lua_State *L)
+{
+    l_view_t *ud = s_view_ud (L, 1);
+    const char *key = luaL_checkstring (L, 2);
+    if (streq (key, "block")) {
+        ud->block = lua_toboolean (L, 3);
+        return 0;
+    }
+    if (streq (key, "timeout")) {
+        ud->timeout = lua_isnil (L, 3)? -1: (int) luaL_checkinteger (L, 3);
+        return 0;
+    }
+    lp_value_t *value = s_to_value (L, 3, key);
+    lua_settop (L, 3);
+    s_finish_as (L, 1, lp_view_push (ud->view, key, value), true);
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  Result
+
+static int
+l_result_gc (lua_State *L)
+{
+    l_result_t *ud = (l_result_t *) luaL_checkudata (L, 1, RESULT_MT);
+    lp_result_destroy (&ud->result);
+    return 0;
+}
+
+static lp_client_t *
+s_result_client (lua_State *L, int idx)
+{
+    lua_getiuservalue (L, idx, 1);
+    l_client_t *cud = (l_client_t *) lua_touserdata (L, -1);
+    lua_pop (L, 1);
+    return cud? cud->client: NULL;
+}
+
+static int
+l_result_wait (lua_State *L)
+{
+    lp_result_t *r = s_result (L, 1);
+    int timeout = (int) luaL_optinteger (L, 2, -1);
+    lua_pushboolean (L, s_wait (r, NULL, s_result_client (L, 1), timeout));
+    return 1;
+}
+
+static int
+l_result_get (lua_State *L)
+{
+    lp_result_t *r = s_result (L, 1);
+    int timeout = (int) luaL_optinteger (L, 2, -1);
+    if (!s_wait (r, NULL, s_result_client (L, 1), timeout))
+        return luaL_error (L, "luaparallel: %s",
+                           timeout >= 0? "timed out": "wait abandoned (interrupted)");
+    if (lp_result_failed (r) > 0)
+        return s_raise_remote (L, r);
+    s_push_value (L, lp_result_get (r));
+    return 1;
+}
+
+static int
+l_result_ready (lua_State *L)
+{
+    lua_pushboolean (L, lp_result_ready (s_result (L, 1)));
+    return 1;
+}
+
+static int
+l_result_count (lua_State *L)
+{
+    lua_pushinteger (L, lp_result_count (s_result (L, 1)));
+    return 1;
+}
+
+static int
+l_result_failed (lua_State *L)
+{
+    lua_pushinteger (L, lp_result_failed (s_result (L, 1)));
+    return 1;
+}
+
+//  Reply index argument (1-based in Lua) -> 0-based.
+static int
+s_index (lua_State *L, lp_result_t *r)
+{
+    lua_Integer i = luaL_checkinteger (L, 2);
+    luaL_argcheck (L, i >= 1 && i <= lp_result_count (r), 2, "reply index out of range");
+    return (int) i - 1;
+}
+
+static int
+l_result_engine (lua_State *L)
+{
+    lp_result_t *r = s_result (L, 1);
+    lua_pushinteger (L, lp_result_engine (r, s_index (L, r)));
+    return 1;
+}
+
+static int
+l_result_stdout (lua_State *L)
+{
+    lp_result_t *r = s_result (L, 1);
+    const char *out = lp_result_stdout (r, s_index (L, r));
+    lua_pushstring (L, out? out: "");
+    return 1;
+}
+
+static int
+l_result_value (lua_State *L)
+{
+    lp_result_t *r = s_result (L, 1);
+    s_push_value (L, lp_result_value (r, s_index (L, r)));
+    return 1;
+}
+
+static int
+l_result_values (lua_State *L)
+{
+    lp_result_t *r = s_result (L, 1);
+    const lp_value_t *values = lp_result_values (r, s_index (L, r));
+    if (!values)
+        lua_pushnil (L);
+    else
+    if (lp_value_type (values) == LP_ARRAY && lp_value_len (values) == 0)
+        lua_newtable (L);
+    else
+        lp_lua_push_value (L, values);
+    return 1;
+}
+
+static int
+l_result_state (lua_State *L)
+{
+    lp_result_t *r = s_result (L, 1);
+    int i = s_index (L, r);
+    lp_result_ready (r);                //  takes in what arrived
+    if (lp_result_error (r, i))
+        lua_pushliteral (L, "error");
+    else
+    if (lp_result_values (r, i))
+        lua_pushliteral (L, "ok");
+    else
+        lua_pushliteral (L, "pending");
+    return 1;
+}
+
+static int
+l_result_error (lua_State *L)
+{
+    lp_result_t *r = s_result (L, 1);
+    int i = s_index (L, r);
+    if (lp_result_error (r, i))
+        s_push_error (L, r, i);
+    else
+        lua_pushnil (L);
+    return 1;
+}
+
+static int
+l_result_msg_id (lua_State *L)
+{
+    lp_result_t *r = s_result (L, 1);
+    const char *id = lp_result_msg_id (r, s_index (L, r));
+    lua_pushstring (L, id? id: "");
+    return 1;
+}
+
+static int
+l_result_tostring (lua_State *L)
+{
+    l_result_t *ud = (l_result_t *) luaL_checkudata (L, 1, RESULT_MT);
+    if (!ud->result)
+        lua_pushliteral (L, "lp.Result (gone)");
+    else
+        lua_pushfstring (L, "lp.Result (%d replies, %s)", lp_result_count (ud->result),
+                         lp_result_ready (ud->result)? "ready": "pending");
+    return 1;
+}
+
+static const luaL_Reg s_result_methods [] = {
+    { "get", l_result_get },
+    { "wait", l_result_wait },
+    { "ready", l_result_ready },
+    { "count", l_result_count },
+    { "failed", l_result_failed },
+    { "engine", l_result_engine },
+    { "stdout", l_result_stdout },
+    { "value", l_result_value },
+    { "values", l_result_values },
+    { "state", l_result_state },
+    { "error", l_result_error },
+    { "msg_id", l_result_msg_id },
+    { NULL, NULL }
+};
+
+//  ---------------------------------------------------------------------
+//  Remote error object
+
+static int
+l_error_tostring (lua_State *L)
+{
+    lua_getfield (L, 1, "message");
+    if (!lua_isstring (L, -1)) {
+        lua_pop (L, 1);
+        lua_pushliteral (L, "remote error");
+    }
+    return 1;
+}
+
+//  ---------------------------------------------------------------------
+//  Opener
+
+static void
+s_new_class (lua_State *L, const char *name, const luaL_Reg *methods,
+             lua_CFunction gc, lua_CFunction tostring, lua_CFunction index,
+             lua_CFunction newindex)
+{
+    luaL_newmetatable (L, name);
+    lua_newtable (L);
+    luaL_setfuncs (L, methods, 0);
+    if (!index) {
+        lua_pushvalue (L, -1);
+        lua_setfield (L, -3, "__index");
+    }
+    lua_setfield (L, -2, "methods");
+    if (index) {
+        lua_pushcfunction (L, index);
+        lua_setfield (L, -2, "__index");
+    }
+    if (newindex) {
+        lua_pushcfunction (L, newindex);
+        lua_setfield (L, -2, "__newindex");
+    }
+    lua_pushcfunction (L, gc);
+    lua_setfield (L, -2, "__gc");
+    lua_pushcfunction (L, tostring);
+    lua_setfield (L, -2, "__tostring");
+    lua_pop (L, 1);
+}
+
+int luaopen_luaparallel (lua_State *L);
+
+int
+luaopen_luaparallel (lua_State *L)
+{
+    luaL_checkversion (L);
+    s_new_class (L, CLIENT_MT, s_client_methods, l_client_gc, l_client_tostring,
+                 l_client_index, NULL);
+    s_new_class (L, VIEW_MT, s_view_methods, l_view_gc, l_view_tostring,
+                 l_view_index, l_view_newindex);
+    s_new_class (L, RESULT_MT, s_result_methods, l_result_gc, l_result_tostring,
+                 NULL, NULL);
+    luaL_newmetatable (L, ERROR_MT);
+    lua_pushcfunction (L, l_error_tostring);
+    lua_setfield (L, -2, "__tostring");
+    lua_pop (L, 1);
+
+    if (luaL_loadbuffer (L, s_fnsource_lua, strlen (s_fnsource_lua), "=luaparallel.fnsource"))
+        return lua_error (L);
+    lua_call (L, 0, 1);
+    lua_rawsetp (L, LUA_REGISTRYINDEX, &s_fnsource_key);
+
+    lua_newtable (L);
+    lua_pushcfunction (L, l_connect);
+    lua_setfield (L, -2, "connect");
+    //  lp.fnsource (f): the source text apply would send for f
+    lua_rawgetp (L, LUA_REGISTRYINDEX, &s_fnsource_key);
+    lua_setfield (L, -2, "fnsource");
+    lp_lua_open_array (L);
+    lua_setfield (L, -2, "array");
+    lua_pushliteral (L, LP_VERSION_STRING);
+    lua_setfield (L, -2, "version");
+    luaL_getmetatable (L, ERROR_MT);
+    lua_setfield (L, -2, "RemoteError");
+    return 1;
+}

@@ -1,0 +1,983 @@
+/*  =========================================================================
+    lp_luavalue - Lua values <-> lp_value_t, and the lp.array userdata
+
+    Lua -> value (lp_lua_to_value), as docs/protocol.md "Values" says:
+    integer -> LP_INT, float -> LP_NUMBER, string -> LP_STRING when valid
+    UTF-8 else LP_BYTES, a table whose keys are exactly 1..n (n >= 1) ->
+    LP_ARRAY, any other non-empty table -> LP_MAP (keys converted too), an
+    empty table -> empty LP_ARRAY, lp.array userdata -> LP_TYPED (copied).
+    Functions, other userdata, threads, cyclic tables and nesting deeper
+    than LP_VALUE_MAX_DEPTH fail with a message naming the key path, e.g.
+    "cannot send a function (at x.handlers[2])".
+
+    The conversion never raises: it reads tables with raw access only
+    (lua_next, lua_rawgeti: no metamethods, no allocation in Lua), keeps
+    the ancestors of the current table in a C array to see cycles (a table
+    shared by two branches is copied twice; only a table inside itself is
+    a cycle), and builds the lp_value tree with malloc, so nothing can
+    longjmp out and leak a partial tree. The key path is rendered only on
+    failure, from the keys still on the Lua stack.
+
+    Value -> Lua (lp_lua_push_value) may raise a memory error, but it only
+    reads the value and creates Lua objects, so nothing leaks either.
+
+    lp.array is a full userdata (metatable LP_ARRAY_MT = "lp.array")
+    holding dtype, count and the elements inline, so its memory counts
+    against the Lua state's allocator (and an engine's memory cap):
+
+        local a = lp.array("f64", 1000)        -- zero-filled
+        local b = lp.array("i32", {1, 2, 3})   -- from a sequence
+        a[1] = 2.5; print(a[1], #a, a:dtype()) -- 2.5  1000  f64
+        local t = b:totable()                  -- {1, 2, 3}
+        print(a)                               -- lp.array(f64, 1000)
+
+    dtypes are "f64", "f32", "i64", "i32", "u8". Indices are 1-based;
+    reading outside 1..#a gives nil (so ipairs works), writing outside is
+    an error, as is writing a non-number, a float into an integer array,
+    or an integer out of the element type's range.
+
+    lp_lua_open_array pushes the constructor: a table {new = f, from = f,
+    dtypes = {...}} whose metatable has __call, so both lp.array(dtype, n)
+    and lp.array.new(dtype, n) work. Store it as lp.array.
+    =========================================================================
+*/
+
+#include "lp_common.h"
+//  Contracts and self-tests assert in release builds too, as in czmq
+#undef NDEBUG
+#include <assert.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stddef.h>
+
+//  ---------------------------------------------------------------------
+//  lp.array userdata
+
+typedef struct {
+    lp_dtype_t dtype;                   //  element type
+    size_t count;                       //  elements
+    max_align_t data [];                //  count * size bytes follow
+} s_array_t;
+
+static char s_array_mt_key;             //  registry[&key] = the metatable
+
+static const char *s_dtype_names [] = { "f64", "f32", "i64", "i32", "u8", NULL };
+static const lp_dtype_t s_dtype_values [] = {
+    LP_DTYPE_F64, LP_DTYPE_F32, LP_DTYPE_I64, LP_DTYPE_I32, LP_DTYPE_U8
+};
+
+static void s_ensure_metatable (lua_State *L);
+
+//  Pushes a new zero-filled array; raises on memory errors
+static s_array_t *
+s_array_new (lua_State *L, lp_dtype_t dtype, size_t count)
+{
+    size_t size = lp_dtype_size (dtype);
+    assert (size);
+    if (count > (SIZE_MAX - sizeof (s_array_t)) / size)
+        luaL_error (L, "lp.array of %zu elements is too large", count);
+    s_array_t *self = (s_array_t *)
+        lua_newuserdatauv (L, sizeof (s_array_t) + count * size, 0);
+    self->dtype = dtype;
+    self->count = count;
+    memset (self->data, 0, count * size);
+    s_ensure_metatable (L);
+    lua_setmetatable (L, -2);
+    return self;
+}
+
+//  Pushes element k (0-based)
+static void
+s_array_push_elem (lua_State *L, const s_array_t *self, size_t k)
+{
+    const uint8_t *data = (const uint8_t *) self->data;
+    switch (self->dtype) {
+        case LP_DTYPE_F64: {
+            double d;
+            memcpy (&d, data + k * 8, 8);
+            lua_pushnumber (L, d);
+            break;
+        }
+        case LP_DTYPE_F32: {
+            float f;
+            memcpy (&f, data + k * 4, 4);
+            lua_pushnumber (L, (lua_Number) f);
+            break;
+        }
+        case LP_DTYPE_I64: {
+            int64_t i;
+            memcpy (&i, data + k * 8, 8);
+            lua_pushinteger (L, (lua_Integer) i);
+            break;
+        }
+        case LP_DTYPE_I32: {
+            int32_t i;
+            memcpy (&i, data + k * 4, 4);
+            lua_pushinteger (L, i);
+            break;
+        }
+        case LP_DTYPE_U8:
+            lua_pushinteger (L, data [k]);
+            break;
+    }
+}
+
+//  Stores the value at idx as element k (0-based); raises on a bad value
+static void
+s_array_set_elem (lua_State *L, s_array_t *self, size_t k, int idx, lua_Integer where)
+{
+    uint8_t *data = (uint8_t *) self->data;
+    const char *dname = lp_dtype_name (self->dtype);
+    if (self->dtype == LP_DTYPE_F64 || self->dtype == LP_DTYPE_F32) {
+        int isnum;
+        lua_Number n = lua_tonumberx (L, idx, &isnum);
+        if (!isnum || lua_type (L, idx) != LUA_TNUMBER)
+            luaL_error (L, "lp.array(%s)[%I]: number expected, got %s",
+                        dname, where, luaL_typename (L, idx));
+        if (self->dtype == LP_DTYPE_F64) {
+            double d = (double) n;
+            memcpy (data + k * 8, &d, 8);
+        }
+        else {
+            float f = (float) n;
+            memcpy (data + k * 4, &f, 4);
+        }
+        return;
+    }
+    int isnum;
+    lua_Integer i = lua_tointegerx (L, idx, &isnum);
+    if (!isnum || lua_type (L, idx) != LUA_TNUMBER)
+        luaL_error (L, "lp.array(%s)[%I]: integer expected, got %s",
+                    dname, where, lua_type (L, idx) == LUA_TNUMBER
+                    ? "a float with a fraction": luaL_typename (L, idx));
+    if (self->dtype == LP_DTYPE_I64) {
+        int64_t v = (int64_t) i;
+        memcpy (data + k * 8, &v, 8);
+    }
+    else
+    if (self->dtype == LP_DTYPE_I32) {
+        if (i < INT32_MIN || i > INT32_MAX)
+            luaL_error (L, "lp.array(i32)[%I]: %I is out of range", where, i);
+        int32_t v = (int32_t) i;
+        memcpy (data + k * 4, &v, 4);
+    }
+    else {
+        if (i < 0 || i > 255)
+            luaL_error (L, "lp.array(u8)[%I]: %I is out of range", where, i);
+        data [k] = (uint8_t) i;
+    }
+}
+
+static lp_dtype_t
+s_check_dtype (lua_State *L, int arg)
+{
+    int k = luaL_checkoption (L, arg, NULL, s_dtype_names);
+    return s_dtype_values [k];
+}
+
+//  lp.array(dtype, n | table)
+static int
+l_array_new (lua_State *L)
+{
+    lp_dtype_t dtype = s_check_dtype (L, 1);
+    if (lua_type (L, 2) == LUA_TTABLE) {
+        lua_Integer n = (lua_Integer) lua_rawlen (L, 2);
+        s_array_t *self = s_array_new (L, dtype, (size_t) n);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti (L, 2, i);
+            s_array_set_elem (L, self, (size_t) (i - 1), -1, i);
+            lua_pop (L, 1);
+        }
+        return 1;
+    }
+    if (luaL_testudata (L, 2, LP_ARRAY_MT)) {
+        //  Conversion from another array, element by element
+        s_array_t *from = (s_array_t *) lua_touserdata (L, 2);
+        s_array_t *self = s_array_new (L, dtype, from->count);
+        for (size_t k = 0; k < from->count; k++) {
+            s_array_push_elem (L, from, k);
+            if (lua_isinteger (L, -1) == 0 && dtype != LP_DTYPE_F64
+            &&  dtype != LP_DTYPE_F32) {
+                //  Floats into integer arrays truncate toward zero
+                lua_Number d = lua_tonumber (L, -1);
+                lua_pop (L, 1);
+                lua_Integer i;
+                if (!lua_numbertointeger (d < 0? ceil (d): floor (d), &i))
+                    return luaL_error (L, "lp.array: %f does not fit %s",
+                                       d, lp_dtype_name (dtype));
+                lua_pushinteger (L, i);
+            }
+            s_array_set_elem (L, self, k, -1, (lua_Integer) k + 1);
+            lua_pop (L, 1);
+        }
+        return 1;
+    }
+    lua_Integer n = luaL_checkinteger (L, 2);
+    luaL_argcheck (L, n >= 0, 2, "size must not be negative");
+    s_array_new (L, dtype, (size_t) n);
+    return 1;
+}
+
+//  __call of the constructor table: drops the table argument
+static int
+l_array_call (lua_State *L)
+{
+    lua_remove (L, 1);
+    return l_array_new (L);
+}
+
+static int
+l_array_index (lua_State *L)
+{
+    s_array_t *self = (s_array_t *) luaL_checkudata (L, 1, LP_ARRAY_MT);
+    if (lua_type (L, 2) == LUA_TSTRING) {
+        lua_pushvalue (L, 2);
+        lua_rawget (L, lua_upvalueindex (1));       //  methods
+        return 1;
+    }
+    int isnum;
+    lua_Integer i = lua_tointegerx (L, 2, &isnum);
+    if (!isnum)
+        return luaL_error (L, "lp.array index must be an integer, got %s",
+                           luaL_typename (L, 2));
+    if (i < 1 || (lua_Unsigned) i > self->count)
+        lua_pushnil (L);
+    else
+        s_array_push_elem (L, self, (size_t) (i - 1));
+    return 1;
+}
+
+static int
+l_array_newindex (lua_State *L)
+{
+    s_array_t *self = (s_array_t *) luaL_checkudata (L, 1, LP_ARRAY_MT);
+    int isnum;
+    lua_Integer i = lua_tointegerx (L, 2, &isnum);
+    if (!isnum)
+        return luaL_error (L, "lp.array index must be an integer, got %s",
+                           luaL_typename (L, 2));
+    if (i < 1 || (lua_Unsigned) i > self->count)
+        return luaL_error (L, "lp.array index %I out of range 1..%I",
+                           i, (lua_Integer) self->count);
+    s_array_set_elem (L, self, (size_t) (i - 1), 3, i);
+    return 0;
+}
+
+static int
+l_array_len (lua_State *L)
+{
+    s_array_t *self = (s_array_t *) luaL_checkudata (L, 1, LP_ARRAY_MT);
+    lua_pushinteger (L, (lua_Integer) self->count);
+    return 1;
+}
+
+static int
+l_array_tostring (lua_State *L)
+{
+    s_array_t *self = (s_array_t *) luaL_checkudata (L, 1, LP_ARRAY_MT);
+    lua_pushfstring (L, "lp.array(%s, %I)", lp_dtype_name (self->dtype),
+                     (lua_Integer) self->count);
+    return 1;
+}
+
+static int
+l_array_eq (lua_State *L)
+{
+    s_array_t *a = (s_array_t *) luaL_checkudata (L, 1, LP_ARRAY_MT);
+    s_array_t *b = (s_array_t *) luaL_checkudata (L, 2, LP_ARRAY_MT);
+    lua_pushboolean (L, a->dtype == b->dtype && a->count == b->count
+                     && memcmp (a->data, b->data, a->count * lp_dtype_size (a->dtype)) == 0);
+    return 1;
+}
+
+static int
+l_array_totable (lua_State *L)
+{
+    s_array_t *self = (s_array_t *) luaL_checkudata (L, 1, LP_ARRAY_MT);
+    if (self->count > INT_MAX)
+        return luaL_error (L, "lp.array too large for a table");
+    lua_createtable (L, (int) self->count, 0);
+    for (size_t k = 0; k < self->count; k++) {
+        s_array_push_elem (L, self, k);
+        lua_rawseti (L, -2, (lua_Integer) k + 1);
+    }
+    return 1;
+}
+
+static int
+l_array_dtype (lua_State *L)
+{
+    s_array_t *self = (s_array_t *) luaL_checkudata (L, 1, LP_ARRAY_MT);
+    lua_pushstring (L, lp_dtype_name (self->dtype));
+    return 1;
+}
+
+static void
+s_ensure_metatable (lua_State *L)
+{
+    if (luaL_newmetatable (L, LP_ARRAY_MT)) {
+        static const luaL_Reg methods [] = {
+            { "totable", l_array_totable },
+            { "dtype",   l_array_dtype },
+            { "len",     l_array_len },
+            { NULL, NULL }
+        };
+        luaL_newlib (L, methods);
+        lua_pushcclosure (L, l_array_index, 1);
+        lua_setfield (L, -2, "__index");
+        lua_pushcfunction (L, l_array_newindex);
+        lua_setfield (L, -2, "__newindex");
+        lua_pushcfunction (L, l_array_len);
+        lua_setfield (L, -2, "__len");
+        lua_pushcfunction (L, l_array_tostring);
+        lua_setfield (L, -2, "__tostring");
+        lua_pushcfunction (L, l_array_eq);
+        lua_setfield (L, -2, "__eq");
+        lua_pushvalue (L, -1);
+        lua_rawsetp (L, LUA_REGISTRYINDEX, &s_array_mt_key);
+    }
+}
+
+int
+lp_lua_open_array (lua_State *L)
+{
+    s_ensure_metatable (L);
+    lua_pop (L, 1);
+    lua_createtable (L, 0, 3);
+    lua_pushcfunction (L, l_array_new);
+    lua_setfield (L, -2, "new");
+    lua_pushcfunction (L, l_array_new);
+    lua_setfield (L, -2, "from");
+    lua_createtable (L, 5, 0);
+    for (int k = 0; s_dtype_names [k]; k++) {
+        lua_pushstring (L, s_dtype_names [k]);
+        lua_rawseti (L, -2, k + 1);
+    }
+    lua_setfield (L, -2, "dtypes");
+    lua_createtable (L, 0, 1);
+    lua_pushcfunction (L, l_array_call);
+    lua_setfield (L, -2, "__call");
+    lua_setmetatable (L, -2);
+    return 1;
+}
+
+//  True when the value at idx is an lp.array (no allocation, no raise)
+static s_array_t *
+s_test_array (lua_State *L, int idx)
+{
+    if (lua_type (L, idx) != LUA_TUSERDATA || !lua_getmetatable (L, idx))
+        return NULL;
+    lua_rawgetp (L, LUA_REGISTRYINDEX, &s_array_mt_key);
+    bool same = lua_rawequal (L, -1, -2);
+    lua_pop (L, 2);
+    return same? (s_array_t *) lua_touserdata (L, idx): NULL;
+}
+
+//  ---------------------------------------------------------------------
+//  lp_value -> Lua
+
+void
+lp_lua_push_value (lua_State *L, const lp_value_t *v)
+{
+    assert (v);
+    luaL_checkstack (L, 3, "value nests too deeply");
+    size_t len;
+    const char *s;
+    switch (lp_value_type (v)) {
+        case LP_NIL:
+            lua_pushnil (L);
+            break;
+        case LP_BOOL:
+            lua_pushboolean (L, lp_value_as_bool (v));
+            break;
+        case LP_INT:
+            lua_pushinteger (L, (lua_Integer) lp_value_as_int (v));
+            break;
+        case LP_NUMBER:
+            lua_pushnumber (L, lp_value_as_number (v));
+            break;
+        case LP_STRING:
+        case LP_BYTES:
+            s = lp_value_as_string (v, &len);
+            lua_pushlstring (L, s, len);
+            break;
+        case LP_ARRAY: {
+            len = lp_value_len (v);
+            lua_createtable (L, len > INT_MAX? INT_MAX: (int) len, 0);
+            for (size_t k = 0; k < len; k++) {
+                lp_lua_push_value (L, lp_value_at (v, k));
+                lua_rawseti (L, -2, (lua_Integer) k + 1);
+            }
+            break;
+        }
+        case LP_MAP: {
+            len = lp_value_len (v);
+            lua_createtable (L, 0, len > INT_MAX? INT_MAX: (int) len);
+            for (size_t k = 0; k < len; k++) {
+                const lp_value_t *key = lp_value_key_at (v, k);
+                //  nil and NaN cannot be table keys
+                if (lp_value_type (key) == LP_NIL
+                || (lp_value_type (key) == LP_NUMBER && isnan (lp_value_as_number (key))))
+                    continue;
+                lp_lua_push_value (L, key);
+                lp_lua_push_value (L, lp_value_value_at (v, k));
+                lua_rawset (L, -3);
+            }
+            break;
+        }
+        case LP_TYPED: {
+            lp_dtype_t dtype = lp_value_dtype (v);
+            len = lp_value_len (v);
+            s_array_t *array = s_array_new (L, dtype, len);
+            if (len)
+                memcpy (array->data, lp_value_typed_data (v), len * lp_dtype_size (dtype));
+            break;
+        }
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  Lua -> lp_value
+
+typedef struct {
+    lua_State *L;                       //  the state
+    const char *root;                   //  name of the whole value
+    char *err;                          //  error text
+    size_t errlen;                      //  its size
+    const void *tables [LP_VALUE_MAX_DEPTH + 1];   //  ancestors, for cycles
+    struct {
+        bool is_key;                    //  converting a key of this table
+        bool by_index;                  //  array element: index below
+        lua_Integer index;              //  element index (1-based)
+        int key_idx;                    //  else: stack index of the key
+    } path [LP_VALUE_MAX_DEPTH + 2];    //  how we got to each level
+} s_conv_t;
+
+static bool
+s_is_identifier (const char *s, size_t len)
+{
+    static const char *keywords [] = {
+        "and", "break", "do", "else", "elseif", "end", "false", "for",
+        "function", "goto", "if", "in", "local", "nil", "not", "or",
+        "repeat", "return", "then", "true", "until", "while", NULL
+    };
+    if (len == 0 || !(isalpha ((unsigned char) s [0]) || s [0] == '_'))
+        return false;
+    for (size_t k = 1; k < len; k++)
+        if (!(isalnum ((unsigned char) s [k]) || s [k] == '_'))
+            return false;
+    for (int k = 0; keywords [k]; k++)
+        if (strcmp (s, keywords [k]) == 0)
+            return false;
+    return true;
+}
+
+//  Fills err with "<what> (at <path>)" for a failure at depth
+static lp_value_t *
+s_fail (s_conv_t *c, int depth, const char *what)
+{
+    lua_State *L = c->L;
+    char path [256];
+    size_t used = 0;
+    bool as_key = false;
+#define S_APPEND(...) do { \
+        if (used < sizeof path) { \
+            int n_ = snprintf (path + used, sizeof path - used, __VA_ARGS__); \
+            if (n_ > 0) used += (size_t) n_; \
+        } } while (0)
+    S_APPEND ("%s", c->root);
+    for (int k = 0; k < depth; k++) {
+        if (c->path [k].is_key) {
+            as_key = true;
+            break;
+        }
+        if (c->path [k].by_index) {
+            S_APPEND ("[%lld]", (long long) c->path [k].index);
+            continue;
+        }
+        int idx = c->path [k].key_idx;
+        switch (lua_type (L, idx)) {
+            case LUA_TSTRING: {
+                size_t len;
+                const char *s = lua_tolstring (L, idx, &len);
+                if (s_is_identifier (s, len))
+                    S_APPEND (".%s", s);
+                else
+                    S_APPEND ("[\"%.40s\"]", s);
+                break;
+            }
+            case LUA_TNUMBER:
+                if (lua_isinteger (L, idx))
+                    S_APPEND ("[%lld]", (long long) lua_tointeger (L, idx));
+                else
+                    S_APPEND ("[%.14g]", (double) lua_tonumber (L, idx));
+                break;
+            case LUA_TBOOLEAN:
+                S_APPEND ("[%s]", lua_toboolean (L, idx)? "true": "false");
+                break;
+            default:
+                S_APPEND ("[<%s>]", lua_typename (L, lua_type (L, idx)));
+                break;
+        }
+    }
+#undef S_APPEND
+    if (used >= sizeof path)
+        strcpy (path + sizeof path - 4, "...");
+    snprintf (c->err, c->errlen, "%s (%s %s)", what,
+              as_key? "as a key in": "at", path);
+    return NULL;
+}
+
+static lp_value_t *
+s_oom (s_conv_t *c)
+{
+    snprintf (c->err, c->errlen, "out of memory while converting %s", c->root);
+    return NULL;
+}
+
+static lp_value_t *s_to_value (s_conv_t *c, int idx, int depth);
+
+static lp_value_t *
+s_table_to_value (s_conv_t *c, int idx, int depth)
+{
+    lua_State *L = c->L;
+    if (depth >= LP_VALUE_MAX_DEPTH) {
+        char what [64];
+        snprintf (what, sizeof what, "value nests deeper than %d levels",
+                  LP_VALUE_MAX_DEPTH);
+        return s_fail (c, depth, what);
+    }
+    const void *self = lua_topointer (L, idx);
+    for (int k = 0; k < depth; k++)
+        if (c->tables [k] == self)
+            return s_fail (c, depth, "cannot send a cyclic table");
+    c->tables [depth] = self;
+    if (!lua_checkstack (L, 4))
+        return s_fail (c, depth, "Lua stack overflow while converting");
+
+    //  Array when the keys are exactly 1..n
+    lua_Unsigned n = lua_rawlen (L, idx);
+    lua_Unsigned keys = 0;
+    bool sequence = true;
+    lua_pushnil (L);
+    while (lua_next (L, idx)) {
+        keys++;
+        if (sequence) {
+            if (!lua_isinteger (L, -2))
+                sequence = false;
+            else {
+                lua_Integer i = lua_tointeger (L, -2);
+                if (i < 1 || (lua_Unsigned) i > n)
+                    sequence = false;
+            }
+        }
+        lua_pop (L, 1);
+    }
+    if (keys == 0)
+        return lp_value_array ()?: s_oom (c);
+
+    if (sequence && keys == n) {
+        lp_value_t *array = lp_value_array ();
+        if (!array)
+            return s_oom (c);
+        c->path [depth].is_key = false;
+        c->path [depth].by_index = true;
+        for (lua_Unsigned i = 1; i <= n; i++) {
+            c->path [depth].index = (lua_Integer) i;
+            lua_rawgeti (L, idx, (lua_Integer) i);
+            lp_value_t *item = s_to_value (c, lua_gettop (L), depth + 1);
+            lua_pop (L, 1);
+            if (!item) {
+                lp_value_destroy (&array);
+                return NULL;
+            }
+            if (lp_value_append (array, item)) {
+                lp_value_destroy (&array);
+                return s_oom (c);
+            }
+        }
+        return array;
+    }
+    lp_value_t *map = lp_value_map ();
+    if (!map)
+        return s_oom (c);
+    lua_pushnil (L);
+    while (lua_next (L, idx)) {
+        int top = lua_gettop (L);
+        c->path [depth].by_index = false;
+        c->path [depth].key_idx = top - 1;
+        c->path [depth].is_key = true;
+        lp_value_t *key = s_to_value (c, top - 1, depth + 1);
+        c->path [depth].is_key = false;
+        lp_value_t *val = key? s_to_value (c, top, depth + 1): NULL;
+        lua_pop (L, 1);
+        if (!val) {
+            lua_pop (L, 1);             //  the key
+            lp_value_destroy (&key);
+            lp_value_destroy (&map);
+            return NULL;
+        }
+        if (lp_value_set_key (map, key, val)) {
+            lua_pop (L, 1);
+            lp_value_destroy (&map);
+            return s_oom (c);
+        }
+    }
+    return map;
+}
+
+static lp_value_t *
+s_to_value (s_conv_t *c, int idx, int depth)
+{
+    lua_State *L = c->L;
+    switch (lua_type (L, idx)) {
+        case LUA_TNIL:
+            return lp_value_nil ()?: s_oom (c);
+        case LUA_TBOOLEAN:
+            return lp_value_bool (lua_toboolean (L, idx))?: s_oom (c);
+        case LUA_TNUMBER:
+            if (lua_isinteger (L, idx))
+                return lp_value_int ((int64_t) lua_tointeger (L, idx))?: s_oom (c);
+            return lp_value_number ((double) lua_tonumber (L, idx))?: s_oom (c);
+        case LUA_TSTRING: {
+            size_t len;
+            const char *s = lua_tolstring (L, idx, &len);
+            lp_value_t *v = lp_util_utf8_valid (s, len)
+                ? lp_value_lstring (s, len): lp_value_bytes (s, len);
+            return v? v: s_oom (c);
+        }
+        case LUA_TTABLE:
+            return s_table_to_value (c, idx, depth);
+        case LUA_TUSERDATA: {
+            s_array_t *array = s_test_array (L, idx);
+            if (!array)
+                return s_fail (c, depth, "cannot send a userdata");
+            lp_value_t *v = lp_value_typed (array->dtype, array->count);
+            if (!v)
+                return s_oom (c);
+            if (array->count)
+                memcpy (lp_value_typed_data (v), array->data,
+                        array->count * lp_dtype_size (array->dtype));
+            return v;
+        }
+        case LUA_TLIGHTUSERDATA:
+            return s_fail (c, depth, "cannot send a userdata");
+        case LUA_TFUNCTION:
+            return s_fail (c, depth, "cannot send a function");
+        case LUA_TTHREAD:
+            return s_fail (c, depth, "cannot send a thread");
+    }
+    return s_fail (c, depth, "cannot send this value");
+}
+
+lp_value_t *
+lp_lua_to_value (lua_State *L, int idx, const char *path_root, char *err, size_t errlen)
+{
+    assert (L);
+    char dummy [8];
+    if (!err || errlen == 0) {
+        err = dummy;
+        errlen = sizeof dummy;
+    }
+    *err = 0;
+    s_conv_t c;
+    c.L = L;
+    c.root = path_root? path_root: "value";
+    c.err = err;
+    c.errlen = errlen;
+    int top = lua_gettop (L);
+    lp_value_t *v = s_to_value (&c, lua_absindex (L, idx), 0);
+    lua_settop (L, top);
+    return v;
+}
+
+//  ---------------------------------------------------------------------
+//  Self-test
+
+//  Runs code (which returns one value) and converts the result
+static lp_value_t *
+s_eval (lua_State *L, const char *code, char *err, size_t errlen)
+{
+    if (luaL_dostring (L, code)) {
+        fprintf (stderr, "lua error: %s\n", lua_tostring (L, -1));
+        assert (false);
+    }
+    lp_value_t *v = lp_lua_to_value (L, -1, "x", err, errlen);
+    lua_pop (L, 1);
+    return v;
+}
+
+static void
+s_expect_print (lua_State *L, const char *code, const char *expected)
+{
+    char err [256];
+    lp_value_t *v = s_eval (L, code, err, sizeof err);
+    if (!v)
+        fprintf (stderr, "%s: %s\n", code, err);
+    assert (v);
+    char *text = lp_value_print (v);
+    assert (text);
+    if (strcmp (text, expected)) {
+        fprintf (stderr, "%s -> %s, expected %s\n", code, text, expected);
+        assert (false);
+    }
+    free (text);
+    lp_value_destroy (&v);
+}
+
+static void
+s_expect_error (lua_State *L, const char *code, const char *expected)
+{
+    char err [256];
+    lp_value_t *v = s_eval (L, code, err, sizeof err);
+    assert (v == NULL);
+    if (!strstr (err, expected)) {
+        fprintf (stderr, "%s -> '%s', expected '%s'\n", code, err, expected);
+        assert (false);
+    }
+}
+
+static void
+s_run (lua_State *L, const char *code)
+{
+    if (luaL_dostring (L, code)) {
+        fprintf (stderr, "lua error: %s\n", lua_tostring (L, -1));
+        assert (false);
+    }
+    lua_settop (L, 0);
+}
+
+//  Allocator with a cap, to see that memory errors leak nothing
+static size_t s_alloc_used;
+static size_t s_alloc_cap;
+
+static void *
+s_capped_alloc (void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    (void) ud;
+    size_t old = ptr? osize: 0;
+    if (nsize == 0) {
+        free (ptr);
+        s_alloc_used -= old;
+        return NULL;
+    }
+    if (nsize > old && s_alloc_used + (nsize - old) > s_alloc_cap)
+        return NULL;
+    void *block = realloc (ptr, nsize);
+    if (block)
+        s_alloc_used = s_alloc_used - old + nsize;
+    return block;
+}
+
+static int
+s_push_protected (lua_State *L)
+{
+    const lp_value_t *v = (const lp_value_t *) lua_touserdata (L, 1);
+    lp_lua_push_value (L, v);
+    return 1;
+}
+
+void
+lp_luavalue_test (bool verbose)
+{
+    printf (" * luavalue: ");
+    char err [256];
+
+    //  @selftest
+    lua_State *L = luaL_newstate ();
+    assert (L);
+    luaL_openlibs (L);
+    lua_newtable (L);
+    lp_lua_open_array (L);
+    lua_setfield (L, -2, "array");
+    lua_setglobal (L, "lp");
+
+    //  Lua -> value
+    s_expect_print (L, "return nil", "nil");
+    s_expect_print (L, "return 42", "42");
+    s_expect_print (L, "return 42.0", "42.0");
+    s_expect_print (L, "return 'h\\u{e9}'", "\"h\xc3\xa9\"");
+    s_expect_print (L, "return {1, 2, 3}", "{1, 2, 3}");
+    s_expect_print (L, "return {}", "{}");
+    s_expect_print (L, "return {1, nil, 3}", "{1, [3] = 3}");
+    s_expect_print (L, "return {x = {y = true}}", "{x = {y = true}}");
+    s_expect_print (L, "return {[{1}] = 2}", "{[{1}] = 2}");
+    s_expect_print (L, "return lp.array('f64', {1, 2.5, 3})",
+                    "lp.array(f64, 3){1.0, 2.5, 3.0}");
+    lp_value_t *v = s_eval (L, "return '\\xff\\xfe'", err, sizeof err);
+    assert (v && lp_value_type (v) == LP_BYTES);
+    lp_value_destroy (&v);
+    v = s_eval (L, "return 'ok'", err, sizeof err);
+    assert (v && lp_value_type (v) == LP_STRING);
+    lp_value_destroy (&v);
+    v = s_eval (L, "return {1, 2, x = 'y', [5] = true}", err, sizeof err);
+    assert (v && lp_value_type (v) == LP_MAP && lp_value_len (v) == 4);
+    assert (streq (lp_value_as_string (lp_value_get (v, "x"), NULL), "y"));
+    lp_value_destroy (&v);
+    //  A table shared by two branches is no cycle
+    v = s_eval (L, "local s = {1}; return {a = s, b = s}", err, sizeof err);
+    assert (v && lp_value_len (v) == 2);
+    lp_value_destroy (&v);
+
+    //  What cannot be sent, with the key path
+    s_expect_error (L, "return {handlers = {1, function () end}}",
+                    "cannot send a function (at x.handlers[2])");
+    s_expect_error (L, "return print", "cannot send a function (at x)");
+    s_expect_error (L, "return {['a b'] = {io.stdout}}",
+                    "cannot send a userdata (at x[\"a b\"][1])");
+    s_expect_error (L, "return {co = coroutine.create (print)}",
+                    "cannot send a thread (at x.co)");
+    s_expect_error (L, "local t = {}; t.me = t; return {t}",
+                    "cannot send a cyclic table (at x[1].me)");
+    s_expect_error (L, "return {[print] = 1}", "cannot send a function (as a key in x)");
+    s_expect_error (L, "return {[2.5] = {[true] = print}}",
+                    "cannot send a function (at x[2.5][true])");
+    //  Nesting: 24 levels pass, 25 do not
+    v = s_eval (L, "local t = 1; for i = 1, 24 do t = {t} end; return t",
+                err, sizeof err);
+    assert (v);
+    lp_value_destroy (&v);
+    s_expect_error (L, "local t = 1; for i = 1, 25 do t = {t} end; return t",
+                    "nests deeper than 24");
+
+    //  value -> Lua -> value
+    lp_value_t *all = lp_value_map ();
+    lp_value_set (all, "i", lp_value_int (-7));
+    lp_value_set (all, "n", lp_value_number (0.5));
+    lp_value_set (all, "s", lp_value_string ("text"));
+    lp_value_set (all, "b", lp_value_bytes ("\x00\xff", 2));
+    lp_value_set (all, "t", lp_value_bool (true));
+    lp_value_set (all, "list", lp_value_int_range (1, 10));
+    lp_value_set_key (all, lp_value_int (3), lp_value_string ("three"));
+    lp_dtype_t dtypes [] = { LP_DTYPE_F64, LP_DTYPE_F32, LP_DTYPE_I64,
+                             LP_DTYPE_I32, LP_DTYPE_U8 };
+    for (int d = 0; d < 5; d++) {
+        lp_value_t *typed = lp_value_typed (dtypes [d], 4);
+        uint8_t *bytes = (uint8_t *) lp_value_typed_data (typed);
+        for (size_t k = 0; k < 4 * lp_dtype_size (dtypes [d]); k++)
+            bytes [k] = (uint8_t) (k * 13 + 1);
+        lp_value_set (all, lp_dtype_name (dtypes [d]), typed);
+    }
+    lp_lua_push_value (L, all);
+    lp_value_t *back = lp_lua_to_value (L, -1, "all", err, sizeof err);
+    assert (back);
+    assert (lp_value_equal (all, back));
+    lua_setglobal (L, "all");
+    s_run (L, "assert(all.s == 'text' and all.b == '\\0\\xff' and all[3] == 'three')\n"
+              "assert(math.type(all.i) == 'integer' and all.n == 0.5)\n"
+              "assert(#all.list == 10 and all.list[10] == 10)\n"
+              "assert(tostring(all.f64) == 'lp.array(f64, 4)')");
+    lp_value_destroy (&back);
+    lp_value_destroy (&all);
+    //  Empty map arrives as {}, nil key is skipped
+    v = lp_value_map ();
+    lp_lua_push_value (L, v);
+    assert (lua_istable (L, -1));
+    lua_pop (L, 1);
+    lp_value_set_key (v, lp_value_nil (), lp_value_int (1));
+    lp_lua_push_value (L, v);
+    lua_pushnil (L);
+    assert (lua_next (L, -2) == 0);
+    lua_pop (L, 1);
+    lp_value_destroy (&v);
+
+    //  lp.array in Lua
+    s_run (L,
+        "local a = lp.array('f64', 3)\n"
+        "assert(#a == 3 and a[1] == 0.0 and a[3] == 0.0)\n"
+        "a[1] = 2.5; a[2] = 7\n"
+        "assert(a[1] == 2.5 and a[2] == 7.0 and math.type(a[2]) == 'float')\n"
+        "assert(a[0] == nil and a[4] == nil)\n"
+        "assert(tostring(a) == 'lp.array(f64, 3)')\n"
+        "assert(a:dtype() == 'f64')\n"
+        "assert(not pcall(function () a[4] = 1 end))\n"
+        "assert(not pcall(function () a[0] = 1 end))\n"
+        "assert(not pcall(function () a[1] = 'x' end))\n"
+        "assert(not pcall(function () return a.x.y end))\n"
+        "local b = lp.array('i32', {1, 2, 3})\n"
+        "assert(b[3] == 3 and math.type(b[3]) == 'integer')\n"
+        "local ok, msg = pcall(function () b[1] = 1.5 end)\n"
+        "assert(not ok and msg:find('integer expected'))\n"
+        "assert(not pcall(function () b[1] = 2^40 end))\n"
+        "b[1] = 2.0; assert(b[1] == 2)\n"
+        "local t = b:totable()\n"
+        "assert(#t == 3 and t[1] == 2 and t[3] == 3)\n"
+        "local sum = 0; for i, x in ipairs(b) do sum = sum + x end\n"
+        "assert(sum == 7)\n"
+        "local u = lp.array.new('u8', 2)\n"
+        "u[1] = 255; assert(u[1] == 255)\n"
+        "assert(not pcall(function () u[2] = 256 end))\n"
+        "assert(not pcall(function () u[2] = -1 end))\n"
+        "assert(not pcall(lp.array, 'f16', 3))\n"
+        "assert(not pcall(lp.array, 'f64', -1))\n"
+        "assert(not pcall(lp.array, 'i64', {1, 'x'}))\n"
+        "local f = lp.array('f32', {0.5, 1.5})\n"
+        "assert(f[2] == 1.5)\n"
+        "local i = lp.array('i64', {math.maxinteger, math.mininteger})\n"
+        "assert(i[1] == math.maxinteger and i[2] == math.mininteger)\n"
+        "assert(lp.array('i64', {1, 2}) == lp.array('i64', {1, 2}))\n"
+        "local c = lp.array('i32', lp.array('f64', {1.7, -2.7}))\n"
+        "assert(c[1] == 1 and c[2] == -2)\n"
+        "assert(#lp.array('f64', 0) == 0)\n");
+
+    //  A big typed array crosses cheaply both ways
+    v = lp_value_typed (LP_DTYPE_F64, 1000000);
+    double *d = (double *) lp_value_typed_data (v);
+    for (int k = 0; k < 1000000; k++)
+        d [k] = k * 0.5;
+    int64_t start = zclock_mono ();
+    lp_lua_push_value (L, v);
+    back = lp_lua_to_value (L, -1, "big", err, sizeof err);
+    assert (back && lp_value_equal (v, back));
+    lua_setglobal (L, "big");
+    s_run (L, "assert(big[1000000] == 999999 * 0.5)");
+    if (verbose)
+        printf ("(1e6 f64 both ways %d ms) ", (int) (zclock_mono () - start));
+    lp_value_destroy (&back);
+    lp_value_destroy (&v);
+
+    //  A large plain table converts too
+    v = s_eval (L, "local t = {}; for i = 1, 100000 do t[i] = i end; return t",
+                err, sizeof err);
+    assert (v && lp_value_len (v) == 100000);
+    lp_value_destroy (&v);
+    v = s_eval (L, "local t = {}; for i = 1, 100000 do t['k' .. i] = i end; return t",
+                err, sizeof err);
+    assert (v && lp_value_len (v) == 100000);
+    assert (lp_value_as_int (lp_value_get (v, "k777")) == 777);
+    lp_value_destroy (&v);
+
+    assert (lua_gettop (L) == 0);
+    lua_close (L);
+
+    //  Memory errors while pushing or constructing leak nothing
+    v = lp_value_array ();
+    for (int k = 0; k < 2000; k++) {
+        lp_value_t *item = lp_value_map ();
+        lp_value_set (item, "name", lp_value_string ("a string of some length"));
+        lp_value_set (item, "data", lp_value_typed (LP_DTYPE_F64, 100));
+        lp_value_append (v, item);
+    }
+    s_alloc_used = 0;
+    s_alloc_cap = SIZE_MAX;
+    L = lua_newstate (s_capped_alloc, NULL);
+    assert (L);
+    luaL_openlibs (L);
+    lua_newtable (L);
+    lp_lua_open_array (L);
+    lua_setfield (L, -2, "array");
+    lua_setglobal (L, "lp");
+    lua_gc (L, LUA_GCCOLLECT);
+    s_alloc_cap = s_alloc_used + 256 * 1024;
+    lua_pushcfunction (L, s_push_protected);
+    lua_pushlightuserdata (L, v);
+    assert (lua_pcall (L, 1, 1, 0) == LUA_ERRMEM);
+    lua_settop (L, 0);
+    assert (luaL_dostring (L, "local t = {}; for i = 1, 1e6 do t[i] = i end;"
+                              "return lp.array('f64', t)") != LUA_OK);
+    lua_settop (L, 0);
+    lua_close (L);
+    lp_value_destroy (&v);
+    //  @end
+    printf ("OK\n");
+}

@@ -1,0 +1,95 @@
+/*  lp_config.c - reads the profile's controller config file (see
+    lp_config.h). The file runs in a fresh Lua state with no libraries and
+    an empty _ENV, text chunks only, and a count hook that stops it after
+    LP_CONFIG_MAX_INSTRUCTIONS: a config file can set values, not act. */
+#include "lp_config.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdio.h>
+#include <string.h>
+
+#define LP_CONFIG_MAX_INSTRUCTIONS 1000000
+
+static void
+s_budget (lua_State *L, lua_Debug *ar)
+{
+    (void) ar;
+    luaL_error (L, "config file runs too long");
+}
+
+//  Copies string field name of the table at -1; -1 when mistyped.
+static int
+s_string (lua_State *L, const char *name, char *out, size_t size, char *err, size_t errlen,
+          const char *path)
+{
+    int type = lua_getfield (L, -1, name);
+    int rc = 0;
+    if (type == LUA_TSTRING)
+        snprintf (out, size, "%s", lua_tostring (L, -1));
+    else
+    if (type != LUA_TNIL) {
+        snprintf (err, errlen, "%s: %s must be a string", path, name);
+        rc = -1;
+    }
+    lua_pop (L, 1);
+    return rc;
+}
+
+static int
+s_integer (lua_State *L, const char *name, int *out, char *err, size_t errlen, const char *path)
+{
+    int type = lua_getfield (L, -1, name);
+    int rc = 0;
+    if (type == LUA_TNUMBER && lua_isinteger (L, -1) && lua_tointeger (L, -1) >= 0
+    &&  lua_tointeger (L, -1) <= 1000000000)
+        *out = (int) lua_tointeger (L, -1);
+    else
+    if (type != LUA_TNIL) {
+        snprintf (err, errlen, "%s: %s must be a non-negative integer", path, name);
+        rc = -1;
+    }
+    lua_pop (L, 1);
+    return rc;
+}
+
+int
+lp_config_load (const char *path, lp_config_t *config, char *err, size_t errlen)
+{
+    FILE *probe = fopen (path, "r");
+    if (!probe) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf (err, errlen, "%s: %s", path, strerror (errno));
+        return -1;
+    }
+    fclose (probe);
+    lua_State *L = luaL_newstate ();
+    if (!L) {
+        snprintf (err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    int rc = -1;
+    if (luaL_loadfilex (L, path, "t") != LUA_OK)
+        snprintf (err, errlen, "%s", lua_tostring (L, -1));
+    else {
+        lua_newtable (L);               //  the file's _ENV
+        lua_pushvalue (L, -1);
+        lua_setupvalue (L, -3, 1);
+        lua_insert (L, -2);
+        lua_sethook (L, s_budget, LUA_MASKCOUNT, LP_CONFIG_MAX_INSTRUCTIONS);
+        if (lua_pcall (L, 0, 0, 0) != LUA_OK)
+            snprintf (err, errlen, "%s", lua_tostring (L, -1));
+        else
+        if (s_string (L, "scheduler", config->scheduler, sizeof config->scheduler, err, errlen, path) == 0
+        &&  s_integer (L, "hwm", &config->hwm, err, errlen, path) == 0
+        &&  s_integer (L, "heartbeat_msec", &config->heartbeat_msec, err, errlen, path) == 0
+        &&  s_integer (L, "max_misses", &config->max_misses, err, errlen, path) == 0
+        &&  s_string (L, "ip", config->ip, sizeof config->ip, err, errlen, path) == 0
+        &&  s_string (L, "location", config->location, sizeof config->location, err, errlen, path) == 0)
+            rc = 0;
+    }
+    lua_close (L);
+    return rc;
+}

@@ -1,0 +1,31 @@
+/*  lp_config.h - the profile's controller config file.
+
+    <profile>/lpcontroller_config.lua is Lua, run in an empty environment
+    (no libraries, text only, an instruction budget), and may set:
+        scheduler = "leastload"     -- lru, plainrandom, weighted, twobin
+        hwm = 2                     -- tasks outstanding per engine, 0 = any
+        heartbeat_msec = 1000
+        max_misses = 3
+        ip = "127.0.0.1"
+        location = "10.0.0.5"
+    Command-line options override it. */
+#ifndef LP_CONFIG_H_INCLUDED
+#define LP_CONFIG_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct {
+    char scheduler [32];                //  "" when unset
+    int hwm;                            //  -1 when unset
+    int heartbeat_msec;                 //  0 when unset
+    int max_misses;                     //  0 when unset
+    char ip [256];                      //  "" when unset
+    char location [256];                //  "" when unset
+} lp_config_t;
+
+//  Reads path into config (fields the file does not set stay unset).
+//  A missing file is not an error. 0, or -1 with err = "<path>: <problem>".
+int lp_config_load (const char *path, lp_config_t *config, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,608 @@
+/*  =========================================================================
+    lp_session.c - the engine's connection to a controller
+
+    Life of a session (protocol.md, "Registration channel"):
+
+        reload conn file -> registration DEALER -> registration_request
+          <- registration_reply {id, heartbeat_msec, max_misses}
+        heart actor (hb SUB/DEALER, control DEALER + engine_hello)
+        mux and task DEALERs + engine_hello, iopub PUB (connects to the XSUB)
+        serve requests one at a time until:
+          "LOST" from the heart   -> close sockets, backoff, register again
+                                     asking for the old id (Lua state kept)
+          "SHUTDOWN" / a signal   -> unregistration_request, exit
+
+    Backoff: LP_RECONNECT_MIN_MSEC doubling to LP_RECONNECT_MAX_MSEC, plus
+    up to half again of random jitter so a crowd of engines spreads out.
+    Every DEALER uses the engine uuid as its identity, kept across
+    reconnects. No socket reconnects by itself (ZMQ_RECONNECT_IVL -1):
+    once the controller is gone its ports may be bound by another
+    cluster's controller, whose pings must not keep us "alive"; the
+    heart then hears silence and we rebuild from the connection file. The main thread owns one lp_wire_t for its sockets; the
+    heart has its own.
+    =========================================================================
+*/
+#include "lp_session.h"
+#include "lp_heart.h"
+#include <lua.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <sodium.h>
+#include <unistd.h>
+
+typedef enum { S_LOST, S_SHUTDOWN, S_STOP } s_end_t;
+
+struct _lp_session_t {
+    char *conn_path;                    //  engine connection file
+    lp_conn_t *conn;                    //  its last good contents
+    lp_engine_t *engine;                //  the Lua state (not owned)
+    char uuid [LP_ID_CHARS + 1];        //  identity of every DEALER
+    int id;                             //  engine id, -1 before the first
+    int heartbeat_msec;                 //  from registration_reply
+    int max_misses;                     //  from registration_reply
+    lp_wire_t *wire;                    //  main thread's signer
+    zsock_t *registration;              //  DEALER
+    zsock_t *mux;                       //  DEALER, direct requests
+    zsock_t *task;                      //  DEALER, load-balanced tasks
+    zsock_t *iopub;                     //  PUB, connects to the XSUB
+    zactor_t *heart;                    //  heartbeat + control actor
+    lp_msg_t *request;                  //  request being served, or NULL
+    char topic [32];                    //  "engine.<id>.stream"
+    const volatile sig_atomic_t *stop;  //  set by SIGTERM / SIGINT
+    struct timespec conn_mtime;         //  of the file we loaded
+    ino_t conn_ino;                     //  of the file we loaded
+};
+
+//  --------------------------------------------------------------------------
+
+lp_session_t *
+lp_session_new (const char *conn_path, lp_conn_t **conn_p, lp_engine_t *engine)
+{
+    assert (conn_path);
+    assert (conn_p && *conn_p);
+    assert (engine);
+    lp_session_t *self = (lp_session_t *) calloc (1, sizeof (lp_session_t));
+    if (!self)
+        return NULL;
+    self->conn_path = strdup (conn_path);
+    if (!self->conn_path) {
+        free (self);
+        return NULL;
+    }
+    self->conn = *conn_p;
+    *conn_p = NULL;
+    self->engine = engine;
+    self->id = -1;
+    lp_util_random_id (self->uuid);
+    return self;
+}
+
+static void
+s_disconnect (lp_session_t *self)
+{
+    zactor_destroy (&self->heart);
+    zsock_destroy (&self->registration);
+    zsock_destroy (&self->mux);
+    zsock_destroy (&self->task);
+    zsock_destroy (&self->iopub);
+    lp_wire_destroy (&self->wire);
+}
+
+void
+lp_session_destroy (lp_session_t **self_p)
+{
+    assert (self_p);
+    lp_session_t *self = *self_p;
+    if (self) {
+        s_disconnect (self);
+        lp_conn_destroy (&self->conn);
+        free (self->conn_path);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Helpers
+
+static zsock_t *
+s_socket (lp_session_t *self, int type, const char *channel)
+{
+    const char *endpoint = lp_conn_endpoint (self->conn, channel);
+    if (!endpoint) {
+        zsys_error ("connection file has no '%s' endpoint", channel);
+        return NULL;
+    }
+    zsock_t *sock = zsock_new (type);
+    if (!sock) {
+        zsys_error ("cannot create the %s socket: %s", channel, zmq_strerror (zmq_errno ()));
+        return NULL;
+    }
+    if (type == ZMQ_DEALER)
+        zsock_set_identity (sock, self->uuid);
+    lp_wire_tune_socket (sock);
+    //  Never reconnect by ourselves: a dead controller's ports may be
+    //  taken by another cluster; we rebuild every socket on reconnect.
+    zsock_set_reconnect_ivl (sock, -1);
+    //  With no peer (the controller gone) a DEALER send would block
+    zsock_set_sndtimeo (sock, LP_ENGINE_SEND_TIMEOUT_MSEC);
+    if (zsock_connect (sock, "%s", endpoint)) {
+        zsys_error ("cannot connect %s to %s: %s", channel, endpoint, zmq_strerror (zmq_errno ()));
+        zsock_destroy (&sock);
+    }
+    return sock;
+}
+
+//  Remembers which version of the connection file we use
+static void
+s_conn_stamp (lp_session_t *self)
+{
+    struct stat st;
+    if (stat (self->conn_path, &st) == 0) {
+        self->conn_mtime = st.st_mtim;
+        self->conn_ino = st.st_ino;
+    }
+}
+
+//  True when a controller has written a new connection file since
+static bool
+s_conn_changed (lp_session_t *self)
+{
+    struct stat st;
+    if (stat (self->conn_path, &st))
+        return false;
+    return st.st_ino != self->conn_ino
+        || st.st_mtim.tv_sec != self->conn_mtime.tv_sec
+        || st.st_mtim.tv_nsec != self->conn_mtime.tv_nsec;
+}
+
+static lp_value_t *
+s_text_value (const char *text, size_t len)
+{
+    if (lp_util_utf8_valid (text, len))
+        return lp_value_lstring (text, len);
+    return lp_value_bytes (text, len);
+}
+
+//  Sends a message with content built by the caller (taken)
+static int
+s_send (lp_session_t *self, zsock_t *sock, const char *type, lp_value_t *content)
+{
+    lp_msg_t *msg = lp_msg_new (type);
+    if (!msg || !content) {
+        lp_msg_destroy (&msg);
+        lp_value_destroy (&content);
+        return -1;
+    }
+    lp_msg_set_content (msg, content);
+    return lp_wire_send (self->wire, &msg, sock);
+}
+
+//  print / io.write from Lua: publish at once on iopub
+static void
+s_output (void *arg, const char *text, size_t len)
+{
+    lp_session_t *self = (lp_session_t *) arg;
+    if (!self->iopub || !self->request)
+        return;
+    lp_msg_t *msg = lp_msg_new_reply (self->request, "stream");
+    zmsg_t *routing = zmsg_new ();
+    lp_value_t *content = lp_value_map ();
+    if (!msg || !routing || !content
+    ||  zmsg_addstr (routing, self->topic)
+    ||  lp_value_set (content, "name", lp_value_string ("stdout"))
+    ||  lp_value_set (content, "text", s_text_value (text, len))
+    ||  lp_value_set (lp_msg_metadata (msg), "engine", lp_value_int (self->id))) {
+        lp_msg_destroy (&msg);
+        zmsg_destroy (&routing);
+        lp_value_destroy (&content);
+        return;
+    }
+    lp_msg_set_routing (msg, &routing);
+    lp_msg_set_content (msg, content);
+    lp_wire_send (self->wire, &msg, self->iopub);
+}
+
+//  --------------------------------------------------------------------------
+//  Registration
+
+static lp_value_t *
+s_registration_content (lp_session_t *self)
+{
+    char host [256] = "";
+    char cwd [4096] = "";
+    gethostname (host, sizeof host - 1);
+    if (!getcwd (cwd, sizeof cwd))
+        cwd [0] = 0;
+    const char *user = getenv ("USER");
+    struct passwd *pw = getpwuid (getuid ());
+    if (pw && pw->pw_name)
+        user = pw->pw_name;
+    lp_value_t *content = lp_value_map ();
+    if (content
+    && (lp_value_set (content, "uuid", lp_value_string (self->uuid))
+    ||  lp_value_set (content, "id", lp_value_int (self->id))
+    ||  lp_value_set (content, "host", lp_value_string (host))
+    ||  lp_value_set (content, "pid", lp_value_int ((int64_t) getpid ()))
+    ||  lp_value_set (content, "user", lp_value_string (user? user: ""))
+    ||  lp_value_set (content, "cwd", lp_value_string (cwd))
+    ||  lp_value_set (content, "lua_version", lp_value_string (LUA_RELEASE))))
+        lp_value_destroy (&content);
+    return content;
+}
+
+//  Waits for the registration_reply to msg_id; 0 when registered, 1 when
+//  the connection file changed meanwhile, -1 otherwise
+static int
+s_await_reply (lp_session_t *self, const char *msg_id)
+{
+    zpoller_t *poller = zpoller_new (self->registration, NULL);
+    if (!poller)
+        return -1;
+    int64_t deadline = zclock_mono () + LP_REGISTER_TIMEOUT_MSEC;
+    int rc = -1;
+    while (!*self->stop) {
+        int64_t left = deadline - zclock_mono ();
+        if (left <= 0) {
+            zsys_warning ("no registration_reply within %d ms", LP_REGISTER_TIMEOUT_MSEC);
+            break;
+        }
+        if (s_conn_changed (self)) {
+            zsys_info ("connection file changed: registering again");
+            rc = 1;
+            break;
+        }
+        if (zpoller_wait (poller, left < LP_ENGINE_POLL_MSEC? (int) left: LP_ENGINE_POLL_MSEC)
+            != self->registration)
+            continue;
+        lp_msg_t *reply = lp_wire_recv (self->wire, self->registration);
+        if (!reply)
+            continue;
+        const char *parent = lp_msg_parent_id (reply);
+        if (!streq (lp_msg_type (reply), "registration_reply") || !parent || !streq (parent, msg_id)) {
+            lp_msg_destroy (&reply);
+            continue;
+        }
+        const char *status = lp_msg_get_string (reply, "status");
+        int64_t id = lp_msg_get_int (reply, "id", -1);
+        if (!status || !streq (status, "ok") || id < 0 || id > INT32_MAX) {
+            const char *ename = lp_msg_get_string (reply, "ename");
+            const char *evalue = lp_msg_get_string (reply, "evalue");
+            zsys_error ("registration refused: %s: %s",
+                        ename? ename: "?", evalue? evalue: "(no message)");
+        }
+        else {
+            self->id = (int) id;
+            self->heartbeat_msec = (int) lp_msg_get_int (reply, "heartbeat_msec", LP_HEARTBEAT_MSEC);
+            self->max_misses = (int) lp_msg_get_int (reply, "max_misses", LP_HEARTBEAT_MAX_MISSES);
+            if (self->heartbeat_msec <= 0)
+                self->heartbeat_msec = LP_HEARTBEAT_MSEC;
+            if (self->max_misses <= 0)
+                self->max_misses = LP_HEARTBEAT_MAX_MISSES;
+            rc = 0;
+        }
+        lp_msg_destroy (&reply);
+        break;
+    }
+    zpoller_destroy (&poller);
+    return rc;
+}
+
+static int
+s_register (lp_session_t *self)
+{
+    char err [512];
+    lp_conn_t *conn = lp_conn_load (self->conn_path, err, sizeof err);
+    if (conn) {
+        lp_conn_destroy (&self->conn);
+        self->conn = conn;
+        s_conn_stamp (self);
+    }
+    else
+        zsys_warning ("%s (using the last good copy)", err);
+
+    size_t key_len;
+    const uint8_t *key = lp_conn_key (self->conn, &key_len);
+    self->wire = lp_wire_new (key, key_len, "engine");
+    if (!self->wire)
+        return -1;
+    self->registration = s_socket (self, ZMQ_DEALER, "registration");
+    if (!self->registration)
+        return -1;
+
+    lp_msg_t *request = lp_msg_new ("registration_request");
+    lp_value_t *content = s_registration_content (self);
+    if (!request || !content) {
+        lp_msg_destroy (&request);
+        lp_value_destroy (&content);
+        return -1;
+    }
+    lp_msg_set_content (request, content);
+    char msg_id [LP_ID_CHARS + 1];
+    snprintf (msg_id, sizeof msg_id, "%s", lp_msg_id (request));
+    if (lp_wire_send (self->wire, &request, self->registration))
+        return -1;
+    int old_id = self->id;
+    int rc = s_await_reply (self, msg_id);
+    if (rc)
+        return rc;
+
+    char ident [32];
+    snprintf (ident, sizeof ident, "lpengine[%d]", self->id);
+    zsys_set_logident (ident);
+    snprintf (self->topic, sizeof self->topic, "engine.%d.stream", self->id);
+    lp_engine_set_id (self->engine, self->id);
+    if (old_id >= 0 && old_id != self->id)
+        zsys_warning ("re-registered with id %d (was %d)", self->id, old_id);
+
+    //  Heart first: it says hello on control before zactor_new returns
+    lp_heart_config_t config = {
+        .engine = self->engine, .stop = self->stop,
+        .hb_ping = lp_conn_endpoint (self->conn, "hb_ping"),
+        .hb_pong = lp_conn_endpoint (self->conn, "hb_pong"),
+        .control = lp_conn_endpoint (self->conn, "control"),
+        .uuid = self->uuid, .key = key, .key_len = key_len,
+        .id = self->id, .heartbeat_msec = self->heartbeat_msec,
+        .max_misses = self->max_misses, .rc = -1
+    };
+    if (!config.hb_ping || !config.hb_pong || !config.control) {
+        zsys_error ("connection file lacks hb_ping, hb_pong or control");
+        return -1;
+    }
+    //  The heart thread must not take our signals
+    sigset_t block, old;
+    sigemptyset (&block);
+    sigaddset (&block, SIGTERM);
+    sigaddset (&block, SIGINT);
+    pthread_sigmask (SIG_BLOCK, &block, &old);
+    self->heart = zactor_new (lp_heart_actor, &config);
+    pthread_sigmask (SIG_SETMASK, &old, NULL);
+    if (!self->heart || config.rc) {
+        zsys_error ("cannot start the heartbeat thread");
+        return -1;
+    }
+    self->mux = s_socket (self, ZMQ_DEALER, "mux");
+    self->task = s_socket (self, ZMQ_DEALER, "task");
+    self->iopub = s_socket (self, ZMQ_PUB, "iopub");
+    if (!self->mux || !self->task || !self->iopub)
+        return -1;
+    zsock_t *hello_sockets [] = { self->mux, self->task };
+    for (int i = 0; i < 2; i++) {
+        lp_value_t *hello = lp_value_map ();
+        if (!hello || lp_value_set (hello, "id", lp_value_int (self->id))) {
+            lp_value_destroy (&hello);
+            return -1;
+        }
+        if (s_send (self, hello_sockets [i], "engine_hello", hello))
+            return -1;
+    }
+    zsys_info ("registered as engine %d (uuid %s, pid %d)", self->id, self->uuid, (int) getpid ());
+    return 0;
+}
+
+static void
+s_unregister (lp_session_t *self)
+{
+    if (!self->registration || !self->wire || self->id < 0)
+        return;
+    lp_value_t *content = lp_value_map ();
+    if (content && lp_value_set (content, "id", lp_value_int (self->id)))
+        lp_value_destroy (&content);
+    if (s_send (self, self->registration, "unregistration_request", content) == 0)
+        zsys_info ("unregistered");
+}
+
+//  --------------------------------------------------------------------------
+//  Requests
+
+static lp_value_t *
+s_protocol_error (const char *type, const char *field)
+{
+    char evalue [160];
+    snprintf (evalue, sizeof evalue, "%.64s: missing or mistyped field '%s'", type, field);
+    return lp_engine_error_content ("ProtocolError", evalue, "");
+}
+
+static const lp_value_t *
+s_field (lp_msg_t *request, const char *key, lp_type_t type, lp_type_t alt)
+{
+    const lp_value_t *value = lp_value_get (lp_msg_content (request), key);
+    if (value && (lp_value_type (value) == type || lp_value_type (value) == alt))
+        return value;
+    return NULL;
+}
+
+static lp_value_t *
+s_dispatch (lp_session_t *self, lp_msg_t *request, const char *type)
+{
+    if (streq (type, "execute_request")) {
+        const char *code = lp_msg_get_string (request, "code");
+        return code? lp_engine_execute (self->engine, code): s_protocol_error (type, "code");
+    }
+    if (streq (type, "apply_request") || streq (type, "map_request")) {
+        const char *fn = lp_msg_get_string (request, "fn");
+        if (!fn)
+            return s_protocol_error (type, "fn");
+        if (streq (type, "map_request")) {
+            const lp_value_t *items = s_field (request, "items", LP_ARRAY, LP_TYPED);
+            return items? lp_engine_map (self->engine, fn, items): s_protocol_error (type, "items");
+        }
+        const lp_value_t *args = NULL;
+        if (lp_value_get (lp_msg_content (request), "args")) {
+            args = s_field (request, "args", LP_ARRAY, LP_ARRAY);
+            if (!args)
+                return s_protocol_error (type, "args");
+        }
+        return lp_engine_apply (self->engine, fn, args);
+    }
+    if (streq (type, "push_request")) {
+        const lp_value_t *ns = s_field (request, "ns", LP_MAP, LP_MAP);
+        //  an empty map may arrive as an empty array
+        if (!ns) {
+            const lp_value_t *empty = s_field (request, "ns", LP_ARRAY, LP_ARRAY);
+            if (empty && lp_value_len (empty) == 0) {
+                lp_value_t *content = lp_value_map ();
+                if (content && lp_value_set (content, "status", lp_value_string ("ok")))
+                    lp_value_destroy (&content);
+                return content;
+            }
+        }
+        return ns? lp_engine_push (self->engine, ns): s_protocol_error (type, "ns");
+    }
+    if (streq (type, "pull_request")) {
+        const lp_value_t *names = s_field (request, "names", LP_ARRAY, LP_ARRAY);
+        return names? lp_engine_pull (self->engine, names): s_protocol_error (type, "names");
+    }
+    if (streq (type, "clear_request"))
+        return lp_engine_clear (self->engine);
+
+    char evalue [128];
+    snprintf (evalue, sizeof evalue, "unknown msg_type '%.64s'", type);
+    return lp_engine_error_content ("ProtocolError", evalue, "");
+}
+
+//  Serves one request and replies on the socket it came from.
+static void
+s_handle_request (lp_session_t *self, lp_msg_t *request, zsock_t *origin)
+{
+    const char *type = lp_msg_type (request);
+    if (!type)
+        type = "";
+    char reply_type [80];
+    size_t len = strlen (type);
+    if (len > 8 && len < 64 && streq (type + len - 8, "_request"))
+        snprintf (reply_type, sizeof reply_type, "%.*s_reply", (int) (len - 8), type);
+    else
+        snprintf (reply_type, sizeof reply_type, "error_reply");
+
+    char started [32], completed [32];
+    const lp_value_t *limit = lp_value_get (lp_msg_header (request), "time_limit");
+    if (limit && (lp_value_type (limit) == LP_INT || lp_value_type (limit) == LP_NUMBER))
+        lp_engine_set_time_limit (self->engine, (int64_t) lp_value_as_number (limit));
+    lp_util_iso_now (started);
+    self->request = request;
+    lp_value_t *content = s_dispatch (self, request, type);
+    self->request = NULL;
+    lp_util_iso_now (completed);
+    if (!content) {
+        zsys_error ("out of memory building the %s", reply_type);
+        content = lp_engine_error_content ("MemoryError", "out of memory", "");
+        if (!content)
+            return;
+    }
+    if (lp_value_get (content, "ename")) {
+        const char *ename = lp_value_as_string (lp_value_get (content, "ename"), NULL);
+        if (ename && streq (ename, "ProtocolError"))
+            zsys_warning ("%s: %s", type,
+                          lp_value_as_string (lp_value_get (content, "evalue"), NULL));
+    }
+    lp_msg_t *reply = lp_msg_new_reply (request, reply_type);
+    if (!reply) {
+        lp_value_destroy (&content);
+        return;
+    }
+    lp_msg_set_content (reply, content);
+    size_t out_len;
+    const char *out = lp_engine_stdout (self->engine, &out_len);
+    lp_value_t *metadata = lp_msg_metadata (reply);
+    const lp_value_t *status = lp_value_get (content, "status");
+    const char *status_text = status? lp_value_as_string (status, NULL): NULL;
+    if (lp_value_set (metadata, "engine", lp_value_int (self->id))
+    ||  lp_value_set (metadata, "status", lp_value_string (status_text? status_text: "error"))
+    ||  lp_value_set (metadata, "started", lp_value_string (started))
+    ||  lp_value_set (metadata, "completed", lp_value_string (completed))
+    ||  lp_value_set (metadata, "stdout", s_text_value (out, out_len))) {
+        lp_msg_destroy (&reply);
+        return;
+    }
+    if (lp_wire_send (self->wire, &reply, origin))
+        zsys_warning ("cannot send the %s", reply_type);
+}
+
+static s_end_t
+s_serve (lp_session_t *self)
+{
+    zsock_t *pipe = zactor_sock (self->heart);
+    zpoller_t *poller = zpoller_new (self->mux, self->task, pipe, self->registration, NULL);
+    if (!poller)
+        return S_LOST;
+    s_end_t end = S_STOP;
+    while (!*self->stop) {
+        void *which = zpoller_wait (poller, LP_ENGINE_POLL_MSEC);
+        if (which == self->mux || which == self->task) {
+            lp_msg_t *request = lp_wire_recv (self->wire, (zsock_t *) which);
+            if (request) {
+                s_handle_request (self, request, (zsock_t *) which);
+                lp_msg_destroy (&request);
+            }
+        }
+        else
+        if (which == self->registration) {
+            //  nothing is expected here after the handshake
+            lp_msg_t *msg = lp_wire_recv (self->wire, self->registration);
+            lp_msg_destroy (&msg);
+        }
+        else
+        if (which == pipe) {
+            char *command = zstr_recv (pipe);
+            bool lost = command && streq (command, "LOST");
+            bool shutdown = command && streq (command, "SHUTDOWN");
+            zstr_free (&command);
+            if (lost) {
+                end = S_LOST;
+                break;
+            }
+            if (shutdown) {
+                end = S_SHUTDOWN;
+                break;
+            }
+        }
+    }
+    zpoller_destroy (&poller);
+    return end;
+}
+
+//  --------------------------------------------------------------------------
+
+int
+lp_session_run (lp_session_t *self, const volatile sig_atomic_t *stop)
+{
+    assert (self);
+    assert (stop);
+    self->stop = stop;
+    lp_engine_set_output (self->engine, s_output, self);
+    int backoff = LP_RECONNECT_MIN_MSEC;
+    while (!*stop) {
+        int rc = s_register (self);
+        if (rc == 0) {
+            backoff = LP_RECONNECT_MIN_MSEC;
+            s_end_t end = s_serve (self);
+            if (end != S_LOST) {
+                zsys_info ("%s: exiting", end == S_SHUTDOWN? "shutdown requested": "signal");
+                s_unregister (self);
+                s_disconnect (self);
+                lp_engine_set_output (self->engine, NULL, NULL);
+                return 0;
+            }
+        }
+        s_disconnect (self);
+        if (*stop)
+            break;
+        if (rc == 1) {                  //  new connection file: at once
+            backoff = LP_RECONNECT_MIN_MSEC;
+            continue;
+        }
+        int delay = backoff + (int) randombytes_uniform ((uint32_t) backoff / 2 + 1);
+        zsys_info ("reconnecting in %d ms", delay);
+        int64_t until = zclock_mono () + delay;
+        while (!*stop && zclock_mono () < until) {
+            int64_t left = until - zclock_mono ();
+            zclock_sleep (left < LP_ENGINE_POLL_MSEC? (int) left: LP_ENGINE_POLL_MSEC);
+        }
+        backoff = backoff * 2 > LP_RECONNECT_MAX_MSEC? LP_RECONNECT_MAX_MSEC: backoff * 2;
+    }
+    zsys_info ("signal: exiting");
+    s_disconnect (self);
+    lp_engine_set_output (self->engine, NULL, NULL);
+    return 0;
+}

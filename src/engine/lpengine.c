@@ -1,0 +1,307 @@
+/*  =========================================================================
+    lpengine - a luaparallel engine: one stateful Lua 5.4 interpreter
+    serving docs/protocol.md
+
+    lpengine --file lp-engine.json [-n N] [--memory-limit MB] [--log FILE]
+             [--daemon --pid-file PATH] [--help]
+
+    Design, one job per file:
+      lpengine.c     this file: options, logging, daemon, the -n supervisor
+                     (forks N engines, forwards SIGTERM/SIGINT, reaps them),
+                     signal handling of an engine (a flag the loops poll)
+      lp_engine.c    the lua_State: execute, apply, map, push, pull, clear,
+                     print capture, error kinds, compiled-function cache,
+                     memory cap allocator, interrupt hook
+      lp_heart.c     heartbeat + control actor (own thread): pings echoed,
+                     interrupt / shutdown served while Lua runs, controller
+                     liveness
+      lp_session.c   sockets, registration handshake, request loop,
+                     reconnect with backoff, unregistration
+    Uses src/common for connection files, signing (lp_wire), messages and
+    Lua <-> value conversion.
+
+    Threads: the main thread owns the Lua state and the registration, mux
+    and iopub sockets; the heart thread owns hb and control sockets. The
+    only thing they share is lp_engine_interrupt (mutex + atomics) and the
+    actor pipe. SIGTERM/SIGINT are taken by the main thread only (blocked
+    in every other thread); the handler sets a flag; the heart interrupts
+    running Lua when it sees it; the main loop then unregisters and exits.
+    Forking (daemon, supervisor) happens before any czmq/ZeroMQ thread
+    exists.
+    =========================================================================
+*/
+#include "lp_common.h"
+#include "lp_engine.h"
+#include "lp_session.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define S_MAX_CHILDREN 4096             //  -n upper bound
+
+static volatile sig_atomic_t s_stop = 0;
+static pid_t s_children [S_MAX_CHILDREN];
+static volatile sig_atomic_t s_nchildren = 0;
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+        "usage: lpengine --file lp-engine.json [-n N] [--memory-limit MB] [--log FILE]\n"
+        "                [--daemon --pid-file PATH] [--help]\n"
+        "  --file FILE         engine connection file (written by lpcontroller)\n"
+        "  -n N                run N engines under a supervisor process\n"
+        "  --memory-limit MB   cap on each Lua state's memory (0 = none)\n"
+        "  --log FILE          append log lines and output to FILE\n"
+        "  --daemon            detach from the terminal (setsid)\n"
+        "  --pid-file PATH     write the (supervisor's) pid there; removed on exit\n");
+}
+
+static void
+s_on_signal (int signum)
+{
+    s_stop = 1;
+    //  Supervisor: pass it on (kill is async-signal-safe)
+    for (int i = 0; i < s_nchildren; i++)
+        if (s_children [i] > 0)
+            kill (s_children [i], signum);
+}
+
+static void
+s_install_handlers (void)
+{
+    struct sigaction action;
+    memset (&action, 0, sizeof action);
+    action.sa_handler = s_on_signal;
+    sigemptyset (&action.sa_mask);
+    action.sa_flags = 0;                //  no SA_RESTART: waits return EINTR
+    sigaction (SIGTERM, &action, NULL);
+    sigaction (SIGINT, &action, NULL);
+    signal (SIGPIPE, SIG_IGN);
+}
+
+//  One engine in this process; returns the exit code
+static int
+s_engine_main (const char *file, lp_conn_t **conn_p, size_t memory_limit)
+{
+    //  czmq must not install its handlers; ZeroMQ's threads are created
+    //  with our signals blocked so only the main thread gets them.
+    zsys_handler_set (NULL);
+    sigset_t block, old;
+    sigemptyset (&block);
+    sigaddset (&block, SIGTERM);
+    sigaddset (&block, SIGINT);
+    pthread_sigmask (SIG_BLOCK, &block, &old);
+    zsys_init ();
+    s_install_handlers ();
+    pthread_sigmask (SIG_SETMASK, &old, NULL);
+    zsys_set_logstream (stderr);
+    char ident [32];
+    snprintf (ident, sizeof ident, "lpengine[pid %d]", (int) getpid ());
+    zsys_set_logident (ident);
+
+    lp_engine_t *engine = lp_engine_new (memory_limit);
+    if (!engine) {
+        zsys_error ("cannot create the Lua state");
+        lp_conn_destroy (conn_p);
+        return 1;
+    }
+    lp_session_t *session = lp_session_new (file, conn_p, engine);
+    if (!session) {
+        lp_engine_destroy (&engine);
+        lp_conn_destroy (conn_p);
+        return 1;
+    }
+    int rc = lp_session_run (session, &s_stop);
+    lp_session_destroy (&session);
+    lp_engine_destroy (&engine);
+    zsys_shutdown ();
+    return rc;
+}
+
+//  Runs n engine children, forwards signals, reaps them
+static int
+s_supervise (int n, const char *file, lp_conn_t **conn_p, size_t memory_limit)
+{
+    s_install_handlers ();
+    //  Block signals while forking so the table is complete when used
+    sigset_t block, old;
+    sigemptyset (&block);
+    sigaddset (&block, SIGTERM);
+    sigaddset (&block, SIGINT);
+    pthread_sigmask (SIG_BLOCK, &block, &old);
+    for (int i = 0; i < n; i++) {
+        pid_t pid = fork ();
+        if (pid < 0) {
+            fprintf (stderr, "lpengine: fork: %s\n", strerror (errno));
+            break;
+        }
+        if (pid == 0) {
+            s_nchildren = 0;
+            pthread_sigmask (SIG_SETMASK, &old, NULL);
+            _exit (s_engine_main (file, conn_p, memory_limit));
+        }
+        s_children [s_nchildren] = pid;
+        s_nchildren = s_nchildren + 1;
+    }
+    lp_conn_destroy (conn_p);
+    pthread_sigmask (SIG_SETMASK, &old, NULL);
+    if (s_stop)                         //  a signal came while forking
+        for (int i = 0; i < s_nchildren; i++)
+            kill (s_children [i], SIGTERM);
+    int alive = s_nchildren;
+    int failed = 0;
+    while (alive > 0) {
+        int status;
+        pid_t pid = waitpid (-1, &status, 0);
+        if (pid < 0) {
+            if (errno == EINTR)
+                continue;
+            break;                      //  ECHILD
+        }
+        for (int i = 0; i < s_nchildren; i++)
+            if (s_children [i] == pid) {
+                s_children [i] = 0;
+                alive--;
+                if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
+                    failed++;
+            }
+    }
+    return failed? 1: 0;
+}
+
+int
+main (int argc, char *argv [])
+{
+    //  Whoever started us may have leaked descriptors (a daemon's report
+    //  pipe, say): holding them would keep its reader waiting for EOF.
+    closefrom (STDERR_FILENO + 1);
+    const char *file = NULL;
+    const char *log = NULL;
+    const char *pid_file = NULL;
+    bool daemon = false;
+    long n = 0;
+    long memory_mb = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv [i];
+        bool has_value = i + 1 < argc;
+        char *end = NULL;
+        if (streq (arg, "--help") || streq (arg, "-h")) {
+            s_usage (stdout);
+            return 0;
+        }
+        else
+        if (streq (arg, "--file") && has_value)
+            file = argv [++i];
+        else
+        if (streq (arg, "--log") && has_value)
+            log = argv [++i];
+        else
+        if (streq (arg, "--pid-file") && has_value)
+            pid_file = argv [++i];
+        else
+        if (streq (arg, "--daemon"))
+            daemon = true;
+        else
+        if (streq (arg, "-n") && has_value) {
+            n = strtol (argv [++i], &end, 10);
+            if (*end || n < 1 || n > S_MAX_CHILDREN) {
+                fprintf (stderr, "lpengine: -n wants a number from 1 to %d\n", S_MAX_CHILDREN);
+                return 1;
+            }
+        }
+        else
+        if (streq (arg, "--memory-limit") && has_value) {
+            memory_mb = strtol (argv [++i], &end, 10);
+            if (*end || memory_mb < 0 || memory_mb > 1024L * 1024) {
+                fprintf (stderr, "lpengine: --memory-limit wants megabytes (0 = none)\n");
+                return 1;
+            }
+        }
+        else {
+            fprintf (stderr, "lpengine: unknown or incomplete option '%s'\n", arg);
+            s_usage (stderr);
+            return 1;
+        }
+    }
+    if (!file) {
+        fprintf (stderr, "lpengine: --file is required\n");
+        s_usage (stderr);
+        return 1;
+    }
+    if (sodium_init () < 0) {
+        fprintf (stderr, "lpengine: cannot initialise libsodium\n");
+        return 1;
+    }
+    char err [512];
+    lp_conn_t *conn = lp_conn_load (file, err, sizeof err);
+    if (!conn) {
+        fprintf (stderr, "%s\n", err);
+        return 1;
+    }
+    //  The connection file is re-read on reconnects: keep an absolute path
+    char *abs_file = realpath (file, NULL);
+    if (abs_file)
+        file = abs_file;
+
+    //  Lua's io.read must never block on a terminal
+    int null_fd = open ("/dev/null", O_RDWR);
+    if (null_fd >= 0) {
+        dup2 (null_fd, STDIN_FILENO);
+        if (daemon && !log) {
+            dup2 (null_fd, STDOUT_FILENO);
+            dup2 (null_fd, STDERR_FILENO);
+        }
+        if (null_fd > STDERR_FILENO)
+            close (null_fd);
+    }
+    if (log) {
+        if (!freopen (log, "a", stdout) || !freopen (log, "a", stderr)) {
+            fprintf (stderr, "lpengine: cannot open log %s: %s\n", log, strerror (errno));
+            lp_conn_destroy (&conn);
+            free (abs_file);
+            return 1;
+        }
+        setvbuf (stdout, NULL, _IOLBF, 0);
+        setvbuf (stderr, NULL, _IOLBF, 0);
+    }
+    if (daemon) {
+        pid_t pid = fork ();
+        if (pid < 0) {
+            fprintf (stderr, "lpengine: fork: %s\n", strerror (errno));
+            lp_conn_destroy (&conn);
+            free (abs_file);
+            return 1;
+        }
+        if (pid > 0) {
+            lp_conn_destroy (&conn);
+            free (abs_file);
+            _exit (0);
+        }
+        setsid ();
+    }
+    if (pid_file) {
+        FILE *out = fopen (pid_file, "w");
+        if (!out) {
+            fprintf (stderr, "lpengine: cannot write %s: %s\n", pid_file, strerror (errno));
+            lp_conn_destroy (&conn);
+            free (abs_file);
+            return 1;
+        }
+        fprintf (out, "%d\n", (int) getpid ());
+        fclose (out);
+    }
+    pid_t main_pid = getpid ();
+    size_t memory_limit = (size_t) memory_mb * 1024 * 1024;
+    int rc = n > 1? s_supervise ((int) n, file, &conn, memory_limit)
+                  : s_engine_main (file, &conn, memory_limit);
+    if (pid_file && getpid () == main_pid)
+        unlink (pid_file);
+    free (abs_file);
+    return rc;
+}

@@ -1,0 +1,969 @@
+/*  =========================================================================
+    lp_scheduler.c - the load-balanced task scheduler
+
+    Clients send tasks (apply_request, execute_request, map_request...) on
+    the task channel with no engine named; this actor picks one with the
+    configured scheme and forwards the frames unchanged, exactly as the mux
+    does:   [client] <LPMSG> ...  ->  [uuid][client] <LPMSG> ...
+
+    Scheduling flags travel in the request header (docs/scheduling.md):
+        targets     engines allowed (default: any)
+        retries     resubmissions after a failure or an engine's death
+        timeout     ms to wait for an engine before TimeoutError
+        time_limit  ms of running time (enforced by the engine)
+        after       msg_ids that must finish first
+        follow      msg_ids whose engine this task must run on
+        success / failure   which outcomes of after/follow satisfy them
+                    (default success = true, failure = false)
+
+    A task is always in exactly one place: the waiting list (unassigned, in
+    arrival order, possibly blocked on dependencies) or one engine's FIFO
+    (assigned; engines answer a channel in order, so a reply pops the
+    head). It leaves only with a reply to its client: the engine's, or one
+    made here (EngineError, TimeoutError, DependencyError, Aborted). Tasks
+    with retries keep a copy of their frames for resubmission; others are
+    forwarded without a copy.
+
+    `hwm` bounds the tasks outstanding on one engine; tasks beyond it wait
+    here, where they can still go to whichever engine frees up first.
+    Completed task outcomes are remembered (the last LP_TASK_HISTORY) for
+    dependencies; a dependency on a task id never seen, or forgotten,
+    cannot be met and fails at once.
+    =========================================================================
+*/
+#include "lp_scheduler.h"
+#include "lp_reply.h"
+
+#include <sodium.h>
+
+#define LP_TASK_HISTORY      65536      //  outcomes kept for dependencies
+#define TIMEOUT_CHECK_MSEC   20         //  timeout resolution
+
+typedef struct {
+    char msg_id [LP_ID_CHARS + 1];      //  the request's msg_id
+    zmsg_t *msg;                        //  [client] <LPMSG> ... (for retries)
+    zframe_t *client;                   //  client identity
+    lp_value_t *header;                 //  request header
+    int retries;                        //  resubmissions left
+    int64_t deadline;                   //  start by (mono ms), 0 = none
+    int64_t *targets;                   //  allowed engines, NULL = any
+    size_t ntargets;
+    char **after;                       //  must finish first
+    size_t nafter;
+    char **follow;                      //  run where these ran
+    size_t nfollow;
+    bool success_ok;                    //  a dependency's success counts
+    bool failure_ok;                    //  a dependency's failure counts
+    int avoid;                          //  engine that just failed it, -1
+} s_task_t;
+
+typedef struct {
+    int id;                             //  engine id
+    char uuid [LP_ID_CHARS + 1];        //  routing identity
+    bool active;                        //  may receive tasks
+    zlistx_t *fifo;                     //  assigned tasks, in order
+    uint64_t done;                      //  tasks answered
+    uint64_t last_used;                 //  assignment stamp (lru)
+} s_engine_t;
+
+typedef struct {
+    bool ok;                            //  succeeded
+    int engine;                         //  where it ran
+} s_outcome_t;
+
+typedef struct {
+    zsock_t *pipe;                      //  to the hub
+    zloop_t *loop;                      //  reactor
+    lp_wire_t *wire;                    //  verify / sign
+    zsock_t *client;                    //  ROUTER facing clients
+    zsock_t *engine;                    //  ROUTER facing engines
+    char endpoints [2][128];            //  engine, client
+    lp_scheme_t scheme;                 //  picking rule
+    int hwm;                            //  per-engine bound, 0 = none
+    zhashx_t *by_uuid;                  //  uuid -> s_engine_t (owns)
+    s_engine_t **by_id;                 //  id -> engine (borrowed)
+    size_t by_id_size;
+    zlistx_t *waiting;                  //  unassigned s_task_t (owns)
+    size_t with_deadline;               //  waiting tasks with a timeout
+    zhashx_t *pending;                  //  msg_id -> task, not yet done
+    zhashx_t *outcomes;                 //  msg_id -> s_outcome_t
+    char (*history) [LP_ID_CHARS + 1];  //  ring of outcome ids, oldest out
+    size_t history_next;
+    uint64_t stamp;                     //  lru clock
+} self_t;
+
+static const char *s_schemes [] = { "leastload", "lru", "plainrandom", "weighted", "twobin" };
+
+int
+lp_scheme_from_name (const char *name)
+{
+    for (int i = 0; i < 5; i++)
+        if (name && streq (name, s_schemes [i]))
+            return i;
+    return -1;
+}
+
+const char *
+lp_scheme_name (lp_scheme_t scheme)
+{
+    return (int) scheme >= 0 && (int) scheme < 5? s_schemes [scheme]: "?";
+}
+
+//  --------------------------------------------------------------------
+//  Tasks
+
+static void
+s_strings_free (char **list, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free (list [i]);
+    free (list);
+}
+
+static void
+s_task_destroy (s_task_t **self_p)
+{
+    s_task_t *self = *self_p;
+    if (self) {
+        zmsg_destroy (&self->msg);
+        zframe_destroy (&self->client);
+        lp_value_destroy (&self->header);
+        free (self->targets);
+        s_strings_free (self->after, self->nafter);
+        s_strings_free (self->follow, self->nfollow);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+//  Reads an array of msg_id strings from the header; -1 when mistyped.
+static int
+s_read_ids (const lp_value_t *header, const char *key, char ***list_p, size_t *count_p)
+{
+    const lp_value_t *array = lp_value_get (header, key);
+    if (!array || lp_value_type (array) == LP_NIL)
+        return 0;
+    if (lp_value_type (array) != LP_ARRAY)
+        return -1;
+    size_t count = lp_value_len (array);
+    char **list = (char **) calloc (count? count: 1, sizeof (char *));
+    if (!list)
+        return -1;
+    *list_p = list;
+    for (size_t i = 0; i < count; i++) {
+        const char *id = lp_value_as_string (lp_value_at (array, i), NULL);
+        if (!id || lp_value_type (lp_value_at (array, i)) != LP_STRING)
+            return -1;
+        list [i] = strdup (id);
+        if (!list [i])
+            return -1;
+        *count_p = i + 1;
+    }
+    return 0;
+}
+
+static int64_t
+s_header_int (const lp_value_t *header, const char *key, int64_t fallback)
+{
+    const lp_value_t *value = lp_value_get (header, key);
+    if (!value)
+        return fallback;
+    if (lp_value_type (value) == LP_INT)
+        return lp_value_as_int (value);
+    if (lp_value_type (value) == LP_NUMBER)
+        return (int64_t) lp_value_as_number (value);
+    return fallback;
+}
+
+static bool
+s_header_bool (const lp_value_t *header, const char *key, bool fallback)
+{
+    const lp_value_t *value = lp_value_get (header, key);
+    return value && lp_value_type (value) == LP_BOOL? lp_value_as_bool (value): fallback;
+}
+
+//  Builds a task from a verified request; the message and header are taken.
+//  NULL with why filled when the flags are malformed.
+static s_task_t *
+s_task_new (zmsg_t **msg_p, lp_value_t **header_p, char *why, size_t whylen)
+{
+    s_task_t *task = (s_task_t *) calloc (1, sizeof (s_task_t));
+    if (!task) {
+        snprintf (why, whylen, "controller out of memory");
+        return NULL;
+    }
+    task->msg = *msg_p;
+    *msg_p = NULL;
+    task->header = *header_p;
+    *header_p = NULL;
+    task->avoid = -1;
+    task->client = zframe_dup (zmsg_first (task->msg));
+    const char *id = lp_value_as_string (lp_value_get (task->header, "msg_id"), NULL);
+    snprintf (task->msg_id, sizeof task->msg_id, "%s", id? id: "");
+    task->retries = (int) s_header_int (task->header, "retries", 0);
+    int64_t timeout = s_header_int (task->header, "timeout", 0);
+    task->deadline = timeout > 0? zclock_mono () + timeout: 0;
+    task->success_ok = s_header_bool (task->header, "success", true);
+    task->failure_ok = s_header_bool (task->header, "failure", false);
+    const lp_value_t *targets = lp_value_get (task->header, "targets");
+    if (targets && lp_value_type (targets) == LP_ARRAY) {
+        task->ntargets = lp_value_len (targets);
+        task->targets = (int64_t *) calloc (task->ntargets + 1, sizeof (int64_t));
+        for (size_t i = 0; task->targets && i < task->ntargets; i++)
+            task->targets [i] = lp_value_as_int (lp_value_at (targets, i));
+        if (!task->targets)
+            task->ntargets = 0;
+    }
+    if (!task->client || task->retries < 0
+    ||  (targets && lp_value_type (targets) != LP_ARRAY && lp_value_type (targets) != LP_NIL)
+    ||  s_read_ids (task->header, "after", &task->after, &task->nafter) != 0
+    ||  s_read_ids (task->header, "follow", &task->follow, &task->nfollow) != 0) {
+        snprintf (why, whylen, "bad scheduling flags: targets must be an array of ids, "
+                  "after/follow arrays of msg_ids, retries >= 0");
+        s_task_destroy (&task);
+    }
+    return task;
+}
+
+static void
+s_task_free (void **item)
+{
+    s_task_destroy ((s_task_t **) item);
+}
+
+//  --------------------------------------------------------------------
+//  Engines
+
+static void
+s_engine_free (void **item)
+{
+    s_engine_t *engine = (s_engine_t *) *item;
+    if (engine) {
+        zlistx_destroy (&engine->fifo);
+        free (engine);
+        *item = NULL;
+    }
+}
+
+static s_engine_t *
+s_engine_by_id (self_t *self, int64_t id)
+{
+    if (id < 0 || (size_t) id >= self->by_id_size)
+        return NULL;
+    return self->by_id [id];
+}
+
+static size_t
+s_load (s_engine_t *engine)
+{
+    return zlistx_size (engine->fifo);
+}
+
+//  --------------------------------------------------------------------
+//  Outcomes, for dependencies
+
+static void
+s_remember (self_t *self, const char *msg_id, bool ok, int engine)
+{
+    char *slot = self->history [self->history_next];
+    if (*slot)
+        zhashx_delete (self->outcomes, slot);
+    s_outcome_t *outcome = (s_outcome_t *) malloc (sizeof (s_outcome_t));
+    if (!outcome)
+        return;
+    outcome->ok = ok;
+    outcome->engine = engine;
+    zhashx_update (self->outcomes, msg_id, outcome);
+    snprintf (slot, LP_ID_CHARS + 1, "%s", msg_id);
+    self->history_next = (self->history_next + 1) % LP_TASK_HISTORY;
+}
+
+//  A task ends here: its reply (engine's or ours) has gone to the client.
+static void
+s_task_finished (self_t *self, s_task_t **task_p, bool ok, int engine)
+{
+    s_task_t *task = *task_p;
+    zhashx_delete (self->pending, task->msg_id);
+    s_remember (self, task->msg_id, ok, engine);
+    s_task_destroy (task_p);
+}
+
+static void
+s_task_fail (self_t *self, s_task_t **task_p, int engine, const char *ename, const char *evalue)
+{
+    s_task_t *task = *task_p;
+    lp_reply_error (self->wire, self->client, task->client, task->header, engine, ename, evalue);
+    s_task_finished (self, task_p, false, engine);
+}
+
+typedef enum { DEPS_MET, DEPS_WAIT, DEPS_IMPOSSIBLE } s_deps_t;
+
+//  Checks after and follow; *where gets the follow engine (or -1).
+static s_deps_t
+s_check_deps (self_t *self, s_task_t *task, int *where, char *why, size_t whylen)
+{
+    *where = -1;
+    bool wait = false;
+    for (int list = 0; list < 2; list++) {
+        char **ids = list? task->follow: task->after;
+        size_t count = list? task->nfollow: task->nafter;
+        for (size_t i = 0; i < count; i++) {
+            s_outcome_t *outcome = (s_outcome_t *) zhashx_lookup (self->outcomes, ids [i]);
+            if (!outcome) {
+                if (zhashx_lookup (self->pending, ids [i])) {
+                    wait = true;
+                    continue;
+                }
+                snprintf (why, whylen, "depends on task %s, which is unknown here", ids [i]);
+                return DEPS_IMPOSSIBLE;
+            }
+            if (!((outcome->ok && task->success_ok) || (!outcome->ok && task->failure_ok))) {
+                snprintf (why, whylen, "depends on task %s, which %s", ids [i],
+                          outcome->ok? "succeeded (failure=true, success=false required)"
+                                     : "failed (success required)");
+                return DEPS_IMPOSSIBLE;
+            }
+            if (list) {
+                if (*where >= 0 && *where != outcome->engine) {
+                    snprintf (why, whylen, "follows tasks that ran on engines %d and %d",
+                              *where, outcome->engine);
+                    return DEPS_IMPOSSIBLE;
+                }
+                *where = outcome->engine;
+            }
+        }
+    }
+    if (wait)
+        return DEPS_WAIT;
+    if (*where >= 0) {
+        s_engine_t *engine = s_engine_by_id (self, *where);
+        if (!engine || !engine->active) {
+            snprintf (why, whylen, "follows tasks that ran on engine %d, which is gone", *where);
+            return DEPS_IMPOSSIBLE;
+        }
+    }
+    return DEPS_MET;
+}
+
+//  --------------------------------------------------------------------
+//  Picking an engine
+
+static bool
+s_eligible (self_t *self, s_task_t *task, s_engine_t *engine, int where)
+{
+    if (!engine->active)
+        return false;
+    if (self->hwm > 0 && s_load (engine) >= (size_t) self->hwm)
+        return false;
+    if (where >= 0 && engine->id != where)
+        return false;
+    if (task->targets) {
+        size_t i;
+        for (i = 0; i < task->ntargets; i++)
+            if (task->targets [i] == engine->id)
+                break;
+        if (i == task->ntargets)
+            return false;
+    }
+    return true;
+}
+
+//  True when a is the better of two by load, then by lru order.
+static bool
+s_less_loaded (s_engine_t *a, s_engine_t *b)
+{
+    return s_load (a) < s_load (b)
+        || (s_load (a) == s_load (b) && a->last_used < b->last_used);
+}
+
+static s_engine_t *
+s_weighted_pick (s_engine_t **list, size_t count)
+{
+    double total = 0;
+    for (size_t i = 0; i < count; i++)
+        total += 1.0 / (1.0 + (double) s_load (list [i]));
+    double point = total * ((double) randombytes_random () / 4294967296.0);
+    for (size_t i = 0; i < count; i++) {
+        point -= 1.0 / (1.0 + (double) s_load (list [i]));
+        if (point < 0)
+            return list [i];
+    }
+    return list [count - 1];
+}
+
+static s_engine_t *
+s_pick (self_t *self, s_task_t *task, int where)
+{
+    s_engine_t *stack [64];
+    s_engine_t **list = stack;
+    size_t count = 0;
+    if (self->by_id_size > 64) {
+        list = (s_engine_t **) malloc (self->by_id_size * sizeof *list);
+        if (!list)
+            return NULL;
+    }
+    for (size_t i = 0; i < self->by_id_size; i++)
+        if (self->by_id [i] && s_eligible (self, task, self->by_id [i], where))
+            list [count++] = self->by_id [i];
+    s_engine_t *choice = NULL;
+    //  Avoid the engine that just failed this task, when there is another.
+    if (count > 1 && task->avoid >= 0)
+        for (size_t i = 0; i < count; i++)
+            if (list [i]->id == task->avoid) {
+                list [i] = list [--count];
+                break;
+            }
+    if (count > 0) {
+        switch (self->scheme) {
+            case LP_SCHEME_LRU:
+                choice = list [0];
+                for (size_t i = 1; i < count; i++)
+                    if (list [i]->last_used < choice->last_used)
+                        choice = list [i];
+                break;
+            case LP_SCHEME_PLAINRANDOM:
+                choice = list [randombytes_uniform ((uint32_t) count)];
+                break;
+            case LP_SCHEME_TWOBIN: {
+                s_engine_t *a = list [randombytes_uniform ((uint32_t) count)];
+                s_engine_t *b = list [randombytes_uniform ((uint32_t) count)];
+                choice = s_less_loaded (a, b)? a: b;
+                break;
+            }
+            case LP_SCHEME_WEIGHTED: {
+                s_engine_t *a = s_weighted_pick (list, count);
+                s_engine_t *b = s_weighted_pick (list, count);
+                choice = s_less_loaded (a, b)? a: b;
+                break;
+            }
+            default:
+                choice = list [0];
+                for (size_t i = 1; i < count; i++)
+                    if (s_less_loaded (list [i], choice))
+                        choice = list [i];
+        }
+    }
+    if (list != stack)
+        free (list);
+    return choice;
+}
+
+static bool
+s_any_capacity (self_t *self)
+{
+    for (size_t i = 0; i < self->by_id_size; i++) {
+        s_engine_t *engine = self->by_id [i];
+        if (engine && engine->active
+        &&  (self->hwm == 0 || s_load (engine) < (size_t) self->hwm))
+            return true;
+    }
+    return false;
+}
+
+//  Sends the task to engine; the task moves to the engine's FIFO. 0, or
+//  -1 when the engine cannot be reached (the task stays unassigned, or
+//  fails when it was sent without a copy and so is gone).
+static int
+s_assign (self_t *self, s_task_t **task_p, s_engine_t *engine)
+{
+    s_task_t *task = *task_p;
+    bool keep = task->retries > 0;
+    zmsg_t *out = keep? zmsg_dup (task->msg): task->msg;
+    if (!out)
+        return -1;
+    if (!keep)
+        task->msg = NULL;               //  zmsg_send consumes it either way
+    if (zmsg_pushmem (out, engine->uuid, LP_ID_CHARS) != 0
+    ||  zmsg_send (&out, self->engine) != 0) {
+        zmsg_destroy (&out);
+        engine->active = false;
+        zsys_warning ("scheduler: engine %d not reachable; not using it", engine->id);
+        if (!keep) {
+            char why [96];
+            snprintf (why, sizeof why, "engine %d is not reachable", engine->id);
+            s_task_fail (self, task_p, engine->id, "EngineError", why);
+        }
+        return -1;
+    }
+    engine->last_used = ++self->stamp;
+    if (!zlistx_add_end (engine->fifo, task))
+        s_task_fail (self, task_p, engine->id, "EngineError", "controller out of memory");
+    return 0;
+}
+
+static void
+s_enqueue (self_t *self, s_task_t *task, bool front)
+{
+    if (front? !zlistx_add_start (self->waiting, task): !zlistx_add_end (self->waiting, task)) {
+        s_task_fail (self, &task, -1, "EngineError", "controller out of memory");
+        return;
+    }
+    if (task->deadline)
+        self->with_deadline++;
+}
+
+//  Places every waiting task that can go somewhere now, in arrival order.
+static void
+s_dispatch (self_t *self)
+{
+    if (!s_any_capacity (self))
+        return;
+    s_task_t *task = (s_task_t *) zlistx_first (self->waiting);
+    while (task) {
+        void *cursor = zlistx_cursor (self->waiting);
+        char why [256];
+        int where = -1;
+        s_deps_t deps = (task->nafter || task->nfollow)
+                      ? s_check_deps (self, task, &where, why, sizeof why): DEPS_MET;
+        s_engine_t *engine = NULL;
+        if (deps == DEPS_IMPOSSIBLE || (deps == DEPS_MET && (engine = s_pick (self, task, where)))) {
+            //  Leaves the waiting list (detach keeps the task alive).
+            zlistx_detach (self->waiting, cursor);
+            if (task->deadline)
+                self->with_deadline--;
+            if (deps == DEPS_IMPOSSIBLE)
+                s_task_fail (self, &task, -1, "DependencyError", why);
+            else
+            if (s_assign (self, &task, engine) != 0) {
+                //  The engine is now unused; the task goes back to the head.
+                if (task)
+                    s_enqueue (self, task, true);
+                task = (s_task_t *) zlistx_first (self->waiting);
+                continue;
+            }
+            if (!s_any_capacity (self))
+                return;
+            task = (s_task_t *) zlistx_first (self->waiting);
+            continue;
+        }
+        task = (s_task_t *) zlistx_next (self->waiting);
+    }
+}
+
+//  --------------------------------------------------------------------
+//  Sockets
+
+static void
+s_handle_abort (self_t *self, zmsg_t *msg, lp_value_t *header, size_t delim)
+{
+    //  Content frame is delim + 5: delimiter, sig, header, parent, metadata.
+    zframe_t *frame = zmsg_first (msg);
+    for (size_t i = 0; frame && i < delim + 5; i++)
+        frame = zmsg_next (msg);
+    char err [128];
+    lp_value_t *content = frame? lp_codec_decode (zframe_data (frame), zframe_size (frame),
+                                                  NULL, 0, err, sizeof err): NULL;
+    const lp_value_t *ids = content? lp_value_get (content, "msg_ids"): NULL;
+    lp_value_t *aborted = lp_value_array ();
+    lp_value_t *not_aborted = lp_value_array ();
+    for (size_t i = 0; ids && aborted && not_aborted && i < lp_value_len (ids); i++) {
+        const char *id = lp_value_as_string (lp_value_at (ids, i), NULL);
+        if (!id)
+            continue;
+        bool found = false;
+        s_task_t *task = (s_task_t *) zlistx_first (self->waiting);
+        while (task) {
+            if (streq (task->msg_id, id)) {
+                zlistx_detach_cur (self->waiting);
+                if (task->deadline)
+                    self->with_deadline--;
+                s_task_fail (self, &task, -1, "Aborted", "task aborted before it started");
+                found = true;
+                break;
+            }
+            task = (s_task_t *) zlistx_next (self->waiting);
+        }
+        lp_value_append (found? aborted: not_aborted, lp_value_string (id));
+    }
+    lp_msg_t *reply = lp_msg_new ("abort_reply");
+    zmsg_t *routing = zmsg_new ();
+    if (reply && routing && aborted && not_aborted) {
+        zmsg_append (routing, &(zframe_t *) { zframe_dup (zmsg_first (msg)) });
+        lp_msg_set_routing (reply, &routing);
+        lp_msg_set_parent (reply, header);
+        header = NULL;
+        lp_value_t *body = lp_msg_content (reply);
+        lp_value_set (body, "status", lp_value_string ("ok"));
+        lp_value_set (body, "aborted", aborted);
+        lp_value_set (body, "not_aborted", not_aborted);
+        aborted = not_aborted = NULL;
+        lp_wire_send (self->wire, &reply, self->client);
+    }
+    zmsg_destroy (&routing);
+    lp_msg_destroy (&reply);
+    lp_value_destroy (&aborted);
+    lp_value_destroy (&not_aborted);
+    lp_value_destroy (&header);
+    lp_value_destroy (&content);
+}
+
+static int
+s_on_client (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    self_t *self = (self_t *) arg;
+    zmsg_t *msg = zmsg_recv (sock);
+    if (!msg)
+        return 0;
+    size_t delim = 0;
+    lp_value_t *header = lp_wire_verify (self->wire, msg, &delim);
+    if (!header || delim != 1) {
+        lp_value_destroy (&header);
+        zmsg_destroy (&msg);
+        return 0;
+    }
+    const char *type = lp_value_as_string (lp_value_get (header, "msg_type"), NULL);
+    if (type && streq (type, "abort_request")) {
+        s_handle_abort (self, msg, header, delim);
+        zmsg_destroy (&msg);
+        return 0;
+    }
+    zframe_t *client = zframe_dup (zmsg_first (msg));
+    lp_value_t *header_copy = lp_value_dup (header);
+    char why [256];
+    s_task_t *task = s_task_new (&msg, &header, why, sizeof why);
+    if (!task) {
+        if (header_copy)
+            lp_reply_error (self->wire, self->client, client, header_copy, -1, "ProtocolError", why);
+    }
+    else
+    if (zhashx_lookup (self->pending, task->msg_id)) {
+        lp_reply_error (self->wire, self->client, client, header_copy, -1, "ProtocolError",
+                        "a task with this msg_id is already pending");
+        s_task_destroy (&task);
+    }
+    else {
+        int where;
+        if ((task->nafter || task->nfollow)
+        &&  s_check_deps (self, task, &where, why, sizeof why) == DEPS_IMPOSSIBLE)
+            s_task_fail (self, &task, -1, "DependencyError", why);
+        else {
+            zhashx_insert (self->pending, task->msg_id, task);
+            s_enqueue (self, task, false);
+            s_dispatch (self);
+        }
+    }
+    zframe_destroy (&client);
+    lp_value_destroy (&header_copy);
+    lp_value_destroy (&header);
+    zmsg_destroy (&msg);
+    return 0;
+}
+
+//  Reads metadata.status of a reply without decoding the content (the
+//  metadata may reference buffer frames, e.g. a long stdout).
+static bool
+s_reply_ok (zmsg_t *msg, size_t delim)
+{
+    size_t count = zmsg_size (msg);
+    if (count < delim + 6)
+        return false;
+    zframe_t **frames = (zframe_t **) malloc (count * sizeof (zframe_t *));
+    if (!frames)
+        return false;
+    size_t i = 0;
+    for (zframe_t *frame = zmsg_first (msg); frame; frame = zmsg_next (msg))
+        frames [i++] = frame;
+    zframe_t *metadata_frame = frames [delim + 4];
+    char err [128];
+    lp_value_t *metadata = lp_codec_decode (zframe_data (metadata_frame),
+                                            zframe_size (metadata_frame),
+                                            frames + delim + 6, count - delim - 6,
+                                            err, sizeof err);
+    const char *status = metadata? lp_value_as_string (lp_value_get (metadata, "status"), NULL): NULL;
+    bool ok = status && streq (status, "ok");
+    lp_value_destroy (&metadata);
+    free (frames);
+    return ok;
+}
+
+static int
+s_on_engine (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    self_t *self = (self_t *) arg;
+    zmsg_t *msg = zmsg_recv (sock);
+    if (!msg)
+        return 0;
+    zframe_t *uuid_frame = zmsg_pop (msg);
+    char uuid [LP_ID_CHARS + 1] = "";
+    if (uuid_frame && zframe_size (uuid_frame) == LP_ID_CHARS)
+        memcpy (uuid, zframe_data (uuid_frame), LP_ID_CHARS);
+    zframe_destroy (&uuid_frame);
+    zframe_t *next = zmsg_first (msg);
+    if (next && zframe_streq (next, LP_DELIMITER)) {
+        lp_msg_t *hello = lp_wire_decode (self->wire, &msg);
+        if (hello && *uuid && streq (lp_msg_type (hello), "engine_hello"))
+            zsock_send (self->pipe, "siss", "HELLO", (int) lp_msg_get_int (hello, "id", -1),
+                        uuid, "task");
+        lp_msg_destroy (&hello);
+        return 0;
+    }
+    size_t delim = 0;
+    lp_value_t *header = lp_wire_verify (self->wire, msg, &delim);
+    s_engine_t *engine = *uuid? (s_engine_t *) zhashx_lookup (self->by_uuid, uuid): NULL;
+    s_task_t *task = engine? (s_task_t *) zlistx_first (engine->fifo): NULL;
+    if (header && delim == 1 && engine && engine->active && task) {
+        zlistx_detach_cur (engine->fifo);
+        engine->done++;
+        bool ok = s_reply_ok (msg, delim);
+        if (!ok && task->retries > 0) {
+            //  Failed with retries left: resubmit, preferably elsewhere.
+            task->retries--;
+            task->avoid = engine->id;
+            s_enqueue (self, task, true);
+        }
+        else {
+            zmsg_send (&msg, self->client);
+            s_task_finished (self, &task, ok, engine->id);
+        }
+        s_dispatch (self);
+    }
+    else
+    if (header)
+        zsys_warning ("scheduler: dropped a reply from %s engine %s",
+                      engine? "an inactive or idle": "an unknown", *uuid? uuid: "-");
+    lp_value_destroy (&header);
+    zmsg_destroy (&msg);
+    return 0;
+}
+
+static int
+s_on_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop; (void) timer_id;
+    self_t *self = (self_t *) arg;
+    if (self->with_deadline == 0)
+        return 0;
+    int64_t now = zclock_mono ();
+    s_task_t *task = (s_task_t *) zlistx_first (self->waiting);
+    while (task) {
+        if (task->deadline && now >= task->deadline) {
+            zlistx_detach_cur (self->waiting);
+            self->with_deadline--;
+            char why [128];
+            snprintf (why, sizeof why, "no engine took the task within its timeout of %lld ms",
+                      (long long) s_header_int (task->header, "timeout", 0));
+            s_task_fail (self, &task, -1, "TimeoutError", why);
+            task = (s_task_t *) zlistx_first (self->waiting);
+            continue;
+        }
+        task = (s_task_t *) zlistx_next (self->waiting);
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------
+//  Hub commands
+
+static void
+s_engine_add (self_t *self, int id, const char *uuid)
+{
+    if (id < 0 || strlen (uuid) != LP_ID_CHARS)
+        return;
+    if ((size_t) id >= self->by_id_size) {
+        size_t size = (size_t) id * 2 + 16;
+        s_engine_t **grown = (s_engine_t **) realloc (self->by_id, size * sizeof *grown);
+        if (!grown)
+            return;
+        memset (grown + self->by_id_size, 0, (size - self->by_id_size) * sizeof *grown);
+        self->by_id = grown;
+        self->by_id_size = size;
+    }
+    s_engine_t *engine = (s_engine_t *) zhashx_lookup (self->by_uuid, uuid);
+    if (!engine) {
+        engine = (s_engine_t *) zmalloc (sizeof (s_engine_t));
+        memcpy (engine->uuid, uuid, LP_ID_CHARS + 1);
+        engine->fifo = zlistx_new ();
+        zhashx_insert (self->by_uuid, uuid, engine);
+    }
+    if (self->by_id [id] && self->by_id [id] != engine)
+        self->by_id [id]->active = false;
+    engine->id = id;
+    engine->active = true;
+    self->by_id [id] = engine;
+    s_dispatch (self);
+}
+
+static void
+s_engine_remove (self_t *self, int id, const char *reason)
+{
+    s_engine_t *engine = s_engine_by_id (self, id);
+    if (!engine)
+        return;
+    engine->active = false;
+    char why [256];
+    snprintf (why, sizeof why, "engine %d %s", id, reason);
+    //  Newest first, so that resubmitted tasks keep their order at the head.
+    s_task_t *task;
+    while ((task = (s_task_t *) zlistx_last (engine->fifo))) {
+        zlistx_detach_cur (engine->fifo);
+        if (task->retries > 0 && task->msg) {
+            task->retries--;
+            s_enqueue (self, task, true);
+        }
+        else
+            s_task_fail (self, &task, id, "EngineError", why);
+    }
+    s_dispatch (self);
+}
+
+static void
+s_send_queues (self_t *self)
+{
+    size_t size = 64 + self->by_id_size * 64;
+    char *text = (char *) zmalloc (size);
+    size_t used = 0;
+    for (size_t id = 0; id < self->by_id_size; id++) {
+        s_engine_t *engine = self->by_id [id];
+        if (engine && engine->active) {
+            size_t load = s_load (engine);
+            used += snprintf (text + used, size - used, "%zu:%zu:%zu:%llu ", id,
+                              load > 0? load - 1: 0, load > 0? (size_t) 1: 0,
+                              (unsigned long long) engine->done);
+        }
+    }
+    snprintf (text + used, size - used, "unassigned:%zu", zlistx_size (self->waiting));
+    zsock_send (self->pipe, "ss", "QUEUES", text);
+    free (text);
+}
+
+static int
+s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
+{
+    (void) loop;
+    self_t *self = (self_t *) arg;
+    zmsg_t *msg = zmsg_recv (pipe);
+    if (!msg)
+        return -1;
+    char *command = zmsg_popstr (msg);
+    int rc = 0;
+    if (!command || streq (command, "$TERM"))
+        rc = -1;
+    else
+    if (streq (command, "ADD") || streq (command, "REMOVE")) {
+        char *id_text = zmsg_popstr (msg);
+        char *text = zmsg_popstr (msg);
+        int id = id_text? atoi (id_text): -1;
+        if (streq (command, "ADD"))
+            s_engine_add (self, id, text? text: "");
+        else
+            s_engine_remove (self, id, text? text: "died");
+        free (id_text);
+        free (text);
+    }
+    else
+    if (streq (command, "QUEUES"))
+        s_send_queues (self);
+    else
+        assert (false);                 //  the hub speaks only these
+    free (command);
+    zmsg_destroy (&msg);
+    return rc;
+}
+
+//  --------------------------------------------------------------------
+
+static void
+s_self_destroy (self_t **self_p)
+{
+    self_t *self = *self_p;
+    if (!self)
+        return;
+    zloop_destroy (&self->loop);
+    zsock_destroy (&self->client);
+    zsock_destroy (&self->engine);
+    //  Tasks live in the waiting list or in engine FIFOs (which do not own).
+    if (self->by_uuid) {
+        for (s_engine_t *engine = (s_engine_t *) zhashx_first (self->by_uuid);
+             engine; engine = (s_engine_t *) zhashx_next (self->by_uuid)) {
+            s_task_t *task;
+            while ((task = (s_task_t *) zlistx_first (engine->fifo))) {
+                zlistx_detach_cur (engine->fifo);
+                s_task_destroy (&task);
+            }
+        }
+    }
+    zhashx_destroy (&self->by_uuid);
+    zlistx_destroy (&self->waiting);
+    zhashx_destroy (&self->pending);
+    zhashx_destroy (&self->outcomes);
+    free (self->history);
+    free (self->by_id);
+    lp_wire_destroy (&self->wire);
+    free (self);
+    *self_p = NULL;
+}
+
+static int
+s_bind (zsock_t *sock, const char *ip, char *endpoint)
+{
+    if (!sock)
+        return -1;
+    lp_wire_tune_socket (sock);
+    int port = zsock_bind (sock, "tcp://%s:*", ip);
+    if (port < 0)
+        return -1;
+    snprintf (endpoint, 128, "tcp://%s:%d", ip, port);
+    return 0;
+}
+
+static self_t *
+s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
+{
+    self_t *self = (self_t *) zmalloc (sizeof (self_t));
+    self->pipe = pipe;
+    self->scheme = config->scheme;
+    self->hwm = config->hwm;
+    self->wire = lp_wire_new (config->key, config->key_len, "controller/scheduler");
+    self->loop = zloop_new ();
+    self->by_uuid = zhashx_new ();
+    self->waiting = zlistx_new ();
+    self->pending = zhashx_new ();
+    self->outcomes = zhashx_new ();
+    self->history = calloc (LP_TASK_HISTORY, LP_ID_CHARS + 1);
+    self->client = zsock_new (ZMQ_ROUTER);
+    self->engine = zsock_new (ZMQ_ROUTER);
+    if (!self->wire || !self->loop || !self->by_uuid || !self->waiting || !self->pending
+    ||  !self->outcomes || !self->history || !self->client || !self->engine) {
+        s_self_destroy (&self);
+        return NULL;
+    }
+    zhashx_set_destructor (self->by_uuid, s_engine_free);
+    zlistx_set_destructor (self->waiting, s_task_free);
+    zhashx_set_destructor (self->outcomes, (zhashx_destructor_fn *) zstr_free);
+    zsock_set_router_mandatory (self->engine, 1);
+    zsock_set_router_handover (self->engine, 1);
+    if (s_bind (self->engine, config->ip, self->endpoints [0])
+    ||  s_bind (self->client, config->ip, self->endpoints [1])) {
+        zsys_error ("scheduler: cannot bind on %s: %s", config->ip, zmq_strerror (zmq_errno ()));
+        s_self_destroy (&self);
+        return NULL;
+    }
+    zloop_reader (self->loop, pipe, s_on_pipe, self);
+    zloop_reader (self->loop, self->client, s_on_client, self);
+    zloop_reader (self->loop, self->engine, s_on_engine, self);
+    zloop_reader_set_tolerant (self->loop, self->engine);
+    zloop_reader_set_tolerant (self->loop, self->client);
+    zloop_timer (self->loop, TIMEOUT_CHECK_MSEC, 0, s_on_timer, self);
+    return self;
+}
+
+void
+lp_scheduler_actor (zsock_t *pipe, void *args)
+{
+    self_t *self = s_self_new (pipe, (lp_scheduler_config_t *) args);
+    if (!self) {
+        zsock_signal (pipe, 1);
+        return;
+    }
+    zsock_signal (pipe, 0);
+    char *command = zstr_recv (pipe);
+    bool go = command && streq (command, "ENDPOINTS");
+    if (go)
+        zsock_send (pipe, "ss", self->endpoints [0], self->endpoints [1]);
+    free (command);
+    if (go)
+        zloop_start (self->loop);
+    s_self_destroy (&self);
+}

@@ -1,0 +1,43 @@
+/*  lp_scheduler.h - the load-balanced task scheduler actor.
+
+    Commands on the actor pipe (hub -> scheduler):
+      "ENDPOINTS"       reply s s: task engine endpoint, task client endpoint
+      "ADD"     i s     engine id, uuid: may receive tasks from now on
+      "REMOVE"  i s     engine id, reason: resubmit or fail its tasks
+      "QUEUES"          reply "QUEUES" s: "id:queued:running:done ..." then
+                        "unassigned:N"
+      "$TERM"
+    Events (scheduler -> hub):
+      "HELLO"   i s s   engine id, uuid, "task"
+*/
+#ifndef LP_SCHEDULER_H_INCLUDED
+#define LP_SCHEDULER_H_INCLUDED
+
+#include "lp_common.h"
+
+typedef enum {
+    LP_SCHEME_LEASTLOAD = 0,
+    LP_SCHEME_LRU,
+    LP_SCHEME_PLAINRANDOM,
+    LP_SCHEME_WEIGHTED,
+    LP_SCHEME_TWOBIN
+} lp_scheme_t;
+
+typedef struct {
+    const char *ip;                     //  address to bind
+    const uint8_t *key;                 //  signing key
+    size_t key_len;
+    lp_scheme_t scheme;                 //  how to pick an engine
+    int hwm;                            //  most tasks outstanding per engine, 0 = no limit
+} lp_scheduler_config_t;
+
+//  Scheme by name ("leastload", "lru", "plainrandom", "weighted",
+//  "twobin"); -1 when unknown.
+int  lp_scheme_from_name (const char *name);
+const char *lp_scheme_name (lp_scheme_t scheme);
+
+//  zactor_new (lp_scheduler_actor, &config): binds, then signals 0 (or 1
+//  on failure, and exits).
+void lp_scheduler_actor (zsock_t *pipe, void *args);
+
+#endif

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+#  cluster_cli.sh BUILD_DIR
+#
+#  What a user does with ./cluster.sh: start 4 engines in a profile of its
+#  own (LP_HOME in a temporary folder), see them registered, list them with
+#  `status` (id, host, pid, state, queue), and `stop` them: afterwards no
+#  process of that cluster is left. Uses BUILD_DIR's binaries (no rebuild).
+set -u
+BUILD=${1:?usage: cluster_cli.sh BUILD_DIR}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CLI=$ROOT/cluster.sh
+export LP_HOME
+LP_HOME=$(mktemp -d "${TMPDIR:-/tmp}/lpcli.XXXXXX") || exit 1
+export LP_BUILD_DIR=$BUILD LP_SKIP_DEPS=1
+NAME=clitest$$
+DIR=$LP_HOME/profile_$NAME
+CTRL_PID=""
+ENGINE_PIDS=""
+FAILS=0
+
+say() { echo "cluster_cli: $*"; }
+fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
+
+alive() {
+    local pid=$1 stat state
+    [ -r "/proc/$pid/stat" ] || return 1
+    { read -r stat < "/proc/$pid/stat"; } 2>/dev/null || return 1
+    state=${stat##*) }
+    state=${state%% *}
+    [ "$state" != Z ] && [ "$state" != X ]
+}
+
+# Last resort, by recorded pid only: whatever the test started and the
+# CLI failed to stop.
+cleanup() {
+    local p
+    for p in $CTRL_PID $ENGINE_PIDS; do
+        if alive "$p"; then
+            say "cleanup: pid $p still running; killing it"
+            kill -9 "$p" 2>/dev/null
+        fi
+    done
+    rm -rf "$LP_HOME"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+show_logs() {
+    local f
+    for f in "$DIR"/log/*.log; do
+        [ -f "$f" ] || continue
+        echo "----- $(basename "$f") -----"; tail -n 20 "$f"
+    done
+}
+
+[ -x "$CLI" ] || { say "FAIL: $CLI not found or not executable"; exit 1; }
+for b in lpcontroller lpengine; do
+    [ -x "$BUILD/$b" ] || { say "FAIL: $BUILD/$b not built"; exit 1; }
+done
+cd "$ROOT" || exit 1
+
+# --- start ---------------------------------------------------------------
+out=$(timeout 60 ./cluster.sh start -n 4 --profile "$NAME" --no-build 2>&1)
+rc=$?
+echo "$out"
+if [ "$rc" -ne 0 ]; then
+    say "FAIL: ./cluster.sh start exited $rc"
+    show_logs
+    exit 1
+fi
+echo "$out" | grep -qE '\b4 engines registered' || fail "start did not say that 4 engines are registered"
+[ -f "$DIR/pid/lpcontroller.pid" ] || { say "FAIL: no $DIR/pid/lpcontroller.pid"; exit 1; }
+CTRL_PID=$(tr -dc '0-9' < "$DIR/pid/lpcontroller.pid")
+alive "$CTRL_PID" || { say "FAIL: controller pid '$CTRL_PID' not running"; exit 1; }
+ENGINE_PIDS=$(pgrep -P "$CTRL_PID" | tr '\n' ' ')
+say "controller pid $CTRL_PID, engine pids: $ENGINE_PIDS"
+[ "$(echo $ENGINE_PIDS | wc -w)" -eq 4 ] || fail "controller has $(echo $ENGINE_PIDS | wc -w) children, expected 4 engines"
+for f in lp-client.json lp-engine.json; do
+    [ -f "$DIR/security/$f" ] || fail "no $DIR/security/$f"
+    mode=$(stat -c %a "$DIR/security/$f" 2>/dev/null)
+    [ "$mode" = 600 ] || fail "security/$f has mode $mode, expected 600"
+done
+
+# a second start of the same profile is refused while it runs
+if out2=$(timeout 60 ./cluster.sh start -n 1 --profile "$NAME" --no-build 2>&1); then
+    fail "a second start of a running profile succeeded: $out2"
+else
+    echo "$out2" | grep -qi 'already running' || fail "second start: unclear message: $out2"
+fi
+
+# --- status ---------------------------------------------------------------
+out=$(timeout 60 ./cluster.sh status --profile "$NAME" --no-build 2>&1)
+rc=$?
+echo "$out"
+[ "$rc" -eq 0 ] || fail "./cluster.sh status exited $rc"
+header=$(echo "$out" | grep -iE '\bid\b' | grep -iE 'host' | grep -iE 'pid' | grep -iE 'state' | grep -iE 'queue' | head -n 1)
+[ -n "$header" ] || fail "status output has no line naming id, host, pid, state and queue"
+for p in $ENGINE_PIDS; do
+    n=$(echo "$out" | grep -cE "(^|[^0-9])$p([^0-9]|$)")
+    [ "$n" -eq 1 ] || fail "status lists engine pid $p on $n lines, expected 1"
+done
+rows=$(echo "$out" | grep -E '^[[:space:]]*[0-9]+[[:space:]]' | grep -ciE 'idle|busy')
+[ "$rows" -eq 4 ] || fail "status has $rows engine rows (id first, state idle/busy), expected 4"
+
+# --- stop -----------------------------------------------------------------
+out=$(timeout 60 ./cluster.sh stop --profile "$NAME" 2>&1)
+rc=$?
+echo "$out"
+[ "$rc" -eq 0 ] || fail "./cluster.sh stop exited $rc"
+echo "$out" | grep -qi 'killed' && fail "stop had to kill the controller: $out"
+deadline=$((SECONDS + 15))
+for p in $CTRL_PID $ENGINE_PIDS; do
+    while alive "$p" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.05; done   # poll
+    alive "$p" && fail "pid $p still running after ./cluster.sh stop"
+done
+[ -e "$DIR/pid/lpcontroller.pid" ] && fail "pid file left behind after stop"
+[ -e "$DIR/security/lp-client.json" ] && fail "client connection file left behind after stop"
+
+# status of a stopped cluster says so and fails
+out=$(timeout 60 ./cluster.sh status --profile "$NAME" --no-build 2>&1) \
+    && fail "status of a stopped cluster exited 0: $out"
+echo "$out" | grep -qi 'no controller' || fail "status of a stopped cluster: unclear message: $out"
+# stopping again is harmless
+timeout 60 ./cluster.sh stop --profile "$NAME" >/dev/null 2>&1 || fail "a second stop failed"
+
+if [ "$FAILS" -ne 0 ]; then
+    show_logs
+    say "$FAILS check(s) failed"
+    exit 1
+fi
+say "OK"

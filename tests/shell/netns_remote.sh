@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+#  netns_remote.sh BUILD_DIR
+#
+#  A "remote" engine: the engine runs in its own network namespace, joined
+#  to the host by a veth pair, with nothing but a copy of lp-engine.json.
+#  The controller binds the host end's address (--ip/--location); a client
+#  on the host must see the engine and run an apply on it.
+#
+#  Needs root and iproute2. When the environment truly cannot do it (not
+#  root, no `ip`, or the kernel/container refuses `ip netns add`), the test
+#  prints "SKIP: <reason>" and exits 0: there is nothing to test then.
+set -u
+BUILD=${1:?usage: netns_remote.sh BUILD_DIR}
+NS=lptest-$$
+VH=lpvh$$            # host end (interface names are at most 15 characters)
+VN=lpvn$$            # namespace end
+K=$(( $$ % 16384 ))
+NET=10.231.$(( K / 64 ))
+HOST_IP=$NET.$(( (K % 64) * 4 + 1 ))
+NS_IP=$NET.$(( (K % 64) * 4 + 2 ))
+PROFILE=""
+ECOPY=""
+ENGINE_PID=""
+CTRL_PID=""
+NS_MADE=0
+
+say() { echo "netns_remote: $*"; }
+
+alive() {
+    local pid=$1 stat state
+    [ -r "/proc/$pid/stat" ] || return 1
+    { read -r stat < "/proc/$pid/stat"; } 2>/dev/null || return 1
+    state=${stat##*) }
+    state=${state%% *}
+    [ "$state" != Z ] && [ "$state" != X ]
+}
+
+stop_pid() {        # stop_pid PID NAME: TERM, poll up to 15 s, then KILL
+    local pid=$1 name=$2 deadline=$((SECONDS + 15))
+    [ -n "$pid" ] || return 0
+    alive "$pid" || return 0
+    kill -TERM "$pid" 2>/dev/null
+    while alive "$pid"; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            say "FAIL: $name (pid $pid) still running 15 s after SIGTERM; sending SIGKILL"
+            kill -9 "$pid" 2>/dev/null
+            return 1
+        fi
+        sleep 0.05      # poll interval
+    done
+    return 0
+}
+
+cleanup() {
+    stop_pid "$ENGINE_PID" lpengine
+    wait "$ENGINE_PID" 2>/dev/null
+    if [ -z "$CTRL_PID" ] && [ -n "$PROFILE" ] && [ -f "$PROFILE/pid/lpcontroller.pid" ]; then
+        CTRL_PID=$(tr -dc '0-9' < "$PROFILE/pid/lpcontroller.pid")
+    fi
+    stop_pid "$CTRL_PID" lpcontroller
+    if [ "$NS_MADE" = 1 ]; then
+        ip netns del "$NS" 2>/dev/null
+        ip link del "$VH" 2>/dev/null
+    fi
+    [ -n "$PROFILE" ] && rm -rf "$PROFILE"
+    [ -n "$ECOPY" ] && rm -rf "$ECOPY"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+show_logs() {
+    [ -n "$PROFILE" ] && [ -f "$PROFILE/log/lpcontroller.log" ] && {
+        echo "----- lpcontroller.log -----"; tail -n 30 "$PROFILE/log/lpcontroller.log"; }
+    [ -n "$ECOPY" ] && [ -f "$ECOPY/engine.log" ] && {
+        echo "----- engine.log -----"; tail -n 30 "$ECOPY/engine.log"; }
+}
+
+die() { say "FAIL: $*"; show_logs; exit 1; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "SKIP: not root (network namespaces need root)"
+    exit 0
+fi
+if ! command -v ip >/dev/null 2>&1; then
+    echo "SKIP: no 'ip' command (iproute2 not installed)"
+    exit 0
+fi
+for b in lpcontroller lpengine lpcall; do
+    [ -x "$BUILD/$b" ] || die "$BUILD/$b is not built"
+done
+if ! err=$(ip netns add "$NS" 2>&1); then
+    echo "SKIP: 'ip netns add' is not permitted here: $err"
+    exit 0
+fi
+NS_MADE=1
+ip link add "$VH" type veth peer name "$VN" || die "cannot create a veth pair"
+ip link set "$VN" netns "$NS" || die "cannot move $VN into $NS"
+ip addr add "$HOST_IP/30" dev "$VH" || die "cannot set $HOST_IP on $VH"
+ip link set "$VH" up || die "cannot bring $VH up"
+ip netns exec "$NS" ip addr add "$NS_IP/30" dev "$VN" || die "cannot set $NS_IP in $NS"
+ip netns exec "$NS" ip link set "$VN" up || die "cannot bring $VN up"
+ip netns exec "$NS" ip link set lo up || die "cannot bring lo up in $NS"
+say "namespace $NS: engine side $NS_IP, controller side $HOST_IP"
+
+PROFILE=$(mktemp -d "${TMPDIR:-/tmp}/lpnetns.XXXXXX") || die "mktemp"
+ECOPY=$(mktemp -d "${TMPDIR:-/tmp}/lpremote.XXXXXX") || die "mktemp"
+out=$("$BUILD/lpcontroller" --profile-dir "$PROFILE" --ip "$HOST_IP" --location "$HOST_IP" \
+      -n 0 --daemon 2>&1) || die "lpcontroller --daemon failed: $out"
+echo "$out"
+CTRL_PID=$(tr -dc '0-9' < "$PROFILE/pid/lpcontroller.pid") || die "no controller pid file"
+alive "$CTRL_PID" || die "controller pid $CTRL_PID not running"
+grep -q "$HOST_IP" "$PROFILE/security/lp-engine.json" \
+    || die "lp-engine.json does not use $HOST_IP: $(cat "$PROFILE/security/lp-engine.json")"
+if grep -q '127\.0\.0\.1' "$PROFILE/security/lp-engine.json"; then
+    die "lp-engine.json still points at 127.0.0.1: $(cat "$PROFILE/security/lp-engine.json")"
+fi
+
+# the remote side gets nothing but the engine connection file
+cp "$PROFILE/security/lp-engine.json" "$ECOPY/lp-engine.json"
+chmod 600 "$ECOPY/lp-engine.json"
+ip netns exec "$NS" "$BUILD/lpengine" --file "$ECOPY/lp-engine.json" >"$ECOPY/engine.log" 2>&1 &
+ENGINE_PID=$!       # ip netns exec execs the command: this is lpengine's pid
+say "engine pid $ENGINE_PID started in $NS"
+
+out=$("$BUILD/lpcall" "$PROFILE/security/lp-client.json" -n 1 -t 30000 \
+      apply 'function(a, b) return a * b end' 6 7 2>&1) \
+    || die "apply on the remote engine failed: $out"
+echo "$out"
+[ "$out" = "engine 0: 42" ] || die "expected 'engine 0: 42' from the one remote engine, got: $out"
+
+# the engine really runs in the namespace: it reports its own pid
+out=$("$BUILD/lpcall" "$PROFILE/security/lp-client.json" -n 1 execute \
+      'lp and lp.id or 0' 2>&1) || die "execute on the remote engine failed: $out"
+echo "$out"
+if [ -x "$BUILD/pi" ]; then
+    out=$("$BUILD/pi" "$PROFILE/security/lp-client.json" 200000 2>&1) || die "pi example failed: $out"
+    echo "$out"
+    echo "$out" | grep -q 'on 1 engines' || die "pi did not run on the 1 remote engine: $out"
+fi
+alive "$ENGINE_PID" || die "the remote engine exited"
+
+stop_pid "$ENGINE_PID" lpengine || die "lpengine did not stop on SIGTERM"
+wait "$ENGINE_PID" 2>/dev/null
+ENGINE_PID=""
+stop_pid "$CTRL_PID" lpcontroller || die "lpcontroller did not stop on SIGTERM"
+CTRL_PID=""
+say "OK"
+exit 0
