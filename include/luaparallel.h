@@ -146,7 +146,8 @@ int          lp_client_shutdown_cluster (lp_client_t *self, int timeout_ms);
 //  Direct view; targets NULL,0 = all engines registered at the time of
 //  each call.
 lp_view_t   *lp_client_view (lp_client_t *self, const int *targets, int ntargets);
-//  Load-balanced view (the controller's task scheduler picks engines).
+//  Load-balanced view (the controller's task scheduler picks engines):
+//  execute, apply and map; each call is a task.
 lp_view_t   *lp_client_balanced (lp_client_t *self);
 void         lp_view_destroy (lp_view_t **self_p);
 
@@ -179,6 +180,30 @@ lp_result_t *lp_view_interrupt (lp_view_t *self);
 //  Number of targets this view addresses now (all: registered engines).
 int          lp_view_targets (lp_view_t *self, int *ids, int max);
 
+//  Flags. They apply to the calls made after they are set (set them, call,
+//  set them back for per-call use). See docs/scheduling.md.
+//  Direct view: the engines addressed. Load-balanced view: the engines a
+//  task may run on (NULL,0 = any).
+int          lp_view_set_targets (lp_view_t *self, const int *targets, int ntargets);
+//  Both views: longest running time of each request on an engine; past it
+//  the request ends with a TimeLimit error and the engine stays usable.
+void         lp_view_set_time_limit (lp_view_t *self, int time_limit_ms);
+//  Load-balanced view only:
+//  resubmissions after a failure or an engine's death (default 0);
+void         lp_view_set_retries (lp_view_t *self, int retries);
+//  longest wait for an engine before TimeoutError (0 = none);
+void         lp_view_set_timeout (lp_view_t *self, int timeout_ms);
+//  items per task for lp_view_map (default 1);
+void         lp_view_set_chunksize (lp_view_t *self, int chunksize);
+//  tasks that must finish first (every task of each result); NULL,0 clears;
+int          lp_view_set_after (lp_view_t *self, lp_result_t *const *deps, int ndeps);
+//  tasks whose engine the next tasks must run on (they must finish first);
+int          lp_view_set_follow (lp_view_t *self, lp_result_t *const *deps, int ndeps);
+//  which outcomes of after / follow count as met (default: success only).
+//  A dependency that can never be met fails the task with DependencyError.
+void         lp_view_set_dependency_flags (lp_view_t *self, bool success, bool failure);
+bool         lp_view_is_balanced (lp_view_t *self);
+
 //  ---------------------------------------------------------------------
 //  Results
 //
@@ -207,6 +232,14 @@ const char  *lp_result_traceback (lp_result_t *self, int i);  //  may be ""
 const char  *lp_result_stdout (lp_result_t *self, int i);
 int          lp_result_engine (lp_result_t *self, int i);     //  engine id, -1 unknown
 const char  *lp_result_msg_id (lp_result_t *self, int i);
+//  Seconds since the epoch (UTC) when reply i's request was sent (tasks),
+//  started and completed on its engine; -1 when unknown.
+double       lp_result_submitted (lp_result_t *self, int i);
+double       lp_result_started (lp_result_t *self, int i);
+double       lp_result_completed (lp_result_t *self, int i);
+//  Aborts this result's tasks that no engine has started yet; each ends
+//  with an Aborted error. 0 / -1.
+int          lp_result_abort (lp_result_t *self);
 void         lp_result_destroy (lp_result_t **self_p);
 
 #ifdef __cplusplus

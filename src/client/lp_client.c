@@ -38,6 +38,7 @@ struct _lp_client_t {
     zsock_t *control;                   //  DEALER: interrupt
     zsock_t *iopub;                     //  SUB: output streams
     zsock_t *notification;              //  SUB: engine (un)registered
+    zsock_t *task;                      //  DEALER: load-balanced tasks
     char endpoint [256];                //  registration endpoint, for errors
     int *ids;                           //  cached engine ids, ascending
     size_t nids;                        //  number of cached ids
@@ -189,7 +190,7 @@ static void
 s_dispatch (lp_client_t *self, zsock_t *sock, lp_msg_t *msg)
 {
     const char *parent_id = lp_msg_parent_id (msg);
-    if (sock == self->mux || sock == self->control) {
+    if (sock == self->mux || sock == self->control || sock == self->task) {
         lp_result_t *result = parent_id?
             (lp_result_t *) zhashx_lookup (self->routes, parent_id): NULL;
         if (result)
@@ -231,7 +232,7 @@ static int
 s_drain (lp_client_t *self)
 {
     zsock_t *socks [] = { self->registration, self->mux, self->control,
-                          self->iopub, self->notification };
+                          self->iopub, self->notification, self->task };
     int handled = 0;
     for (size_t i = 0; i < sizeof socks / sizeof socks [0]; i++) {
         int count = 0;
@@ -262,9 +263,10 @@ lp_client_poll (lp_client_t *self, int timeout_ms)
         { zsock_resolve (self->mux), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->control), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->iopub), 0, ZMQ_POLLIN, 0 },
-        { zsock_resolve (self->notification), 0, ZMQ_POLLIN, 0 }
+        { zsock_resolve (self->notification), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->task), 0, ZMQ_POLLIN, 0 }
     };
-    int rc = zmq_poll (items, 5, timeout_ms < 0? 0: timeout_ms);
+    int rc = zmq_poll (items, 6, timeout_ms < 0? 0: timeout_ms);
     if (rc == -1) {
         if (errno == EINTR)
             lp_client_set_error (self, "interrupted");
@@ -289,6 +291,7 @@ lp_client_send (lp_client_t *self, lp_channel_t channel, lp_msg_t **msg_p,
     snprintf (msg_id, LP_ID_CHARS + 1, "%s", lp_msg_id (*msg_p));
     zsock_t *sock = channel == LP_CHANNEL_MUX? self->mux:
                     channel == LP_CHANNEL_CONTROL? self->control:
+                    channel == LP_CHANNEL_TASK? self->task:
                     self->registration;
     char err [256] = "";
     zmsg_t *zmsg = lp_wire_encode (self->wire, msg_p, err, sizeof err);
@@ -518,7 +521,8 @@ lp_client_connect (const char *connection_file, int timeout_ms)
     ||  !(self->mux = s_socket (self, ZMQ_DEALER, "mux"))
     ||  !(self->control = s_socket (self, ZMQ_DEALER, "control"))
     ||  !(self->iopub = s_socket (self, ZMQ_SUB, "iopub"))
-    ||  !(self->notification = s_socket (self, ZMQ_SUB, "notification"))) {
+    ||  !(self->notification = s_socket (self, ZMQ_SUB, "notification"))
+    ||  !(self->task = s_socket (self, ZMQ_DEALER, "task"))) {
         lp_client_destroy (&self);
         return NULL;
     }
@@ -559,6 +563,7 @@ lp_client_destroy (lp_client_t **self_p)
     zsock_destroy (&self->control);
     zsock_destroy (&self->iopub);
     zsock_destroy (&self->notification);
+    zsock_destroy (&self->task);
     lp_msg_destroy (&self->sync_reply);
     lp_wire_destroy (&self->wire);
     lp_conn_destroy (&self->conn);

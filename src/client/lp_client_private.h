@@ -20,7 +20,8 @@
 typedef enum {
     LP_CHANNEL_MUX = 0,
     LP_CHANNEL_CONTROL,
-    LP_CHANNEL_REGISTRATION
+    LP_CHANNEL_REGISTRATION,
+    LP_CHANNEL_TASK
 } lp_channel_t;
 
 //  How lp_result_get combines the slots
@@ -62,8 +63,10 @@ const char *lp_client_endpoint (lp_client_t *self);
 //  lp_result internals (lp_result.c)
 
 lp_result_t *lp_result_new (lp_client_t *client, lp_combine_t combine);
-//  Adds a slot waiting for a reply to msg_id from engine; 0 / -1.
+//  Adds a slot waiting for a reply to msg_id from engine (-1: any, for
+//  tasks); submitted is the request's date (ISO). 0 / -1.
 int     lp_result_add_slot (lp_result_t *self, const char *msg_id, int engine);
+int     lp_result_add_task_slot (lp_result_t *self, const char *msg_id, const char *submitted);
 //  A reply (or controller error) whose parent is one of our msg_ids.
 void    lp_result_handle_reply (lp_result_t *self, lp_msg_t *msg);
 //  An iopub stream message whose parent is one of our msg_ids.

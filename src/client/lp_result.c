@@ -40,6 +40,9 @@ typedef struct {
     char *out;                          //  output so far, NUL-terminated
     size_t out_len;                     //  bytes in out
     size_t out_cap;                     //  allocated bytes of out
+    char submitted [32];                //  ISO date the request was sent
+    char started [32];                  //  ISO date the engine started it
+    char completed [32];                //  ISO date the engine finished it
 } slot_t;
 
 struct _lp_result_t {
@@ -54,6 +57,8 @@ struct _lp_result_t {
     int failed;                         //  slots that are errors
     bool lost;                          //  client went away while pending
     lp_value_t *combined;               //  lp_result_get's value, lazily
+    zhashx_t *index;                    //  msg_id -> first slot index + 1
+    bool tasks;                         //  load-balanced: combine in slot order
 };
 
 static char *
@@ -74,8 +79,15 @@ lp_result_new (lp_client_t *client, lp_combine_t combine)
     self->tag = LP_RESULT_TAG;
     self->client = client;
     self->combine = combine;
-    self->handle = lp_client_track_result (client, self);
+    self->index = zhashx_new ();
+    if (self->index) {
+        //  Values are slot positions, not pointers: nothing to free.
+        zhashx_set_destructor (self->index, NULL);
+        zhashx_set_duplicator (self->index, NULL);
+    }
+    self->handle = self->index? lp_client_track_result (client, self): NULL;
     if (!self->handle) {
+        zhashx_destroy (&self->index);
         free (self);
         return NULL;
     }
@@ -111,6 +123,7 @@ lp_result_destroy (lp_result_t **self_p)
         lp_client_forget_result (self->client, self, self->handle);
     free (self->slots);
     lp_value_destroy (&self->combined);
+    zhashx_destroy (&self->index);
     self->tag = 0xDeadBeef;
     free (self);
     *self_p = NULL;
@@ -136,7 +149,23 @@ lp_result_add_slot (lp_result_t *self, const char *msg_id, int engine)
     if (!slot->out)
         return -1;
     slot->out_cap = 1;
+    //  Slots of one msg_id are added one after another: index the first.
+    if (!zhashx_lookup (self->index, msg_id)
+    &&  zhashx_insert (self->index, msg_id, (void *) (intptr_t) (self->nslots + 1)) != 0) {
+        free (slot->out);
+        return -1;
+    }
     self->nslots++;
+    return 0;
+}
+
+int
+lp_result_add_task_slot (lp_result_t *self, const char *msg_id, const char *submitted)
+{
+    if (lp_result_add_slot (self, msg_id, -1))
+        return -1;
+    snprintf (self->slots [self->nslots - 1].submitted, 32, "%s", submitted? submitted: "");
+    self->tasks = true;
     return 0;
 }
 
@@ -157,9 +186,14 @@ static slot_t *
 s_find_slot (lp_result_t *self, const char *parent_id, int engine)
 {
     slot_t *fallback = NULL;
-    for (int i = 0; i < self->nslots; i++) {
+    intptr_t first = (intptr_t) zhashx_lookup (self->index, parent_id);
+    if (first == 0)
+        return NULL;
+    for (int i = (int) first - 1; i < self->nslots; i++) {
         slot_t *slot = &self->slots [i];
-        if (slot->state != SLOT_PENDING || !streq (slot->msg_id, parent_id))
+        if (!streq (slot->msg_id, parent_id))
+            break;
+        if (slot->state != SLOT_PENDING)
             continue;
         if (slot->engine == engine)
             return slot;
@@ -255,6 +289,12 @@ lp_result_handle_reply (lp_result_t *self, lp_msg_t *msg)
         slot->engine = engine;
     lp_value_destroy (&self->combined);
 
+    const lp_value_t *when = lp_value_get (lp_msg_metadata (msg), "started");
+    if (when && lp_value_type (when) == LP_STRING)
+        snprintf (slot->started, sizeof slot->started, "%s", lp_value_as_string (when, NULL));
+    when = lp_value_get (lp_msg_metadata (msg), "completed");
+    if (when && lp_value_type (when) == LP_STRING)
+        snprintf (slot->completed, sizeof slot->completed, "%s", lp_value_as_string (when, NULL));
     const lp_value_t *out = lp_value_get (lp_msg_metadata (msg), "stdout");
     if (out && lp_value_type (out) == LP_STRING) {
         size_t len = 0;
@@ -461,6 +501,66 @@ lp_result_msg_id (lp_result_t *self, int i)
     return slot? slot->msg_id: NULL;
 }
 
+//  Seconds since the epoch of an ISO 8601 UTC date, -1 when not one.
+static double
+s_iso_seconds (const char *iso)
+{
+    struct tm tm = { 0 };
+    int usec = 0;
+    if (!iso || sscanf (iso, "%4d-%2d-%2dT%2d:%2d:%2d.%6dZ", &tm.tm_year, &tm.tm_mon,
+                        &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &usec) != 7)
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (double) timegm (&tm) + usec / 1e6;
+}
+
+double
+lp_result_submitted (lp_result_t *self, int i)
+{
+    slot_t *slot = s_slot (self, i);
+    return slot? s_iso_seconds (slot->submitted): -1;
+}
+
+double
+lp_result_started (lp_result_t *self, int i)
+{
+    slot_t *slot = s_slot (self, i);
+    return slot? s_iso_seconds (slot->started): -1;
+}
+
+double
+lp_result_completed (lp_result_t *self, int i)
+{
+    slot_t *slot = s_slot (self, i);
+    return slot? s_iso_seconds (slot->completed): -1;
+}
+
+int
+lp_result_abort (lp_result_t *self)
+{
+    assert (self);
+    assert (self->tag == LP_RESULT_TAG);
+    if (!self->client) {
+        lp_set_last_error ("client destroyed");
+        return -1;
+    }
+    lp_msg_t *msg = lp_msg_new ("abort_request");
+    lp_value_t *ids = lp_value_array ();
+    for (int i = 0; msg && ids && i < self->nslots; i++)
+        if (self->slots [i].state == SLOT_PENDING
+        &&  (i == 0 || !streq (self->slots [i].msg_id, self->slots [i - 1].msg_id))
+        &&  lp_value_append (ids, lp_value_string (self->slots [i].msg_id)))
+            lp_value_destroy (&ids);
+    if (!msg || !ids || lp_value_set (lp_msg_content (msg), "msg_ids", ids)) {
+        lp_msg_destroy (&msg);
+        lp_client_set_error (self->client, "out of memory");
+        return -1;
+    }
+    char msg_id [LP_ID_CHARS + 1];
+    return lp_client_send (self->client, LP_CHANNEL_TASK, &msg, NULL, msg_id);
+}
+
 //  --------------------------------------------------------------------------
 //  Combining
 
@@ -592,7 +692,7 @@ lp_result_get (lp_result_t *self)
             malloc ((self->nslots + 1) * sizeof (lp_value_t *));
         if (order && parts) {
             for (int i = 0; i < self->nslots; i++) {
-                slot_t *slot = &self->slots [order [i]];
+                slot_t *slot = &self->slots [self->tasks? i: order [i]];
                 parts [i] = self->combine == LP_COMBINE_CONCAT_VALUES?
                     slot->values: slot->value;
             }

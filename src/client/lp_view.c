@@ -13,9 +13,13 @@
     most one, the larger ones first (as ipyparallel does). Typed arrays
     are cut into typed chunks, so they stay raw frames on the wire.
 
-    The load-balanced view needs the controller's task scheduler, which
-    does not exist yet: lp_client_balanced returns NULL with an error
-    saying so.
+    A load-balanced view sends each call as one task on the task channel;
+    the controller's scheduler picks the engine. Its flags (retries,
+    timeout, time_limit, targets, after / follow with success / failure)
+    go into the request header and apply to calls made after they are
+    set. map splits the sequence into chunks of `chunksize` items, one
+    task each; the result's slots are the tasks in order, so lp_result_get
+    concatenates them back in order.
     =========================================================================
 */
 #include "lp_client_private.h"
@@ -28,6 +32,15 @@ struct _lp_view_t {
     void *handle;                       //  our entry in the client's list
     int *targets;                       //  fixed targets, NULL = all
     int ntargets;                       //  number of fixed targets
+    bool balanced;                      //  tasks through the scheduler
+    int retries;                        //  task resubmissions
+    int timeout_ms;                     //  unassigned task deadline, 0 none
+    int time_limit_ms;                  //  running time limit, 0 none
+    int chunksize;                      //  balanced map items per task
+    lp_value_t *after;                  //  msg_ids (array) or NULL
+    lp_value_t *follow;                 //  msg_ids (array) or NULL
+    bool success;                       //  dependency success counts
+    bool failure;                       //  dependency failure counts
 };
 
 static int
@@ -50,6 +63,8 @@ lp_view_new (lp_client_t *client, const int *targets, int ntargets)
     }
     self->tag = LP_VIEW_TAG;
     self->client = client;
+    self->chunksize = 1;
+    self->success = true;
     if (targets && ntargets > 0) {
         self->targets = (int *) malloc (ntargets * sizeof (int));
         if (!self->targets) {
@@ -94,8 +109,132 @@ lp_view_t *
 lp_client_balanced (lp_client_t *self)
 {
     assert (self);
-    lp_client_set_error (self, "load-balanced view not available yet");
-    return NULL;
+    lp_view_t *view = lp_view_new (self, NULL, 0);
+    if (view)
+        view->balanced = true;
+    return view;
+}
+
+int
+lp_view_set_targets (lp_view_t *self, const int *targets, int ntargets)
+{
+    assert (self);
+    int *copy = NULL;
+    if (targets && ntargets > 0) {
+        copy = (int *) malloc (ntargets * sizeof (int));
+        if (!copy)
+            return -1;
+        memcpy (copy, targets, ntargets * sizeof (int));
+    }
+    free (self->targets);
+    self->targets = copy;
+    self->ntargets = copy? ntargets: 0;
+    return 0;
+}
+
+void lp_view_set_retries (lp_view_t *self, int retries) { assert (self); self->retries = retries > 0? retries: 0; }
+void lp_view_set_timeout (lp_view_t *self, int timeout_ms) { assert (self); self->timeout_ms = timeout_ms > 0? timeout_ms: 0; }
+void lp_view_set_time_limit (lp_view_t *self, int time_limit_ms) { assert (self); self->time_limit_ms = time_limit_ms > 0? time_limit_ms: 0; }
+void lp_view_set_chunksize (lp_view_t *self, int chunksize) { assert (self); self->chunksize = chunksize > 0? chunksize: 1; }
+void lp_view_set_dependency_flags (lp_view_t *self, bool success, bool failure)
+{
+    assert (self);
+    self->success = success;
+    self->failure = failure;
+}
+
+//  The msg_ids of every slot of the given results, as an array value.
+static int
+s_set_deps (lp_view_t *self, lp_value_t **list_p, lp_result_t *const *deps, int ndeps)
+{
+    lp_value_t *list = NULL;
+    if (deps && ndeps > 0) {
+        list = lp_value_array ();
+        for (int i = 0; list && i < ndeps; i++)
+            for (int j = 0; list && deps [i] && j < lp_result_count (deps [i]); j++)
+                if (lp_value_append (list, lp_value_string (lp_result_msg_id (deps [i], j))))
+                    lp_value_destroy (&list);
+        if (!list) {
+            if (self->client)
+                lp_client_set_error (self->client, "out of memory");
+            return -1;
+        }
+    }
+    lp_value_destroy (list_p);
+    *list_p = list;
+    return 0;
+}
+
+int
+lp_view_set_after (lp_view_t *self, lp_result_t *const *deps, int ndeps)
+{
+    assert (self);
+    return s_set_deps (self, &self->after, deps, ndeps);
+}
+
+int
+lp_view_set_follow (lp_view_t *self, lp_result_t *const *deps, int ndeps)
+{
+    assert (self);
+    return s_set_deps (self, &self->follow, deps, ndeps);
+}
+
+bool
+lp_view_is_balanced (lp_view_t *self)
+{
+    assert (self);
+    return self->balanced;
+}
+
+//  Writes the view's flags into a request header. 0 / -1.
+static int
+s_set_flags (lp_view_t *self, lp_value_t *header)
+{
+    if (self->time_limit_ms && lp_value_set (header, "time_limit", lp_value_int (self->time_limit_ms)))
+        return -1;
+    if (!self->balanced)
+        return 0;
+    if ((self->retries && lp_value_set (header, "retries", lp_value_int (self->retries)))
+    ||  (self->timeout_ms && lp_value_set (header, "timeout", lp_value_int (self->timeout_ms)))
+    ||  (self->after && lp_value_set (header, "after", lp_value_dup (self->after)))
+    ||  (self->follow && lp_value_set (header, "follow", lp_value_dup (self->follow))))
+        return -1;
+    if ((self->after || self->follow)
+    &&  (lp_value_set (header, "success", lp_value_bool (self->success))
+    ||   lp_value_set (header, "failure", lp_value_bool (self->failure))))
+        return -1;
+    if (self->targets) {
+        lp_value_t *array = lp_value_array ();
+        for (int i = 0; array && i < self->ntargets; i++)
+            if (lp_value_append (array, lp_value_int (self->targets [i])))
+                lp_value_destroy (&array);
+        if (!array || lp_value_set (header, "targets", array))
+            return -1;
+    }
+    return 0;
+}
+
+//  One task (content taken) on the task channel, one slot in result.
+static int
+s_send_task (lp_view_t *self, lp_result_t *result, const char *msg_type, lp_value_t *content)
+{
+    lp_client_t *client = self->client;
+    lp_msg_t *msg = lp_msg_new (msg_type);
+    if (!msg || !content || s_set_flags (self, lp_msg_header (msg))) {
+        lp_msg_destroy (&msg);
+        lp_value_destroy (&content);
+        lp_client_set_error (client, "out of memory");
+        return -1;
+    }
+    lp_msg_set_content (msg, content);
+    const lp_value_t *date = lp_value_get (lp_msg_header (msg), "date");
+    if (lp_result_add_task_slot (result, lp_msg_id (msg), date? lp_value_as_string (date, NULL): NULL)) {
+        lp_msg_destroy (&msg);
+        lp_client_set_error (client, "out of memory");
+        return -1;
+    }
+    char sent_id [LP_ID_CHARS + 1];
+    return lp_client_send (client, LP_CHANNEL_TASK, &msg, result, sent_id);
 }
 
 void
@@ -109,6 +248,8 @@ lp_view_destroy (lp_view_t **self_p)
     if (self->client)
         lp_client_forget_view (self->client, self->handle);
     free (self->targets);
+    lp_value_destroy (&self->after);
+    lp_value_destroy (&self->follow);
     self->tag = 0xDeadBeef;
     free (self);
     *self_p = NULL;
@@ -196,7 +337,8 @@ s_send (lp_view_t *self, lp_result_t *result, lp_channel_t channel,
             lp_client_set_error (client, "out of memory");
             return -1;
         }
-    if (lp_value_set (lp_msg_header (msg), "targets", array)) {
+    if (lp_value_set (lp_msg_header (msg), "targets", array)
+    ||  s_set_flags (self, lp_msg_header (msg))) {
         lp_msg_destroy (&msg);
         lp_value_destroy (&content);
         lp_client_set_error (client, "out of memory");
@@ -219,6 +361,23 @@ static lp_result_t *
 s_request (lp_view_t *self, lp_channel_t channel, const char *msg_type,
            lp_value_t *content, lp_combine_t combine, bool sorted)
 {
+    if (self->balanced) {
+        if (channel != LP_CHANNEL_MUX) {
+            lp_client_set_error (self->client, "%s is not available on a load-balanced view "
+                                 "(use a direct view)", msg_type);
+            lp_value_destroy (&content);
+            return NULL;
+        }
+        lp_result_t *result = lp_result_new (self->client, combine);
+        if (!result) {
+            lp_client_set_error (self->client, "out of memory");
+            lp_value_destroy (&content);
+            return NULL;
+        }
+        if (s_send_task (self, result, msg_type, content))
+            lp_result_destroy (&result);
+        return result;
+    }
     int *targets = NULL;
     int n = s_targets (self, &targets, sorted);
     if (n < 0) {
@@ -307,10 +466,22 @@ lp_view_apply (lp_view_t *self, const char *fn, lp_value_t *args)
                       LP_COMBINE_EACH, false);
 }
 
+//  Calls that address every engine make no sense load-balanced.
+static bool
+s_direct_only (lp_view_t *self, const char *what)
+{
+    if (self->client && self->balanced) {
+        lp_client_set_error (self->client, "%s is not available on a load-balanced view "
+                             "(use a direct view)", what);
+        return false;
+    }
+    return true;
+}
+
 lp_result_t *
 lp_view_push_map (lp_view_t *self, lp_value_t *ns)
 {
-    if (!s_check (self, "push", ns? "": NULL)) {
+    if (!s_check (self, "push", ns? "": NULL) || !s_direct_only (self, "push")) {
         lp_value_destroy (&ns);
         return NULL;
     }
@@ -356,7 +527,7 @@ s_names (const char *name)
 lp_result_t *
 lp_view_pull (lp_view_t *self, const char *name)
 {
-    if (!s_check (self, "pull", name))
+    if (!s_check (self, "pull", name) || !s_direct_only (self, "pull"))
         return NULL;
     return s_request (self, LP_CHANNEL_MUX, "pull_request", s_names (name),
                       LP_COMBINE_EACH, false);
@@ -365,7 +536,7 @@ lp_view_pull (lp_view_t *self, const char *name)
 lp_result_t *
 lp_view_gather (lp_view_t *self, const char *name)
 {
-    if (!s_check (self, "gather", name))
+    if (!s_check (self, "gather", name) || !s_direct_only (self, "gather"))
         return NULL;
     return s_request (self, LP_CHANNEL_MUX, "pull_request", s_names (name),
                       LP_COMBINE_CONCAT, true);
@@ -374,7 +545,7 @@ lp_view_gather (lp_view_t *self, const char *name)
 lp_result_t *
 lp_view_interrupt (lp_view_t *self)
 {
-    if (!s_check (self, "interrupt", ""))
+    if (!s_check (self, "interrupt", "") || !s_direct_only (self, "interrupt"))
         return NULL;
     return s_request (self, LP_CHANNEL_CONTROL, "interrupt_request",
                       lp_value_map (), LP_COMBINE_EACH, false);
@@ -469,11 +640,58 @@ s_partitioned (lp_view_t *self, const char *what, const char *name_or_fn,
 lp_result_t *
 lp_view_scatter (lp_view_t *self, const char *name, lp_value_t *seq)
 {
+    if (!s_direct_only (self, "scatter")) {
+        lp_value_destroy (&seq);
+        return NULL;
+    }
     return s_partitioned (self, "scatter", name, seq, false);
+}
+
+//  Load-balanced map: one map_request task per chunk of chunksize items.
+static lp_result_t *
+s_balanced_map (lp_view_t *self, const char *fn, lp_value_t *seq)
+{
+    if (!s_check (self, "map", fn) || !seq) {
+        if (self->client && !seq)
+            lp_client_set_error (self->client, "map: missing sequence");
+        lp_value_destroy (&seq);
+        return NULL;
+    }
+    if (lp_value_type (seq) != LP_ARRAY && lp_value_type (seq) != LP_TYPED) {
+        lp_client_set_error (self->client, "map: needs an array or typed array, not %s",
+                             lp_type_name (lp_value_type (seq)));
+        lp_value_destroy (&seq);
+        return NULL;
+    }
+    lp_result_t *result = lp_result_new (self->client, LP_COMBINE_CONCAT_VALUES);
+    if (!result) {
+        lp_client_set_error (self->client, "out of memory");
+        lp_value_destroy (&seq);
+        return NULL;
+    }
+    size_t total = lp_value_len (seq);
+    size_t chunk = (size_t) self->chunksize;
+    for (size_t start = 0; start < total; start += chunk) {
+        size_t len = total - start < chunk? total - start: chunk;
+        lp_value_t *content = s_content ("items", s_chunk (seq, start, len));
+        if (content && lp_value_set (content, "fn", lp_value_string (fn)))
+            lp_value_destroy (&content);
+        if (s_send_task (self, result, "map_request", content)) {
+            lp_result_destroy (&result);
+            break;
+        }
+        //  Take in replies as we go, so sockets and memory stay small.
+        if ((start / chunk) % 256 == 255)
+            lp_client_poll (self->client, 0);
+    }
+    lp_value_destroy (&seq);
+    return result;
 }
 
 lp_result_t *
 lp_view_map (lp_view_t *self, const char *fn, lp_value_t *seq)
 {
+    if (self->balanced)
+        return s_balanced_map (self, fn, seq);
     return s_partitioned (self, "map", fn, seq, true);
 }

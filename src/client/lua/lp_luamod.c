@@ -347,6 +347,15 @@ s_finish (lua_State *L, int view_idx, lp_result_t *r)
     return s_finish_as (L, view_idx, r, s_view_ud (L, view_idx)->block);
 }
 
+//  For calls with no value (push, scatter): blocking returns nothing.
+static int
+s_finish_novalue (lua_State *L, int view_idx, lp_result_t *r)
+{
+    bool block = s_view_ud (L, view_idx)->block;
+    int n = s_finish_as (L, view_idx, r, block);
+    return block? 0: n;
+}
+
 //  Function argument -> source text or global name (a new Lua string on
 //  the stack, returned).
 static const char *
@@ -626,7 +635,7 @@ l_view_push (lua_State *L)
         const char *name = lua_tostring (L, 2);
         luaL_checkany (L, 3);
         lp_value_t *value = s_to_value (L, 3, name);
-        return s_finish (L, 1, lp_view_push (ud->view, name, value));
+        return s_finish_novalue (L, 1, lp_view_push (ud->view, name, value));
     }
     luaL_checktype (L, 2, LUA_TTABLE);
     lp_value_t *ns = s_to_value (L, 2, "ns");
@@ -634,7 +643,7 @@ l_view_push (lua_State *L)
         lp_value_destroy (&ns);
         return luaL_argerror (L, 2, "a table of name = value");
     }
-    return s_finish (L, 1, lp_view_push_map (ud->view, ns));
+    return s_finish_novalue (L, 1, lp_view_push_map (ud->view, ns));
 }
 
 static int
@@ -652,7 +661,7 @@ l_view_scatter (lua_State *L)
     const char *name = luaL_checkstring (L, 2);
     luaL_checkany (L, 3);
     lp_value_t *seq = s_to_value (L, 3, name);
-    return s_finish (L, 1, lp_view_scatter (ud->view, name, seq));
+    return s_finish_novalue (L, 1, lp_view_scatter (ud->view, name, seq));
 }
 
 static int

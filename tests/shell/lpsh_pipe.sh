@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+#  lpsh_pipe.sh BUILD_DIR
+#
+#  Issue 4, "done" 1 and 4: a script piped into lpsh (tests/shell/
+#  lpsh_pipe.lpsh) pushes and scatters data, runs %px on all engines and
+#  with --targets, a %%px cell, %autopx on and off, pulls and gathers, and
+#  shows remote errors (one engine, and the summary of all engines) and a
+#  local syntax error. The whole transcript must equal lpsh_pipe.expected,
+#  and lpsh must exit 1 (the script has errors). Then `lpsh -e` runs one
+#  command: exit 0 when it succeeds, 1 after a remote or local error.
+#  Starts its own cluster (4 engines) and stops it by pid.
+set -u
+BUILD=${1:?usage: lpsh_pipe.sh BUILD_DIR}
+BUILD=$(cd "$BUILD" && pwd) || exit 1
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/lpshpipe.XXXXXX") || exit 1
+CTRL_PID=""
+FAILS=0
+
+say() { echo "lpsh_pipe: $*"; }
+fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
+
+alive() {
+    local pid=$1 stat state
+    [ -r "/proc/$pid/stat" ] || return 1
+    { read -r stat < "/proc/$pid/stat"; } 2>/dev/null || return 1
+    state=${stat##*) }; state=${state%% *}
+    [ "$state" != Z ] && [ "$state" != X ]
+}
+
+stop_cluster() {
+    [ -n "$CTRL_PID" ] || return 0
+    if alive "$CTRL_PID"; then
+        kill -TERM "$CTRL_PID" 2>/dev/null
+        local deadline=$((SECONDS + 15))
+        while alive "$CTRL_PID" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.05; done
+        if alive "$CTRL_PID"; then
+            say "controller $CTRL_PID did not stop on SIGTERM; killing it"
+            kill -9 "$CTRL_PID" 2>/dev/null
+        fi
+    fi
+    CTRL_PID=""
+}
+cleanup() { stop_cluster; rm -rf "$DIR"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+for b in lpcontroller lpengine lpsh; do
+    [ -x "$BUILD/$b" ] || { say "FAIL: $BUILD/$b not built"; exit 1; }
+done
+if ! timeout 60 "$BUILD/lpcontroller" --profile-dir "$DIR" -n 4 --daemon; then
+    say "FAIL: cluster did not start"; tail -n 20 "$DIR"/log/*.log; exit 1
+fi
+CTRL_PID=$(tr -dc '0-9' < "$DIR/pid/lpcontroller.pid")
+FILE=$DIR/security/lp-client.json
+
+# --- the piped script ------------------------------------------------------
+timeout 120 "$BUILD/lpsh" --file "$FILE" --wait 4 < "$HERE/lpsh_pipe.lpsh" > "$DIR/transcript" 2>&1
+rc=$?
+if ! diff -u "$HERE/lpsh_pipe.expected" "$DIR/transcript"; then
+    fail "transcript differs from lpsh_pipe.expected (diff above: - expected, + got)"
+fi
+[ "$rc" -eq 1 ] || fail "lpsh < script exited $rc, expected 1 (the script has remote and local errors)"
+
+# --- lpsh -e -----------------------------------------------------------------
+got=$(timeout 60 "$BUILD/lpsh" --file "$FILE" -e '%px return lp.id * 2' 2>&1); rc=$?
+want=$'Out[0:1]: 0\nOut[1:1]: 2\nOut[2:1]: 4\nOut[3:1]: 6'
+[ "$rc" -eq 0 ] || fail "lpsh -e '%px return lp.id * 2' exited $rc, expected 0"
+[ "$got" = "$want" ] || fail "lpsh -e '%px ...' printed:"$'\n'"$got"$'\n'"expected:"$'\n'"$want"
+
+got=$(timeout 60 "$BUILD/lpsh" --file "$FILE" -e '%px --targets 1 error("bad")' 2>&1); rc=$?
+[ "$rc" -eq 1 ] || fail "lpsh -e with a remote error exited $rc, expected 1"
+echo "$got" | grep -q '^\[engine 1\] LuaError: <execute>:1: bad$' \
+    || fail "remote error not shown as '[engine 1] LuaError: ...': $got"
+echo "$got" | grep -q 'stack traceback' || fail "remote error without traceback: $got"
+
+got=$(timeout 60 "$BUILD/lpsh" --file "$FILE" -e 'x = = 1' 2>&1); rc=$?
+[ "$rc" -eq 1 ] || fail "lpsh -e with a local syntax error exited $rc, expected 1"
+[ "$got" = "[local] SyntaxError: stdin:1: unexpected symbol near '='" ] \
+    || fail "local syntax error printed: $got"
+
+got=$(timeout 60 "$BUILD/lpsh" --file "$FILE" --bail -e $'error("first")\nprint("not reached")' 2>&1); rc=$?
+[ "$rc" -eq 1 ] || fail "--bail: exit $rc, expected 1"
+echo "$got" | grep -q 'not reached' && fail "--bail did not stop at the first error: $got"
+
+# an unreachable cluster: exit 1 with a message naming the problem
+got=$(timeout 60 "$BUILD/lpsh" --file "$DIR/nonexistent.json" -e '1' 2>&1); rc=$?
+[ "$rc" -eq 1 ] || fail "lpsh with a missing connection file exited $rc, expected 1"
+echo "$got" | grep -q 'nonexistent.json' || fail "missing connection file not named: $got"
+
+stop_cluster
+if [ "$FAILS" -gt 0 ]; then
+    say "$FAILS failure(s)"; exit 1
+fi
+say "ok"
