@@ -687,7 +687,7 @@ local function main (opts)
     _G.dv, _G.rc = nil, nil
     S.last = nil
     rc:close ()
-    return S.errors > 0 and 1 or 0
+    return (S.errors > 0 and not native.interactive) and 1 or 0
 end
 
 return main

@@ -162,6 +162,16 @@ static int
 s_mkdirs (const char *dir, char *err, size_t errlen)
 {
     char path [1100];
+    //  Parents first (mkdir -p), then the profile's own folders.
+    snprintf (path, sizeof path, "%s", dir);
+    for (char *slash = strchr (path + 1, '/'); slash; slash = strchr (slash + 1, '/')) {
+        *slash = 0;
+        if (mkdir (path, 0755) != 0 && errno != EEXIST) {
+            snprintf (err, errlen, "%s: cannot create: %s", path, strerror (errno));
+            return -1;
+        }
+        *slash = '/';
+    }
     const char *subs [] = { "", "/security", "/log", "/pid" };
     for (int i = 0; i < 4; i++) {
         snprintf (path, sizeof path, "%s%s", dir, subs [i]);

@@ -216,6 +216,32 @@ l_file_write (lua_State *L)
 //  --------------------------------------------------------------------------
 //  State setup, in protected mode
 
+//  lp.sleep (seconds): sleeps without using the CPU, in short slices so
+//  that an interrupt or a time limit still stops it promptly.
+static int
+l_sleep (lua_State *L)
+{
+    lp_engine_t *self = s_self (L);
+    double seconds = luaL_checknumber (L, 1);
+    int64_t until = zclock_mono () + (int64_t) (seconds * 1000);
+    while (zclock_mono () < until) {
+        uint64_t running = atomic_load (&self->running);
+        if (running && atomic_load (&self->interrupt) == running)
+            return luaL_error (L, "interrupted");
+        int64_t left = until - zclock_mono ();
+        zclock_sleep (left < 10? (int) left: 10);
+    }
+    return 0;
+}
+
+//  lp.clock (): wall-clock seconds since the epoch, with microseconds.
+static int
+l_clock (lua_State *L)
+{
+    lua_pushnumber (L, (double) lp_util_wall_usec () / 1e6);
+    return 1;
+}
+
 static int
 s_setup (lua_State *L)
 {
@@ -257,6 +283,10 @@ s_setup (lua_State *L)
     lua_setfield (L, -2, "id");
     lp_lua_open_array (L);
     lua_setfield (L, -2, "array");
+    lua_pushcfunction (L, l_sleep);
+    lua_setfield (L, -2, "sleep");
+    lua_pushcfunction (L, l_clock);
+    lua_setfield (L, -2, "clock");
     lua_getfield (L, -2, "loaded");
     lua_pushvalue (L, -2);
     lua_setfield (L, -2, "lp");

@@ -244,6 +244,12 @@ main (int argc, char *argv [])
         fprintf (stderr, "%s\n", err);
         return 1;
     }
+    if (!streq (lp_conn_kind (conn), "engine")) {
+        fprintf (stderr, "%s: this is a %s connection file; engines need the engine file "
+                 "(security/lp-engine.json)\n", file, lp_conn_kind (conn));
+        lp_conn_destroy (&conn);
+        return 1;
+    }
     //  The connection file is re-read on reconnects: keep an absolute path
     char *abs_file = realpath (file, NULL);
     if (abs_file)

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+#  lpsh_tmux.sh BUILD_DIR
+#
+#  Issue 4, "done" 2: lpsh in a terminal (a tmux server of its own, -L
+#  with a unique socket name): banner and prompt, line editing (Ctrl-A,
+#  insert), history recall with the up arrow, Ctrl-C at the prompt drops
+#  the line, a multi-line %%px cell, a %px loop printing every ~100 ms
+#  whose lines show while it still runs (capture-pane before it ends),
+#  Ctrl-C stopping a remote infinite loop after which the next %px works,
+#  the history file in the profile, Ctrl-D exiting with status 0.
+#  Waits poll the pane with deadlines; only this test's tmux server and
+#  cluster are stopped, by socket name and pid.
+set -u
+BUILD=${1:?usage: lpsh_tmux.sh BUILD_DIR}
+BUILD=$(cd "$BUILD" && pwd) || exit 1
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/lpshtmux.XXXXXX") || exit 1
+SOCK=lpshtest$$_$RANDOM
+CTRL_PID=""
+TMUX_STARTED=0
+FAILS=0
+
+say() { echo "lpsh_tmux: $*"; }
+fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
+
+alive() {
+    local pid=$1 stat state
+    [ -r "/proc/$pid/stat" ] || return 1
+    { read -r stat < "/proc/$pid/stat"; } 2>/dev/null || return 1
+    state=${stat##*) }; state=${state%% *}
+    [ "$state" != Z ] && [ "$state" != X ]
+}
+stop_cluster() {
+    [ -n "$CTRL_PID" ] || return 0
+    if alive "$CTRL_PID"; then
+        kill -TERM "$CTRL_PID" 2>/dev/null
+        local deadline=$((SECONDS + 15))
+        while alive "$CTRL_PID" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.05; done
+        alive "$CTRL_PID" && { say "controller did not stop; killing it"; kill -9 "$CTRL_PID"; }
+    fi
+    CTRL_PID=""
+}
+cleanup() {
+    [ "$TMUX_STARTED" = 1 ] && tmux -L "$SOCK" kill-server 2>/dev/null
+    stop_cluster
+    rm -rf "$DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+command -v tmux > /dev/null || { say "FAIL: tmux not installed"; exit 1; }
+for b in lpcontroller lpengine lpsh lpstatus; do
+    [ -x "$BUILD/$b" ] || { say "FAIL: $BUILD/$b not built"; exit 1; }
+done
+if ! timeout 60 "$BUILD/lpcontroller" --profile-dir "$DIR" -n 4 --daemon; then
+    say "FAIL: cluster did not start"; exit 1
+fi
+CTRL_PID=$(tr -dc '0-9' < "$DIR/pid/lpcontroller.pid")
+FILE=$DIR/security/lp-client.json
+
+pane() { tmux -L "$SOCK" capture-pane -p -J -S -2000 2>/dev/null; }
+keys() { tmux -L "$SOCK" send-keys "$@"; }
+#  wait_pane REGEX SECONDS [COUNT]: until the pane has COUNT (default 1)
+#  lines matching REGEX
+wait_pane() {
+    local re=$1 deadline=$((SECONDS + $2)) want=${3:-1} n
+    while true; do
+        n=$(pane | grep -cE -- "$re")
+        [ "$n" -ge "$want" ] && return 0
+        [ "$SECONDS" -ge "$deadline" ] && return 1
+        sleep 0.1
+    done
+}
+show() { say "pane:"; pane | grep -v '^$' | tail -n 40; }
+#  the last non-empty pane line is the prompt
+wait_prompt() {
+    local deadline=$((SECONDS + $1))
+    while [ "$(pane | grep -v '^$' | tail -n 1)" != ">" ]; do
+        [ "$SECONDS" -ge "$deadline" ] && return 1
+        sleep 0.1
+    done
+}
+
+tmux -L "$SOCK" -f /dev/null new-session -d -x 200 -y 50 \
+    "cd '$DIR' && '$BUILD/lpsh' --file '$FILE' --wait 4; echo LPSH-EXIT=\$?; sleep 600" \
+    || { say "FAIL: tmux new-session"; exit 1; }
+TMUX_STARTED=1
+
+# --- banner and prompt ----------------------------------------------------------
+wait_pane '^lpsh .*4 engines' 30 || { show; fail "no banner naming 4 engines"; }
+wait_prompt 10 || { show; fail "no '> ' prompt"; }
+
+# --- line editing: type the end first, go to the start, insert --------------------
+keys 'rint("edited-" .. 6 * 7)' C-a 'p' Enter
+wait_pane '^edited-42$' 10 || { show; fail "line editing (Ctrl-A, insert) did not give edited-42"; }
+wait_prompt 10
+# --- history: the up arrow recalls the line -----------------------------------
+keys Up Enter
+wait_pane '^edited-42$' 10 2 || { show; fail "up arrow did not recall the last line"; }
+wait_prompt 10
+# --- Ctrl-C at the prompt drops the line --------------------------------------
+keys 'this is not lua' C-c
+wait_prompt 10 || { show; fail "no fresh prompt after Ctrl-C at the prompt"; }
+keys 'print("clean")' Enter
+wait_pane '^clean$' 10 || { show; fail "line after Ctrl-C did not run"; }
+pane | grep -q 'SyntaxError' && { show; fail "the line dropped with Ctrl-C was run"; }
+wait_prompt 10
+
+# --- a multi-line %%px cell ---------------------------------------------------------
+keys '%%px --targets 0,2' Enter
+wait_pane '^\.\.\.: $' 10 || { show; fail "no cell prompt '...: ' after %%px"; }
+keys 'local q = 3' Enter 'return q * q + lp.id' Enter Enter
+wait_pane '^Out\[2:1\]: 11$' 30 || { show; fail "%%px cell: no Out[2:1]: 11"; }
+pane | grep -q '^Out\[0:1\]: 9$' || { show; fail "%%px cell: no Out[0:1]: 9"; }
+wait_prompt 10
+
+# --- streaming: lines show while the loop still runs --------------------------
+keys '%px for i = 1, 30 do print("tick-" .. i) local t = os.clock() + 0.1 while os.clock() < t do end end' Enter
+if wait_pane '^\[stdout:[0-3]\] tick-3$' 30; then
+    if pane | grep -q 'tick-30$'; then
+        fail "tick-30 was already there when tick-3 first showed: output not streamed"
+    fi
+    [ "$(pane | grep -v '^$' | tail -n 1)" = ">" ] && fail "prompt back before the loop ended"
+else
+    show; fail "no streamed [stdout:N] tick-3 line"
+fi
+wait_pane '^\[stdout:[0-3]\] tick-30$' 60 4 || { show; fail "not all engines printed tick-30"; }
+wait_prompt 10 || { show; fail "no prompt after the loop"; }
+
+# --- Ctrl-C stops a remote infinite loop --------------------------------------
+keys '%px while true do end' Enter
+deadline=$((SECONDS + 30))
+until [ "$("$BUILD/lpstatus" --file "$FILE" 2>/dev/null | grep -c ' busy ')" -ge 4 ]; do
+    [ "$SECONDS" -ge "$deadline" ] && { fail "engines never busy with the loop"; break; }
+    sleep 0.1
+done
+keys C-c
+wait_pane '^\[engines 0-3\] Interrupted' 30 || { show; fail "Ctrl-C: no '[engines 0-3] Interrupted' summary"; }
+wait_prompt 10 || { show; fail "no prompt after Ctrl-C"; }
+keys '%px return "after-" .. lp.id' Enter
+wait_pane '^Out\[3:[0-9]+\]: "after-3"$' 30 || { show; fail "%px after the interrupt did not work"; }
+wait_prompt 10
+
+# --- history file and exit ----------------------------------------------------
+grep -q 'edited-' "$DIR/lpsh_history" 2>/dev/null || fail "no $DIR/lpsh_history with the typed lines"
+keys C-d
+wait_pane '^LPSH-EXIT=0$' 15 || { show; fail "Ctrl-D did not exit lpsh with status 0"; }
+
+tmux -L "$SOCK" kill-server 2>/dev/null
+TMUX_STARTED=0
+stop_cluster
+if [ "$FAILS" -gt 0 ]; then say "$FAILS failure(s)"; exit 1; fi
+say "ok"
