@@ -666,22 +666,37 @@ local function main (opts)
                      #ids > 0 and (" [" .. ranges (ids) .. "]") or ""))
     end
 
-    while true do
+    -- One prompt and its command. Everything runs inside pcall, and the
+    -- SIGINT mode (and a pending "interrupted!" hook) is reset inside it.
+    local function step ()
+        native.sigmode (0)
         local prompt = S.autopx and "[px]> " or "> "
         local line = getline (prompt)
         if line == nil then
             if native.interactive then out ("\n") end
-            break
+            return "eof"
         end
         if line ~= false then
             if native.interactive then native.add_history (line) end
             local before = S.errors
             local okh, err = pcall (handle, line)
+            native.sigmode (0)
             if not okh then
                 out ("[local] ", tidy (err), "\n")
                 fail ()
             end
-            if S.bail and S.errors > before and not native.interactive then break end
+            if S.bail and S.errors > before and not native.interactive then return "eof" end
+        end
+    end
+    while true do
+        local ok, res = pcall (step)
+        if not ok then
+            native.sigmode (0)
+            out ("[local] ", tidy (res), "\n")
+            fail ()
+            if not native.interactive then break end
+        elseif res == "eof" then
+            break
         end
     end
     _G.dv, _G.rc = nil, nil

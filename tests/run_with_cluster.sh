@@ -104,7 +104,9 @@ if [ ! -x "$BINDIR/lpcontroller" ]; then
     exit 1
 fi
 
-START_OUT=$("$BINDIR/lpcontroller" --profile-dir "$DIR" -n "$NENGINES" --daemon 2>&1)
+# LP_TEST_CONTROLLER_ARGS: extra lpcontroller options (e.g. --scheduler lru).
+# shellcheck disable=SC2086
+START_OUT=$("$BINDIR/lpcontroller" --profile-dir "$DIR" -n "$NENGINES" --daemon ${LP_TEST_CONTROLLER_ARGS:-} 2>&1)
 START_RC=$?
 echo "$START_OUT"
 if [ "$START_RC" -ne 0 ]; then

@@ -57,7 +57,7 @@ fi
 CTRL_PID=$(tr -dc '0-9' < "$DIR/pid/lpcontroller.pid")
 FILE=$DIR/security/lp-client.json
 
-pane() { tmux -L "$SOCK" capture-pane -p -J -S -2000 2>/dev/null; }
+pane() { tmux -L "$SOCK" capture-pane -p -J -S -2000 2>/dev/null | sed 's/[[:space:]]*$//'; }
 keys() { tmux -L "$SOCK" send-keys "$@"; }
 #  wait_pane REGEX SECONDS [COUNT]: until the pane has COUNT (default 1)
 #  lines matching REGEX
@@ -107,7 +107,7 @@ wait_prompt 10
 
 # --- a multi-line %%px cell ---------------------------------------------------------
 keys '%%px --targets 0,2' Enter
-wait_pane '^\.\.\.: $' 10 || { show; fail "no cell prompt '...: ' after %%px"; }
+wait_pane '^\.\.\.:$' 10 || { show; fail "no cell prompt '...: ' after %%px"; }
 keys 'local q = 3' Enter 'return q * q + lp.id' Enter Enter
 wait_pane '^Out\[2:1\]: 11$' 30 || { show; fail "%%px cell: no Out[2:1]: 11"; }
 pane | grep -q '^Out\[0:1\]: 9$' || { show; fail "%%px cell: no Out[0:1]: 9"; }
