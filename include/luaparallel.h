@@ -132,8 +132,12 @@ int          lp_client_ids (lp_client_t *self, int *ids, int max);
 int          lp_client_wait_for_engines (lp_client_t *self, int n, int timeout_ms);
 //  Last error on this client, human-readable ("" when none).
 const char  *lp_client_error (lp_client_t *self);
-//  Engine table as a value: array of maps {id, host, pid, state, queue, ...}.
+//  Engine table as a value: array of maps {id, host, pid, state, queue,
+//  direct_queue, tasks_queued, tasks_running, tasks_done, ...}.
 lp_value_t  *lp_client_status (lp_client_t *self, int timeout_ms);
+//  The whole status: map {engines = <as above>, unassigned = tasks waiting
+//  in the scheduler, scheme, hwm}.
+lp_value_t  *lp_client_queue_status (lp_client_t *self, int timeout_ms);
 //  Processes incoming messages for up to timeout_ms (0: only what is there).
 //  Views and results call this themselves; exposed for event-driven callers.
 int          lp_client_poll (lp_client_t *self, int timeout_ms);

@@ -148,7 +148,10 @@ local function tidy (msg)
             lines [#lines + 1] = line
         end
     end
-    while #lines > 0 and lines [#lines] == "" do lines [#lines] = nil end
+    while #lines > 0 and (lines [#lines] == ""
+            or lines [#lines]:match ("^%s*%[C%]: in function 'pcall'$")) do
+        lines [#lines] = nil
+    end
     return table.concat (lines, "\n")
 end
 

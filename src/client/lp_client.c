@@ -410,8 +410,10 @@ s_query (lp_client_t *self, const char *msg_type, int timeout_ms)
 
 //  Refreshes the id cache; returns the engines array (caller destroys)
 //  when engines_p is given. 0 / -1.
+//  Status query; *engines_p gets the engines array, *whole_p the whole
+//  reply content (either may be NULL).
 static int
-s_status (lp_client_t *self, int timeout_ms, lp_value_t **engines_p)
+s_status_full (lp_client_t *self, int timeout_ms, lp_value_t **engines_p, lp_value_t **whole_p)
 {
     lp_msg_t *reply = s_query (self, "status_request", timeout_ms);
     if (!reply)
@@ -423,6 +425,14 @@ s_status (lp_client_t *self, int timeout_ms, lp_value_t **engines_p)
         return -1;
     }
     s_ids_from_engines (self, engines);
+    if (whole_p) {
+        *whole_p = lp_value_dup (lp_msg_content (reply));
+        if (!*whole_p) {
+            lp_client_set_error (self, "out of memory");
+            lp_msg_destroy (&reply);
+            return -1;
+        }
+    }
     if (engines_p) {
         *engines_p = lp_value_dup (engines);
         if (!*engines_p) {
@@ -433,6 +443,12 @@ s_status (lp_client_t *self, int timeout_ms, lp_value_t **engines_p)
     }
     lp_msg_destroy (&reply);
     return 0;
+}
+
+static int
+s_status (lp_client_t *self, int timeout_ms, lp_value_t **engines_p)
+{
+    return s_status_full (self, timeout_ms, engines_p, NULL);
 }
 
 //  --------------------------------------------------------------------------
@@ -597,6 +613,18 @@ lp_client_status (lp_client_t *self, int timeout_ms)
     if (s_status (self, timeout_ms, &engines))
         return NULL;
     return engines;
+}
+
+lp_value_t *
+lp_client_queue_status (lp_client_t *self, int timeout_ms)
+{
+    assert (self);
+    if (timeout_ms <= 0)
+        timeout_ms = LP_CONNECT_TIMEOUT_MSEC;
+    lp_value_t *whole = NULL;
+    if (s_status_full (self, timeout_ms, NULL, &whole))
+        return NULL;
+    return whole;
 }
 
 int

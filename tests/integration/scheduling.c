@@ -260,6 +260,29 @@ test_abort (lp_client_t *client)
     lp_result_t *busy = lp_view_map (lb, "function(x) lp.sleep(1) return x end",
                                      lp_value_int_range (1, 2 * LPT_ENGINES));
     lp_result_t *queued = lp_view_map (lb, "function(x) return x end", lp_value_int_range (1, 10));
+    //  Queue status: 2 tasks on each engine (1 running, 1 queued), 10 unassigned
+    //  (the tasks and the status query travel on different sockets: poll
+    //  until the scheduler has taken all 18)
+    lp_value_t *status = NULL;
+    double until = lpt_now_ms () + LPT_DEADLINE_MS;
+    do {
+        lp_value_destroy (&status);
+        status = lp_client_queue_status (client, LPT_DEADLINE_MS);
+        CHECK (status, "queue status: %s", lp_client_error (client));
+    } while (lp_value_as_int (lp_value_get (status, "unassigned")) < 10 && lpt_now_ms () < until);
+    CHECK (lp_value_as_int (lp_value_get (status, "unassigned")) == 10,
+           "unassigned tasks: %lld, expected 10", (long long) lp_value_as_int (lp_value_get (status, "unassigned")));
+    const lp_value_t *engines = lp_value_get (status, "engines");
+    for (size_t i = 0; engines && i < lp_value_len (engines); i++) {
+        const lp_value_t *row = lp_value_at (engines, i);
+        CHECK (lp_value_as_int (lp_value_get (row, "tasks_running")) == 1
+            && lp_value_as_int (lp_value_get (row, "tasks_queued")) == 1,
+               "engine %lld: %lld running, %lld queued (expected 1 and 1 with hwm 2)",
+               (long long) lp_value_as_int (lp_value_get (row, "id")),
+               (long long) lp_value_as_int (lp_value_get (row, "tasks_running")),
+               (long long) lp_value_as_int (lp_value_get (row, "tasks_queued")));
+    }
+    lp_value_destroy (&status);
     CHECK (lp_result_abort (queued) == 0, "abort: %s", lp_client_error (client));
     s_wait (queued, LPT_DEADLINE_MS, "aborted tasks");
     for (int i = 0; i < 10; i++)
@@ -267,7 +290,7 @@ test_abort (lp_client_t *client)
                "queued task %d was not aborted: %s", i, lpt_errors (queued));
     s_wait (busy, LPT_DEADLINE_MS, "busy tasks");
     CHECK (lp_result_get (busy), "running tasks suffered from the abort: %s", lpt_errors (busy));
-    lpt_say ("10 queued tasks aborted; the running ones finished");
+    lpt_say ("queue status showed 1 running + 1 queued per engine and 10 unassigned; those 10 aborted");
     lp_result_destroy (&busy);
     lp_result_destroy (&queued);
     lp_view_destroy (&lb);

@@ -140,6 +140,19 @@ keys '%px return "after-" .. lp.id' Enter
 wait_pane '^Out\[3:[0-9]+\]: "after-3"$' 30 || { show; fail "%px after the interrupt did not work"; }
 wait_prompt 10
 
+# --- Ctrl-C stops a local infinite loop (as lua does) ---------------------------
+keys 'while true do end' Enter
+SH_PID=$(tmux -L "$SOCK" display-message -p '#{pane_pid}')
+LPSH_PID=$(pgrep -P "$SH_PID" lpsh | head -n 1)
+deadline=$((SECONDS + 20))
+until [ -n "$LPSH_PID" ] && [ "$(awk '{print $3}' "/proc/$LPSH_PID/stat" 2>/dev/null)" = R ]; do
+    [ "$SECONDS" -ge "$deadline" ] && { fail "lpsh never ran the local loop"; break; }
+    sleep 0.05
+done
+keys C-c
+wait_pane '^\[local\] LuaError: interrupted!$' 20 || { show; fail "Ctrl-C did not stop the local loop"; }
+wait_prompt 10 || { show; fail "no prompt after stopping the local loop"; }
+
 # --- history file and exit ----------------------------------------------------
 grep -q 'edited-' "$DIR/lpsh_history" 2>/dev/null || fail "no $DIR/lpsh_history with the typed lines"
 keys C-d
