@@ -144,7 +144,7 @@ stop_pid () {
 DEPS_BUILD=(gcc make libc6-dev cmake pkg-config libzmq3-dev libczmq-dev
             libmsgpack-dev liblua5.4-dev libsodium-dev libjansson-dev
             libedit-dev libsqlite3-dev iproute2 procps)
-DEPS_TEST=(tmux)
+DEPS_TEST=(tmux lua5.4)
 
 check_deps () {   # extra packages...
     [[ -n ${LP_SKIP_DEPS:-} ]] && return 0

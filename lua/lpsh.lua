@@ -190,9 +190,12 @@ local function run_local (code)
         fail ()
         return
     end
+    native.sigints (true)
     native.sigmode (1)
     local res = table.pack (xpcall (f, msghandler))
     native.sigmode (0)
+    -- the terminal echoed ^C: start a fresh line
+    if native.sigints (true) > 0 and native.interactive then out ("\n") end
     if not res [1] then
         local e = res [2]
         if type (e) == "table" then

@@ -60,7 +60,7 @@ done
 cd "$ROOT" || exit 1
 
 # --- start ---------------------------------------------------------------
-out=$(timeout 60 ./cluster.sh start -n 4 --profile "$NAME" --no-build 2>&1)
+out=$(timeout 120 ./cluster.sh start -n 4 --profile "$NAME" --no-build 2>&1)
 rc=$?
 echo "$out"
 if [ "$rc" -ne 0 ]; then
