@@ -227,45 +227,35 @@ s_dispatch (lp_client_t *self, zsock_t *sock, lp_msg_t *msg)
     lp_msg_destroy (&msg);
 }
 
-//  Handles whatever is waiting on every socket, without blocking.
+//  Handles what is waiting on one socket, without blocking: every socket
+//  has a receive timeout of 0, so a receive on an empty socket returns at
+//  once (and one with messages waiting makes no system call).
 static int
-s_drain (lp_client_t *self)
+s_drain_socket (lp_client_t *self, zsock_t *sock)
 {
-    zsock_t *socks [] = { self->registration, self->mux, self->control,
-                          self->iopub, self->notification, self->task };
-    int handled = 0;
-    for (size_t i = 0; i < sizeof socks / sizeof socks [0]; i++) {
-        int count = 0;
-        while (count < LP_CLIENT_DRAIN_MAX
-           && (zsock_events (socks [i]) & ZMQ_POLLIN)) {
-            lp_msg_t *msg = lp_wire_recv (self->wire, socks [i]);
-            count++;
-            if (msg)
-                s_dispatch (self, socks [i], msg);
-            //  else dropped: counted and logged by lp_wire
-        }
-        handled += count;
+    int count = 0;
+    zmsg_t *zmsg;
+    while (count < LP_CLIENT_DRAIN_MAX && (zmsg = zmsg_recv (sock))) {
+        count++;
+        lp_msg_t *msg = lp_wire_decode (self->wire, &zmsg);
+        if (msg)
+            s_dispatch (self, sock, msg);
+        //  else dropped: counted and logged by lp_wire
     }
-    return handled;
+    return count;
 }
 
 int
 lp_client_poll (lp_client_t *self, int timeout_ms)
 {
     assert (self);
-    //  Messages may already sit in the sockets (ZMQ_EVENTS is edge
-    //  triggered for zmq_poll), so drain first.
-    int handled = s_drain (self);
-    if (handled > 0)
-        return handled;
-    zmq_pollitem_t items [] = {
-        { zsock_resolve (self->registration), 0, ZMQ_POLLIN, 0 },
-        { zsock_resolve (self->mux), 0, ZMQ_POLLIN, 0 },
-        { zsock_resolve (self->control), 0, ZMQ_POLLIN, 0 },
-        { zsock_resolve (self->iopub), 0, ZMQ_POLLIN, 0 },
-        { zsock_resolve (self->notification), 0, ZMQ_POLLIN, 0 },
-        { zsock_resolve (self->task), 0, ZMQ_POLLIN, 0 }
-    };
+    zsock_t *socks [] = { self->mux, self->task, self->iopub, self->control,
+                          self->registration, self->notification };
+    zmq_pollitem_t items [6];
+    for (int i = 0; i < 6; i++)
+        items [i] = (zmq_pollitem_t) { zsock_resolve (socks [i]), 0, ZMQ_POLLIN, 0 };
+    //  zmq_poll looks at every socket's ZMQ_EVENTS before it sleeps, so
+    //  messages already queued are seen without waiting.
     int rc = zmq_poll (items, 6, timeout_ms < 0? 0: timeout_ms);
     if (rc == -1) {
         if (errno == EINTR)
@@ -274,9 +264,11 @@ lp_client_poll (lp_client_t *self, int timeout_ms)
             lp_client_set_error (self, "poll failed: %s", zmq_strerror (errno));
         return -1;
     }
-    if (rc == 0)
-        return 0;
-    return s_drain (self);
+    int handled = 0;
+    for (int i = 0; i < 6; i++)
+        if (items [i].revents & ZMQ_POLLIN)
+            handled += s_drain_socket (self, socks [i]);
+    return handled;
 }
 
 //  --------------------------------------------------------------------------
@@ -468,6 +460,7 @@ s_socket (lp_client_t *self, int type, const char *channel)
         return NULL;
     }
     lp_wire_tune_socket (sock);
+    zsock_set_rcvtimeo (sock, 0);       //  see s_drain_socket
     if (type == ZMQ_SUB)
         zsock_set_subscribe (sock, "");
     else

@@ -523,7 +523,9 @@ static s_end_t
 s_serve (lp_session_t *self)
 {
     zsock_t *pipe = zactor_sock (self->heart);
-    zpoller_t *poller = zpoller_new (self->mux, self->task, pipe, self->registration, NULL);
+    //  Every socket in the poll set costs system calls per wake-up; the
+    //  registration socket carries nothing after the handshake.
+    zpoller_t *poller = zpoller_new (self->mux, self->task, pipe, NULL);
     if (!poller)
         return S_LOST;
     s_end_t end = S_STOP;
@@ -535,12 +537,6 @@ s_serve (lp_session_t *self)
                 s_handle_request (self, request, (zsock_t *) which);
                 lp_msg_destroy (&request);
             }
-        }
-        else
-        if (which == self->registration) {
-            //  nothing is expected here after the handshake
-            lp_msg_t *msg = lp_wire_recv (self->wire, self->registration);
-            lp_msg_destroy (&msg);
         }
         else
         if (which == pipe) {

@@ -2,9 +2,11 @@
     lp_hub.c - the hub of the controller
 
     The hub owns the engine table and decides who is alive. It runs the
-    controller's reactor (zloop) on the main thread, and starts the mux
-    actor (src/scheduler/lp_mux.c) that carries the data path on its own
-    thread; the two talk only through the actor pipe.
+    controller's reactor (zloop) on the main thread, and starts the actors
+    that carry the data path, each on its own thread: a mux for direct
+    requests and one for control (src/scheduler/lp_mux.c), the task
+    scheduler (src/scheduler/lp_scheduler.c) and the iopub relay
+    (src/controller/lp_relay.c). They talk only through actor pipes.
 
     Registration is two exchanges, not a heartbeat cycle:
         engine  registration_request  ->  hub     (id assigned, reply)
@@ -26,6 +28,7 @@
 #include "lp_hub.h"
 #include "lp_mux.h"
 #include "lp_scheduler.h"
+#include "lp_relay.h"
 
 #include <sodium.h>
 
@@ -56,11 +59,15 @@ struct _lp_hub_t {
     zsock_t *hb_ping;                   //  PUB
     zsock_t *hb_pong;                   //  ROUTER
     zsock_t *notify;                    //  PUB
-    zactor_t *mux;                      //  data path: direct, control, iopub
+    zactor_t *mux;                      //  data path: direct requests
+    zactor_t *control;                  //  data path: interrupt, shutdown
     zactor_t *scheduler;                //  data path: load-balanced tasks
+    zactor_t *relay;                    //  data path: iopub
     char task_endpoint [2][128];        //  scheduler: engine, client
+    char control_endpoint [2][128];     //  control: engine, client
+    char iopub_endpoint [2][128];       //  relay: engine, client
     char endpoint [4][128];             //  registration, ping, pong, notify
-    char mux_endpoint [6][128];         //  see lp_mux.h ENDPOINTS
+    char mux_endpoint [2][128];         //  mux: engine, client
     s_engine_t **engines;               //  by id, NULL for holes (owns)
     size_t engines_size;                //  slots in engines
     int next_id;                        //  next fresh id
@@ -153,6 +160,7 @@ s_engine_dead (lp_hub_t *self, s_engine_t *engine, const char *reason)
     zsys_warning ("hub: engine %d (pid %lld on %s) %s", engine->id,
                   (long long) engine->pid, engine->host, reason);
     zsock_send (self->mux, "sis", "REMOVE", engine->id, reason);
+    zsock_send (self->control, "sis", "REMOVE", engine->id, reason);
     zsock_send (self->scheduler, "sis", "REMOVE", engine->id, reason);
     if (was_ready)
         s_notify (self, "engine_unregistered", engine, reason);
@@ -228,6 +236,7 @@ s_handle_registration (lp_hub_t *self, lp_msg_t *msg)
         //  Known identity: same id again; a live one re-registers afresh.
         if (engine->state == ENGINE_READY) {
             zsock_send (self->mux, "sis", "REMOVE", engine->id, "re-registered");
+            zsock_send (self->control, "sis", "REMOVE", engine->id, "re-registered");
             zsock_send (self->scheduler, "sis", "REMOVE", engine->id, "re-registered");
         }
     }
@@ -421,7 +430,7 @@ s_on_registration (zloop_t *loop, zsock_t *sock, void *arg)
             s_reply (self, msg, "shutdown_reply", content);
         }
         zsys_info ("hub: shutdown requested by a client");
-        zstr_send (self->mux, "SHUTDOWN");
+        zstr_send (self->control, "SHUTDOWN");
         rc = -1;
     }
     else {
@@ -449,6 +458,7 @@ s_handle_hello (lp_hub_t *self, int id, const char *uuid, const char *channel)
         engine->state = ENGINE_READY;
         engine->last_seen = zclock_mono ();
         zsock_send (self->mux, "sis", "ADD", engine->id, engine->uuid);
+        zsock_send (self->control, "sis", "ADD", engine->id, engine->uuid);
         zsock_send (self->scheduler, "sis", "ADD", engine->id, engine->uuid);
         s_notify (self, "engine_registered", engine, NULL);
         zsys_info ("hub: engine %d registered (pid %lld on %s)", engine->id,
@@ -555,6 +565,26 @@ lp_hub_process_exited (lp_hub_t *self, int pid, const char *reason)
     }
 }
 
+//  Starts an actor that answers "ENDPOINTS" with its engine-side and
+//  client-side endpoints. 0 / -1.
+static int
+s_start_actor (zactor_t **actor_p, zactor_fn *fn, void *args, char endpoints [2][128])
+{
+    zactor_t *actor = zactor_new (fn, args);
+    char *eps [2] = { NULL, NULL };
+    int rc = -1;
+    if (actor && zstr_send (actor, "ENDPOINTS") == 0
+    &&  zsock_recv (actor, "ss", &eps [0], &eps [1]) == 0 && eps [0] && eps [1]) {
+        for (int i = 0; i < 2; i++)
+            snprintf (endpoints [i], 128, "%s", eps [i]);
+        rc = 0;
+    }
+    free (eps [0]);
+    free (eps [1]);
+    *actor_p = actor;
+    return rc;
+}
+
 lp_hub_t *
 lp_hub_new (const lp_hub_config_t *config, char *err, size_t errlen)
 {
@@ -595,37 +625,22 @@ lp_hub_new (const lp_hub_config_t *config, char *err, size_t errlen)
         lp_hub_destroy (&self);
         return NULL;
     }
-    lp_mux_config_t mux_config = { config->ip, self->key, sizeof self->key };
-    self->mux = zactor_new (lp_mux_actor, &mux_config);
-    char *eps [6] = { NULL };
-    if (!self->mux || zstr_send (self->mux, "ENDPOINTS") != 0
-    ||  zsock_recv (self->mux, "ssssss", &eps [0], &eps [1], &eps [2],
-                    &eps [3], &eps [4], &eps [5]) != 0) {
-        snprintf (err, errlen, "cannot start the multiplexer on %s", config->ip);
-        lp_hub_destroy (&self);
-        return NULL;
-    }
-    for (int i = 0; i < 6; i++) {
-        snprintf (self->mux_endpoint [i], 128, "%s", eps [i]? eps [i]: "");
-        free (eps [i]);
-    }
+    lp_mux_config_t mux_config = { config->ip, self->key, sizeof self->key, "mux" };
+    lp_mux_config_t control_config = { config->ip, self->key, sizeof self->key, "control" };
     lp_scheduler_config_t scheduler_config = { config->ip, self->key, sizeof self->key,
                                                config->scheme, config->hwm };
-    self->scheduler = zactor_new (lp_scheduler_actor, &scheduler_config);
-    char *task_eps [2] = { NULL, NULL };
-    if (!self->scheduler || zstr_send (self->scheduler, "ENDPOINTS") != 0
-    ||  zsock_recv (self->scheduler, "ss", &task_eps [0], &task_eps [1]) != 0) {
-        snprintf (err, errlen, "cannot start the task scheduler on %s", config->ip);
+    if (s_start_actor (&self->mux, lp_mux_actor, &mux_config, self->mux_endpoint)
+    ||  s_start_actor (&self->control, lp_mux_actor, &control_config, self->control_endpoint)
+    ||  s_start_actor (&self->scheduler, lp_scheduler_actor, &scheduler_config, self->task_endpoint)
+    ||  s_start_actor (&self->relay, lp_relay_actor, (void *) config->ip, self->iopub_endpoint)) {
+        snprintf (err, errlen, "cannot start the data path on %s", config->ip);
         lp_hub_destroy (&self);
         return NULL;
-    }
-    for (int i = 0; i < 2; i++) {
-        snprintf (self->task_endpoint [i], 128, "%s", task_eps [i]? task_eps [i]: "");
-        free (task_eps [i]);
     }
     zloop_reader (self->loop, self->registration, s_on_registration, self);
     zloop_reader (self->loop, self->hb_pong, s_on_pong, self);
     zloop_reader (self->loop, zactor_sock (self->mux), s_on_mux, self);
+    zloop_reader (self->loop, zactor_sock (self->control), s_on_mux, self);
     zloop_reader (self->loop, zactor_sock (self->scheduler), s_on_mux, self);
     zloop_timer (self->loop, (size_t) config->heartbeat_msec, 0, s_on_ping_timer, self);
     int check = config->heartbeat_msec / LP_HEARTBEAT_CHECK_DIV;
@@ -641,6 +656,10 @@ lp_hub_destroy (lp_hub_t **self_p)
         return;
     zactor_destroy (&self->scheduler);
     zactor_destroy (&self->mux);
+    zactor_destroy (&self->control);
+    if (self->relay)
+        zstr_send (self->relay, "TERMINATE");
+    zactor_destroy (&self->relay);
     zloop_destroy (&self->loop);
     zsock_destroy (&self->registration);
     zsock_destroy (&self->hb_ping);
@@ -671,11 +690,11 @@ lp_hub_write_files (lp_hub_t *self, const char *folder, char *err, size_t errlen
 {
     static const char *engine_names [] = { "registration", "hb_ping", "hb_pong", "mux", "control", "iopub", "task" };
     const char *engine_eps [] = { self->endpoint [0], self->endpoint [1], self->endpoint [2],
-                                  self->mux_endpoint [0], self->mux_endpoint [2], self->mux_endpoint [4],
-                                  self->task_endpoint [0] };
+                                  self->mux_endpoint [0], self->control_endpoint [0],
+                                  self->iopub_endpoint [0], self->task_endpoint [0] };
     static const char *client_names [] = { "registration", "mux", "control", "iopub", "notification", "task" };
-    const char *client_eps [] = { self->endpoint [0], self->mux_endpoint [1], self->mux_endpoint [3],
-                                  self->mux_endpoint [5], self->endpoint [3], self->task_endpoint [1] };
+    const char *client_eps [] = { self->endpoint [0], self->mux_endpoint [1], self->control_endpoint [1],
+                                  self->iopub_endpoint [1], self->endpoint [3], self->task_endpoint [1] };
     char path [1024], located [256];
     int rc = 0;
     for (int kind = 0; kind < 2 && rc == 0; kind++) {

@@ -1,9 +1,12 @@
 /*  =========================================================================
     lp_mux.c - direct multiplexer: routes requests from clients to the
-    engines they name, replies back, and forwards engine output (iopub).
+    engines they name, and replies back.
 
-    Two channels go through here the same way, mux and control, each with a
-    ROUTER facing clients and a ROUTER facing engines:
+    One actor per channel: the controller runs one for mux (direct
+    requests) and one for control (interrupt, shutdown), each with a ROUTER
+    facing clients and a ROUTER facing engines, so each thread polls only
+    its own two sockets (on this kind of VM every socket in a poll set
+    costs system calls per wake-up):
 
         client DEALER -> [client] <LPMSG> sig header ...      (client ROUTER)
                       -> [uuid][client] <LPMSG> sig header ... (engine ROUTER)
@@ -27,8 +30,6 @@
 #include "lp_mux.h"
 #include "lp_reply.h"
 
-#define CHANNELS 2                      //  0 mux, 1 control
-static const char *s_channel_name [CHANNELS] = { "mux", "control" };
 
 typedef struct {
     zframe_t *client;                   //  client routing identity
@@ -39,21 +40,20 @@ typedef struct {
     int id;                             //  engine id
     char uuid [LP_ID_CHARS + 1];        //  routing identity
     bool active;                        //  routable
-    zlistx_t *pending [CHANNELS];       //  s_pending_t FIFO per channel
+    zlistx_t *pending;                  //  s_pending_t FIFO
 } s_engine_t;
 
 typedef struct {
     zsock_t *pipe;                      //  to the hub
     zloop_t *loop;                      //  our reactor
     lp_wire_t *wire;                    //  verify / sign
-    zsock_t *client [CHANNELS];         //  client-facing ROUTERs
-    zsock_t *engine [CHANNELS];         //  engine-facing ROUTERs
-    zsock_t *iopub_in;                  //  XSUB, engines' PUBs connect
-    zsock_t *iopub_out;                 //  XPUB, clients' SUBs connect
+    const char *channel;                //  "mux" or "control"
+    zsock_t *client;                    //  client-facing ROUTER
+    zsock_t *engine;                    //  engine-facing ROUTER
     zhashx_t *by_uuid;                  //  uuid -> s_engine_t (owns)
     s_engine_t **by_id;                 //  id -> engine (borrowed)
     size_t by_id_size;                  //  slots in by_id
-    char endpoints [6][128];            //  see lp_mux.h ENDPOINTS
+    char endpoints [2][128];            //  engine, client
 } self_t;
 
 
@@ -80,8 +80,7 @@ s_engine_free (void **item)
 {
     s_engine_t *engine = (s_engine_t *) *item;
     if (engine) {
-        for (int c = 0; c < CHANNELS; c++)
-            zlistx_destroy (&engine->pending [c]);
+        zlistx_destroy (&engine->pending);
         free (engine);
         *item = NULL;
     }
@@ -111,17 +110,17 @@ s_bind (zsock_t *sock, const char *ip, char *endpoint)
 
 //  Sends an EngineError reply for a request that cannot reach its engine.
 static void
-s_reply_error (self_t *self, int channel, zframe_t *client,
+s_reply_error (self_t *self, zframe_t *client,
                lp_value_t *header, int64_t engine_id, const char *evalue)
 {
-    lp_reply_error (self->wire, self->client [channel], client, header,
+    lp_reply_error (self->wire, self->client, client, header,
                     engine_id, "EngineError", evalue);
 }
 
 //  Forwards one copy of msg (starting at the client identity) to engine.
 //  msg is taken. Returns 0, or -1 when the engine cannot be reached.
 static int
-s_forward (self_t *self, int channel, s_engine_t *engine, zmsg_t **msg_p,
+s_forward (self_t *self, s_engine_t *engine, zmsg_t **msg_p,
            zframe_t *client, lp_value_t *header)
 {
     zmsg_t *msg = *msg_p;
@@ -130,7 +129,7 @@ s_forward (self_t *self, int channel, s_engine_t *engine, zmsg_t **msg_p,
         zmsg_destroy (&msg);
         return -1;
     }
-    if (zmsg_send (&msg, self->engine [channel]) != 0) {
+    if (zmsg_send (&msg, self->engine) != 0) {
         zmsg_destroy (&msg);
         return -1;
     }
@@ -138,18 +137,15 @@ s_forward (self_t *self, int channel, s_engine_t *engine, zmsg_t **msg_p,
     pending->client = zframe_dup (client);
     pending->header = lp_value_dup (header);
     if (!pending->client || !pending->header
-    ||  !zlistx_add_end (engine->pending [channel], pending))
+    ||  !zlistx_add_end (engine->pending, pending))
         s_pending_destroy (&pending);
     return 0;
 }
 
 //  A request from a client: verify, read targets, fan out.
 static int
-s_handle_client (self_t *self, int channel)
+s_handle_client (self_t *self, zmsg_t *msg)
 {
-    zmsg_t *msg = zmsg_recv (self->client [channel]);
-    if (!msg)
-        return zsys_interrupted? -1: 0;
     size_t delim = 0;
     lp_value_t *header = lp_wire_verify (self->wire, msg, &delim);
     if (!header || delim != 1) {
@@ -160,7 +156,7 @@ s_handle_client (self_t *self, int channel)
     zframe_t *client = zframe_dup (zmsg_first (msg));
     const lp_value_t *targets = lp_value_get (header, "targets");
     if (!targets || lp_value_type (targets) != LP_ARRAY || lp_value_len (targets) == 0) {
-        s_reply_error (self, channel, client, header, -1,
+        s_reply_error (self, client, header, -1,
                        "request has no targets (header.targets must be a non-empty array of engine ids)");
         goto done;
     }
@@ -173,15 +169,15 @@ s_handle_client (self_t *self, int channel)
         if (!engine || !engine->active) {
             snprintf (why, sizeof why, "engine %lld is not registered",
                       (long long) id);
-            s_reply_error (self, channel, client, header, id, why);
+            s_reply_error (self, client, header, id, why);
             continue;
         }
         zmsg_t *copy = (i + 1 == ntargets)? msg: zmsg_dup (msg);
         if (copy == msg)
             msg = NULL;
-        if (!copy || s_forward (self, channel, engine, &copy, client, header) != 0) {
+        if (!copy || s_forward (self, engine, &copy, client, header) != 0) {
             snprintf (why, sizeof why, "engine %lld is not reachable", (long long) id);
-            s_reply_error (self, channel, client, header, id, why);
+            s_reply_error (self, client, header, id, why);
         }
     }
 done:
@@ -193,11 +189,8 @@ done:
 
 //  A message from an engine: a hello (no client frame) or a reply.
 static int
-s_handle_engine (self_t *self, int channel)
+s_handle_engine (self_t *self, zmsg_t *msg)
 {
-    zmsg_t *msg = zmsg_recv (self->engine [channel]);
-    if (!msg)
-        return zsys_interrupted? -1: 0;
     zframe_t *uuid_frame = zmsg_pop (msg);
     char uuid [LP_ID_CHARS + 1] = "";
     if (uuid_frame && zframe_size (uuid_frame) == LP_ID_CHARS)
@@ -211,7 +204,7 @@ s_handle_engine (self_t *self, int channel)
         if (decoded && *uuid && streq (lp_msg_type (decoded), "engine_hello")) {
             int64_t id = lp_msg_get_int (decoded, "id", -1);
             zsock_send (self->pipe, "siss", "HELLO", (int) id, uuid,
-                        s_channel_name [channel]);
+                        self->channel);
         }
         lp_msg_destroy (&decoded);
         return 0;
@@ -220,10 +213,10 @@ s_handle_engine (self_t *self, int channel)
     lp_value_t *header = lp_wire_verify (self->wire, msg, &delim);
     s_engine_t *engine = *uuid? (s_engine_t *) zhashx_lookup (self->by_uuid, uuid): NULL;
     if (header && delim == 1 && engine && engine->active) {
-        s_pending_t *head = (s_pending_t *) zlistx_first (engine->pending [channel]);
+        s_pending_t *head = (s_pending_t *) zlistx_first (engine->pending);
         if (head)
-            zlistx_delete (engine->pending [channel], zlistx_cursor (engine->pending [channel]));
-        zmsg_send (&msg, self->client [channel]);
+            zlistx_delete (engine->pending, zlistx_cursor (engine->pending));
+        zmsg_send (&msg, self->client);
     }
     else
     if (header)
@@ -234,22 +227,25 @@ s_handle_engine (self_t *self, int channel)
     return 0;
 }
 
-static int s_on_mux_client (zloop_t *l, zsock_t *s, void *a) { (void) l; (void) s; return s_handle_client ((self_t *) a, 0); }
-static int s_on_ctl_client (zloop_t *l, zsock_t *s, void *a) { (void) l; (void) s; return s_handle_client ((self_t *) a, 1); }
-static int s_on_mux_engine (zloop_t *l, zsock_t *s, void *a) { (void) l; (void) s; return s_handle_engine ((self_t *) a, 0); }
-static int s_on_ctl_engine (zloop_t *l, zsock_t *s, void *a) { (void) l; (void) s; return s_handle_engine ((self_t *) a, 1); }
-
-//  iopub: engines' output out to clients, clients' subscriptions in.
+//  Each wake-up drains up to LP_DRAIN_BATCH messages (the data sockets
+//  have a receive timeout of 0): under load one poll serves many messages.
 static int
-s_relay (zloop_t *loop, zsock_t *from, void *arg)
+s_on_client (zloop_t *loop, zsock_t *sock, void *arg)
 {
     (void) loop;
-    self_t *self = (self_t *) arg;
-    zsock_t *to = from == self->iopub_in? self->iopub_out: self->iopub_in;
-    zmsg_t *msg = zmsg_recv (from);
-    if (msg)
-        zmsg_send (&msg, to);
-    zmsg_destroy (&msg);
+    zmsg_t *msg;
+    for (int n = 0; n < LP_DRAIN_BATCH && (msg = zmsg_recv (sock)); n++)
+        s_handle_client ((self_t *) arg, msg);
+    return 0;
+}
+
+static int
+s_on_engine (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    zmsg_t *msg;
+    for (int n = 0; n < LP_DRAIN_BATCH && (msg = zmsg_recv (sock)); n++)
+        s_handle_engine ((self_t *) arg, msg);
     return 0;
 }
 
@@ -271,10 +267,8 @@ s_engine_add (self_t *self, int id, const char *uuid)
     if (!engine) {
         engine = (s_engine_t *) zmalloc (sizeof (s_engine_t));
         memcpy (engine->uuid, uuid, LP_ID_CHARS + 1);
-        for (int c = 0; c < CHANNELS; c++) {
-            engine->pending [c] = zlistx_new ();
-            zlistx_set_destructor (engine->pending [c], s_pending_free);
-        }
+        engine->pending = zlistx_new ();
+        zlistx_set_destructor (engine->pending, s_pending_free);
         zhashx_insert (self->by_uuid, uuid, engine);
     }
     if (self->by_id [id] && self->by_id [id] != engine)
@@ -294,12 +288,10 @@ s_engine_remove (self_t *self, int id, const char *reason)
     engine->active = false;
     char why [256];
     snprintf (why, sizeof why, "engine %d %s", id, reason);
-    for (int c = 0; c < CHANNELS; c++) {
-        s_pending_t *pending;
-        while ((pending = (s_pending_t *) zlistx_first (engine->pending [c]))) {
-            s_reply_error (self, c, pending->client, pending->header, id, why);
-            zlistx_delete (engine->pending [c], zlistx_cursor (engine->pending [c]));
-        }
+    s_pending_t *pending;
+    while ((pending = (s_pending_t *) zlistx_first (engine->pending))) {
+        s_reply_error (self, pending->client, pending->header, id, why);
+        zlistx_delete (engine->pending, zlistx_cursor (engine->pending));
     }
 }
 
@@ -313,7 +305,7 @@ s_send_queues (self_t *self)
         s_engine_t *engine = self->by_id [id];
         if (engine && engine->active)
             used += snprintf (text + used, size - used, "%zu:%zu ", id,
-                              zlistx_size (engine->pending [0]));
+                              zlistx_size (engine->pending));
     }
     zsock_send (self->pipe, "ss", "QUEUES", text);
     free (text);
@@ -337,7 +329,7 @@ s_shutdown_engines (self_t *self)
             continue;
         }
         lp_msg_set_routing (request, &routing);
-        lp_wire_send (self->wire, &request, self->engine [1]);
+        lp_wire_send (self->wire, &request, self->engine);
     }
 }
 
@@ -390,12 +382,8 @@ s_self_destroy (self_t **self_p)
     if (!self)
         return;
     zloop_destroy (&self->loop);
-    for (int c = 0; c < CHANNELS; c++) {
-        zsock_destroy (&self->client [c]);
-        zsock_destroy (&self->engine [c]);
-    }
-    zsock_destroy (&self->iopub_in);
-    zsock_destroy (&self->iopub_out);
+    zsock_destroy (&self->client);
+    zsock_destroy (&self->engine);
     zhashx_destroy (&self->by_uuid);
     free (self->by_id);
     lp_wire_destroy (&self->wire);
@@ -408,7 +396,9 @@ s_self_new (zsock_t *pipe, lp_mux_config_t *config)
 {
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
     self->pipe = pipe;
-    self->wire = lp_wire_new (config->key, config->key_len, "controller/mux");
+    char name [32];
+    snprintf (name, sizeof name, "controller/%s", config->channel);
+    self->wire = lp_wire_new (config->key, config->key_len, name);
     self->by_uuid = zhashx_new ();
     self->loop = zloop_new ();
     if (!self->wire || !self->by_uuid || !self->loop) {
@@ -416,37 +406,28 @@ s_self_new (zsock_t *pipe, lp_mux_config_t *config)
         return NULL;
     }
     zhashx_set_destructor (self->by_uuid, s_engine_free);
-    for (int c = 0; c < CHANNELS; c++) {
-        self->engine [c] = zsock_new (ZMQ_ROUTER);
-        self->client [c] = zsock_new (ZMQ_ROUTER);
-        if (self->engine [c]) {
-            zsock_set_router_mandatory (self->engine [c], 1);
-            zsock_set_router_handover (self->engine [c], 1);
-        }
+    self->channel = config->channel;
+    self->engine = zsock_new (ZMQ_ROUTER);
+    self->client = zsock_new (ZMQ_ROUTER);
+    if (self->engine) {
+        zsock_set_router_mandatory (self->engine, 1);
+        zsock_set_router_handover (self->engine, 1);
     }
-    self->iopub_in = zsock_new (ZMQ_XSUB);
-    self->iopub_out = zsock_new (ZMQ_XPUB);
-    if (s_bind (self->engine [0], config->ip, self->endpoints [0])
-    ||  s_bind (self->client [0], config->ip, self->endpoints [1])
-    ||  s_bind (self->engine [1], config->ip, self->endpoints [2])
-    ||  s_bind (self->client [1], config->ip, self->endpoints [3])
-    ||  s_bind (self->iopub_in, config->ip, self->endpoints [4])
-    ||  s_bind (self->iopub_out, config->ip, self->endpoints [5])) {
-        zsys_error ("controller/mux: cannot bind on %s: %s", config->ip,
+    if (s_bind (self->engine, config->ip, self->endpoints [0])
+    ||  s_bind (self->client, config->ip, self->endpoints [1])) {
+        zsys_error ("controller/%s: cannot bind on %s: %s", self->channel, config->ip,
                     zmq_strerror (zmq_errno ()));
         s_self_destroy (&self);
         return NULL;
     }
+    zsock_set_rcvtimeo (self->client, 0);
+    zsock_set_rcvtimeo (self->engine, 0);
     zloop_reader (self->loop, pipe, s_handle_pipe, self);
-    zloop_reader (self->loop, self->client [0], s_on_mux_client, self);
-    zloop_reader (self->loop, self->client [1], s_on_ctl_client, self);
-    zloop_reader (self->loop, self->engine [0], s_on_mux_engine, self);
-    zloop_reader (self->loop, self->engine [1], s_on_ctl_engine, self);
-    zloop_reader (self->loop, self->iopub_in, s_relay, self);
-    zloop_reader (self->loop, self->iopub_out, s_relay, self);
+    zloop_reader (self->loop, self->client, s_on_client, self);
+    zloop_reader (self->loop, self->engine, s_on_engine, self);
     //  A handler error (EHOSTUNREACH, EAGAIN...) must not end the loop.
-    zloop_reader_set_tolerant (self->loop, self->engine [0]);
-    zloop_reader_set_tolerant (self->loop, self->engine [1]);
+    zloop_reader_set_tolerant (self->loop, self->engine);
+    zloop_reader_set_tolerant (self->loop, self->client);
     return self;
 }
 
@@ -462,9 +443,7 @@ lp_mux_actor (zsock_t *pipe, void *args)
     //  The hub asks for the endpoints right after start.
     char *command = zstr_recv (pipe);
     if (command && streq (command, "ENDPOINTS"))
-        zsock_send (pipe, "ssssss", self->endpoints [0], self->endpoints [1],
-                    self->endpoints [2], self->endpoints [3],
-                    self->endpoints [4], self->endpoints [5]);
+        zsock_send (pipe, "ss", self->endpoints [0], self->endpoints [1]);
     bool go = command && streq (command, "ENDPOINTS");
     free (command);
     if (go)

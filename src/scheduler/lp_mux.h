@@ -1,15 +1,15 @@
-/*  lp_mux.h - the direct multiplexer actor of the controller.
+/*  lp_mux.h - the direct multiplexer actor of the controller: one per
+    channel ("mux" for direct requests, "control" for interrupt/shutdown).
 
     Commands on the actor pipe (hub -> mux), each a czmq picture message:
       "ADD"     i s     engine id, uuid: route to it from now on
       "REMOVE"  i s     engine id, reason: fail its unanswered requests
       "QUEUES"          reply "QUEUES" s: "id:n id:n ..." unanswered per engine
-      "ENDPOINTS"       reply s s s s s s: mux engine, mux client, control
-                        engine, control client, iopub engine, iopub client
+      "ENDPOINTS"       reply s s: engine endpoint, client endpoint
       "SHUTDOWN"        ask every engine to exit (control shutdown_request)
       "$TERM"
     Events (mux -> hub):
-      "HELLO"   i s s   engine id, uuid, channel ("mux" or "control")
+      "HELLO"   i s s   engine id, uuid, channel (the actor's)
 */
 #ifndef LP_MUX_H_INCLUDED
 #define LP_MUX_H_INCLUDED
@@ -20,6 +20,7 @@ typedef struct {
     const char *ip;                     //  address to bind
     const uint8_t *key;                 //  signing key
     size_t key_len;
+    const char *channel;                //  "mux" or "control"
 } lp_mux_config_t;
 
 //  zactor_new (lp_mux_actor, &config): binds its six sockets, then signals.

@@ -85,6 +85,7 @@ typedef struct {
     size_t by_id_size;
     zlistx_t *waiting;                  //  unassigned s_task_t (owns)
     size_t with_deadline;               //  waiting tasks with a timeout
+    int timer;                          //  timeout check timer, -1 when off
     zhashx_t *pending;                  //  msg_id -> task, not yet done
     zhashx_t *outcomes;                 //  msg_id -> s_outcome_t
     char (*history) [LP_ID_CHARS + 1];  //  ring of outcome ids, oldest out
@@ -491,6 +492,8 @@ s_assign (self_t *self, s_task_t **task_p, s_engine_t *engine)
     return 0;
 }
 
+static int s_on_timer (zloop_t *loop, int timer_id, void *arg);
+
 static void
 s_enqueue (self_t *self, s_task_t *task, bool front)
 {
@@ -498,8 +501,12 @@ s_enqueue (self_t *self, s_task_t *task, bool front)
         s_task_fail (self, &task, -1, "EngineError", "controller out of memory");
         return;
     }
-    if (task->deadline)
+    if (task->deadline) {
         self->with_deadline++;
+        //  The timeout check runs only while some task has a deadline.
+        if (self->timer < 0)
+            self->timer = zloop_timer (self->loop, TIMEOUT_CHECK_MSEC, 0, s_on_timer, self);
+    }
 }
 
 //  Places every waiting task that can go somewhere now, in arrival order.
@@ -597,26 +604,21 @@ s_handle_abort (self_t *self, zmsg_t *msg, lp_value_t *header, size_t delim)
     lp_value_destroy (&content);
 }
 
-static int
-s_on_client (zloop_t *loop, zsock_t *sock, void *arg)
+static void
+s_handle_client (self_t *self, zmsg_t *msg)
 {
-    (void) loop;
-    self_t *self = (self_t *) arg;
-    zmsg_t *msg = zmsg_recv (sock);
-    if (!msg)
-        return 0;
     size_t delim = 0;
     lp_value_t *header = lp_wire_verify (self->wire, msg, &delim);
     if (!header || delim != 1) {
         lp_value_destroy (&header);
         zmsg_destroy (&msg);
-        return 0;
+        return;
     }
     const char *type = lp_value_as_string (lp_value_get (header, "msg_type"), NULL);
     if (type && streq (type, "abort_request")) {
         s_handle_abort (self, msg, header, delim);
         zmsg_destroy (&msg);
-        return 0;
+        return;
     }
     zframe_t *client = zframe_dup (zmsg_first (msg));
     lp_value_t *header_copy = lp_value_dup (header);
@@ -647,7 +649,6 @@ s_on_client (zloop_t *loop, zsock_t *sock, void *arg)
     lp_value_destroy (&header_copy);
     lp_value_destroy (&header);
     zmsg_destroy (&msg);
-    return 0;
 }
 
 //  Reads metadata.status of a reply without decoding the content (the
@@ -677,14 +678,9 @@ s_reply_ok (zmsg_t *msg, size_t delim)
     return ok;
 }
 
-static int
-s_on_engine (zloop_t *loop, zsock_t *sock, void *arg)
+static void
+s_handle_engine (self_t *self, zmsg_t *msg)
 {
-    (void) loop;
-    self_t *self = (self_t *) arg;
-    zmsg_t *msg = zmsg_recv (sock);
-    if (!msg)
-        return 0;
     zframe_t *uuid_frame = zmsg_pop (msg);
     char uuid [LP_ID_CHARS + 1] = "";
     if (uuid_frame && zframe_size (uuid_frame) == LP_ID_CHARS)
@@ -697,7 +693,7 @@ s_on_engine (zloop_t *loop, zsock_t *sock, void *arg)
             zsock_send (self->pipe, "siss", "HELLO", (int) lp_msg_get_int (hello, "id", -1),
                         uuid, "task");
         lp_msg_destroy (&hello);
-        return 0;
+        return;
     }
     size_t delim = 0;
     lp_value_t *header = lp_wire_verify (self->wire, msg, &delim);
@@ -725,6 +721,26 @@ s_on_engine (zloop_t *loop, zsock_t *sock, void *arg)
                       engine? "an inactive or idle": "an unknown", *uuid? uuid: "-");
     lp_value_destroy (&header);
     zmsg_destroy (&msg);
+}
+
+//  Each wake-up drains up to LP_DRAIN_BATCH messages (receive timeout 0).
+static int
+s_on_client (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    zmsg_t *msg;
+    for (int n = 0; n < LP_DRAIN_BATCH && (msg = zmsg_recv (sock)); n++)
+        s_handle_client ((self_t *) arg, msg);
+    return 0;
+}
+
+static int
+s_on_engine (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    zmsg_t *msg;
+    for (int n = 0; n < LP_DRAIN_BATCH && (msg = zmsg_recv (sock)); n++)
+        s_handle_engine ((self_t *) arg, msg);
     return 0;
 }
 
@@ -733,8 +749,11 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
 {
     (void) loop; (void) timer_id;
     self_t *self = (self_t *) arg;
-    if (self->with_deadline == 0)
+    if (self->with_deadline == 0) {
+        zloop_timer_end (self->loop, self->timer);
+        self->timer = -1;
         return 0;
+    }
     int64_t now = zclock_mono ();
     s_task_t *task = (s_task_t *) zlistx_first (self->waiting);
     while (task) {
@@ -940,12 +959,14 @@ s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
         s_self_destroy (&self);
         return NULL;
     }
+    zsock_set_rcvtimeo (self->client, 0);
+    zsock_set_rcvtimeo (self->engine, 0);
     zloop_reader (self->loop, pipe, s_on_pipe, self);
     zloop_reader (self->loop, self->client, s_on_client, self);
     zloop_reader (self->loop, self->engine, s_on_engine, self);
     zloop_reader_set_tolerant (self->loop, self->engine);
     zloop_reader_set_tolerant (self->loop, self->client);
-    zloop_timer (self->loop, TIMEOUT_CHECK_MSEC, 0, s_on_timer, self);
+    self->timer = -1;
     return self;
 }
 
