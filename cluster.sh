@@ -230,7 +230,8 @@ Commands:
                        another host with a copy of lp-engine.json
   build                configure and build in build/ (RelWithDebInfo)
   test [--no-sanitize] run the test suite, then again under ASan/UBSan
-  bench                the benchmark suite (not there yet)
+  bench [--quick] [-n N]
+                       luaparallel beside ipyparallel (bench/README.md)
 
 Profiles live in \$LP_HOME/profile_<P> (LP_HOME default ~/.luaparallel,
 P default "default"). LP_BUILD_DIR overrides the build folder (build/).
@@ -324,9 +325,22 @@ EOF
 
 usage_bench () {
     cat <<EOF
-usage: $PROG bench
+usage: $PROG bench [--quick] [-n N]
 
-The benchmark suite against ipyparallel (bench/) is planned, not there yet.
+The benchmark suite (bench/): luaparallel beside ipyparallel, in one run on
+this machine, reported as ratios (bench/README.md explains each workload).
+Builds build/ (lpcontroller, lpengine, bench/lp_bench, bench/zmq_baseline),
+installs python3-ipyparallel and gnuplot-nox when missing (as root; else it
+prints the apt-get line), then runs bench/bench.py with Debian's
+/usr/bin/python3: the raw ZeroMQ limit, then every workload for both
+systems one after the other with the same number of engines. Prints the
+table; writes bench/results/latest.{csv,md,png} and the table in
+docs/performance.md (full run) or bench/results/quick.{csv,md,png}.
+Not part of '$PROG test'. Every process it starts is stopped by pid.
+
+  --quick   1 repetition, smaller counts, no ipyparallel scheme variants
+            or 64-engine registration for ipyparallel (under 5 minutes)
+  -n N      engines per cluster (default 4)
 EOF
 }
 
@@ -587,11 +601,19 @@ cmd_build () {
 }
 
 cmd_bench () {
-    case ${1:-} in
-        -h|--help) usage_bench; exit 0 ;;
-    esac
-    say "the benchmark suite (bench/) is not there yet" >&2
-    exit 2
+    local args=()
+    while (( $# )); do
+        case $1 in
+            -h|--help) usage_bench; exit 0 ;;
+            --quick) args+=(--quick); shift ;;
+            -n) need_int "$@"; args+=(-n "$2"); shift 2 ;;
+            *) die "bench: unknown option '$1' (see $PROG bench --help)" ;;
+        esac
+    done
+    check_deps python3-ipyparallel gnuplot-nox
+    NO_BUILD="" LP_SKIP_DEPS=1 ensure_built lpcontroller lpengine luaparallel lp_bench zmq_baseline
+    [[ -x /usr/bin/python3 ]] || die "/usr/bin/python3 is missing (apt-get install python3)"
+    /usr/bin/python3 "$ROOT/bench/bench.py" --build "$BUILD" "${args[@]}"
 }
 
 #  ---------------------------------------------------------------------

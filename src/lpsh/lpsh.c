@@ -350,7 +350,7 @@ main (int argc, char **argv)
         return 1;
     }
     char conn_file [PATH_MAX] = "";
-    char pdir [PATH_MAX];
+    char pdir [PATH_MAX - 64];          //  room for "/security/lp-client.json"
     s_profile_dir (profile_dir, file, profile, pdir, sizeof pdir);
     if (file)
         snprintf (conn_file, sizeof conn_file, "%s", file);
