@@ -92,8 +92,25 @@ stop_cluster() {    # returns 0 when everything stopped cleanly
     return $rc
 }
 
+#  Pids of processes whose command line names our unique temporary folder
+#  (a controller or engines orphaned by a failed start): a safety net that
+#  still only touches what this test started.
+strays() {
+    local d=$1 p
+    for p in $(pgrep -f -- "$d/" 2>/dev/null); do
+        [ "$p" != "$$" ] && [ "$p" != "$BASHPID" ] && echo "$p"
+    done
+}
+
 cleanup() {
     stop_cluster >/dev/null 2>&1
+    local p
+    for p in $(strays "$DIR"); do
+        if alive "$p"; then
+            log "FAIL: pid $p ($(tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null)) left running; killing it"
+            kill -9 "$p" 2>/dev/null
+        fi
+    done
     rm -rf "$DIR"
 }
 trap cleanup EXIT
@@ -112,6 +129,9 @@ echo "$START_OUT"
 if [ "$START_RC" -ne 0 ]; then
     log "FAIL: lpcontroller --daemon exited with status $START_RC"
     show_logs
+    for p in $(strays "$DIR"); do
+        alive "$p" && log "FAIL: the failed start left pid $p running"
+    done
     exit 1
 fi
 if [ ! -f "$DIR/pid/lpcontroller.pid" ]; then
@@ -145,6 +165,13 @@ ENGINE_PIDS=$ALIVE
 
 STOP_RC=0
 stop_cluster || STOP_RC=1
+# The controller and engines run detached: in a sanitizer build their
+# reports (leaks at exit, undefined behaviour) land in their logs.
+if grep -l -E 'ERROR: (Leak|Address)Sanitizer|runtime error:' "$DIR"/log/*.log >/dev/null 2>&1; then
+    log "FAIL: sanitizer report in the cluster's logs"
+    grep -h -A 20 -E 'ERROR: (Leak|Address)Sanitizer|runtime error:' "$DIR"/log/*.log | head -n 80
+    STOP_RC=1
+fi
 [ "$STOP_RC" -ne 0 ] && show_logs
 if [ "$PROG_RC" -ne 0 ]; then exit "$PROG_RC"; fi
 exit "$STOP_RC"

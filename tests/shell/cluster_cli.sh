@@ -30,13 +30,23 @@ alive() {
     [ "$state" != Z ] && [ "$state" != X ]
 }
 
+#  Pids of processes whose command line names our unique temporary folder
+#  (a controller or engines orphaned by a failed start): a safety net that
+#  still only touches what this test started.
+strays() {
+    local d=$1 p
+    for p in $(pgrep -f -- "$d/" 2>/dev/null); do
+        [ "$p" != "$$" ] && [ "$p" != "$BASHPID" ] && echo "$p"
+    done
+}
+
 # Last resort, by recorded pid only: whatever the test started and the
 # CLI failed to stop.
 cleanup() {
     local p
-    for p in $CTRL_PID $ENGINE_PIDS; do
+    for p in $CTRL_PID $ENGINE_PIDS $(strays "$LP_HOME"); do
         if alive "$p"; then
-            say "cleanup: pid $p still running; killing it"
+            say "cleanup: pid $p ($(tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null)) still running; killing it"
             kill -9 "$p" 2>/dev/null
         fi
     done
