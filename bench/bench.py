@@ -110,6 +110,17 @@ def rss_kb(pid):
     return 0
 
 
+def pss_kb(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def cmdline(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -204,6 +215,12 @@ class Cluster:
         mean = lambda pids: (sum(rss_kb(p) for p in pids) / len(pids) / 1024) if pids else 0.0
         ctrl = sum(rss_kb(p) for p in c["controller"]) / 1024
         return ctrl, mean(c["engine"]), mean(c["nanny"]), len(c["engine"])
+
+    def engine_pss(self):
+        """Mean PSS in MB of an engine (plus its nanny for ipyparallel)."""
+        c = classify(self.tag)
+        total = sum(pss_kb(p) for p in c["engine"] + c["nanny"])
+        return total / max(len(c["engine"]), 1) / 1024
 
     def stop(self):
         """Stops as a user would; seconds until every process is gone."""
@@ -469,6 +486,7 @@ def main():
             main_c[sys_].start()
         time.sleep(1)           # let start-up transients settle before RSS
         fresh = {s: main_c[s].rss() for s in systems}
+        fresh_pss = {s: main_c[s].engine_pss() for s in systems}
 
         def both(row, workload, key, *args, scale=1.0, ipp_args=None):
             for i in range(reps):
@@ -493,11 +511,15 @@ def main():
         both_multi([(r_all, "all_median_us", 1e-3), (r_allp, "all_p99_us", 1e-3)], "all", all_calls)
 
         log("load-balanced tasks (leastload)")
-        ctrl_before_lb = main_c["lp"].rss()[0]
+        ctrl_lb = [main_c["lp"].rss()[0]]      # before, then after each repetition
         r_lb = add("lb_leastload", f"load-balanced no-op tasks, leastload ({lb_lp:,} ours / {lb_ipp:,} ipp)",
                    "tasks/s", "higher")
-        both(r_lb, "lb", "tasks_per_s", lb_lp, ipp_args=(lb_ipp,))
-        ctrl_after_lb = main_c["lp"].rss()[0]
+        for i in range(reps):
+            for sys_ in systems:
+                v = main_c[sys_].run("lb", lb_lp if sys_ == "lp" else lb_ipp)
+                (r_lb.lp if sys_ == "lp" else r_lb.ipp).append(v["tasks_per_s"])
+                if sys_ == "lp":
+                    ctrl_lb.append(main_c["lp"].rss()[0])
         r_map = add("lb_map", f"load-balanced map, chunksize 1 ({lb_lp:,} / {lb_ipp:,} items)",
                     "items/s", "higher")
         both(r_map, "lbmap", "items_per_s", lb_lp, 1, ipp_args=(lb_ipp, 1))
@@ -525,12 +547,20 @@ def main():
         r_eng = add("engine_rss", "idle engine RSS (ipp: engine + nanny)", "MB", "lower")
         r_ctl = add("ctrl_rss", "controller RSS, fresh (ipp: hub + schedulers)", "MB", "lower")
         r_ctl2 = add("ctrl_rss_after", "controller RSS after the whole run", "MB", "lower")
-        r_flat = add("ctrl_lb_growth", f"controller RSS growth over {lb_lp * reps:,} tasks (ours)", "MB",
+        r_fill = add("ctrl_lb_fill", f"controller RSS growth, first {lb_lp:,} tasks (bounded caches fill)",
+                     "MB", "lower", note="ours only")
+        r_fill.lp.append(ctrl_lb[1] - ctrl_lb[0])
+        r_flat = add("ctrl_lb_growth", f"controller RSS growth over the next {lb_lp * (reps - 1):,} tasks"
+                     if reps > 1 else f"controller RSS growth over {lb_lp:,} tasks", "MB",
                      "lower", note="ours only")
+        r_pss = add("engine_pss", "idle engine PSS (shared pages split; ipp: engine + nanny)", "MB", "lower")
+        r_pss.lp.append(fresh_pss["lp"])
+        if "ipp" in systems:
+            r_pss.ipp.append(fresh_pss["ipp"])
         r_eng.lp.append(fresh["lp"][1])
         r_ctl.lp.append(fresh["lp"][0])
         r_ctl2.lp.append(after["lp"][0])
-        r_flat.lp.append(max(ctrl_after_lb - ctrl_before_lb, 0.0))
+        r_flat.lp.append(ctrl_lb[-1] - (ctrl_lb[1] if reps > 1 else ctrl_lb[0]))
         if "ipp" in systems:
             r_eng.ipp.append(fresh["ipp"][1] + fresh["ipp"][2])
             r_ctl.ipp.append(fresh["ipp"][0])
@@ -555,14 +585,21 @@ def main():
                     continue
                 c = Cluster(sys_, n, build, scheme=scheme)
                 clusters.append(c)
-                c.start()
-                for i in range(reps):
-                    v = c.run("lb", lb_lp if sys_ == "lp" else sch_ipp)
-                    (row.lp if sys_ == "lp" else row.ipp).append(v["tasks_per_s"])
+                try:
+                    c.start()
+                    for i in range(reps):
+                        v = c.run("lb", lb_lp if sys_ == "lp" else sch_ipp)
+                        (row.lp if sys_ == "lp" else row.ipp).append(v["tasks_per_s"])
+                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                    log(f"{sys_} {scheme}: {e}")
+                    if sys_ == "lp":
+                        row.lp_note = f"failed: {str(e)[-120:]}"
+                    else:
+                        row.note = f"failed: {str(e)[-120:]}"
                 c.stop()
 
         # 4. registration of many engines
-        reg_deadline = 30 if quick else 60
+        reg_deadline = 20 if quick else 60
         for big in [64, 256, 1024]:
             log(f"registration of {big} engines")
             row = add(f"reg_{big}", f"start-up to {big} engines registered", "s", "lower")

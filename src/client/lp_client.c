@@ -139,7 +139,8 @@ s_ids_add (lp_client_t *self, int id)
     if (s_ids_reserve (self, self->nids + 1))
         return;
     self->ids [self->nids++] = id;
-    qsort (self->ids, self->nids, sizeof (int), s_int_cmp);
+    if (self->nids > 1)
+        qsort (self->ids, self->nids, sizeof (int), s_int_cmp);
 }
 
 static void
@@ -172,7 +173,8 @@ s_ids_from_engines (lp_client_t *self, const lp_value_t *engines)
         if (id && lp_value_type (id) == LP_INT)
             self->ids [self->nids++] = (int) lp_value_as_int (id);
     }
-    qsort (self->ids, self->nids, sizeof (int), s_int_cmp);
+    if (self->nids > 1)
+        qsort (self->ids, self->nids, sizeof (int), s_int_cmp);
 }
 
 int

@@ -96,7 +96,7 @@ s_self_new (zsock_t *pipe, lp_heart_config_t *config)
     self->pong = s_dealer (config->hb_pong, config->uuid);
     self->control = s_dealer (config->control, config->uuid);
     if (self->wire && self->sub && self->pong && self->control)
-        self->poller = zpoller_new (pipe, self->sub, self->control, NULL);
+        self->poller = zpoller_new (pipe, self->sub, self->control, self->pong, NULL);
     if (!self->poller) {
         s_self_destroy (&self);
         return NULL;
@@ -227,6 +227,21 @@ lp_heart_actor (zsock_t *pipe, void *args)
         else
         if (which == self->sub)
             s_handle_ping (self);
+        else
+        if (which == self->pong) {
+            //  "LPRE": the controller counts us as dead (we were stalled,
+            //  say, while it declared us dead): register again.
+            zframe_t *frame = zframe_recv (self->pong);
+            if (frame && zframe_size (frame) == 4 && memcmp (zframe_data (frame), "LPRE", 4) == 0
+            &&  !self->lost) {
+                self->lost = true;
+                zsys_warning ("the controller counts this engine as dead: registering again");
+                //  What runs now was already failed for its client.
+                lp_engine_interrupt (self->engine);
+                zstr_send (pipe, "LOST");
+            }
+            zframe_destroy (&frame);
+        }
         else
         if (which == self->control)
             s_handle_control (self);

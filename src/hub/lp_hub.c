@@ -525,6 +525,16 @@ s_on_pong (zloop_t *loop, zsock_t *sock, void *arg)
         if (engine && engine->state != ENGINE_DEAD
         &&  seq <= self->ping_seq && seq + (uint64_t) self->config.max_misses >= self->ping_seq)
             engine->last_seen = zclock_mono ();
+        else
+        if (engine && engine->state == ENGINE_DEAD) {
+            //  A dead engine that answers again (it was stalled): tell it
+            //  to register anew; it keeps its id and its Lua state.
+            zmsg_t *nudge = zmsg_new ();
+            if (nudge && zmsg_addmem (nudge, uuid, LP_ID_CHARS) == 0
+            &&  zmsg_addmem (nudge, "LPRE", 4) == 0)
+                zmsg_send (&nudge, sock);
+            zmsg_destroy (&nudge);
+        }
     }
     zmsg_destroy (&msg);
     return 0;
