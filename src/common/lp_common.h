@@ -136,6 +136,9 @@ uint64_t    lp_wire_dropped (lp_wire_t *self);
 const char *lp_wire_last_error (lp_wire_t *self);        //  why the last drop
 //  Sets ZMQ_MAXMSGSIZE and linger on a socket this process owns.
 void        lp_wire_tune_socket (zsock_t *sock);
+//  Tunes sock and binds it to a free TCP port on ip; writes
+//  "tcp://ip:port" into endpoint. 0, or -1 (sock NULL or bind failed).
+int         lp_wire_bind (zsock_t *sock, const char *ip, char *endpoint, size_t size);
 void        lp_wire_test (bool verbose);
 
 //  ---------------------------------------------------------------------

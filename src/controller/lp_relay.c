@@ -1,27 +1,14 @@
 /*  lp_relay.c - the iopub relay actor, see lp_relay.h */
 #include "lp_relay.h"
 
-static int
-s_bind (zsock_t *sock, const char *ip, char *endpoint)
-{
-    if (!sock)
-        return -1;
-    lp_wire_tune_socket (sock);
-    int port = zsock_bind (sock, "tcp://%s:*", ip);
-    if (port < 0)
-        return -1;
-    snprintf (endpoint, 128, "tcp://%s:%d", ip, port);
-    return 0;
-}
-
 void
 lp_relay_actor (zsock_t *pipe, void *ip)
 {
     zsock_t *from_engines = zsock_new (ZMQ_XSUB);
     zsock_t *to_clients = zsock_new (ZMQ_XPUB);
     char endpoints [2][128];
-    if (s_bind (from_engines, (const char *) ip, endpoints [0])
-    ||  s_bind (to_clients, (const char *) ip, endpoints [1])) {
+    if (lp_wire_bind (from_engines, (const char *) ip, endpoints [0], 128)
+    ||  lp_wire_bind (to_clients, (const char *) ip, endpoints [1], 128)) {
         zsys_error ("controller/iopub: cannot bind on %s: %s", (const char *) ip,
                     zmq_strerror (zmq_errno ()));
         zsock_destroy (&from_engines);

@@ -94,19 +94,6 @@ s_engine_destroy (s_engine_t **self_p)
     }
 }
 
-static int
-s_bind (zsock_t *sock, const char *ip, char *endpoint)
-{
-    if (!sock)
-        return -1;
-    lp_wire_tune_socket (sock);
-    int port = zsock_bind (sock, "tcp://%s:*", ip);
-    if (port < 0)
-        return -1;
-    snprintf (endpoint, 128, "tcp://%s:%d", ip, port);
-    return 0;
-}
-
 static void
 s_notify (lp_hub_t *self, const char *type, s_engine_t *engine, const char *reason)
 {
@@ -626,10 +613,10 @@ lp_hub_new (const lp_hub_config_t *config, char *err, size_t errlen)
         lp_hub_destroy (&self);
         return NULL;
     }
-    if (s_bind (self->registration, config->ip, self->endpoint [0])
-    ||  s_bind (self->hb_ping, config->ip, self->endpoint [1])
-    ||  s_bind (self->hb_pong, config->ip, self->endpoint [2])
-    ||  s_bind (self->notify, config->ip, self->endpoint [3])) {
+    if (lp_wire_bind (self->registration, config->ip, self->endpoint [0], 128)
+    ||  lp_wire_bind (self->hb_ping, config->ip, self->endpoint [1], 128)
+    ||  lp_wire_bind (self->hb_pong, config->ip, self->endpoint [2], 128)
+    ||  lp_wire_bind (self->notify, config->ip, self->endpoint [3], 128)) {
         snprintf (err, errlen, "cannot listen on %s: %s", config->ip,
                   zmq_strerror (zmq_errno ()));
         lp_hub_destroy (&self);

@@ -29,6 +29,7 @@
 */
 #include "lp_mux.h"
 #include "lp_reply.h"
+#include "lp_engines.h"
 
 
 typedef struct {
@@ -37,22 +38,13 @@ typedef struct {
 } s_pending_t;
 
 typedef struct {
-    int id;                             //  engine id
-    char uuid [LP_ID_CHARS + 1];        //  routing identity
-    bool active;                        //  routable
-    zlistx_t *pending;                  //  s_pending_t FIFO
-} s_engine_t;
-
-typedef struct {
     zsock_t *pipe;                      //  to the hub
     zloop_t *loop;                      //  our reactor
     lp_wire_t *wire;                    //  verify / sign
     const char *channel;                //  "mux" or "control"
     zsock_t *client;                    //  client-facing ROUTER
     zsock_t *engine;                    //  engine-facing ROUTER
-    zhashx_t *by_uuid;                  //  uuid -> s_engine_t (owns)
-    s_engine_t **by_id;                 //  id -> engine (borrowed)
-    size_t by_id_size;                  //  slots in by_id
+    lp_engines_t *engines;              //  FIFOs of s_pending_t
     char endpoints [2][128];            //  engine, client
 } self_t;
 
@@ -75,39 +67,7 @@ s_pending_free (void **item)
     s_pending_destroy ((s_pending_t **) item);
 }
 
-static void
-s_engine_free (void **item)
-{
-    s_engine_t *engine = (s_engine_t *) *item;
-    if (engine) {
-        zlistx_destroy (&engine->pending);
-        free (engine);
-        *item = NULL;
-    }
-}
-
-static s_engine_t *
-s_engine_by_id (self_t *self, int64_t id)
-{
-    if (id < 0 || (size_t) id >= self->by_id_size)
-        return NULL;
-    return self->by_id [id];
-}
-
 //  Binds a socket on ip with a free port; writes its endpoint. 0 / -1.
-static int
-s_bind (zsock_t *sock, const char *ip, char *endpoint)
-{
-    if (!sock)
-        return -1;
-    lp_wire_tune_socket (sock);
-    int port = zsock_bind (sock, "tcp://%s:*", ip);
-    if (port < 0)
-        return -1;
-    snprintf (endpoint, 128, "tcp://%s:%d", ip, port);
-    return 0;
-}
-
 //  Sends an EngineError reply for a request that cannot reach its engine.
 static void
 s_reply_error (self_t *self, zframe_t *client,
@@ -120,7 +80,7 @@ s_reply_error (self_t *self, zframe_t *client,
 //  Forwards one copy of msg (starting at the client identity) to engine.
 //  msg is taken. Returns 0, or -1 when the engine cannot be reached.
 static int
-s_forward (self_t *self, s_engine_t *engine, zmsg_t **msg_p,
+s_forward (self_t *self, lp_engine_ref_t *engine, zmsg_t **msg_p,
            zframe_t *client, lp_value_t *header)
 {
     zmsg_t *msg = *msg_p;
@@ -137,7 +97,7 @@ s_forward (self_t *self, s_engine_t *engine, zmsg_t **msg_p,
     pending->client = zframe_dup (client);
     pending->header = lp_value_dup (header);
     if (!pending->client || !pending->header
-    ||  !zlistx_add_end (engine->pending, pending))
+    ||  !zlistx_add_end (engine->fifo, pending))
         s_pending_destroy (&pending);
     return 0;
 }
@@ -164,7 +124,7 @@ s_handle_client (self_t *self, zmsg_t *msg)
     for (size_t i = 0; i < ntargets; i++) {
         const lp_value_t *t = lp_value_at (targets, i);
         int64_t id = lp_value_type (t) == LP_INT? lp_value_as_int (t): -1;
-        s_engine_t *engine = s_engine_by_id (self, id);
+        lp_engine_ref_t *engine = lp_engines_by_id (self->engines, id);
         char why [160];
         if (!engine || !engine->active) {
             snprintf (why, sizeof why, "engine %lld is not registered",
@@ -211,11 +171,11 @@ s_handle_engine (self_t *self, zmsg_t *msg)
     }
     size_t delim = 0;
     lp_value_t *header = lp_wire_verify (self->wire, msg, &delim);
-    s_engine_t *engine = *uuid? (s_engine_t *) zhashx_lookup (self->by_uuid, uuid): NULL;
+    lp_engine_ref_t *engine = lp_engines_by_uuid (self->engines, uuid);
     if (header && delim == 1 && engine && engine->active) {
-        s_pending_t *head = (s_pending_t *) zlistx_first (engine->pending);
+        s_pending_t *head = (s_pending_t *) zlistx_first (engine->fifo);
         if (head)
-            zlistx_delete (engine->pending, zlistx_cursor (engine->pending));
+            zlistx_delete (engine->fifo, zlistx_cursor (engine->fifo));
         zmsg_send (&msg, self->client);
     }
     else
@@ -249,63 +209,35 @@ s_on_engine (zloop_t *loop, zsock_t *sock, void *arg)
     return 0;
 }
 
-static void
-s_engine_add (self_t *self, int id, const char *uuid)
-{
-    if (id < 0 || strlen (uuid) != LP_ID_CHARS)
-        return;
-    if ((size_t) id >= self->by_id_size) {
-        size_t size = (size_t) id * 2 + 16;
-        s_engine_t **grown = (s_engine_t **) realloc (self->by_id, size * sizeof *grown);
-        if (!grown)
-            return;
-        memset (grown + self->by_id_size, 0, (size - self->by_id_size) * sizeof *grown);
-        self->by_id = grown;
-        self->by_id_size = size;
-    }
-    s_engine_t *engine = (s_engine_t *) zhashx_lookup (self->by_uuid, uuid);
-    if (!engine) {
-        engine = (s_engine_t *) zmalloc (sizeof (s_engine_t));
-        memcpy (engine->uuid, uuid, LP_ID_CHARS + 1);
-        engine->pending = zlistx_new ();
-        zlistx_set_destructor (engine->pending, s_pending_free);
-        zhashx_insert (self->by_uuid, uuid, engine);
-    }
-    if (self->by_id [id] && self->by_id [id] != engine)
-        self->by_id [id]->active = false;
-    engine->id = id;
-    engine->active = true;
-    self->by_id [id] = engine;
-}
-
 //  The hub says the engine is gone: every unanswered request fails now.
 static void
 s_engine_remove (self_t *self, int id, const char *reason)
 {
-    s_engine_t *engine = s_engine_by_id (self, id);
+    lp_engine_ref_t *engine = lp_engines_by_id (self->engines, id);
     if (!engine)
         return;
     engine->active = false;
     char why [256];
     snprintf (why, sizeof why, "engine %d %s", id, reason);
     s_pending_t *pending;
-    while ((pending = (s_pending_t *) zlistx_first (engine->pending))) {
+    while ((pending = (s_pending_t *) zlistx_first (engine->fifo))) {
         s_reply_error (self, pending->client, pending->header, id, why);
-        zlistx_delete (engine->pending, zlistx_cursor (engine->pending));
+        zlistx_delete (engine->fifo, zlistx_cursor (engine->fifo));
     }
 }
 
 static void
 s_send_queues (self_t *self)
 {
-    size_t size = 16 + self->by_id_size * 24;
+    size_t span = lp_engines_span (self->engines);
+    size_t size = 16 + span * 24;
     char *text = (char *) zmalloc (size);
     size_t used = 0;
-    for (size_t id = 0; id < self->by_id_size; id++) {
-        s_engine_t *engine = self->by_id [id];
+    for (size_t id = 0; id < span; id++) {
+        lp_engine_ref_t *engine = lp_engines_by_id (self->engines, (int64_t) id);
         if (engine && engine->active)
             used += snprintf (text + used, size - used, "%zu:%zu ", id,
-                              zlistx_size (engine->pending));
+                              zlistx_size (engine->fifo));
     }
     zsock_send (self->pipe, "ss", "QUEUES", text);
     free (text);
@@ -315,8 +247,8 @@ s_send_queues (self_t *self)
 static void
 s_shutdown_engines (self_t *self)
 {
-    for (size_t id = 0; id < self->by_id_size; id++) {
-        s_engine_t *engine = self->by_id [id];
+    for (size_t id = 0; id < lp_engines_span (self->engines); id++) {
+        lp_engine_ref_t *engine = lp_engines_by_id (self->engines, (int64_t) id);
         if (!engine || !engine->active)
             continue;
         lp_msg_t *request = lp_msg_new ("shutdown_request");
@@ -357,7 +289,7 @@ s_handle_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
         id = id_text? atoi (id_text): -1;
         free (id_text);
         if (streq (command, "ADD"))
-            s_engine_add (self, id, text? text: "");
+            lp_engines_add (self->engines, id, text? text: "");
         else
             s_engine_remove (self, id, text? text: "died");
     }
@@ -384,8 +316,7 @@ s_self_destroy (self_t **self_p)
     zloop_destroy (&self->loop);
     zsock_destroy (&self->client);
     zsock_destroy (&self->engine);
-    zhashx_destroy (&self->by_uuid);
-    free (self->by_id);
+    lp_engines_destroy (&self->engines);
     lp_wire_destroy (&self->wire);
     free (self);
     *self_p = NULL;
@@ -399,13 +330,12 @@ s_self_new (zsock_t *pipe, lp_mux_config_t *config)
     char name [32];
     snprintf (name, sizeof name, "controller/%s", config->channel);
     self->wire = lp_wire_new (config->key, config->key_len, name);
-    self->by_uuid = zhashx_new ();
+    self->engines = lp_engines_new (s_pending_free);
     self->loop = zloop_new ();
-    if (!self->wire || !self->by_uuid || !self->loop) {
+    if (!self->wire || !self->engines || !self->loop) {
         s_self_destroy (&self);
         return NULL;
     }
-    zhashx_set_destructor (self->by_uuid, s_engine_free);
     self->channel = config->channel;
     self->engine = zsock_new (ZMQ_ROUTER);
     self->client = zsock_new (ZMQ_ROUTER);
@@ -413,8 +343,8 @@ s_self_new (zsock_t *pipe, lp_mux_config_t *config)
         zsock_set_router_mandatory (self->engine, 1);
         zsock_set_router_handover (self->engine, 1);
     }
-    if (s_bind (self->engine, config->ip, self->endpoints [0])
-    ||  s_bind (self->client, config->ip, self->endpoints [1])) {
+    if (lp_wire_bind (self->engine, config->ip, self->endpoints [0], 128)
+    ||  lp_wire_bind (self->client, config->ip, self->endpoints [1], 128)) {
         zsys_error ("controller/%s: cannot bind on %s: %s", self->channel, config->ip,
                     zmq_strerror (zmq_errno ()));
         s_self_destroy (&self);

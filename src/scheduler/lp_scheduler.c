@@ -33,6 +33,7 @@
 */
 #include "lp_scheduler.h"
 #include "lp_reply.h"
+#include "lp_engines.h"
 
 #include <sodium.h>
 
@@ -58,15 +59,6 @@ typedef struct {
 } s_task_t;
 
 typedef struct {
-    int id;                             //  engine id
-    char uuid [LP_ID_CHARS + 1];        //  routing identity
-    bool active;                        //  may receive tasks
-    zlistx_t *fifo;                     //  assigned tasks, in order
-    uint64_t done;                      //  tasks answered
-    uint64_t last_used;                 //  assignment stamp (lru)
-} s_engine_t;
-
-typedef struct {
     bool ok;                            //  succeeded
     int engine;                         //  where it ran
 } s_outcome_t;
@@ -80,9 +72,7 @@ typedef struct {
     char endpoints [2][128];            //  engine, client
     lp_scheme_t scheme;                 //  picking rule
     int hwm;                            //  per-engine bound, 0 = none
-    zhashx_t *by_uuid;                  //  uuid -> s_engine_t (owns)
-    s_engine_t **by_id;                 //  id -> engine (borrowed)
-    size_t by_id_size;
+    lp_engines_t *engines;              //  FIFOs of assigned s_task_t (owns)
     zlistx_t *waiting;                  //  unassigned s_task_t (owns)
     size_t with_deadline;               //  waiting tasks with a timeout
     int timer;                          //  timeout check timer, -1 when off
@@ -235,27 +225,8 @@ s_task_free (void **item)
 //  --------------------------------------------------------------------
 //  Engines
 
-static void
-s_engine_free (void **item)
-{
-    s_engine_t *engine = (s_engine_t *) *item;
-    if (engine) {
-        zlistx_destroy (&engine->fifo);
-        free (engine);
-        *item = NULL;
-    }
-}
-
-static s_engine_t *
-s_engine_by_id (self_t *self, int64_t id)
-{
-    if (id < 0 || (size_t) id >= self->by_id_size)
-        return NULL;
-    return self->by_id [id];
-}
-
 static size_t
-s_load (s_engine_t *engine)
+s_load (lp_engine_ref_t *engine)
 {
     return zlistx_size (engine->fifo);
 }
@@ -337,7 +308,7 @@ s_check_deps (self_t *self, s_task_t *task, int *where, char *why, size_t whylen
     if (wait)
         return DEPS_WAIT;
     if (*where >= 0) {
-        s_engine_t *engine = s_engine_by_id (self, *where);
+        lp_engine_ref_t *engine = lp_engines_by_id (self->engines, *where);
         if (!engine || !engine->active) {
             snprintf (why, whylen, "follows tasks that ran on engine %d, which is gone", *where);
             return DEPS_IMPOSSIBLE;
@@ -350,7 +321,7 @@ s_check_deps (self_t *self, s_task_t *task, int *where, char *why, size_t whylen
 //  Picking an engine
 
 static bool
-s_eligible (self_t *self, s_task_t *task, s_engine_t *engine, int where)
+s_eligible (self_t *self, s_task_t *task, lp_engine_ref_t *engine, int where)
 {
     if (!engine->active)
         return false;
@@ -371,14 +342,14 @@ s_eligible (self_t *self, s_task_t *task, s_engine_t *engine, int where)
 
 //  True when a is the better of two by load, then by lru order.
 static bool
-s_less_loaded (s_engine_t *a, s_engine_t *b)
+s_less_loaded (lp_engine_ref_t *a, lp_engine_ref_t *b)
 {
     return s_load (a) < s_load (b)
         || (s_load (a) == s_load (b) && a->last_used < b->last_used);
 }
 
-static s_engine_t *
-s_weighted_pick (s_engine_t **list, size_t count)
+static lp_engine_ref_t *
+s_weighted_pick (lp_engine_ref_t **list, size_t count)
 {
     double total = 0;
     for (size_t i = 0; i < count; i++)
@@ -392,21 +363,24 @@ s_weighted_pick (s_engine_t **list, size_t count)
     return list [count - 1];
 }
 
-static s_engine_t *
+static lp_engine_ref_t *
 s_pick (self_t *self, s_task_t *task, int where)
 {
-    s_engine_t *stack [64];
-    s_engine_t **list = stack;
+    lp_engine_ref_t *stack [64];
+    lp_engine_ref_t **list = stack;
     size_t count = 0;
-    if (self->by_id_size > 64) {
-        list = (s_engine_t **) malloc (self->by_id_size * sizeof *list);
+    size_t span = lp_engines_span (self->engines);
+    if (span > 64) {
+        list = (lp_engine_ref_t **) malloc (span * sizeof *list);
         if (!list)
             return NULL;
     }
-    for (size_t i = 0; i < self->by_id_size; i++)
-        if (self->by_id [i] && s_eligible (self, task, self->by_id [i], where))
-            list [count++] = self->by_id [i];
-    s_engine_t *choice = NULL;
+    for (size_t i = 0; i < span; i++) {
+        lp_engine_ref_t *engine = lp_engines_by_id (self->engines, (int64_t) i);
+        if (engine && s_eligible (self, task, engine, where))
+            list [count++] = engine;
+    }
+    lp_engine_ref_t *choice = NULL;
     //  Avoid the engine that just failed this task, when there is another.
     if (count > 1 && task->avoid >= 0)
         for (size_t i = 0; i < count; i++)
@@ -426,14 +400,14 @@ s_pick (self_t *self, s_task_t *task, int where)
                 choice = list [randombytes_uniform ((uint32_t) count)];
                 break;
             case LP_SCHEME_TWOBIN: {
-                s_engine_t *a = list [randombytes_uniform ((uint32_t) count)];
-                s_engine_t *b = list [randombytes_uniform ((uint32_t) count)];
+                lp_engine_ref_t *a = list [randombytes_uniform ((uint32_t) count)];
+                lp_engine_ref_t *b = list [randombytes_uniform ((uint32_t) count)];
                 choice = s_less_loaded (a, b)? a: b;
                 break;
             }
             case LP_SCHEME_WEIGHTED: {
-                s_engine_t *a = s_weighted_pick (list, count);
-                s_engine_t *b = s_weighted_pick (list, count);
+                lp_engine_ref_t *a = s_weighted_pick (list, count);
+                lp_engine_ref_t *b = s_weighted_pick (list, count);
                 choice = s_less_loaded (a, b)? a: b;
                 break;
             }
@@ -452,8 +426,8 @@ s_pick (self_t *self, s_task_t *task, int where)
 static bool
 s_any_capacity (self_t *self)
 {
-    for (size_t i = 0; i < self->by_id_size; i++) {
-        s_engine_t *engine = self->by_id [i];
+    for (size_t i = 0; i < lp_engines_span (self->engines); i++) {
+        lp_engine_ref_t *engine = lp_engines_by_id (self->engines, (int64_t) i);
         if (engine && engine->active
         &&  (self->hwm == 0 || s_load (engine) < (size_t) self->hwm))
             return true;
@@ -465,7 +439,7 @@ s_any_capacity (self_t *self)
 //  -1 when the engine cannot be reached (the task stays unassigned, or
 //  fails when it was sent without a copy and so is gone).
 static int
-s_assign (self_t *self, s_task_t **task_p, s_engine_t *engine)
+s_assign (self_t *self, s_task_t **task_p, lp_engine_ref_t *engine)
 {
     s_task_t *task = *task_p;
     bool keep = task->retries > 0;
@@ -522,7 +496,7 @@ s_dispatch (self_t *self)
         int where = -1;
         s_deps_t deps = (task->nafter || task->nfollow)
                       ? s_check_deps (self, task, &where, why, sizeof why): DEPS_MET;
-        s_engine_t *engine = NULL;
+        lp_engine_ref_t *engine = NULL;
         if (deps == DEPS_IMPOSSIBLE || (deps == DEPS_MET && (engine = s_pick (self, task, where)))) {
             //  Leaves the waiting list (detach keeps the task alive).
             zlistx_detach (self->waiting, cursor);
@@ -697,7 +671,7 @@ s_handle_engine (self_t *self, zmsg_t *msg)
     }
     size_t delim = 0;
     lp_value_t *header = lp_wire_verify (self->wire, msg, &delim);
-    s_engine_t *engine = *uuid? (s_engine_t *) zhashx_lookup (self->by_uuid, uuid): NULL;
+    lp_engine_ref_t *engine = lp_engines_by_uuid (self->engines, uuid);
     s_task_t *task = engine? (s_task_t *) zlistx_first (engine->fifo): NULL;
     if (header && delim == 1 && engine && engine->active && task) {
         zlistx_detach_cur (engine->fifo);
@@ -778,36 +752,14 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
 static void
 s_engine_add (self_t *self, int id, const char *uuid)
 {
-    if (id < 0 || strlen (uuid) != LP_ID_CHARS)
-        return;
-    if ((size_t) id >= self->by_id_size) {
-        size_t size = (size_t) id * 2 + 16;
-        s_engine_t **grown = (s_engine_t **) realloc (self->by_id, size * sizeof *grown);
-        if (!grown)
-            return;
-        memset (grown + self->by_id_size, 0, (size - self->by_id_size) * sizeof *grown);
-        self->by_id = grown;
-        self->by_id_size = size;
-    }
-    s_engine_t *engine = (s_engine_t *) zhashx_lookup (self->by_uuid, uuid);
-    if (!engine) {
-        engine = (s_engine_t *) zmalloc (sizeof (s_engine_t));
-        memcpy (engine->uuid, uuid, LP_ID_CHARS + 1);
-        engine->fifo = zlistx_new ();
-        zhashx_insert (self->by_uuid, uuid, engine);
-    }
-    if (self->by_id [id] && self->by_id [id] != engine)
-        self->by_id [id]->active = false;
-    engine->id = id;
-    engine->active = true;
-    self->by_id [id] = engine;
+    lp_engines_add (self->engines, id, uuid);
     s_dispatch (self);
 }
 
 static void
 s_engine_remove (self_t *self, int id, const char *reason)
 {
-    s_engine_t *engine = s_engine_by_id (self, id);
+    lp_engine_ref_t *engine = lp_engines_by_id (self->engines, id);
     if (!engine)
         return;
     engine->active = false;
@@ -830,11 +782,12 @@ s_engine_remove (self_t *self, int id, const char *reason)
 static void
 s_send_queues (self_t *self)
 {
-    size_t size = 64 + self->by_id_size * 64;
+    size_t span = lp_engines_span (self->engines);
+    size_t size = 64 + span * 64;
     char *text = (char *) zmalloc (size);
     size_t used = 0;
-    for (size_t id = 0; id < self->by_id_size; id++) {
-        s_engine_t *engine = self->by_id [id];
+    for (size_t id = 0; id < span; id++) {
+        lp_engine_ref_t *engine = lp_engines_by_id (self->engines, (int64_t) id);
         if (engine && engine->active) {
             size_t load = s_load (engine);
             used += snprintf (text + used, size - used, "%zu:%zu:%zu:%llu ", id,
@@ -892,39 +845,16 @@ s_self_destroy (self_t **self_p)
     zloop_destroy (&self->loop);
     zsock_destroy (&self->client);
     zsock_destroy (&self->engine);
-    //  Tasks live in the waiting list or in engine FIFOs (which do not own).
-    if (self->by_uuid) {
-        for (s_engine_t *engine = (s_engine_t *) zhashx_first (self->by_uuid);
-             engine; engine = (s_engine_t *) zhashx_next (self->by_uuid)) {
-            s_task_t *task;
-            while ((task = (s_task_t *) zlistx_first (engine->fifo))) {
-                zlistx_detach_cur (engine->fifo);
-                s_task_destroy (&task);
-            }
-        }
-    }
-    zhashx_destroy (&self->by_uuid);
+    //  Tasks live in the waiting list or in an engine FIFO; both own them
+    //  (a task moves between them by detaching).
+    lp_engines_destroy (&self->engines);
     zlistx_destroy (&self->waiting);
     zhashx_destroy (&self->pending);
     zhashx_destroy (&self->outcomes);
     free (self->history);
-    free (self->by_id);
     lp_wire_destroy (&self->wire);
     free (self);
     *self_p = NULL;
-}
-
-static int
-s_bind (zsock_t *sock, const char *ip, char *endpoint)
-{
-    if (!sock)
-        return -1;
-    lp_wire_tune_socket (sock);
-    int port = zsock_bind (sock, "tcp://%s:*", ip);
-    if (port < 0)
-        return -1;
-    snprintf (endpoint, 128, "tcp://%s:%d", ip, port);
-    return 0;
 }
 
 static self_t *
@@ -936,25 +866,24 @@ s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
     self->hwm = config->hwm;
     self->wire = lp_wire_new (config->key, config->key_len, "controller/scheduler");
     self->loop = zloop_new ();
-    self->by_uuid = zhashx_new ();
+    self->engines = lp_engines_new (s_task_free);
     self->waiting = zlistx_new ();
     self->pending = zhashx_new ();
     self->outcomes = zhashx_new ();
     self->history = calloc (LP_TASK_HISTORY, LP_ID_CHARS + 1);
     self->client = zsock_new (ZMQ_ROUTER);
     self->engine = zsock_new (ZMQ_ROUTER);
-    if (!self->wire || !self->loop || !self->by_uuid || !self->waiting || !self->pending
+    if (!self->wire || !self->loop || !self->engines || !self->waiting || !self->pending
     ||  !self->outcomes || !self->history || !self->client || !self->engine) {
         s_self_destroy (&self);
         return NULL;
     }
-    zhashx_set_destructor (self->by_uuid, s_engine_free);
     zlistx_set_destructor (self->waiting, s_task_free);
     zhashx_set_destructor (self->outcomes, (zhashx_destructor_fn *) zstr_free);
     zsock_set_router_mandatory (self->engine, 1);
     zsock_set_router_handover (self->engine, 1);
-    if (s_bind (self->engine, config->ip, self->endpoints [0])
-    ||  s_bind (self->client, config->ip, self->endpoints [1])) {
+    if (lp_wire_bind (self->engine, config->ip, self->endpoints [0], 128)
+    ||  lp_wire_bind (self->client, config->ip, self->endpoints [1], 128)) {
         zsys_error ("scheduler: cannot bind on %s: %s", config->ip, zmq_strerror (zmq_errno ()));
         s_self_destroy (&self);
         return NULL;
