@@ -253,8 +253,17 @@ lp_heart_actor (zsock_t *pipe, void *args)
         }
         int64_t silent = zclock_mono () - self->last_ping;
         if (!self->lost && silent > (int64_t) self->max_misses * self->heartbeat_msec) {
+            //  Pings may be waiting (this process was stopped, say): take
+            //  them first, they answer the question.
+            while (zsock_events (self->sub) & ZMQ_POLLIN)
+                s_handle_ping (self);
+            silent = zclock_mono () - self->last_ping;
+        }
+        if (!self->lost && silent > (int64_t) self->max_misses * self->heartbeat_msec) {
             self->lost = true;
             zsys_warning ("no heartbeat for %d ms: controller lost", (int) silent);
+            //  Whatever runs now cannot reach its client any more.
+            lp_engine_interrupt (self->engine);
             zstr_send (pipe, "LOST");
         }
     }

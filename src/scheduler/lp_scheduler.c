@@ -35,16 +35,20 @@
 #include "lp_reply.h"
 #include "lp_engines.h"
 
+#include <malloc.h>
 #include <sodium.h>
 
 #define LP_TASK_HISTORY      65536      //  outcomes kept for dependencies
 #define TIMEOUT_CHECK_MSEC   20         //  timeout resolution
+#define LP_TRIM_AFTER_TASKS  10000      //  tasks between malloc_trim calls
 
 typedef struct {
     char msg_id [LP_ID_CHARS + 1];      //  the request's msg_id
     zmsg_t *msg;                        //  [client] <LPMSG> ... (for retries)
     zframe_t *client;                   //  client identity
-    lp_value_t *header;                 //  request header
+    zframe_t *header;                   //  request header, as sent (decoded
+                                        //  only for an error reply)
+    int64_t timeout;                    //  ms, from the header
     int retries;                        //  resubmissions left
     int64_t deadline;                   //  start by (mono ms), 0 = none
     int64_t *targets;                   //  allowed engines, NULL = any
@@ -81,6 +85,7 @@ typedef struct {
     char (*history) [LP_ID_CHARS + 1];  //  ring of outcome ids, oldest out
     size_t history_next;
     uint64_t stamp;                     //  lru clock
+    uint64_t finished;                  //  tasks ended since the last trim
 } self_t;
 
 static const char *s_schemes [] = { "leastload", "lru", "plainrandom", "weighted", "twobin" };
@@ -118,7 +123,7 @@ s_task_destroy (s_task_t **self_p)
     if (self) {
         zmsg_destroy (&self->msg);
         zframe_destroy (&self->client);
-        lp_value_destroy (&self->header);
+        zframe_destroy (&self->header);
         free (self->targets);
         s_strings_free (self->after, self->nafter);
         s_strings_free (self->follow, self->nfollow);
@@ -185,18 +190,23 @@ s_task_new (zmsg_t **msg_p, lp_value_t **header_p, char *why, size_t whylen)
     }
     task->msg = *msg_p;
     *msg_p = NULL;
-    task->header = *header_p;
+    lp_value_t *header = *header_p;
     *header_p = NULL;
     task->avoid = -1;
     task->client = zframe_dup (zmsg_first (task->msg));
-    const char *id = lp_value_as_string (lp_value_get (task->header, "msg_id"), NULL);
+    //  [client] <LPMSG> signature header ...: keep the header's bytes.
+    zframe_t *frame = zmsg_first (task->msg);
+    for (int i = 0; frame && i < 3; i++)
+        frame = zmsg_next (task->msg);
+    task->header = frame? zframe_dup (frame): NULL;
+    const char *id = lp_value_as_string (lp_value_get (header, "msg_id"), NULL);
     snprintf (task->msg_id, sizeof task->msg_id, "%s", id? id: "");
-    task->retries = (int) s_header_int (task->header, "retries", 0);
-    int64_t timeout = s_header_int (task->header, "timeout", 0);
-    task->deadline = timeout > 0? zclock_mono () + timeout: 0;
-    task->success_ok = s_header_bool (task->header, "success", true);
-    task->failure_ok = s_header_bool (task->header, "failure", false);
-    const lp_value_t *targets = lp_value_get (task->header, "targets");
+    task->retries = (int) s_header_int (header, "retries", 0);
+    task->timeout = s_header_int (header, "timeout", 0);
+    task->deadline = task->timeout > 0? zclock_mono () + task->timeout: 0;
+    task->success_ok = s_header_bool (header, "success", true);
+    task->failure_ok = s_header_bool (header, "failure", false);
+    const lp_value_t *targets = lp_value_get (header, "targets");
     if (targets && lp_value_type (targets) == LP_ARRAY) {
         task->ntargets = lp_value_len (targets);
         task->targets = (int64_t *) calloc (task->ntargets + 1, sizeof (int64_t));
@@ -205,14 +215,15 @@ s_task_new (zmsg_t **msg_p, lp_value_t **header_p, char *why, size_t whylen)
         if (!task->targets)
             task->ntargets = 0;
     }
-    if (!task->client || task->retries < 0
+    if (!task->client || !task->header || task->retries < 0
     ||  (targets && lp_value_type (targets) != LP_ARRAY && lp_value_type (targets) != LP_NIL)
-    ||  s_read_ids (task->header, "after", &task->after, &task->nafter) != 0
-    ||  s_read_ids (task->header, "follow", &task->follow, &task->nfollow) != 0) {
+    ||  s_read_ids (header, "after", &task->after, &task->nafter) != 0
+    ||  s_read_ids (header, "follow", &task->follow, &task->nfollow) != 0) {
         snprintf (why, whylen, "bad scheduling flags: targets must be an array of ids, "
                   "after/follow arrays of msg_ids, retries >= 0");
         s_task_destroy (&task);
     }
+    lp_value_destroy (&header);
     return task;
 }
 
@@ -258,13 +269,21 @@ s_task_finished (self_t *self, s_task_t **task_p, bool ok, int engine)
     zhashx_delete (self->pending, task->msg_id);
     s_remember (self, task->msg_id, ok, engine);
     s_task_destroy (task_p);
+    self->finished++;
 }
 
 static void
 s_task_fail (self_t *self, s_task_t **task_p, int engine, const char *ename, const char *evalue)
 {
     s_task_t *task = *task_p;
-    lp_reply_error (self->wire, self->client, task->client, task->header, engine, ename, evalue);
+    char err [128];
+    lp_value_t *header = lp_codec_decode (zframe_data (task->header), zframe_size (task->header),
+                                          NULL, 0, err, sizeof err);
+    if (header)
+        lp_reply_error (self->wire, self->client, task->client, header, engine, ename, evalue);
+    else
+        zsys_error ("scheduler: cannot decode a stored header: %s", err);
+    lp_value_destroy (&header);
     s_task_finished (self, task_p, false, engine);
 }
 
@@ -712,9 +731,18 @@ static int
 s_on_engine (zloop_t *loop, zsock_t *sock, void *arg)
 {
     (void) loop;
+    self_t *self = (self_t *) arg;
     zmsg_t *msg;
     for (int n = 0; n < LP_DRAIN_BATCH && (msg = zmsg_recv (sock)); n++)
-        s_handle_engine ((self_t *) arg, msg);
+        s_handle_engine (self, msg);
+    //  A burst of tasks is over: give its memory back to the system, so
+    //  the controller stays small between bursts (the message buffers were
+    //  allocated by ZeroMQ's I/O thread and freed here, which leaves free
+    //  memory in several malloc arenas).
+    if (zlistx_size (self->waiting) == 0 && self->finished >= LP_TRIM_AFTER_TASKS) {
+        malloc_trim (0);
+        self->finished = 0;
+    }
     return 0;
 }
 
@@ -736,7 +764,7 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
             self->with_deadline--;
             char why [128];
             snprintf (why, sizeof why, "no engine took the task within its timeout of %lld ms",
-                      (long long) s_header_int (task->header, "timeout", 0));
+                      (long long) task->timeout);
             s_task_fail (self, &task, -1, "TimeoutError", why);
             task = (s_task_t *) zlistx_first (self->waiting);
             continue;
