@@ -315,7 +315,7 @@ lp_result_handle_reply (lp_result_t *self, lp_msg_t *msg)
     const lp_value_t *values = lp_value_get (content, "values");
     if (values && (lp_value_type (values) == LP_ARRAY
                ||  lp_value_type (values) == LP_TYPED))
-        slot->values = lp_value_dup (values);
+        slot->values = lp_value_take (content, "values");   //  no copy
     else {
         slot->values = lp_value_array ();
         const lp_value_t *interrupted = lp_value_get (content, "interrupted");

@@ -185,6 +185,10 @@ lp_value_t *lp_lua_to_value (lua_State *L, int idx, const char *path_root,
 int         lp_lua_open_array (lua_State *L);
 void        lp_luavalue_test (bool verbose);
 
+//  Takes the value of key out of a map without copying it (the map keeps
+//  nil in its place); NULL when absent or out of memory. Caller owns it.
+lp_value_t *lp_value_take (lp_value_t *self, const char *key);
+
 //  lp_value test lives with lp_value.c
 void        lp_value_test (bool verbose);
 

@@ -618,6 +618,26 @@ lp_value_get (const lp_value_t *self, const char *key)
     return NULL;
 }
 
+lp_value_t *
+lp_value_take (lp_value_t *self, const char *key)
+{
+    assert (self);
+    assert (key);
+    const lp_value_t *found = lp_value_get (self, key);
+    if (!found)
+        return NULL;
+    lp_value_t *nil = lp_value_nil ();
+    if (!nil)
+        return NULL;
+    for (size_t k = 0; k < self->u.map.len; k++)
+        if (self->u.map.vals [k] == found) {
+            self->u.map.vals [k] = nil;
+            return (lp_value_t *) found;
+        }
+    lp_value_destroy (&nil);
+    return NULL;
+}
+
 const lp_value_t *
 lp_value_key_at (const lp_value_t *self, size_t index)
 {
@@ -1251,5 +1271,16 @@ lp_value_test (bool verbose)
     s_check_print (map, "{list = {1, 2}, [\"with space\"] = 0.5}");
     lp_value_destroy (&map);
     //  @end
+    //  lp_value_take: out of the map without a copy, nil left behind
+    {
+        lp_value_t *map = lp_value_map ();
+        assert (lp_value_set (map, "values", lp_value_string ("big")) == 0);
+        lp_value_t *taken = lp_value_take (map, "values");
+        assert (taken && lp_value_type (taken) == LP_STRING);
+        assert (lp_value_type (lp_value_get (map, "values")) == LP_NIL);
+        assert (lp_value_take (map, "absent") == NULL);
+        lp_value_destroy (&taken);
+        lp_value_destroy (&map);
+    }
     printf ("OK\n");
 }
