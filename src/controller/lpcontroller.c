@@ -369,6 +369,9 @@ main (int argc, char **argv)
     int signal_fd = signalfd (-1, &mask, SFD_CLOEXEC);
     zsys_handler_set (NULL);
     zsys_set_logident ("lpcontroller");
+    //  Two I/O threads: a flood on one port (a client pushing 100 MB, or
+    //  junk) must not hold up heartbeats on another.
+    zsys_set_io_threads (2);
     zsys_init ();
 
     lp_hub_config_t config = { options.ip, options.location? options.location: options.ip,

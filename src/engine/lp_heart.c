@@ -7,7 +7,7 @@
         hb_ping  SUB    --"LPHB"+u64-->  echoed at once on hb_pong DEALER
         control  DEALER --interrupt_request--> lp_engine_interrupt, reply
                         --shutdown_request---> reply, interrupt, "SHUTDOWN"
-        pipe     <--"LOST" when no ping came for max_misses periods
+        pipe     <--"LOST" when no ping came for 2 x max_misses periods
 
     The actor has its own lp_wire_t (one per thread). It sends the control
     engine_hello itself during setup, before it signals the creator, and
@@ -251,15 +251,21 @@ lp_heart_actor (zsock_t *pipe, void *args)
             self->stop_seen = true;
             lp_engine_interrupt (self->engine);
         }
+        //  The engine waits twice as long as the controller does before it
+        //  gives up on the other side: a controller busy for a moment
+        //  (a flood of junk, a loaded machine) must not make every engine
+        //  drop its connection; a truly lost controller is still noticed
+        //  within seconds.
+        int64_t lost_after = 2 * (int64_t) self->max_misses * self->heartbeat_msec;
         int64_t silent = zclock_mono () - self->last_ping;
-        if (!self->lost && silent > (int64_t) self->max_misses * self->heartbeat_msec) {
+        if (!self->lost && silent > lost_after) {
             //  Pings may be waiting (this process was stopped, say): take
             //  them first, they answer the question.
             while (zsock_events (self->sub) & ZMQ_POLLIN)
                 s_handle_ping (self);
             silent = zclock_mono () - self->last_ping;
         }
-        if (!self->lost && silent > (int64_t) self->max_misses * self->heartbeat_msec) {
+        if (!self->lost && silent > lost_after) {
             self->lost = true;
             zsys_warning ("no heartbeat for %d ms: controller lost", (int) silent);
             //  Whatever runs now cannot reach its client any more.
