@@ -364,9 +364,10 @@ set style fill solid 0.8
 set boxwidth 0.7
 set xtics rotate by -40 font ',9'
 set bmargin 12
+set rmargin 12
 set key off
 plot '{data}' using 1:3:xtic(2) with boxes lc rgb '#3070b0', \\
-     '' using 1:3:(sprintf('%.0f', $3)) with labels offset 0,0.7 font ',8', \\
+     '' using 1:3:(sprintf('%.2g', $3)) with labels offset 0,0.7 font ',8', \\
      1 with lines lc rgb 'red' dt 2
 """
     p = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
@@ -429,12 +430,26 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("-n", type=int, default=4)
     ap.add_argument("--skip-ipp", action="store_true", help="luaparallel only (debugging)")
+    ap.add_argument("--replot", metavar="CSV", help="only redraw the PNG of a results CSV")
     opt = ap.parse_args()
+    if opt.replot:
+        class R:                                # the ratio column is all the chart needs
+            def __init__(self, label, ratio):
+                self.label, self._r = label, ratio
+
+            def ratio(self):
+                return self._r
+        with open(opt.replot) as f:
+            rows = [R(d["workload"], float(d["ratio"])) for d in csv.DictReader(f) if d["ratio"]]
+        ok = write_png(rows, os.path.splitext(opt.replot)[0] + ".png")
+        shutil.rmtree(TMP, ignore_errors=True)
+        return 0 if ok else 1
     n, quick = opt.n, opt.quick
     reps = 1 if quick else 3
     build = os.path.abspath(opt.build)
     t_run = time.monotonic()
     started = datetime.datetime.now(datetime.timezone.utc)
+    commit_at_start = commit()          # the tree the binaries were built from
     rows = []
     clusters = []
 
@@ -695,7 +710,7 @@ def main():
     # ---- output
     elapsed = time.monotonic() - t_run
     header = [
-        f"Run: {started.strftime('%Y-%m-%d %H:%M UTC')}, commit {commit()}, "
+        f"Run: {started.strftime('%Y-%m-%d %H:%M UTC')}, commit {commit_at_start} (at the start), "
         f"{'quick' if quick else 'full'} bench, {n} engines, "
         f"{reps} repetition(s) per figure (median [min..max]), {elapsed:.0f} s in all.",
         f"Machine: {machine()}.",

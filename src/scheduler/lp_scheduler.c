@@ -41,6 +41,8 @@
 #define LP_TASK_HISTORY      65536      //  outcomes kept for dependencies
 #define TIMEOUT_CHECK_MSEC   20         //  timeout resolution
 #define LP_TRIM_AFTER_TASKS  10000      //  tasks between malloc_trim calls
+#define LP_WAITING_MAX       4096       //  unassigned tasks held here at most
+#define LP_CLIENT_RCVHWM     8192       //  then queued in ZeroMQ, then clients
 
 typedef struct {
     char msg_id [LP_ID_CHARS + 1];      //  the request's msg_id
@@ -86,6 +88,7 @@ typedef struct {
     size_t history_next;
     uint64_t stamp;                     //  lru clock
     uint64_t finished;                  //  tasks ended since the last trim
+    bool paused;                        //  not reading clients (backpressure)
 } self_t;
 
 static const char *s_schemes [] = { "leastload", "lru", "plainrandom", "weighted", "twobin" };
@@ -486,6 +489,7 @@ s_assign (self_t *self, s_task_t **task_p, lp_engine_ref_t *engine)
 }
 
 static int s_on_timer (zloop_t *loop, int timer_id, void *arg);
+static void s_resume_clients (self_t *self);
 
 static void
 s_enqueue (self_t *self, s_task_t *task, bool front)
@@ -717,14 +721,35 @@ s_handle_engine (self_t *self, zmsg_t *msg)
 }
 
 //  Each wake-up drains up to LP_DRAIN_BATCH messages (receive timeout 0).
+//  Backpressure: with LP_WAITING_MAX tasks waiting here, the scheduler
+//  stops reading clients until half of them are placed; further tasks wait
+//  in ZeroMQ's queue (bounded by the socket's receive high-water mark) and
+//  then in the client, so a burst of 10^5 tasks does not make the
+//  controller hold them all.
 static int
 s_on_client (zloop_t *loop, zsock_t *sock, void *arg)
 {
-    (void) loop;
+    self_t *self = (self_t *) arg;
     zmsg_t *msg;
-    for (int n = 0; n < LP_DRAIN_BATCH && (msg = zmsg_recv (sock)); n++)
-        s_handle_client ((self_t *) arg, msg);
+    for (int n = 0; n < LP_DRAIN_BATCH && (msg = zmsg_recv (sock)); n++) {
+        s_handle_client (self, msg);
+        if (zlistx_size (self->waiting) >= LP_WAITING_MAX) {
+            zloop_reader_end (loop, sock);
+            self->paused = true;
+            break;
+        }
+    }
     return 0;
+}
+
+static void
+s_resume_clients (self_t *self)
+{
+    if (self->paused && zlistx_size (self->waiting) < LP_WAITING_MAX / 2) {
+        self->paused = false;
+        zloop_reader (self->loop, self->client, s_on_client, self);
+        zloop_reader_set_tolerant (self->loop, self->client);
+    }
 }
 
 static int
@@ -735,6 +760,7 @@ s_on_engine (zloop_t *loop, zsock_t *sock, void *arg)
     zmsg_t *msg;
     for (int n = 0; n < LP_DRAIN_BATCH && (msg = zmsg_recv (sock)); n++)
         s_handle_engine (self, msg);
+    s_resume_clients (self);
     //  A burst of tasks is over: give its memory back to the system, so
     //  the controller stays small between bursts (the message buffers were
     //  allocated by ZeroMQ's I/O thread and freed here, which leaves free
@@ -771,6 +797,7 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
         }
         task = (s_task_t *) zlistx_next (self->waiting);
     }
+    s_resume_clients (self);
     return 0;
 }
 
@@ -782,6 +809,7 @@ s_engine_add (self_t *self, int id, const char *uuid)
 {
     lp_engines_add (self->engines, id, uuid);
     s_dispatch (self);
+    s_resume_clients (self);
 }
 
 static void
@@ -918,6 +946,8 @@ s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
     }
     zsock_set_rcvtimeo (self->client, 0);
     zsock_set_rcvtimeo (self->engine, 0);
+    //  Set after lp_wire_bind's tuning (HWM 0); applies to new connections.
+    zsock_set_rcvhwm (self->client, LP_CLIENT_RCVHWM);
     zloop_reader (self->loop, pipe, s_on_pipe, self);
     zloop_reader (self->loop, self->client, s_on_client, self);
     zloop_reader (self->loop, self->engine, s_on_engine, self);
