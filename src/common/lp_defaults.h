@@ -22,6 +22,7 @@
 #define LP_REPLAY_WINDOW           65536       //  msg_ids remembered per receiver
 #define LP_DROP_LOG_MSEC           60000       //  drop log: once per peer per minute
 
+#define LP_LISTEN_BACKLOG          4096        //  pending TCP connections per port
 #define LP_DRAIN_BATCH             256         //  messages handled per wake-up
 #define LP_TASK_HWM                2           //  tasks outstanding per engine
 

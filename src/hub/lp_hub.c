@@ -391,14 +391,10 @@ s_handle_status (lp_hub_t *self, lp_msg_t *msg)
     s_reply (self, msg, "status_reply", content);
 }
 
+//  One message on the registration channel; -1 asks the loop to end.
 static int
-s_on_registration (zloop_t *loop, zsock_t *sock, void *arg)
+s_handle_registration_msg (lp_hub_t *self, lp_msg_t *msg)
 {
-    (void) loop;
-    lp_hub_t *self = (lp_hub_t *) arg;
-    lp_msg_t *msg = lp_wire_recv (self->wire, sock);
-    if (!msg)
-        return 0;
     const char *type = lp_msg_type (msg);
     int rc = 0;
     if (streq (type, "registration_request"))
@@ -427,6 +423,24 @@ s_on_registration (zloop_t *loop, zsock_t *sock, void *arg)
     }
     lp_msg_destroy (&msg);
     return rc;
+}
+
+//  Registration storms (hundreds of engines at once) are read in batches:
+//  the socket has a receive timeout of 0.
+static int
+s_on_registration (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    lp_hub_t *self = (lp_hub_t *) arg;
+    for (int n = 0; n < LP_DRAIN_BATCH; n++) {
+        zmsg_t *zmsg = zmsg_recv (sock);
+        if (!zmsg)
+            break;
+        lp_msg_t *msg = lp_wire_decode (self->wire, &zmsg);
+        if (msg && s_handle_registration_msg (self, msg) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 //  --------------------------------------------------------------------
@@ -489,14 +503,9 @@ s_on_ping_timer (zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
-static int
-s_on_pong (zloop_t *loop, zsock_t *sock, void *arg)
+static void
+s_handle_pong (lp_hub_t *self, zsock_t *sock, zmsg_t *msg)
 {
-    (void) loop;
-    lp_hub_t *self = (lp_hub_t *) arg;
-    zmsg_t *msg = zmsg_recv (sock);
-    if (!msg)
-        return 0;
     zframe_t *peer = zmsg_first (msg);
     zframe_t *pong = zmsg_next (msg);
     if (peer && pong && zmsg_size (msg) == 2
@@ -510,7 +519,7 @@ s_on_pong (zloop_t *loop, zsock_t *sock, void *arg)
             seq = (seq << 8) | zframe_data (pong) [4 + i];
         s_engine_t *engine = (s_engine_t *) zhashx_lookup (self->by_uuid, uuid);
         if (engine && engine->state != ENGINE_DEAD
-        &&  seq <= self->ping_seq && seq + (uint64_t) self->config.max_misses >= self->ping_seq)
+        &&  seq <= self->ping_seq && seq + 2 * (uint64_t) self->config.max_misses >= self->ping_seq)
             engine->last_seen = zclock_mono ();
         else
         if (engine && engine->state == ENGINE_DEAD) {
@@ -524,6 +533,26 @@ s_on_pong (zloop_t *loop, zsock_t *sock, void *arg)
         }
     }
     zmsg_destroy (&msg);
+}
+
+//  Reads every pong waiting (receive timeout 0).
+static int
+s_drain_pongs (lp_hub_t *self)
+{
+    zmsg_t *msg;
+    int count = 0;
+    while ((msg = zmsg_recv (self->hb_pong))) {
+        s_handle_pong (self, self->hb_pong, msg);
+        count++;
+    }
+    return count;
+}
+
+static int
+s_on_pong (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop; (void) sock;
+    s_drain_pongs ((lp_hub_t *) arg);
     return 0;
 }
 
@@ -532,6 +561,9 @@ s_on_check_timer (zloop_t *loop, int timer_id, void *arg)
 {
     (void) loop; (void) timer_id;
     lp_hub_t *self = (lp_hub_t *) arg;
+    //  Pongs that arrived while this thread was busy (or starved of CPU,
+    //  while hundreds of engines start) count before anyone is judged.
+    s_drain_pongs (self);
     int64_t limit = (int64_t) self->config.heartbeat_msec * self->config.max_misses;
     int64_t now = zclock_mono ();
     for (size_t i = 0; i < self->engines_size; i++) {
@@ -634,6 +666,8 @@ lp_hub_new (const lp_hub_config_t *config, char *err, size_t errlen)
         lp_hub_destroy (&self);
         return NULL;
     }
+    zsock_set_rcvtimeo (self->registration, 0);
+    zsock_set_rcvtimeo (self->hb_pong, 0);
     zloop_reader (self->loop, self->registration, s_on_registration, self);
     zloop_reader (self->loop, self->hb_pong, s_on_pong, self);
     zloop_reader (self->loop, zactor_sock (self->mux), s_on_mux, self);
