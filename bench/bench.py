@@ -461,10 +461,10 @@ def main():
         return rows[-1]
 
     # counts
-    rtt_calls = 2000
-    all_calls = 500 if quick else 1000
-    lb_ipp = 2000 if quick else 10000
-    lb_lp = 20000 if quick else 100000
+    rtt_calls = 1000 if quick else 2000
+    all_calls = 200 if quick else 1000
+    lb_ipp = 1000 if quick else 10000
+    lb_lp = 10000 if quick else 100000
     sch_ipp = 2000
     big_mb = 100
     scatter_n = 10 ** 6
@@ -614,7 +614,7 @@ def main():
                 c.stop()
 
         # 4. registration of many engines
-        reg_deadline = 20 if quick else 60
+        reg_deadline = 15 if quick else 60
         for big in [64, 256, 1024]:
             log(f"registration of {big} engines")
             row = add(f"reg_{big}", f"start-up to {big} engines registered", "s", "lower")
