@@ -4,6 +4,9 @@
 
     Random ids come from libsodium's randombytes_buf; sodium_init runs once
     per process through pthread_once, so any thread may ask for an id first.
+    Every message needs an id, so each thread draws random bytes 4 KB at a
+    time (one system call per 256 ids); a fork bumps a generation counter
+    so a child never reuses its parent's buffered bytes.
     =========================================================================
 */
 
@@ -17,6 +20,18 @@
 #include <time.h>
 
 static pthread_once_t s_sodium_once = PTHREAD_ONCE_INIT;
+static volatile unsigned s_fork_generation = 1;     //  bumped in fork children
+
+#define S_RANDOM_POOL 4096                          //  bytes drawn at a time
+static _Thread_local uint8_t s_pool [S_RANDOM_POOL];
+static _Thread_local size_t s_pool_used = S_RANDOM_POOL;
+static _Thread_local unsigned s_pool_generation;
+
+static void
+s_after_fork_in_child (void)
+{
+    s_fork_generation++;
+}
 
 static void
 s_sodium_init (void)
@@ -25,6 +40,7 @@ s_sodium_init (void)
     //  no usable random source: nothing can work then.
     int rc = sodium_init ();
     assert (rc >= 0);
+    pthread_atfork (NULL, NULL, s_after_fork_in_child);
 }
 
 //  ---------------------------------------------------------------------
@@ -35,9 +51,16 @@ lp_util_random_id (char out [LP_ID_CHARS + 1])
 {
     assert (out);
     pthread_once (&s_sodium_once, s_sodium_init);
-    uint8_t raw [LP_ID_CHARS / 2];
-    randombytes_buf (raw, sizeof raw);
-    lp_util_hex_encode (raw, sizeof raw, out);
+    size_t need = LP_ID_CHARS / 2;
+    if (s_pool_used + need > S_RANDOM_POOL || s_pool_generation != s_fork_generation) {
+        randombytes_buf (s_pool, S_RANDOM_POOL);
+        s_pool_used = 0;
+        s_pool_generation = s_fork_generation;
+    }
+    lp_util_hex_encode (s_pool + s_pool_used, need, out);
+    //  Used bytes are wiped: an id never leaks what the next one will be.
+    sodium_memzero (s_pool + s_pool_used, need);
+    s_pool_used += need;
 }
 
 //  ---------------------------------------------------------------------
