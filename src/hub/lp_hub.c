@@ -46,6 +46,8 @@ typedef struct {
     s_state_t state;                    //  see above
     bool hello [3];                     //  hello seen on mux, control, task
     int64_t last_seen;                  //  zclock_mono of the last pong
+    uint64_t pong_seq;                  //  newest ping it answered (or the
+                                        //  last sent when it registered)
 } s_engine_t;
 
 struct _lp_hub_t {
@@ -256,6 +258,7 @@ s_handle_registration (lp_hub_t *self, lp_msg_t *msg)
     engine->state = ENGINE_REGISTERING;
     engine->hello [0] = engine->hello [1] = engine->hello [2] = false;
     engine->last_seen = zclock_mono ();
+    engine->pong_seq = self->ping_seq;
     lp_util_iso_now (engine->registered);
 
     lp_value_t *content = lp_value_map ();
@@ -458,6 +461,7 @@ s_handle_hello (lp_hub_t *self, int id, const char *uuid, const char *channel)
     if (engine->hello [0] && engine->hello [1] && engine->hello [2]) {
         engine->state = ENGINE_READY;
         engine->last_seen = zclock_mono ();
+        engine->pong_seq = self->ping_seq;
         zsock_send (self->mux, "sis", "ADD", engine->id, engine->uuid);
         zsock_send (self->control, "sis", "ADD", engine->id, engine->uuid);
         zsock_send (self->scheduler, "sis", "ADD", engine->id, engine->uuid);
@@ -519,8 +523,11 @@ s_handle_pong (lp_hub_t *self, zsock_t *sock, zmsg_t *msg)
             seq = (seq << 8) | zframe_data (pong) [4 + i];
         s_engine_t *engine = (s_engine_t *) zhashx_lookup (self->by_uuid, uuid);
         if (engine && engine->state != ENGINE_DEAD
-        &&  seq <= self->ping_seq && seq + 2 * (uint64_t) self->config.max_misses >= self->ping_seq)
+        &&  seq <= self->ping_seq && seq + 2 * (uint64_t) self->config.max_misses >= self->ping_seq) {
             engine->last_seen = zclock_mono ();
+            if (seq > engine->pong_seq)
+                engine->pong_seq = seq;
+        }
         else
         if (engine && engine->state == ENGINE_DEAD) {
             //  A dead engine that answers again (it was stalled): tell it
@@ -568,7 +575,11 @@ s_on_check_timer (zloop_t *loop, int timer_id, void *arg)
     int64_t now = zclock_mono ();
     for (size_t i = 0; i < self->engines_size; i++) {
         s_engine_t *engine = self->engines [i];
-        if (engine && engine->state != ENGINE_DEAD && now - engine->last_seen > limit) {
+        //  Dead: silent for max_misses periods AND max_misses pings really
+        //  went out meanwhile (if this thread was held up and sent none,
+        //  the silence is ours, not the engine's).
+        if (engine && engine->state != ENGINE_DEAD && now - engine->last_seen > limit
+        &&  self->ping_seq - engine->pong_seq >= (uint64_t) self->config.max_misses) {
             char reason [96];
             snprintf (reason, sizeof reason, "died: no heartbeat for %lld ms",
                       (long long) (now - engine->last_seen));
