@@ -12,6 +12,7 @@
 #define LP_HEARTBEAT_MSEC          1000        //  ping period
 #define LP_HEARTBEAT_MAX_MISSES    3           //  pings missed before dead
 #define LP_HEARTBEAT_CHECK_DIV     4           //  liveness checked period/DIV
+#define LP_HEARTBEAT_MAX_FRAME     256         //  bytes; pings and pongs are 12
 #define LP_RECONNECT_MIN_MSEC      500         //  engine backoff start
 #define LP_RECONNECT_MAX_MSEC      32000       //  engine backoff cap
 

@@ -679,6 +679,11 @@ lp_hub_new (const lp_hub_config_t *config, char *err, size_t errlen)
     }
     zsock_set_rcvtimeo (self->registration, 0);
     zsock_set_rcvtimeo (self->hb_pong, 0);
+    //  Heartbeat sockets carry 12-byte frames: a peer that sends a larger
+    //  one (junk) is disconnected by ZeroMQ before it reads the rest, so a
+    //  flood there cannot hold up the pongs of real engines.
+    zsock_set_maxmsgsize (self->hb_pong, LP_HEARTBEAT_MAX_FRAME);
+    zsock_set_maxmsgsize (self->hb_ping, LP_HEARTBEAT_MAX_FRAME);
     zloop_reader (self->loop, self->registration, s_on_registration, self);
     zloop_reader (self->loop, self->hb_pong, s_on_pong, self);
     zloop_reader (self->loop, zactor_sock (self->mux), s_on_mux, self);
