@@ -1,0 +1,319 @@
+/*  lp_rawwire.h - the wire protocol spoken directly, for tests
+
+    Written from docs/protocol.md alone (raw libzmq, msgpack-c, keyed
+    BLAKE2b from libsodium), so that a test using it also checks that a
+    client in another language could be written from the spec. It builds
+    signed requests with any header fields, and receives and verifies
+    replies, reading the few fields a test judges by.
+
+    Header-only with static functions: each test program includes it once.
+    Needs lp_testlib.h (CHECK) first.
+*/
+#ifndef LP_RAWWIRE_H_INCLUDED
+#define LP_RAWWIRE_H_INCLUDED
+
+#include <jansson.h>
+#include <msgpack.h>
+#include <sodium.h>
+#include <zmq.h>
+
+#define LPW_MAXFRAMES 16
+
+typedef struct {
+    int nframes;
+    size_t size[LPW_MAXFRAMES];
+    uint8_t *data[LPW_MAXFRAMES];
+} lpw_frames_t;
+
+typedef struct {
+    uint8_t key[32];                //  from the connection file
+    char session[33];               //  our session id
+    void *ctx;                      //  libzmq context
+} lpw_t;
+
+//  What a test reads of a reply.
+typedef struct {
+    char parent_id[64];
+    char msg_type[64];
+    char status[16];
+    char ename[64];
+    char evalue[512];
+    bool has_value;
+    int64_t value;                  //  first of values, when an integer
+    int64_t meta_engine;            //  metadata.engine, -1 when absent
+} lpw_reply_t;
+
+static void
+lpw_frames_free (lpw_frames_t *f)
+{
+    for (int i = 0; i < f->nframes; i++)
+        free (f->data[i]);
+    f->nframes = 0;
+}
+
+static void
+lpw_frames_add (lpw_frames_t *f, const void *data, size_t size)
+{
+    CHECK (f->nframes < LPW_MAXFRAMES, "too many frames");
+    f->data[f->nframes] = malloc (size ? size : 1);
+    CHECK (f->data[f->nframes], "out of memory");
+    memcpy (f->data[f->nframes], data, size);
+    f->size[f->nframes++] = size;
+}
+
+static void
+lpw_random_hex (char *out, size_t chars)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t bytes[64];
+    randombytes_buf (bytes, chars / 2);
+    for (size_t i = 0; i < chars / 2; i++) {
+        out[2 * i] = hex[bytes[i] >> 4];
+        out[2 * i + 1] = hex[bytes[i] & 15];
+    }
+    out[chars] = 0;
+}
+
+//  Reads the key of a connection file and returns the endpoint of channel
+//  (strdup'ed). Fails the test when the file is unusable.
+static char *
+lpw_open (lpw_t *self, const char *conn_file, const char *channel)
+{
+    CHECK (sodium_init () >= 0, "sodium_init failed");
+    json_error_t jerr;
+    json_t *root = json_load_file (conn_file, 0, &jerr);
+    CHECK (root, "%s: %s", conn_file, jerr.text);
+    const char *hex = json_string_value (json_object_get (root, "key"));
+    CHECK (hex && strlen (hex) == 64, "%s: no 64-hex key", conn_file);
+    for (int i = 0; i < 32; i++) {
+        unsigned byte;
+        CHECK (sscanf (hex + 2 * i, "%2x", &byte) == 1, "bad key hex");
+        self->key[i] = (uint8_t) byte;
+    }
+    const char *ep = json_string_value (json_object_get (
+        json_object_get (root, "endpoints"), channel));
+    CHECK (ep, "%s: no endpoint %s", conn_file, channel);
+    char *endpoint = strdup (ep);
+    CHECK (endpoint, "out of memory");
+    json_decref (root);
+    lpw_random_hex (self->session, 32);
+    if (!self->ctx)
+        self->ctx = zmq_ctx_new ();
+    CHECK (self->ctx, "zmq_ctx_new failed");
+    return endpoint;
+}
+
+//  A DEALER connected to endpoint.
+static void *
+lpw_dealer (lpw_t *self, const char *endpoint)
+{
+    void *sock = zmq_socket (self->ctx, ZMQ_DEALER);
+    CHECK (sock, "zmq_socket: %s", zmq_strerror (zmq_errno ()));
+    int linger = 0;
+    zmq_setsockopt (sock, ZMQ_LINGER, &linger, sizeof linger);
+    CHECK (zmq_connect (sock, endpoint) == 0, "connect %s: %s", endpoint,
+           zmq_strerror (zmq_errno ()));
+    return sock;
+}
+
+//  Keyed BLAKE2b-256 over frames[first..], each prefixed by its length as
+//  8 bytes big-endian, as 64 hex characters.
+static void
+lpw_sign (const lpw_t *self, const lpw_frames_t *f, int first, char out[65])
+{
+    crypto_generichash_state st;
+    crypto_generichash_init (&st, self->key, sizeof self->key, 32);
+    for (int i = first; i < f->nframes; i++) {
+        uint8_t len[8];
+        uint64_t n = f->size[i];
+        for (int b = 7; b >= 0; b--) {
+            len[b] = (uint8_t) (n & 0xff);
+            n >>= 8;
+        }
+        crypto_generichash_update (&st, len, 8);
+        crypto_generichash_update (&st, f->data[i], f->size[i]);
+    }
+    uint8_t digest[32];
+    crypto_generichash_final (&st, digest, 32);
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hex[digest[i] >> 4];
+        out[2 * i + 1] = hex[digest[i] & 15];
+    }
+    out[64] = 0;
+}
+
+static void
+lpw_pack_str (msgpack_packer *pk, const char *s)
+{
+    size_t len = strlen (s);
+    msgpack_pack_str (pk, len);
+    msgpack_pack_str_body (pk, s, len);
+}
+
+//  Header map with the six required fields, plus `extra` already-packed
+//  key/value pairs (nextra of them) appended by the caller's callback.
+typedef void (lpw_extra_fn) (msgpack_packer *pk, void *arg);
+
+static void
+lpw_pack_header (const lpw_t *self, msgpack_sbuffer *sb, const char *msg_id,
+                 const char *type, int nextra, lpw_extra_fn *extra, void *arg)
+{
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 6 + nextra);
+    lpw_pack_str (&pk, "msg_id");   lpw_pack_str (&pk, msg_id);
+    lpw_pack_str (&pk, "msg_type"); lpw_pack_str (&pk, type);
+    lpw_pack_str (&pk, "session");  lpw_pack_str (&pk, self->session);
+    lpw_pack_str (&pk, "username"); lpw_pack_str (&pk, "tester");
+    char date[40];
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r (&ts.tv_sec, &tm);
+    size_t n = strftime (date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf (date + n, sizeof date - n, ".%06ldZ", ts.tv_nsec / 1000);
+    lpw_pack_str (&pk, "date");     lpw_pack_str (&pk, date);
+    lpw_pack_str (&pk, "version");  lpw_pack_str (&pk, "1.0");
+    if (extra)
+        extra (&pk, arg);
+}
+
+//  Builds a signed request in f: delimiter, signature, header, {}, {},
+//  content, buffers. Fills msg_id with a fresh id.
+static void
+lpw_build (const lpw_t *self, lpw_frames_t *f, char msg_id[33], const char *type,
+           int nextra, lpw_extra_fn *extra, void *arg,
+           const void *content, size_t content_len,
+           int nbuffers, const void **buffers, const size_t *buffer_len)
+{
+    lpw_random_hex (msg_id, 32);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    lpw_pack_header (self, &sb, msg_id, type, nextra, extra, arg);
+    f->nframes = 0;
+    lpw_frames_add (f, "<LPMSG>", 7);
+    lpw_frames_add (f, "", 0);                //  signature, filled below
+    lpw_frames_add (f, sb.data, sb.size);
+    msgpack_sbuffer_destroy (&sb);
+    const uint8_t empty = 0x80;
+    lpw_frames_add (f, &empty, 1);
+    lpw_frames_add (f, &empty, 1);
+    lpw_frames_add (f, content, content_len);
+    for (int i = 0; i < nbuffers; i++)
+        lpw_frames_add (f, buffers[i], buffer_len[i]);
+    char sig[65];
+    lpw_sign (self, f, 2, sig);
+    free (f->data[1]);
+    f->data[1] = malloc (64);
+    CHECK (f->data[1], "out of memory");
+    memcpy (f->data[1], sig, 64);
+    f->size[1] = 64;
+}
+
+//  Sends f on sock (f is kept). false when the send would block.
+static bool
+lpw_send (void *sock, const lpw_frames_t *f, int flags)
+{
+    for (int i = 0; i < f->nframes; i++) {
+        int more = i < f->nframes - 1 ? ZMQ_SNDMORE : 0;
+        if (zmq_send (sock, f->data[i], f->size[i], more | flags) < 0) {
+            CHECK (i == 0 && zmq_errno () == EAGAIN, "zmq_send: %s", zmq_strerror (zmq_errno ()));
+            return false;
+        }
+    }
+    return true;
+}
+
+static const msgpack_object *
+lpw_get (const msgpack_object *map, const char *key)
+{
+    if (!map || map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen (key)
+            && memcmp (k->via.str.ptr, key, k->via.str.size) == 0)
+            return &map->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+static void
+lpw_copy_str (const msgpack_object *o, char *out, size_t max)
+{
+    out[0] = 0;
+    if (o && o->type == MSGPACK_OBJECT_STR) {
+        size_t n = o->via.str.size < max - 1 ? o->via.str.size : max - 1;
+        memcpy (out, o->via.str.ptr, n);
+        out[n] = 0;
+    }
+}
+
+//  Receives one reply from sock (waiting at most timeout_ms), verifies its
+//  signature and reads it into reply. false on timeout.
+static bool
+lpw_recv_reply (const lpw_t *self, void *sock, lpw_reply_t *reply, int timeout_ms)
+{
+    zmq_pollitem_t item = { sock, 0, ZMQ_POLLIN, 0 };
+    if (zmq_poll (&item, 1, timeout_ms) <= 0)
+        return false;
+    lpw_frames_t f = { 0 };
+    int more = 1;
+    while (more) {
+        zmq_msg_t msg;
+        zmq_msg_init (&msg);
+        CHECK (zmq_msg_recv (&msg, sock, 0) >= 0, "zmq_msg_recv: %s", zmq_strerror (zmq_errno ()));
+        if (f.nframes < LPW_MAXFRAMES)
+            lpw_frames_add (&f, zmq_msg_data (&msg), zmq_msg_size (&msg));
+        more = zmq_msg_more (&msg);
+        zmq_msg_close (&msg);
+    }
+    int d = 0;
+    while (d < f.nframes && !(f.size[d] == 7 && memcmp (f.data[d], "<LPMSG>", 7) == 0))
+        d++;
+    CHECK (d < f.nframes, "reply without delimiter (%d frames)", f.nframes);
+    CHECK (f.nframes - d >= 6, "reply with %d frames after the routing frames, expected >= 6",
+           f.nframes - d);
+    char sig[65];
+    lpw_sign (self, &f, d + 2, sig);
+    CHECK (f.size[d + 1] == 64 && memcmp (f.data[d + 1], sig, 64) == 0,
+           "reply signature does not verify with the key of the client file");
+    msgpack_unpacked part[4];
+    static const char *names[4] = { "header", "parent_header", "metadata", "content" };
+    for (int i = 0; i < 4; i++) {
+        msgpack_unpacked_init (&part[i]);
+        size_t off = 0;
+        CHECK (msgpack_unpack_next (&part[i], (const char *) f.data[d + 2 + i], f.size[d + 2 + i],
+                                    &off) == MSGPACK_UNPACK_SUCCESS, "reply %s does not decode",
+               names[i]);
+    }
+    const msgpack_object *header = &part[0].data, *parent = &part[1].data;
+    const msgpack_object *meta = &part[2].data, *content = &part[3].data;
+    memset (reply, 0, sizeof *reply);
+    lpw_copy_str (lpw_get (parent, "msg_id"), reply->parent_id, sizeof reply->parent_id);
+    lpw_copy_str (lpw_get (header, "msg_type"), reply->msg_type, sizeof reply->msg_type);
+    lpw_copy_str (lpw_get (content, "status"), reply->status, sizeof reply->status);
+    lpw_copy_str (lpw_get (content, "ename"), reply->ename, sizeof reply->ename);
+    lpw_copy_str (lpw_get (content, "evalue"), reply->evalue, sizeof reply->evalue);
+    const msgpack_object *e = lpw_get (meta, "engine");
+    reply->meta_engine = e && e->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t) e->via.u64 : -1;
+    const msgpack_object *values = lpw_get (content, "values");
+    if (values && values->type == MSGPACK_OBJECT_ARRAY && values->via.array.size >= 1) {
+        const msgpack_object *v = &values->via.array.ptr[0];
+        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            reply->has_value = true;
+            reply->value = (int64_t) v->via.u64;
+        }
+        else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+            reply->has_value = true;
+            reply->value = v->via.i64;
+        }
+    }
+    for (int i = 0; i < 4; i++)
+        msgpack_unpacked_destroy (&part[i]);
+    lpw_frames_free (&f);
+    return true;
+}
+
+#endif
