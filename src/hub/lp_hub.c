@@ -139,8 +139,18 @@ s_check_ready (lp_hub_t *self)
     }
 }
 
+//  Tells the data-path actors that engine id is gone: each fails (or, the
+//  scheduler, resubmits) what it had sent there, with ename.
 static void
-s_engine_dead (lp_hub_t *self, s_engine_t *engine, const char *reason)
+s_remove_everywhere (lp_hub_t *self, int id, const char *reason, const char *ename)
+{
+    zsock_send (self->mux, "siss", "REMOVE", id, reason, ename);
+    zsock_send (self->control, "siss", "REMOVE", id, reason, ename);
+    zsock_send (self->scheduler, "siss", "REMOVE", id, reason, ename);
+}
+
+static void
+s_engine_dead (lp_hub_t *self, s_engine_t *engine, const char *reason, const char *ename)
 {
     if (engine->state == ENGINE_DEAD)
         return;
@@ -148,9 +158,7 @@ s_engine_dead (lp_hub_t *self, s_engine_t *engine, const char *reason)
     engine->state = ENGINE_DEAD;
     zsys_warning ("hub: engine %d (pid %lld on %s) %s", engine->id,
                   (long long) engine->pid, engine->host, reason);
-    zsock_send (self->mux, "sis", "REMOVE", engine->id, reason);
-    zsock_send (self->control, "sis", "REMOVE", engine->id, reason);
-    zsock_send (self->scheduler, "sis", "REMOVE", engine->id, reason);
+    s_remove_everywhere (self, engine->id, reason, ename);
     if (was_ready)
         s_notify (self, "engine_unregistered", engine, reason);
 }
@@ -223,11 +231,8 @@ s_handle_registration (lp_hub_t *self, lp_msg_t *msg)
     s_engine_t *engine = (s_engine_t *) zhashx_lookup (self->by_uuid, uuid);
     if (engine) {
         //  Known identity: same id again; a live one re-registers afresh.
-        if (engine->state == ENGINE_READY) {
-            zsock_send (self->mux, "sis", "REMOVE", engine->id, "re-registered");
-            zsock_send (self->control, "sis", "REMOVE", engine->id, "re-registered");
-            zsock_send (self->scheduler, "sis", "REMOVE", engine->id, "re-registered");
-        }
+        if (engine->state == ENGINE_READY)
+            s_remove_everywhere (self, engine->id, "re-registered", "EngineError");
     }
     else {
         int64_t wanted = lp_msg_get_int (msg, "id", -1);
@@ -282,7 +287,7 @@ s_handle_unregistration (lp_hub_t *self, lp_msg_t *msg)
         memcpy (uuid, zframe_data (peer), LP_ID_CHARS);
     s_engine_t *engine = (s_engine_t *) zhashx_lookup (self->by_uuid, uuid);
     if (engine)
-        s_engine_dead (self, engine, "shutdown");
+        s_engine_dead (self, engine, "shutdown", "EngineError");
 }
 
 //  Asks an actor (mux or scheduler) for its queue counts (see their
@@ -492,6 +497,43 @@ s_on_mux (zloop_t *loop, zsock_t *sock, void *arg)
 //  --------------------------------------------------------------------
 //  Heartbeat
 
+//  Tells clients the controller lives: on the notification PUB, topic
+//  "controller", msg_type controller_heartbeat, content {seq,
+//  heartbeat_msec} (docs/protocol.md, "Notification channel").
+static void
+s_controller_heartbeat (lp_hub_t *self, uint64_t seq)
+{
+    lp_msg_t *msg = lp_msg_new ("controller_heartbeat");
+    zmsg_t *routing = zmsg_new ();
+    if (!msg || !routing || zmsg_addstr (routing, "controller") != 0) {
+        zmsg_destroy (&routing);
+        lp_msg_destroy (&msg);
+        return;
+    }
+    lp_msg_set_routing (msg, &routing);
+    lp_value_t *content = lp_msg_content (msg);
+    if (lp_value_set (content, "seq", lp_value_int ((int64_t) seq))
+    ||  lp_value_set (content, "heartbeat_msec", lp_value_int (self->config.heartbeat_msec))) {
+        lp_msg_destroy (&msg);
+        return;
+    }
+    lp_wire_send (self->wire, &msg, self->notify);
+}
+
+//  The notification PUB is only written to. ZeroMQ handles a socket's
+//  internal commands (among them "this peer's pipe has terminated") only
+//  when the application calls into that socket; a PUB that sends rarely
+//  kept every departed client's pipe and its 16 KB message queue chunk
+//  (issue 8, observation 11: ~17 KB per client connect/disconnect, never
+//  returned). Polling it (this reader never fires: a PUB has no input)
+//  makes zmq_poll process those commands as soon as they arrive.
+static int
+s_on_notify (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop; (void) sock; (void) arg;
+    return 0;
+}
+
 static int
 s_on_ping_timer (zloop_t *loop, int timer_id, void *arg)
 {
@@ -504,6 +546,7 @@ s_on_ping_timer (zloop_t *loop, int timer_id, void *arg)
     zframe_t *frame = zframe_new (ping, sizeof ping);
     if (frame && zframe_send (&frame, self->hb_ping, 0) != 0)
         zframe_destroy (&frame);
+    s_controller_heartbeat (self, seq);
     return 0;
 }
 
@@ -583,7 +626,7 @@ s_on_check_timer (zloop_t *loop, int timer_id, void *arg)
             char reason [96];
             snprintf (reason, sizeof reason, "died: no heartbeat for %lld ms",
                       (long long) (now - engine->last_seen));
-            s_engine_dead (self, engine, reason);
+            s_engine_dead (self, engine, reason, "EngineError");
         }
     }
     return 0;
@@ -594,13 +637,19 @@ s_on_check_timer (zloop_t *loop, int timer_id, void *arg)
 void
 lp_hub_process_exited (lp_hub_t *self, int pid, const char *reason)
 {
+    lp_hub_process_exited_ename (self, pid, reason, "EngineError");
+}
+
+void
+lp_hub_process_exited_ename (lp_hub_t *self, int pid, const char *reason, const char *ename)
+{
     for (size_t i = 0; i < self->engines_size; i++) {
         s_engine_t *engine = self->engines [i];
         if (engine && engine->pid == pid && engine->state != ENGINE_DEAD
         &&  streq (engine->host, self->hostname)) {
             char text [160];
             snprintf (text, sizeof text, "died: %s", reason);
-            s_engine_dead (self, engine, text);
+            s_engine_dead (self, engine, text, ename? ename: "EngineError");
         }
     }
 }
@@ -686,6 +735,7 @@ lp_hub_new (const lp_hub_config_t *config, char *err, size_t errlen)
     zsock_set_maxmsgsize (self->hb_ping, LP_HEARTBEAT_MAX_FRAME);
     zloop_reader (self->loop, self->registration, s_on_registration, self);
     zloop_reader (self->loop, self->hb_pong, s_on_pong, self);
+    zloop_reader (self->loop, self->notify, s_on_notify, self);
     zloop_reader (self->loop, zactor_sock (self->mux), s_on_mux, self);
     zloop_reader (self->loop, zactor_sock (self->control), s_on_mux, self);
     zloop_reader (self->loop, zactor_sock (self->scheduler), s_on_mux, self);

@@ -30,6 +30,11 @@ typedef void (lp_hub_ready_fn) (int count, const char *reason, void *arg);
 void      lp_hub_expect (lp_hub_t *self, int count, lp_hub_ready_fn *fn, void *arg);
 //  A local engine process exited: the engine with that pid is dead now.
 void      lp_hub_process_exited (lp_hub_t *self, int pid, const char *reason);
+//  The same, with the ename its unanswered requests fail with
+//  ("EngineError", or "TimeLimit" when the engine ended itself because a
+//  request was stuck past its time limit, docs/protocol.md).
+void      lp_hub_process_exited_ename (lp_hub_t *self, int pid, const char *reason,
+                                       const char *ename);
 //  Runs until a reader of the loop returns -1 (the controller's signal
 //  reader does) or a client asks for shutdown.
 void      lp_hub_run (lp_hub_t *self);
