@@ -6,7 +6,9 @@
       lp_value   value trees (public API in luaparallel.h)
       lp_codec   value <-> msgpack, large payloads as separate frames
       lp_msg     one protocol message (header, parent, metadata, content)
-      lp_wire    signing, verification, replay guard, drop accounting
+      lp_wire    signing, verification, re-signing, drop accounting
+      lp_guard   replay guard (by time for the controller, by count else)
+      lp_proto   message types, header fields, frame positions
       lp_conn    connection files (JSON through jansson)
       lp_util    ids, UTF-8 check, clocks, profile paths
       lp_luavalue Lua <-> lp_value, and the lp.array userdata
@@ -25,6 +27,7 @@
 #include <msgpack.h>
 #include "luaparallel.h"
 #include "lp_defaults.h"
+#include "lp_proto.h"
 
 //  ---------------------------------------------------------------------
 //  lp_util
@@ -36,6 +39,9 @@ bool    lp_util_utf8_valid (const char *s, size_t len);
 //  ISO 8601 UTC with microseconds: "2026-11-29T06:27:42.123456Z".
 void    lp_util_iso_now (char out[32]);
 int64_t lp_util_wall_usec (void);       //  microseconds since the epoch
+//  Parses such a date ("Z" or "+00:00", 0..9 fraction digits) into
+//  microseconds since the epoch. 0, or -1 when malformed.
+int     lp_util_iso_parse (const char *date, int64_t *usec_p);
 //  Profile folder: $LP_HOME/profile_<name>, else ~/.luaparallel/profile_<name>.
 //  Returns 0, or -1 when it does not fit.
 int     lp_util_profile_dir (const char *profile, char *out, size_t size);
@@ -105,6 +111,40 @@ int64_t     lp_msg_get_int (lp_msg_t *self, const char *key, int64_t fallback);
 void        lp_msg_test (bool verbose);
 
 //  ---------------------------------------------------------------------
+//  lp_guard: replay guard (docs/protocol.md, "Replays"). Thread-safe: the
+//  controller creates ONE, lp_guard_new (lp_guard_window_default (),
+//  LP_REPLAY_MAX_IDS), and sets it on the wire of every actor
+//  (lp_wire_set_guard), so a msg_id seen on any channel is a replay. It
+//  must outlive those wires. Engines and clients keep their wire's own
+//  guard (by count, LP_REPLAY_WINDOW ids, no date check).
+
+typedef struct _lp_guard_t lp_guard_t;
+
+//  window_msec > 0: by time -- a header date more than window_msec in the
+//  past or the future (or missing) is refused, ids are remembered until
+//  their date + window, and past max_ids ids new ones are refused (and
+//  counted). window_msec == 0: by count -- the last max_ids ids, no date
+//  check. NULL when max_ids is 0 or out of memory.
+lp_guard_t *lp_guard_new (int64_t window_msec, size_t max_ids);
+void        lp_guard_destroy (lp_guard_t **self_p);
+//  $LP_REPLAY_WINDOW_MSEC when a positive integer, else
+//  LP_REPLAY_WINDOW_MSEC (lpcontroller --replay-window sets the variable).
+int64_t     lp_guard_window_default (void);
+//  Atomically checks and remembers msg_id (date: the header's, may be
+//  NULL). 0 when admitted; -1 when refused, reason says why ("replayed
+//  msg_id ...", "date ... older than the replay window", "... in the
+//  future", "header has no valid date", "replay guard full").
+int         lp_guard_admit (lp_guard_t *self, const char *msg_id, const char *date,
+                            char *reason, size_t reasonlen);
+//  Forgets an admitted id (its message was then found malformed).
+void        lp_guard_forget (lp_guard_t *self, const char *msg_id);
+size_t      lp_guard_size (lp_guard_t *self);           //  ids remembered
+uint64_t    lp_guard_refused (lp_guard_t *self);        //  refused so far
+uint64_t    lp_guard_refused_full (lp_guard_t *self);   //  ... because full
+int64_t     lp_guard_window_msec (lp_guard_t *self);    //  0: by count
+void        lp_guard_test (bool verbose);
+
+//  ---------------------------------------------------------------------
 //  lp_wire: turns messages into signed multipart ZeroMQ messages and back.
 //  One instance per thread (not thread-safe). Drops are counted and
 //  logged through zsys_warning at most once per peer per LP_DROP_LOG_MSEC.
@@ -133,6 +173,32 @@ lp_msg_t   *lp_wire_recv (lp_wire_t *self, zsock_t *sock);
 //  when dropped.
 lp_value_t *lp_wire_verify (lp_wire_t *self, zmsg_t *zmsg, size_t *delim_p);
 uint64_t    lp_wire_dropped (lp_wire_t *self);
+//  Replay guard: each wire has its own (by count, no date check). The
+//  controller sets its one shared guard by time on every actor's wire;
+//  guard is not taken and must outlive the wire. NULL: back to the own.
+void        lp_wire_set_guard (lp_wire_t *self, lp_guard_t *guard);
+lp_guard_t *lp_wire_guard (lp_wire_t *self);            //  the one in use
+//  Forwarders. zmsg is a whole message whose delimiter is frame delim
+//  (from lp_wire_verify); frames are named by LP_FRAME_* (lp_proto.h).
+//  Recomputes the signature frame over every frame after it (after the
+//  caller changed header, parent, metadata, content or buffers). 0, or -1
+//  when delim is not the delimiter, too few frames, or out of memory.
+int         lp_wire_resign (lp_wire_t *self, zmsg_t *zmsg, size_t delim);
+//  Decodes one map frame (LP_FRAME_HEADER .. LP_FRAME_CONTENT) with the
+//  same checks as lp_wire_decode. NULL and err filled when malformed.
+lp_value_t *lp_wire_decode_frame (zmsg_t *zmsg, size_t delim, size_t which,
+                                  char *err, size_t errlen);
+//  The parent_header map (for matching a reply by its parent msg_id:
+//  lp_wire_map_string (parent, LP_HDR_MSG_ID)); caller destroys; NULL and
+//  err filled when malformed.
+lp_value_t *lp_wire_parent (zmsg_t *zmsg, size_t delim, char *err, size_t errlen);
+//  The string at key of a map, NULL when absent, not a string or no map.
+const char *lp_wire_map_string (const lp_value_t *map, const char *key);
+//  Replaces map frame `which` by map encoded (it must need no buffers:
+//  headers and parents never do) and re-signs. 0, or -1 (nothing changed
+//  unless the re-signing ran out of memory).
+int         lp_wire_replace (lp_wire_t *self, zmsg_t *zmsg, size_t delim, size_t which,
+                             const lp_value_t *map);
 const char *lp_wire_last_error (lp_wire_t *self);        //  why the last drop
 //  Sets ZMQ_MAXMSGSIZE and linger on a socket this process owns.
 void        lp_wire_tune_socket (zsock_t *sock);

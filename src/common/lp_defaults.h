@@ -20,7 +20,9 @@
 #define LP_PIECE_BYTES             (1024 * 1024)        //  large values split so
 #define LP_INLINE_MAX_BYTES        (64 * 1024)          //  bytes above go out of band
 #define LP_VALUE_MAX_DEPTH         24          //  user value nesting (msgpack-c stops at 32)
-#define LP_REPLAY_WINDOW           65536       //  msg_ids remembered per receiver
+#define LP_REPLAY_WINDOW           65536       //  msg_ids remembered by an engine / client
+#define LP_REPLAY_WINDOW_MSEC      60000       //  controller: header dates within +-this
+#define LP_REPLAY_MAX_IDS          2000000     //  controller: hard cap, then refused
 #define LP_DROP_LOG_MSEC           60000       //  drop log: once per peer per minute
 
 #define LP_LISTEN_BACKLOG          4096        //  pending TCP connections per port
@@ -29,6 +31,12 @@
 
 #define LP_REGISTER_TIMEOUT_MSEC   5000        //  engine registration deadline
 #define LP_CONNECT_TIMEOUT_MSEC    5000        //  client connect default
+#define LP_CLIENT_LOST_AFTER_MSEC  3000        //  client: controller silent this long is lost
+#define LP_CLIENT_ABORT_MSEC       5000        //  client: wait for abort replies
+#define LP_LUA_WAIT_MSEC           3600000     //  Lua/lpsh blocking call default deadline
 #define LP_SHUTDOWN_GRACE_MSEC     2000        //  before SIGKILL of local engines
+#define LP_STUCK_GRACE_MSEC        5000        //  engine: past time_limit / interrupt, then exit
+#define LP_EXIT_STUCK              75          //  engine exit status: request stuck in a C call
+#define LP_ENGINE_MEMORY_SHARE     50          //  engine: default cap, % of physical memory / -n
 
 #endif

@@ -19,9 +19,11 @@ typedef struct {
 
 static const s_test_t s_tests [] = {
     { "util",     lp_util_test },
+    { "proto",    lp_proto_test },
     { "value",    lp_value_test },
     { "codec",    lp_codec_test },
     { "msg",      lp_msg_test },
+    { "guard",    lp_guard_test },
     { "wire",     lp_wire_test },
     { "conn",     lp_conn_test },
     { "luavalue", lp_luavalue_test },

@@ -130,6 +130,66 @@ lp_util_iso_now (char out [32])
     snprintf (out + n, 32 - n, ".%06dZ", (int) (usec % 1000000));
 }
 
+//  Parses "YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|+00:00)" (UTC only) into
+//  microseconds since the epoch. 0, or -1 when s is not such a date.
+static int
+s_digits (const char **p, int n, int *out)
+{
+    int value = 0;
+    for (int i = 0; i < n; i++, (*p)++) {
+        if (**p < '0' || **p > '9')
+            return -1;
+        value = value * 10 + (**p - '0');
+    }
+    *out = value;
+    return 0;
+}
+
+int
+lp_util_iso_parse (const char *s, int64_t *usec_p)
+{
+    if (!s || !usec_p)
+        return -1;
+    int year, mon, day, hour, min, sec;
+    const char *p = s;
+    if (s_digits (&p, 4, &year) || *p++ != '-'
+    ||  s_digits (&p, 2, &mon) || *p++ != '-'
+    ||  s_digits (&p, 2, &day) || (*p != 'T' && *p != ' ') || !*p++
+    ||  s_digits (&p, 2, &hour) || *p++ != ':'
+    ||  s_digits (&p, 2, &min) || *p++ != ':'
+    ||  s_digits (&p, 2, &sec))
+        return -1;
+    if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
+        return -1;
+    int64_t usec = 0;
+    if (*p == '.') {
+        p++;
+        int digits = 0;
+        while (*p >= '0' && *p <= '9') {
+            if (digits < 6)
+                usec = usec * 10 + (*p - '0');
+            digits++;
+            p++;
+        }
+        if (digits == 0 || digits > 9)
+            return -1;
+        for (int i = digits; i < 6; i++)
+            usec *= 10;
+    }
+    if (!(streq (p, "Z") || streq (p, "+00:00")))
+        return -1;
+    //  Days from the civil date (proleptic Gregorian), no timegm needed
+    int y = year - (mon <= 2);
+    int era = (y >= 0? y: y - 399) / 400;
+    int yoe = y - era * 400;
+    int doy = (153 * (mon + (mon > 2? -3: 9)) + 2) / 5 + day - 1;
+    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    int64_t days = (int64_t) era * 146097 + doe - 719468;
+    *usec_p = ((days * 24 + hour) * 60 + min) * (int64_t) 60000000
+            + (int64_t) sec * 1000000 + usec;
+    return 0;
+}
+
 //  ---------------------------------------------------------------------
 //  Profile folder
 
@@ -235,6 +295,22 @@ lp_util_test (bool verbose)
     assert (date [4] == '-' && date [10] == 'T' && date [19] == '.' && date [26] == 'Z');
     int64_t now = lp_util_wall_usec ();
     assert (now > (int64_t) 1600000000 * 1000000);
+    int64_t parsed = 0;
+    assert (lp_util_iso_parse (date, &parsed) == 0);
+    assert (parsed <= now && now - parsed < 60 * 1000000);
+    assert (lp_util_iso_parse ("1970-01-01T00:00:00Z", &parsed) == 0 && parsed == 0);
+    assert (lp_util_iso_parse ("2026-11-29T06:27:42.123456Z", &parsed) == 0);
+    assert (parsed == (int64_t) 1795933662 * 1000000 + 123456);
+    assert (lp_util_iso_parse ("2026-11-29T06:27:42.5+00:00", &parsed) == 0);
+    assert (parsed == (int64_t) 1795933662 * 1000000 + 500000);
+    assert (lp_util_iso_parse ("2000-02-29T00:00:00.000000Z", &parsed) == 0);
+    assert (parsed == (int64_t) 951782400 * 1000000);
+    assert (lp_util_iso_parse ("2026-11-29T06:27:42.123456", &parsed) == -1);
+    assert (lp_util_iso_parse ("2026-11-29T06:27:42.Z", &parsed) == -1);
+    assert (lp_util_iso_parse ("2026-13-29T06:27:42Z", &parsed) == -1);
+    assert (lp_util_iso_parse ("2026-11-29T06:27:42+02:00", &parsed) == -1);
+    assert (lp_util_iso_parse ("", &parsed) == -1);
+    assert (lp_util_iso_parse (NULL, &parsed) == -1);
 
     char *saved = getenv ("LP_HOME")? strdup (getenv ("LP_HOME")): NULL;
     setenv ("LP_HOME", "/tmp/lphome", 1);

@@ -1,0 +1,76 @@
+/*  =========================================================================
+    lp_proto - the protocol's names and positions (see lp_proto.h)
+    =========================================================================
+*/
+
+#include "lp_common.h"
+
+#define S_REQUEST_SUFFIX "_request"
+#define S_REPLY_SUFFIX   "_reply"
+
+static bool
+s_ends_with (const char *s, const char *suffix)
+{
+    size_t len = strlen (s), slen = strlen (suffix);
+    return len > slen && memcmp (s + len - slen, suffix, slen) == 0;
+}
+
+bool
+lp_proto_is_request (const char *msg_type)
+{
+    return msg_type && s_ends_with (msg_type, S_REQUEST_SUFFIX);
+}
+
+const char *
+lp_proto_reply_type (const char *request_type, char *out, size_t size)
+{
+    assert (out);
+    if (!lp_proto_is_request (request_type))
+        return LP_ERROR_REPLY;
+    size_t stem = strlen (request_type) - strlen (S_REQUEST_SUFFIX);
+    if (stem + strlen (S_REPLY_SUFFIX) + 1 > size)
+        return LP_ERROR_REPLY;
+    memcpy (out, request_type, stem);
+    memcpy (out + stem, S_REPLY_SUFFIX, strlen (S_REPLY_SUFFIX) + 1);
+    return out;
+}
+
+bool
+lp_proto_is_engine_request (const char *msg_type)
+{
+    static const char *types [] = {
+        LP_EXECUTE_REQUEST, LP_APPLY_REQUEST, LP_MAP_REQUEST,
+        LP_PUSH_REQUEST, LP_PULL_REQUEST, LP_CLEAR_REQUEST, NULL
+    };
+    if (!msg_type)
+        return false;
+    for (int i = 0; types [i]; i++)
+        if (streq (msg_type, types [i]))
+            return true;
+    return false;
+}
+
+void
+lp_proto_test (bool verbose)
+{
+    printf (" * proto: ");
+    fflush (stdout);
+    //  @selftest
+    char out [64];
+    assert (streq (lp_proto_reply_type (LP_EXECUTE_REQUEST, out, sizeof (out)), LP_EXECUTE_REPLY));
+    assert (streq (lp_proto_reply_type (LP_ABORT_REQUEST, out, sizeof (out)), LP_ABORT_REPLY));
+    assert (streq (lp_proto_reply_type ("x_request", out, sizeof (out)), "x_reply"));
+    assert (streq (lp_proto_reply_type ("_request", out, sizeof (out)), LP_ERROR_REPLY));
+    assert (streq (lp_proto_reply_type ("request", out, sizeof (out)), LP_ERROR_REPLY));
+    assert (streq (lp_proto_reply_type ("execute_reply", out, sizeof (out)), LP_ERROR_REPLY));
+    assert (streq (lp_proto_reply_type (NULL, out, sizeof (out)), LP_ERROR_REPLY));
+    assert (streq (lp_proto_reply_type (LP_EXECUTE_REQUEST, out, 8), LP_ERROR_REPLY));
+    assert (lp_proto_is_engine_request (LP_MAP_REQUEST));
+    assert (!lp_proto_is_engine_request (LP_SHUTDOWN_REQUEST));
+    assert (!lp_proto_is_engine_request (NULL));
+    assert (lp_proto_is_request (LP_STATUS_REQUEST));
+    assert (!lp_proto_is_request (LP_STREAM));
+    assert (LP_FRAME_BUFFERS == LP_FRAMES_MIN);
+    //  @end
+    printf ("%sOK\n", verbose? "\n": "");
+}

@@ -1,0 +1,133 @@
+/*  =========================================================================
+    lp_proto - the protocol's names and positions, in one place
+
+    Message types, header and metadata field names, the frame positions of
+    a message relative to its delimiter, and the request -> reply type
+    mapping. docs/protocol.md is the prose; this file is what the code
+    uses, so that no other file spells a message type or counts frames.
+    (Adopted by src/common; the other parts of the tree move to it as they
+    are touched.)
+    =========================================================================
+*/
+#ifndef LP_PROTO_H_INCLUDED
+#define LP_PROTO_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+
+//  ---------------------------------------------------------------------
+//  Frames, counted from the delimiter frame (index delim in the zmsg):
+//  [routing...] | "<LPMSG>" | signature | header | parent | metadata |
+//  content | buffer 0 | buffer 1 ...
+
+#define LP_FRAME_DELIMITER      0       //  "<LPMSG>"
+#define LP_FRAME_SIGNATURE      1       //  64 hex chars
+#define LP_FRAME_HEADER         2       //  first signed frame
+#define LP_FRAME_PARENT         3       //  parent_header map
+#define LP_FRAME_METADATA       4
+#define LP_FRAME_CONTENT        5
+#define LP_FRAME_BUFFERS        6       //  first out-of-band buffer
+#define LP_FRAMES_MIN           6       //  delimiter .. content
+
+//  ---------------------------------------------------------------------
+//  Header fields
+
+#define LP_HDR_MSG_ID           "msg_id"
+#define LP_HDR_MSG_TYPE         "msg_type"
+#define LP_HDR_SESSION          "session"
+#define LP_HDR_USERNAME         "username"
+#define LP_HDR_DATE             "date"
+#define LP_HDR_VERSION          "version"
+#define LP_HDR_TARGETS          "targets"
+//  task scheduling flags (docs/scheduling.md)
+#define LP_HDR_RETRIES          "retries"
+#define LP_HDR_TIMEOUT          "timeout"
+#define LP_HDR_TIME_LIMIT       "time_limit"
+#define LP_HDR_AFTER            "after"
+#define LP_HDR_FOLLOW           "follow"
+#define LP_HDR_SUCCESS          "success"
+#define LP_HDR_FAILURE          "failure"
+//  set by the scheduler on a retry attempt: the msg_id the client sent
+#define LP_HDR_TASK_ID          "task_id"
+
+//  Metadata fields of a reply
+#define LP_META_ENGINE          "engine"
+#define LP_META_STATUS          "status"
+#define LP_META_ENAME           "ename"
+#define LP_META_STARTED         "started"
+#define LP_META_COMPLETED       "completed"
+#define LP_META_STDOUT          "stdout"
+
+//  Content fields every reply has
+#define LP_CONTENT_STATUS       "status"
+#define LP_CONTENT_ENAME        "ename"
+#define LP_CONTENT_EVALUE       "evalue"
+#define LP_CONTENT_TRACEBACK    "traceback"
+#define LP_STATUS_OK            "ok"
+#define LP_STATUS_ERROR         "error"
+
+//  ---------------------------------------------------------------------
+//  Message types
+
+//  requests served by engines (mux and task channels)
+#define LP_EXECUTE_REQUEST      "execute_request"
+#define LP_APPLY_REQUEST        "apply_request"
+#define LP_MAP_REQUEST          "map_request"
+#define LP_PUSH_REQUEST         "push_request"
+#define LP_PULL_REQUEST         "pull_request"
+#define LP_CLEAR_REQUEST        "clear_request"
+#define LP_EXECUTE_REPLY        "execute_reply"
+#define LP_APPLY_REPLY          "apply_reply"
+#define LP_MAP_REPLY            "map_reply"
+#define LP_PUSH_REPLY           "push_reply"
+#define LP_PULL_REPLY           "pull_reply"
+#define LP_CLEAR_REPLY          "clear_reply"
+//  control channel (and abort on the task channel)
+#define LP_INTERRUPT_REQUEST    "interrupt_request"
+#define LP_INTERRUPT_REPLY      "interrupt_reply"
+#define LP_SHUTDOWN_REQUEST     "shutdown_request"
+#define LP_SHUTDOWN_REPLY       "shutdown_reply"
+#define LP_ABORT_REQUEST        "abort_request"
+#define LP_ABORT_REPLY          "abort_reply"
+//  registration channel
+#define LP_REGISTRATION_REQUEST "registration_request"
+#define LP_REGISTRATION_REPLY   "registration_reply"
+#define LP_UNREGISTRATION_REQUEST "unregistration_request"
+#define LP_STATUS_REQUEST       "status_request"
+#define LP_STATUS_REPLY         "status_reply"
+#define LP_ENGINE_HELLO         "engine_hello"
+//  iopub and notification
+#define LP_STREAM               "stream"
+#define LP_ENGINE_REGISTERED    "engine_registered"
+#define LP_ENGINE_UNREGISTERED  "engine_unregistered"
+#define LP_CONTROLLER_HEARTBEAT "controller_heartbeat"
+//  a reply to a request of a type nobody knows
+#define LP_ERROR_REPLY          "error_reply"
+
+//  Error names (ename) the protocol defines
+#define LP_ENAME_PROTOCOL       "ProtocolError"
+#define LP_ENAME_SERIALIZATION  "SerializationError"
+#define LP_ENAME_ENGINE         "EngineError"
+#define LP_ENAME_TIME_LIMIT     "TimeLimit"
+#define LP_ENAME_TIMEOUT        "TimeoutError"
+#define LP_ENAME_DEPENDENCY     "DependencyError"
+#define LP_ENAME_ABORTED        "Aborted"
+#define LP_ENAME_MEMORY         "MemoryError"
+#define LP_ENAME_INTERRUPTED    "Interrupted"
+#define LP_ENAME_CONTROLLER_LOST "ControllerLost"
+
+//  ---------------------------------------------------------------------
+//  Functions
+
+//  The reply type of a request type: "execute_request" -> "execute_reply"
+//  (any "<x>_request" -> "<x>_reply"), written into out. Returns out, or
+//  LP_ERROR_REPLY when type is NULL, not "<x>_request", or does not fit.
+const char *lp_proto_reply_type (const char *request_type, char *out, size_t size);
+//  True for the requests an engine serves on mux and task channels
+//  (execute, apply, map, push, pull, clear).
+bool        lp_proto_is_engine_request (const char *msg_type);
+//  True when msg_type ends in "_request".
+bool        lp_proto_is_request (const char *msg_type);
+void        lp_proto_test (bool verbose);
+
+#endif
