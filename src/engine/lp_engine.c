@@ -28,6 +28,8 @@
 #include "lp_engine.h"
 #include <lauxlib.h>
 #include <lualib.h>
+#include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -40,6 +42,12 @@ static char s_traceback_key;
 static char s_cache_key;
 static char s_stdout_key;
 static char s_write_key;
+
+//  A msg_id aborted before it came
+typedef struct {
+    char *msg_id;                       //  heap copy
+    int64_t expires;                    //  zclock_mono after which it goes
+} s_mark_t;
 
 struct _lp_engine_t {
     lua_State *L;                       //  the state; main thread only
@@ -62,6 +70,14 @@ struct _lp_engine_t {
     _Atomic bool timed_out;             //  the interrupt was the time limit
     int64_t time_limit;                 //  ms, for the next request only
     bool hooked;                        //  hook installed (under lock)
+    _Atomic int64_t interrupt_at;       //  zclock_mono when `interrupt` was
+                                        //  asked, for the stuck watch
+    char *current;                      //  msg_id being served, or NULL
+                                        //  (this and below: under lock)
+    char *done [LP_ENGINE_DONE_IDS];    //  ring of completed msg_ids
+    size_t done_next;                   //  slot the next one goes to
+    s_mark_t marks [LP_ENGINE_ABORT_MARKS]; //  aborted ids, unordered
+    size_t nmarks;                      //  marks in use
 };
 
 //  What one request does and what it produced
@@ -76,6 +92,8 @@ typedef struct {
     const char *ename;                  //  error name, NULL when ok
     char *evalue;                       //  error message (heap)
     char *traceback;                    //  traceback (heap) or NULL
+    uint64_t wire_bytes;                //  encoded size of values so far
+                                        //  (a lower bound, s_wire_size)
 } s_job_t;
 
 //  --------------------------------------------------------------------------
@@ -373,6 +391,11 @@ lp_engine_destroy (lp_engine_t **self_p)
     if (self) {
         s_state_close (self);
         pthread_mutex_destroy (&self->lock);
+        free (self->current);
+        for (size_t i = 0; i < LP_ENGINE_DONE_IDS; i++)
+            free (self->done [i]);
+        for (size_t i = 0; i < self->nmarks; i++)
+            free (self->marks [i].msg_id);
         free (self->out);
         free (self);
         *self_p = NULL;
@@ -484,6 +507,8 @@ lp_engine_interrupt (lp_engine_t *self)
     pthread_mutex_lock (&self->lock);
     uint64_t running = atomic_load (&self->running);
     if (running && self->L) {
+        if (atomic_load (&self->interrupt) != running)
+            atomic_store (&self->interrupt_at, zclock_mono ());
         atomic_store (&self->interrupt, running);
         lua_sethook (self->L, s_hook,
                      LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
@@ -491,6 +516,108 @@ lp_engine_interrupt (lp_engine_t *self)
     }
     pthread_mutex_unlock (&self->lock);
     return running != 0;
+}
+
+int64_t
+lp_engine_stuck_msec (lp_engine_t *self)
+{
+    assert (self);
+    uint64_t running = atomic_load (&self->running);
+    if (running == 0 || atomic_load (&self->interrupt) != running)
+        return 0;
+    int64_t since = zclock_mono () - atomic_load (&self->interrupt_at);
+    return since > 0? since: 1;
+}
+
+//  --------------------------------------------------------------------------
+//  Abort by msg_id. Everything below runs under the lock; the tables are
+//  small (a linear scan costs microseconds) and bounded.
+
+//  Drops expired marks; under lock
+static void
+s_marks_expire (lp_engine_t *self, int64_t now)
+{
+    for (size_t i = 0; i < self->nmarks; ) {
+        if (self->marks [i].expires <= now) {
+            free (self->marks [i].msg_id);
+            self->marks [i] = self->marks [--self->nmarks];
+        }
+        else
+            i++;
+    }
+}
+
+bool
+lp_engine_begin_request (lp_engine_t *self, const char *msg_id)
+{
+    assert (self);
+    assert (msg_id);
+    bool aborted = false;
+    pthread_mutex_lock (&self->lock);
+    if (self->nmarks) {
+        s_marks_expire (self, zclock_mono ());
+        for (size_t i = 0; i < self->nmarks; i++)
+            if (streq (self->marks [i].msg_id, msg_id)) {
+                free (self->marks [i].msg_id);
+                self->marks [i] = self->marks [--self->nmarks];
+                aborted = true;
+                break;
+            }
+    }
+    free (self->current);
+    self->current = aborted? NULL: strdup (msg_id);
+    pthread_mutex_unlock (&self->lock);
+    return aborted;
+}
+
+void
+lp_engine_end_request (lp_engine_t *self)
+{
+    assert (self);
+    pthread_mutex_lock (&self->lock);
+    if (self->current) {
+        free (self->done [self->done_next]);
+        self->done [self->done_next] = self->current;
+        self->done_next = (self->done_next + 1) % LP_ENGINE_DONE_IDS;
+        self->current = NULL;
+    }
+    pthread_mutex_unlock (&self->lock);
+}
+
+int
+lp_engine_abort (lp_engine_t *self, const char *msg_id)
+{
+    assert (self);
+    assert (msg_id);
+    int rc = 1;
+    pthread_mutex_lock (&self->lock);
+    int64_t now = zclock_mono ();
+    if (self->current && streq (self->current, msg_id))
+        rc = 0;
+    for (size_t i = 0; rc == 1 && i < LP_ENGINE_DONE_IDS; i++)
+        if (self->done [i] && streq (self->done [i], msg_id))
+            rc = 0;
+    if (rc == 1) {
+        s_marks_expire (self, now);
+        bool marked = false;
+        for (size_t i = 0; i < self->nmarks && !marked; i++)
+            if (streq (self->marks [i].msg_id, msg_id)) {
+                self->marks [i].expires = now + LP_REPLAY_WINDOW_MSEC;
+                marked = true;
+            }
+        if (!marked) {
+            char *copy = self->nmarks < LP_ENGINE_ABORT_MARKS? strdup (msg_id): NULL;
+            if (copy) {
+                self->marks [self->nmarks].msg_id = copy;
+                self->marks [self->nmarks].expires = now + LP_REPLAY_WINDOW_MSEC;
+                self->nmarks++;
+            }
+            else
+                rc = -1;
+        }
+    }
+    pthread_mutex_unlock (&self->lock);
+    return rc;
 }
 
 //  --------------------------------------------------------------------------
@@ -722,12 +849,116 @@ s_push_function (lua_State *L, s_job_t *job, const char *fn)
     return 0;
 }
 
+//  --------------------------------------------------------------------------
+//  Size of a value once encoded (lp_codec's rules), computed before the
+//  value is converted: a result that cannot fit in one frame fails at once
+//  with a SerializationError instead of costing a conversion (about 64
+//  bytes of C heap per element) and an encoding it could never be sent
+//  in. It is a lower bound (long strings count as out of band, which only
+//  byte strings are): the session checks the encoded frames again. The
+//  walk stops past S_SIZE_STOP (a table shared by many others could make
+//  it long); cycles and depth are left to the conversion to report.
+
+#define S_SIZE_STOP   ((uint64_t) LP_MAX_FRAME_BYTES * 16)
+#define S_EXT_BYTES   18                //  ext8 header + 16-byte payload
+
+typedef struct {
+    lua_State *L;                       //  the state
+    uint64_t total;                     //  bytes counted
+    const void *tables [LP_VALUE_MAX_DEPTH + 1];   //  ancestors
+} s_size_t;
+
+static uint64_t
+s_int_bytes (lua_Integer v)
+{
+    if (v >= 0)
+        return v < 128? 1: v < 256? 2: v < 65536? 3: v <= (lua_Integer) UINT32_MAX? 5: 9;
+    return v >= -32? 1: v >= -128? 2: v >= -32768? 3: v >= (lua_Integer) INT32_MIN? 5: 9;
+}
+
+static uint64_t
+s_len_header (uint64_t len, uint64_t fix)
+{
+    return len < fix? 1: len < 65536? 3: 5;
+}
+
+static void
+s_size_of (s_size_t *z, int idx, int depth)
+{
+    lua_State *L = z->L;
+    if (z->total > S_SIZE_STOP)
+        return;
+    switch (lua_type (L, idx)) {
+        case LUA_TNUMBER:
+            z->total += lua_isinteger (L, idx)? s_int_bytes (lua_tointeger (L, idx)): 9;
+            return;
+        case LUA_TSTRING: {
+            size_t len;
+            lua_tolstring (L, idx, &len);
+            z->total += len > LP_INLINE_MAX_BYTES? S_EXT_BYTES
+                      : (len < 32? 1: len < 256? 2: 3) + len;
+            return;
+        }
+        case LUA_TUSERDATA:
+            z->total += S_EXT_BYTES;
+            return;
+        case LUA_TTABLE:
+            break;
+        default:
+            z->total += 1;
+            return;
+    }
+    if (depth >= LP_VALUE_MAX_DEPTH || !lua_checkstack (L, 4))
+        return;
+    const void *table = lua_topointer (L, idx);
+    for (int k = 0; k < depth; k++)
+        if (z->tables [k] == table)
+            return;
+    z->tables [depth] = table;
+    lua_Unsigned n = lua_rawlen (L, idx);
+    lua_Unsigned keys = 0;
+    uint64_t key_bytes = 0;
+    bool sequence = true;
+    lua_pushnil (L);
+    while (lua_next (L, idx)) {
+        int top = lua_gettop (L);
+        keys++;
+        if (sequence) {
+            lua_Integer i = lua_isinteger (L, top - 1)? lua_tointeger (L, top - 1): 0;
+            if (i < 1 || (lua_Unsigned) i > n)
+                sequence = false;
+        }
+        uint64_t before = z->total;
+        s_size_of (z, top - 1, depth + 1);
+        key_bytes += z->total - before;
+        s_size_of (z, top, depth + 1);
+        lua_pop (L, 1);
+        if (z->total > S_SIZE_STOP) {
+            lua_pop (L, 1);
+            return;
+        }
+    }
+    if (sequence && keys == n)
+        z->total -= key_bytes;
+    z->total += s_len_header (keys, 16);
+}
+
 //  Converts the value at idx and appends it to job->values; -1 on failure
 static int
 s_collect (lua_State *L, s_job_t *job, int idx, const char *root)
 {
     char err [512];
     err [0] = 0;
+    s_size_t size = { .L = L, .total = job->wire_bytes };
+    s_size_of (&size, idx, 0);
+    job->wire_bytes = size.total;
+    if (job->wire_bytes > LP_MAX_FRAME_BYTES) {
+        snprintf (err, sizeof err, "result of %s%" PRIu64 " bytes exceeds the %d MiB frame cap",
+                  job->wire_bytes > S_SIZE_STOP? "more than ": "", job->wire_bytes,
+                  LP_MAX_FRAME_BYTES / (1024 * 1024));
+        s_job_fail (job, "SerializationError", err, "");
+        return -1;
+    }
     lp_value_t *value = lp_lua_to_value (L, idx, root, err, sizeof err);
     if (!value) {
         s_job_fail (job, "SerializationError", err [0]? err: "cannot send value", "");
@@ -937,6 +1168,8 @@ s_run (lp_engine_t *self, s_op_t op, const char *text, const lp_value_t *arg)
     else {
         lua_State *L = self->L;
         lua_settop (L, 0);
+        //  collectgarbage ("stop") of an earlier request ends here
+        lua_gc (L, LUA_GCRESTART);
         lua_pushcfunction (L, s_job_run);
         lua_pushlightuserdata (L, &job);
         int status = lua_pcall (L, 1, 0, 0);
@@ -947,7 +1180,18 @@ s_run (lp_engine_t *self, s_op_t op, const char *text, const lp_value_t *arg)
             s_job_fail (&job, "LuaError", lua_tostring (L, -1), "");
         lua_settop (L, 0);
     }
-    if (s_end (self) && job.ename) {
+    bool interrupted = s_end (self);
+    if (job.ename && streq (job.ename, "MemoryError") && self->L) {
+        //  Give back what the request took: to Lua (full cycle, the stack
+        //  is empty) and to the system (malloc_trim returns the freed
+        //  pages of glibc's heaps; large blocks were mmapped and are gone).
+        lua_gc (self->L, LUA_GCCOLLECT);
+        lp_value_destroy (&job.values);
+        malloc_trim (0);
+        zsys_info ("MemoryError: Lua holds %zu bytes after a full collection",
+                   self->memory_used);
+    }
+    if (interrupted && job.ename) {
         free (job.evalue);
         if (atomic_load (&self->timed_out)) {
             job.evalue = strdup ("the task ran past its time limit and was stopped");

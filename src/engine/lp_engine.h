@@ -16,6 +16,11 @@
 #define LP_ENGINE_CACHE_MAX      1024             //  compiled functions kept
 #define LP_ENGINE_STDOUT_MAX     (64 * 1024 * 1024) //  reply "stdout" cap, bytes
 #define LP_ENGINE_SEND_TIMEOUT_MSEC 1000          //  a send with no peer gives up
+#define LP_ENGINE_DONE_IDS       1024             //  completed msg_ids remembered
+#define LP_ENGINE_ABORT_MARKS    4096             //  aborted msg_ids waiting to come
+#ifndef LP_REPLAY_WINDOW_MSEC
+#   define LP_REPLAY_WINDOW_MSEC 60000            //  abort marks expire after
+#endif
 
 typedef struct _lp_engine_t lp_engine_t;
 
@@ -55,6 +60,22 @@ void        lp_engine_set_time_limit (lp_engine_t *self, int64_t msec);
 bool        lp_engine_check_deadline (lp_engine_t *self);
 //  zclock_mono ms by which the running request must end, 0 = none.
 int64_t     lp_engine_deadline (lp_engine_t *self);
+
+//  Abort by msg_id (protocol.md, "Control channel"). The main thread
+//  calls begin before serving a request: true when msg_id was marked
+//  aborted (the mark is used up; answer Aborted, do not run it); else
+//  msg_id is the running request until end, which counts it completed
+//  (the last LP_ENGINE_DONE_IDS are remembered).
+bool        lp_engine_begin_request (lp_engine_t *self, const char *msg_id);
+void        lp_engine_end_request (lp_engine_t *self);
+//  Any thread (the heart): marks msg_id aborted. 1 when marked (or
+//  already), 0 when it runs now or was completed, -1 when the mark table
+//  is full. Marks expire after LP_REPLAY_WINDOW_MSEC.
+int         lp_engine_abort (lp_engine_t *self, const char *msg_id);
+
+//  Any thread: ms since the running request was asked to stop (interrupt
+//  or time limit) without stopping; 0 when none is pending.
+int64_t     lp_engine_stuck_msec (lp_engine_t *self);
 
 //  {status = "error", ename, evalue, traceback}; NULL when out of memory.
 lp_value_t *lp_engine_error_content (const char *ename, const char *evalue,

@@ -16,6 +16,10 @@
     =========================================================================
 */
 #include "lp_heart.h"
+#include "lp_request.h"
+#include "lp_session.h"
+#include <inttypes.h>
+#include <unistd.h>
 
 #define S_PING_BYTES 12                 //  "LPHB" + u64 big-endian
 
@@ -52,15 +56,22 @@ s_self_destroy (self_t **self_p)
     }
 }
 
+//  reconnect: the control channel re-opens by itself, the heartbeat
+//  socket never does (see lp_session.c)
 static zsock_t *
-s_dealer (const char *endpoint, const char *uuid)
+s_dealer (const char *endpoint, const char *uuid, bool reconnect)
 {
     zsock_t *sock = zsock_new (ZMQ_DEALER);
     if (!sock)
         return NULL;
     zsock_set_identity (sock, uuid);
     lp_wire_tune_socket (sock);
-    zsock_set_reconnect_ivl (sock, -1);     //  see lp_session.c
+    if (reconnect) {
+        zsock_set_reconnect_ivl (sock, LP_ENGINE_RECONNECT_IVL_MSEC);
+        zsock_set_reconnect_ivl_max (sock, LP_ENGINE_RECONNECT_IVL_MAX_MSEC);
+    }
+    else
+        zsock_set_reconnect_ivl (sock, -1);
     zsock_set_sndtimeo (sock, LP_ENGINE_SEND_TIMEOUT_MSEC);
     if (zsock_connect (sock, "%s", endpoint)) {
         zsys_error ("cannot connect to %s", endpoint);
@@ -93,8 +104,8 @@ s_self_new (zsock_t *pipe, lp_heart_config_t *config)
             zsock_destroy (&self->sub);
         }
     }
-    self->pong = s_dealer (config->hb_pong, config->uuid);
-    self->control = s_dealer (config->control, config->uuid);
+    self->pong = s_dealer (config->hb_pong, config->uuid, false);
+    self->control = s_dealer (config->control, config->uuid, true);
     if (self->wire && self->sub && self->pong && self->control)
         self->poller = zpoller_new (pipe, self->sub, self->control, self->pong, NULL);
     if (!self->poller) {
@@ -115,10 +126,60 @@ s_reply_type (const char *type, char *out, size_t size)
         snprintf (out, size, "error_reply");
 }
 
+//  abort_request {msg_ids}: marks each id not running nor completed
+static lp_value_t *
+s_abort (self_t *self, lp_msg_t *request)
+{
+    const lp_value_t *ids = lp_value_get (lp_msg_content (request), "msg_ids");
+    if (!ids || lp_value_type (ids) != LP_ARRAY)
+        return lp_engine_error_content ("ProtocolError",
+                                        "abort_request: missing or mistyped field 'msg_ids'", "");
+    lp_value_t *aborted = lp_value_array ();
+    lp_value_t *not_aborted = lp_value_array ();
+    lp_value_t *content = lp_value_map ();
+    if (!aborted || !not_aborted || !content)
+        goto nomem;
+    size_t count = lp_value_len (ids);
+    for (size_t i = 0; i < count; i++) {
+        const lp_value_t *id = lp_value_at (ids, i);
+        const char *text = lp_value_as_string (id, NULL);
+        if (lp_value_type (id) != LP_STRING || !text) {
+            lp_value_destroy (&aborted);
+            lp_value_destroy (&not_aborted);
+            lp_value_destroy (&content);
+            return lp_engine_error_content ("ProtocolError",
+                                            "abort_request: msg_ids must be strings", "");
+        }
+        int rc = lp_engine_abort (self->engine, text);
+        if (lp_value_append (rc == 1? aborted: not_aborted, lp_value_string (text)))
+            goto nomem;
+    }
+    zsys_info ("abort_request: %zu aborted, %zu not (running or done)",
+               lp_value_len (aborted), lp_value_len (not_aborted));
+    if (lp_value_set (content, "status", lp_value_string ("ok")))
+        goto nomem;
+    if (lp_value_set (content, "aborted", aborted)) {
+        aborted = NULL;
+        goto nomem;
+    }
+    aborted = NULL;
+    if (lp_value_set (content, "not_aborted", not_aborted)) {
+        not_aborted = NULL;
+        goto nomem;
+    }
+    return content;
+nomem:
+    lp_value_destroy (&aborted);
+    lp_value_destroy (&not_aborted);
+    lp_value_destroy (&content);
+    return NULL;
+}
+
 static void
 s_handle_control (self_t *self)
 {
-    lp_msg_t *request = lp_wire_recv (self->wire, self->control);
+    char problem [256];
+    lp_msg_t *request = lp_request_recv (self->wire, self->control, problem, sizeof problem);
     if (!request)
         return;
     const char *type = lp_msg_type (request);
@@ -126,6 +187,13 @@ s_handle_control (self_t *self)
     s_reply_type (type? type: "", reply_type, sizeof reply_type);
     lp_value_t *content = NULL;
     bool shutdown = false;
+    if (*problem) {
+        char evalue [320];
+        snprintf (evalue, sizeof evalue, "%.64s: %s", type? type: "", problem);
+        content = lp_engine_error_content ("ProtocolError", evalue, "");
+        zsys_warning ("control: %s", evalue);
+    }
+    else
     if (type && streq (type, "interrupt_request")) {
         bool interrupted = lp_engine_interrupt (self->engine);
         content = lp_value_map ();
@@ -135,6 +203,9 @@ s_handle_control (self_t *self)
             lp_value_destroy (&content);
         zsys_info ("interrupt_request: %s", interrupted? "interrupted": "idle");
     }
+    else
+    if (type && streq (type, "abort_request"))
+        content = s_abort (self, request);
     else
     if (type && streq (type, "shutdown_request")) {
         content = lp_value_map ();
@@ -149,12 +220,20 @@ s_handle_control (self_t *self)
     }
     lp_msg_t *reply = content? lp_msg_new_reply (request, reply_type): NULL;
     if (reply) {
+        const lp_value_t *ename = lp_value_get (content, "ename");
+        const char *ename_text = ename? lp_value_as_string (ename, NULL): NULL;
+        lp_value_t *metadata = lp_msg_metadata (reply);
+        bool ok = lp_value_set (metadata, "engine", lp_value_int (self->id)) == 0
+               && lp_value_set (metadata, "status", lp_value_string (ename_text? "error": "ok")) == 0
+               && (!ename_text || lp_value_set (metadata, "ename", lp_value_string (ename_text)) == 0);
         lp_msg_set_content (reply, content);
         content = NULL;
-        if (lp_value_set (lp_msg_metadata (reply), "engine", lp_value_int (self->id)) == 0)
+        if (ok)
             lp_wire_send (self->wire, &reply, self->control);
         lp_msg_destroy (&reply);
     }
+    else
+        zsys_error ("control: out of memory replying to a %s", type? type: "request");
     lp_value_destroy (&content);
     lp_msg_destroy (&request);
     if (shutdown) {
@@ -247,6 +326,20 @@ lp_heart_actor (zsock_t *pipe, void *args)
             s_handle_control (self);
 
         lp_engine_check_deadline (self->engine);
+        //  A request told to stop (time limit, interrupt, signal, lost
+        //  controller) that has not stopped within the grace is inside one
+        //  C call that never checks (a pattern match that backtracks for
+        //  hours, say): only ending the process frees the engine. The
+        //  controller's launcher sees LP_EXIT_STUCK and says why.
+        int64_t stuck = lp_engine_stuck_msec (self->engine);
+        if (stuck > LP_STUCK_GRACE_MSEC) {
+            zsys_error ("the running request ignored its time limit or interrupt for %d ms "
+                        "(stuck inside a C call): exiting with status %d",
+                        (int) stuck, LP_EXIT_STUCK);
+            fflush (stdout);
+            fflush (stderr);
+            _exit (LP_EXIT_STUCK);
+        }
         if (self->stop && *self->stop && !self->stop_seen) {
             self->stop_seen = true;
             lp_engine_interrupt (self->engine);
@@ -270,7 +363,7 @@ lp_heart_actor (zsock_t *pipe, void *args)
             zsys_warning ("no heartbeat for %d ms: controller lost", (int) silent);
             //  Whatever runs now cannot reach its client any more.
             lp_engine_interrupt (self->engine);
-            zstr_send (pipe, "LOST");
+            zstr_sendf (pipe, "LOST %" PRId64, silent);
         }
     }
     s_self_destroy (&self);

@@ -15,15 +15,29 @@
     Backoff: LP_RECONNECT_MIN_MSEC doubling to LP_RECONNECT_MAX_MSEC, plus
     up to half again of random jitter so a crowd of engines spreads out.
     Every DEALER uses the engine uuid as its identity, kept across
-    reconnects. No socket reconnects by itself (ZMQ_RECONNECT_IVL -1):
-    once the controller is gone its ports may be bound by another
-    cluster's controller, whose pings must not keep us "alive"; the
-    heart then hears silence and we rebuild from the connection file. The main thread owns one lp_wire_t for its sockets; the
+    reconnects. The registration and heartbeat sockets never reconnect by
+    themselves (ZMQ_RECONNECT_IVL -1): once the controller is gone its
+    ports may be bound by another cluster's controller, whose pings must
+    not keep us "alive"; the heart then hears silence and we rebuild from
+    the connection file. The mux, task, control and iopub sockets do
+    reconnect (ZeroMQ's own, every LP_ENGINE_RECONNECT_IVL_MSEC): the
+    controller closes a connection that sent it an oversize frame, and
+    the engine must stay reachable; the same identity is routable again.
+
+    Always answer: a request whose signature and header verified gets one
+    reply (lp_request: content that does not decode -> ProtocolError;
+    s_reply: a reply that cannot be encoded or has a frame over the cap
+    -> SerializationError). Aborted requests (lp_engine_abort, by the
+    heart) are answered Aborted without running.
+
+    --lost-exit: when the controller has been lost (no ping) for longer
+    than that, the engine stops trying to register again and exits. The main thread owns one lp_wire_t for its sockets; the
     heart has its own.
     =========================================================================
 */
 #include "lp_session.h"
 #include "lp_heart.h"
+#include "lp_request.h"
 #include <lua.h>
 #include <pwd.h>
 #include <sys/stat.h>
@@ -51,6 +65,9 @@ struct _lp_session_t {
     const volatile sig_atomic_t *stop;  //  set by SIGTERM / SIGINT
     struct timespec conn_mtime;         //  of the file we loaded
     ino_t conn_ino;                     //  of the file we loaded
+    int64_t lost_exit;                  //  --lost-exit ms, 0 = never
+    int64_t lost_since;                 //  zclock_mono since when no
+                                        //  controller, 0 = registered
 };
 
 //  --------------------------------------------------------------------------
@@ -73,8 +90,24 @@ lp_session_new (const char *conn_path, lp_conn_t **conn_p, lp_engine_t *engine)
     *conn_p = NULL;
     self->engine = engine;
     self->id = -1;
+    self->lost_since = zclock_mono ();
     lp_util_random_id (self->uuid);
     return self;
+}
+
+void
+lp_session_set_lost_exit (lp_session_t *self, int64_t msec)
+{
+    assert (self);
+    self->lost_exit = msec > 0? msec: 0;
+}
+
+//  True when --lost-exit says to give up
+static bool
+s_lost_too_long (lp_session_t *self)
+{
+    return self->lost_exit && self->lost_since
+        && zclock_mono () - self->lost_since > self->lost_exit;
 }
 
 static void
@@ -121,9 +154,17 @@ s_socket (lp_session_t *self, int type, const char *channel)
     if (type == ZMQ_DEALER)
         zsock_set_identity (sock, self->uuid);
     lp_wire_tune_socket (sock);
-    //  Never reconnect by ourselves: a dead controller's ports may be
-    //  taken by another cluster; we rebuild every socket on reconnect.
-    zsock_set_reconnect_ivl (sock, -1);
+    //  The registration socket never reconnects by itself: a dead
+    //  controller's ports may be taken by another cluster; we rebuild every
+    //  socket on reconnect. The data channels do (protocol.md: a channel
+    //  the controller closed, after an oversize frame say, is re-opened);
+    //  liveness is the heart's business, on sockets that never reconnect.
+    if (streq (channel, "registration"))
+        zsock_set_reconnect_ivl (sock, -1);
+    else {
+        zsock_set_reconnect_ivl (sock, LP_ENGINE_RECONNECT_IVL_MSEC);
+        zsock_set_reconnect_ivl_max (sock, LP_ENGINE_RECONNECT_IVL_MAX_MSEC);
+    }
     //  With no peer (the controller gone) a DEALER send would block
     zsock_set_sndtimeo (sock, LP_ENGINE_SEND_TIMEOUT_MSEC);
     if (zsock_connect (sock, "%s", endpoint)) {
@@ -185,6 +226,10 @@ s_output (void *arg, const char *text, size_t len)
     lp_session_t *self = (lp_session_t *) arg;
     if (!self->iopub || !self->request)
         return;
+    //  One print larger than a frame may be: publish its start only (the
+    //  reply's stdout keeps what fits in the capture)
+    if (len > LP_MAX_FRAME_BYTES / 2)
+        len = LP_MAX_FRAME_BYTES / 2;
     lp_msg_t *msg = lp_msg_new_reply (self->request, "stream");
     zmsg_t *routing = zmsg_new ();
     lp_value_t *content = lp_value_map ();
@@ -241,7 +286,7 @@ s_await_reply (lp_session_t *self, const char *msg_id)
         return -1;
     int64_t deadline = zclock_mono () + LP_REGISTER_TIMEOUT_MSEC;
     int rc = -1;
-    while (!*self->stop) {
+    while (!*self->stop && !s_lost_too_long (self)) {
         int64_t left = deadline - zclock_mono ();
         if (left <= 0) {
             zsys_warning ("no registration_reply within %d ms", LP_REGISTER_TIMEOUT_MSEC);
@@ -461,9 +506,78 @@ s_dispatch (lp_session_t *self, lp_msg_t *request, const char *type)
     return lp_engine_error_content ("ProtocolError", evalue, "");
 }
 
-//  Serves one request and replies on the socket it came from.
+//  Sends the reply to request (content taken) on origin. Every request
+//  whose header verified gets exactly one reply: when the reply cannot be
+//  encoded, or a frame of it would exceed the frame cap (the controller's
+//  ZMQ_MAXMSGSIZE would cut this connection and nobody would hear of the
+//  request), a SerializationError reply goes instead.
 static void
-s_handle_request (lp_session_t *self, lp_msg_t *request, zsock_t *origin)
+s_reply (lp_session_t *self, lp_msg_t *request, zsock_t *origin, const char *reply_type,
+         lp_value_t *content, const char *started, const char *completed)
+{
+    for (int attempt = 0; attempt < 2 && content; attempt++) {
+        lp_msg_t *reply = lp_msg_new_reply (request, reply_type);
+        if (!reply) {
+            lp_value_destroy (&content);
+            break;
+        }
+        const lp_value_t *status = lp_value_get (content, "status");
+        const char *status_text = status? lp_value_as_string (status, NULL): NULL;
+        if (!status_text || !streq (status_text, "ok"))
+            status_text = "error";
+        const lp_value_t *ename = lp_value_get (content, "ename");
+        const char *ename_text = ename? lp_value_as_string (ename, NULL): NULL;
+        lp_msg_set_content (reply, content);
+        content = NULL;
+        size_t out_len;
+        const char *out = lp_engine_stdout (self->engine, &out_len);
+        lp_value_t *metadata = lp_msg_metadata (reply);
+        if (lp_value_set (metadata, "engine", lp_value_int (self->id))
+        ||  lp_value_set (metadata, "status", lp_value_string (status_text))
+        ||  (streq (status_text, "error")
+             && lp_value_set (metadata, "ename", lp_value_string (ename_text? ename_text: "EngineError")))
+        ||  lp_value_set (metadata, "started", lp_value_string (started))
+        ||  lp_value_set (metadata, "completed", lp_value_string (completed))
+        ||  lp_value_set (metadata, "stdout", s_text_value (out, out_len))) {
+            lp_msg_destroy (&reply);
+            zsys_error ("out of memory building the %s", reply_type);
+            break;
+        }
+        char err [256] = "";
+        zmsg_t *zmsg = lp_wire_encode (self->wire, &reply, err, sizeof err);
+        size_t biggest = 0;
+        for (zframe_t *frame = zmsg? zmsg_first (zmsg): NULL; frame; frame = zmsg_next (zmsg))
+            if (zframe_size (frame) > biggest)
+                biggest = zframe_size (frame);
+        if (zmsg && biggest <= LP_MAX_FRAME_BYTES) {
+            if (zmsg_send (&zmsg, origin)) {
+                zsys_warning ("cannot send the %s: %s", reply_type, zmq_strerror (zmq_errno ()));
+                zmsg_destroy (&zmsg);
+            }
+            break;
+        }
+        zmsg_destroy (&zmsg);
+        if (attempt > 0) {
+            zsys_error ("cannot send even an error %s: %s", reply_type, err);
+            break;
+        }
+        char evalue [320];
+        if (biggest)
+            snprintf (evalue, sizeof evalue, "result of %zu bytes exceeds the %d MiB frame cap",
+                      biggest, LP_MAX_FRAME_BYTES / (1024 * 1024));
+        else
+            snprintf (evalue, sizeof evalue, "cannot encode the reply: %s", err);
+        zsys_warning ("%s: %s", reply_type, evalue);
+        content = lp_engine_error_content ("SerializationError", evalue, "");
+    }
+    lp_value_destroy (&content);
+}
+
+//  Serves one request and replies on the socket it came from. problem is
+//  non-empty when the request's content did not decode: it is answered
+//  with a ProtocolError and not run.
+static void
+s_handle_request (lp_session_t *self, lp_msg_t *request, zsock_t *origin, const char *problem)
 {
     const char *type = lp_msg_type (request);
     if (!type)
@@ -476,47 +590,42 @@ s_handle_request (lp_session_t *self, lp_msg_t *request, zsock_t *origin)
         snprintf (reply_type, sizeof reply_type, "error_reply");
 
     char started [32], completed [32];
-    const lp_value_t *limit = lp_value_get (lp_msg_header (request), "time_limit");
-    if (limit && (lp_value_type (limit) == LP_INT || lp_value_type (limit) == LP_NUMBER))
-        lp_engine_set_time_limit (self->engine, (int64_t) lp_value_as_number (limit));
     lp_util_iso_now (started);
-    self->request = request;
-    lp_value_t *content = s_dispatch (self, request, type);
-    self->request = NULL;
+    lp_value_t *content = NULL;
+    const char *msg_id = lp_msg_id (request);
+    if (lp_engine_begin_request (self->engine, msg_id? msg_id: "")) {
+        char evalue [80];
+        snprintf (evalue, sizeof evalue, "aborted before it started (engine %d)", self->id);
+        content = lp_engine_error_content ("Aborted", evalue, "");
+        zsys_info ("%s %s: aborted before it started", type, msg_id);
+    }
+    else
+    if (problem && *problem) {
+        char evalue [320];
+        snprintf (evalue, sizeof evalue, "%.64s: %s", type, problem);
+        content = lp_engine_error_content ("ProtocolError", evalue, "");
+    }
+    else {
+        const lp_value_t *limit = lp_value_get (lp_msg_header (request), "time_limit");
+        if (limit && (lp_value_type (limit) == LP_INT || lp_value_type (limit) == LP_NUMBER))
+            lp_engine_set_time_limit (self->engine, (int64_t) lp_value_as_number (limit));
+        self->request = request;
+        content = s_dispatch (self, request, type);
+        self->request = NULL;
+    }
     lp_util_iso_now (completed);
     if (!content) {
         zsys_error ("out of memory building the %s", reply_type);
         content = lp_engine_error_content ("MemoryError", "out of memory", "");
-        if (!content)
-            return;
     }
-    if (lp_value_get (content, "ename")) {
+    if (content && lp_value_get (content, "ename")) {
         const char *ename = lp_value_as_string (lp_value_get (content, "ename"), NULL);
         if (ename && streq (ename, "ProtocolError"))
             zsys_warning ("%s: %s", type,
                           lp_value_as_string (lp_value_get (content, "evalue"), NULL));
     }
-    lp_msg_t *reply = lp_msg_new_reply (request, reply_type);
-    if (!reply) {
-        lp_value_destroy (&content);
-        return;
-    }
-    lp_msg_set_content (reply, content);
-    size_t out_len;
-    const char *out = lp_engine_stdout (self->engine, &out_len);
-    lp_value_t *metadata = lp_msg_metadata (reply);
-    const lp_value_t *status = lp_value_get (content, "status");
-    const char *status_text = status? lp_value_as_string (status, NULL): NULL;
-    if (lp_value_set (metadata, "engine", lp_value_int (self->id))
-    ||  lp_value_set (metadata, "status", lp_value_string (status_text? status_text: "error"))
-    ||  lp_value_set (metadata, "started", lp_value_string (started))
-    ||  lp_value_set (metadata, "completed", lp_value_string (completed))
-    ||  lp_value_set (metadata, "stdout", s_text_value (out, out_len))) {
-        lp_msg_destroy (&reply);
-        return;
-    }
-    if (lp_wire_send (self->wire, &reply, origin))
-        zsys_warning ("cannot send the %s", reply_type);
+    s_reply (self, request, origin, reply_type, content, started, completed);
+    lp_engine_end_request (self->engine);
 }
 
 static s_end_t
@@ -532,16 +641,23 @@ s_serve (lp_session_t *self)
     while (!*self->stop) {
         void *which = zpoller_wait (poller, LP_ENGINE_POLL_MSEC);
         if (which == self->mux || which == self->task) {
-            lp_msg_t *request = lp_wire_recv (self->wire, (zsock_t *) which);
+            char problem [256];
+            lp_msg_t *request = lp_request_recv (self->wire, (zsock_t *) which,
+                                                 problem, sizeof problem);
             if (request) {
-                s_handle_request (self, request, (zsock_t *) which);
+                s_handle_request (self, request, (zsock_t *) which, problem);
                 lp_msg_destroy (&request);
             }
         }
         else
         if (which == pipe) {
             char *command = zstr_recv (pipe);
-            bool lost = command && streq (command, "LOST");
+            //  "LOST <ms of silence>"
+            bool lost = command && strncmp (command, "LOST", 4) == 0;
+            if (lost) {
+                long silent = atol (command + 4);
+                self->lost_since = zclock_mono () - (silent > 0? silent: 0);
+            }
             bool shutdown = command && streq (command, "SHUTDOWN");
             zstr_free (&command);
             if (lost) {
@@ -571,6 +687,7 @@ lp_session_run (lp_session_t *self, const volatile sig_atomic_t *stop)
     while (!*stop) {
         int rc = s_register (self);
         if (rc == 0) {
+            self->lost_since = 0;
             backoff = LP_RECONNECT_MIN_MSEC;
             s_end_t end = s_serve (self);
             if (end != S_LOST) {
@@ -584,6 +701,12 @@ lp_session_run (lp_session_t *self, const volatile sig_atomic_t *stop)
         s_disconnect (self);
         if (*stop)
             break;
+        if (s_lost_too_long (self)) {
+            zsys_error ("no controller for %d ms (--lost-exit %d): exiting",
+                        (int) (zclock_mono () - self->lost_since), (int) self->lost_exit);
+            lp_engine_set_output (self->engine, NULL, NULL);
+            return 1;
+        }
         if (rc == 1) {                  //  new connection file: at once
             backoff = LP_RECONNECT_MIN_MSEC;
             continue;
@@ -591,7 +714,7 @@ lp_session_run (lp_session_t *self, const volatile sig_atomic_t *stop)
         int delay = backoff + (int) randombytes_uniform ((uint32_t) backoff / 2 + 1);
         zsys_info ("reconnecting in %d ms", delay);
         int64_t until = zclock_mono () + delay;
-        while (!*stop && zclock_mono () < until) {
+        while (!*stop && zclock_mono () < until && !s_lost_too_long (self)) {
             int64_t left = until - zclock_mono ();
             zclock_sleep (left < LP_ENGINE_POLL_MSEC? (int) left: LP_ENGINE_POLL_MSEC);
         }

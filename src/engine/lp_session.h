@@ -13,6 +13,8 @@
 #include "lp_engine.h"
 
 #define LP_ENGINE_POLL_MSEC      500    //  main loop wakes to check signals
+#define LP_ENGINE_RECONNECT_IVL_MSEC     100   //  mux/task/control/iopub reconnect
+#define LP_ENGINE_RECONNECT_IVL_MAX_MSEC 2000  //  its backoff cap
 
 typedef struct _lp_session_t lp_session_t;
 
@@ -21,6 +23,9 @@ typedef struct _lp_session_t lp_session_t;
 lp_session_t *lp_session_new (const char *conn_path, lp_conn_t **conn_p,
                               lp_engine_t *engine);
 void        lp_session_destroy (lp_session_t **self_p);
+//  --lost-exit: run returns 1 once no controller has been heard for msec
+//  (0, the default: keep trying forever).
+void        lp_session_set_lost_exit (lp_session_t *self, int64_t msec);
 //  Registers, serves requests, reconnects when the controller is lost,
 //  until *stop is set or a shutdown_request comes; then unregisters.
 //  Returns the process exit code.

@@ -2,8 +2,16 @@
     lpengine - a luaparallel engine: one stateful Lua 5.4 interpreter
     serving docs/protocol.md
 
-    lpengine --file lp-engine.json [-n N] [--memory-limit MB] [--log FILE]
-             [--daemon --pid-file PATH] [--help]
+    lpengine --file lp-engine.json [-n N] [--memory-limit MB] [--lost-exit MSEC]
+             [--log FILE] [--daemon --pid-file PATH] [--help]
+
+    Memory: each Lua state is capped (protocol.md, MemoryError); without
+    --memory-limit the cap is LP_ENGINE_MEMORY_SHARE % of physical memory
+    divided by -n (the controller passes --memory-limit for the engines
+    it launches). Exit statuses: 0 after a shutdown or signal, 1 on
+    errors and after --lost-exit, LP_EXIT_STUCK (75) when a request stayed
+    stuck inside a C call past its time limit or interrupt plus
+    LP_STUCK_GRACE_MSEC (lp_heart.c).
 
     Design, one job per file:
       lpengine.c     this file: options, logging, daemon, the -n supervisor
@@ -52,14 +60,17 @@ static void
 s_usage (FILE *out)
 {
     fprintf (out,
-        "usage: lpengine --file lp-engine.json [-n N] [--memory-limit MB] [--log FILE]\n"
-        "                [--daemon --pid-file PATH] [--help]\n"
+        "usage: lpengine --file lp-engine.json [-n N] [--memory-limit MB] [--lost-exit MSEC]\n"
+        "                [--log FILE] [--daemon --pid-file PATH] [--help]\n"
         "  --file FILE         engine connection file (written by lpcontroller)\n"
         "  -n N                run N engines under a supervisor process\n"
-        "  --memory-limit MB   cap on each Lua state's memory (0 = none)\n"
+        "  --memory-limit MB   cap on each Lua state's memory (0 = none; default\n"
+        "                      %d%% of physical memory divided by N)\n"
+        "  --lost-exit MSEC    exit when no controller was heard for MSEC (default: never)\n"
         "  --log FILE          append log lines and output to FILE\n"
         "  --daemon            detach from the terminal (setsid)\n"
-        "  --pid-file PATH     write the (supervisor's) pid there; removed on exit\n");
+        "  --pid-file PATH     write the (supervisor's) pid there; removed on exit\n",
+        LP_ENGINE_MEMORY_SHARE);
 }
 
 static void
@@ -86,6 +97,8 @@ s_install_handlers (void)
 }
 
 //  One engine in this process; returns the exit code
+static int64_t s_lost_exit = 0;         //  --lost-exit ms, 0 = never
+
 static int
 s_engine_main (const char *file, lp_conn_t **conn_p, size_t memory_limit)
 {
@@ -105,6 +118,8 @@ s_engine_main (const char *file, lp_conn_t **conn_p, size_t memory_limit)
     snprintf (ident, sizeof ident, "lpengine[pid %d]", (int) getpid ());
     zsys_set_logident (ident);
 
+    if (memory_limit)
+        zsys_info ("Lua memory cap %zu MB", memory_limit / (1024 * 1024));
     lp_engine_t *engine = lp_engine_new (memory_limit);
     if (!engine) {
         zsys_error ("cannot create the Lua state");
@@ -117,6 +132,7 @@ s_engine_main (const char *file, lp_conn_t **conn_p, size_t memory_limit)
         lp_conn_destroy (conn_p);
         return 1;
     }
+    lp_session_set_lost_exit (session, s_lost_exit);
     int rc = lp_session_run (session, &s_stop);
     lp_session_destroy (&session);
     lp_engine_destroy (&engine);
@@ -186,7 +202,7 @@ main (int argc, char *argv [])
     const char *pid_file = NULL;
     bool daemon = false;
     long n = 0;
-    long memory_mb = 0;
+    long memory_mb = -1;                //  -1: the default share
     for (int i = 1; i < argc; i++) {
         const char *arg = argv [i];
         bool has_value = i + 1 < argc;
@@ -222,6 +238,15 @@ main (int argc, char *argv [])
                 fprintf (stderr, "lpengine: --memory-limit wants megabytes (0 = none)\n");
                 return 1;
             }
+        }
+        else
+        if (streq (arg, "--lost-exit") && has_value) {
+            long long msec = strtoll (argv [++i], &end, 10);
+            if (*end || msec < 0) {
+                fprintf (stderr, "lpengine: --lost-exit wants milliseconds (0 = never)\n");
+                return 1;
+            }
+            s_lost_exit = (int64_t) msec;
         }
         else {
             fprintf (stderr, "lpengine: unknown or incomplete option '%s'\n", arg);
@@ -304,6 +329,12 @@ main (int argc, char *argv [])
     }
     pid_t main_pid = getpid ();
     size_t memory_limit = (size_t) memory_mb * 1024 * 1024;
+    if (memory_mb < 0) {
+        long pages = sysconf (_SC_PHYS_PAGES);
+        long page_size = sysconf (_SC_PAGESIZE);
+        uint64_t physical = pages > 0 && page_size > 0? (uint64_t) pages * (uint64_t) page_size: 0;
+        memory_limit = (size_t) (physical / 100 * LP_ENGINE_MEMORY_SHARE / (uint64_t) (n > 1? n: 1));
+    }
     int rc = n > 1? s_supervise ((int) n, file, &conn, memory_limit)
                   : s_engine_main (file, &conn, memory_limit);
     if (pid_file && getpid () == main_pid)
