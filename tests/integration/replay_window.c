@@ -1,0 +1,207 @@
+/*  replay_window.c - the controller's replay guard is bounded by time,
+    not by count (issue 8, observation 10)
+
+    Speaks the wire directly (lp_rawwire.h). A captured direct request runs
+    once; after more than 65,536 other requests to the same engine (the
+    old guards, controller's and engine's, remembered the last 65,536 ids
+    each and forgot it) its replay must still not run. Requests dated more than the
+    replay window (60 s) in the past or in the future must not run either.
+
+    Judged without sleeping: after each message that must be dropped, a
+    probe request goes to the same engine; an engine answers in order and
+    the controller forwards in order, so a reply the dropped message could
+    have caused arrives before the probe's reply.
+*/
+#include "lp_testlib.h"
+#include "lp_rawwire.h"
+
+#define FILLER      70000           //  > 65,536
+#define BATCH       1000            //  filler requests in flight
+
+static lpw_t wire;
+static void *mux;
+static int engine;
+
+static void
+s_pack_targets (msgpack_packer *pk, void *arg)
+{
+    lpw_pack_str (pk, "targets");
+    msgpack_pack_array (pk, 1);
+    msgpack_pack_int (pk, *(int *) arg);
+}
+
+//  Content {code = code}, packed into sb (caller destroys).
+static void
+s_code (msgpack_sbuffer *sb, const char *code)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_init (sb);
+    msgpack_packer_init (&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 1);
+    lpw_pack_str (&pk, "code");
+    lpw_pack_str (&pk, code);
+}
+
+//  A signed execute_request to target; msg_id filled.
+static void
+s_request (lpw_frames_t *f, char msg_id [33], int target, const char *code)
+{
+    msgpack_sbuffer sb;
+    s_code (&sb, code);
+    lpw_build (&wire, f, msg_id, "execute_request", 1, s_pack_targets, &target,
+               sb.data, sb.size, 0, NULL, NULL);
+    msgpack_sbuffer_destroy (&sb);
+}
+
+//  The same, with the header's date offset_sec from now.
+static void
+s_request_dated (lpw_frames_t *f, char msg_id [33], int target, const char *code,
+                 long offset_sec)
+{
+    lpw_random_hex (msg_id, 32);
+    msgpack_sbuffer hb;
+    msgpack_sbuffer_init (&hb);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &hb, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 7);
+    lpw_pack_str (&pk, "msg_id");   lpw_pack_str (&pk, msg_id);
+    lpw_pack_str (&pk, "msg_type"); lpw_pack_str (&pk, "execute_request");
+    lpw_pack_str (&pk, "session");  lpw_pack_str (&pk, wire.session);
+    lpw_pack_str (&pk, "username"); lpw_pack_str (&pk, "tester");
+    char date [40];
+    time_t when = time (NULL) + offset_sec;
+    struct tm tm;
+    gmtime_r (&when, &tm);
+    strftime (date, sizeof date, "%Y-%m-%dT%H:%M:%S.000000Z", &tm);
+    lpw_pack_str (&pk, "date");     lpw_pack_str (&pk, date);
+    lpw_pack_str (&pk, "version");  lpw_pack_str (&pk, "1.0");
+    s_pack_targets (&pk, &target);
+    msgpack_sbuffer cb;
+    s_code (&cb, code);
+    f->nframes = 0;
+    lpw_frames_add (f, "<LPMSG>", 7);
+    lpw_frames_add (f, "", 0);
+    lpw_frames_add (f, hb.data, hb.size);
+    const uint8_t empty = 0x80;
+    lpw_frames_add (f, &empty, 1);
+    lpw_frames_add (f, &empty, 1);
+    lpw_frames_add (f, cb.data, cb.size);
+    msgpack_sbuffer_destroy (&hb);
+    msgpack_sbuffer_destroy (&cb);
+    char sig [65];
+    lpw_sign (&wire, f, 2, sig);
+    free (f->data [1]);
+    f->data [1] = malloc (64);
+    CHECK (f->data [1], "out of memory");
+    memcpy (f->data [1], sig, 64);
+    f->size [1] = 64;
+}
+
+//  Sends a probe to the engine and reads replies until the probe's; fails
+//  when any reply before it answers `forbidden`.
+static void
+s_probe (const char *forbidden, const char *what)
+{
+    lpw_frames_t f = { 0 };
+    char probe_id [33];
+    s_request (&f, probe_id, engine, "return 7");
+    CHECK (lpw_send (mux, &f, 0), "cannot send the probe");
+    lpw_frames_free (&f);
+    while (true) {
+        lpw_reply_t reply;
+        CHECK (lpw_recv_reply (&wire, mux, &reply, LPT_DEADLINE_MS),
+               "no reply to the probe after %s within %d ms", what, LPT_DEADLINE_MS);
+        CHECK (strcmp (reply.parent_id, forbidden) != 0,
+               "%s was not refused: it got a reply (%s %s %s)", what, reply.msg_type,
+               reply.status, reply.ename);
+        if (strcmp (reply.parent_id, probe_id) == 0) {
+            CHECK (reply.has_value && reply.value == 7, "probe answered %s %s", reply.status,
+                   reply.evalue);
+            return;
+        }
+    }
+}
+
+int
+main (int argc, char **argv)
+{
+    lp_client_t *client = lpt_connect (argc, argv);
+    int ids [8];
+    CHECK (lp_client_ids (client, ids, 8) >= 1, "no engine");
+    engine = ids [0];
+    char *endpoint = lpw_open (&wire, argv [1], "mux");
+    mux = lpw_dealer (&wire, endpoint);
+    free (endpoint);
+
+    //  1. A request runs once; we keep its frames, as an eavesdropper would
+    lpw_frames_t captured = { 0 };
+    char captured_id [33];
+    s_request (&captured, captured_id, engine, "return 41 + 1");
+    CHECK (lpw_send (mux, &captured, 0), "cannot send");
+    lpw_reply_t reply;
+    CHECK (lpw_recv_reply (&wire, mux, &reply, LPT_DEADLINE_MS), "no reply to the first request");
+    CHECK (strcmp (reply.parent_id, captured_id) == 0 && reply.has_value && reply.value == 42,
+           "first request answered %s %s %s", reply.status, reply.ename, reply.evalue);
+    lpt_say ("captured request ran once");
+
+    //  2. More than 65,536 other signed requests through the controller
+    //  to the same engine (so that the engine's own guard, by count,
+    //  forgets the captured id too: only the controller's guard by time
+    //  stands between the replay and the engine)
+    double started = lpt_now_ms ();
+    int sent = 0, answered = 0;
+    while (answered < FILLER) {
+        while (sent < FILLER && sent - answered < BATCH) {
+            lpw_frames_t f = { 0 };
+            char id [33];
+            s_request (&f, id, engine, "return 0");
+            CHECK (lpw_send (mux, &f, 0), "cannot send filler");
+            lpw_frames_free (&f);
+            sent++;
+        }
+        CHECK (lpw_recv_reply (&wire, mux, &reply, LPT_DEADLINE_MS),
+               "filler: only %d of %d answered", answered, sent);
+        CHECK (reply.has_value && reply.value == 0,
+               "filler answered %s %s %s", reply.status, reply.ename, reply.evalue);
+        answered++;
+    }
+    lpt_say ("%d other requests through the controller in %.1f s", FILLER,
+             (lpt_now_ms () - started) / 1000);
+
+    //  3. The replay: dropped, not run
+    CHECK (lpw_send (mux, &captured, 0), "cannot send the replay");
+    s_probe (captured_id, "a request replayed after 70,000 other messages");
+    lpt_say ("replay after %d messages refused", FILLER);
+    lpw_frames_free (&captured);
+
+    //  4. Dates outside the window (60 s): two minutes old, two ahead
+    const long offsets [2] = { -120, 120 };
+    for (int i = 0; i < 2; i++) {
+        lpw_frames_t f = { 0 };
+        char id [33];
+        s_request_dated (&f, id, engine, "return 13", offsets [i]);
+        CHECK (lpw_send (mux, &f, 0), "cannot send");
+        lpw_frames_free (&f);
+        s_probe (id, i == 0? "a request dated 120 s ago": "a request dated 120 s ahead");
+        lpt_say ("request dated %+ld s refused", offsets [i]);
+    }
+    //  ... while one within the window (clock skew of 10 s) runs
+    {
+        lpw_frames_t f = { 0 };
+        char id [33];
+        s_request_dated (&f, id, engine, "return 13", 10);
+        CHECK (lpw_send (mux, &f, 0), "cannot send");
+        lpw_frames_free (&f);
+        CHECK (lpw_recv_reply (&wire, mux, &reply, LPT_DEADLINE_MS),
+               "no reply to a request dated 10 s ahead");
+        CHECK (strcmp (reply.parent_id, id) == 0 && reply.has_value && reply.value == 13,
+               "request dated 10 s ahead answered %s %s %s", reply.status, reply.ename,
+               reply.evalue);
+        lpt_say ("request dated +10 s (skew within the window) runs");
+    }
+    zmq_close (mux);
+    zmq_ctx_term (wire.ctx);
+    lp_client_destroy (&client);
+    printf ("replay_window: OK\n");
+    return 0;
+}
