@@ -95,7 +95,7 @@ s_wait_ok (lp_client_t *client, lp_result_t *r, const char *what)
         fprintf (stderr, "lp_bench: %s: %s\n", what, lp_client_error (client));
         exit (1);
     }
-    if (lp_result_wait (r, WAIT_MS)) {
+    if (lp_result_wait (r, WAIT_MS) != LP_OK) {
         fprintf (stderr, "lp_bench: %s: %s\n", what, lp_client_error (client));
         exit (1);
     }

@@ -55,7 +55,7 @@ main (int argc, char *argv [])
     lp_value_t *args = lp_value_array ();
     lp_value_append (args, lp_value_int (per_engine));
     result = lp_view_apply (view, s_count_hits, args);
-    if (!result || lp_result_wait (result, 600000)) {
+    if (!result || lp_result_wait (result, 600000) != LP_OK) {
         fprintf (stderr, "pi: %s\n", lp_client_error (client));
         goto done;
     }

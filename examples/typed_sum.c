@@ -21,7 +21,7 @@ static const char *s_sum_it =
 static int
 s_check (lp_client_t *client, lp_result_t *r)
 {
-    if (!r || lp_result_wait (r, 60000)) {
+    if (!r || lp_result_wait (r, 60000) != LP_OK) {
         fprintf (stderr, "typed_sum: %s\n", lp_client_error (client));
         return -1;
     }

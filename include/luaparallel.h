@@ -44,6 +44,28 @@ typedef struct _lp_view_t lp_view_t;
 typedef struct _lp_result_t lp_result_t;
 
 //  ---------------------------------------------------------------------
+//  Errors, in the manner of nng: calls that can fail for several reasons
+//  say which with one of these; lp_strerror gives a short text and
+//  lp_client_error the detailed message of the last failure.
+
+typedef enum {
+    LP_OK = 0,          //  done
+    LP_ETIMEOUT,        //  the deadline passed first
+    LP_ELOST,           //  the controller was lost (nothing heard for
+                        //  lost_after ms); pending replies ended with
+                        //  ControllerLost
+    LP_ECLOSED,         //  the client was destroyed
+    LP_EINVAL,          //  invalid argument
+    LP_ENOMEM,          //  out of memory
+    LP_EREMOTE,         //  the controller or an engine answered with an error
+    LP_ETOOBIG,         //  a request frame would exceed the 128 MiB frame cap
+    LP_EINTR            //  a signal interrupted the wait
+} lp_err_t;
+
+//  "timed out", "controller lost", ...; "unknown error" for other numbers.
+const char  *lp_strerror (int err);
+
+//  ---------------------------------------------------------------------
 //  Values
 
 typedef enum {
@@ -126,6 +148,20 @@ lp_client_t *lp_client_connect (const char *connection_file, int timeout_ms);
 void         lp_client_destroy (lp_client_t **self_p);
 //  Error text of the last failed call on this thread with no client to hold it.
 const char  *lp_last_error (void);
+//  lp_err_t of the last failed call on this client (LP_OK when none); the
+//  text is lp_client_error. A call that returned NULL or -1 sets both.
+int          lp_client_errcode (lp_client_t *self);
+//  Lost controller: when a wait has heard nothing from the controller on
+//  any socket for lost_after_ms (default 3000, or $LP_LOST_AFTER_MS at
+//  connect), every pending reply ends with ename "ControllerLost" ("controller
+//  at <endpoint> lost: nothing heard for N ms"), lp_result_wait returns
+//  LP_ELOST, and new requests fail at once (LP_ELOST) until something is
+//  heard again. While waiting the client asks the controller for its status
+//  when it has been quiet for half that time, so a live but silent
+//  controller is never taken for lost. 0 or less disables the detection.
+void         lp_client_set_lost_after (lp_client_t *self, int lost_after_ms);
+//  True while the controller is taken for lost.
+bool         lp_client_lost (lp_client_t *self);
 //  Ids of registered engines, ascending; returns count (or -1, see error).
 int          lp_client_ids (lp_client_t *self, int *ids, int max);
 //  Waits until at least n engines are registered; 0, or -1 on timeout.
@@ -187,7 +223,8 @@ int          lp_view_targets (lp_view_t *self, int *ids, int max);
 //  Flags. They apply to the calls made after they are set (set them, call,
 //  set them back for per-call use). See docs/scheduling.md.
 //  Direct view: the engines addressed. Load-balanced view: the engines a
-//  task may run on (NULL,0 = any).
+//  task may run on (NULL,0 = any). Duplicate ids are folded (each engine
+//  once, in first-occurrence order); a negative id is refused (-1).
 int          lp_view_set_targets (lp_view_t *self, const int *targets, int ntargets);
 //  Both views: longest running time of each request on an engine; past it
 //  the request ends with a TimeLimit error and the engine stays usable.
@@ -216,7 +253,11 @@ bool         lp_view_is_balanced (lp_view_t *self);
 //  one engine -> its value; several engines -> array of per-engine values;
 //  gather / map -> the concatenation; push / scatter -> nil.
 
-int          lp_result_wait  (lp_result_t *self, int timeout_ms);   //  0 done, -1 timeout or lost
+//  Waits until every reply ended (value or error). Returns LP_OK, or
+//  LP_ETIMEOUT (deadline passed), LP_ELOST (controller lost: the pending
+//  replies ended with ControllerLost), LP_ECLOSED (client destroyed:
+//  they ended with ClientError), LP_EINTR (a signal interrupted the wait).
+int          lp_result_wait  (lp_result_t *self, int timeout_ms);
 bool         lp_result_ready (lp_result_t *self);
 int          lp_result_count (lp_result_t *self);                   //  replies expected
 int          lp_result_failed (lp_result_t *self);                  //  replies that are errors
@@ -241,9 +282,21 @@ const char  *lp_result_msg_id (lp_result_t *self, int i);
 double       lp_result_submitted (lp_result_t *self, int i);
 double       lp_result_started (lp_result_t *self, int i);
 double       lp_result_completed (lp_result_t *self, int i);
-//  Aborts this result's tasks that no engine has started yet; each ends
-//  with an Aborted error. 0 / -1.
+//  Aborts this result's requests that have not started: tasks still
+//  waiting in the scheduler, tasks already queued on an engine, and direct
+//  requests queued on their engines. Each aborted request ends with an
+//  Aborted error reply. Sends an abort_request on the task channel for
+//  pending task slots, then one on the control channel to each engine that
+//  holds pending requests (engines named by the scheduler's `assigned`,
+//  targets of pending direct slots), and waits (up to 5 s) for the answers.
+//  Returns the number of requests aborted, or -1 (lp_client_errcode says
+//  why). The requests that could not be aborted are listed by
+//  lp_result_not_aborted.
 int          lp_result_abort (lp_result_t *self);
+//  After lp_result_abort: array of maps {msg_id, engine, reason} for each
+//  request that was not aborted (reason "running or finished" or "engine N
+//  did not answer the abort"); NULL before any abort.
+const lp_value_t *lp_result_not_aborted (lp_result_t *self);
 void         lp_result_destroy (lp_result_t **self_p);
 
 #ifdef __cplusplus

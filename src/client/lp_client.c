@@ -11,7 +11,22 @@
                     shutdown), matched by parent msg_id
       mux, control  reply -> routes[parent msg_id] -> lp_result slot
       iopub         stream -> routes[parent msg_id] -> slot stdout
-      notification  engine_registered / _unregistered -> id cache
+      notification  engine_registered / _unregistered -> id cache;
+                    controller_heartbeat (topic "controller") only counts
+                    as a sign of life
+
+    Lost controller: every message that arrives on any socket is a sign
+    that the controller lives (heard_at). While a caller waits, the poll
+    wakes at least every lost_after/10 ms; when the controller has been
+    quiet for lost_after/2 it is asked for its status on the registration
+    channel (a probe, at most every lost_after/4), so a live controller
+    that publishes no heartbeats still answers; after lost_after ms of
+    silence the controller is lost: every pending slot of every result
+    ends with ControllerLost, and requests fail at once (LP_ELOST) until
+    something is heard again. Silence is measured only while someone
+    polls: a poll that starts after a long pause (the caller did other
+    work) starts a new listening period, so an idle client is never
+    declared lost for not having listened.
 
     A library must not install signal handlers, so czmq's are switched
     off before the first socket. Results and views made from a client are
@@ -28,6 +43,7 @@
 #define LP_CLIENT_RESTATUS_MSEC 500     //  wait_for_engines re-asks status
 #define LP_CLIENT_SLICE_MSEC    50      //  wait_for_engines poll slice
 #define LP_CLIENT_SNDTIMEO_MSEC 5000    //  a send that blocks this long fails
+#define LP_CLIENT_TICK_MIN_MSEC 10      //  shortest lost-detection tick
 
 struct _lp_client_t {
     uint32_t tag;                       //  LP_CLIENT_TAG while alive
@@ -49,9 +65,18 @@ struct _lp_client_t {
     char sync_id [LP_ID_CHARS + 1];     //  msg_id of the query in flight
     lp_msg_t *sync_reply;               //  its reply, once here
     char error [1024];                  //  last error, "" when none
+    int errcode;                        //  lp_err_t of the last error
+    int lost_after;                     //  ms of silence = lost, <= 0 never
+    int64_t heard_at;                   //  mono ms: last message received
+    int64_t listen_from;                //  mono ms: this listening period began
+    int64_t polled_at;                  //  mono ms: last poll ended
+    int64_t probe_at;                   //  mono ms: last probe sent, 0 none
+    bool lost;                          //  controller taken for lost
+    char lost_text [512];               //  "controller at ... lost: ..."
 };
 
 static _Thread_local char s_last_error [1024];
+static _Thread_local int s_last_errcode;
 static pthread_once_t s_handler_once = PTHREAD_ONCE_INIT;
 
 //  --------------------------------------------------------------------------
@@ -70,6 +95,25 @@ lp_set_last_error (const char *format, ...)
     va_start (args, format);
     vsnprintf (s_last_error, sizeof s_last_error, format, args);
     va_end (args);
+    s_last_errcode = strstr (s_last_error, "client destroyed")? LP_ECLOSED:
+                     strstr (s_last_error, "out of memory")? LP_ENOMEM: LP_EINVAL;
+}
+
+const char *
+lp_strerror (int err)
+{
+    switch (err) {
+        case LP_OK:       return "no error";
+        case LP_ETIMEOUT: return "timed out";
+        case LP_ELOST:    return "controller lost";
+        case LP_ECLOSED:  return "client closed";
+        case LP_EINVAL:   return "invalid argument";
+        case LP_ENOMEM:   return "out of memory";
+        case LP_EREMOTE:  return "remote error";
+        case LP_ETOOBIG:  return "request exceeds the frame cap";
+        case LP_EINTR:    return "interrupted";
+        default:          return "unknown error";
+    }
 }
 
 const char *
@@ -78,23 +122,73 @@ lp_last_error (void)
     return s_last_error;
 }
 
+static void
+s_vfail (lp_client_t *self, int code, const char *format, va_list args)
+{
+    char text [1024];
+    vsnprintf (text, sizeof text, format, args);
+    if (self) {
+        snprintf (self->error, sizeof self->error, "%s", text);
+        self->errcode = code;
+    }
+    snprintf (s_last_error, sizeof s_last_error, "%s", text);
+    s_last_errcode = code;
+}
+
+void
+lp_client_fail (lp_client_t *self, int code, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    s_vfail (self, code, format, args);
+    va_end (args);
+}
+
 void
 lp_client_set_error (lp_client_t *self, const char *format, ...)
 {
-    char text [1024];
+    //  Callers that know better use lp_client_fail; the rest are either
+    //  out of memory or a bad argument.
+    int code = streq (format, "out of memory")? LP_ENOMEM: LP_EINVAL;
     va_list args;
     va_start (args, format);
-    vsnprintf (text, sizeof text, format, args);
+    s_vfail (self, code, format, args);
     va_end (args);
-    if (self)
-        snprintf (self->error, sizeof self->error, "%s", text);
-    snprintf (s_last_error, sizeof s_last_error, "%s", text);
 }
 
 const char *
 lp_client_error (lp_client_t *self)
 {
     return self? self->error: s_last_error;
+}
+
+int
+lp_client_errcode (lp_client_t *self)
+{
+    return self? self->errcode: s_last_errcode;
+}
+
+void
+lp_client_set_lost_after (lp_client_t *self, int lost_after_ms)
+{
+    assert (self);
+    self->lost_after = lost_after_ms > 0? lost_after_ms: 0;
+    if (!self->lost_after)
+        self->lost = false;
+}
+
+bool
+lp_client_lost (lp_client_t *self)
+{
+    assert (self);
+    return self->lost;
+}
+
+const char *
+lp_client_lost_text (lp_client_t *self)
+{
+    assert (self);
+    return self->lost_text;
 }
 
 const char *
@@ -239,12 +333,84 @@ s_drain_socket (lp_client_t *self, zsock_t *sock)
     zmsg_t *zmsg;
     while (count < LP_CLIENT_DRAIN_MAX && (zmsg = zmsg_recv (sock))) {
         count++;
+        //  Only the controller talks to us: whatever arrives is a sign
+        //  of life, even what does not verify.
+        self->heard_at = zclock_mono ();
+        self->lost = false;
         lp_msg_t *msg = lp_wire_decode (self->wire, &zmsg);
         if (msg)
             s_dispatch (self, sock, msg);
         //  else dropped: counted and logged by lp_wire
     }
     return count;
+}
+
+//  Asks the hub for its status without waiting for the answer: the
+//  answer (or anything else) proves the controller lives. Never blocks.
+static void
+s_probe (lp_client_t *self, int64_t now)
+{
+    self->probe_at = now;
+    lp_msg_t *msg = lp_msg_new ("status_request");
+    lp_value_t *content = lp_value_map ();
+    if (!msg || !content) {
+        lp_msg_destroy (&msg);
+        lp_value_destroy (&content);
+        return;
+    }
+    lp_msg_set_content (msg, content);
+    zmsg_t *zmsg = lp_wire_encode (self->wire, &msg, NULL, 0);
+    if (!zmsg)
+        return;
+    zsock_set_sndtimeo (self->registration, 0);
+    if (zmsg_send (&zmsg, self->registration))
+        zmsg_destroy (&zmsg);       //  queue full: the controller is not reading
+    zsock_set_sndtimeo (self->registration, LP_CLIENT_SNDTIMEO_MSEC);
+}
+
+//  Declares the controller lost: every pending slot ends.
+static void
+s_lose (lp_client_t *self, int64_t silent)
+{
+    self->lost = true;
+    snprintf (self->lost_text, sizeof self->lost_text,
+              "controller at %s lost: nothing heard for %d ms",
+              self->endpoint, (int) silent);
+    lp_result_t *result = (lp_result_t *) zlistx_first (self->results);
+    while (result) {
+        lp_result_lose (result, self->lost_text);
+        result = (lp_result_t *) zlistx_next (self->results);
+    }
+    lp_client_fail (self, LP_ELOST, "%s", self->lost_text);
+}
+
+//  Milliseconds the controller has been quiet while we listened.
+static int64_t
+s_silence (lp_client_t *self, int64_t now)
+{
+    int64_t since = self->heard_at > self->listen_from? self->heard_at: self->listen_from;
+    return now - since;
+}
+
+//  Probes and declares the controller lost as its silence requires.
+static void
+s_check_lost (lp_client_t *self)
+{
+    if (self->lost_after <= 0)
+        return;
+    int64_t now = zclock_mono ();
+    int64_t silent = s_silence (self, now);
+    if (silent >= self->lost_after) {
+        if (!self->lost)
+            s_lose (self, silent);
+        else
+        if (now - self->probe_at >= self->lost_after / 4)
+            s_probe (self, now);    //  keeps asking: a restarted controller answers
+    }
+    else
+    if (silent >= self->lost_after / 2
+    &&  now - self->probe_at >= self->lost_after / 4)
+        s_probe (self, now);
 }
 
 int
@@ -256,20 +422,38 @@ lp_client_poll (lp_client_t *self, int timeout_ms)
     zmq_pollitem_t items [6];
     for (int i = 0; i < 6; i++)
         items [i] = (zmq_pollitem_t) { zsock_resolve (socks [i]), 0, ZMQ_POLLIN, 0 };
+    if (timeout_ms < 0)
+        timeout_ms = 0;
+    int64_t now = zclock_mono ();
+    if (self->lost_after > 0) {
+        //  A poll after a pause starts a new listening period.
+        int gap = self->lost_after / 2;
+        if (now - self->polled_at > gap)
+            self->listen_from = now;
+        //  Wake up often enough to probe and to notice a lost controller.
+        int tick = self->lost_after / 10;
+        if (tick < LP_CLIENT_TICK_MIN_MSEC)
+            tick = LP_CLIENT_TICK_MIN_MSEC;
+        if (timeout_ms > tick)
+            timeout_ms = tick;
+    }
     //  zmq_poll looks at every socket's ZMQ_EVENTS before it sleeps, so
     //  messages already queued are seen without waiting.
-    int rc = zmq_poll (items, 6, timeout_ms < 0? 0: timeout_ms);
+    int rc = zmq_poll (items, 6, timeout_ms);
     if (rc == -1) {
+        self->polled_at = zclock_mono ();
         if (errno == EINTR)
-            lp_client_set_error (self, "interrupted");
+            lp_client_fail (self, LP_EINTR, "interrupted");
         else
-            lp_client_set_error (self, "poll failed: %s", zmq_strerror (errno));
+            lp_client_fail (self, LP_EINVAL, "poll failed: %s", zmq_strerror (errno));
         return -1;
     }
     int handled = 0;
     for (int i = 0; i < 6; i++)
         if (items [i].revents & ZMQ_POLLIN)
             handled += s_drain_socket (self, socks [i]);
+    s_check_lost (self);
+    self->polled_at = zclock_mono ();
     return handled;
 }
 
@@ -283,6 +467,14 @@ lp_client_send (lp_client_t *self, lp_channel_t channel, lp_msg_t **msg_p,
     assert (self);
     assert (msg_p && *msg_p);
     snprintf (msg_id, LP_ID_CHARS + 1, "%s", lp_msg_id (*msg_p));
+    if (self->lost) {
+        lp_client_poll (self, 0);       //  heard again?
+        if (self->lost) {
+            lp_msg_destroy (msg_p);
+            lp_client_fail (self, LP_ELOST, "%s", self->lost_text);
+            return -1;
+        }
+    }
     zsock_t *sock = channel == LP_CHANNEL_MUX? self->mux:
                     channel == LP_CHANNEL_CONTROL? self->control:
                     channel == LP_CHANNEL_TASK? self->task:
@@ -290,7 +482,20 @@ lp_client_send (lp_client_t *self, lp_channel_t channel, lp_msg_t **msg_p,
     char err [256] = "";
     zmsg_t *zmsg = lp_wire_encode (self->wire, msg_p, err, sizeof err);
     if (!zmsg) {
-        lp_client_set_error (self, "cannot send: %s", *err? err: "encoding failed");
+        lp_client_fail (self, strstr (err, "out of memory")? LP_ENOMEM: LP_EINVAL,
+                        "cannot send: %s", *err? err: "encoding failed");
+        return -1;
+    }
+    //  The controller drops (and disconnects) a frame over the cap: such
+    //  a request would never be answered, so it fails here.
+    size_t largest = 0;
+    for (zframe_t *frame = zmsg_first (zmsg); frame; frame = zmsg_next (zmsg))
+        if (zframe_size (frame) > largest)
+            largest = zframe_size (frame);
+    if (largest > (size_t) LP_MAX_FRAME_BYTES) {
+        zmsg_destroy (&zmsg);
+        lp_client_fail (self, LP_ETOOBIG, "request of %zu bytes exceeds the %d MiB frame cap",
+                        largest, LP_MAX_FRAME_BYTES / (1024 * 1024));
         return -1;
     }
     if (result && !zhashx_lookup (self->routes, msg_id))
@@ -301,11 +506,11 @@ lp_client_send (lp_client_t *self, lp_channel_t channel, lp_msg_t **msg_p,
         if (result)
             zhashx_delete (self->routes, msg_id);
         if (error == EAGAIN)
-            lp_client_set_error (self, "controller not accepting messages at %s "
-                                 "(send blocked for %d ms)", self->endpoint,
-                                 LP_CLIENT_SNDTIMEO_MSEC);
+            lp_client_fail (self, LP_ETIMEOUT, "controller not accepting messages at %s "
+                            "(send blocked for %d ms)", self->endpoint,
+                            LP_CLIENT_SNDTIMEO_MSEC);
         else
-            lp_client_set_error (self, "send failed: %s", zmq_strerror (error));
+            lp_client_fail (self, LP_EINVAL, "send failed: %s", zmq_strerror (error));
         return -1;
     }
     return 0;
@@ -375,7 +580,8 @@ s_query (lp_client_t *self, const char *msg_type, int timeout_ms)
     lp_msg_destroy (&self->sync_reply);
 
     int64_t deadline = zclock_mono () + timeout_ms;
-    while (!self->sync_reply) {
+    int64_t start = zclock_mono ();
+    while (!self->sync_reply && !self->lost) {
         int64_t left = deadline - zclock_mono ();
         if (left <= 0)
             break;
@@ -386,16 +592,19 @@ s_query (lp_client_t *self, const char *msg_type, int timeout_ms)
     self->sync_reply = NULL;
     self->sync_id [0] = 0;
     if (!reply) {
-        if (!streq (self->error, "interrupted"))
-            lp_client_set_error (self, "controller not answering at %s "
-                                 "(no reply in %d ms)", self->endpoint, timeout_ms);
+        if (self->lost)
+            lp_client_fail (self, LP_ELOST, "%s", self->lost_text);
+        else
+        if (self->errcode != LP_EINTR || zclock_mono () - start >= timeout_ms)
+            lp_client_fail (self, LP_ETIMEOUT, "controller not answering at %s "
+                            "(no reply in %d ms)", self->endpoint, timeout_ms);
         return NULL;
     }
     const char *status = lp_msg_get_string (reply, "status");
     if (!status || !streq (status, "ok")) {
         const char *evalue = lp_msg_get_string (reply, "evalue");
-        lp_client_set_error (self, "%s failed: %s", msg_type,
-                             evalue? evalue: "controller answered with an error");
+        lp_client_fail (self, LP_EREMOTE, "%s failed: %s", msg_type,
+                        evalue? evalue: "controller answered with an error");
         lp_msg_destroy (&reply);
         return NULL;
     }
@@ -513,6 +722,15 @@ lp_client_connect (const char *connection_file, int timeout_ms)
     }
     self->tag = LP_CLIENT_TAG;
     self->conn = conn;
+    self->lost_after = LP_CLIENT_LOST_AFTER_MSEC;
+    const char *env = getenv ("LP_LOST_AFTER_MS");
+    if (env && *env) {
+        char *end = NULL;
+        long value = strtol (env, &end, 10);
+        if (end && *end == 0 && value >= 0 && value <= INT32_MAX)
+            self->lost_after = (int) value;
+    }
+    self->heard_at = self->listen_from = self->polled_at = zclock_mono ();
     const char *reg = lp_conn_endpoint (conn, "registration");
     snprintf (self->endpoint, sizeof self->endpoint, "%s", reg? reg: "?");
 
@@ -644,10 +862,14 @@ lp_client_wait_for_engines (lp_client_t *self, int n, int timeout_ms)
         }
         if ((int) self->nids >= n)
             return 0;
+        if (self->lost) {
+            lp_client_fail (self, LP_ELOST, "%s", self->lost_text);
+            return -1;
+        }
         now = zclock_mono ();
         if (now >= deadline) {
-            lp_client_set_error (self, "only %zu of %d engines registered after %d ms",
-                                 self->nids, n, timeout_ms);
+            lp_client_fail (self, LP_ETIMEOUT, "only %zu of %d engines registered after %d ms",
+                            self->nids, n, timeout_ms);
             return -1;
         }
         int64_t slice = deadline - now;

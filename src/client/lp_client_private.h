@@ -38,6 +38,11 @@ typedef enum {
 //  Records an error on the client (and on this thread's lp_last_error).
 void    lp_client_set_error (lp_client_t *self, const char *format, ...)
         __attribute__ ((format (printf, 2, 3)));
+//  Records an error with its lp_err_t code.
+void    lp_client_fail (lp_client_t *self, int code, const char *format, ...)
+        __attribute__ ((format (printf, 3, 4)));
+//  "controller at ... lost: nothing heard for N ms" (valid while lost).
+const char *lp_client_lost_text (lp_client_t *self);
 //  Sets this thread's lp_last_error text.
 void    lp_set_last_error (const char *format, ...)
         __attribute__ ((format (printf, 1, 2)));
@@ -71,6 +76,8 @@ int     lp_result_add_task_slot (lp_result_t *self, const char *msg_id, const ch
 void    lp_result_handle_reply (lp_result_t *self, lp_msg_t *msg);
 //  An iopub stream message whose parent is one of our msg_ids.
 void    lp_result_handle_stream (lp_result_t *self, lp_msg_t *msg);
+//  The controller is lost: every pending slot ends with ControllerLost.
+void    lp_result_lose (lp_result_t *self, const char *evalue);
 //  The client is going away: never touch it again.
 void    lp_result_detach (lp_result_t *self);
 

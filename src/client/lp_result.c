@@ -14,6 +14,17 @@
     lp_result_get combines the slots once, lazily: a single value, an
     array of per-engine values, a concatenation (gather, map), or nil
     (push, scatter). Values handed out belong to the result.
+
+    Every slot ends exactly once: with its reply, with ControllerLost when
+    the client takes the controller for lost (lp_result_lose), with
+    ClientError when the client goes (lp_result_detach). A direct request
+    that the controller refuses as a whole is answered once with metadata
+    engine -1: that reply ends every pending slot of its msg_id.
+
+    Abort: lp_result_abort asks the scheduler (task channel) to abort the
+    pending task slots, then each engine that holds pending requests
+    (control channel). The answers are collected by an internal "raw"
+    result, whose slots keep the whole reply content as their value.
     =========================================================================
 */
 #include "lp_client_private.h"
@@ -59,6 +70,9 @@ struct _lp_result_t {
     lp_value_t *combined;               //  lp_result_get's value, lazily
     zhashx_t *index;                    //  msg_id -> first slot index + 1
     bool tasks;                         //  load-balanced: combine in slot order
+    bool controller_lost;               //  slots ended with ControllerLost
+    bool raw;                           //  internal: slot value = reply content
+    lp_value_t *not_aborted;            //  after an abort: array of maps
 };
 
 static char *
@@ -123,6 +137,7 @@ lp_result_destroy (lp_result_t **self_p)
         lp_client_forget_result (self->client, self, self->handle);
     free (self->slots);
     lp_value_destroy (&self->combined);
+    lp_value_destroy (&self->not_aborted);
     zhashx_destroy (&self->index);
     self->tag = 0xDeadBeef;
     free (self);
@@ -252,6 +267,9 @@ s_slot_fail (lp_result_t *self, slot_t *slot, const char *ename,
                 + strlen (traceback) + 32;
     slot->error = (char *) malloc (size);
     if (slot->error) {
+        if (streq (ename, "ControllerLost"))
+            snprintf (slot->error, size, "%s: %s", ename, evalue);
+        else
         if (*traceback)
             snprintf (slot->error, size, "[engine %s] %s: %s\n%s",
                       engine, ename, evalue, traceback);
@@ -285,9 +303,27 @@ lp_result_handle_reply (lp_result_t *self, lp_msg_t *msg)
     slot_t *slot = s_find_slot (self, parent_id, engine);
     if (!slot)
         return;                 //  duplicate or unexpected
+    lp_value_destroy (&self->combined);
+    lp_value_t *content = lp_msg_content (msg);
+    const char *status = s_content_string (content, "status", "");
+    if (engine == -1 && slot->engine != -1 && !streq (status, "ok")) {
+        //  The controller refused a direct request as a whole: one
+        //  error for every engine it named.
+        intptr_t first = (intptr_t) zhashx_lookup (self->index, parent_id);
+        for (int i = (int) first - 1; first && i < self->nslots; i++) {
+            slot_t *each = &self->slots [i];
+            if (!streq (each->msg_id, parent_id))
+                break;
+            if (each->state == SLOT_PENDING)
+                s_slot_fail (self, each,
+                             s_content_string (content, "ename", "ProtocolError"),
+                             s_content_string (content, "evalue", "request refused"),
+                             s_content_string (content, "traceback", ""));
+        }
+        return;
+    }
     if (slot->engine == -1)
         slot->engine = engine;
-    lp_value_destroy (&self->combined);
 
     const lp_value_t *when = lp_value_get (lp_msg_metadata (msg), "started");
     if (when && lp_value_type (when) == LP_STRING)
@@ -302,8 +338,6 @@ lp_result_handle_reply (lp_result_t *self, lp_msg_t *msg)
         if (text)
             s_slot_set_out (slot, text, len);
     }
-    lp_value_t *content = lp_msg_content (msg);
-    const char *status = s_content_string (content, "status", "");
     if (!streq (status, "ok")) {
         s_slot_fail (self, slot,
                      s_content_string (content, "ename", "ProtocolError"),
@@ -313,6 +347,18 @@ lp_result_handle_reply (lp_result_t *self, lp_msg_t *msg)
         return;
     }
     const lp_value_t *values = lp_value_get (content, "values");
+    if (self->raw) {
+        //  Internal result: the slot's value is the whole content
+        slot->values = lp_value_array ();
+        lp_value_t *copy = lp_value_dup (content);
+        if (!slot->values || !copy || lp_value_append (slot->values, copy)) {
+            if (!slot->values)
+                lp_value_destroy (&copy);
+            s_slot_fail (self, slot, "MemoryError", "out of memory in the client", "");
+            return;
+        }
+    }
+    else
     if (values && (lp_value_type (values) == LP_ARRAY
                ||  lp_value_type (values) == LP_TYPED))
         slot->values = lp_value_take (content, "values");   //  no copy
@@ -363,6 +409,19 @@ lp_result_handle_stream (lp_result_t *self, lp_msg_t *msg)
 }
 
 void
+lp_result_lose (lp_result_t *self, const char *evalue)
+{
+    assert (self);
+    for (int i = 0; i < self->nslots; i++)
+        if (self->slots [i].state == SLOT_PENDING) {
+            self->controller_lost = true;
+            s_slot_fail (self, &self->slots [i], "ControllerLost", evalue, "");
+        }
+    if (self->controller_lost)
+        lp_value_destroy (&self->combined);
+}
+
+void
 lp_result_detach (lp_result_t *self)
 {
     assert (self);
@@ -391,25 +450,41 @@ int
 lp_result_wait (lp_result_t *self, int timeout_ms)
 {
     assert (self);
+    assert (self->tag == LP_RESULT_TAG);
     int64_t deadline = zclock_mono () + (timeout_ms < 0? 0: timeout_ms);
     while (self->done < self->nslots) {
         if (!self->client)
             break;
         int64_t left = deadline - zclock_mono ();
         if (left <= 0) {
-            lp_client_set_error (self->client, "timed out after %d ms: %d of %d "
-                                 "replies pending", timeout_ms,
-                                 self->nslots - self->done, self->nslots);
-            return -1;
+            lp_client_fail (self->client, LP_ETIMEOUT, "timed out after %d ms: %d of %d "
+                            "replies pending", timeout_ms,
+                            self->nslots - self->done, self->nslots);
+            return LP_ETIMEOUT;
         }
-        if (lp_client_poll (self->client, (int) left) == -1)
-            return -1;
+        if (lp_client_poll (self->client, (int) left) == -1) {
+            int code = lp_client_errcode (self->client);
+            return code == LP_OK? LP_EINVAL: code;
+        }
+    }
+    if (self->controller_lost) {
+        const char *text = "controller lost";
+        for (int i = 0; i < self->nslots; i++)
+            if (self->slots [i].ename && streq (self->slots [i].ename, "ControllerLost")) {
+                text = self->slots [i].evalue;
+                break;
+            }
+        if (self->client)
+            lp_client_fail (self->client, LP_ELOST, "%s", text);
+        else
+            lp_set_last_error ("%s", text);
+        return LP_ELOST;
     }
     if (self->lost) {
         lp_set_last_error ("client destroyed");
-        return -1;
+        return LP_ECLOSED;
     }
-    return 0;
+    return LP_OK;
 }
 
 //  --------------------------------------------------------------------------
@@ -536,29 +611,224 @@ lp_result_completed (lp_result_t *self, int i)
     return slot? s_iso_seconds (slot->completed): -1;
 }
 
+//  Appends {msg_id, engine, reason} to self->not_aborted. 0 / -1.
+static int
+s_not_aborted (lp_result_t *self, const char *msg_id, int engine, const char *reason)
+{
+    lp_value_t *item = lp_value_map ();
+    if (!item
+    ||  lp_value_set (item, "msg_id", lp_value_string (msg_id))
+    ||  lp_value_set (item, "engine", lp_value_int (engine))
+    ||  lp_value_set (item, "reason", lp_value_string (reason))) {
+        lp_value_destroy (&item);
+        return -1;
+    }
+    return lp_value_append (self->not_aborted, item);   //  item taken
+}
+
+//  The string elements of content[key] (an array), or NULL.
+static const lp_value_t *
+s_list (const lp_value_t *content, const char *key)
+{
+    const lp_value_t *list = content? lp_value_get (content, key): NULL;
+    return list && lp_value_type (list) == LP_ARRAY? list: NULL;
+}
+
+static bool
+s_list_has (const lp_value_t *list, const char *msg_id)
+{
+    for (size_t i = 0; list && i < lp_value_len (list); i++) {
+        const char *id = lp_value_as_string (lp_value_at (list, i), NULL);
+        if (id && streq (id, msg_id))
+            return true;
+    }
+    return false;
+}
+
+//  Per engine: the msg_ids to abort there (map "engine" -> array).
+typedef struct {
+    int engine;                         //  engine id
+    lp_value_t *ids;                    //  array of msg_id strings
+} s_target_t;
+
+static int
+s_target_add (s_target_t **targets_p, int *ntargets, int engine, const char *msg_id)
+{
+    s_target_t *targets = *targets_p;
+    int k;
+    for (k = 0; k < *ntargets; k++)
+        if (targets [k].engine == engine)
+            break;
+    if (k == *ntargets) {
+        s_target_t *grown = (s_target_t *) realloc (targets, (k + 1) * sizeof (s_target_t));
+        if (!grown)
+            return -1;
+        *targets_p = targets = grown;
+        targets [k].engine = engine;
+        targets [k].ids = lp_value_array ();
+        if (!targets [k].ids)
+            return -1;
+        (*ntargets)++;
+    }
+    if (s_list_has (targets [k].ids, msg_id))
+        return 0;
+    return lp_value_append (targets [k].ids, lp_value_string (msg_id));
+}
+
+//  Sends one abort_request (content {msg_ids}) on channel into raw, one
+//  slot: engine (control) or -1 (task). 0 / -1.
+static int
+s_send_abort (lp_client_t *client, lp_result_t *raw, lp_channel_t channel,
+              int engine, lp_value_t *ids)
+{
+    lp_msg_t *msg = lp_msg_new ("abort_request");
+    lp_value_t *copy = lp_value_dup (ids);
+    if (!msg || !copy || lp_value_set (lp_msg_content (msg), "msg_ids", copy)) {
+        if (msg && copy)
+            copy = NULL;                //  taken on failure too
+        lp_value_destroy (&copy);
+        lp_msg_destroy (&msg);
+        lp_client_set_error (client, "out of memory");
+        return -1;
+    }
+    if (channel == LP_CHANNEL_CONTROL) {
+        lp_value_t *targets = lp_value_array ();
+        if (!targets || lp_value_append (targets, lp_value_int (engine))
+        ||  lp_value_set (lp_msg_header (msg), "targets", targets)) {
+            lp_msg_destroy (&msg);
+            lp_client_set_error (client, "out of memory");
+            return -1;
+        }
+    }
+    if (lp_result_add_slot (raw, lp_msg_id (msg), engine)) {
+        lp_msg_destroy (&msg);
+        lp_client_set_error (client, "out of memory");
+        return -1;
+    }
+    char sent [LP_ID_CHARS + 1];
+    return lp_client_send (client, channel, &msg, raw, sent);
+}
+
 int
 lp_result_abort (lp_result_t *self)
 {
     assert (self);
     assert (self->tag == LP_RESULT_TAG);
-    if (!self->client) {
+    lp_client_t *client = self->client;
+    if (!client) {
         lp_set_last_error ("client destroyed");
         return -1;
     }
-    lp_msg_t *msg = lp_msg_new ("abort_request");
-    lp_value_t *ids = lp_value_array ();
-    for (int i = 0; msg && ids && i < self->nslots; i++)
-        if (self->slots [i].state == SLOT_PENDING
-        &&  (i == 0 || !streq (self->slots [i].msg_id, self->slots [i - 1].msg_id))
-        &&  lp_value_append (ids, lp_value_string (self->slots [i].msg_id)))
-            lp_value_destroy (&ids);
-    if (!msg || !ids || lp_value_set (lp_msg_content (msg), "msg_ids", ids)) {
-        lp_msg_destroy (&msg);
-        lp_client_set_error (self->client, "out of memory");
-        return -1;
+    lp_client_poll (client, 0);         //  take in what has ended
+    lp_value_destroy (&self->not_aborted);
+    self->not_aborted = lp_value_array ();
+    lp_value_t *task_ids = lp_value_array ();
+    s_target_t *targets = NULL;
+    int ntargets = 0;
+    lp_result_t *tasks_raw = NULL, *control_raw = NULL;
+    int aborted = 0;
+    int rc = -1;
+    if (!self->not_aborted || !task_ids)
+        goto nomem;
+
+    //  Pending slots: tasks go to the scheduler, direct requests to
+    //  their engines.
+    for (int i = 0; i < self->nslots; i++) {
+        slot_t *slot = &self->slots [i];
+        if (slot->state != SLOT_PENDING)
+            continue;
+        if (self->tasks) {
+            if (!s_list_has (task_ids, slot->msg_id)
+            &&  lp_value_append (task_ids, lp_value_string (slot->msg_id)))
+                goto nomem;
+        }
+        else
+        if (s_target_add (&targets, &ntargets, slot->engine, slot->msg_id))
+            goto nomem;
     }
-    char msg_id [LP_ID_CHARS + 1];
-    return lp_client_send (self->client, LP_CHANNEL_TASK, &msg, NULL, msg_id);
+    if (lp_value_len (task_ids) > 0) {
+        tasks_raw = lp_result_new (client, LP_COMBINE_EACH);
+        if (!tasks_raw)
+            goto nomem;
+        tasks_raw->raw = true;
+        if (s_send_abort (client, tasks_raw, LP_CHANNEL_TASK, -1, task_ids))
+            goto done;
+        int wrc = lp_result_wait (tasks_raw, LP_CLIENT_ABORT_MSEC);
+        if (wrc != LP_OK)
+            goto done;                  //  the error is the client's
+        if (lp_result_failed (tasks_raw) > 0) {
+            lp_client_fail (client, LP_EREMOTE, "abort refused by the scheduler: %s",
+                            lp_result_error (tasks_raw, 0));
+            goto done;
+        }
+        const lp_value_t *reply = lp_result_value (tasks_raw, 0);
+        const lp_value_t *done_ids = s_list (reply, "aborted");
+        const lp_value_t *assigned = reply? lp_value_get (reply, "assigned"): NULL;
+        aborted += done_ids? (int) lp_value_len (done_ids): 0;
+        for (size_t i = 0; i < lp_value_len (task_ids); i++) {
+            const char *id = lp_value_as_string (lp_value_at (task_ids, i), NULL);
+            if (s_list_has (done_ids, id))
+                continue;
+            const lp_value_t *engine = assigned && lp_value_type (assigned) == LP_MAP?
+                lp_value_get (assigned, id): NULL;
+            if (engine && lp_value_type (engine) == LP_INT) {
+                if (s_target_add (&targets, &ntargets, (int) lp_value_as_int (engine), id))
+                    goto nomem;
+            }
+            else
+            if (s_not_aborted (self, id, -1, "running or finished"))
+                goto nomem;
+        }
+    }
+    if (ntargets > 0) {
+        control_raw = lp_result_new (client, LP_COMBINE_EACH);
+        if (!control_raw)
+            goto nomem;
+        control_raw->raw = true;
+        for (int k = 0; k < ntargets; k++)
+            if (s_send_abort (client, control_raw, LP_CHANNEL_CONTROL,
+                              targets [k].engine, targets [k].ids))
+                goto done;
+        int wrc = lp_result_wait (control_raw, LP_CLIENT_ABORT_MSEC);
+        if (wrc == LP_ELOST || wrc == LP_EINTR || wrc == LP_ECLOSED)
+            goto done;
+        //  Slot k answers for targets [k] (one slot per message).
+        for (int k = 0; k < ntargets; k++) {
+            const lp_value_t *reply = lp_result_value (control_raw, k);
+            const lp_value_t *done_ids = s_list (reply, "aborted");
+            char reason [128];
+            snprintf (reason, sizeof reason, "engine %d did not answer the abort",
+                      targets [k].engine);
+            for (size_t i = 0; i < lp_value_len (targets [k].ids); i++) {
+                const char *id = lp_value_as_string (lp_value_at (targets [k].ids, i), NULL);
+                if (s_list_has (done_ids, id))
+                    aborted++;
+                else
+                if (s_not_aborted (self, id, targets [k].engine,
+                                   reply? "running or finished": reason))
+                    goto nomem;
+            }
+        }
+    }
+    rc = aborted;
+    goto done;
+nomem:
+    lp_client_fail (client, LP_ENOMEM, "out of memory");
+done:
+    for (int k = 0; k < ntargets; k++)
+        lp_value_destroy (&targets [k].ids);
+    free (targets);
+    lp_value_destroy (&task_ids);
+    lp_result_destroy (&tasks_raw);
+    lp_result_destroy (&control_raw);
+    return rc;
+}
+
+const lp_value_t *
+lp_result_not_aborted (lp_result_t *self)
+{
+    assert (self);
+    return self->not_aborted;
 }
 
 //  --------------------------------------------------------------------------

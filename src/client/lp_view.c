@@ -120,15 +120,33 @@ lp_view_set_targets (lp_view_t *self, const int *targets, int ntargets)
 {
     assert (self);
     int *copy = NULL;
+    int n = 0;
     if (targets && ntargets > 0) {
         copy = (int *) malloc (ntargets * sizeof (int));
-        if (!copy)
+        if (!copy) {
+            if (self->client)
+                lp_client_set_error (self->client, "out of memory");
             return -1;
-        memcpy (copy, targets, ntargets * sizeof (int));
+        }
+        //  Fold duplicates (each engine once, first occurrence order):
+        //  the controller sends one message per engine named.
+        for (int i = 0; i < ntargets; i++) {
+            if (targets [i] < 0) {
+                free (copy);
+                if (self->client)
+                    lp_client_set_error (self->client, "invalid engine id %d", targets [i]);
+                return -1;
+            }
+            bool seen = false;
+            for (int j = 0; j < n && !seen; j++)
+                seen = copy [j] == targets [i];
+            if (!seen)
+                copy [n++] = targets [i];
+        }
     }
     free (self->targets);
     self->targets = copy;
-    self->ntargets = copy? ntargets: 0;
+    self->ntargets = n;
     return 0;
 }
 

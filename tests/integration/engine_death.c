@@ -39,7 +39,7 @@ s_kill_mid_request (lp_client_t *client, int victim, int *ids, int n)
     CHECK (kill ((pid_t) pid, SIGKILL) == 0, "kill(%ld, SIGKILL) failed", pid);
     int rc = lp_result_wait (r, LPT_DEADLINE_MS);
     double elapsed = lpt_now_ms () - t0;
-    CHECK (rc == 0, "the request to killed engine %d got no reply within %d ms", victim, LPT_DEADLINE_MS);
+    CHECK (rc == LP_OK, "the request to killed engine %d got no reply within %d ms", victim, LPT_DEADLINE_MS);
     CHECK (lp_result_failed (r) == 1, "the request to killed engine %d did not fail (value %s)",
            victim, lpt_show (lp_result_value (r, 0)));
     const char *err = lp_result_error (r, 0);
@@ -69,7 +69,7 @@ s_kill_mid_request (lp_client_t *client, int victim, int *ids, int n)
     r = lp_view_execute (view, "1");
     if (r) {
         rc = lp_result_wait (r, LPT_DEADLINE_MS);
-        CHECK (rc == 0, "a request to dead engine %d got no reply within %d ms", victim, LPT_DEADLINE_MS);
+        CHECK (rc == LP_OK, "a request to dead engine %d got no reply within %d ms", victim, LPT_DEADLINE_MS);
         CHECK (lp_result_failed (r) == 1, "a request to dead engine %d succeeded", victim);
         lpt_say ("request to dead engine %d: %s (%.0f ms)", victim, lp_result_error (r, 0),
                  lpt_now_ms () - t2);
@@ -111,7 +111,7 @@ s_busy_is_alive (lp_client_t *client, int engine)
         "local t = os.clock() while os.clock() - t < 10 do end return 'survived'");
     CHECK (r, "lp_view_execute: %s", lp_client_error (client));
     int rc = lp_result_wait (r, 90000);
-    CHECK (rc == 0, "10 s busy loop on engine %d: no reply within 90 s", engine);
+    CHECK (rc == LP_OK, "10 s busy loop on engine %d: no reply within 90 s", engine);
     CHECK (lp_result_failed (r) == 0, "engine %d busy for 10 s in Lua failed: %s (a busy engine "
            "must not be declared dead)", engine, lpt_errors (r));
     const lp_value_t *v = lp_result_value (r, 0);

@@ -287,7 +287,7 @@ s_all_answer (lp_client_t *client)
         return false;
     lp_view_t *all = lp_client_view (client, NULL, 0);
     lp_result_t *r = all? lp_view_execute (all, "1"): NULL;
-    bool ok = r && lp_result_wait (r, LPT_DEADLINE_MS) == 0 && lp_result_failed (r) == 0
+    bool ok = r && lp_result_wait (r, LPT_DEADLINE_MS) == LP_OK && lp_result_failed (r) == 0
            && lp_result_count (r) == LPT_ENGINES;
     lp_result_destroy (&r);
     lp_view_destroy (&all);

@@ -25,7 +25,7 @@ s_interrupt_running (lp_client_t *client, lp_view_t *view, int engine, const cha
 
     int rc = lp_result_wait (r, INTERRUPT_DEADLINE_MS);
     double elapsed = lpt_now_ms () - t0;
-    CHECK (rc == 0, "'%s' still running %d ms after the interrupt", code, INTERRUPT_DEADLINE_MS);
+    CHECK (rc == LP_OK, "'%s' still running %d ms after the interrupt", code, INTERRUPT_DEADLINE_MS);
     CHECK (lp_result_failed (r) == 1, "interrupted '%s' did not fail: value %s", code,
            lpt_show (lp_result_value (r, 0)));
     const char *ename = lp_result_ename (r, 0);

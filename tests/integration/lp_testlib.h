@@ -92,8 +92,8 @@ lpt_errors (lp_result_t *r)
 #define LPT_WAIT(r, what) do { \
     CHECK ((r) != NULL, "%s: call returned NULL", (what)); \
     int lpt_rc_ = lp_result_wait ((r), LPT_DEADLINE_MS); \
-    CHECK (lpt_rc_ == 0, "%s: no complete result within %d ms (%d of %d replies failed): %s", \
-           (what), LPT_DEADLINE_MS, lp_result_failed (r), lp_result_count (r), lpt_errors (r)); \
+    CHECK (lpt_rc_ == LP_OK, "%s: no complete result within %d ms (%s; %d of %d replies failed): %s", \
+           (what), LPT_DEADLINE_MS, lp_strerror (lpt_rc_), lp_result_failed (r), lp_result_count (r), lpt_errors (r)); \
 } while (0)
 
 //  Waits for r and asserts every reply succeeded.

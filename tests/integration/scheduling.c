@@ -11,7 +11,7 @@
 static void
 s_wait (lp_result_t *r, int ms, const char *what)
 {
-    CHECK (lp_result_wait (r, ms) == 0, "%s: no result within %d ms", what, ms);
+    CHECK (lp_result_wait (r, ms) == LP_OK, "%s: no result within %d ms", what, ms);
 }
 
 static int64_t
@@ -283,7 +283,9 @@ test_abort (lp_client_t *client)
                (long long) lp_value_as_int (lp_value_get (row, "tasks_queued")));
     }
     lp_value_destroy (&status);
-    CHECK (lp_result_abort (queued) == 0, "abort: %s", lp_client_error (client));
+    int aborted = lp_result_abort (queued);
+    CHECK (aborted == 10, "abort: %d aborted, expected the 10 unassigned: %s",
+           aborted, aborted < 0? lp_client_error (client): "");
     s_wait (queued, LPT_DEADLINE_MS, "aborted tasks");
     for (int i = 0; i < 10; i++)
         CHECK (lp_result_ename (queued, i) && streq (lp_result_ename (queued, i), "Aborted"),

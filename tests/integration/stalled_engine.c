@@ -49,7 +49,7 @@ main (int argc, char **argv)
     CHECK (kill ((pid_t) pid, SIGSTOP) == 0, "SIGSTOP failed");
     int rc = lp_result_wait (r, LPT_DEADLINE_MS);
     double elapsed = lpt_now_ms () - t0;
-    CHECK (rc == 0, "request to the stalled engine %d: no reply within %d ms", victim, LPT_DEADLINE_MS);
+    CHECK (rc == LP_OK, "request to the stalled engine %d: no reply within %d ms", victim, LPT_DEADLINE_MS);
     CHECK (lp_result_failed (r) == 1, "request to a stalled engine succeeded?");
     const char *err = lp_result_error (r, 0);
     lpt_say ("engine %d stalled: request failed after %.0f ms: %s", victim, elapsed, err);

@@ -80,7 +80,7 @@ main (int argc, char **argv)
         return s_usage ();
     }
     int status = 0;
-    if (!r || lp_result_wait (r, timeout) != 0) {
+    if (!r || lp_result_wait (r, timeout) != LP_OK) {
         fprintf (stderr, "lpcall: no result within %d ms: %s\n", timeout, lp_client_error (client));
         status = 1;
     }

@@ -42,7 +42,7 @@ s_task (const char *fn, int target)
 static void
 s_wait (lp_result_t *r)
 {
-    CHECK (lp_result_wait (r, DEADLINE_MS) == 0, "no result in %d ms", DEADLINE_MS);
+    CHECK (lp_result_wait (r, DEADLINE_MS) == LP_OK, "no result in %d ms", DEADLINE_MS);
     CHECK (lp_result_failed (r) == 0, "task failed: %s", lp_result_error (r, 0));
 }
 

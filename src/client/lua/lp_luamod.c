@@ -24,7 +24,27 @@
         view:scatter (name, seq), view:gather (name)
         view:interrupt ()
         view:targets ()                 --> ids addressed now
-        view.block (default true), view.timeout (ms, default nil: forever)
+        view.block (default true)
+        view.wait_timeout               --  ms a blocking call (and r:get,
+                                        --  r:wait without argument) waits;
+                                        --  default $LP_WAIT_MS or 3600000
+                                        --  (1 hour); nil restores it
+        rc:set_lost_after (ms)          --  see lp_client_set_lost_after
+
+    View flags (lp_view_set_*), for the calls made after they are set;
+    reading one gives what was set:
+        view.targets = {0, 2} | 3 | nil direct: engines addressed;
+                                        --  load-balanced: engines a task
+                                        --  may run on (nil: any)
+        view.time_limit = ms            --  both views (nil: none)
+        lb.retries = n                  --  load-balanced views only:
+        lb.timeout = ms                 --  longest wait for an engine
+        lb.chunksize = n                --  items per map task
+        lb.after = r | {r1, r2} | nil   --  results that must end first
+        lb.follow = r | {r1, ...} | nil --  ... and whose engine to use
+        lb.success, lb.failure          --  which dependency outcomes count
+    These names are never pushed: view:push {retries = 1} sets a global
+    of that name. Balanced-only flags on a direct view raise an error.
 
     Blocking calls (view.block true) wait and return the combined value
     (lp_result_get: one engine -> its value, several -> a list in target
@@ -35,6 +55,10 @@
         r:count ()  r:failed ()  r:engine (i)  r:stdout (i)  r:value (i)
         r:values (i) (all returned values, a list)  r:state (i)
         ("pending", "ok", "error")  r:error (i) (error object or nil)
+        r:msg_id (i)  r:submitted (i)  r:started (i)  r:completed (i)
+        (seconds since the epoch or nil)
+        r:abort () --> number aborted, list of {msg_id, engine, reason}
+        not aborted (running or finished)
         -- i counts replies from 1
 
     A remote error is raised as an error object: a table with fields
@@ -52,10 +76,15 @@
     global). C functions and chunks loaded with a "=name" have no source
     and are refused too.
 
-    Waiting: a blocking call waits without a deadline unless view.timeout
-    is set. A signal (Ctrl-C) that interrupts the wait sends an interrupt
-    to the view's engines and keeps waiting for their replies (which come
-    back as Interrupted errors); a second one abandons the wait.
+    Waiting: a blocking call waits at most view.wait_timeout ms (default
+    one hour), and never longer than it takes to notice a lost controller
+    (lp_client_set_lost_after, default 3 s): then the call raises an error
+    object with ename "ControllerLost" whose message names the controller
+    ("ControllerLost: controller at tcp://... lost: nothing heard for
+    3000 ms"). A signal (Ctrl-C) that interrupts the wait sends an
+    interrupt to the view's engines and keeps waiting for their replies
+    (which come back as Interrupted errors); a second one abandons the
+    wait.
     =========================================================================
 */
 #include "lp_common.h"
@@ -77,7 +106,8 @@ typedef struct {
 typedef struct {
     lp_view_t *view;                    //  NULL once collected
     bool block;                         //  blocking calls
-    int timeout;                        //  blocking deadline, ms, -1 = none
+    int wait_timeout;                   //  blocking deadline, ms
+    bool balanced;                      //  load-balanced view
 } l_view_t;
 
 typedef struct {
@@ -277,37 +307,81 @@ s_push_result (lua_State *L, lp_result_t *r, int client_idx)
     lua_setiuservalue (L, -2, 1);
 }
 
-//  Waits for r; true when done. timeout_ms < 0 waits without deadline.
-//  When a signal breaks the wait (errno EINTR in the poll) and interrupt
-//  is set, the view's engines are interrupted once and the wait goes on;
-//  a second signal gives up.
-static bool
-s_wait (lp_result_t *r, lp_view_t *interrupt, lp_client_t *client, int timeout_ms)
+//  Replies still pending in r.
+static int
+s_pending (lp_result_t *r)
 {
-    int64_t deadline = timeout_ms < 0? -1: zclock_mono () + timeout_ms;
+    int pending = 0;
+    for (int i = 0; i < lp_result_count (r); i++)
+        if (!lp_result_error (r, i) && !lp_result_values (r, i))
+            pending++;
+    return pending;
+}
+
+//  Default deadline of blocking calls: $LP_WAIT_MS, else LP_LUA_WAIT_MSEC.
+static int
+s_default_wait (void)
+{
+    const char *env = getenv ("LP_WAIT_MS");
+    if (env && *env) {
+        char *end = NULL;
+        long value = strtol (env, &end, 10);
+        if (end && *end == 0 && value > 0 && value <= INT32_MAX)
+            return (int) value;
+    }
+    return LP_LUA_WAIT_MSEC;
+}
+
+//  Waits for r up to timeout_ms; returns an lp_err_t: LP_OK (every reply
+//  ended), LP_ELOST (the controller was lost: the pending replies ended
+//  with ControllerLost), LP_ETIMEOUT, LP_EINTR, LP_ECLOSED. When a signal
+//  breaks the wait and interrupt is set, the view's engines are
+//  interrupted once and the wait goes on; a second signal gives up.
+static int
+s_wait (lp_result_t *r, lp_view_t *interrupt, int timeout_ms)
+{
+    int64_t deadline = zclock_mono () + (timeout_ms < 0? 0: timeout_ms);
     int signals = 0;
     lp_result_t *intr = NULL;
-    while (!lp_result_ready (r)) {
-        int slice = LUAMOD_POLL_MSEC;
-        if (deadline >= 0) {
-            int64_t left = deadline - zclock_mono ();
-            if (left <= 0)
-                break;
-            if (left < slice)
-                slice = (int) left;
-        }
-        if (lp_result_wait (r, slice) == 0)
+    int rc = LP_ETIMEOUT;
+    while (true) {
+        int64_t left = deadline - zclock_mono ();
+        if (left <= 0) {
+            rc = lp_result_ready (r)? LP_OK: LP_ETIMEOUT;
             break;
-        if (client && streq (lp_client_error (client), "interrupted")) {
+        }
+        rc = lp_result_wait (r, left < LUAMOD_POLL_MSEC? (int) left: LUAMOD_POLL_MSEC);
+        if (rc == LP_OK || rc == LP_ELOST || rc == LP_ECLOSED)
+            break;
+        if (rc == LP_EINTR) {
             signals++;
             if (signals == 1 && interrupt && !intr)
                 intr = lp_view_interrupt (interrupt);
             else
                 break;
         }
+        else
+        if (rc != LP_ETIMEOUT)
+            break;
     }
     lp_result_destroy (&intr);
-    return lp_result_ready (r);
+    return rc;
+}
+
+//  Raises the error for a wait that did not end with every reply in.
+static int
+s_raise_wait (lua_State *L, lp_result_t *r, int rc, int timeout_ms)
+{
+    if (rc == LP_ELOST || (rc == LP_OK && lp_result_failed (r) > 0))
+        return s_raise_remote (L, r);   //  ControllerLost errors name it
+    if (rc == LP_ETIMEOUT)
+        return luaL_error (L, "luaparallel: timed out after %d ms (%d of %d replies "
+                           "pending; see view.wait_timeout)", timeout_ms,
+                           s_pending (r),
+                           lp_result_count (r));
+    if (rc == LP_EINTR)
+        return luaL_error (L, "luaparallel: wait abandoned (interrupted)");
+    return luaL_error (L, "luaparallel: %s", lp_strerror (rc));
 }
 
 //  Pushes the client userdata that owns view at idx (its uservalue).
@@ -331,12 +405,9 @@ s_finish_as (lua_State *L, int view_idx, lp_result_t *r, bool block)
     s_push_result (L, r, -1);
     if (!block)
         return 1;
-    if (!s_wait (r, vud->view, cud->client, vud->timeout))
-        return luaL_error (L, "luaparallel: %s",
-                           lp_result_ready (r)? "wait failed":
-                           vud->timeout >= 0? "timed out": "wait abandoned (interrupted)");
-    if (lp_result_failed (r) > 0)
-        return s_raise_remote (L, r);
+    int rc = s_wait (r, vud->view, vud->wait_timeout);
+    if (rc != LP_OK || lp_result_failed (r) > 0)
+        return s_raise_wait (L, r, rc, vud->wait_timeout);
     s_push_value (L, lp_result_get (r));
     return 1;
 }
@@ -459,13 +530,16 @@ l_client_status (lua_State *L)
 static void
 s_new_view (lua_State *L, lp_view_t *view)
 {
-    l_view_t *ud = (l_view_t *) lua_newuserdatauv (L, sizeof (l_view_t), 1);
+    l_view_t *ud = (l_view_t *) lua_newuserdatauv (L, sizeof (l_view_t), 2);
     ud->view = view;
     ud->block = true;
-    ud->timeout = -1;
+    ud->wait_timeout = s_default_wait ();
+    ud->balanced = lp_view_is_balanced (view);
     luaL_setmetatable (L, VIEW_MT);
     lua_pushvalue (L, 1);               //  the client
     lua_setiuservalue (L, -2, 1);
+    lua_newtable (L);                   //  flag values as set, for reading
+    lua_setiuservalue (L, -2, 2);
 }
 
 static int
@@ -533,6 +607,15 @@ l_client_shutdown (lua_State *L)
 }
 
 static int
+l_client_set_lost_after (lua_State *L)
+{
+    lp_client_t *client = s_client (L, 1);
+    lua_Integer ms = luaL_checkinteger (L, 2);
+    lp_client_set_lost_after (client, ms > INT32_MAX? INT32_MAX: (int) ms);
+    return 0;
+}
+
+static int
 l_client_close (lua_State *L)
 {
     l_client_t *ud = s_client_ud (L, 1);
@@ -547,6 +630,7 @@ static const luaL_Reg s_client_methods [] = {
     { "view", l_client_view },
     { "balanced", l_client_balanced },
     { "shutdown", l_client_shutdown },
+    { "set_lost_after", l_client_set_lost_after },
     { "close", l_client_close },
     { NULL, NULL }
 };
@@ -716,7 +800,169 @@ static const luaL_Reg s_view_methods [] = {
     { NULL, NULL }
 };
 
-//  view.block, view.timeout, methods, else a blocking pull.
+//  View flags settable from Lua (besides block and wait_timeout);
+//  balanced: only on load-balanced views.
+static const struct {
+    const char *name;
+    bool balanced;
+} s_flags [] = {
+    { "targets", false }, { "time_limit", false }, { "retries", true },
+    { "timeout", true }, { "chunksize", true }, { "after", true },
+    { "follow", true }, { "success", true }, { "failure", true },
+    { NULL, false }
+};
+
+static int
+s_flag (const char *key)
+{
+    for (int i = 0; s_flags [i].name; i++)
+        if (streq (key, s_flags [i].name))
+            return i;
+    return -1;
+}
+
+//  Non-negative integer flag value (nil = 0).
+static int
+s_flag_int (lua_State *L, int idx, const char *name)
+{
+    if (lua_isnil (L, idx))
+        return 0;
+    int isnum;
+    lua_Integer n = lua_tointegerx (L, idx, &isnum);
+    if (!isnum || n < 0 || n > INT32_MAX)
+        luaL_error (L, "luaparallel: view.%s must be a non-negative integer or nil", name);
+    return (int) n;
+}
+
+//  Results (a result, a list of results, or nil) as a C array in a
+//  Lua userdata left on the stack; returns the count.
+static int
+s_flag_results (lua_State *L, int idx, const char *name, lp_result_t ***list_p)
+{
+    idx = lua_absindex (L, idx);
+    *list_p = NULL;
+    if (lua_isnil (L, idx)) {
+        lua_pushnil (L);
+        return 0;
+    }
+    if (luaL_testudata (L, idx, RESULT_MT)) {
+        lp_result_t **list = (lp_result_t **) lua_newuserdatauv (L, sizeof (lp_result_t *), 0);
+        list [0] = s_result (L, idx);
+        *list_p = list;
+        return 1;
+    }
+    if (!lua_istable (L, idx))
+        luaL_error (L, "luaparallel: view.%s must be a result, a list of results or nil", name);
+    int n = (int) luaL_len (L, idx);
+    lp_result_t **list = (lp_result_t **) lua_newuserdatauv (L, sizeof (lp_result_t *) * (n + 1), 0);
+    for (int i = 0; i < n; i++) {
+        lua_geti (L, idx, i + 1);
+        if (!luaL_testudata (L, -1, RESULT_MT))
+            luaL_error (L, "luaparallel: view.%s[%d] is not a result", name, i + 1);
+        list [i] = s_result (L, -1);
+        lua_pop (L, 1);
+    }
+    *list_p = list;
+    return n;
+}
+
+//  Targets (an id, a list of ids, "all" or nil) in a userdata on the
+//  stack; returns the count (0 = all / any).
+static int
+s_flag_targets (lua_State *L, int idx, int **ids_p)
+{
+    idx = lua_absindex (L, idx);
+    *ids_p = NULL;
+    if (lua_isnil (L, idx) || (lua_type (L, idx) == LUA_TSTRING
+                               && streq (lua_tostring (L, idx), "all"))) {
+        lua_pushnil (L);
+        return 0;
+    }
+    int isnum;
+    if (lua_type (L, idx) == LUA_TNUMBER) {
+        lua_Integer id = lua_tointegerx (L, idx, &isnum);
+        if (!isnum || id < 0 || id > INT32_MAX)
+            luaL_error (L, "luaparallel: view.targets: engine ids are non-negative integers");
+        int *ids = (int *) lua_newuserdatauv (L, sizeof (int), 0);
+        ids [0] = (int) id;
+        *ids_p = ids;
+        return 1;
+    }
+    if (!lua_istable (L, idx))
+        luaL_error (L, "luaparallel: view.targets: an id, a list of ids, \"all\" or nil");
+    int n = (int) luaL_len (L, idx);
+    int *ids = (int *) lua_newuserdatauv (L, sizeof (int) * (n + 1), 0);
+    for (int i = 0; i < n; i++) {
+        lua_geti (L, idx, i + 1);
+        lua_Integer id = lua_tointegerx (L, -1, &isnum);
+        if (!isnum || id < 0 || id > INT32_MAX)
+            luaL_error (L, "luaparallel: view.targets: engine ids are non-negative integers");
+        ids [i] = (int) id;
+        lua_pop (L, 1);
+    }
+    *ids_p = ids;
+    return n;
+}
+
+//  view.<flag> = value (value at 3). Remembers the value for reading.
+static void
+s_set_flag (lua_State *L, l_view_t *ud, int flag)
+{
+    const char *name = s_flags [flag].name;
+    if (s_flags [flag].balanced && !ud->balanced)
+        luaL_error (L, "luaparallel: %s is a load-balanced view flag (use view:push "
+                    "to set a global named %s)", name, name);
+    lp_view_t *view = ud->view;
+    if (streq (name, "targets")) {
+        int *ids;
+        int n = s_flag_targets (L, 3, &ids);
+        if (!ud->balanced && n == 0 && !lua_isnil (L, 3) && lua_type (L, 3) != LUA_TSTRING)
+            luaL_error (L, "luaparallel: view.targets: empty list of targets");
+        if (lp_view_set_targets (view, ids, n))
+            luaL_error (L, "luaparallel: view.targets: invalid engine id or out of memory");
+    }
+    else
+    if (streq (name, "time_limit"))
+        lp_view_set_time_limit (view, s_flag_int (L, 3, name));
+    else
+    if (streq (name, "retries"))
+        lp_view_set_retries (view, s_flag_int (L, 3, name));
+    else
+    if (streq (name, "timeout"))
+        lp_view_set_timeout (view, s_flag_int (L, 3, name));
+    else
+    if (streq (name, "chunksize"))
+        lp_view_set_chunksize (view, lua_isnil (L, 3)? 1: s_flag_int (L, 3, name));
+    else
+    if (streq (name, "after") || streq (name, "follow")) {
+        lp_result_t **list;
+        int n = s_flag_results (L, 3, name, &list);
+        int rc = streq (name, "after")? lp_view_set_after (view, list, n)
+                                      : lp_view_set_follow (view, list, n);
+        if (rc)
+            luaL_error (L, "luaparallel: view.%s: out of memory", name);
+    }
+    else {
+        //  success / failure
+        lua_getiuservalue (L, 1, 2);
+        lua_getfield (L, -1, "success");
+        bool success = lua_isnil (L, -1)? true: lua_toboolean (L, -1);
+        lua_getfield (L, -2, "failure");
+        bool failure = lua_toboolean (L, -1);
+        lua_pop (L, 3);
+        if (streq (name, "success"))
+            success = lua_isnil (L, 3)? true: lua_toboolean (L, 3);
+        else
+            failure = lua_toboolean (L, 3);
+        lp_view_set_dependency_flags (view, success, failure);
+    }
+    lua_getiuservalue (L, 1, 2);
+    lua_pushvalue (L, 3);
+    lua_setfield (L, -2, name);
+    lua_pop (L, 1);
+}
+
+//  view.block, view.wait_timeout, flags, methods, else a blocking pull.
 static int
 l_view_index (lua_State *L)
 {
@@ -726,11 +972,30 @@ l_view_index (lua_State *L)
         lua_pushboolean (L, ud->block);
         return 1;
     }
-    if (streq (key, "timeout")) {
-        if (ud->timeout < 0)
-            lua_pushnil (L);
-        else
-            lua_pushinteger (L, ud->timeout);
+    if (streq (key, "wait_timeout")) {
+        lua_pushinteger (L, ud->wait_timeout);
+        return 1;
+    }
+    int flag = s_flag (key);
+    if (flag >= 0 && !streq (key, "targets")) {
+        lua_getiuservalue (L, 1, 2);
+        lua_getfield (L, -1, key);
+        if (lua_isnil (L, -1)) {
+            lua_pop (L, 1);
+            if (streq (key, "chunksize"))
+                lua_pushinteger (L, 1);
+            else
+            if (streq (key, "success"))
+                lua_pushboolean (L, 1);
+            else
+            if (streq (key, "failure"))
+                lua_pushboolean (L, 0);
+            else
+            if (streq (key, "retries"))
+                lua_pushinteger (L, 0);
+            else
+                lua_pushnil (L);
+        }
         return 1;
     }
     lua_getmetatable (L, 1);
@@ -751,8 +1016,22 @@ l_view_newindex (lua_State *L)
         ud->block = lua_toboolean (L, 3);
         return 0;
     }
-    if (streq (key, "timeout")) {
-        ud->timeout = lua_isnil (L, 3)? -1: (int) luaL_checkinteger (L, 3);
+    if (streq (key, "wait_timeout")) {
+        if (lua_isnil (L, 3))
+            ud->wait_timeout = s_default_wait ();
+        else {
+            lua_Integer ms = luaL_checkinteger (L, 3);
+            if (ms <= 0 || ms > INT32_MAX)
+                return luaL_error (L, "luaparallel: view.wait_timeout must be a positive "
+                                   "number of ms (nil: the default)");
+            ud->wait_timeout = (int) ms;
+        }
+        return 0;
+    }
+    int flag = s_flag (key);
+    if (flag >= 0) {
+        lua_settop (L, 3);
+        s_set_flag (L, ud, flag);
         return 0;
     }
     lp_value_t *value = s_to_value (L, 3, key);
@@ -781,26 +1060,61 @@ s_result_client (lua_State *L, int idx)
     return cud? cud->client: NULL;
 }
 
+//  r:wait ([ms]) --> true when every reply ended (values, errors or
+//  ControllerLost), else false, reason ("timed out", "interrupted").
 static int
 l_result_wait (lua_State *L)
 {
     lp_result_t *r = s_result (L, 1);
-    int timeout = (int) luaL_optinteger (L, 2, -1);
-    lua_pushboolean (L, s_wait (r, NULL, s_result_client (L, 1), timeout));
-    return 1;
+    int timeout = (int) luaL_optinteger (L, 2, s_default_wait ());
+    int rc = s_wait (r, NULL, timeout);
+    bool done = rc == LP_OK || rc == LP_ELOST || rc == LP_ECLOSED;
+    lua_pushboolean (L, done);
+    if (done)
+        return 1;
+    lua_pushstring (L, lp_strerror (rc));
+    return 2;
 }
 
 static int
 l_result_get (lua_State *L)
 {
     lp_result_t *r = s_result (L, 1);
-    int timeout = (int) luaL_optinteger (L, 2, -1);
-    if (!s_wait (r, NULL, s_result_client (L, 1), timeout))
-        return luaL_error (L, "luaparallel: %s",
-                           timeout >= 0? "timed out": "wait abandoned (interrupted)");
-    if (lp_result_failed (r) > 0)
-        return s_raise_remote (L, r);
+    int timeout = (int) luaL_optinteger (L, 2, s_default_wait ());
+    int rc = s_wait (r, NULL, timeout);
+    if (rc != LP_OK || lp_result_failed (r) > 0)
+        return s_raise_wait (L, r, rc, timeout);
     s_push_value (L, lp_result_get (r));
+    return 1;
+}
+
+//  r:abort () --> number aborted, list of {msg_id, engine, reason}
+static int
+l_result_abort (lua_State *L)
+{
+    lp_result_t *r = s_result (L, 1);
+    lp_client_t *client = s_result_client (L, 1);
+    int n = lp_result_abort (r);
+    if (n < 0)
+        return luaL_error (L, "luaparallel: abort failed: %s",
+                           client? lp_client_error (client): lp_last_error ());
+    lua_pushinteger (L, n);
+    const lp_value_t *rest = lp_result_not_aborted (r);
+    if (rest && lp_value_len (rest) > 0)
+        lp_lua_push_value (L, rest);
+    else
+        lua_newtable (L);
+    return 2;
+}
+
+//  r:submitted (i), r:started (i), r:completed (i): seconds or nil
+static int
+s_push_time (lua_State *L, double seconds)
+{
+    if (seconds < 0)
+        lua_pushnil (L);
+    else
+        lua_pushnumber (L, seconds);
     return 1;
 }
 
@@ -902,6 +1216,29 @@ l_result_error (lua_State *L)
     return 1;
 }
 
+static int s_index (lua_State *L, lp_result_t *r);
+
+static int
+l_result_submitted (lua_State *L)
+{
+    lp_result_t *r = s_result (L, 1);
+    return s_push_time (L, lp_result_submitted (r, s_index (L, r)));
+}
+
+static int
+l_result_started (lua_State *L)
+{
+    lp_result_t *r = s_result (L, 1);
+    return s_push_time (L, lp_result_started (r, s_index (L, r)));
+}
+
+static int
+l_result_completed (lua_State *L)
+{
+    lp_result_t *r = s_result (L, 1);
+    return s_push_time (L, lp_result_completed (r, s_index (L, r)));
+}
+
 static int
 l_result_msg_id (lua_State *L)
 {
@@ -936,6 +1273,10 @@ static const luaL_Reg s_result_methods [] = {
     { "state", l_result_state },
     { "error", l_result_error },
     { "msg_id", l_result_msg_id },
+    { "abort", l_result_abort },
+    { "submitted", l_result_submitted },
+    { "started", l_result_started },
+    { "completed", l_result_completed },
     { NULL, NULL }
 };
 
