@@ -145,6 +145,9 @@ DEPS_BUILD=(gcc make libc6-dev cmake pkg-config libzmq3-dev libczmq-dev
             libmsgpack-dev liblua5.4-dev libsodium-dev libjansson-dev
             libedit-dev libsqlite3-dev iproute2 procps)
 DEPS_TEST=(tmux lua5.4)
+#  libFuzzer: Debian 12's clang 14 finds libclang_rt.fuzzer in libclang-rt-14-dev
+DEPS_FUZZ=(clang libclang-rt-14-dev)
+FUZZ_SECONDS=${LP_FUZZ_SECONDS:-60}
 
 check_deps () {   # extra packages...
     [[ -n ${LP_SKIP_DEPS:-} ]] && return 0
@@ -229,7 +232,9 @@ Commands:
                        start (or stop) N engines for a controller, e.g. on
                        another host with a copy of lp-engine.json
   build                configure and build in build/ (RelWithDebInfo)
-  test [--no-sanitize] run the test suite, then again under ASan/UBSan
+  test [--no-sanitize] [--no-fuzz]
+                       run the test suite, the fuzzers (60 s each), then
+                       the suite again under ASan/UBSan
   bench [--quick] [-n N]
                        luaparallel beside ipyparallel (bench/README.md)
 
@@ -305,11 +310,16 @@ EOF
 
 usage_test () {
     cat <<EOF
-usage: $PROG test [--no-sanitize]
+usage: $PROG test [--no-sanitize] [--no-fuzz]
 
-Builds build/ and runs ctest there; then (unless --no-sanitize) configures
-build-asan/ with -DLP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug and runs ctest
-again under AddressSanitizer (leak checks on) and UndefinedBehaviorSanitizer.
+Builds build/ and runs ctest there; then (unless --no-fuzz) builds the
+libFuzzer targets with clang in build-fuzz/ (-DLP_FUZZ=ON) and runs
+fuzz_wire and fuzz_codec side by side for ${FUZZ_SECONDS} s each
+(LP_FUZZ_SECONDS), starting from tests/fuzz/corpus/; a crash, leak or
+sanitizer report fails the pass and leaves the input in
+build-fuzz/crash-*. Then (unless --no-sanitize) configures build-asan/
+with -DLP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug and runs ctest again under
+AddressSanitizer (leak checks on) and UndefinedBehaviorSanitizer.
 Exit status is non-zero when any pass fails.
 EOF
 }
@@ -562,18 +572,66 @@ ctest_pass () {   # label dir
     return $rc
 }
 
+#  Builds the libFuzzer targets in build-fuzz/ and runs them side by side
+#  for FUZZ_SECONDS each; the committed corpus is read, never written (new
+#  inputs go to a temporary folder). Returns 1 on a crash or build failure.
+fuzz_pass () {
+    local dir=${LP_FUZZ_BUILD_DIR:-$ROOT/build-fuzz} t0 t rc=0 work pid
+    local -a names=() pids=()
+    t0=$(now_ms)
+    if ! ( build_in "$dir" -DCMAKE_C_COMPILER=clang -DLP_FUZZ=ON \
+                -DCMAKE_BUILD_TYPE=RelWithDebInfo -- fuzz_wire fuzz_codec ); then
+        say "fuzz (build-fuzz/) pass: build FAILED"
+        return 1
+    fi
+    work=$(mktemp -d "${TMPDIR:-/tmp}/lp-fuzz.XXXXXX")
+    for t in wire codec; do
+        mkdir -p "$work/$t"
+        "$dir/fuzz_$t" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+            -dict="$ROOT/tests/fuzz/$t.dict" -artifact_prefix="$dir/crash-$t-" \
+            "$work/$t" "$ROOT/tests/fuzz/corpus/$t" >"$dir/fuzz_$t.log" 2>&1 &
+        names+=("$t")
+        pids+=("$!")
+    done
+    for i in "${!pids[@]}"; do
+        pid=${pids[$i]}
+        t=${names[$i]}
+        if wait "$pid"; then
+            say "fuzz_$t: $(grep -E '^Done [0-9]+ runs' "$dir/fuzz_$t.log" | tail -n 1)"
+        else
+            rc=1
+            say "fuzz_$t FAILED (log $dir/fuzz_$t.log):"
+            grep -E -A 25 'ERROR: |runtime error|Assertion|deadly signal' "$dir/fuzz_$t.log" \
+                | head -n 60 >&2 || tail -n 40 "$dir/fuzz_$t.log" >&2
+        fi
+    done
+    rm -rf "$work"
+    printf '%s: fuzz (build-fuzz/) pass: %s (%d s)\n' "$PROG" \
+        "$( (( rc == 0 )) && echo "no crash in ${FUZZ_SECONDS} s per target" || echo FAILED)" \
+        $(( ($(now_ms) - t0) / 1000 ))
+    return $rc
+}
+
 cmd_test () {
-    local sanitize=1 failed=0
+    local sanitize=1 fuzz=1 failed=0
     while (( $# )); do
         case $1 in
             -h|--help) usage_test; exit 0 ;;
             --no-sanitize) sanitize=""; shift ;;
+            --no-fuzz) fuzz=""; shift ;;
             *) die "test: unknown option '$1' (see $PROG test --help)" ;;
         esac
     done
-    check_deps "${DEPS_TEST[@]}"
+    if [[ -n $fuzz ]]; then
+        check_deps "${DEPS_TEST[@]}" "${DEPS_FUZZ[@]}"
+    else
+        check_deps "${DEPS_TEST[@]}"
+    fi
     NO_BUILD="" LP_SKIP_DEPS=1 ensure_built
     ctest_pass "release (build/)" "$BUILD" || failed=1
+    if [[ -n $fuzz ]]; then
+        fuzz_pass || failed=1
+    fi
     if [[ -n $sanitize ]]; then
         local asan=$ROOT/build-asan
         if ( build_in "$asan" -DLP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -- ); then
