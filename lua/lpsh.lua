@@ -55,6 +55,9 @@ local S = {
     last = nil,          -- last %px record {r, count, view, shown}
     errors = 0,          -- failed commands (exit status)
     bail = false,
+    -- deadline of a blocking %px, ms ($LP_WAIT_MS, default one hour); a
+    -- lost controller ends the wait sooner (ControllerLost errors)
+    wait_timeout = math.tointeger (tonumber (os.getenv ("LP_WAIT_MS") or "")) or 3600000,
 }
 
 ----------------------------------------------------------------------------
@@ -349,13 +352,15 @@ local function display (rec)
 end
 
 -- Waits for rec.r: streams output when asked; Ctrl-C interrupts the
--- engines, a second Ctrl-C (or no answer within the grace period)
--- abandons the wait. Returns true when all replies are in.
+-- engines, a second Ctrl-C (or no answer within the grace period, or the
+-- wait deadline S.wait_timeout) abandons the wait. Returns true when all
+-- replies are in (a lost controller ends them with ControllerLost).
 local function wait_for (rec, stream)
     local r = rec.r
     native.sigints (true)
     native.sigmode (2)
     local interrupted_at, abandoned
+    local deadline = native.now () + S.wait_timeout
     while true do
         local done = r:wait (WAIT_SLICE_MSEC)
         if stream then show_stream (rec, done) end
@@ -370,6 +375,12 @@ local function wait_for (rec, stream)
             rec.interrupt = ok and ir or nil
         end
         if n >= 2 or (interrupted_at and native.now () - interrupted_at > INTERRUPT_GRACE_MSEC) then
+            abandoned = true
+            break
+        end
+        if native.now () >= deadline then
+            out (native.interactive and "\n" or "", ("no complete answer within %d ms "
+                 .. "(%%pxconfig --wait-timeout MS)\n"):format (S.wait_timeout))
             abandoned = true
             break
         end
@@ -438,7 +449,7 @@ dv a direct view on all engines, lp the luaparallel module.
   %result              the last %px's values, here (also stored in _)
   %targets [SPEC]      default targets of %px (no SPEC: show them)
   %pxconfig [--block|--noblock] [--targets SPEC] [--stream|--no-stream]
-                       [--group-outputs=engine|order]
+                       [--group-outputs=engine|order] [--wait-timeout MS]
   %engines             engines with their state and queue
   %help                this text
 Ctrl-C while waiting interrupts the engines; a second Ctrl-C stops waiting.
@@ -471,6 +482,10 @@ local function parse_options (text, allow_code)
         elseif name == "--local" then opts.run_local = true
         elseif name == "--stream" then opts.stream = true
         elseif name == "--no-stream" then opts.stream = false
+        elseif name == "--wait-timeout" then
+            local ms = math.tointeger (tonumber (arg ()))
+            if not ms or ms <= 0 then error ("--wait-timeout: a positive number of ms", 0) end
+            opts.wait_timeout = ms
         elseif name == "--group-outputs" then
             local g = arg ()
             if g ~= "engine" and g ~= "order" then
@@ -567,10 +582,11 @@ magics ["pxconfig"] = function (rest)
     if opts.has_targets then S.targets = opts.targets end
     if opts.stream ~= nil then S.stream = opts.stream end
     if opts.group then S.group = opts.group end
+    if opts.wait_timeout then S.wait_timeout = opts.wait_timeout end
     if rest == "" then
-        out (("%%pxconfig targets %s, %s, %s, group-outputs=%s\n"):format (
+        out (("%%pxconfig targets %s, %s, %s, group-outputs=%s, wait-timeout=%d\n"):format (
             targets_text (S.targets), S.block and "block" or "noblock",
-            S.stream and "stream" or "no-stream", S.group))
+            S.stream and "stream" or "no-stream", S.group, S.wait_timeout))
     end
 end
 
