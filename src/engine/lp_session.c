@@ -102,6 +102,13 @@ lp_session_set_lost_exit (lp_session_t *self, int64_t msec)
     self->lost_exit = msec > 0? msec: 0;
 }
 
+void
+lp_session_set_id (lp_session_t *self, int id)
+{
+    assert (self);
+    self->id = id >= 0? id: -1;
+}
+
 //  True when --lost-exit says to give up
 static bool
 s_lost_too_long (lp_session_t *self)

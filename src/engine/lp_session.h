@@ -26,6 +26,9 @@ void        lp_session_destroy (lp_session_t **self_p);
 //  --lost-exit: run returns 1 once no controller has been heard for msec
 //  (0, the default: keep trying forever).
 void        lp_session_set_lost_exit (lp_session_t *self, int64_t msec);
+//  --id: the id to ask for at the first registration (a controller
+//  restarting a local engine asks for the old one). -1: any.
+void        lp_session_set_id (lp_session_t *self, int id);
 //  Registers, serves requests, reconnects when the controller is lost,
 //  until *stop is set or a shutdown_request comes; then unregisters.
 //  Returns the process exit code.

@@ -67,6 +67,7 @@ s_usage (FILE *out)
         "  --memory-limit MB   cap on each Lua state's memory (0 = none; default\n"
         "                      %d%% of physical memory divided by N)\n"
         "  --lost-exit MSEC    exit when no controller was heard for MSEC (default: never)\n"
+        "  --id N              ask for engine id N when registering (without -n)\n"
         "  --log FILE          append log lines and output to FILE\n"
         "  --daemon            detach from the terminal (setsid)\n"
         "  --pid-file PATH     write the (supervisor's) pid there; removed on exit\n",
@@ -98,6 +99,7 @@ s_install_handlers (void)
 
 //  One engine in this process; returns the exit code
 static int64_t s_lost_exit = 0;         //  --lost-exit ms, 0 = never
+static int s_ask_id = -1;               //  --id, -1 = any
 
 static int
 s_engine_main (const char *file, lp_conn_t **conn_p, size_t memory_limit)
@@ -133,6 +135,8 @@ s_engine_main (const char *file, lp_conn_t **conn_p, size_t memory_limit)
         return 1;
     }
     lp_session_set_lost_exit (session, s_lost_exit);
+    if (s_ask_id >= 0)
+        lp_session_set_id (session, s_ask_id);
     int rc = lp_session_run (session, &s_stop);
     lp_session_destroy (&session);
     lp_engine_destroy (&engine);
@@ -240,6 +244,15 @@ main (int argc, char *argv [])
             }
         }
         else
+        if (streq (arg, "--id") && has_value) {
+            long id = strtol (argv [++i], &end, 10);
+            if (*end || id < 0 || id >= 1000000) {
+                fprintf (stderr, "lpengine: --id wants an engine id from 0 to 999999\n");
+                return 1;
+            }
+            s_ask_id = (int) id;
+        }
+        else
         if (streq (arg, "--lost-exit") && has_value) {
             long long msec = strtoll (argv [++i], &end, 10);
             if (*end || msec < 0) {
@@ -253,6 +266,10 @@ main (int argc, char *argv [])
             s_usage (stderr);
             return 1;
         }
+    }
+    if (s_ask_id >= 0 && n > 1) {
+        fprintf (stderr, "lpengine: --id names one engine; it cannot go with -n %ld\n", n);
+        return 1;
     }
     if (!file) {
         fprintf (stderr, "lpengine: --file is required\n");
