@@ -3,9 +3,13 @@
 
 struct _lp_engines_t {
     zhashx_t *by_uuid;                  //  uuid -> lp_engine_ref_t (owns)
-    lp_engine_ref_t **by_id;                //  id -> engine (borrowed)
+    lp_engine_ref_t **by_id;            //  id -> engine (borrowed)
     size_t span;                        //  slots in by_id
-    zlistx_destructor_fn *fifo_free;    //  for FIFO items
+    size_t active;                      //  engines with active set
+    zlistx_destructor_fn *sent_free;    //  for records left in the lists
+    uint64_t *marks;                    //  per id slot: fold generation seen
+    size_t marks_size;                  //  slots in marks
+    uint64_t generation;                //  of the current fold
 };
 
 static void
@@ -13,14 +17,14 @@ s_engine_free (void **item)
 {
     lp_engine_ref_t *engine = (lp_engine_ref_t *) *item;
     if (engine) {
-        zlistx_destroy (&engine->fifo);
+        zlistx_destroy (&engine->sent);
         free (engine);
         *item = NULL;
     }
 }
 
 lp_engines_t *
-lp_engines_new (zlistx_destructor_fn *fifo_free)
+lp_engines_new (zlistx_destructor_fn *sent_free)
 {
     lp_engines_t *self = (lp_engines_t *) calloc (1, sizeof (lp_engines_t));
     if (!self)
@@ -31,7 +35,7 @@ lp_engines_new (zlistx_destructor_fn *fifo_free)
         return NULL;
     }
     zhashx_set_destructor (self->by_uuid, s_engine_free);
-    self->fifo_free = fifo_free;
+    self->sent_free = sent_free;
     return self;
 }
 
@@ -42,8 +46,18 @@ lp_engines_destroy (lp_engines_t **self_p)
     if (self) {
         zhashx_destroy (&self->by_uuid);
         free (self->by_id);
+        free (self->marks);
         free (self);
         *self_p = NULL;
+    }
+}
+
+void
+lp_engines_deactivate (lp_engines_t *self, lp_engine_ref_t *engine)
+{
+    if (engine && engine->active) {
+        engine->active = false;
+        self->active--;
     }
 }
 
@@ -67,19 +81,25 @@ lp_engines_add (lp_engines_t *self, int id, const char *uuid)
         if (!engine)
             return NULL;
         memcpy (engine->uuid, uuid, LP_ID_CHARS + 1);
-        engine->fifo = zlistx_new ();
-        if (!engine->fifo || zhashx_insert (self->by_uuid, uuid, engine) != 0) {
-            zlistx_destroy (&engine->fifo);
+        engine->sent = zlistx_new ();
+        if (!engine->sent || zhashx_insert (self->by_uuid, uuid, engine) != 0) {
+            zlistx_destroy (&engine->sent);
             free (engine);
             return NULL;
         }
-        if (self->fifo_free)
-            zlistx_set_destructor (engine->fifo, self->fifo_free);
+        if (self->sent_free)
+            zlistx_set_destructor (engine->sent, self->sent_free);
     }
     if (self->by_id [id] && self->by_id [id] != engine)
-        self->by_id [id]->active = false;
+        lp_engines_deactivate (self, self->by_id [id]);
+    //  The entry may have been under another id before.
+    if (engine->active && engine->id != id && self->by_id [engine->id] == engine)
+        self->by_id [engine->id] = NULL;
     engine->id = id;
-    engine->active = true;
+    if (!engine->active) {
+        engine->active = true;
+        self->active++;
+    }
     self->by_id [id] = engine;
     return engine;
 }
@@ -100,4 +120,72 @@ size_t
 lp_engines_span (lp_engines_t *self)
 {
     return self->span;
+}
+
+size_t
+lp_engines_active (lp_engines_t *self)
+{
+    return self->active;
+}
+
+int64_t
+lp_engines_fold (lp_engines_t *self, const lp_value_t *targets,
+                 int64_t *out, char *why, size_t whylen)
+{
+    size_t length = lp_value_len (targets);
+    //  One id is always allowed, so that with no engine registered a
+    //  request still gets "engine N is not registered" rather than a refusal.
+    size_t limit = self->active > 0? self->active: 1;
+    //  Duplicates are found with a mark per id slot (ids below the span)
+    //  and a small hash for the others (never registered, so at most
+    //  `limit` of them get this far): O(1) per id either way.
+    if (self->marks_size < self->span) {
+        uint64_t *grown = (uint64_t *) realloc (self->marks, self->span * sizeof *grown);
+        if (!grown) {
+            snprintf (why, whylen, "controller out of memory");
+            return -1;
+        }
+        memset (grown + self->marks_size, 0, (self->span - self->marks_size) * sizeof *grown);
+        self->marks = grown;
+        self->marks_size = self->span;
+    }
+    self->generation++;
+    zhashx_t *others = NULL;
+    int64_t count = 0;
+    for (size_t i = 0; i < length; i++) {
+        const lp_value_t *item = lp_value_at (targets, i);
+        if (lp_value_type (item) != LP_INT) {
+            snprintf (why, whylen, "header.targets[%zu] is %s, not an engine id (integer)",
+                      i + 1, lp_type_name (lp_value_type (item)));
+            count = -1;
+            break;
+        }
+        int64_t id = lp_value_as_int (item);
+        if (id >= 0 && (size_t) id < self->marks_size) {
+            if (self->marks [id] == self->generation)
+                continue;
+            self->marks [id] = self->generation;
+        }
+        else {
+            char key [24];
+            snprintf (key, sizeof key, "%lld", (long long) id);
+            if (!others && !(others = zhashx_new ())) {
+                snprintf (why, whylen, "controller out of memory");
+                count = -1;
+                break;
+            }
+            if (zhashx_lookup (others, key))
+                continue;
+            zhashx_insert (others, key, (void *) 1);
+        }
+        if ((size_t) count == limit) {
+            snprintf (why, whylen, "header.targets names more engines than the %zu registered "
+                      "(each engine at most once)", limit);
+            count = -1;
+            break;
+        }
+        out [count++] = id;
+    }
+    zhashx_destroy (&others);
+    return count;
 }

@@ -3,9 +3,9 @@
     engines they name, and replies back.
 
     One actor per channel: the controller runs one for mux (direct
-    requests) and one for control (interrupt, shutdown), each with a ROUTER
-    facing clients and a ROUTER facing engines, so each thread polls only
-    its own two sockets (on this kind of VM every socket in a poll set
+    requests) and one for control (interrupt, shutdown, abort), each with a
+    ROUTER facing clients and a ROUTER facing engines, so each thread polls
+    only its own two sockets (on this kind of VM every socket in a poll set
     costs system calls per wake-up):
 
         client DEALER -> [client] <LPMSG> sig header ...      (client ROUTER)
@@ -14,15 +14,29 @@
 
     A request is verified (signature, replay) and only its header decoded,
     for `targets`; the frames are forwarded unchanged, so the engine checks
-    the same signature the client made. An engine answers in order, so each
-    engine keeps a FIFO of unanswered requests per channel: a reply pops the
-    head. That FIFO is all the bookkeeping on the data path; it gives the
-    queue counts for status, and when the hub says an engine died, every
-    request in it gets an EngineError reply at once, so no client waits on a
-    dead engine.
+    the same signature the client made.
+
+    Every forwarded copy gets a record, keyed by "<msg_id>/<engine id>",
+    from the moment it is sent until its reply arrives or its engine goes
+    (docs/protocol.md, "Direct requests"). A reply is matched by its
+    parent_header.msg_id and the engine it came from, never by position:
+    an engine that drops a request, or answers out of order, leaves no
+    stale entry and no reply goes to the wrong request. A reply with no
+    record is dropped and counted. The records of an engine (a list in
+    send order, lp_engines) give the queue counts for status, and when the
+    hub says the engine died every one of them gets an error reply at once
+    (ename from the hub: EngineError, or TimeLimit), so no client waits on
+    a dead engine. Records are freed when final: memory is bounded by the
+    requests in flight.
+
+    targets: duplicates are folded (each engine once, first occurrence
+    order); a list naming more engines than are registered, or an id that
+    is not an integer, is refused whole with one ProtocolError reply
+    (metadata engine -1) before anything is forwarded. Work per request is
+    O(number of targets).
 
     An engine is routable only after the hub says ADD, which it does once
-    the engine's hello has arrived on both channels (the hello is how this
+    the engine's hello has arrived on every channel (the hello is how this
     actor learns the engine is connected, so ROUTER_MANDATORY sends to it
     succeed). Engines that are not routable get an immediate error reply.
     =========================================================================
@@ -30,12 +44,20 @@
 #include "lp_mux.h"
 #include "lp_reply.h"
 #include "lp_engines.h"
+#include "lp_record.h"
 
+#define LP_RECORD_KEY_CHARS  300        //  "<msg_id>/<engine id>"
+#define LP_UNMATCHED_LOG_MSEC 60000     //  unmatched replies: log once a minute
 
+//  One forwarded copy of a request, from send to reply (or engine death).
 typedef struct {
+    char key [LP_RECORD_KEY_CHARS];     //  "<msg_id>/<engine id>"
     zframe_t *client;                   //  client routing identity
-    lp_value_t *header;                 //  request header
-} s_pending_t;
+    lp_value_t *header;                 //  request header (for error replies)
+    lp_engine_ref_t *engine;            //  where it went (the table outlives it)
+    void *handle;                       //  its place in engine->sent
+    int64_t sent_at;                    //  wall clock, usec
+} s_record_t;
 
 typedef struct {
     zsock_t *pipe;                      //  to the hub
@@ -44,15 +66,20 @@ typedef struct {
     const char *channel;                //  "mux" or "control"
     zsock_t *client;                    //  client-facing ROUTER
     zsock_t *engine;                    //  engine-facing ROUTER
-    lp_engines_t *engines;              //  FIFOs of s_pending_t
+    lp_engines_t *engines;              //  record lists (own the records)
+    zhashx_t *records;                  //  key -> s_record_t (borrowed)
+    int64_t *targets;                   //  scratch for folded targets
+    size_t targets_size;                //  slots in targets
+    uint64_t unmatched;                 //  replies dropped: no record
+    int64_t unmatched_logged;           //  zclock_mono of the last log line
     char endpoints [2][128];            //  engine, client
 } self_t;
 
 
 static void
-s_pending_destroy (s_pending_t **self_p)
+s_record_destroy (s_record_t **self_p)
 {
-    s_pending_t *self = *self_p;
+    s_record_t *self = *self_p;
     if (self) {
         zframe_destroy (&self->client);
         lp_value_destroy (&self->header);
@@ -62,47 +89,76 @@ s_pending_destroy (s_pending_t **self_p)
 }
 
 static void
-s_pending_free (void **item)
+s_record_free (void **item)
 {
-    s_pending_destroy ((s_pending_t **) item);
+    s_record_destroy ((s_record_t **) item);
 }
 
-//  Binds a socket on ip with a free port; writes its endpoint. 0 / -1.
-//  Sends an EngineError reply for a request that cannot reach its engine.
 static void
-s_reply_error (self_t *self, zframe_t *client,
-               lp_value_t *header, int64_t engine_id, const char *evalue)
+s_record_key (char *key, const char *msg_id, int engine_id)
 {
-    lp_reply_error (self->wire, self->client, client, header,
-                    engine_id, "EngineError", evalue);
+    snprintf (key, LP_RECORD_KEY_CHARS, "%s/%d", msg_id, engine_id);
 }
 
-//  Forwards one copy of msg (starting at the client identity) to engine.
-//  msg is taken. Returns 0, or -1 when the engine cannot be reached.
+//  The record is final: out of the index and its engine's list (freed).
+static void
+s_record_final (self_t *self, s_record_t *record)
+{
+    zhashx_delete (self->records, record->key);
+    zlistx_delete (record->engine->sent, record->handle);
+}
+
+//  Sends an error reply from the controller for a request.
+static void
+s_reply_error (self_t *self, zframe_t *client, lp_value_t *header,
+               int64_t engine_id, const char *ename, const char *evalue)
+{
+    lp_reply_error (self->wire, self->client, client, header, engine_id, ename, evalue);
+}
+
+//  Forwards one copy of msg (starting at the client identity) to engine
+//  and records it. msg is taken. Returns 0, or -1 when the engine cannot
+//  be reached.
 static int
 s_forward (self_t *self, lp_engine_ref_t *engine, zmsg_t **msg_p,
-           zframe_t *client, lp_value_t *header)
+           zframe_t *client, lp_value_t *header, const char *msg_id)
 {
     zmsg_t *msg = *msg_p;
     *msg_p = NULL;
-    if (zmsg_pushmem (msg, engine->uuid, strlen (engine->uuid)) != 0) {
+    s_record_t *record = (s_record_t *) calloc (1, sizeof (s_record_t));
+    if (record) {
+        s_record_key (record->key, msg_id, engine->id);
+        record->client = zframe_dup (client);
+        record->header = lp_value_dup (header);
+        record->engine = engine;
+        record->sent_at = lp_util_wall_usec ();
+    }
+    if (!record || !record->client || !record->header
+    ||  zhashx_lookup (self->records, record->key)
+    ||  zmsg_pushmem (msg, engine->uuid, strlen (engine->uuid)) != 0) {
+        s_record_destroy (&record);
         zmsg_destroy (&msg);
         return -1;
     }
     if (zmsg_send (&msg, self->engine) != 0) {
         zmsg_destroy (&msg);
+        s_record_destroy (&record);
         return -1;
     }
-    s_pending_t *pending = (s_pending_t *) zmalloc (sizeof (s_pending_t));
-    pending->client = zframe_dup (client);
-    pending->header = lp_value_dup (header);
-    if (!pending->client || !pending->header
-    ||  !zlistx_add_end (engine->fifo, pending))
-        s_pending_destroy (&pending);
+    record->handle = zlistx_add_end (engine->sent, record);
+    if (!record->handle || zhashx_insert (self->records, record->key, record) != 0) {
+        //  Sent but cannot be tracked: its reply will be dropped as
+        //  unmatched, so the client gets this error instead.
+        if (record->handle)
+            zlistx_detach (engine->sent, record->handle);
+        s_reply_error (self, client, header, engine->id, "EngineError",
+                       "controller out of memory: the request was sent but cannot be tracked");
+        s_record_destroy (&record);
+    }
     return 0;
 }
 
-//  A request from a client: verify, read targets, fan out.
+//  A request from a client: verify, fold targets, fan out.
 static int
 s_handle_client (self_t *self, zmsg_t *msg)
 {
@@ -114,30 +170,50 @@ s_handle_client (self_t *self, zmsg_t *msg)
         return 0;
     }
     zframe_t *client = zframe_dup (zmsg_first (msg));
-    const lp_value_t *targets = lp_value_get (header, "targets");
+    const char *msg_id = lp_value_as_string (lp_value_get (header, LP_HDR_MSG_ID), NULL);
+    const lp_value_t *targets = lp_value_get (header, LP_HDR_TARGETS);
+    char why [256];
     if (!targets || lp_value_type (targets) != LP_ARRAY || lp_value_len (targets) == 0) {
-        s_reply_error (self, client, header, -1,
+        s_reply_error (self, client, header, -1, LP_ENAME_PROTOCOL,
                        "request has no targets (header.targets must be a non-empty array of engine ids)");
         goto done;
     }
-    size_t ntargets = lp_value_len (targets);
-    for (size_t i = 0; i < ntargets; i++) {
-        const lp_value_t *t = lp_value_at (targets, i);
-        int64_t id = lp_value_type (t) == LP_INT? lp_value_as_int (t): -1;
+    size_t room = lp_engines_active (self->engines) + 1;
+    if (room > self->targets_size) {
+        int64_t *grown = (int64_t *) realloc (self->targets, room * sizeof *grown);
+        if (!grown) {
+            s_reply_error (self, client, header, -1, LP_ENAME_ENGINE, "controller out of memory");
+            goto done;
+        }
+        self->targets = grown;
+        self->targets_size = room;
+    }
+    int64_t ntargets = lp_engines_fold (self->engines, targets, self->targets, why, sizeof why);
+    if (ntargets < 0) {
+        s_reply_error (self, client, header, -1, LP_ENAME_PROTOCOL, why);
+        goto done;
+    }
+    for (int64_t i = 0; i < ntargets; i++) {
+        int64_t id = self->targets [i];
         lp_engine_ref_t *engine = lp_engines_by_id (self->engines, id);
-        char why [160];
         if (!engine || !engine->active) {
-            snprintf (why, sizeof why, "engine %lld is not registered",
-                      (long long) id);
-            s_reply_error (self, client, header, id, why);
+            snprintf (why, sizeof why, "engine %lld is not registered", (long long) id);
+            s_reply_error (self, client, header, id, LP_ENAME_ENGINE, why);
+            continue;
+        }
+        char key [LP_RECORD_KEY_CHARS];
+        s_record_key (key, msg_id, engine->id);
+        if (zhashx_lookup (self->records, key)) {
+            s_reply_error (self, client, header, id, LP_ENAME_PROTOCOL,
+                           "a request with this msg_id is already pending on this engine");
             continue;
         }
         zmsg_t *copy = (i + 1 == ntargets)? msg: zmsg_dup (msg);
         if (copy == msg)
             msg = NULL;
-        if (!copy || s_forward (self, engine, &copy, client, header) != 0) {
+        if (!copy || s_forward (self, engine, &copy, client, header, msg_id) != 0) {
             snprintf (why, sizeof why, "engine %lld is not reachable", (long long) id);
-            s_reply_error (self, client, header, id, why);
+            s_reply_error (self, client, header, id, LP_ENAME_ENGINE, why);
         }
     }
 done:
@@ -145,6 +221,21 @@ done:
     lp_value_destroy (&header);
     zmsg_destroy (&msg);
     return 0;
+}
+
+//  A reply nobody waits for: counted, logged at most once a minute.
+static void
+s_unmatched (self_t *self, const char *uuid, const char *parent_id)
+{
+    self->unmatched++;
+    int64_t now = zclock_mono ();
+    if (self->unmatched == 1 || now - self->unmatched_logged >= LP_UNMATCHED_LOG_MSEC) {
+        self->unmatched_logged = now;
+        zsys_warning ("controller/%s: dropped a reply from engine %s to %s, which has no "
+                      "pending request there (%llu such replies so far)", self->channel,
+                      *uuid? uuid: "-", parent_id && *parent_id? parent_id: "(no parent msg_id)",
+                      (unsigned long long) self->unmatched);
+    }
 }
 
 //  A message from an engine: a hello (no client frame) or a reply.
@@ -161,7 +252,7 @@ s_handle_engine (self_t *self, zmsg_t *msg)
 
     if (hello) {
         lp_msg_t *decoded = lp_wire_decode (self->wire, &msg);
-        if (decoded && *uuid && streq (lp_msg_type (decoded), "engine_hello")) {
+        if (decoded && *uuid && streq (lp_msg_type (decoded), LP_ENGINE_HELLO)) {
             int64_t id = lp_msg_get_int (decoded, "id", -1);
             zsock_send (self->pipe, "siss", "HELLO", (int) id, uuid,
                         self->channel);
@@ -171,17 +262,33 @@ s_handle_engine (self_t *self, zmsg_t *msg)
     }
     size_t delim = 0;
     lp_value_t *header = lp_wire_verify (self->wire, msg, &delim);
+    if (!header || delim != 1) {
+        lp_value_destroy (&header);
+        zmsg_destroy (&msg);
+        return 0;
+    }
+    char parent_id [LP_RECORD_KEY_CHARS] = "";
     lp_engine_ref_t *engine = lp_engines_by_uuid (self->engines, uuid);
-    if (header && delim == 1 && engine && engine->active) {
-        s_pending_t *head = (s_pending_t *) zlistx_first (engine->fifo);
-        if (head)
-            zlistx_delete (engine->fifo, zlistx_cursor (engine->fifo));
-        zmsg_send (&msg, self->client);
+    s_record_t *record = NULL;
+    if (engine && lp_record_parent_id (msg, delim, parent_id, sizeof parent_id) == 0) {
+        char key [LP_RECORD_KEY_CHARS];
+        s_record_key (key, parent_id, engine->id);
+        record = (s_record_t *) zhashx_lookup (self->records, key);
+    }
+    if (record) {
+        //  The reply goes to the client that sent the request, whatever
+        //  routing frame the engine put in front.
+        zframe_t *routing = zmsg_pop (msg);
+        zframe_destroy (&routing);
+        routing = zframe_dup (record->client);
+        if (routing && zmsg_prepend (msg, &routing) == 0)
+            zmsg_send (&msg, self->client);
+        zframe_destroy (&routing);
+        engine->done++;
+        s_record_final (self, record);
     }
     else
-    if (header)
-        zsys_warning ("controller/mux: dropped a reply from %s engine %s",
-                      engine? "inactive": "unknown", *uuid? uuid: "-");
+        s_unmatched (self, uuid, parent_id);
     lp_value_destroy (&header);
     zmsg_destroy (&msg);
     return 0;
@@ -209,20 +316,21 @@ s_on_engine (zloop_t *loop, zsock_t *sock, void *arg)
     return 0;
 }
 
-//  The hub says the engine is gone: every unanswered request fails now.
+//  The hub says the engine is gone: every request recorded on it fails
+//  now, with ename (EngineError, or TimeLimit).
 static void
-s_engine_remove (self_t *self, int id, const char *reason)
+s_engine_remove (self_t *self, int id, const char *reason, const char *ename)
 {
     lp_engine_ref_t *engine = lp_engines_by_id (self->engines, id);
     if (!engine)
         return;
-    engine->active = false;
+    lp_engines_deactivate (self->engines, engine);
     char why [256];
     snprintf (why, sizeof why, "engine %d %s", id, reason);
-    s_pending_t *pending;
-    while ((pending = (s_pending_t *) zlistx_first (engine->fifo))) {
-        s_reply_error (self, pending->client, pending->header, id, why);
-        zlistx_delete (engine->fifo, zlistx_cursor (engine->fifo));
+    s_record_t *record;
+    while ((record = (s_record_t *) zlistx_first (engine->sent))) {
+        s_reply_error (self, record->client, record->header, id, ename, why);
+        s_record_final (self, record);
     }
 }
 
@@ -237,7 +345,7 @@ s_send_queues (self_t *self)
         lp_engine_ref_t *engine = lp_engines_by_id (self->engines, (int64_t) id);
         if (engine && engine->active)
             used += snprintf (text + used, size - used, "%zu:%zu ", id,
-                              zlistx_size (engine->fifo));
+                              zlistx_size (engine->sent));
     }
     zsock_send (self->pipe, "ss", "QUEUES", text);
     free (text);
@@ -286,12 +394,15 @@ s_handle_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
     if (streq (command, "ADD") || streq (command, "REMOVE")) {
         char *id_text = zmsg_popstr (msg);
         text = zmsg_popstr (msg);
+        char *ename = zmsg_popstr (msg);    //  REMOVE only
         id = id_text? atoi (id_text): -1;
         free (id_text);
         if (streq (command, "ADD"))
             lp_engines_add (self->engines, id, text? text: "");
         else
-            s_engine_remove (self, id, text? text: "died");
+            s_engine_remove (self, id, text? text: "died",
+                             ename && *ename? ename: LP_ENAME_ENGINE);
+        free (ename);
     }
     else
     if (streq (command, "QUEUES"))
@@ -316,7 +427,10 @@ s_self_destroy (self_t **self_p)
     zloop_destroy (&self->loop);
     zsock_destroy (&self->client);
     zsock_destroy (&self->engine);
+    //  Records are owned by the engine lists; the index only points.
+    zhashx_destroy (&self->records);
     lp_engines_destroy (&self->engines);
+    free (self->targets);
     lp_wire_destroy (&self->wire);
     free (self);
     *self_p = NULL;
@@ -330,9 +444,10 @@ s_self_new (zsock_t *pipe, lp_mux_config_t *config)
     char name [32];
     snprintf (name, sizeof name, "controller/%s", config->channel);
     self->wire = lp_wire_new (config->key, config->key_len, name);
-    self->engines = lp_engines_new (s_pending_free);
+    self->engines = lp_engines_new (s_record_free);
+    self->records = zhashx_new ();
     self->loop = zloop_new ();
-    if (!self->wire || !self->engines || !self->loop) {
+    if (!self->wire || !self->engines || !self->records || !self->loop) {
         s_self_destroy (&self);
         return NULL;
     }

@@ -3,7 +3,8 @@
 
     Commands on the actor pipe (hub -> mux), each a czmq picture message:
       "ADD"     i s     engine id, uuid: route to it from now on
-      "REMOVE"  i s     engine id, reason: fail its unanswered requests
+      "REMOVE"  i s s   engine id, reason, ename: fail its unanswered
+                        requests with ename (EngineError, TimeLimit)
       "QUEUES"          reply "QUEUES" s: "id:n id:n ..." unanswered per engine
       "ENDPOINTS"       reply s s: engine endpoint, client endpoint
       "SHUTDOWN"        ask every engine to exit (control shutdown_request)

@@ -16,13 +16,30 @@
         success / failure   which outcomes of after/follow satisfy them
                     (default success = true, failure = false)
 
-    A task is always in exactly one place: the waiting list (unassigned, in
-    arrival order, possibly blocked on dependencies) or one engine's FIFO
-    (assigned; engines answer a channel in order, so a reply pops the
-    head). It leaves only with a reply to its client: the engine's, or one
-    made here (EngineError, TimeoutError, DependencyError, Aborted). Tasks
-    with retries keep a copy of their frames for resubmission; others are
-    forwarded without a copy.
+    Every task has a record (s_task_t, indexed by the client's msg_id in
+    `pending`) from receipt to its final state, and is always in exactly
+    one place: the waiting list (unassigned, in arrival order, possibly
+    blocked on dependencies) or one engine's list (assigned). Replies are
+    matched by parent_header.msg_id and the engine they come from (index
+    `attempts`), never by position; a reply with no record is dropped and
+    counted. A task leaves only with a reply to its client: the engine's,
+    or one made here (EngineError or TimeLimit when its engine died,
+    TimeoutError, DependencyError, Aborted), and its record is freed then.
+    Tasks with retries keep a copy of their frames for resubmission;
+    others are forwarded without a copy.
+
+    Retries: every attempt after the first is a new message (an engine
+    that saw the first would drop the same msg_id as a replay): a copy of
+    the original header with a fresh msg_id and date and task_id = the
+    client's msg_id, signed again with the cluster key. The reply to such
+    an attempt gets the original header back as its parent_header, and is
+    signed again, so the client only sees the msg_id it sent. An engine
+    error with metadata ename "Aborted" is final.
+
+    targets follow the mux's rule (lp_engines_fold): folded, and refused
+    with one ProtocolError when they name more engines than are
+    registered or an id that is not an integer; they are kept sorted, so
+    checking an engine against them is a binary search.
 
     `hwm` bounds the tasks outstanding on one engine; tasks beyond it wait
     here, where they can still go to whichever engine frees up first.
@@ -34,6 +51,7 @@
 #include "lp_scheduler.h"
 #include "lp_reply.h"
 #include "lp_engines.h"
+#include "lp_record.h"
 
 #include <malloc.h>
 #include <sodium.h>
@@ -43,9 +61,21 @@
 #define LP_TRIM_AFTER_TASKS  10000      //  tasks between malloc_trim calls
 #define LP_WAITING_MAX       4096       //  unassigned tasks held here at most
 #define LP_CLIENT_RCVHWM     8192       //  then queued in ZeroMQ, then clients
+#define LP_TASK_ID_MAX       64         //  longer task msg_ids are refused
+#define LP_UNMATCHED_LOG_MSEC 60000     //  unmatched replies: log once a minute
+
+typedef enum { TASK_WAITING, TASK_ASSIGNED } s_where_t;
 
 typedef struct {
-    char msg_id [LP_ID_CHARS + 1];      //  the request's msg_id
+    char msg_id [LP_TASK_ID_MAX + 1];   //  the request's msg_id (the client's)
+    char attempt [LP_ID_CHARS + 1];     //  msg_id of the attempt on an engine
+                                        //  (the client's for the first one)
+    int attempts;                       //  attempts sent so far
+    s_where_t where;                    //  waiting list or an engine's list
+    void *handle;                       //  its place in that list
+    lp_engine_ref_t *engine;            //  when assigned
+    int64_t submitted;                  //  wall usec: received
+    int64_t assigned;                   //  wall usec: last sent to an engine
     zmsg_t *msg;                        //  [client] <LPMSG> ... (for retries)
     zframe_t *client;                   //  client identity
     zframe_t *header;                   //  request header, as sent (decoded
@@ -78,13 +108,20 @@ typedef struct {
     char endpoints [2][128];            //  engine, client
     lp_scheme_t scheme;                 //  picking rule
     int hwm;                            //  per-engine bound, 0 = none
-    lp_engines_t *engines;              //  FIFOs of assigned s_task_t (owns)
+    uint8_t key [LP_KEY_BYTES];         //  for re-signing retries and their replies
+    size_t key_len;
+    lp_engines_t *engines;              //  lists of assigned s_task_t (own them)
     zlistx_t *waiting;                  //  unassigned s_task_t (owns)
     size_t with_deadline;               //  waiting tasks with a timeout
     int timer;                          //  timeout check timer, -1 when off
-    zhashx_t *pending;                  //  msg_id -> task, not yet done
+    zhashx_t *pending;                  //  msg_id -> task, not yet final (the record)
+    zhashx_t *attempts;                 //  attempt msg_id -> assigned task
+    int64_t *fold;                      //  scratch for folded targets
+    size_t fold_size;                   //  slots in fold
+    uint64_t unmatched;                 //  engine replies with no record
+    int64_t unmatched_logged;           //  zclock_mono of the last log line
     zhashx_t *outcomes;                 //  msg_id -> s_outcome_t
-    char (*history) [LP_ID_CHARS + 1];  //  ring of outcome ids, oldest out
+    char (*history) [LP_TASK_ID_MAX + 1];  //  ring of outcome ids, oldest out
     size_t history_next;
     uint64_t stamp;                     //  lru clock
     uint64_t finished;                  //  tasks ended since the last trim
@@ -181,10 +218,17 @@ s_header_bool (const lp_value_t *header, const char *key, bool fallback)
     return value && lp_value_type (value) == LP_BOOL? lp_value_as_bool (value): fallback;
 }
 
+static int
+s_compare_ids (const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+    return x < y? -1: x > y;
+}
+
 //  Builds a task from a verified request; the message and header are taken.
 //  NULL with why filled when the flags are malformed.
 static s_task_t *
-s_task_new (zmsg_t **msg_p, lp_value_t **header_p, char *why, size_t whylen)
+s_task_new (self_t *self, zmsg_t **msg_p, lp_value_t **header_p, char *why, size_t whylen)
 {
     s_task_t *task = (s_task_t *) calloc (1, sizeof (s_task_t));
     if (!task) {
@@ -203,7 +247,15 @@ s_task_new (zmsg_t **msg_p, lp_value_t **header_p, char *why, size_t whylen)
         frame = zmsg_next (task->msg);
     task->header = frame? zframe_dup (frame): NULL;
     const char *id = lp_value_as_string (lp_value_get (header, "msg_id"), NULL);
-    snprintf (task->msg_id, sizeof task->msg_id, "%s", id? id: "");
+    if (!id || strlen (id) > LP_TASK_ID_MAX) {
+        snprintf (why, whylen, "a task's msg_id must have at most %d characters", LP_TASK_ID_MAX);
+        lp_value_destroy (&header);
+        s_task_destroy (&task);
+        return NULL;
+    }
+    snprintf (task->msg_id, sizeof task->msg_id, "%s", id);
+    snprintf (task->attempt, sizeof task->attempt, "%.*s", LP_ID_CHARS, id);
+    task->submitted = lp_util_wall_usec ();
     task->retries = (int) s_header_int (header, "retries", 0);
     task->timeout = s_header_int (header, "timeout", 0);
     task->deadline = task->timeout > 0? zclock_mono () + task->timeout: 0;
@@ -211,11 +263,32 @@ s_task_new (zmsg_t **msg_p, lp_value_t **header_p, char *why, size_t whylen)
     task->failure_ok = s_header_bool (header, "failure", false);
     const lp_value_t *targets = lp_value_get (header, "targets");
     if (targets && lp_value_type (targets) == LP_ARRAY) {
-        task->ntargets = lp_value_len (targets);
-        task->targets = (int64_t *) calloc (task->ntargets + 1, sizeof (int64_t));
-        for (size_t i = 0; task->targets && i < task->ntargets; i++)
-            task->targets [i] = lp_value_as_int (lp_value_at (targets, i));
-        if (!task->targets)
+        //  The targets rule of the mux: folded, refused when longer than
+        //  the registered engines; kept sorted for lookups.
+        size_t room = lp_engines_active (self->engines) + 1;
+        if (room > self->fold_size) {
+            int64_t *grown = (int64_t *) realloc (self->fold, room * sizeof *grown);
+            if (grown) {
+                self->fold = grown;
+                self->fold_size = room;
+            }
+        }
+        int64_t count = room <= self->fold_size
+                      ? lp_engines_fold (self->engines, targets, self->fold, why, whylen): -1;
+        if (count < 0) {
+            if (room > self->fold_size)
+                snprintf (why, whylen, "controller out of memory");
+            lp_value_destroy (&header);
+            s_task_destroy (&task);
+            return NULL;
+        }
+        task->ntargets = (size_t) count;
+        task->targets = (int64_t *) malloc ((size_t) (count + 1) * sizeof (int64_t));
+        if (task->targets) {
+            memcpy (task->targets, self->fold, (size_t) count * sizeof (int64_t));
+            qsort (task->targets, task->ntargets, sizeof (int64_t), s_compare_ids);
+        }
+        else
             task->ntargets = 0;
     }
     if (!task->client || !task->header || task->retries < 0
@@ -242,7 +315,7 @@ s_task_free (void **item)
 static size_t
 s_load (lp_engine_ref_t *engine)
 {
-    return zlistx_size (engine->fifo);
+    return zlistx_size (engine->sent);
 }
 
 //  --------------------------------------------------------------------
@@ -260,7 +333,7 @@ s_remember (self_t *self, const char *msg_id, bool ok, int engine)
     outcome->ok = ok;
     outcome->engine = engine;
     zhashx_update (self->outcomes, msg_id, outcome);
-    snprintf (slot, LP_ID_CHARS + 1, "%s", msg_id);
+    snprintf (slot, LP_TASK_ID_MAX + 1, "%s", msg_id);
     self->history_next = (self->history_next + 1) % LP_TASK_HISTORY;
 }
 
@@ -352,11 +425,8 @@ s_eligible (self_t *self, s_task_t *task, lp_engine_ref_t *engine, int where)
     if (where >= 0 && engine->id != where)
         return false;
     if (task->targets) {
-        size_t i;
-        for (i = 0; i < task->ntargets; i++)
-            if (task->targets [i] == engine->id)
-                break;
-        if (i == task->ntargets)
+        int64_t id = engine->id;
+        if (!bsearch (&id, task->targets, task->ntargets, sizeof (int64_t), s_compare_ids))
             return false;
     }
     return true;
@@ -457,9 +527,49 @@ s_any_capacity (self_t *self)
     return false;
 }
 
-//  Sends the task to engine; the task moves to the engine's FIFO. 0, or
-//  -1 when the engine cannot be reached (the task stays unassigned, or
-//  fails when it was sent without a copy and so is gone).
+//  Gives an attempt after the first its own identity (docs/protocol.md,
+//  "Tasks"): out (the task's frames from <LPMSG> on, after the client
+//  frame) gets a copy of the original header with a fresh msg_id and
+//  date and task_id = the client's msg_id, and is signed again. The new
+//  id goes into task->attempt. 0 / -1.
+static int
+s_new_attempt (self_t *self, s_task_t *task, zmsg_t *out)
+{
+    char err [128];
+    lp_value_t *header = lp_codec_decode (zframe_data (task->header), zframe_size (task->header),
+                                          NULL, 0, err, sizeof err);
+    char id [LP_ID_CHARS + 1], date [32];
+    lp_util_random_id (id);
+    lp_util_iso_now (date);
+    zlist_t *buffers = zlist_new ();
+    zframe_t *frame = NULL;
+    int rc = -1;
+    if (header && buffers
+    &&  lp_value_set (header, LP_HDR_MSG_ID, lp_value_string (id)) == 0
+    &&  lp_value_set (header, LP_HDR_DATE, lp_value_string (date)) == 0
+    &&  lp_value_set (header, LP_HDR_TASK_ID, lp_value_string (task->msg_id)) == 0
+    &&  (frame = lp_codec_encode (header, buffers, err, sizeof err))
+    &&  zlist_size (buffers) == 0
+    &&  lp_record_replace (out, 1, LP_FRAME_HEADER, &frame) == 0
+    &&  lp_record_sign (self->key, self->key_len, out, 1) == 0) {
+        memcpy (task->attempt, id, sizeof id);
+        rc = 0;
+    }
+    zframe_destroy (&frame);
+    if (buffers) {
+        zframe_t *buffer;
+        while ((buffer = (zframe_t *) zlist_pop (buffers)))
+            zframe_destroy (&buffer);
+        zlist_destroy (&buffers);
+    }
+    lp_value_destroy (&header);
+    return rc;
+}
+
+//  Sends the task to engine; the task moves to the engine's list, and its
+//  attempt id into the index of attempts. 0, or -1 when the engine cannot
+//  be reached (the task stays unassigned, or fails when it was sent
+//  without a copy and so is gone).
 static int
 s_assign (self_t *self, s_task_t **task_p, lp_engine_ref_t *engine)
 {
@@ -470,22 +580,50 @@ s_assign (self_t *self, s_task_t **task_p, lp_engine_ref_t *engine)
         return -1;
     if (!keep)
         task->msg = NULL;               //  zmsg_send consumes it either way
+    if (task->attempts > 0 && s_new_attempt (self, task, out) != 0) {
+        zmsg_destroy (&out);
+        s_task_fail (self, task_p, -1, LP_ENAME_ENGINE,
+                     "controller could not build the retry (out of memory)");
+        return 0;
+    }
     if (zmsg_pushmem (out, engine->uuid, LP_ID_CHARS) != 0
     ||  zmsg_send (&out, self->engine) != 0) {
         zmsg_destroy (&out);
-        engine->active = false;
+        lp_engines_deactivate (self->engines, engine);
         zsys_warning ("scheduler: engine %d not reachable; not using it", engine->id);
         if (!keep) {
             char why [96];
             snprintf (why, sizeof why, "engine %d is not reachable", engine->id);
-            s_task_fail (self, task_p, engine->id, "EngineError", why);
+            s_task_fail (self, task_p, engine->id, LP_ENAME_ENGINE, why);
         }
         return -1;
     }
+    task->attempts++;
     engine->last_used = ++self->stamp;
-    if (!zlistx_add_end (engine->fifo, task))
-        s_task_fail (self, task_p, engine->id, "EngineError", "controller out of memory");
+    task->handle = zlistx_add_end (engine->sent, task);
+    if (!task->handle) {
+        s_task_fail (self, task_p, engine->id, LP_ENAME_ENGINE, "controller out of memory");
+        return 0;
+    }
+    task->where = TASK_ASSIGNED;
+    task->engine = engine;
+    task->assigned = lp_util_wall_usec ();
+    if (zhashx_insert (self->attempts, task->attempt, task) != 0) {
+        zlistx_detach (engine->sent, task->handle);
+        s_task_fail (self, task_p, engine->id, LP_ENAME_ENGINE,
+                     "controller out of memory: the task was sent but cannot be tracked");
+    }
     return 0;
+}
+
+//  Takes an assigned task off its engine (it is then in no list).
+static void
+s_unassign (self_t *self, s_task_t *task)
+{
+    zhashx_delete (self->attempts, task->attempt);
+    zlistx_detach (task->engine->sent, task->handle);
+    task->handle = NULL;
+    task->engine = NULL;
 }
 
 static int s_on_timer (zloop_t *loop, int timer_id, void *arg);
@@ -494,10 +632,12 @@ static void s_resume_clients (self_t *self);
 static void
 s_enqueue (self_t *self, s_task_t *task, bool front)
 {
-    if (front? !zlistx_add_start (self->waiting, task): !zlistx_add_end (self->waiting, task)) {
-        s_task_fail (self, &task, -1, "EngineError", "controller out of memory");
+    task->handle = front? zlistx_add_start (self->waiting, task): zlistx_add_end (self->waiting, task);
+    if (!task->handle) {
+        s_task_fail (self, &task, -1, LP_ENAME_ENGINE, "controller out of memory");
         return;
     }
+    task->where = TASK_WAITING;
     if (task->deadline) {
         self->with_deadline++;
         //  The timeout check runs only while some task has a deadline.
@@ -560,28 +700,32 @@ s_handle_abort (self_t *self, zmsg_t *msg, lp_value_t *header, size_t delim)
     const lp_value_t *ids = content? lp_value_get (content, "msg_ids"): NULL;
     lp_value_t *aborted = lp_value_array ();
     lp_value_t *not_aborted = lp_value_array ();
-    for (size_t i = 0; ids && aborted && not_aborted && i < lp_value_len (ids); i++) {
+    lp_value_t *assigned = lp_value_map ();
+    if (ids && lp_value_type (ids) != LP_ARRAY)
+        ids = NULL;
+    //  One lookup per id in the record: waiting tasks are aborted here;
+    //  tasks already on an engine are listed in assigned (msg_id ->
+    //  engine), for the client to abort there (control channel).
+    for (size_t i = 0; ids && aborted && not_aborted && assigned && i < lp_value_len (ids); i++) {
         const char *id = lp_value_as_string (lp_value_at (ids, i), NULL);
-        if (!id)
+        if (!id || lp_value_type (lp_value_at (ids, i)) != LP_STRING)
             continue;
-        bool found = false;
-        s_task_t *task = (s_task_t *) zlistx_first (self->waiting);
-        while (task) {
-            if (streq (task->msg_id, id)) {
-                zlistx_detach_cur (self->waiting);
-                if (task->deadline)
-                    self->with_deadline--;
-                s_task_fail (self, &task, -1, "Aborted", "task aborted before it started");
-                found = true;
-                break;
-            }
-            task = (s_task_t *) zlistx_next (self->waiting);
+        s_task_t *task = (s_task_t *) zhashx_lookup (self->pending, id);
+        if (task && task->where == TASK_WAITING) {
+            zlistx_detach (self->waiting, task->handle);
+            if (task->deadline)
+                self->with_deadline--;
+            s_task_fail (self, &task, -1, LP_ENAME_ABORTED, "task aborted before it started");
+            lp_value_append (aborted, lp_value_string (id));
+            continue;
         }
-        lp_value_append (found? aborted: not_aborted, lp_value_string (id));
+        if (task && task->engine)
+            lp_value_set (assigned, id, lp_value_int (task->engine->id));
+        lp_value_append (not_aborted, lp_value_string (id));
     }
     lp_msg_t *reply = lp_msg_new ("abort_reply");
     zmsg_t *routing = zmsg_new ();
-    if (reply && routing && aborted && not_aborted) {
+    if (reply && routing && aborted && not_aborted && assigned) {
         zmsg_append (routing, &(zframe_t *) { zframe_dup (zmsg_first (msg)) });
         lp_msg_set_routing (reply, &routing);
         lp_msg_set_parent (reply, header);
@@ -590,13 +734,15 @@ s_handle_abort (self_t *self, zmsg_t *msg, lp_value_t *header, size_t delim)
         lp_value_set (body, "status", lp_value_string ("ok"));
         lp_value_set (body, "aborted", aborted);
         lp_value_set (body, "not_aborted", not_aborted);
-        aborted = not_aborted = NULL;
+        lp_value_set (body, "assigned", assigned);
+        aborted = not_aborted = assigned = NULL;
         lp_wire_send (self->wire, &reply, self->client);
     }
     zmsg_destroy (&routing);
     lp_msg_destroy (&reply);
     lp_value_destroy (&aborted);
     lp_value_destroy (&not_aborted);
+    lp_value_destroy (&assigned);
     lp_value_destroy (&header);
     lp_value_destroy (&content);
 }
@@ -620,7 +766,7 @@ s_handle_client (self_t *self, zmsg_t *msg)
     zframe_t *client = zframe_dup (zmsg_first (msg));
     lp_value_t *header_copy = lp_value_dup (header);
     char why [256];
-    s_task_t *task = s_task_new (&msg, &header, why, sizeof why);
+    s_task_t *task = s_task_new (self, &msg, &header, why, sizeof why);
     if (!task) {
         if (header_copy)
             lp_reply_error (self->wire, self->client, client, header_copy, -1, "ProtocolError", why);
@@ -648,31 +794,61 @@ s_handle_client (self_t *self, zmsg_t *msg)
     zmsg_destroy (&msg);
 }
 
-//  Reads metadata.status of a reply without decoding the content (the
-//  metadata may reference buffer frames, e.g. a long stdout).
+//  Reads metadata.status and metadata.ename of a reply without decoding
+//  the content (the metadata may reference buffer frames, e.g. a long
+//  stdout). *final: an engine error that must not be retried (Aborted).
 static bool
-s_reply_ok (zmsg_t *msg, size_t delim)
+s_reply_ok (zmsg_t *msg, size_t delim, bool *final)
 {
-    size_t count = zmsg_size (msg);
-    if (count < delim + 6)
-        return false;
-    zframe_t **frames = (zframe_t **) malloc (count * sizeof (zframe_t *));
-    if (!frames)
-        return false;
-    size_t i = 0;
-    for (zframe_t *frame = zmsg_first (msg); frame; frame = zmsg_next (msg))
-        frames [i++] = frame;
-    zframe_t *metadata_frame = frames [delim + 4];
-    char err [128];
-    lp_value_t *metadata = lp_codec_decode (zframe_data (metadata_frame),
-                                            zframe_size (metadata_frame),
-                                            frames + delim + 6, count - delim - 6,
-                                            err, sizeof err);
-    const char *status = metadata? lp_value_as_string (lp_value_get (metadata, "status"), NULL): NULL;
-    bool ok = status && streq (status, "ok");
+    lp_value_t *metadata = lp_record_decode (msg, delim, LP_FRAME_METADATA);
+    const lp_value_t *status_v = metadata? lp_value_get (metadata, LP_META_STATUS): NULL;
+    const lp_value_t *ename_v = metadata? lp_value_get (metadata, LP_META_ENAME): NULL;
+    const char *status = status_v && lp_value_type (status_v) == LP_STRING
+                       ? lp_value_as_string (status_v, NULL): NULL;
+    const char *ename = ename_v && lp_value_type (ename_v) == LP_STRING
+                      ? lp_value_as_string (ename_v, NULL): NULL;
+    bool ok = status && streq (status, LP_STATUS_OK);
+    *final = ename && streq (ename, LP_ENAME_ABORTED);
     lp_value_destroy (&metadata);
-    free (frames);
     return ok;
+}
+
+//  A reply nobody waits for: counted, logged at most once a minute.
+static void
+s_unmatched (self_t *self, const char *uuid, const char *parent_id)
+{
+    self->unmatched++;
+    int64_t now = zclock_mono ();
+    if (self->unmatched == 1 || now - self->unmatched_logged >= LP_UNMATCHED_LOG_MSEC) {
+        self->unmatched_logged = now;
+        zsys_warning ("scheduler: dropped a reply from engine %s to %s, which has no task "
+                      "assigned there (%llu such replies so far)", *uuid? uuid: "-",
+                      parent_id && *parent_id? parent_id: "(no parent msg_id)",
+                      (unsigned long long) self->unmatched);
+    }
+}
+
+//  The reply to an attempt goes to the client as the reply to the
+//  request it sent: routing frame = the task's client, and for a retry
+//  the parent_header = the original header, signed again. 0 / -1.
+static int
+s_reply_as_original (self_t *self, s_task_t *task, zmsg_t *msg)
+{
+    zframe_t *routing = zmsg_pop (msg);
+    zframe_destroy (&routing);
+    routing = zframe_dup (task->client);
+    if (!routing || zmsg_prepend (msg, &routing) != 0) {
+        zframe_destroy (&routing);
+        return -1;
+    }
+    if (task->attempts > 1) {
+        zframe_t *parent = zframe_dup (task->header);
+        if (!parent
+        ||  lp_record_replace (msg, 1, LP_FRAME_PARENT, &parent) != 0
+        ||  lp_record_sign (self->key, self->key_len, msg, 1) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 static void
@@ -686,7 +862,7 @@ s_handle_engine (self_t *self, zmsg_t *msg)
     zframe_t *next = zmsg_first (msg);
     if (next && zframe_streq (next, LP_DELIMITER)) {
         lp_msg_t *hello = lp_wire_decode (self->wire, &msg);
-        if (hello && *uuid && streq (lp_msg_type (hello), "engine_hello"))
+        if (hello && *uuid && streq (lp_msg_type (hello), LP_ENGINE_HELLO))
             zsock_send (self->pipe, "siss", "HELLO", (int) lp_msg_get_int (hello, "id", -1),
                         uuid, "task");
         lp_msg_destroy (&hello);
@@ -694,29 +870,43 @@ s_handle_engine (self_t *self, zmsg_t *msg)
     }
     size_t delim = 0;
     lp_value_t *header = lp_wire_verify (self->wire, msg, &delim);
+    if (!header || delim != 1) {
+        lp_value_destroy (&header);
+        zmsg_destroy (&msg);
+        return;
+    }
+    lp_value_destroy (&header);
+    //  Matched by parent msg_id (the attempt's) and the engine it was sent
+    //  to, never by position.
+    char parent_id [LP_TASK_ID_MAX + 1] = "";
     lp_engine_ref_t *engine = lp_engines_by_uuid (self->engines, uuid);
-    s_task_t *task = engine? (s_task_t *) zlistx_first (engine->fifo): NULL;
-    if (header && delim == 1 && engine && engine->active && task) {
-        zlistx_detach_cur (engine->fifo);
-        engine->done++;
-        bool ok = s_reply_ok (msg, delim);
-        if (!ok && task->retries > 0) {
-            //  Failed with retries left: resubmit, preferably elsewhere.
-            task->retries--;
-            task->avoid = engine->id;
-            s_enqueue (self, task, true);
-        }
-        else {
-            zmsg_send (&msg, self->client);
-            s_task_finished (self, &task, ok, engine->id);
-        }
-        s_dispatch (self);
+    s_task_t *task = NULL;
+    if (engine && lp_record_parent_id (msg, delim, parent_id, sizeof parent_id) == 0)
+        task = (s_task_t *) zhashx_lookup (self->attempts, parent_id);
+    if (!task || task->engine != engine) {
+        s_unmatched (self, uuid, parent_id);
+        zmsg_destroy (&msg);
+        return;
+    }
+    s_unassign (self, task);
+    engine->done++;
+    bool final = false;
+    bool ok = s_reply_ok (msg, delim, &final);
+    if (!ok && !final && task->retries > 0 && task->msg) {
+        //  Failed with retries left: resubmit, preferably elsewhere.
+        task->retries--;
+        task->avoid = engine->id;
+        s_enqueue (self, task, true);
     }
     else
-    if (header)
-        zsys_warning ("scheduler: dropped a reply from %s engine %s",
-                      engine? "an inactive or idle": "an unknown", *uuid? uuid: "-");
-    lp_value_destroy (&header);
+    if (s_reply_as_original (self, task, msg) == 0) {
+        zmsg_send (&msg, self->client);
+        s_task_finished (self, &task, ok, engine->id);
+    }
+    else
+        s_task_fail (self, &task, engine->id, LP_ENAME_ENGINE,
+                     "controller out of memory while passing on the reply");
+    s_dispatch (self);
     zmsg_destroy (&msg);
 }
 
@@ -813,24 +1003,26 @@ s_engine_add (self_t *self, int id, const char *uuid)
 }
 
 static void
-s_engine_remove (self_t *self, int id, const char *reason)
+s_engine_remove (self_t *self, int id, const char *reason, const char *ename)
 {
     lp_engine_ref_t *engine = lp_engines_by_id (self->engines, id);
     if (!engine)
         return;
-    engine->active = false;
+    lp_engines_deactivate (self->engines, engine);
     char why [256];
     snprintf (why, sizeof why, "engine %d %s", id, reason);
     //  Newest first, so that resubmitted tasks keep their order at the head.
+    //  Each retry will be a new attempt with its own msg_id.
     s_task_t *task;
-    while ((task = (s_task_t *) zlistx_last (engine->fifo))) {
-        zlistx_detach_cur (engine->fifo);
+    while ((task = (s_task_t *) zlistx_last (engine->sent))) {
+        s_unassign (self, task);
         if (task->retries > 0 && task->msg) {
             task->retries--;
+            task->avoid = id;
             s_enqueue (self, task, true);
         }
         else
-            s_task_fail (self, &task, id, "EngineError", why);
+            s_task_fail (self, &task, id, ename, why);
     }
     s_dispatch (self);
 }
@@ -872,13 +1064,16 @@ s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
     if (streq (command, "ADD") || streq (command, "REMOVE")) {
         char *id_text = zmsg_popstr (msg);
         char *text = zmsg_popstr (msg);
+        char *ename = zmsg_popstr (msg);    //  REMOVE only
         int id = id_text? atoi (id_text): -1;
         if (streq (command, "ADD"))
             s_engine_add (self, id, text? text: "");
         else
-            s_engine_remove (self, id, text? text: "died");
+            s_engine_remove (self, id, text? text: "died",
+                             ename && *ename? ename: LP_ENAME_ENGINE);
         free (id_text);
         free (text);
+        free (ename);
     }
     else
     if (streq (command, "QUEUES"))
@@ -906,9 +1101,12 @@ s_self_destroy (self_t **self_p)
     lp_engines_destroy (&self->engines);
     zlistx_destroy (&self->waiting);
     zhashx_destroy (&self->pending);
+    zhashx_destroy (&self->attempts);
+    free (self->fold);
     zhashx_destroy (&self->outcomes);
     free (self->history);
     lp_wire_destroy (&self->wire);
+    sodium_memzero (self->key, sizeof self->key);
     free (self);
     *self_p = NULL;
 }
@@ -925,11 +1123,17 @@ s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
     self->engines = lp_engines_new (s_task_free);
     self->waiting = zlistx_new ();
     self->pending = zhashx_new ();
+    self->attempts = zhashx_new ();
+    if (config->key_len <= sizeof self->key) {
+        memcpy (self->key, config->key, config->key_len);
+        self->key_len = config->key_len;
+    }
     self->outcomes = zhashx_new ();
-    self->history = calloc (LP_TASK_HISTORY, LP_ID_CHARS + 1);
+    self->history = calloc (LP_TASK_HISTORY, LP_TASK_ID_MAX + 1);
     self->client = zsock_new (ZMQ_ROUTER);
     self->engine = zsock_new (ZMQ_ROUTER);
     if (!self->wire || !self->loop || !self->engines || !self->waiting || !self->pending
+    ||  !self->attempts || !self->key_len
     ||  !self->outcomes || !self->history || !self->client || !self->engine) {
         s_self_destroy (&self);
         return NULL;

@@ -3,7 +3,8 @@
     Commands on the actor pipe (hub -> scheduler):
       "ENDPOINTS"       reply s s: task engine endpoint, task client endpoint
       "ADD"     i s     engine id, uuid: may receive tasks from now on
-      "REMOVE"  i s     engine id, reason: resubmit or fail its tasks
+      "REMOVE"  i s s   engine id, reason, ename: resubmit or fail its
+                        tasks (with ename: EngineError, TimeLimit)
       "QUEUES"          reply "QUEUES" s: "id:queued:running:done ..." then
                         "unassigned:N"
       "$TERM"
