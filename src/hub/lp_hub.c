@@ -129,6 +129,21 @@ lp_hub_engines (lp_hub_t *self)
     return count;
 }
 
+int
+lp_hub_engine_id (lp_hub_t *self, int pid)
+{
+    int id = -1;
+    for (size_t i = 0; i < self->engines_size; i++) {
+        s_engine_t *engine = self->engines [i];
+        if (engine && engine->pid == pid && streq (engine->host, self->hostname)) {
+            id = engine->id;
+            if (engine->state != ENGINE_DEAD)
+                break;
+        }
+    }
+    return id;
+}
+
 static void
 s_check_ready (lp_hub_t *self)
 {

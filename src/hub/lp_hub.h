@@ -35,6 +35,10 @@ void      lp_hub_process_exited (lp_hub_t *self, int pid, const char *reason);
 //  request was stuck past its time limit, docs/protocol.md).
 void      lp_hub_process_exited_ename (lp_hub_t *self, int pid, const char *reason,
                                        const char *ename);
+//  The id of the engine of this host whose process has (or had) that pid,
+//  a live one first; -1 when none. The launcher restarts a local engine
+//  under its old id.
+int       lp_hub_engine_id (lp_hub_t *self, int pid);
 //  Runs until a reader of the loop returns -1 (the controller's signal
 //  reader does) or a client asks for shutdown.
 void      lp_hub_run (lp_hub_t *self);
