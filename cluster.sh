@@ -248,7 +248,8 @@ usage_start () {
     cat <<EOF
 usage: $PROG start [-n N] [--profile P] [--ip IP] [--location HOST]
                    [--heartbeat MSEC] [--max-misses N]
-                   [--scheduler NAME] [--hwm N] [--no-build]
+                   [--scheduler NAME] [--hwm N] [--engine-memory MB]
+                   [--restart-engines] [--replay-window MSEC] [--no-build]
 
 Builds (unless --no-build), then runs
   build/lpcontroller --profile P --daemon -n N [...]
@@ -268,6 +269,17 @@ is already running.
   --scheduler NAME  load-balancing scheme: leastload (default), lru,
                     plainrandom, weighted, twobin
   --hwm N           most tasks outstanding on one engine (0 = no limit)
+  --engine-memory MB
+                    memory cap of each local engine's Lua state (default:
+                    50 % of physical memory divided by N; 0 = no cap)
+  --restart-engines restart a local engine that crashes, under its id (an
+                    engine that ended itself because a request was stuck in
+                    a C call past its time limit is always restarted)
+  --replay-window MSEC
+                    requests dated further than this from the controller's
+                    clock are refused (default 60000)
+Local engines exit by themselves 30 s after losing their controller; their
+pids are in \$LP_HOME/profile_P/pid/engine-<k>.pid.
 Options not given come from \$LP_HOME/profile_P/lpcontroller_config.lua
 when that file exists (template: profiles/default/).
 EOF
@@ -280,8 +292,10 @@ usage: $PROG stop [--profile P]
 Sends SIGTERM to the controller of profile P (pid from
 \$LP_HOME/profile_P/pid/lpcontroller.pid) and waits until it is gone; the
 controller stops and reaps its own engines. SIGKILL after ${STOP_DEADLINE_MSEC} ms.
-Engines started with '$PROG engines' on that profile's lp-engine.json are
-stopped as well.
+Local engines still listed in pid/engine-<k>.pid afterwards (their
+controller was killed, say) are stopped the same way, and stale pid files
+removed. Engines started with '$PROG engines' on that profile's
+lp-engine.json are stopped as well.
 EOF
 }
 
@@ -364,6 +378,7 @@ controller_pid () {
 
 cmd_start () {
     local n="" profile=default ip="" location="" hb="" misses="" sched="" hwm=""
+    local memory="" restart="" window=""
     while (( $# )); do
         case $1 in
             -h|--help) usage_start; exit 0 ;;
@@ -375,6 +390,9 @@ cmd_start () {
             --max-misses) need_int "$@"; misses=$2; shift 2 ;;
             --scheduler) need_value "$@"; sched=$2; shift 2 ;;
             --hwm) need_count "$@"; hwm=$2; shift 2 ;;
+            --engine-memory) need_count "$@"; memory=$2; shift 2 ;;
+            --restart-engines) restart=1; shift ;;
+            --replay-window) need_int "$@"; window=$2; shift 2 ;;
             --no-build) NO_BUILD=1; shift ;;
             *) die "start: unknown option '$1' (see $PROG start --help)" ;;
         esac
@@ -398,6 +416,9 @@ cmd_start () {
     [[ -n $misses ]] && args+=(--max-misses "$misses")
     [[ -n $sched ]] && args+=(--scheduler "$sched")
     [[ -n $hwm ]] && args+=(--hwm "$hwm")
+    [[ -n $memory ]] && args+=(--engine-memory "$memory")
+    [[ -n $restart ]] && args+=(--restart-engines)
+    [[ -n $window ]] && args+=(--replay-window "$window")
     "$BUILD/lpcontroller" "${args[@]}"
 }
 
@@ -436,6 +457,42 @@ stop_engine_records () {   # pattern ("<abs path>" or "<dir>/*")
     printf '%s\n' "$n"
 }
 
+#  True when pid is an lpengine serving the profile in dir (its command
+#  line names dir's lp-engine.json): never signal a reused pid.
+is_engine_of () {
+    local pid=$1 dir=$2 cmdline
+    is_prog "$pid" lpengine || return 1
+    [[ -r /proc/$pid/cmdline ]] || return 0
+    cmdline=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null || true)
+    [[ $cmdline == *"$dir/security/lp-engine.json"* ]]
+}
+
+#  Stops the local engines listed in dir/pid/engine-*.pid (left behind by
+#  a controller that was killed) and removes those files. Prints a line
+#  per group when something was stopped.
+stop_local_engines () {   # profile dir
+    local dir=$1 f pid n=0 t0 pids=()
+    t0=$(now_ms)
+    for f in "$dir"/pid/engine-*.pid; do
+        [[ -f $f ]] || continue
+        pid=$(read_pid "$f")
+        if [[ -n $pid ]] && is_engine_of "$pid" "$dir"; then
+            kill -TERM "$pid" 2>/dev/null || true
+            pids+=("$pid")
+        fi
+        rm -f "$f"
+    done
+    for pid in "${pids[@]}"; do
+        if ! wait_gone "$pid" "$STOP_DEADLINE_MSEC"; then
+            kill -KILL "$pid" 2>/dev/null || true
+            wait_gone "$pid" 5000 || say "engine pid $pid survives SIGKILL" >&2
+        fi
+        n=$(( n + 1 ))
+    done
+    (( n == 0 )) || say "$n local engine(s) left by the controller stopped in $(( $(now_ms) - t0 )) ms"
+    return 0
+}
+
 cmd_stop () {
     local profile=default
     while (( $# )); do
@@ -452,19 +509,22 @@ cmd_stop () {
     pid=$(read_pid "$pidfile")
     if [[ -z $pid ]]; then
         say "no controller running for profile '$profile'"
+        stop_local_engines "$dir"
         return 0
     fi
     if ! is_prog "$pid" lpcontroller; then
         say "no controller running for profile '$profile' (stale pid file $pidfile removed)"
-        rm -f "$pidfile"
+        rm -f "$pidfile" "$dir/security/lp-client.json" "$dir/security/lp-engine.json"
+        stop_local_engines "$dir"
         return 0
     fi
     if ms=$(stop_pid "$pid" lpcontroller lpengine); then
         say "controller (pid $pid, profile '$profile') stopped in ${ms} ms"
     else
-        rm -f "$pidfile"
+        rm -f "$pidfile" "$dir/security/lp-client.json" "$dir/security/lp-engine.json"
         say "controller (pid $pid, profile '$profile') killed after ${ms} ms"
     fi
+    stop_local_engines "$dir"
 }
 
 cmd_status () {

@@ -35,6 +35,7 @@
 #define LP_CLIENT_ABORT_MSEC       5000        //  client: wait for abort replies
 #define LP_LUA_WAIT_MSEC           3600000     //  Lua/lpsh blocking call default deadline
 #define LP_SHUTDOWN_GRACE_MSEC     2000        //  before SIGKILL of local engines
+#define LP_ENGINE_LOST_EXIT_MSEC   30000       //  local engines exit when the controller is gone this long
 #define LP_STUCK_GRACE_MSEC        5000        //  engine: past time_limit / interrupt, then exit
 #define LP_EXIT_STUCK              75          //  engine exit status: request stuck in a C call
 #define LP_ENGINE_MEMORY_SHARE     50          //  engine: default cap, % of physical memory / -n

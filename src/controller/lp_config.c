@@ -54,6 +54,22 @@ s_integer (lua_State *L, const char *name, int *out, char *err, size_t errlen, c
     return rc;
 }
 
+static int
+s_boolean (lua_State *L, const char *name, int *out, char *err, size_t errlen, const char *path)
+{
+    int type = lua_getfield (L, -1, name);
+    int rc = 0;
+    if (type == LUA_TBOOLEAN)
+        *out = lua_toboolean (L, -1);
+    else
+    if (type != LUA_TNIL) {
+        snprintf (err, errlen, "%s: %s must be true or false", path, name);
+        rc = -1;
+    }
+    lua_pop (L, 1);
+    return rc;
+}
+
 int
 lp_config_load (const char *path, lp_config_t *config, char *err, size_t errlen)
 {
@@ -87,7 +103,10 @@ lp_config_load (const char *path, lp_config_t *config, char *err, size_t errlen)
         &&  s_integer (L, "heartbeat_msec", &config->heartbeat_msec, err, errlen, path) == 0
         &&  s_integer (L, "max_misses", &config->max_misses, err, errlen, path) == 0
         &&  s_string (L, "ip", config->ip, sizeof config->ip, err, errlen, path) == 0
-        &&  s_string (L, "location", config->location, sizeof config->location, err, errlen, path) == 0)
+        &&  s_string (L, "location", config->location, sizeof config->location, err, errlen, path) == 0
+        &&  s_integer (L, "engine_memory_mb", &config->engine_memory_mb, err, errlen, path) == 0
+        &&  s_boolean (L, "restart_engines", &config->restart_engines, err, errlen, path) == 0
+        &&  s_integer (L, "replay_window_msec", &config->replay_window_msec, err, errlen, path) == 0)
             rc = 0;
     }
     lua_close (L);

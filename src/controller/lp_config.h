@@ -8,6 +8,9 @@
         max_misses = 3
         ip = "127.0.0.1"
         location = "10.0.0.5"
+        engine_memory_mb = 2048     -- per local engine, 0 = no cap
+        restart_engines = true      -- restart crashed local engines
+        replay_window_msec = 60000  -- replay guard window
     Command-line options override it. */
 #ifndef LP_CONFIG_H_INCLUDED
 #define LP_CONFIG_H_INCLUDED
@@ -22,6 +25,9 @@ typedef struct {
     int max_misses;                     //  0 when unset
     char ip [256];                      //  "" when unset
     char location [256];                //  "" when unset
+    int engine_memory_mb;               //  -1 when unset
+    int restart_engines;                //  -1 unset, 0 false, 1 true
+    int replay_window_msec;             //  0 when unset
 } lp_config_t;
 
 //  Reads path into config (fields the file does not set stay unset).

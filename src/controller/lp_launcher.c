@@ -7,13 +7,23 @@
     engine unregisters and exits), waits for SIGCHLD with sigtimedwait up to
     a grace period, and SIGKILLs what is left: no orphan is ever left to
     PID 1, which on these machines reaps only every second or so.
+
+    Every engine runs in a slot k: `lpengine --file F --id k --memory-limit
+    MB --lost-exit MSEC`, output to log/engine-<k>.log, its pid in
+    pid/engine-<k>.pid while it runs. The pid files are for
+    `cluster.sh stop` after the controller itself was killed (-9): the
+    engines would otherwise run until --lost-exit. A restart (the
+    controller decides when: lpcontroller.c) reuses the slot, asking for
+    the engine's old id.
     =========================================================================
 */
 #include "lp_launcher.h"
+#include "lp_defaults.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,30 +31,40 @@
 #include <time.h>
 #include <unistd.h>
 
+#define S_QUICK_EXIT_MSEC   10000       //  an exit this soon after start is quick
+#define S_MAX_QUICK_EXITS   5           //  quick exits in a row: no more restarts
+
 typedef struct {
     pid_t pid;                          //  0 once reaped
-    int index;                          //  engine-<index>.log
+    int64_t started;                    //  s_mono_msec at the last start
+    int quick_exits;                    //  quick exits in a row
 } s_child_t;
 
 struct _lp_launcher_t {
     char *engine_path;                  //  lpengine binary
     char *engine_file;                  //  lp-engine.json
     char *log_dir;                      //  where logs go
-    s_child_t *children;                //  every child started
-    size_t count;                       //  children started
-    size_t capacity;                    //  slots in children
+    char *pid_dir;                      //  where pid files go
+    long memory_mb;                     //  --memory-limit, < 0 none passed
+    long lost_exit_msec;                //  --lost-exit, 0 none passed
+    s_child_t *children;                //  one per slot
+    size_t count;                       //  slots used
+    size_t capacity;                    //  slots allocated
 };
 
 lp_launcher_t *
-lp_launcher_new (const char *engine_path, const char *engine_file, const char *log_dir)
+lp_launcher_new (const lp_launcher_config_t *config)
 {
     lp_launcher_t *self = (lp_launcher_t *) calloc (1, sizeof (lp_launcher_t));
     if (!self)
         return NULL;
-    self->engine_path = strdup (engine_path);
-    self->engine_file = strdup (engine_file);
-    self->log_dir = strdup (log_dir);
-    if (!self->engine_path || !self->engine_file || !self->log_dir)
+    self->engine_path = strdup (config->engine_path);
+    self->engine_file = strdup (config->engine_file);
+    self->log_dir = strdup (config->log_dir);
+    self->pid_dir = strdup (config->pid_dir);
+    self->memory_mb = config->memory_mb;
+    self->lost_exit_msec = config->lost_exit_msec;
+    if (!self->engine_path || !self->engine_file || !self->log_dir || !self->pid_dir)
         lp_launcher_destroy (&self);
     return self;
 }
@@ -57,10 +77,95 @@ lp_launcher_destroy (lp_launcher_t **self_p)
         free (self->engine_path);
         free (self->engine_file);
         free (self->log_dir);
+        free (self->pid_dir);
         free (self->children);
         free (self);
         *self_p = NULL;
     }
+}
+
+long
+lp_launcher_default_memory_mb (int n)
+{
+    long pages = sysconf (_SC_PHYS_PAGES);
+    long page_size = sysconf (_SC_PAGESIZE);
+    uint64_t physical = pages > 0 && page_size > 0? (uint64_t) pages * (uint64_t) page_size: 0;
+    uint64_t share = physical / 100 * LP_ENGINE_MEMORY_SHARE / (uint64_t) (n > 1? n: 1);
+    long mb = (long) (share / (1024 * 1024));
+    return mb > 0? mb: 1;
+}
+
+static void
+s_pid_path (lp_launcher_t *self, int slot, char *out, size_t size)
+{
+    snprintf (out, size, "%s/engine-%d.pid", self->pid_dir, slot);
+}
+
+static int64_t s_mono_msec (void);
+
+//  Forks and execs lpengine in slot, asking for id. 0 / -1 with err.
+static int
+s_spawn (lp_launcher_t *self, int slot, int id, char *err, size_t errlen)
+{
+    char log_path [1024], id_text [16], memory_text [24], lost_text [24];
+    snprintf (log_path, sizeof log_path, "%s/engine-%d.log", self->log_dir, slot);
+    snprintf (id_text, sizeof id_text, "%d", id);
+    snprintf (memory_text, sizeof memory_text, "%ld", self->memory_mb);
+    snprintf (lost_text, sizeof lost_text, "%ld", self->lost_exit_msec);
+    char *argv [12];
+    int argc = 0;
+    argv [argc++] = "lpengine";
+    argv [argc++] = "--file";
+    argv [argc++] = self->engine_file;
+    argv [argc++] = "--id";
+    argv [argc++] = id_text;
+    if (self->memory_mb >= 0) {
+        argv [argc++] = "--memory-limit";
+        argv [argc++] = memory_text;
+    }
+    if (self->lost_exit_msec > 0) {
+        argv [argc++] = "--lost-exit";
+        argv [argc++] = lost_text;
+    }
+    argv [argc] = NULL;
+    pid_t pid = fork ();
+    if (pid < 0) {
+        snprintf (err, errlen, "cannot start engine %d: fork: %s", slot, strerror (errno));
+        return -1;
+    }
+    if (pid == 0) {
+        //  Child: only async-signal-safe calls until exec.
+        sigset_t none;
+        sigemptyset (&none);
+        sigprocmask (SIG_SETMASK, &none, NULL);
+        setpgid (0, 0);             //  a terminal's Ctrl-C is not for engines
+        int in = open ("/dev/null", O_RDONLY);
+        int out = open (log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (in >= 0)
+            dup2 (in, 0);
+        if (out >= 0) {
+            dup2 (out, 1);
+            dup2 (out, 2);
+        }
+        execv (self->engine_path, argv);
+        _exit (127);
+    }
+    self->children [slot].pid = pid;
+    self->children [slot].started = s_mono_msec ();
+    //  The pid file: written whole under a temporary name, then renamed,
+    //  so a reader never sees half a number
+    char path [1100], tmp [1120];
+    s_pid_path (self, slot, path, sizeof path);
+    snprintf (tmp, sizeof tmp, "%s.tmp", path);
+    FILE *file = fopen (tmp, "w");
+    if (!file || fprintf (file, "%d\n", (int) pid) < 0 || fclose (file) != 0
+    ||  rename (tmp, path) != 0) {
+        //  The engine runs all the same; only a crashed controller's
+        //  cleanup is harder. Say so in the controller's log.
+        fprintf (stderr, "lpcontroller: cannot write %s: %s\n", path, strerror (errno));
+        unlink (tmp);
+    }
+    return 0;
 }
 
 int
@@ -77,37 +182,29 @@ lp_launcher_start (lp_launcher_t *self, int n, char *err, size_t errlen)
             self->children = grown;
             self->capacity = capacity;
         }
-        int index = (int) self->count;
-        char log_path [1024];
-        snprintf (log_path, sizeof log_path, "%s/engine-%d.log", self->log_dir, index);
-        char *argv [] = { "lpengine", "--file", self->engine_file, NULL };
-        pid_t pid = fork ();
-        if (pid < 0) {
-            snprintf (err, errlen, "cannot start engine %d: fork: %s", index, strerror (errno));
-            return -1;
-        }
-        if (pid == 0) {
-            //  Child: only async-signal-safe calls until exec.
-            sigset_t none;
-            sigemptyset (&none);
-            sigprocmask (SIG_SETMASK, &none, NULL);
-            setpgid (0, 0);             //  a terminal's Ctrl-C is not for engines
-            int in = open ("/dev/null", O_RDONLY);
-            int out = open (log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-            if (in >= 0)
-                dup2 (in, 0);
-            if (out >= 0) {
-                dup2 (out, 1);
-                dup2 (out, 2);
-            }
-            execv (self->engine_path, argv);
-            _exit (127);
-        }
-        self->children [self->count].pid = pid;
-        self->children [self->count].index = index;
+        int slot = (int) self->count;
+        self->children [slot] = (s_child_t) { 0, 0, 0 };
         self->count++;
+        if (s_spawn (self, slot, slot, err, errlen) != 0)
+            return -1;
     }
     return 0;
+}
+
+int
+lp_launcher_restart (lp_launcher_t *self, int slot, int id, char *err, size_t errlen)
+{
+    if (slot < 0 || (size_t) slot >= self->count || self->children [slot].pid > 0) {
+        snprintf (err, errlen, "engine slot %d is not free", slot);
+        return -1;
+    }
+    if (self->children [slot].quick_exits >= S_MAX_QUICK_EXITS) {
+        snprintf (err, errlen, "engine %d exited %d times in a row within %d s of starting: "
+                  "not restarted (see log/engine-%d.log)", slot, S_MAX_QUICK_EXITS,
+                  S_QUICK_EXIT_MSEC / 1000, slot);
+        return -1;
+    }
+    return s_spawn (self, slot, id >= 0? id: slot, err, errlen);
 }
 
 static void
@@ -118,6 +215,10 @@ s_describe (int status, char *out, size_t size)
     else
     if (WIFEXITED (status) && WEXITSTATUS (status) == 127)
         snprintf (out, size, "process could not start (exit status 127)");
+    else
+    if (WIFEXITED (status) && WEXITSTATUS (status) == LP_EXIT_STUCK)
+        snprintf (out, size, "request exceeded its time limit inside a C call "
+                             "(exit status %d)", LP_EXIT_STUCK);
     else
         snprintf (out, size, "process exited (status %d)", WEXITSTATUS (status));
 }
@@ -132,12 +233,18 @@ lp_launcher_reap (lp_launcher_t *self, lp_launcher_exit_fn *fn, void *arg)
         int status = 0;
         pid_t pid = waitpid (self->children [i].pid, &status, WNOHANG);
         if (pid == self->children [i].pid) {
-            char reason [96];
+            char reason [128], path [1100];
             s_describe (status, reason, sizeof reason);
             self->children [i].pid = 0;
+            if (s_mono_msec () - self->children [i].started < S_QUICK_EXIT_MSEC)
+                self->children [i].quick_exits++;
+            else
+                self->children [i].quick_exits = 0;
+            s_pid_path (self, (int) i, path, sizeof path);
+            unlink (path);
             reaped++;
             if (fn)
-                fn ((int) pid, self->children [i].index, reason, arg);
+                fn ((int) pid, (int) i, status, reason, arg);
         }
     }
     return reaped;

@@ -8,6 +8,15 @@
     signalfd inside the reactor: SIGCHLD reaps engines (their death is
     known at once), SIGTERM / SIGINT stop the controller cleanly.
 
+    Supervision of local engines (docs/operations.md): each gets
+    --memory-limit (its share of physical memory, or --engine-memory),
+    --lost-exit LP_ENGINE_LOST_EXIT_MSEC (so engines of a controller killed
+    -9 end by themselves) and a pid file. An engine that exits with
+    LP_EXIT_STUCK ended itself because a request stayed stuck in a C call
+    past its time limit: the hub fails its requests with TimeLimit and a
+    new engine starts in its place asking for the same id. With
+    --restart-engines any other crash is restarted the same way.
+
     --daemon forks before any ZeroMQ state exists. The parent waits on a
     pipe until the daemon reports "N engines registered" or an error, prints
     that one line and exits 0 or 1; so `cluster.sh start` returns exactly
@@ -24,6 +33,7 @@
 #include <poll.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #define READY_TIMEOUT_MSEC 60000        //  engines must register by then
 
@@ -37,6 +47,9 @@ typedef struct {
     bool daemon;                        //  detach once ready
     const char *scheduler;              //  task scheme name
     int hwm;                            //  tasks per engine, -1 unset
+    long engine_memory_mb;              //  per local engine, -1 unset
+    bool restart_engines;               //  restart crashed local engines
+    long replay_window_msec;            //  0 unset
     lp_config_t file;                   //  the profile's config file
 } s_options_t;
 
@@ -67,11 +80,19 @@ s_usage (FILE *out)
         "  --scheduler NAME     load-balancing scheme: leastload (default), lru,\n"
         "                       plainrandom, weighted, twobin\n"
         "  --hwm N              most tasks outstanding on one engine (default %d; 0 = no limit)\n"
+        "  --engine-memory MB   memory cap of each local engine's Lua state (default\n"
+        "                       %d%% of physical memory divided by -n; 0 = no cap)\n"
+        "  --restart-engines    restart a local engine that crashes (under its id;\n"
+        "                       engines stuck in a C call are always restarted)\n"
+        "  --replay-window MSEC requests dated further than this from now are refused,\n"
+        "                       and ids are remembered this long (default %d)\n"
         "  --daemon             detach; return once the engines are registered\n"
         "  -h, --help           this text\n"
         "Settings may also come from <profile>/lpcontroller_config.lua\n"
-        "(scheduler, hwm, heartbeat_msec, max_misses, ip, location); options win.\n",
-        LP_HEARTBEAT_MSEC, LP_HEARTBEAT_MAX_MISSES, LP_TASK_HWM);
+        "(scheduler, hwm, heartbeat_msec, max_misses, ip, location, engine_memory_mb,\n"
+        "restart_engines, replay_window_msec); options win.\n",
+        LP_HEARTBEAT_MSEC, LP_HEARTBEAT_MAX_MISSES, LP_TASK_HWM, LP_ENGINE_MEMORY_SHARE,
+        LP_REPLAY_WINDOW_MSEC);
 }
 
 //  Reports readiness (or failure) once: to the daemon's parent, or stdout.
@@ -116,10 +137,33 @@ s_on_ready (int count, const char *reason, void *arg)
 }
 
 static void
-s_on_child_exit (int pid, int index, const char *reason, void *arg)
+s_on_child_exit (int pid, int index, int status, const char *reason, void *arg)
 {
     s_controller_t *self = (s_controller_t *) arg;
-    lp_hub_process_exited (self->hub, pid, reason);
+    bool stuck = WIFEXITED (status) && WEXITSTATUS (status) == LP_EXIT_STUCK;
+    bool crashed = WIFSIGNALED (status)
+               || (WIFEXITED (status) && WEXITSTATUS (status) != 0
+               &&  WEXITSTATUS (status) != 127);
+    bool restart = self->reported && !self->failed
+                && (stuck || (crashed && self->options->restart_engines));
+    int id = lp_hub_engine_id (self->hub, pid);
+    if (restart) {
+        char text [400];
+        if (stuck)
+            snprintf (text, sizeof text, "request exceeded its time limit inside a C call; "
+                      "engine restarted, its state was lost");
+        else
+            snprintf (text, sizeof text, "%s; engine restarted, its state was lost", reason);
+        lp_hub_process_exited_ename (self->hub, pid, text, stuck? "TimeLimit": "EngineError");
+        char err [512];
+        if (lp_launcher_restart (self->launcher, index, id, err, sizeof err) == 0)
+            zsys_info ("engine %d (pid %d) %s: restarted, asking for id %d", id, pid, reason,
+                       id >= 0? id: index);
+        else
+            zsys_error ("engine %d (pid %d) %s: %s", id, pid, reason, err);
+    }
+    else
+        lp_hub_process_exited_ename (self->hub, pid, reason, stuck? "TimeLimit": "EngineError");
     if (!self->reported) {
         char line [1200];
         snprintf (line, sizeof line, "engine %d (pid %d) %s before registering; see %s/log/engine-%d.log",
@@ -199,6 +243,19 @@ s_running_pid (const char *pid_path)
     return 0;
 }
 
+//  A non-negative integer option value; -2 (refused by s_parse) otherwise.
+static long
+s_number (const char *text, const char *option)
+{
+    char *end = NULL;
+    long value = strtol (text, &end, 10);
+    if (!*text || *end || value < 0 || value > 1000000000) {
+        fprintf (stderr, "lpcontroller: %s wants a number >= 0, got '%s'\n", option, text);
+        return -2;
+    }
+    return value;
+}
+
 static int
 s_parse (int argc, char **argv, s_options_t *options)
 {
@@ -213,6 +270,9 @@ s_parse (int argc, char **argv, s_options_t *options)
         { "daemon", no_argument, 0, 'D' },
         { "scheduler", required_argument, 0, 's' },
         { "hwm", required_argument, 0, 'w' },
+        { "engine-memory", required_argument, 0, 'M' },
+        { "restart-engines", no_argument, 0, 'R' },
+        { "replay-window", required_argument, 0, 'W' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 }
     };
@@ -230,12 +290,16 @@ s_parse (int argc, char **argv, s_options_t *options)
             case 'D': options->daemon = true; break;
             case 's': options->scheduler = optarg; break;
             case 'w': options->hwm = atoi (optarg); break;
+            case 'M': options->engine_memory_mb = s_number (optarg, "--engine-memory"); break;
+            case 'R': options->restart_engines = true; break;
+            case 'W': options->replay_window_msec = s_number (optarg, "--replay-window"); break;
             case 'h': s_usage (stdout); exit (0);
             default:  s_usage (stderr); return -1;
         }
     }
     if (optind < argc || options->engines < 0 || options->heartbeat_msec < 0
-    ||  options->max_misses < 0) {
+    ||  options->max_misses < 0 || options->engine_memory_mb < -1
+    ||  options->replay_window_msec < 0) {
         fprintf (stderr, "lpcontroller: bad arguments (see --help)\n");
         return -1;
     }
@@ -250,6 +314,8 @@ s_parse (int argc, char **argv, s_options_t *options)
     char path [1200], err [1400];
     lp_config_t *file = &options->file;
     file->hwm = -1;
+    file->engine_memory_mb = -1;
+    file->restart_engines = -1;
     snprintf (path, sizeof path, "%s/lpcontroller_config.lua", options->profile_dir);
     if (lp_config_load (path, file, err, sizeof err) != 0) {
         fprintf (stderr, "lpcontroller: %s\n", err);
@@ -267,6 +333,12 @@ s_parse (int argc, char **argv, s_options_t *options)
         options->ip = *file->ip? file->ip: "127.0.0.1";
     if (!options->location && *file->location)
         options->location = file->location;
+    if (options->engine_memory_mb < 0 && file->engine_memory_mb >= 0)
+        options->engine_memory_mb = file->engine_memory_mb;
+    if (file->restart_engines > 0)
+        options->restart_engines = true;
+    if (!options->replay_window_msec && file->replay_window_msec > 0)
+        options->replay_window_msec = file->replay_window_msec;
     if (lp_scheme_from_name (options->scheduler) < 0) {
         fprintf (stderr, "lpcontroller: unknown scheduler '%s' (leastload, lru, plainrandom, "
                  "weighted, twobin)\n", options->scheduler);
@@ -314,7 +386,7 @@ s_wait_for_daemon (int fd, pid_t child)
 int
 main (int argc, char **argv)
 {
-    s_options_t options = { .hwm = -1 };
+    s_options_t options = { .hwm = -1, .engine_memory_mb = -1 };
     if (s_parse (argc, argv, &options) != 0)
         return 2;
     char err [1200];
@@ -373,6 +445,12 @@ main (int argc, char **argv)
     //  junk) must not hold up heartbeats on another.
     zsys_set_io_threads (2);
     zsys_init ();
+    //  The replay guard's window (lp_guard_window_default reads it)
+    if (options.replay_window_msec > 0) {
+        char text [32];
+        snprintf (text, sizeof text, "%ld", options.replay_window_msec);
+        setenv ("LP_REPLAY_WINDOW_MSEC", text, 1);
+    }
 
     lp_hub_config_t config = { options.ip, options.location? options.location: options.ip,
                                options.heartbeat_msec, options.max_misses,
@@ -403,7 +481,18 @@ main (int argc, char **argv)
     snprintf (engine_path, sizeof engine_path, "%s/lpengine", slash? self_path: ".");
     snprintf (engine_file, sizeof engine_file, "%s/lp-engine.json", security);
     snprintf (log_dir, sizeof log_dir, "%s/log", options.profile_dir);
-    self.launcher = lp_launcher_new (engine_path, engine_file, log_dir);
+    char pid_dir [1200];
+    snprintf (pid_dir, sizeof pid_dir, "%s/pid", options.profile_dir);
+    long memory_mb = options.engine_memory_mb >= 0? options.engine_memory_mb
+                   : lp_launcher_default_memory_mb (options.engines);
+    lp_launcher_config_t launch = { engine_path, engine_file, log_dir, pid_dir,
+                                    memory_mb, LP_ENGINE_LOST_EXIT_MSEC };
+    if (options.engines > 0)
+        zsys_info ("local engines: memory cap %ld MB each%s, exit after %d s without "
+                   "the controller%s", memory_mb, memory_mb? "": " (none)",
+                   LP_ENGINE_LOST_EXIT_MSEC / 1000,
+                   options.restart_engines? ", restarted after a crash": "");
+    self.launcher = lp_launcher_new (&launch);
     if (!self.launcher
     ||  lp_launcher_start (self.launcher, options.engines, err, sizeof err) != 0) {
         s_report (&self, self.launcher? err: "out of memory", false);

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+#  controller_kill9.sh BUILD_DIR
+#
+#  Issue 8, observation 5 (second half): the controller is killed with
+#  SIGKILL (it cannot stop its engines), then the user runs
+#  `./cluster.sh stop`. Afterwards no engine of that cluster may be left
+#  running, and no stale pid or connection file may stay behind. (Before
+#  the fix, stop removed the controller's pid file and left the engines
+#  running, retrying their controller forever.)
+#  Then, with --restart-engines, an engine killed with SIGKILL comes back
+#  under its id, and stop still leaves nothing.
+set -u
+BUILD=${1:?usage: controller_kill9.sh BUILD_DIR}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CLI=$ROOT/cluster.sh
+export LP_HOME
+LP_HOME=$(mktemp -d "${TMPDIR:-/tmp}/lpkill9.XXXXXX") || exit 1
+export LP_BUILD_DIR=$BUILD LP_SKIP_DEPS=1
+NAME=kill9test$$
+DIR=$LP_HOME/profile_$NAME
+CTRL_PID=""
+ENGINE_PIDS=""
+FAILS=0
+
+say() { echo "controller_kill9: $*"; }
+fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
+
+alive() {
+    local pid=$1 stat state
+    [ -r "/proc/$pid/stat" ] || return 1
+    { read -r stat < "/proc/$pid/stat"; } 2>/dev/null || return 1
+    state=${stat##*) }
+    state=${state%% *}
+    [ "$state" != Z ] && [ "$state" != X ]
+}
+
+#  wait_gone PID SECONDS -> 0 when gone (polling, with a deadline)
+wait_gone() {
+    local pid=$1 deadline=$((SECONDS + $2))
+    while alive "$pid"; do
+        [ "$SECONDS" -ge "$deadline" ] && return 1
+        sleep 0.05      # poll interval, not synchronisation
+    done
+    return 0
+}
+
+#  Processes whose command line names our unique temporary folder.
+strays() {
+    local d=$1 p
+    for p in $(pgrep -f -- "$d/" 2>/dev/null); do
+        [ "$p" != "$$" ] && [ "$p" != "$BASHPID" ] && echo "$p"
+    done
+}
+
+cleanup() {
+    local p
+    for p in $CTRL_PID $ENGINE_PIDS $(strays "$LP_HOME"); do
+        if alive "$p"; then
+            say "cleanup: pid $p ($(tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null)) still running; killing it"
+            kill -9 "$p" 2>/dev/null
+        fi
+    done
+    rm -rf "$LP_HOME"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+show_logs() {
+    local f
+    for f in "$DIR"/log/*.log; do
+        [ -f "$f" ] || continue
+        echo "----- $(basename "$f") (last 20 lines) -----"
+        tail -n 20 "$f"
+    done
+}
+
+start_cluster() {   # extra start options...
+    if ! "$CLI" start -n 2 --profile "$NAME" --no-build "$@"; then
+        fail "cluster.sh start failed"
+        show_logs
+        exit 1
+    fi
+    CTRL_PID=$(tr -dc '0-9' < "$DIR/pid/lpcontroller.pid")
+    ENGINE_PIDS=$(pgrep -P "$CTRL_PID" | tr '\n' ' ')
+    [ -n "$ENGINE_PIDS" ] || { fail "no engine children of controller $CTRL_PID"; exit 1; }
+    say "controller pid $CTRL_PID, engine pids: $ENGINE_PIDS"
+}
+
+check_nothing_left() {   # what happened
+    local p
+    for p in $ENGINE_PIDS; do
+        # stop returns when it has stopped them; allow for reaping only
+        if ! wait_gone "$p" 3; then
+            fail "engine pid $p still running after $1"
+        fi
+    done
+    for p in $(strays "$LP_HOME"); do
+        alive "$p" && fail "pid $p ($(tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null)) still running after $1"
+    done
+    local f
+    for f in "$DIR"/pid/* "$DIR"/security/lp-client.json "$DIR"/security/lp-engine.json; do
+        [ -e "$f" ] && fail "stale file $f left after $1"
+    done
+}
+
+# 1. kill -9 the controller, then cluster.sh stop
+start_cluster
+for p in $ENGINE_PIDS; do
+    alive "$p" || fail "engine $p not running after start"
+done
+kill -9 "$CTRL_PID"
+wait_gone "$CTRL_PID" 10 || fail "controller $CTRL_PID survives SIGKILL"
+OUT=$("$CLI" stop --profile "$NAME" 2>&1)
+echo "$OUT"
+check_nothing_left "kill -9 of the controller and cluster.sh stop"
+# the engines were stopped by stop, not by themselves (--lost-exit is 30 s)
+# and stop said so
+echo "$OUT" | grep -q "local engine(s) left by the controller stopped" \
+    || fail "cluster.sh stop did not report stopping the controller's engines"
+
+# 2. --restart-engines: an engine killed -9 is started again under its id
+start_cluster --restart-engines
+VICTIM=${ENGINE_PIDS%% *}
+VICTIM_SLOT=""
+for f in "$DIR"/pid/engine-*.pid; do
+    [ "$(tr -dc '0-9' < "$f")" = "$VICTIM" ] && VICTIM_SLOT=$f
+done
+[ -n "$VICTIM_SLOT" ] || fail "no pid/engine-<k>.pid holds engine pid $VICTIM"
+kill -9 "$VICTIM"
+wait_gone "$VICTIM" 10 || fail "engine $VICTIM survives SIGKILL"
+NEW=""
+deadline=$((SECONDS + 30))
+while [ "$SECONDS" -lt "$deadline" ]; do
+    if [ -n "$VICTIM_SLOT" ] && [ -f "$VICTIM_SLOT" ]; then
+        NEW=$( { tr -dc "0-9" < "$VICTIM_SLOT"; } 2>/dev/null)
+        [ -n "$NEW" ] && [ "$NEW" != "$VICTIM" ] && alive "$NEW" && break
+    fi
+    NEW=""
+    sleep 0.05          # poll interval, not synchronisation
+done
+if [ -z "$NEW" ]; then
+    fail "the killed engine was not restarted within 30 s"
+    show_logs
+else
+    say "engine $VICTIM killed, restarted as pid $NEW"
+    ENGINE_PIDS="$ENGINE_PIDS $NEW"
+    # it registers again, under the same id: status lists 2 engines
+    deadline=$((SECONDS + 30))
+    until "$CLI" status --profile "$NAME" --no-build 2>/dev/null | grep -qw "$NEW"; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            fail "restarted engine $NEW not listed by status within 30 s"
+            "$CLI" status --profile "$NAME" --no-build
+            break
+        fi
+        sleep 0.1       # poll interval, not synchronisation
+    done
+    grep -q "engine restarted, its state was lost" "$DIR/log/lpcontroller.log" \
+        || fail "the controller's log does not say the engine was restarted"
+fi
+"$CLI" stop --profile "$NAME"
+check_nothing_left "cluster.sh stop"
+
+if [ "$FAILS" -ne 0 ]; then
+    show_logs
+    say "$FAILS failure(s)"
+    exit 1
+fi
+say "OK"
