@@ -14,3 +14,8 @@
 -- ip = "127.0.0.1"          -- address to listen on ("0.0.0.0": all)
 -- location = "10.0.0.5"     -- address written into the connection files
                              -- (default: ip)
+-- engine_memory_mb = 2048   -- memory cap of each local engine's Lua state
+                             -- (default: 50 % of physical memory / engines;
+                             -- 0 = no cap)
+-- restart_engines = false   -- restart a local engine after any crash
+-- replay_window_msec = 60000 -- requests dated further from now are refused
