@@ -105,12 +105,12 @@ lp_msg_new (const char *msg_type)
     lp_util_random_id (msg_id);
     char date [32];
     lp_util_iso_now (date);
-    if (s_set_string (self->header, "msg_id", msg_id)
-    ||  s_set_string (self->header, "msg_type", msg_type)
-    ||  s_set_string (self->header, "session", "")
-    ||  s_set_string (self->header, "username", s_username ())
-    ||  s_set_string (self->header, "date", date)
-    ||  s_set_string (self->header, "version", LP_PROTOCOL_VERSION))
+    if (s_set_string (self->header, LP_HDR_MSG_ID, msg_id)
+    ||  s_set_string (self->header, LP_HDR_MSG_TYPE, msg_type)
+    ||  s_set_string (self->header, LP_HDR_SESSION, "")
+    ||  s_set_string (self->header, LP_HDR_USERNAME, s_username ())
+    ||  s_set_string (self->header, LP_HDR_DATE, date)
+    ||  s_set_string (self->header, LP_HDR_VERSION, LP_PROTOCOL_VERSION))
         lp_msg_destroy (&self);
     return self;
 }
@@ -179,28 +179,28 @@ const char *
 lp_msg_type (const lp_msg_t *self)
 {
     assert (self);
-    return s_get_string (self->header, "msg_type");
+    return s_get_string (self->header, LP_HDR_MSG_TYPE);
 }
 
 const char *
 lp_msg_id (const lp_msg_t *self)
 {
     assert (self);
-    return s_get_string (self->header, "msg_id");
+    return s_get_string (self->header, LP_HDR_MSG_ID);
 }
 
 const char *
 lp_msg_parent_id (const lp_msg_t *self)
 {
     assert (self);
-    return s_get_string (self->parent, "msg_id");
+    return s_get_string (self->parent, LP_HDR_MSG_ID);
 }
 
 const char *
 lp_msg_parent_type (const lp_msg_t *self)
 {
     assert (self);
-    return s_get_string (self->parent, "msg_type");
+    return s_get_string (self->parent, LP_HDR_MSG_TYPE);
 }
 
 lp_value_t *
