@@ -131,9 +131,15 @@ void        lp_guard_destroy (lp_guard_t **self_p);
 //  LP_REPLAY_WINDOW_MSEC (lpcontroller --replay-window sets the variable).
 int64_t     lp_guard_window_default (void);
 //  Atomically checks and remembers msg_id (date: the header's, may be
-//  NULL). 0 when admitted; -1 when refused, reason says why ("replayed
-//  msg_id ...", "date ... older than the replay window", "... in the
-//  future", "header has no valid date", "replay guard full").
+//  NULL). 0 when admitted; when refused, a negative lp_guard_refusal_t
+//  and reason says why ("replayed msg_id ...", "date ... older than the
+//  replay window", "... in the future", "header has no valid date",
+//  "replay guard full").
+typedef enum {
+    LP_GUARD_REPLAY = -1,               //  msg_id seen before
+    LP_GUARD_DATE = -2,                 //  date missing or outside the window
+    LP_GUARD_FULL = -3                  //  hard cap reached (or out of memory)
+} lp_guard_refusal_t;
 int         lp_guard_admit (lp_guard_t *self, const char *msg_id, const char *date,
                             char *reason, size_t reasonlen);
 //  Forgets an admitted id (its message was then found malformed).
@@ -173,6 +179,24 @@ lp_msg_t   *lp_wire_recv (lp_wire_t *self, zsock_t *sock);
 //  when dropped.
 lp_value_t *lp_wire_verify (lp_wire_t *self, zmsg_t *zmsg, size_t *delim_p);
 uint64_t    lp_wire_dropped (lp_wire_t *self);
+//  Why the last message was dropped, for forwarders that answer what they
+//  refuse (Invariant 1: a request whose signed header was read ends with a
+//  reply). A signed request refused for its date (it may have waited in a
+//  queue past the window) or because the guard is full is not a replay:
+//  its sender should get an error reply. After such a drop,
+//  lp_wire_take_refused returns its verified header (caller destroys; NULL
+//  after any other drop or when taken) and *delim_p its delimiter index;
+//  the zmsg given to lp_wire_verify is still the caller's, for routing.
+typedef enum {
+    LP_DROP_NONE = 0,                   //  nothing dropped yet
+    LP_DROP_MALFORMED,                  //  framing, header, maps
+    LP_DROP_SIGNATURE,                  //  bad or missing signature
+    LP_DROP_REPLAY,                     //  msg_id seen before
+    LP_DROP_DATE,                       //  date outside the replay window
+    LP_DROP_FULL                        //  replay guard full
+} lp_drop_t;
+lp_drop_t   lp_wire_last_drop (lp_wire_t *self);
+lp_value_t *lp_wire_take_refused (lp_wire_t *self, size_t *delim_p);
 //  Replay guard: each wire has its own (by count, no date check). The
 //  controller sets its one shared guard by time on every actor's wire;
 //  guard is not taken and must outlive the wire. NULL: back to the own.

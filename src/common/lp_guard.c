@@ -272,17 +272,17 @@ s_admit_at (lp_guard_t *self, const char *msg_id, const char *date, int64_t now,
         int64_t stamp;
         if (!date || lp_util_iso_parse (date, &stamp) != 0) {
             snprintf (reason, reasonlen, "header has no valid date");
-            return -1;
+            return LP_GUARD_DATE;
         }
         if (stamp < now - self->window_usec) {
             snprintf (reason, reasonlen, "date %s is older than the replay window (%" PRId64 " ms)",
                       date, self->window_usec / 1000);
-            return -1;
+            return LP_GUARD_DATE;
         }
         if (stamp > now + self->window_usec) {
             snprintf (reason, reasonlen, "date %s is more than the replay window (%" PRId64
                       " ms) in the future", date, self->window_usec / 1000);
-            return -1;
+            return LP_GUARD_DATE;
         }
         expiry = stamp + self->window_usec;
         if (expiry <= 0)
@@ -293,14 +293,14 @@ s_admit_at (lp_guard_t *self, const char *msg_id, const char *date, int64_t now,
     s_expire (self, now);
     if (s_find (self, digest) < self->table_cap) {
         snprintf (reason, reasonlen, "replayed msg_id %s", msg_id);
-        return -1;
+        return LP_GUARD_REPLAY;
     }
     if (self->live >= self->max_ids) {
         if (self->window_usec) {
             self->refused_full++;
             snprintf (reason, reasonlen, "replay guard full (%zu ids within the window)",
                       self->live);
-            return -1;
+            return LP_GUARD_FULL;
         }
         while (self->live >= self->max_ids)
             s_pop (self);                 //  by count: forget the oldest
@@ -314,7 +314,7 @@ s_admit_at (lp_guard_t *self, const char *msg_id, const char *date, int64_t now,
         assert (cap <= s_cap_limit (self));
         if (s_rebuild (self, cap) != 0) {
             snprintf (reason, reasonlen, "out of memory in the replay guard");
-            return -1;
+            return LP_GUARD_FULL;
         }
     }
     size_t position = (self->head + self->count) & (self->ring_cap - 1);
@@ -456,7 +456,7 @@ lp_guard_test (bool verbose)
     assert (lp_guard_window_msec (guard) == 60000);
     s_iso (now, date);
     assert (s_admit_at (guard, "captured", date, now, reason, sizeof (reason)) == 0);
-    assert (s_admit_at (guard, "captured", date, now + 1000, reason, sizeof (reason)) == -1);
+    assert (s_admit_at (guard, "captured", date, now + 1000, reason, sizeof (reason)) == LP_GUARD_REPLAY);
     assert (strstr (reason, "replayed msg_id captured"));
 
     //  Observation 10 of issue 8: a captured request replayed after more
@@ -467,10 +467,10 @@ lp_guard_test (bool verbose)
         assert (s_admit_at (guard, id, date, now + 2000, NULL, 0) == 0);
     }
     assert (lp_guard_size (guard) == 70001);
-    assert (s_admit_at (guard, "captured", date, now + 3000, reason, sizeof (reason)) == -1);
+    assert (s_admit_at (guard, "captured", date, now + 3000, reason, sizeof (reason)) < 0);
     assert (strstr (reason, "replayed"));
     //  ...and once the window has passed, its date refuses it
-    assert (s_admit_at (guard, "captured", date, now + 61000000, reason, sizeof (reason)) == -1);
+    assert (s_admit_at (guard, "captured", date, now + 61000000, reason, sizeof (reason)) == LP_GUARD_DATE);
     if (verbose)
         printf ("\n    %s", reason);
     assert (strstr (reason, "older than the replay window (60000 ms)"));
@@ -482,22 +482,22 @@ lp_guard_test (bool verbose)
 
     //  2. Dates: old, future beyond the skew, missing, malformed, boundaries
     s_iso (now - 60000001, date);
-    assert (s_admit_at (guard, "old", date, now, reason, sizeof (reason)) == -1);
+    assert (s_admit_at (guard, "old", date, now, reason, sizeof (reason)) == LP_GUARD_DATE);
     assert (strstr (reason, "older than the replay window"));
     s_iso (now - 59999000, date);
     assert (s_admit_at (guard, "old-but-ok", date, now, reason, sizeof (reason)) == 0);
     s_iso (now + 60000001, date);
-    assert (s_admit_at (guard, "future", date, now, reason, sizeof (reason)) == -1);
+    assert (s_admit_at (guard, "future", date, now, reason, sizeof (reason)) < 0);
     assert (strstr (reason, "in the future"));
     s_iso (now + 59000000, date);
     assert (s_admit_at (guard, "skewed", date, now, reason, sizeof (reason)) == 0);
-    assert (s_admit_at (guard, "nodate", NULL, now, reason, sizeof (reason)) == -1);
+    assert (s_admit_at (guard, "nodate", NULL, now, reason, sizeof (reason)) == LP_GUARD_DATE);
     assert (strstr (reason, "no valid date"));
-    assert (s_admit_at (guard, "baddate", "yesterday", now, reason, sizeof (reason)) == -1);
+    assert (s_admit_at (guard, "baddate", "yesterday", now, reason, sizeof (reason)) < 0);
     assert (strstr (reason, "no valid date"));
     //  A future-dated id is remembered until its own date + window
     s_iso (now + 59000000, date);
-    assert (s_admit_at (guard, "skewed", date, now + 100000000, reason, sizeof (reason)) == -1);
+    assert (s_admit_at (guard, "skewed", date, now + 100000000, reason, sizeof (reason)) < 0);
     assert (strstr (reason, "replayed"));
     lp_guard_destroy (&guard);
     lp_guard_destroy (&guard);          //  idempotent
@@ -510,10 +510,10 @@ lp_guard_test (bool verbose)
         snprintf (id, sizeof (id), "cap-%d", i);
         assert (s_admit_at (guard, id, date, now, NULL, 0) == 0);
     }
-    assert (s_admit_at (guard, "one-more", date, now, reason, sizeof (reason)) == -1);
+    assert (s_admit_at (guard, "one-more", date, now, reason, sizeof (reason)) == LP_GUARD_FULL);
     assert (strstr (reason, "replay guard full"));
     assert (lp_guard_refused_full (guard) == 1);
-    assert (s_admit_at (guard, "cap-0", date, now, reason, sizeof (reason)) == -1);
+    assert (s_admit_at (guard, "cap-0", date, now, reason, sizeof (reason)) < 0);
     assert (strstr (reason, "replayed"));
     //  Forget makes room, and the id may come again
     lp_guard_forget (guard, "cap-5");
@@ -534,11 +534,11 @@ lp_guard_test (bool verbose)
         snprintf (id, sizeof (id), "n-%d", i);
         assert (s_admit_at (guard, id, NULL, now, NULL, 0) == 0);
     }
-    assert (s_admit_at (guard, "n-0", NULL, now, NULL, 0) == -1);
+    assert (s_admit_at (guard, "n-0", NULL, now, NULL, 0) < 0);
     assert (s_admit_at (guard, "n-new", "1970-01-01T00:00:00.000000Z", now, NULL, 0) == 0);
     assert (s_admit_at (guard, "n-0", NULL, now, NULL, 0) == 0);      //  forgotten
-    assert (s_admit_at (guard, "n-2", NULL, now, NULL, 0) == -1);
-    assert (s_admit_at (guard, "n-4999", NULL, now, NULL, 0) == -1);
+    assert (s_admit_at (guard, "n-2", NULL, now, NULL, 0) < 0);
+    assert (s_admit_at (guard, "n-4999", NULL, now, NULL, 0) < 0);
     assert (lp_guard_size (guard) == 5000);
     //  Forgetting in the middle, then wrapping the ring many times
     lp_guard_forget (guard, "n-2000");
@@ -547,8 +547,8 @@ lp_guard_test (bool verbose)
         assert (s_admit_at (guard, id, NULL, now, NULL, 0) == 0);
     }
     assert (lp_guard_size (guard) == 5000);
-    assert (s_admit_at (guard, "m-39999", NULL, now, NULL, 0) == -1);
-    assert (s_admit_at (guard, "m-35000", NULL, now, NULL, 0) == -1);
+    assert (s_admit_at (guard, "m-39999", NULL, now, NULL, 0) < 0);
+    assert (s_admit_at (guard, "m-35000", NULL, now, NULL, 0) < 0);
     assert (s_admit_at (guard, "m-34000", NULL, now, NULL, 0) == 0);
     lp_guard_destroy (&guard);
 

@@ -70,6 +70,9 @@ struct _lp_wire_t {
     zhashx_t *peers;                //  peer hex -> s_peer_t, drop logging
     uint64_t dropped;               //  messages dropped so far
     char last_error [256];          //  why the last drop
+    lp_drop_t last_drop;            //  kind of the last drop
+    lp_value_t *refused;            //  header of the last date/full refusal
+    size_t refused_delim;           //  its delimiter index
 };
 
 //  Drop accounting per peer
@@ -117,6 +120,7 @@ lp_wire_destroy (lp_wire_t **self_p)
     if (self) {
         sodium_memzero (self->key, sizeof (self->key));
         lp_guard_destroy (&self->own_guard);
+        lp_value_destroy (&self->refused);
         if (self->peers) {
             s_peer_t *peer = (s_peer_t *) zhashx_first (self->peers);
             while (peer) {
@@ -150,6 +154,24 @@ lp_wire_last_error (lp_wire_t *self)
 {
     assert (self);
     return self->last_error;
+}
+
+lp_drop_t
+lp_wire_last_drop (lp_wire_t *self)
+{
+    assert (self);
+    return self->last_drop;
+}
+
+lp_value_t *
+lp_wire_take_refused (lp_wire_t *self, size_t *delim_p)
+{
+    assert (self);
+    lp_value_t *header = self->refused;
+    self->refused = NULL;
+    if (header && delim_p)
+        *delim_p = self->refused_delim;
+    return header;
 }
 
 void
@@ -322,6 +344,9 @@ lp_wire_send (lp_wire_t *self, lp_msg_t **msg_p, zsock_t *sock)
 static void
 s_drop (lp_wire_t *self, zframe_t *peer_frame, const char *format, ...)
 {
+    //  The kind: callers that know better set it after this call
+    self->last_drop = LP_DROP_MALFORMED;
+    lp_value_destroy (&self->refused);
     va_list args;
     va_start (args, format);
     vsnprintf (self->last_error, sizeof (self->last_error), format, args);
@@ -438,6 +463,7 @@ s_verify (lp_wire_t *self, zframe_t **frames, size_t nframes, size_t *delim_p)
     if (zframe_size (signature) != LP_SIGNATURE_HEX_CHARS
     ||  sodium_memcmp (zframe_data (signature), expected, LP_SIGNATURE_HEX_CHARS) != 0) {
         s_drop (self, peer, zframe_size (signature)? "bad signature": "missing signature");
+        self->last_drop = LP_DROP_SIGNATURE;
         return NULL;
     }
     char reason [200] = "";
@@ -465,9 +491,19 @@ s_verify (lp_wire_t *self, zframe_t **frames, size_t nframes, size_t *delim_p)
     const lp_value_t *date_value = lp_value_get (header, LP_HDR_DATE);
     const char *date = date_value && lp_value_type (date_value) == LP_STRING
                      ? lp_value_as_string (date_value, NULL): NULL;
-    if (lp_guard_admit (self->guard, id, date, reason, sizeof (reason)) != 0) {
+    int refusal = lp_guard_admit (self->guard, id, date, reason, sizeof (reason));
+    if (refusal != 0) {
         s_drop (self, peer, "%s", reason);
-        lp_value_destroy (&header);
+        if (refusal == LP_GUARD_REPLAY) {
+            self->last_drop = LP_DROP_REPLAY;
+            lp_value_destroy (&header);
+        }
+        else {
+            //  Signed, not a replay: kept for a forwarder to answer
+            self->last_drop = refusal == LP_GUARD_DATE? LP_DROP_DATE: LP_DROP_FULL;
+            self->refused = header;
+            self->refused_delim = delim;
+        }
         return NULL;
     }
     *delim_p = delim;
@@ -910,6 +946,7 @@ lp_wire_test (bool verbose)
     lp_wire_t *stranger = lp_wire_new (other_key, sizeof (other_key), "test/stranger");
     assert (stranger);
     s_expect_drop (stranger, good, "bad signature", verbose);
+    assert (lp_wire_last_drop (stranger) == LP_DROP_SIGNATURE);
     lp_wire_destroy (&stranger);
 
     //  A flipped bit in each frame from the delimiter on (routing frames
@@ -1128,6 +1165,8 @@ lp_wire_test (bool verbose)
             zmsg_destroy (&z);
         }
         s_expect_drop (mux, captured, "replayed msg_id", verbose);
+        assert (lp_wire_last_drop (mux) == LP_DROP_REPLAY);
+        assert (lp_wire_take_refused (mux, NULL) == NULL);
         zmsg_destroy (&captured);
         //  A request dated 61 s ago, or 61 s ahead, or with no date
         char stamp [32];
@@ -1144,6 +1183,15 @@ lp_wire_test (bool verbose)
             zmsg_t *z = lp_wire_encode (sender, &old, err, sizeof (err));
             assert (z);
             s_expect_drop (mux, z, i == 0? "older than the replay window": "in the future", verbose);
+            //  Not a replay: a forwarder gets its header to answer it
+            assert (lp_wire_last_drop (mux) == LP_DROP_DATE);
+            size_t refused_delim = 99;
+            lp_value_t *refused = lp_wire_take_refused (mux, &refused_delim);
+            assert (refused);
+            assert (refused_delim == 0);
+            assert (streq (lp_wire_map_string (refused, LP_HDR_DATE), stamp));
+            lp_value_destroy (&refused);
+            assert (lp_wire_take_refused (mux, NULL) == NULL);
             //  Engines and clients do not judge dates
             lp_wire_t *engine = lp_wire_new (key, sizeof (key), "test/engine");
             assert (engine);
