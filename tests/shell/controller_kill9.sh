@@ -103,11 +103,30 @@ check_nothing_left() {   # what happened
     done
 }
 
+#  check_engine_args ARGS...: every engine's command line has them
+check_engine_args() {
+    local p cmdline
+    for p in $ENGINE_PIDS; do
+        cmdline=$(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null)
+        case " $cmdline " in
+            *" $* "*) ;;
+            *) fail "engine $p runs '$cmdline', expected '$*' in it" ;;
+        esac
+    done
+}
+
 # 1. kill -9 the controller, then cluster.sh stop
 start_cluster
 for p in $ENGINE_PIDS; do
     alive "$p" || fail "engine $p not running after start"
 done
+# local engines get a memory cap (50 % of physical memory / 2 engines)
+# and give up on a lost controller after 30 s
+MEM_KB=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)
+PAGES=$(getconf _PHYS_PAGES) PAGE=$(getconf PAGESIZE)
+DEFAULT_MB=$(( PAGES * PAGE / 100 * 50 / 2 / 1048576 ))
+check_engine_args --memory-limit "$DEFAULT_MB" --lost-exit 30000
+say "engines capped at $DEFAULT_MB MB each (MemTotal $MEM_KB kB)"
 kill -9 "$CTRL_PID"
 wait_gone "$CTRL_PID" 10 || fail "controller $CTRL_PID survives SIGKILL"
 OUT=$("$CLI" stop --profile "$NAME" 2>&1)
@@ -119,7 +138,9 @@ echo "$OUT" | grep -q "local engine(s) left by the controller stopped" \
     || fail "cluster.sh stop did not report stopping the controller's engines"
 
 # 2. --restart-engines: an engine killed -9 is started again under its id
-start_cluster --restart-engines
+#    (and --engine-memory sets the engines' cap)
+start_cluster --restart-engines --engine-memory 64
+check_engine_args --memory-limit 64 --lost-exit 30000
 VICTIM=${ENGINE_PIDS%% *}
 VICTIM_SLOT=""
 for f in "$DIR"/pid/engine-*.pid; do
