@@ -15,8 +15,8 @@
                     controller_heartbeat (topic "controller") only counts
                     as a sign of life
 
-    Lost controller: every message that arrives on any socket is a sign
-    that the controller lives (heard_at). While a caller waits, the poll
+    Lost controller: every message that verifies (signed with our key)
+    on any socket is a sign that the controller lives (heard_at). While a caller waits, the poll
     wakes at least every lost_after/10 ms; when the controller has been
     quiet for lost_after/2 it is asked for its status on the registration
     channel (a probe, at most every lost_after/4), so a live controller
@@ -296,7 +296,7 @@ s_dispatch (lp_client_t *self, zsock_t *sock, lp_msg_t *msg)
     if (sock == self->iopub) {
         lp_result_t *result = parent_id?
             (lp_result_t *) zhashx_lookup (self->routes, parent_id): NULL;
-        if (result && streq (lp_msg_type (msg), "stream"))
+        if (result && streq (lp_msg_type (msg), LP_STREAM))
             lp_result_handle_stream (result, msg);
     }
     else
@@ -304,10 +304,10 @@ s_dispatch (lp_client_t *self, zsock_t *sock, lp_msg_t *msg)
         lp_value_t *content = lp_msg_content (msg);
         const lp_value_t *id = lp_value_get (content, "id");
         if (id && lp_value_type (id) == LP_INT) {
-            if (streq (lp_msg_type (msg), "engine_registered"))
+            if (streq (lp_msg_type (msg), LP_ENGINE_REGISTERED))
                 s_ids_add (self, (int) lp_value_as_int (id));
             else
-            if (streq (lp_msg_type (msg), "engine_unregistered"))
+            if (streq (lp_msg_type (msg), LP_ENGINE_UNREGISTERED))
                 s_ids_remove (self, (int) lp_value_as_int (id));
         }
     }
@@ -333,13 +333,15 @@ s_drain_socket (lp_client_t *self, zsock_t *sock)
     zmsg_t *zmsg;
     while (count < LP_CLIENT_DRAIN_MAX && (zmsg = zmsg_recv (sock))) {
         count++;
-        //  Only the controller talks to us: whatever arrives is a sign
-        //  of life, even what does not verify.
-        self->heard_at = zclock_mono ();
-        self->lost = false;
         lp_msg_t *msg = lp_wire_decode (self->wire, &zmsg);
-        if (msg)
+        if (msg) {
+            //  A message signed with our key is a sign of life. What does
+            //  not verify is not: after the controller dies, another
+            //  cluster may bind its ports and our sockets reconnect there.
+            self->heard_at = zclock_mono ();
+            self->lost = false;
             s_dispatch (self, sock, msg);
+        }
         //  else dropped: counted and logged by lp_wire
     }
     return count;
@@ -351,7 +353,7 @@ static void
 s_probe (lp_client_t *self, int64_t now)
 {
     self->probe_at = now;
-    lp_msg_t *msg = lp_msg_new ("status_request");
+    lp_msg_t *msg = lp_msg_new (LP_STATUS_REQUEST);
     lp_value_t *content = lp_value_map ();
     if (!msg || !content) {
         lp_msg_destroy (&msg);
@@ -600,8 +602,8 @@ s_query (lp_client_t *self, const char *msg_type, int timeout_ms)
                             "(no reply in %d ms)", self->endpoint, timeout_ms);
         return NULL;
     }
-    const char *status = lp_msg_get_string (reply, "status");
-    if (!status || !streq (status, "ok")) {
+    const char *status = lp_msg_get_string (reply, LP_CONTENT_STATUS);
+    if (!status || !streq (status, LP_STATUS_OK)) {
         const char *evalue = lp_msg_get_string (reply, "evalue");
         lp_client_fail (self, LP_EREMOTE, "%s failed: %s", msg_type,
                         evalue? evalue: "controller answered with an error");
@@ -618,7 +620,7 @@ s_query (lp_client_t *self, const char *msg_type, int timeout_ms)
 static int
 s_status_full (lp_client_t *self, int timeout_ms, lp_value_t **engines_p, lp_value_t **whole_p)
 {
-    lp_msg_t *reply = s_query (self, "status_request", timeout_ms);
+    lp_msg_t *reply = s_query (self, LP_STATUS_REQUEST, timeout_ms);
     if (!reply)
         return -1;
     const lp_value_t *engines = lp_value_get (lp_msg_content (reply), "engines");
@@ -886,7 +888,7 @@ lp_client_shutdown_cluster (lp_client_t *self, int timeout_ms)
     assert (self);
     if (timeout_ms <= 0)
         timeout_ms = LP_CONNECT_TIMEOUT_MSEC;
-    lp_msg_t *reply = s_query (self, "shutdown_request", timeout_ms);
+    lp_msg_t *reply = s_query (self, LP_SHUTDOWN_REQUEST, timeout_ms);
     if (!reply)
         return -1;
     lp_msg_destroy (&reply);

@@ -190,7 +190,7 @@ lp_result_add_task_slot (lp_result_t *self, const char *msg_id, const char *subm
 static int
 s_msg_engine (lp_msg_t *msg)
 {
-    const lp_value_t *engine = lp_value_get (lp_msg_metadata (msg), "engine");
+    const lp_value_t *engine = lp_value_get (lp_msg_metadata (msg), LP_META_ENGINE);
     if (engine && lp_value_type (engine) == LP_INT)
         return (int) lp_value_as_int (engine);
     return -1;
@@ -305,8 +305,8 @@ lp_result_handle_reply (lp_result_t *self, lp_msg_t *msg)
         return;                 //  duplicate or unexpected
     lp_value_destroy (&self->combined);
     lp_value_t *content = lp_msg_content (msg);
-    const char *status = s_content_string (content, "status", "");
-    if (engine == -1 && slot->engine != -1 && !streq (status, "ok")) {
+    const char *status = s_content_string (content, LP_CONTENT_STATUS, "");
+    if (engine == -1 && slot->engine != -1 && !streq (status, LP_STATUS_OK)) {
         //  The controller refused a direct request as a whole: one
         //  error for every engine it named.
         intptr_t first = (intptr_t) zhashx_lookup (self->index, parent_id);
@@ -316,34 +316,34 @@ lp_result_handle_reply (lp_result_t *self, lp_msg_t *msg)
                 break;
             if (each->state == SLOT_PENDING)
                 s_slot_fail (self, each,
-                             s_content_string (content, "ename", "ProtocolError"),
-                             s_content_string (content, "evalue", "request refused"),
-                             s_content_string (content, "traceback", ""));
+                             s_content_string (content, LP_CONTENT_ENAME, "ProtocolError"),
+                             s_content_string (content, LP_CONTENT_EVALUE, "request refused"),
+                             s_content_string (content, LP_CONTENT_TRACEBACK, ""));
         }
         return;
     }
     if (slot->engine == -1)
         slot->engine = engine;
 
-    const lp_value_t *when = lp_value_get (lp_msg_metadata (msg), "started");
+    const lp_value_t *when = lp_value_get (lp_msg_metadata (msg), LP_META_STARTED);
     if (when && lp_value_type (when) == LP_STRING)
         snprintf (slot->started, sizeof slot->started, "%s", lp_value_as_string (when, NULL));
-    when = lp_value_get (lp_msg_metadata (msg), "completed");
+    when = lp_value_get (lp_msg_metadata (msg), LP_META_COMPLETED);
     if (when && lp_value_type (when) == LP_STRING)
         snprintf (slot->completed, sizeof slot->completed, "%s", lp_value_as_string (when, NULL));
-    const lp_value_t *out = lp_value_get (lp_msg_metadata (msg), "stdout");
+    const lp_value_t *out = lp_value_get (lp_msg_metadata (msg), LP_META_STDOUT);
     if (out && lp_value_type (out) == LP_STRING) {
         size_t len = 0;
         const char *text = lp_value_as_string (out, &len);
         if (text)
             s_slot_set_out (slot, text, len);
     }
-    if (!streq (status, "ok")) {
+    if (!streq (status, LP_STATUS_OK)) {
         s_slot_fail (self, slot,
-                     s_content_string (content, "ename", "ProtocolError"),
-                     s_content_string (content, "evalue",
+                     s_content_string (content, LP_CONTENT_ENAME, "ProtocolError"),
+                     s_content_string (content, LP_CONTENT_EVALUE,
                                        "reply without status \"ok\""),
-                     s_content_string (content, "traceback", ""));
+                     s_content_string (content, LP_CONTENT_TRACEBACK, ""));
         return;
     }
     const lp_value_t *values = lp_value_get (content, "values");
@@ -681,7 +681,7 @@ static int
 s_send_abort (lp_client_t *client, lp_result_t *raw, lp_channel_t channel,
               int engine, lp_value_t *ids)
 {
-    lp_msg_t *msg = lp_msg_new ("abort_request");
+    lp_msg_t *msg = lp_msg_new (LP_ABORT_REQUEST);
     lp_value_t *copy = lp_value_dup (ids);
     if (!msg || !copy || lp_value_set (lp_msg_content (msg), "msg_ids", copy)) {
         if (msg && copy)
@@ -694,7 +694,7 @@ s_send_abort (lp_client_t *client, lp_result_t *raw, lp_channel_t channel,
     if (channel == LP_CHANNEL_CONTROL) {
         lp_value_t *targets = lp_value_array ();
         if (!targets || lp_value_append (targets, lp_value_int (engine))
-        ||  lp_value_set (lp_msg_header (msg), "targets", targets)) {
+        ||  lp_value_set (lp_msg_header (msg), LP_HDR_TARGETS, targets)) {
             lp_msg_destroy (&msg);
             lp_client_set_error (client, "out of memory");
             return -1;

@@ -208,25 +208,25 @@ lp_view_is_balanced (lp_view_t *self)
 static int
 s_set_flags (lp_view_t *self, lp_value_t *header)
 {
-    if (self->time_limit_ms && lp_value_set (header, "time_limit", lp_value_int (self->time_limit_ms)))
+    if (self->time_limit_ms && lp_value_set (header, LP_HDR_TIME_LIMIT, lp_value_int (self->time_limit_ms)))
         return -1;
     if (!self->balanced)
         return 0;
-    if ((self->retries && lp_value_set (header, "retries", lp_value_int (self->retries)))
-    ||  (self->timeout_ms && lp_value_set (header, "timeout", lp_value_int (self->timeout_ms)))
-    ||  (self->after && lp_value_set (header, "after", lp_value_dup (self->after)))
-    ||  (self->follow && lp_value_set (header, "follow", lp_value_dup (self->follow))))
+    if ((self->retries && lp_value_set (header, LP_HDR_RETRIES, lp_value_int (self->retries)))
+    ||  (self->timeout_ms && lp_value_set (header, LP_HDR_TIMEOUT, lp_value_int (self->timeout_ms)))
+    ||  (self->after && lp_value_set (header, LP_HDR_AFTER, lp_value_dup (self->after)))
+    ||  (self->follow && lp_value_set (header, LP_HDR_FOLLOW, lp_value_dup (self->follow))))
         return -1;
     if ((self->after || self->follow)
-    &&  (lp_value_set (header, "success", lp_value_bool (self->success))
-    ||   lp_value_set (header, "failure", lp_value_bool (self->failure))))
+    &&  (lp_value_set (header, LP_HDR_SUCCESS, lp_value_bool (self->success))
+    ||   lp_value_set (header, LP_HDR_FAILURE, lp_value_bool (self->failure))))
         return -1;
     if (self->targets) {
         lp_value_t *array = lp_value_array ();
         for (int i = 0; array && i < self->ntargets; i++)
             if (lp_value_append (array, lp_value_int (self->targets [i])))
                 lp_value_destroy (&array);
-        if (!array || lp_value_set (header, "targets", array))
+        if (!array || lp_value_set (header, LP_HDR_TARGETS, array))
             return -1;
     }
     return 0;
@@ -355,7 +355,7 @@ s_send (lp_view_t *self, lp_result_t *result, lp_channel_t channel,
             lp_client_set_error (client, "out of memory");
             return -1;
         }
-    if (lp_value_set (lp_msg_header (msg), "targets", array)
+    if (lp_value_set (lp_msg_header (msg), LP_HDR_TARGETS, array)
     ||  s_set_flags (self, lp_msg_header (msg))) {
         lp_msg_destroy (&msg);
         lp_value_destroy (&content);
@@ -453,7 +453,7 @@ lp_view_execute (lp_view_t *self, const char *code)
 {
     if (!s_check (self, "execute", code))
         return NULL;
-    return s_request (self, LP_CHANNEL_MUX, "execute_request",
+    return s_request (self, LP_CHANNEL_MUX, LP_EXECUTE_REQUEST,
                       s_content ("code", lp_value_string (code)),
                       LP_COMBINE_EACH, false);
 }
@@ -480,7 +480,7 @@ lp_view_apply (lp_view_t *self, const char *fn, lp_value_t *args)
     else
     if (!content)
         lp_value_destroy (&args);
-    return s_request (self, LP_CHANNEL_MUX, "apply_request", content,
+    return s_request (self, LP_CHANNEL_MUX, LP_APPLY_REQUEST, content,
                       LP_COMBINE_EACH, false);
 }
 
@@ -509,7 +509,7 @@ lp_view_push_map (lp_view_t *self, lp_value_t *ns)
         lp_value_destroy (&ns);
         return NULL;
     }
-    return s_request (self, LP_CHANNEL_MUX, "push_request", s_content ("ns", ns),
+    return s_request (self, LP_CHANNEL_MUX, LP_PUSH_REQUEST, s_content ("ns", ns),
                       LP_COMBINE_NONE, false);
 }
 
@@ -547,7 +547,7 @@ lp_view_pull (lp_view_t *self, const char *name)
 {
     if (!s_check (self, "pull", name) || !s_direct_only (self, "pull"))
         return NULL;
-    return s_request (self, LP_CHANNEL_MUX, "pull_request", s_names (name),
+    return s_request (self, LP_CHANNEL_MUX, LP_PULL_REQUEST, s_names (name),
                       LP_COMBINE_EACH, false);
 }
 
@@ -556,7 +556,7 @@ lp_view_gather (lp_view_t *self, const char *name)
 {
     if (!s_check (self, "gather", name) || !s_direct_only (self, "gather"))
         return NULL;
-    return s_request (self, LP_CHANNEL_MUX, "pull_request", s_names (name),
+    return s_request (self, LP_CHANNEL_MUX, LP_PULL_REQUEST, s_names (name),
                       LP_COMBINE_CONCAT, true);
 }
 
@@ -565,7 +565,7 @@ lp_view_interrupt (lp_view_t *self)
 {
     if (!s_check (self, "interrupt", "") || !s_direct_only (self, "interrupt"))
         return NULL;
-    return s_request (self, LP_CHANNEL_CONTROL, "interrupt_request",
+    return s_request (self, LP_CHANNEL_CONTROL, LP_INTERRUPT_REQUEST,
                       lp_value_map (), LP_COMBINE_EACH, false);
 }
 
@@ -645,7 +645,7 @@ s_partitioned (lp_view_t *self, const char *what, const char *name_or_fn,
         else
             content = s_content ("ns", s_content (name_or_fn, chunk));
         if (s_send (self, result, LP_CHANNEL_MUX,
-                    is_map? "map_request": "push_request", content, &targets [i], 1)) {
+                    is_map? LP_MAP_REQUEST: LP_PUSH_REQUEST, content, &targets [i], 1)) {
             lp_result_destroy (&result);
             break;
         }
@@ -694,7 +694,7 @@ s_balanced_map (lp_view_t *self, const char *fn, lp_value_t *seq)
         lp_value_t *content = s_content ("items", s_chunk (seq, start, len));
         if (content && lp_value_set (content, "fn", lp_value_string (fn)))
             lp_value_destroy (&content);
-        if (s_send_task (self, result, "map_request", content)) {
+        if (s_send_task (self, result, LP_MAP_REQUEST, content)) {
             lp_result_destroy (&result);
             break;
         }
