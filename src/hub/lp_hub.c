@@ -499,6 +499,12 @@ s_on_mux (zloop_t *loop, zsock_t *sock, void *arg)
     lp_hub_t *self = (lp_hub_t *) arg;
     char *command = NULL, *uuid = NULL, *channel = NULL;
     int id = -1;
+    //  The message zloop saw may be gone already: s_actor_queues (a status
+    //  request handled earlier in the same loop pass) reads and handles
+    //  the hellos that arrive while it waits. A blocking receive here then
+    //  hung the hub for good.
+    if (!(zsock_events (sock) & ZMQ_POLLIN))
+        return 0;
     if (zsock_recv (sock, "siss", &command, &id, &uuid, &channel) != 0)
         return 0;
     if (command && streq (command, "HELLO") && uuid && channel)
