@@ -23,7 +23,9 @@
     that publishes no heartbeats still answers; after lost_after ms of
     silence the controller is lost: every pending slot of every result
     ends with ControllerLost, and requests fail at once (LP_ELOST) until
-    something is heard again. Silence is measured only while someone
+    something is heard again. Detection starts with the first message
+    that verifies (connecting waits its own timeout). Silence is measured
+    only while someone
     polls: a poll that starts after a long pause (the caller did other
     work) starts a new listening period, so an idle client is never
     declared lost for not having listened.
@@ -72,6 +74,7 @@ struct _lp_client_t {
     int64_t polled_at;                  //  mono ms: last poll ended
     int64_t probe_at;                   //  mono ms: last probe sent, 0 none
     bool lost;                          //  controller taken for lost
+    bool heard_ever;                    //  connected: a message verified
     char lost_text [512];               //  "controller at ... lost: ..."
 };
 
@@ -340,6 +343,7 @@ s_drain_socket (lp_client_t *self, zsock_t *sock)
             //  cluster may bind its ports and our sockets reconnect there.
             self->heard_at = zclock_mono ();
             self->lost = false;
+            self->heard_ever = true;
             s_dispatch (self, sock, msg);
         }
         //  else dropped: counted and logged by lp_wire
@@ -398,7 +402,8 @@ s_silence (lp_client_t *self, int64_t now)
 static void
 s_check_lost (lp_client_t *self)
 {
-    if (self->lost_after <= 0)
+    //  Before the first answer (connecting) the caller's timeout rules.
+    if (self->lost_after <= 0 || !self->heard_ever)
         return;
     int64_t now = zclock_mono ();
     int64_t silent = s_silence (self, now);
