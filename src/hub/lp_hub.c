@@ -56,6 +56,8 @@ struct _lp_hub_t {
     char *location;                     //  config.location
     uint8_t key [LP_KEY_BYTES];         //  fresh random key
     lp_wire_t *wire;                    //  signing on our sockets
+    lp_guard_t *guard;                  //  THE replay guard of the controller,
+                                        //  shared by every actor's wire
     zloop_t *loop;                      //  the reactor
     zsock_t *registration;              //  ROUTER: engines and clients
     zsock_t *hb_ping;                   //  PUB
@@ -710,6 +712,11 @@ lp_hub_new (const lp_hub_config_t *config, char *err, size_t errlen)
     lp_util_random_id (scratch);            //  initialises libsodium
     randombytes_buf (self->key, sizeof self->key);
     self->wire = lp_wire_new (self->key, sizeof self->key, "controller/hub");
+    //  One replay guard for the whole controller (docs/protocol.md,
+    //  "Replays"): a msg_id seen on any channel is a replay.
+    self->guard = lp_guard_new (lp_guard_window_default (), LP_REPLAY_MAX_IDS);
+    if (self->wire && self->guard)
+        lp_wire_set_guard (self->wire, self->guard);
     self->by_uuid = zhashx_new ();
     self->loop = zloop_new ();
     self->registration = zsock_new (ZMQ_ROUTER);
@@ -721,7 +728,8 @@ lp_hub_new (const lp_hub_config_t *config, char *err, size_t errlen)
     if (self->hb_pong)
         zsock_set_router_handover (self->hb_pong, 1);
     self->notify = zsock_new (ZMQ_PUB);
-    if (!self->ip || !self->location || !self->wire || !self->by_uuid || !self->loop) {
+    if (!self->ip || !self->location || !self->wire || !self->guard || !self->by_uuid
+    ||  !self->loop) {
         snprintf (err, errlen, "out of memory");
         lp_hub_destroy (&self);
         return NULL;
@@ -735,10 +743,12 @@ lp_hub_new (const lp_hub_config_t *config, char *err, size_t errlen)
         lp_hub_destroy (&self);
         return NULL;
     }
-    lp_mux_config_t mux_config = { config->ip, self->key, sizeof self->key, "mux" };
-    lp_mux_config_t control_config = { config->ip, self->key, sizeof self->key, "control" };
+    lp_mux_config_t mux_config = { config->ip, self->key, sizeof self->key, "mux",
+                                   self->guard };
+    lp_mux_config_t control_config = { config->ip, self->key, sizeof self->key, "control",
+                                       self->guard };
     lp_scheduler_config_t scheduler_config = { config->ip, self->key, sizeof self->key,
-                                               config->scheme, config->hwm };
+                                               config->scheme, config->hwm, self->guard };
     if (s_start_actor (&self->mux, lp_mux_actor, &mux_config, self->mux_endpoint)
     ||  s_start_actor (&self->control, lp_mux_actor, &control_config, self->control_endpoint)
     ||  s_start_actor (&self->scheduler, lp_scheduler_actor, &scheduler_config, self->task_endpoint)
@@ -788,6 +798,8 @@ lp_hub_destroy (lp_hub_t **self_p)
     free (self->engines);
     zhashx_destroy (&self->by_uuid);
     lp_wire_destroy (&self->wire);
+    //  After every wire that uses it (the actors' went with the actors).
+    lp_guard_destroy (&self->guard);
     free (self->ip);
     free (self->location);
     sodium_memzero (self->key, sizeof self->key);

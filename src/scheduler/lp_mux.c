@@ -44,7 +44,6 @@
 #include "lp_mux.h"
 #include "lp_reply.h"
 #include "lp_engines.h"
-#include "lp_record.h"
 
 #define LP_RECORD_KEY_CHARS  300        //  "<msg_id>/<engine id>"
 #define LP_UNMATCHED_LOG_MSEC 60000     //  unmatched replies: log once a minute
@@ -164,6 +163,8 @@ s_handle_client (self_t *self, zmsg_t *msg)
 {
     size_t delim = 0;
     lp_value_t *header = lp_wire_verify (self->wire, msg, &delim);
+    if (!header)
+        lp_reply_refused (self->wire, self->client, msg);
     if (!header || delim != 1) {
         lp_value_destroy (&header);
         zmsg_destroy (&msg);
@@ -270,7 +271,12 @@ s_handle_engine (self_t *self, zmsg_t *msg)
     char parent_id [LP_RECORD_KEY_CHARS] = "";
     lp_engine_ref_t *engine = lp_engines_by_uuid (self->engines, uuid);
     s_record_t *record = NULL;
-    if (engine && lp_record_parent_id (msg, delim, parent_id, sizeof parent_id) == 0) {
+    lp_value_t *parent = engine? lp_wire_parent (msg, delim, NULL, 0): NULL;
+    const char *id = lp_wire_map_string (parent, LP_HDR_MSG_ID);
+    if (id && strlen (id) < sizeof parent_id)
+        memcpy (parent_id, id, strlen (id) + 1);
+    lp_value_destroy (&parent);
+    if (engine && *parent_id) {
         char key [LP_RECORD_KEY_CHARS];
         s_record_key (key, parent_id, engine->id);
         record = (s_record_t *) zhashx_lookup (self->records, key);
@@ -444,6 +450,8 @@ s_self_new (zsock_t *pipe, lp_mux_config_t *config)
     char name [32];
     snprintf (name, sizeof name, "controller/%s", config->channel);
     self->wire = lp_wire_new (config->key, config->key_len, name);
+    if (self->wire && config->guard)
+        lp_wire_set_guard (self->wire, config->guard);
     self->engines = lp_engines_new (s_record_free);
     self->records = zhashx_new ();
     self->loop = zloop_new ();

@@ -22,6 +22,7 @@ typedef struct {
     const uint8_t *key;                 //  signing key
     size_t key_len;
     const char *channel;                //  "mux" or "control"
+    lp_guard_t *guard;                  //  the controller's replay guard (shared)
 } lp_mux_config_t;
 
 //  zactor_new (lp_mux_actor, &config): binds its six sockets, then signals.

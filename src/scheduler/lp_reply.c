@@ -43,3 +43,20 @@ lp_reply_error (lp_wire_t *wire, zsock_t *sock, zframe_t *client,
     lp_msg_set_routing (reply, &routing);
     return lp_wire_send (wire, &reply, sock);
 }
+
+void
+lp_reply_refused (lp_wire_t *wire, zsock_t *sock, zmsg_t *zmsg)
+{
+    lp_drop_t drop = lp_wire_last_drop (wire);
+    if (drop != LP_DROP_DATE && drop != LP_DROP_FULL)
+        return;
+    size_t delim = 0;
+    lp_value_t *header = lp_wire_take_refused (wire, &delim);
+    if (header && delim == 1) {
+        char why [300];
+        snprintf (why, sizeof why, "request refused by the controller: %s",
+                  lp_wire_last_error (wire));
+        lp_reply_error (wire, sock, zmsg_first (zmsg), header, -1, LP_ENAME_PROTOCOL, why);
+    }
+    lp_value_destroy (&header);
+}

@@ -15,4 +15,11 @@ int lp_reply_error (lp_wire_t *wire, zsock_t *sock, zframe_t *client,
                     const lp_value_t *header, int64_t engine,
                     const char *ename, const char *evalue);
 
+//  After lp_wire_verify returned NULL: when the wire refused a signed
+//  request for its date or because the replay guard is full (not a
+//  replay: its sender should hear why), answers it with a ProtocolError
+//  (engine -1) through sock, to the client in the first frame of zmsg.
+//  Nothing for other drops.
+void lp_reply_refused (lp_wire_t *wire, zsock_t *sock, zmsg_t *zmsg);
+
 #endif

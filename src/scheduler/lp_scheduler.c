@@ -51,7 +51,6 @@
 #include "lp_scheduler.h"
 #include "lp_reply.h"
 #include "lp_engines.h"
-#include "lp_record.h"
 
 #include <malloc.h>
 #include <sodium.h>
@@ -108,8 +107,6 @@ typedef struct {
     char endpoints [2][128];            //  engine, client
     lp_scheme_t scheme;                 //  picking rule
     int hwm;                            //  per-engine bound, 0 = none
-    uint8_t key [LP_KEY_BYTES];         //  for re-signing retries and their replies
-    size_t key_len;
     lp_engines_t *engines;              //  lists of assigned s_task_t (own them)
     zlistx_t *waiting;                  //  unassigned s_task_t (owns)
     size_t with_deadline;               //  waiting tasks with a timeout
@@ -541,26 +538,14 @@ s_new_attempt (self_t *self, s_task_t *task, zmsg_t *out)
     char id [LP_ID_CHARS + 1], date [32];
     lp_util_random_id (id);
     lp_util_iso_now (date);
-    zlist_t *buffers = zlist_new ();
-    zframe_t *frame = NULL;
     int rc = -1;
-    if (header && buffers
+    if (header
     &&  lp_value_set (header, LP_HDR_MSG_ID, lp_value_string (id)) == 0
     &&  lp_value_set (header, LP_HDR_DATE, lp_value_string (date)) == 0
     &&  lp_value_set (header, LP_HDR_TASK_ID, lp_value_string (task->msg_id)) == 0
-    &&  (frame = lp_codec_encode (header, buffers, err, sizeof err))
-    &&  zlist_size (buffers) == 0
-    &&  lp_record_replace (out, 1, LP_FRAME_HEADER, &frame) == 0
-    &&  lp_record_sign (self->key, self->key_len, out, 1) == 0) {
+    &&  lp_wire_replace (self->wire, out, 1, LP_FRAME_HEADER, header) == 0) {
         memcpy (task->attempt, id, sizeof id);
         rc = 0;
-    }
-    zframe_destroy (&frame);
-    if (buffers) {
-        zframe_t *buffer;
-        while ((buffer = (zframe_t *) zlist_pop (buffers)))
-            zframe_destroy (&buffer);
-        zlist_destroy (&buffers);
     }
     lp_value_destroy (&header);
     return rc;
@@ -752,6 +737,8 @@ s_handle_client (self_t *self, zmsg_t *msg)
 {
     size_t delim = 0;
     lp_value_t *header = lp_wire_verify (self->wire, msg, &delim);
+    if (!header)
+        lp_reply_refused (self->wire, self->client, msg);
     if (!header || delim != 1) {
         lp_value_destroy (&header);
         zmsg_destroy (&msg);
@@ -800,7 +787,7 @@ s_handle_client (self_t *self, zmsg_t *msg)
 static bool
 s_reply_ok (zmsg_t *msg, size_t delim, bool *final)
 {
-    lp_value_t *metadata = lp_record_decode (msg, delim, LP_FRAME_METADATA);
+    lp_value_t *metadata = lp_wire_decode_frame (msg, delim, LP_FRAME_METADATA, NULL, 0);
     const lp_value_t *status_v = metadata? lp_value_get (metadata, LP_META_STATUS): NULL;
     const lp_value_t *ename_v = metadata? lp_value_get (metadata, LP_META_ENAME): NULL;
     const char *status = status_v && lp_value_type (status_v) == LP_STRING
@@ -842,10 +829,15 @@ s_reply_as_original (self_t *self, s_task_t *task, zmsg_t *msg)
         return -1;
     }
     if (task->attempts > 1) {
-        zframe_t *parent = zframe_dup (task->header);
-        if (!parent
-        ||  lp_record_replace (msg, 1, LP_FRAME_PARENT, &parent) != 0
-        ||  lp_record_sign (self->key, self->key_len, msg, 1) != 0)
+        //  [client] <LPMSG> signature header parent ...: the original
+        //  header's bytes, verbatim, then a new signature.
+        zframe_t *parent = zmsg_first (msg);
+        for (int i = 0; parent && i < 1 + LP_FRAME_PARENT; i++)
+            parent = zmsg_next (msg);
+        if (!parent)
+            return -1;
+        zframe_reset (parent, zframe_data (task->header), zframe_size (task->header));
+        if (lp_wire_resign (self->wire, msg, 1) != 0)
             return -1;
     }
     return 0;
@@ -881,8 +873,13 @@ s_handle_engine (self_t *self, zmsg_t *msg)
     char parent_id [LP_TASK_ID_MAX + 1] = "";
     lp_engine_ref_t *engine = lp_engines_by_uuid (self->engines, uuid);
     s_task_t *task = NULL;
-    if (engine && lp_record_parent_id (msg, delim, parent_id, sizeof parent_id) == 0)
+    lp_value_t *parent = engine? lp_wire_parent (msg, delim, NULL, 0): NULL;
+    const char *id = lp_wire_map_string (parent, LP_HDR_MSG_ID);
+    if (id && strlen (id) <= LP_TASK_ID_MAX) {
+        memcpy (parent_id, id, strlen (id) + 1);
         task = (s_task_t *) zhashx_lookup (self->attempts, parent_id);
+    }
+    lp_value_destroy (&parent);
     if (!task || task->engine != engine) {
         s_unmatched (self, uuid, parent_id);
         zmsg_destroy (&msg);
@@ -1106,7 +1103,6 @@ s_self_destroy (self_t **self_p)
     zhashx_destroy (&self->outcomes);
     free (self->history);
     lp_wire_destroy (&self->wire);
-    sodium_memzero (self->key, sizeof self->key);
     free (self);
     *self_p = NULL;
 }
@@ -1119,21 +1115,20 @@ s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
     self->scheme = config->scheme;
     self->hwm = config->hwm;
     self->wire = lp_wire_new (config->key, config->key_len, "controller/scheduler");
+    if (self->wire && config->guard)
+        lp_wire_set_guard (self->wire, config->guard);
     self->loop = zloop_new ();
     self->engines = lp_engines_new (s_task_free);
     self->waiting = zlistx_new ();
     self->pending = zhashx_new ();
     self->attempts = zhashx_new ();
-    if (config->key_len <= sizeof self->key) {
-        memcpy (self->key, config->key, config->key_len);
-        self->key_len = config->key_len;
-    }
+
     self->outcomes = zhashx_new ();
     self->history = calloc (LP_TASK_HISTORY, LP_TASK_ID_MAX + 1);
     self->client = zsock_new (ZMQ_ROUTER);
     self->engine = zsock_new (ZMQ_ROUTER);
     if (!self->wire || !self->loop || !self->engines || !self->waiting || !self->pending
-    ||  !self->attempts || !self->key_len
+    ||  !self->attempts
     ||  !self->outcomes || !self->history || !self->client || !self->engine) {
         s_self_destroy (&self);
         return NULL;

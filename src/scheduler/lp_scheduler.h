@@ -30,6 +30,7 @@ typedef struct {
     size_t key_len;
     lp_scheme_t scheme;                 //  how to pick an engine
     int hwm;                            //  most tasks outstanding per engine, 0 = no limit
+    lp_guard_t *guard;                  //  the controller's replay guard (shared)
 } lp_scheduler_config_t;
 
 //  Scheme by name ("leastload", "lru", "plainrandom", "weighted",
