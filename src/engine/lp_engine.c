@@ -9,7 +9,21 @@
     error value and stashes luaL_traceback in the registry.
 
     Memory cap: the lua_Alloc counts live bytes and refuses growth past the
-    cap (never a free or a shrink); Lua then raises its memory error.
+    cap (never a free or a shrink); Lua then raises its memory error. After
+    a MemoryError the request's garbage is collected at once (full cycle)
+    and malloc_trim gives the pages back, so the process shrinks again.
+    Every request starts with lua_gc (LUA_GCRESTART): a user's
+    collectgarbage ("stop") ends with its request.
+
+    Results too large for one frame (LP_MAX_FRAME_BYTES) are refused before
+    conversion: s_size_of computes a lower bound of the encoded size from
+    the Lua value itself (lp_codec's rules), so the reply is a quick
+    SerializationError instead of gigabytes of lp_value_t.
+
+    Abort by msg_id: the session tells the engine which msg_id it serves
+    (lp_engine_begin_request / end_request); the heart marks ids with
+    lp_engine_abort. Running id, a ring of completed ids and the marks
+    live under the same mutex as the interrupt state.
 
     Interrupt: the heart thread calls lp_engine_interrupt, which (under a
     mutex shared with request start/end) records the running request's

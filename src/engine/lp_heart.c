@@ -6,8 +6,21 @@
 
         hb_ping  SUB    --"LPHB"+u64-->  echoed at once on hb_pong DEALER
         control  DEALER --interrupt_request--> lp_engine_interrupt, reply
+                        --abort_request------> lp_engine_abort per msg_id
+                                               (marks the ones not running
+                                               nor completed), abort_reply
                         --shutdown_request---> reply, interrupt, "SHUTDOWN"
-        pipe     <--"LOST" when no ping came for 2 x max_misses periods
+        pipe     <--"LOST <ms silent>" when no ping came for 2 x max_misses
+                    periods ("LOST" alone after an LPRE)
+
+    Control requests are received in two steps (lp_request), so one whose
+    content does not decode still gets a ProtocolError reply. Every check
+    period the heart also enforces the running request's time limit and
+    watches for a request stuck inside one C call: asked to stop (time
+    limit, interrupt) and still running LP_STUCK_GRACE_MSEC later, it ends
+    the process with _exit (LP_EXIT_STUCK) -- the main thread cannot be
+    stopped any other way, and the controller restarts local engines.
+    The control DEALER reconnects by itself; hb sockets never do.
 
     The actor has its own lp_wire_t (one per thread). It sends the control
     engine_hello itself during setup, before it signals the creator, and

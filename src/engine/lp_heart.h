@@ -3,9 +3,11 @@
 
     A czmq actor with its own thread, so it answers while Lua runs:
     - SUB on hb_ping, DEALER on hb_pong: echoes every 12-byte ping at once;
-    - DEALER on control: interrupt_request, shutdown_request;
-    - watches the controller: no ping for max_misses periods -> "LOST".
-    Messages it sends up the pipe: "LOST", "SHUTDOWN".
+    - DEALER on control: interrupt_request, abort_request, shutdown_request;
+    - watches the controller: no ping for 2 x max_misses periods -> "LOST";
+    - enforces time limits, and ends the process (LP_EXIT_STUCK) when a
+      request stays stuck in C past LP_STUCK_GRACE_MSEC after being stopped.
+    Messages it sends up the pipe: "LOST <ms silent>", "LOST", "SHUTDOWN".
     =========================================================================
 */
 #ifndef LP_HEART_H_INCLUDED
