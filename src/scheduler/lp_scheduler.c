@@ -737,6 +737,9 @@ s_handle_client (self_t *self, zmsg_t *msg)
 {
     size_t delim = 0;
     lp_value_t *header = lp_wire_verify (self->wire, msg, &delim);
+    //  A task may have waited in our socket queue past the replay window
+    //  while backpressure held clients back: refused for its date (or a
+    //  full guard), it is answered, not left silent.
     if (!header)
         lp_reply_refused (self->wire, self->client, msg);
     if (!header || delim != 1) {
