@@ -295,7 +295,9 @@ s_handle_engine (self_t *self, zmsg_t *msg)
         s_record_final (self, record);
     }
     else
+    if (!zframe_streq (zmsg_first (msg), "controller"))
         s_unmatched (self, uuid, parent_id);
+    //  (else: an engine's answer to our own shutdown_request, expected)
     lp_value_destroy (&header);
     zmsg_destroy (&msg);
     return 0;
