@@ -153,8 +153,11 @@ s_output (lp_engine_t *self, const char *text, size_t len)
     if (self->out_truncated)
         return;
     if (self->out_len + len > LP_ENGINE_STDOUT_MAX) {
+        //  keep what fits, then nothing more
         self->out_truncated = true;
-        return;
+        len = LP_ENGINE_STDOUT_MAX - self->out_len;
+        if (len == 0)
+            return;
     }
     if (self->out_len + len + 1 > self->out_cap) {
         size_t cap = self->out_cap? self->out_cap: 256;
