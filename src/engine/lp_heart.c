@@ -201,8 +201,8 @@ s_handle_control (self_t *self)
     lp_value_t *content = NULL;
     bool shutdown = false;
     if (*problem) {
-        char evalue [320];
-        snprintf (evalue, sizeof evalue, "%.64s: %s", type? type: "", problem);
+        char evalue [400];
+        snprintf (evalue, sizeof evalue, "%.64s: %.255s", type? type: "", problem);
         content = lp_engine_error_content ("ProtocolError", evalue, "");
         zsys_warning ("control: %s", evalue);
     }

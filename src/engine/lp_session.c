@@ -568,12 +568,12 @@ s_reply (lp_session_t *self, lp_msg_t *request, zsock_t *origin, const char *rep
             zsys_error ("cannot send even an error %s: %s", reply_type, err);
             break;
         }
-        char evalue [320];
+        char evalue [400];
         if (biggest)
             snprintf (evalue, sizeof evalue, "result of %zu bytes exceeds the %d MiB frame cap",
                       biggest, LP_MAX_FRAME_BYTES / (1024 * 1024));
         else
-            snprintf (evalue, sizeof evalue, "cannot encode the reply: %s", err);
+            snprintf (evalue, sizeof evalue, "cannot encode the reply: %.255s", err);
         zsys_warning ("%s: %s", reply_type, evalue);
         content = lp_engine_error_content ("SerializationError", evalue, "");
     }
@@ -608,8 +608,8 @@ s_handle_request (lp_session_t *self, lp_msg_t *request, zsock_t *origin, const 
     }
     else
     if (problem && *problem) {
-        char evalue [320];
-        snprintf (evalue, sizeof evalue, "%.64s: %s", type, problem);
+        char evalue [400];
+        snprintf (evalue, sizeof evalue, "%.64s: %.255s", type, problem);
         content = lp_engine_error_content ("ProtocolError", evalue, "");
     }
     else {
