@@ -174,7 +174,9 @@ lp_value_t  *lp_client_status (lp_client_t *self, int timeout_ms);
 //  The whole status: map {engines = <as above>, unassigned = tasks waiting
 //  in the scheduler, scheme, hwm}.
 lp_value_t  *lp_client_queue_status (lp_client_t *self, int timeout_ms);
-//  Processes incoming messages for up to timeout_ms (0: only what is there).
+//  Processes incoming messages for up to timeout_ms (0: only what is there);
+//  may return sooner (it wakes every lost_after/10 ms to watch the
+//  controller). Returns the number handled, -1 when a signal interrupted it.
 //  Views and results call this themselves; exposed for event-driven callers.
 int          lp_client_poll (lp_client_t *self, int timeout_ms);
 //  Asks the controller (and its engines) to shut down.
