@@ -88,6 +88,12 @@ main (int argc, char **argv)
     lpt_say ("%d clients in %.1f s: controller RSS %ld KB -> %ld KB (%+ld KB, %.1f KB per client)",
              LPT_CHURN_CLIENTS, (lpt_now_ms () - t0) / 1000, before, after, after - before,
              (double) (after - before) / LPT_CHURN_CLIENTS);
+#if defined (__SANITIZE_ADDRESS__)
+    //  AddressSanitizer keeps freed memory in quarantine (256 MB): RSS says
+    //  nothing there; its leak check at the controller's exit still runs.
+    lpt_say ("RSS bound not checked under AddressSanitizer");
+    after = before;
+#endif
     CHECK (after - before < LPT_CHURN_GROWTH_KB,
            "controller RSS grew by %ld KB over %d client connects/disconnects (bound %d KB)",
            after - before, LPT_CHURN_CLIENTS, LPT_CHURN_GROWTH_KB);
