@@ -754,6 +754,9 @@ lp_result_abort (lp_result_t *self)
         if (s_send_abort (client, tasks_raw, LP_CHANNEL_TASK, -1, task_ids))
             goto done;
         int wrc = lp_result_wait (tasks_raw, LP_CLIENT_ABORT_MSEC);
+        if (wrc == LP_ETIMEOUT)
+            lp_client_fail (client, LP_ETIMEOUT, "abort: the scheduler did not answer "
+                            "within %d ms", LP_CLIENT_ABORT_MSEC);
         if (wrc != LP_OK)
             goto done;                  //  the error is the client's
         if (lp_result_failed (tasks_raw) > 0) {
