@@ -67,7 +67,7 @@ typedef enum { TASK_WAITING, TASK_ASSIGNED } s_where_t;
 
 typedef struct {
     char msg_id [LP_TASK_ID_MAX + 1];   //  the request's msg_id (the client's)
-    char attempt [LP_ID_CHARS + 1];     //  msg_id of the attempt on an engine
+    char attempt [LP_TASK_ID_MAX + 1];  //  msg_id of the attempt on an engine
                                         //  (the client's for the first one)
     int attempts;                       //  attempts sent so far
     s_where_t where;                    //  waiting list or an engine's list
@@ -251,7 +251,7 @@ s_task_new (self_t *self, zmsg_t **msg_p, lp_value_t **header_p, char *why, size
         return NULL;
     }
     snprintf (task->msg_id, sizeof task->msg_id, "%s", id);
-    snprintf (task->attempt, sizeof task->attempt, "%.*s", LP_ID_CHARS, id);
+    snprintf (task->attempt, sizeof task->attempt, "%s", id);
     task->submitted = lp_util_wall_usec ();
     task->retries = (int) s_header_int (header, "retries", 0);
     task->timeout = s_header_int (header, "timeout", 0);
@@ -544,7 +544,7 @@ s_new_attempt (self_t *self, s_task_t *task, zmsg_t *out)
     &&  lp_value_set (header, LP_HDR_DATE, lp_value_string (date)) == 0
     &&  lp_value_set (header, LP_HDR_TASK_ID, lp_value_string (task->msg_id)) == 0
     &&  lp_wire_replace (self->wire, out, 1, LP_FRAME_HEADER, header) == 0) {
-        memcpy (task->attempt, id, sizeof id);
+        snprintf (task->attempt, sizeof task->attempt, "%s", id);
         rc = 0;
     }
     lp_value_destroy (&header);
@@ -1125,7 +1125,6 @@ s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
     self->waiting = zlistx_new ();
     self->pending = zhashx_new ();
     self->attempts = zhashx_new ();
-
     self->outcomes = zhashx_new ();
     self->history = calloc (LP_TASK_HISTORY, LP_TASK_ID_MAX + 1);
     self->client = zsock_new (ZMQ_ROUTER);
