@@ -22,7 +22,15 @@
     between max_misses and max_misses + 1/4 periods). Local engines are
     also child processes of the controller: their exit is reported through
     lp_hub_process_exited at once. A dead engine's unanswered requests are
-    failed by the mux, and engine_unregistered is published.
+    failed by the data-path actors (REMOVE id reason ename: EngineError, or
+    TimeLimit for an engine that ended itself over a stuck request), and
+    engine_unregistered is published.
+
+    Clients: every heartbeat period the hub also publishes a signed
+    controller_heartbeat (topic "controller") on the notification PUB, so
+    that a client can tell a quiet controller from a lost one. The hub owns
+    the controller's one replay guard (lp_guard), shared by its own wire
+    and every actor's.
     =========================================================================
 */
 #include "lp_hub.h"
