@@ -287,6 +287,14 @@ s_raise_remote (lua_State *L, lp_result_t *r)
         }
     if (first == -1)
         first = 0;
+    //  A lost controller is the news: raise that (the others are in .errors)
+    for (int i = 0; i < count; i++) {
+        const char *ename = lp_result_ename (r, i);
+        if (ename && streq (ename, "ControllerLost")) {
+            first = i;
+            break;
+        }
+    }
     s_push_error (L, r, first);
     lua_insert (L, -2);
     lua_setfield (L, -2, "errors");
