@@ -701,7 +701,7 @@ s_call (lua_State *L, s_job_t *job, int nargs, int nresults)
         lua_rawgetp (L, LUA_REGISTRYINDEX, &s_traceback_key);
         const char *tb = lua_tostring (L, -1);
         if (status == LUA_ERRMEM)
-            s_job_fail (job, "MemoryError", "not enough memory", "");
+            s_job_fail (job, LP_ENAME_MEMORY, "not enough memory", "");
         else
             s_job_fail (job, "LuaError", msg? msg: "error", tb);
         lua_pop (L, 2);
@@ -718,7 +718,7 @@ s_load (lua_State *L, s_job_t *job, const char *code, size_t len, const char *na
     if (status == LUA_OK)
         return 0;
     if (status == LUA_ERRMEM)
-        s_job_fail (job, "MemoryError", "not enough memory", "");
+        s_job_fail (job, LP_ENAME_MEMORY, "not enough memory", "");
     else
         s_job_fail (job, "SyntaxError", lua_tostring (L, -1), "");
     lua_pop (L, 1);
@@ -986,16 +986,16 @@ s_collect (lua_State *L, s_job_t *job, int idx, const char *root)
         snprintf (err, sizeof err, "result of %s%" PRIu64 " bytes exceeds the %d MiB frame cap",
                   job->wire_bytes > S_SIZE_STOP? "more than ": "", job->wire_bytes,
                   LP_MAX_FRAME_BYTES / (1024 * 1024));
-        s_job_fail (job, "SerializationError", err, "");
+        s_job_fail (job, LP_ENAME_SERIALIZATION, err, "");
         return -1;
     }
     lp_value_t *value = lp_lua_to_value (L, idx, root, err, sizeof err);
     if (!value) {
-        s_job_fail (job, "SerializationError", err [0]? err: "cannot send value", "");
+        s_job_fail (job, LP_ENAME_SERIALIZATION, err [0]? err: "cannot send value", "");
         return -1;
     }
     if (lp_value_append (job->values, value)) {
-        s_job_fail (job, "MemoryError", "out of memory", "");
+        s_job_fail (job, LP_ENAME_MEMORY, "out of memory", "");
         return -1;
     }
     return 0;
@@ -1094,7 +1094,7 @@ s_job_run (lua_State *L)
                 const lp_value_t *key = lp_value_key_at (job->arg, i);
                 const char *name = lp_value_as_string (key, NULL);
                 if (lp_value_type (key) != LP_STRING || !name || !*name) {
-                    s_job_fail (job, "ProtocolError", "push_request: ns keys must be non-empty strings", "");
+                    s_job_fail (job, LP_ENAME_PROTOCOL, "push_request: ns keys must be non-empty strings", "");
                     return 0;
                 }
                 lp_lua_push_value (L, lp_value_value_at (job->arg, i));
@@ -1108,7 +1108,7 @@ s_job_run (lua_State *L)
                 const lp_value_t *item = lp_value_at (job->arg, i);
                 const char *name = lp_value_as_string (item, NULL);
                 if (lp_value_type (item) != LP_STRING || !name) {
-                    s_job_fail (job, "ProtocolError", "pull_request: names must be strings", "");
+                    s_job_fail (job, LP_ENAME_PROTOCOL, "pull_request: names must be strings", "");
                     return 0;
                 }
                 s_push_path (L, name);
@@ -1147,10 +1147,10 @@ lp_engine_error_content (const char *ename, const char *evalue, const char *trac
     lp_value_t *content = lp_value_map ();
     if (!content)
         return NULL;
-    if (lp_value_set (content, "status", lp_value_string ("error"))
-    ||  lp_value_set (content, "ename", lp_value_string (ename))
-    ||  lp_value_set (content, "evalue", s_text (evalue? evalue: ""))
-    ||  lp_value_set (content, "traceback", s_text (traceback? traceback: "")))
+    if (lp_value_set (content, LP_CONTENT_STATUS, lp_value_string (LP_STATUS_ERROR))
+    ||  lp_value_set (content, LP_CONTENT_ENAME, lp_value_string (ename))
+    ||  lp_value_set (content, LP_CONTENT_EVALUE, s_text (evalue? evalue: ""))
+    ||  lp_value_set (content, LP_CONTENT_TRACEBACK, s_text (traceback? traceback: "")))
         lp_value_destroy (&content);
     return content;
 }
@@ -1194,7 +1194,7 @@ s_run (lp_engine_t *self, s_op_t op, const char *text, const lp_value_t *arg)
         return NULL;
     s_begin (self);
     if (!self->L && s_state_open (self))
-        s_job_fail (&job, "MemoryError", "the Lua state cannot be created", "");
+        s_job_fail (&job, LP_ENAME_MEMORY, "the Lua state cannot be created", "");
     else {
         lua_State *L = self->L;
         lua_settop (L, 0);
@@ -1204,14 +1204,14 @@ s_run (lp_engine_t *self, s_op_t op, const char *text, const lp_value_t *arg)
         lua_pushlightuserdata (L, &job);
         int status = lua_pcall (L, 1, 0, 0);
         if (status == LUA_ERRMEM)
-            s_job_fail (&job, "MemoryError", "not enough memory", "");
+            s_job_fail (&job, LP_ENAME_MEMORY, "not enough memory", "");
         else
         if (status != LUA_OK)
             s_job_fail (&job, "LuaError", lua_tostring (L, -1), "");
         lua_settop (L, 0);
     }
     bool interrupted = s_end (self);
-    if (job.ename && streq (job.ename, "MemoryError") && self->L) {
+    if (job.ename && streq (job.ename, LP_ENAME_MEMORY) && self->L) {
         //  Give back what the request took: to Lua (full cycle, the stack
         //  is empty) and to the system (malloc_trim returns the freed
         //  pages of glibc's heaps; large blocks were mmapped and are gone).
@@ -1228,11 +1228,11 @@ s_run (lp_engine_t *self, s_op_t op, const char *text, const lp_value_t *arg)
         free (job.evalue);
         if (atomic_load (&self->timed_out)) {
             job.evalue = strdup ("the task ran past its time limit and was stopped");
-            job.ename = "TimeLimit";
+            job.ename = LP_ENAME_TIME_LIMIT;
         }
         else {
             job.evalue = strdup ("interrupted");
-            job.ename = "Interrupted";
+            job.ename = LP_ENAME_INTERRUPTED;
         }
     }
     lp_value_t *content;
@@ -1243,7 +1243,7 @@ s_run (lp_engine_t *self, s_op_t op, const char *text, const lp_value_t *arg)
     else {
         content = lp_value_map ();
         if (content
-        && (lp_value_set (content, "status", lp_value_string ("ok"))
+        && (lp_value_set (content, LP_CONTENT_STATUS, lp_value_string (LP_STATUS_OK))
         ||  lp_value_set (content, "values", job.values)))
             lp_value_destroy (&content);
         if (!content)
@@ -1291,7 +1291,7 @@ lp_engine_push (lp_engine_t *self, const lp_value_t *ns)
     if (values) {
         lp_value_t *ok = lp_value_map ();
         lp_value_destroy (&content);
-        if (ok && lp_value_set (ok, "status", lp_value_string ("ok")))
+        if (ok && lp_value_set (ok, LP_CONTENT_STATUS, lp_value_string (LP_STATUS_OK)))
             lp_value_destroy (&ok);
         content = ok;
     }
@@ -1315,9 +1315,9 @@ lp_engine_clear (lp_engine_t *self)
     int rc = s_state_open (self);
     s_end (self);
     if (rc)
-        return lp_engine_error_content ("MemoryError", "the Lua state cannot be created", "");
+        return lp_engine_error_content (LP_ENAME_MEMORY, "the Lua state cannot be created", "");
     lp_value_t *content = lp_value_map ();
-    if (content && lp_value_set (content, "status", lp_value_string ("ok")))
+    if (content && lp_value_set (content, LP_CONTENT_STATUS, lp_value_string (LP_STATUS_OK)))
         lp_value_destroy (&content);
     return content;
 }

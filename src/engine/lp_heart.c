@@ -128,24 +128,13 @@ s_self_new (zsock_t *pipe, lp_heart_config_t *config)
     return self;
 }
 
-//  msg_type "x_request" -> "x_reply"; anything else -> "error_reply"
-static void
-s_reply_type (const char *type, char *out, size_t size)
-{
-    size_t len = strlen (type);
-    if (len > 8 && streq (type + len - 8, "_request"))
-        snprintf (out, size, "%.*s_reply", (int) (len - 8), type);
-    else
-        snprintf (out, size, "error_reply");
-}
-
 //  abort_request {msg_ids}: marks each id not running nor completed
 static lp_value_t *
 s_abort (self_t *self, lp_msg_t *request)
 {
     const lp_value_t *ids = lp_value_get (lp_msg_content (request), "msg_ids");
     if (!ids || lp_value_type (ids) != LP_ARRAY)
-        return lp_engine_error_content ("ProtocolError",
+        return lp_engine_error_content (LP_ENAME_PROTOCOL,
                                         "abort_request: missing or mistyped field 'msg_ids'", "");
     lp_value_t *aborted = lp_value_array ();
     lp_value_t *not_aborted = lp_value_array ();
@@ -160,7 +149,7 @@ s_abort (self_t *self, lp_msg_t *request)
             lp_value_destroy (&aborted);
             lp_value_destroy (&not_aborted);
             lp_value_destroy (&content);
-            return lp_engine_error_content ("ProtocolError",
+            return lp_engine_error_content (LP_ENAME_PROTOCOL,
                                             "abort_request: msg_ids must be strings", "");
         }
         int rc = lp_engine_abort (self->engine, text);
@@ -169,7 +158,7 @@ s_abort (self_t *self, lp_msg_t *request)
     }
     zsys_info ("abort_request: %zu aborted, %zu not (running or done)",
                lp_value_len (aborted), lp_value_len (not_aborted));
-    if (lp_value_set (content, "status", lp_value_string ("ok")))
+    if (lp_value_set (content, LP_CONTENT_STATUS, lp_value_string (LP_STATUS_OK)))
         goto nomem;
     if (lp_value_set (content, "aborted", aborted)) {
         aborted = NULL;
@@ -196,49 +185,49 @@ s_handle_control (self_t *self)
     if (!request)
         return;
     const char *type = lp_msg_type (request);
-    char reply_type [64];
-    s_reply_type (type? type: "", reply_type, sizeof reply_type);
+    char reply_buf [80];
+    const char *reply_type = lp_proto_reply_type (type, reply_buf, sizeof reply_buf);
     lp_value_t *content = NULL;
     bool shutdown = false;
     if (*problem) {
         char evalue [400];
         snprintf (evalue, sizeof evalue, "%.64s: %.255s", type? type: "", problem);
-        content = lp_engine_error_content ("ProtocolError", evalue, "");
+        content = lp_engine_error_content (LP_ENAME_PROTOCOL, evalue, "");
         zsys_warning ("control: %s", evalue);
     }
     else
-    if (type && streq (type, "interrupt_request")) {
+    if (type && streq (type, LP_INTERRUPT_REQUEST)) {
         bool interrupted = lp_engine_interrupt (self->engine);
         content = lp_value_map ();
         if (content
-        && (lp_value_set (content, "status", lp_value_string ("ok"))
+        && (lp_value_set (content, LP_CONTENT_STATUS, lp_value_string (LP_STATUS_OK))
         ||  lp_value_set (content, "interrupted", lp_value_bool (interrupted))))
             lp_value_destroy (&content);
         zsys_info ("interrupt_request: %s", interrupted? "interrupted": "idle");
     }
     else
-    if (type && streq (type, "abort_request"))
+    if (type && streq (type, LP_ABORT_REQUEST))
         content = s_abort (self, request);
     else
-    if (type && streq (type, "shutdown_request")) {
+    if (type && streq (type, LP_SHUTDOWN_REQUEST)) {
         content = lp_value_map ();
-        if (content && lp_value_set (content, "status", lp_value_string ("ok")))
+        if (content && lp_value_set (content, LP_CONTENT_STATUS, lp_value_string (LP_STATUS_OK)))
             lp_value_destroy (&content);
         shutdown = true;
     }
     else {
         char evalue [128];
         snprintf (evalue, sizeof evalue, "unknown control msg_type '%.64s'", type? type: "");
-        content = lp_engine_error_content ("ProtocolError", evalue, "");
+        content = lp_engine_error_content (LP_ENAME_PROTOCOL, evalue, "");
     }
     lp_msg_t *reply = content? lp_msg_new_reply (request, reply_type): NULL;
     if (reply) {
-        const lp_value_t *ename = lp_value_get (content, "ename");
+        const lp_value_t *ename = lp_value_get (content, LP_CONTENT_ENAME);
         const char *ename_text = ename? lp_value_as_string (ename, NULL): NULL;
         lp_value_t *metadata = lp_msg_metadata (reply);
-        bool ok = lp_value_set (metadata, "engine", lp_value_int (self->id)) == 0
-               && lp_value_set (metadata, "status", lp_value_string (ename_text? "error": "ok")) == 0
-               && (!ename_text || lp_value_set (metadata, "ename", lp_value_string (ename_text)) == 0);
+        bool ok = lp_value_set (metadata, LP_META_ENGINE, lp_value_int (self->id)) == 0
+               && lp_value_set (metadata, LP_META_STATUS, lp_value_string (ename_text? LP_STATUS_ERROR: LP_STATUS_OK)) == 0
+               && (!ename_text || lp_value_set (metadata, LP_META_ENAME, lp_value_string (ename_text)) == 0);
         lp_msg_set_content (reply, content);
         content = NULL;
         if (ok)
@@ -278,7 +267,7 @@ lp_heart_actor (zsock_t *pipe, void *args)
     self_t *self = s_self_new (pipe, config);
     if (self) {
         //  engine_hello on control
-        lp_msg_t *hello = lp_msg_new ("engine_hello");
+        lp_msg_t *hello = lp_msg_new (LP_ENGINE_HELLO);
         lp_value_t *content = lp_value_map ();
         if (hello && content && lp_value_set (content, "id", lp_value_int (config->id)) == 0) {
             lp_msg_set_content (hello, content);

@@ -1,21 +1,14 @@
 /*  =========================================================================
     lp_request.c - receive a request in two steps (see lp_request.h)
 
-    Frames after the routing envelope (protocol.md, "Message frames"):
-
-        delim | signature | header | parent_header | metadata | content | buffer...
-          +0        +1        +2          +3            +4         +5      +6..
-
     lp_wire_verify does the delimiter, frame count, signature, header and
     replay steps and remembers the msg_id (so a bad request replayed is
     dropped as a replay, not answered twice). The three other maps are
-    decoded here with lp_codec_decode against the message's buffer frames.
+    then decoded one by one with lp_wire_decode_frame (frame positions
+    from lp_proto.h), which checks them as lp_wire_decode would.
     =========================================================================
 */
 #include "lp_request.h"
-
-#define S_FIRST_MAP     3               //  parent_header is delim + 3
-#define S_FIRST_BUFFER  6               //  buffers start at delim + 6
 
 lp_msg_t *
 lp_request_decode (lp_wire_t *wire, zmsg_t **zmsg_p, char *problem, size_t size)
@@ -35,36 +28,20 @@ lp_request_decode (lp_wire_t *wire, zmsg_t **zmsg_p, char *problem, size_t size)
     }
     lp_msg_t *msg = lp_msg_new_empty ();
     zmsg_t *routing = zmsg_new ();
-    size_t nframes = zmsg_size (zmsg);
-    zframe_t **frames = (zframe_t **) malloc (nframes * sizeof (zframe_t *));
-    if (!msg || !routing || !frames) {
+    if (!msg || !routing) {
         zsys_error ("out of memory receiving a request");
         lp_msg_destroy (&msg);
         zmsg_destroy (&routing);
-        free (frames);
         lp_value_destroy (&header);
         zmsg_destroy (zmsg_p);
         return NULL;
     }
-    size_t n = 0;
-    for (zframe_t *frame = zmsg_first (zmsg); frame; frame = zmsg_next (zmsg))
-        frames [n++] = frame;
-    assert (n == nframes && nframes >= delim + S_FIRST_BUFFER);
-
     static const char *names [3] = { "parent_header", "metadata", "content" };
     lp_value_t *maps [3] = { NULL, NULL, NULL };
     for (int i = 0; i < 3; i++) {
-        zframe_t *frame = frames [delim + S_FIRST_MAP + i];
         char reason [200] = "";
-        maps [i] = lp_codec_decode (zframe_data (frame), zframe_size (frame),
-                                    frames + delim + S_FIRST_BUFFER,
-                                    nframes - delim - S_FIRST_BUFFER,
-                                    reason, sizeof reason);
-        if (maps [i] && lp_value_type (maps [i]) != LP_MAP) {
-            snprintf (reason, sizeof reason, "not a map but %s",
-                      lp_type_name (lp_value_type (maps [i])));
-            lp_value_destroy (&maps [i]);
-        }
+        maps [i] = lp_wire_decode_frame (zmsg, delim, LP_FRAME_PARENT + (size_t) i,
+                                         reason, sizeof reason);
         if (!maps [i]) {
             snprintf (problem, size, "malformed %s: %s", names [i], reason);
             for (int k = 0; k < 3; k++)
@@ -72,7 +49,6 @@ lp_request_decode (lp_wire_t *wire, zmsg_t **zmsg_p, char *problem, size_t size)
             break;
         }
     }
-    free (frames);
     //  The routing envelope goes with the request, for the reply
     for (size_t i = 0; i < delim; i++) {
         zframe_t *frame = zmsg_pop (zmsg);

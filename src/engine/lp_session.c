@@ -237,14 +237,14 @@ s_output (void *arg, const char *text, size_t len)
     //  reply's stdout keeps what fits in the capture)
     if (len > LP_MAX_FRAME_BYTES / 2)
         len = LP_MAX_FRAME_BYTES / 2;
-    lp_msg_t *msg = lp_msg_new_reply (self->request, "stream");
+    lp_msg_t *msg = lp_msg_new_reply (self->request, LP_STREAM);
     zmsg_t *routing = zmsg_new ();
     lp_value_t *content = lp_value_map ();
     if (!msg || !routing || !content
     ||  zmsg_addstr (routing, self->topic)
     ||  lp_value_set (content, "name", lp_value_string ("stdout"))
     ||  lp_value_set (content, "text", s_text_value (text, len))
-    ||  lp_value_set (lp_msg_metadata (msg), "engine", lp_value_int (self->id))) {
+    ||  lp_value_set (lp_msg_metadata (msg), LP_META_ENGINE, lp_value_int (self->id))) {
         lp_msg_destroy (&msg);
         zmsg_destroy (&routing);
         lp_value_destroy (&content);
@@ -311,15 +311,15 @@ s_await_reply (lp_session_t *self, const char *msg_id)
         if (!reply)
             continue;
         const char *parent = lp_msg_parent_id (reply);
-        if (!streq (lp_msg_type (reply), "registration_reply") || !parent || !streq (parent, msg_id)) {
+        if (!streq (lp_msg_type (reply), LP_REGISTRATION_REPLY) || !parent || !streq (parent, msg_id)) {
             lp_msg_destroy (&reply);
             continue;
         }
-        const char *status = lp_msg_get_string (reply, "status");
+        const char *status = lp_msg_get_string (reply, LP_CONTENT_STATUS);
         int64_t id = lp_msg_get_int (reply, "id", -1);
-        if (!status || !streq (status, "ok") || id < 0 || id > INT32_MAX) {
-            const char *ename = lp_msg_get_string (reply, "ename");
-            const char *evalue = lp_msg_get_string (reply, "evalue");
+        if (!status || !streq (status, LP_STATUS_OK) || id < 0 || id > INT32_MAX) {
+            const char *ename = lp_msg_get_string (reply, LP_CONTENT_ENAME);
+            const char *evalue = lp_msg_get_string (reply, LP_CONTENT_EVALUE);
             zsys_error ("registration refused: %s: %s",
                         ename? ename: "?", evalue? evalue: "(no message)");
         }
@@ -362,7 +362,7 @@ s_register (lp_session_t *self)
     if (!self->registration)
         return -1;
 
-    lp_msg_t *request = lp_msg_new ("registration_request");
+    lp_msg_t *request = lp_msg_new (LP_REGISTRATION_REQUEST);
     lp_value_t *content = s_registration_content (self);
     if (!request || !content) {
         lp_msg_destroy (&request);
@@ -425,7 +425,7 @@ s_register (lp_session_t *self)
             lp_value_destroy (&hello);
             return -1;
         }
-        if (s_send (self, hello_sockets [i], "engine_hello", hello))
+        if (s_send (self, hello_sockets [i], LP_ENGINE_HELLO, hello))
             return -1;
     }
     zsys_info ("registered as engine %d (uuid %s, pid %d)", self->id, self->uuid, (int) getpid ());
@@ -440,7 +440,7 @@ s_unregister (lp_session_t *self)
     lp_value_t *content = lp_value_map ();
     if (content && lp_value_set (content, "id", lp_value_int (self->id)))
         lp_value_destroy (&content);
-    if (s_send (self, self->registration, "unregistration_request", content) == 0)
+    if (s_send (self, self->registration, LP_UNREGISTRATION_REQUEST, content) == 0)
         zsys_info ("unregistered");
 }
 
@@ -452,7 +452,7 @@ s_protocol_error (const char *type, const char *field)
 {
     char evalue [160];
     snprintf (evalue, sizeof evalue, "%.64s: missing or mistyped field '%s'", type, field);
-    return lp_engine_error_content ("ProtocolError", evalue, "");
+    return lp_engine_error_content (LP_ENAME_PROTOCOL, evalue, "");
 }
 
 static const lp_value_t *
@@ -467,15 +467,15 @@ s_field (lp_msg_t *request, const char *key, lp_type_t type, lp_type_t alt)
 static lp_value_t *
 s_dispatch (lp_session_t *self, lp_msg_t *request, const char *type)
 {
-    if (streq (type, "execute_request")) {
+    if (streq (type, LP_EXECUTE_REQUEST)) {
         const char *code = lp_msg_get_string (request, "code");
         return code? lp_engine_execute (self->engine, code): s_protocol_error (type, "code");
     }
-    if (streq (type, "apply_request") || streq (type, "map_request")) {
+    if (streq (type, LP_APPLY_REQUEST) || streq (type, LP_MAP_REQUEST)) {
         const char *fn = lp_msg_get_string (request, "fn");
         if (!fn)
             return s_protocol_error (type, "fn");
-        if (streq (type, "map_request")) {
+        if (streq (type, LP_MAP_REQUEST)) {
             const lp_value_t *items = s_field (request, "items", LP_ARRAY, LP_TYPED);
             return items? lp_engine_map (self->engine, fn, items): s_protocol_error (type, "items");
         }
@@ -487,30 +487,30 @@ s_dispatch (lp_session_t *self, lp_msg_t *request, const char *type)
         }
         return lp_engine_apply (self->engine, fn, args);
     }
-    if (streq (type, "push_request")) {
+    if (streq (type, LP_PUSH_REQUEST)) {
         const lp_value_t *ns = s_field (request, "ns", LP_MAP, LP_MAP);
         //  an empty map may arrive as an empty array
         if (!ns) {
             const lp_value_t *empty = s_field (request, "ns", LP_ARRAY, LP_ARRAY);
             if (empty && lp_value_len (empty) == 0) {
                 lp_value_t *content = lp_value_map ();
-                if (content && lp_value_set (content, "status", lp_value_string ("ok")))
+                if (content && lp_value_set (content, LP_CONTENT_STATUS, lp_value_string (LP_STATUS_OK)))
                     lp_value_destroy (&content);
                 return content;
             }
         }
         return ns? lp_engine_push (self->engine, ns): s_protocol_error (type, "ns");
     }
-    if (streq (type, "pull_request")) {
+    if (streq (type, LP_PULL_REQUEST)) {
         const lp_value_t *names = s_field (request, "names", LP_ARRAY, LP_ARRAY);
         return names? lp_engine_pull (self->engine, names): s_protocol_error (type, "names");
     }
-    if (streq (type, "clear_request"))
+    if (streq (type, LP_CLEAR_REQUEST))
         return lp_engine_clear (self->engine);
 
     char evalue [128];
     snprintf (evalue, sizeof evalue, "unknown msg_type '%.64s'", type);
-    return lp_engine_error_content ("ProtocolError", evalue, "");
+    return lp_engine_error_content (LP_ENAME_PROTOCOL, evalue, "");
 }
 
 //  Sends the reply to request (content taken) on origin. Every request
@@ -528,24 +528,24 @@ s_reply (lp_session_t *self, lp_msg_t *request, zsock_t *origin, const char *rep
             lp_value_destroy (&content);
             break;
         }
-        const lp_value_t *status = lp_value_get (content, "status");
+        const lp_value_t *status = lp_value_get (content, LP_CONTENT_STATUS);
         const char *status_text = status? lp_value_as_string (status, NULL): NULL;
-        if (!status_text || !streq (status_text, "ok"))
-            status_text = "error";
-        const lp_value_t *ename = lp_value_get (content, "ename");
+        if (!status_text || !streq (status_text, LP_STATUS_OK))
+            status_text = LP_STATUS_ERROR;
+        const lp_value_t *ename = lp_value_get (content, LP_CONTENT_ENAME);
         const char *ename_text = ename? lp_value_as_string (ename, NULL): NULL;
         lp_msg_set_content (reply, content);
         content = NULL;
         size_t out_len;
         const char *out = lp_engine_stdout (self->engine, &out_len);
         lp_value_t *metadata = lp_msg_metadata (reply);
-        if (lp_value_set (metadata, "engine", lp_value_int (self->id))
-        ||  lp_value_set (metadata, "status", lp_value_string (status_text))
-        ||  (streq (status_text, "error")
-             && lp_value_set (metadata, "ename", lp_value_string (ename_text? ename_text: "EngineError")))
-        ||  lp_value_set (metadata, "started", lp_value_string (started))
-        ||  lp_value_set (metadata, "completed", lp_value_string (completed))
-        ||  lp_value_set (metadata, "stdout", s_text_value (out, out_len))) {
+        if (lp_value_set (metadata, LP_META_ENGINE, lp_value_int (self->id))
+        ||  lp_value_set (metadata, LP_META_STATUS, lp_value_string (status_text))
+        ||  (streq (status_text, LP_STATUS_ERROR)
+             && lp_value_set (metadata, LP_META_ENAME, lp_value_string (ename_text? ename_text: LP_ENAME_ENGINE)))
+        ||  lp_value_set (metadata, LP_META_STARTED, lp_value_string (started))
+        ||  lp_value_set (metadata, LP_META_COMPLETED, lp_value_string (completed))
+        ||  lp_value_set (metadata, LP_META_STDOUT, s_text_value (out, out_len))) {
             lp_msg_destroy (&reply);
             zsys_error ("out of memory building the %s", reply_type);
             break;
@@ -575,7 +575,7 @@ s_reply (lp_session_t *self, lp_msg_t *request, zsock_t *origin, const char *rep
         else
             snprintf (evalue, sizeof evalue, "cannot encode the reply: %.255s", err);
         zsys_warning ("%s: %s", reply_type, evalue);
-        content = lp_engine_error_content ("SerializationError", evalue, "");
+        content = lp_engine_error_content (LP_ENAME_SERIALIZATION, evalue, "");
     }
     lp_value_destroy (&content);
 }
@@ -589,12 +589,8 @@ s_handle_request (lp_session_t *self, lp_msg_t *request, zsock_t *origin, const 
     const char *type = lp_msg_type (request);
     if (!type)
         type = "";
-    char reply_type [80];
-    size_t len = strlen (type);
-    if (len > 8 && len < 64 && streq (type + len - 8, "_request"))
-        snprintf (reply_type, sizeof reply_type, "%.*s_reply", (int) (len - 8), type);
-    else
-        snprintf (reply_type, sizeof reply_type, "error_reply");
+    char reply_buf [80];
+    const char *reply_type = lp_proto_reply_type (type, reply_buf, sizeof reply_buf);
 
     char started [32], completed [32];
     lp_util_iso_now (started);
@@ -603,17 +599,17 @@ s_handle_request (lp_session_t *self, lp_msg_t *request, zsock_t *origin, const 
     if (lp_engine_begin_request (self->engine, msg_id? msg_id: "")) {
         char evalue [80];
         snprintf (evalue, sizeof evalue, "aborted before it started (engine %d)", self->id);
-        content = lp_engine_error_content ("Aborted", evalue, "");
+        content = lp_engine_error_content (LP_ENAME_ABORTED, evalue, "");
         zsys_info ("%s %s: aborted before it started", type, msg_id);
     }
     else
     if (problem && *problem) {
         char evalue [400];
         snprintf (evalue, sizeof evalue, "%.64s: %.255s", type, problem);
-        content = lp_engine_error_content ("ProtocolError", evalue, "");
+        content = lp_engine_error_content (LP_ENAME_PROTOCOL, evalue, "");
     }
     else {
-        const lp_value_t *limit = lp_value_get (lp_msg_header (request), "time_limit");
+        const lp_value_t *limit = lp_value_get (lp_msg_header (request), LP_HDR_TIME_LIMIT);
         if (limit && (lp_value_type (limit) == LP_INT || lp_value_type (limit) == LP_NUMBER))
             lp_engine_set_time_limit (self->engine, (int64_t) lp_value_as_number (limit));
         self->request = request;
@@ -623,13 +619,13 @@ s_handle_request (lp_session_t *self, lp_msg_t *request, zsock_t *origin, const 
     lp_util_iso_now (completed);
     if (!content) {
         zsys_error ("out of memory building the %s", reply_type);
-        content = lp_engine_error_content ("MemoryError", "out of memory", "");
+        content = lp_engine_error_content (LP_ENAME_MEMORY, "out of memory", "");
     }
-    if (content && lp_value_get (content, "ename")) {
-        const char *ename = lp_value_as_string (lp_value_get (content, "ename"), NULL);
-        if (ename && streq (ename, "ProtocolError"))
+    if (content && lp_value_get (content, LP_CONTENT_ENAME)) {
+        const char *ename = lp_value_as_string (lp_value_get (content, LP_CONTENT_ENAME), NULL);
+        if (ename && streq (ename, LP_ENAME_PROTOCOL))
             zsys_warning ("%s: %s", type,
-                          lp_value_as_string (lp_value_get (content, "evalue"), NULL));
+                          lp_value_as_string (lp_value_get (content, LP_CONTENT_EVALUE), NULL));
     }
     s_reply (self, request, origin, reply_type, content, started, completed);
     lp_engine_end_request (self->engine);
