@@ -131,6 +131,16 @@ const lp_value_t *lp_value_value_at (const lp_value_t *self, size_t index);
 //  Typed arrays
 lp_dtype_t  lp_value_dtype (const lp_value_t *self);
 void       *lp_value_typed_data (const lp_value_t *self);
+//  A typed array flagged "sequence" stands for a plain Lua sequence of
+//  numbers: it arrives in Lua as a table, not an lp.array. A Lua table of
+//  more than 4096 elements (LP_SEQUENCE_TYPED_MIN), all integers or floats,
+//  is sent this way (i64 or f64) and reads in C as such a typed array, so
+//  that 5*10^7 numbers cost 400 MB instead of 5*10^7 value nodes (about
+//  3 GB); lp_value_at does not apply to it. Flag a typed array of your own
+//  to make it arrive in Lua as a table. set returns -1 when self is not a
+//  typed array.
+bool        lp_value_typed_is_sequence (const lp_value_t *self);
+int         lp_value_typed_set_sequence (lp_value_t *self, bool sequence);
 size_t      lp_dtype_size (lp_dtype_t dtype);                //  bytes per element, 0 if unknown
 const char *lp_dtype_name (lp_dtype_t dtype);                //  "f64", "f32", "i64", "i32", "u8"
 

@@ -3,15 +3,19 @@
 
     Encoding packs a value with msgpack-c into an sbuffer and copies it into
     one zframe. Integers go out as int64 (msgpack picks the shortest form),
-    numbers as float64, strings as str, short bytes as bin. Bytes longer
-    than LP_INLINE_MAX_BYTES and every typed array go out of band: the
-    msgpack holds an ext (type 1 typed, type 2 bytes) with a 16-byte
-    big-endian payload
+    numbers as float64, short strings as str, short bytes as bin. Strings
+    and bytes longer than LP_INLINE_MAX_BYTES and every typed array go out
+    of band: the msgpack holds an ext (type 1 typed, type 2 bytes) with a
+    16-byte big-endian payload
 
-        u8 dtype | u8 0 | u16 0 | u32 first | u32 pieces | u32 0
+        u8 dtype | u8 flags | u16 0 | u32 first | u32 pieces | u32 0
 
     and the data follows as `pieces` frames of at most LP_PIECE_BYTES,
     appended to the caller's buffer list (see docs/protocol.md, "Values").
+    Flag bit 0 (LP_EXT_FLAG_PLAIN) marks a typed array that stands for a
+    plain Lua sequence, and bytes that are UTF-8 text (a str). So no value
+    is limited by the frame cap but through its msgpack part: a string of
+    1 GB is a 18-byte ext plus 1024 frames of 1 MiB.
 
     Decoding treats the frame as hostile. Before msgpack-c sees it, an
     iterative pre-walk checks every header: a str/bin/ext length must fit
@@ -22,7 +26,8 @@
     and the object tree is converted. Ext references are checked against
     the message's buffer frames: in range, each frame used once, piece
     sizes summed with overflow checks, typed lengths a multiple of the
-    element size; the pieces are reassembled into one malloc'd buffer.
+    element size; the pieces are reassembled into one malloc'd buffer that
+    the value takes (one copy from the frames, none after).
 
     The encoder refuses values nested deeper than LP_CODEC_MAX_DEPTH, the
     same limit the decoder (and msgpack-c's parser stack) accepts, so
@@ -39,6 +44,7 @@
 
 #define LP_CODEC_MAX_DEPTH  32          //  whole frame, = msgpack-c's stack
 #define LP_EXT_PAYLOAD      16          //  bytes of an ext payload
+#define LP_EXT_FLAG_PLAIN   0x01        //  typed: a sequence; bytes: a str
 
 //  ---------------------------------------------------------------------
 //  Big-endian helpers
@@ -88,7 +94,7 @@ s_oom (s_encoder_t *enc)
 //  Appends data as pieces; packs the ext that refers to them
 static int
 s_pack_out_of_band (s_encoder_t *enc, int8_t ext_type, uint8_t dtype,
-                    const void *data, size_t len)
+                    uint8_t flags, const void *data, size_t len)
 {
     size_t first = zlist_size (enc->buffers);
     size_t pieces = len / LP_PIECE_BYTES + (len % LP_PIECE_BYTES? 1: 0);
@@ -98,6 +104,7 @@ s_pack_out_of_band (s_encoder_t *enc, int8_t ext_type, uint8_t dtype,
     }
     uint8_t payload [LP_EXT_PAYLOAD] = { 0 };
     payload [0] = dtype;
+    payload [1] = flags;
     s_put_u32 (payload + 4, (uint32_t) first);
     s_put_u32 (payload + 8, (uint32_t) pieces);
     if (msgpack_pack_ext_with_body (&enc->pk, payload, sizeof payload, ext_type))
@@ -143,10 +150,9 @@ s_pack (s_encoder_t *enc, const lp_value_t *value, int depth)
         case LP_STRING: {
             size_t len;
             const char *s = lp_value_as_string (value, &len);
-            if (len > UINT32_MAX) {
-                snprintf (enc->err, enc->errlen, "string too long to encode");
-                return -1;
-            }
+            if (len > LP_INLINE_MAX_BYTES)
+                return s_pack_out_of_band (enc, LP_EXT_BYTES, 0,
+                                           LP_EXT_FLAG_PLAIN, s, len);
             rc = msgpack_pack_str_with_body (pk, s, len);
             break;
         }
@@ -154,7 +160,7 @@ s_pack (s_encoder_t *enc, const lp_value_t *value, int depth)
             size_t len;
             const char *s = lp_value_as_string (value, &len);
             if (len > LP_INLINE_MAX_BYTES)
-                return s_pack_out_of_band (enc, LP_EXT_BYTES, 0, s, len);
+                return s_pack_out_of_band (enc, LP_EXT_BYTES, 0, 0, s, len);
             rc = msgpack_pack_bin_with_body (pk, s, len);
             break;
         }
@@ -188,7 +194,8 @@ s_pack (s_encoder_t *enc, const lp_value_t *value, int depth)
         case LP_TYPED: {
             lp_dtype_t dtype = lp_value_dtype (value);
             size_t count = lp_value_len (value);
-            return s_pack_out_of_band (enc, LP_EXT_TYPED, (uint8_t) dtype,
+            uint8_t flags = lp_value_typed_is_sequence (value)? LP_EXT_FLAG_PLAIN: 0;
+            return s_pack_out_of_band (enc, LP_EXT_TYPED, (uint8_t) dtype, flags,
                                        lp_value_typed_data (value),
                                        count * lp_dtype_size (dtype));
         }
@@ -387,7 +394,9 @@ s_convert_ext (s_decoder_t *dec, const msgpack_object_ext *ext)
     }
     const uint8_t *payload = (const uint8_t *) ext->ptr;
     uint8_t dtype = payload [0];
-    if (payload [1] || payload [2] || payload [3] || s_get_u32 (payload + 12)) {
+    uint8_t flags = payload [1];
+    if ((flags & ~LP_EXT_FLAG_PLAIN) || payload [2] || payload [3]
+    ||  s_get_u32 (payload + 12)) {
         snprintf (dec->err, dec->errlen, "ext payload has non-zero reserved bytes");
         return NULL;
     }
@@ -435,7 +444,10 @@ s_convert_ext (s_decoder_t *dec, const msgpack_object_ext *ext)
                   "multiple of %zu", total, elem);
         return NULL;
     }
-    uint8_t *data = (uint8_t *) malloc (total? total: 1);
+    //  One spare byte: a string's terminating NUL
+    if (total == SIZE_MAX)
+        return s_dec_oom (dec);
+    uint8_t *data = (uint8_t *) malloc (total + 1);
     if (!data)
         return s_dec_oom (dec);
     size_t offset = 0;
@@ -446,12 +458,14 @@ s_convert_ext (s_decoder_t *dec, const msgpack_object_ext *ext)
         offset += size;
     }
     lp_value_t *value;
-    if (ext->type == LP_EXT_TYPED)
+    if (ext->type == LP_EXT_TYPED) {
         value = lp_value_typed_take ((lp_dtype_t) dtype, data, total / elem, free);
-    else {
-        value = lp_value_bytes (data, total);
-        free (data);
+        if (value && (flags & LP_EXT_FLAG_PLAIN))
+            lp_value_typed_set_sequence (value, true);
     }
+    else
+        value = lp_value_str_take ((flags & LP_EXT_FLAG_PLAIN)? LP_STRING: LP_BYTES,
+                                   (char *) data, total);
     return value? value: s_dec_oom (dec);
 }
 
@@ -731,7 +745,34 @@ lp_codec_test (bool verbose)
     assert (nbuffers == 3);
     lp_value_destroy (&copy);
     lp_value_destroy (&v);
+    //  Strings too: out of band above LP_INLINE_MAX_BYTES, and still str
+    memset (blob, 'a', 2500 * 1024);
+    v = lp_value_lstring ((char *) blob, LP_INLINE_MAX_BYTES);
+    copy = s_roundtrip (v, &nbuffers);
+    assert (nbuffers == 0);
+    lp_value_destroy (&copy);
+    lp_value_destroy (&v);
+    v = lp_value_lstring ((char *) blob, 2500 * 1024);
+    copy = s_roundtrip (v, &nbuffers);
+    assert (nbuffers == 3);
+    assert (lp_value_type (copy) == LP_STRING);
+    assert (lp_value_as_string (copy, NULL) [2500 * 1024] == 0);
+    lp_value_destroy (&copy);
+    lp_value_destroy (&v);
     free (blob);
+
+    //  A typed array flagged as a sequence keeps its flag
+    v = lp_value_typed (LP_DTYPE_I64, 5000);
+    lp_value_typed_set_sequence (v, true);
+    copy = s_roundtrip (v, &nbuffers);
+    assert (nbuffers == 1);
+    assert (lp_value_typed_is_sequence (copy));
+    lp_value_destroy (&copy);
+    lp_value_typed_set_sequence (v, false);
+    copy = s_roundtrip (v, NULL);
+    assert (!lp_value_typed_is_sequence (copy));
+    lp_value_destroy (&copy);
+    lp_value_destroy (&v);
 
     //  Nesting: 32 levels encode and decode, 33 do not encode
     v = s_nest (LP_CODEC_MAX_DEPTH);
@@ -837,6 +878,14 @@ lp_codec_test (bool verbose)
     ext [17] = 1;                       //  reserved byte set
     assert (!lp_codec_decode (ext, sizeof ext, frames, 2, err, sizeof err));
     ext [17] = 0;
+    ext [3] = 2;                        //  unknown flag bit
+    assert (!lp_codec_decode (ext, sizeof ext, frames, 2, err, sizeof err));
+    ext [3] = LP_EXT_FLAG_PLAIN;        //  sequence flag
+    frames [0] = eight;
+    v = lp_codec_decode (ext, sizeof ext, frames, 2, err, sizeof err);
+    assert (v && lp_value_typed_is_sequence (v));
+    lp_value_destroy (&v);
+    ext [3] = 0;
     //  Same buffer twice
     uint8_t twice [1 + 2 * 18] = { 0x92 };
     memcpy (twice + 1, ext, 18);

@@ -279,6 +279,11 @@ void        lp_luavalue_test (bool verbose);
 //  nil in its place); NULL when absent or out of memory. Caller owns it.
 lp_value_t *lp_value_take (lp_value_t *self, const char *key);
 
+//  String (type LP_STRING) or bytes (LP_BYTES) that takes data, a malloc'd
+//  block of at least len + 1 bytes (data[len] is set to 0); data is freed
+//  on failure too. NULL when out of memory.
+lp_value_t *lp_value_str_take (lp_type_t type, char *data, size_t len);
+
 //  lp_value test lives with lp_value.c
 void        lp_value_test (bool verbose);
 

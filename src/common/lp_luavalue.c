@@ -6,6 +6,12 @@
     UTF-8 else LP_BYTES, a table whose keys are exactly 1..n (n >= 1) ->
     LP_ARRAY, any other non-empty table -> LP_MAP (keys converted too), an
     empty table -> empty LP_ARRAY, lp.array userdata -> LP_TYPED (copied).
+    A sequence of more than LP_SEQUENCE_TYPED_MIN elements that are all
+    integers (or all floats) becomes an i64 (f64) LP_TYPED flagged as a
+    sequence, filled straight from the table with no value node per
+    element; lp_lua_push_value turns such a value back into a table. So a
+    table of 5*10^7 numbers costs 400 MB on its way, in one buffer that the
+    codec sends out of band.
     Functions, other userdata, threads, cyclic tables and nesting deeper
     than LP_VALUE_MAX_DEPTH fail with a message naming the key path, e.g.
     "cannot send a function (at x.handlers[2])".
@@ -50,6 +56,9 @@
 #include <lualib.h>
 #include <stddef.h>
 
+#define LP_STR_(x) #x
+#define LP_STR(x) LP_STR_(x)
+
 //  ---------------------------------------------------------------------
 //  lp.array userdata
 
@@ -86,12 +95,11 @@ s_array_new (lua_State *L, lp_dtype_t dtype, size_t count)
     return self;
 }
 
-//  Pushes element k (0-based)
+//  Pushes element k (0-based) of data, an array of dtype
 static void
-s_array_push_elem (lua_State *L, const s_array_t *self, size_t k)
+s_push_elem (lua_State *L, lp_dtype_t dtype, const uint8_t *data, size_t k)
 {
-    const uint8_t *data = (const uint8_t *) self->data;
-    switch (self->dtype) {
+    switch (dtype) {
         case LP_DTYPE_F64: {
             double d;
             memcpy (&d, data + k * 8, 8);
@@ -120,6 +128,13 @@ s_array_push_elem (lua_State *L, const s_array_t *self, size_t k)
             lua_pushinteger (L, data [k]);
             break;
     }
+}
+
+//  Pushes element k (0-based)
+static void
+s_array_push_elem (lua_State *L, const s_array_t *self, size_t k)
+{
+    s_push_elem (L, self->dtype, (const uint8_t *) self->data, k);
 }
 
 //  Stores the value at idx as element k (0-based); raises on a bad value
@@ -376,6 +391,23 @@ s_test_array (lua_State *L, int idx)
 //  ---------------------------------------------------------------------
 //  lp_value -> Lua
 
+//  Pushes a typed array flagged as a sequence as a plain table
+static void
+s_push_sequence (lua_State *L, const lp_value_t *v)
+{
+    size_t len = lp_value_len (v);
+    if (len > INT_MAX)
+        luaL_error (L, "a sequence of %I numbers is too long for a Lua table",
+                    (lua_Integer) len);
+    lua_createtable (L, (int) len, 0);
+    const uint8_t *data = (const uint8_t *) lp_value_typed_data (v);
+    lp_dtype_t dtype = lp_value_dtype (v);
+    for (size_t k = 0; k < len; k++) {
+        s_push_elem (L, dtype, data, k);
+        lua_rawseti (L, -2, (lua_Integer) k + 1);
+    }
+}
+
 void
 lp_lua_push_value (lua_State *L, const lp_value_t *v)
 {
@@ -428,6 +460,10 @@ lp_lua_push_value (lua_State *L, const lp_value_t *v)
         case LP_TYPED: {
             lp_dtype_t dtype = lp_value_dtype (v);
             len = lp_value_len (v);
+            if (lp_value_typed_is_sequence (v)) {
+                s_push_sequence (L, v);
+                break;
+            }
             s_array_t *array = s_array_new (L, dtype, len);
             if (len)
                 memcpy (array->data, lp_value_typed_data (v), len * lp_dtype_size (dtype));
@@ -537,6 +573,35 @@ s_oom (s_conv_t *c)
 
 static lp_value_t *s_to_value (s_conv_t *c, int idx, int depth);
 
+//  Sequence of n numbers, all integers (else all floats), as a typed array
+//  flagged as a sequence: one buffer, no node per element
+static lp_value_t *
+s_sequence_to_typed (s_conv_t *c, int idx, size_t n, bool integers)
+{
+    lua_State *L = c->L;
+    lp_value_t *typed = lp_value_typed (integers? LP_DTYPE_I64: LP_DTYPE_F64, n);
+    if (!typed)
+        return s_oom (c);
+    lp_value_typed_set_sequence (typed, true);
+    if (integers) {
+        int64_t *data = (int64_t *) lp_value_typed_data (typed);
+        for (size_t k = 0; k < n; k++) {
+            lua_rawgeti (L, idx, (lua_Integer) k + 1);
+            data [k] = (int64_t) lua_tointeger (L, -1);
+            lua_pop (L, 1);
+        }
+    }
+    else {
+        double *data = (double *) lp_value_typed_data (typed);
+        for (size_t k = 0; k < n; k++) {
+            lua_rawgeti (L, idx, (lua_Integer) k + 1);
+            data [k] = (double) lua_tonumber (L, -1);
+            lua_pop (L, 1);
+        }
+    }
+    return typed;
+}
+
 static lp_value_t *
 s_table_to_value (s_conv_t *c, int idx, int depth)
 {
@@ -559,9 +624,18 @@ s_table_to_value (s_conv_t *c, int idx, int depth)
     lua_Unsigned n = lua_rawlen (L, idx);
     lua_Unsigned keys = 0;
     bool sequence = true;
+    bool all_int = true;                //  every value an integer
+    bool all_float = true;              //  every value a float
     lua_pushnil (L);
     while (lua_next (L, idx)) {
         keys++;
+        if (lua_type (L, -1) != LUA_TNUMBER)
+            all_int = all_float = false;
+        else
+        if (lua_isinteger (L, -1))
+            all_float = false;
+        else
+            all_int = false;
         if (sequence) {
             if (!lua_isinteger (L, -2))
                 sequence = false;
@@ -576,6 +650,8 @@ s_table_to_value (s_conv_t *c, int idx, int depth)
     if (keys == 0)
         return lp_value_array ()?: s_oom (c);
 
+    if (sequence && keys == n && n > LP_SEQUENCE_TYPED_MIN && (all_int || all_float))
+        return s_sequence_to_typed (c, idx, (size_t) n, all_int);
     if (sequence && keys == n) {
         lp_value_t *array = lp_value_array ();
         if (!array)
@@ -935,6 +1011,54 @@ lp_luavalue_test (bool verbose)
         printf ("(1e6 f64 both ways %d ms) ", (int) (zclock_mono () - start));
     lp_value_destroy (&back);
     lp_value_destroy (&v);
+
+    //  Long sequences of numbers go typed, flagged, and come back as tables
+    char code [200];
+    snprintf (code, sizeof code, "local t = {}; for i = 1, %d do t[i] = i * 3 end; return t",
+              LP_SEQUENCE_TYPED_MIN + 1);
+    v = s_eval (L, code, err, sizeof err);
+    assert (v && lp_value_type (v) == LP_TYPED && lp_value_dtype (v) == LP_DTYPE_I64);
+    assert (lp_value_typed_is_sequence (v) && lp_value_len (v) == LP_SEQUENCE_TYPED_MIN + 1);
+    assert (((int64_t *) lp_value_typed_data (v)) [LP_SEQUENCE_TYPED_MIN] == 3 * (LP_SEQUENCE_TYPED_MIN + 1));
+    lp_lua_push_value (L, v);
+    lua_setglobal (L, "seq");
+    s_run (L, "assert(type(seq) == 'table' and #seq == " LP_STR (LP_SEQUENCE_TYPED_MIN) " + 1)\n"
+              "assert(seq[2] == 6 and math.type(seq[2]) == 'integer')");
+    lp_value_destroy (&v);
+    snprintf (code, sizeof code, "local t = {}; for i = 1, %d do t[i] = i / 2 end; return t",
+              LP_SEQUENCE_TYPED_MIN + 1);
+    v = s_eval (L, code, err, sizeof err);
+    assert (v && lp_value_type (v) == LP_TYPED && lp_value_dtype (v) == LP_DTYPE_F64);
+    assert (lp_value_typed_is_sequence (v));
+    lp_lua_push_value (L, v);
+    lua_setglobal (L, "seq");
+    s_run (L, "assert(seq[2] == 1.0 and math.type(seq[2]) == 'float')");
+    lp_value_destroy (&v);
+    //  ... not at the threshold, not mixed, not with a string in it
+    snprintf (code, sizeof code, "local t = {}; for i = 1, %d do t[i] = i end; return t",
+              LP_SEQUENCE_TYPED_MIN);
+    v = s_eval (L, code, err, sizeof err);
+    assert (v && lp_value_type (v) == LP_ARRAY);
+    lp_value_destroy (&v);
+    snprintf (code, sizeof code, "local t = {}; for i = 1, %d do t[i] = i end; t[7] = 0.5; return t",
+              LP_SEQUENCE_TYPED_MIN * 2);
+    v = s_eval (L, code, err, sizeof err);
+    assert (v && lp_value_type (v) == LP_ARRAY);
+    lp_value_destroy (&v);
+    snprintf (code, sizeof code, "local t = {}; for i = 1, %d do t[i] = i end; t[7] = 'x'; return t",
+              LP_SEQUENCE_TYPED_MIN * 2);
+    v = s_eval (L, code, err, sizeof err);
+    assert (v && lp_value_type (v) == LP_ARRAY);
+    lp_value_destroy (&v);
+    //  A C typed array of another dtype flagged as a sequence arrives as a table
+    v = lp_value_typed (LP_DTYPE_U8, 3);
+    ((uint8_t *) lp_value_typed_data (v)) [2] = 200;
+    lp_value_typed_set_sequence (v, true);
+    lp_lua_push_value (L, v);
+    lua_setglobal (L, "seq");
+    s_run (L, "assert(type(seq) == 'table' and seq[3] == 200 and seq[1] == 0)");
+    lp_value_destroy (&v);
+    s_run (L, "seq = nil");
 
     //  A large plain table converts too
     v = s_eval (L, "local t = {}; for i = 1, 100000 do t[i] = i end; return t",

@@ -10,7 +10,11 @@
     values, compared by type and content (integer 1 and number 1.0 are
     different keys). Typed arrays hold one contiguous buffer plus a free
     function, so a decoded buffer or a caller's array can be taken without
-    copying.
+    copying; strings and bytes can take a malloc'd buffer too
+    (lp_value_str_take), so a decoder assembles a large string once. A
+    typed array may carry the "sequence" flag: it stands for a plain Lua
+    sequence of numbers (a table, not an lp.array) that travels in the
+    typed form (docs/protocol.md, "Values").
 
     lp_value_print writes Lua-literal text; long arrays, maps and typed
     arrays are cut after LP_PRINT_MAX_ITEMS elements with "...", so printing
@@ -56,6 +60,7 @@ struct _lp_value_t {
             void *data;                 //  count * size bytes
             size_t count;               //  elements
             void (*free_fn) (void *);   //  frees data, may be NULL
+            bool sequence;              //  stands for a plain Lua sequence
         } typed;                        //  LP_TYPED
     } u;
 };
@@ -144,6 +149,22 @@ lp_value_bytes (const void *data, size_t len)
 {
     assert (data || len == 0);
     return s_new_str (LP_BYTES, data, len);
+}
+
+lp_value_t *
+lp_value_str_take (lp_type_t type, char *data, size_t len)
+{
+    assert (type == LP_STRING || type == LP_BYTES);
+    assert (data);
+    lp_value_t *self = s_new (type);
+    if (!self) {
+        free (data);
+        return NULL;
+    }
+    data [len] = 0;
+    self->u.str.data = data;
+    self->u.str.len = len;
+    return self;
 }
 
 lp_value_t *
@@ -666,6 +687,23 @@ lp_value_dtype (const lp_value_t *self)
     return self->type == LP_TYPED? self->u.typed.dtype: (lp_dtype_t) 0;
 }
 
+bool
+lp_value_typed_is_sequence (const lp_value_t *self)
+{
+    assert (self);
+    return self->type == LP_TYPED && self->u.typed.sequence;
+}
+
+int
+lp_value_typed_set_sequence (lp_value_t *self, bool sequence)
+{
+    assert (self);
+    if (self->type != LP_TYPED)
+        return -1;
+    self->u.typed.sequence = sequence;
+    return 0;
+}
+
 void *
 lp_value_typed_data (const lp_value_t *self)
 {
@@ -732,6 +770,8 @@ lp_value_dup (const lp_value_t *self)
             if (copy && self->u.typed.count)
                 memcpy (copy->u.typed.data, self->u.typed.data,
                         self->u.typed.count * lp_dtype_size (self->u.typed.dtype));
+            if (copy)
+                copy->u.typed.sequence = self->u.typed.sequence;
             return copy;
         }
     }
@@ -779,6 +819,7 @@ lp_value_equal (const lp_value_t *a, const lp_value_t *b)
         case LP_TYPED:
             return a->u.typed.dtype == b->u.typed.dtype
                 && a->u.typed.count == b->u.typed.count
+                && a->u.typed.sequence == b->u.typed.sequence
                 && (a->u.typed.count == 0
                     || memcmp (a->u.typed.data, b->u.typed.data,
                                a->u.typed.count * lp_dtype_size (a->u.typed.dtype)) == 0);
@@ -962,9 +1003,14 @@ s_print (s_buf_t *buf, const lp_value_t *self)
         }
         case LP_TYPED: {
             lp_dtype_t dtype = self->u.typed.dtype;
-            snprintf (tmp, sizeof tmp, "lp.array(%s, %zu){",
-                      lp_dtype_name (dtype), self->u.typed.count);
-            s_buf_str (buf, tmp);
+            //  A sequence prints as the table it stands for
+            if (self->u.typed.sequence)
+                s_buf_str (buf, "{");
+            else {
+                snprintf (tmp, sizeof tmp, "lp.array(%s, %zu){",
+                          lp_dtype_name (dtype), self->u.typed.count);
+                s_buf_str (buf, tmp);
+            }
             for (size_t k = 0; k < self->u.typed.count; k++) {
                 if (k)
                     s_buf_str (buf, ", ");
