@@ -861,8 +861,9 @@ s_append_typed (lp_value_t *array, const lp_value_t *typed)
 }
 
 //  Concatenation of parts, in order: a typed array when every part is a
-//  typed array of one dtype, else an array (typed parts expanded, other
-//  non-array parts appended as one element each).
+//  typed array of one dtype (a sequence when every part is one), else an
+//  array (typed parts expanded, other non-array parts appended as one
+//  element each).
 static lp_value_t *
 s_concat (const lp_value_t **parts, int nparts)
 {
@@ -889,6 +890,10 @@ s_concat (const lp_value_t **parts, int nparts)
                 memcpy (data + at, lp_value_typed_data (parts [i]), bytes);
             at += bytes;
         }
+        bool sequence = true;
+        for (int i = 0; i < nparts; i++)
+            sequence = sequence && lp_value_typed_is_sequence (parts [i]);
+        lp_value_typed_set_sequence (whole, sequence);
         return whole;
     }
     lp_value_t *whole = lp_value_array ();

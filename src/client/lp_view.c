@@ -584,6 +584,9 @@ s_chunk (const lp_value_t *seq, size_t start, size_t len)
             memcpy (lp_value_typed_data (chunk),
                     (const char *) lp_value_typed_data (seq) + start * size,
                     len * size);
+        //  A chunk of a sequence arrives as a table too
+        if (chunk)
+            lp_value_typed_set_sequence (chunk, lp_value_typed_is_sequence (seq));
         return chunk;
     }
     lp_value_t *chunk = lp_value_array ();

@@ -270,6 +270,11 @@ void        lp_lua_push_value (lua_State *L, const lp_value_t *v);
 //  on memory errors.
 lp_value_t *lp_lua_to_value (lua_State *L, int idx, const char *path_root,
                              char *err, size_t errlen);
+//  LP_DTYPE_I64 (LP_DTYPE_F64) when the value at idx is a table that
+//  lp_lua_to_value sends as a typed sequence: keys exactly 1..n, n greater
+//  than LP_SEQUENCE_TYPED_MIN, values all integers (all floats); else 0.
+//  Its encoded size is then one ext, whatever n. Never raises.
+lp_dtype_t  lp_lua_sequence_dtype (lua_State *L, int idx);
 //  Opens the lp.array type; pushes a table {new=, from=, ...}, see
 //  docs/api.md (lp.array(dtype, n | table)).
 int         lp_lua_open_array (lua_State *L);

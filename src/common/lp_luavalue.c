@@ -746,6 +746,35 @@ s_to_value (s_conv_t *c, int idx, int depth)
     return s_fail (c, depth, "cannot send this value");
 }
 
+lp_dtype_t
+lp_lua_sequence_dtype (lua_State *L, int idx)
+{
+    if (lua_type (L, idx) != LUA_TTABLE || !lua_checkstack (L, 2))
+        return (lp_dtype_t) 0;
+    idx = lua_absindex (L, idx);
+    lua_Unsigned n = lua_rawlen (L, idx);
+    if (n <= LP_SEQUENCE_TYPED_MIN)
+        return (lp_dtype_t) 0;
+    lua_Unsigned keys = 0;
+    int kind = -1;                      //  1 integers, 0 floats
+    lua_pushnil (L);
+    while (lua_next (L, idx)) {
+        lua_Integer i = lua_isinteger (L, -2)? lua_tointeger (L, -2): 0;
+        int this_kind = lua_type (L, -1) != LUA_TNUMBER? -2: lua_isinteger (L, -1);
+        if (i < 1 || (lua_Unsigned) i > n || this_kind == -2
+        ||  (kind != -1 && this_kind != kind)) {
+            lua_pop (L, 2);
+            return (lp_dtype_t) 0;
+        }
+        kind = this_kind;
+        keys++;
+        lua_pop (L, 1);
+    }
+    if (keys != n)
+        return (lp_dtype_t) 0;
+    return kind? LP_DTYPE_I64: LP_DTYPE_F64;
+}
+
 lp_value_t *
 lp_lua_to_value (lua_State *L, int idx, const char *path_root, char *err, size_t errlen)
 {
@@ -1034,6 +1063,9 @@ lp_luavalue_test (bool verbose)
     lua_setglobal (L, "seq");
     s_run (L, "assert(seq[2] == 1.0 and math.type(seq[2]) == 'float')");
     lp_value_destroy (&v);
+    lua_getglobal (L, "seq");
+    assert (lp_lua_sequence_dtype (L, -1) == LP_DTYPE_F64);
+    lua_pop (L, 1);
     //  ... not at the threshold, not mixed, not with a string in it
     snprintf (code, sizeof code, "local t = {}; for i = 1, %d do t[i] = i end; return t",
               LP_SEQUENCE_TYPED_MIN);

@@ -884,8 +884,8 @@ s_push_function (lua_State *L, s_job_t *job, const char *fn)
 //  value is converted: a result that cannot fit in one frame fails at once
 //  with a SerializationError instead of costing a conversion (about 64
 //  bytes of C heap per element) and an encoding it could never be sent
-//  in. It is a lower bound (long strings count as out of band, which only
-//  byte strings are): the session checks the encoded frames again. The
+//  in. It is a lower bound (long strings count as out of band, as they are;
+//  so do long sequences of numbers): the session checks the encoded frames again. The
 //  walk stops past S_SIZE_STOP (a table shared by many others could make
 //  it long); cycles and depth are left to the conversion to report.
 
@@ -940,6 +940,11 @@ s_size_of (s_size_t *z, int idx, int depth)
     }
     if (depth >= LP_VALUE_MAX_DEPTH || !lua_checkstack (L, 4))
         return;
+    //  A long sequence of numbers goes out of band as one typed array
+    if (lp_lua_sequence_dtype (L, idx)) {
+        z->total += S_EXT_BYTES;
+        return;
+    }
     const void *table = lua_topointer (L, idx);
     for (int k = 0; k < depth; k++)
         if (z->tables [k] == table)
