@@ -53,9 +53,9 @@ def pack(v):
 
 
 class Ext:
-    def __init__(self, type_, dtype, first, pieces):
+    def __init__(self, type_, dtype, first, pieces, flags=0):
         self.type = type_
-        self.payload = struct.pack(">BBHIII", dtype, 0, 0, first, pieces, 0)
+        self.payload = struct.pack(">BBHIII", dtype, flags, 0, first, pieces, 0)
 
 
 def header(msg_type="execute_request", **extra):
@@ -93,6 +93,9 @@ codec = {
     "typed_empty": [pack([Ext(1, 5, 0, 0)])],
     "bytes_ext": [pack({"blob": Ext(2, 0, 0, 1)}), b"\x01\x02\x03" * 10],
     "str16": [pack("x" * 300)],
+    "text_ext": [pack({"s": Ext(2, 0, 0, 2, flags=1)}), "h\u00e9llo ".encode() * 10, b"world"],
+    "sequence_ext": [pack([Ext(1, 3, 0, 1, flags=1), Ext(1, 1, 1, 1, flags=1)]),
+                     struct.pack("<3q", 1, -2, 3), f64],
     "map16": [pack({str(i): i for i in range(20)})],
     "array16": [pack(list(range(40)))],
     "int_widths": [b"\x96\xcc\xff\xcd\xff\xff\xce\xff\xff\xff\xff\xd0\x80\xd1\x80\x00\xd2\x80\x00\x00\x00"],
