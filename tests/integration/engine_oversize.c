@@ -1,8 +1,9 @@
 /*  engine_oversize.c - a result over the frame cap ends with an error
     (issue 8, observation 4)
 
-    A result larger than the 128 MiB frame cap (a table of 2*10^7 floats,
-    about 180 MB of msgpack) ends quickly with a SerializationError naming
+    A result larger than the 128 MiB frame cap (a table of 3*10^7 numbers,
+    integers and floats mixed, about 210 MB of msgpack: a sequence of only
+    integers or only floats would travel out of band as a typed array) ends quickly with a SerializationError naming
     the cap, for execute and for pull, and the engine keeps serving direct
     requests afterwards. Before the fix the reply never arrived (the
     controller cut the engine's mux connection, which never reconnected,
@@ -45,16 +46,16 @@ main (int argc, char **argv)
     lp_view_t *view = lp_client_view (client, &ids[0], 1);
     CHECK (view, "no view: %s", lp_client_error (client));
     s_expect_too_big (view,
-        "local t = {} for i = 1, 2 * 10^7 do t[i] = i + 0.5 end return t",
-        "return a table of 2*10^7 floats");
-    lp_result_t *r = lpt_exec (view, "big = {} for i = 1, 2 * 10^7 do big[i] = i + 0.5 end");
+        "local t = {} for i = 1, 3 * 10^7 do t[i] = i % 2 == 0 and i or i + 0.5 end return t",
+        "return a table of 3*10^7 mixed numbers");
+    lp_result_t *r = lpt_exec (view, "big = {} for i = 1, 3 * 10^7 do big[i] = i % 2 == 0 and i or i + 0.5 end");
     lp_result_destroy (&r);
     r = lp_view_pull (view, "big");
-    CHECK (r && lp_result_wait (r, 60000) == 0, "pull of a 180 MB table: no reply within 60 s");
+    CHECK (r && lp_result_wait (r, 60000) == 0, "pull of a 210 MB table: no reply within 60 s");
     CHECK (lp_result_ename (r, 0) && strcmp (lp_result_ename (r, 0), "SerializationError") == 0,
-           "pull of a 180 MB table: ename %s, expected SerializationError",
+           "pull of a 210 MB table: ename %s, expected SerializationError",
            lp_result_ename (r, 0)? lp_result_ename (r, 0): "(none)");
-    lpt_say ("pull of a 180 MB table -> %s: %s", lp_result_ename (r, 0), lp_result_evalue (r, 0));
+    lpt_say ("pull of a 210 MB table -> %s: %s", lp_result_ename (r, 0), lp_result_evalue (r, 0));
     lp_result_destroy (&r);
     r = lpt_exec (view, "big = nil return 6 * 7");
     LPT_EXPECT_INT (r, 0, 42, "a direct request after the oversize results");
