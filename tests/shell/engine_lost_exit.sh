@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+#  engine_lost_exit.sh BUILD_DIR
+#
+#  Issue 8 (contract 13), engine part: `lpengine --lost-exit MSEC` exits by
+#  itself, with status 1, once it has heard no controller for longer than
+#  MSEC; an engine without the option keeps trying to register again.
+#
+#  A controller with no local engines (-n 0) runs in a temporary profile;
+#  two standalone engines register with it, one with --lost-exit 2000.
+#  The controller is killed with SIGKILL. The engine with --lost-exit must
+#  be gone within 20 s (it notices the lost controller after 2 x 3
+#  heartbeat periods, 6 s), the other must still run; it is then stopped
+#  with SIGTERM. Only processes this test started are signalled, by pid.
+set -u
+BUILD=${1:?usage: engine_lost_exit.sh BUILD_DIR}
+BUILD=$(cd "$BUILD" && pwd) || exit 1
+TOP=$(mktemp -d "${TMPDIR:-/tmp}/lplostexit.XXXXXX") || exit 1
+FAILS=0
+CTRL_PID=""
+E1=""
+E2=""
+
+say() { echo "engine_lost_exit: $*"; }
+fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
+
+alive() {
+    local pid=$1 stat state
+    [ -r "/proc/$pid/stat" ] || return 1
+    { read -r stat < "/proc/$pid/stat"; } 2>/dev/null || return 1
+    state=${stat##*) }; state=${state%% *}
+    [ "$state" != Z ] && [ "$state" != X ]
+}
+
+cleanup() {
+    local p
+    for p in $E1 $E2 $CTRL_PID; do
+        alive "$p" && kill -9 "$p" 2>/dev/null
+    done
+    rm -rf "$TOP"
+}
+trap cleanup EXIT
+
+#  wait_for SECONDS COMMAND...: polls COMMAND until it succeeds
+wait_for() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        [ "$SECONDS" -ge "$deadline" ] && return 1
+        sleep 0.1       # poll interval, not synchronisation
+    done
+}
+
+registered() { grep -q "registered as engine" "$1" 2>/dev/null; }
+
+if ! "$BUILD/lpcontroller" --profile-dir "$TOP" -n 0 --daemon >"$TOP/start.log" 2>&1; then
+    cat "$TOP/start.log"
+    fail "lpcontroller -n 0 --daemon did not start"
+    exit 1
+fi
+CTRL_PID=$(tr -dc '0-9' < "$TOP/pid/lpcontroller.pid")
+"$BUILD/lpengine" --file "$TOP/security/lp-engine.json" --lost-exit 2000 >"$TOP/e1.log" 2>&1 &
+E1=$!
+"$BUILD/lpengine" --file "$TOP/security/lp-engine.json" >"$TOP/e2.log" 2>&1 &
+E2=$!
+if ! wait_for 30 registered "$TOP/e1.log" || ! wait_for 30 registered "$TOP/e2.log"; then
+    tail -n 5 "$TOP/e1.log" "$TOP/e2.log"
+    fail "the engines did not register within 30 s"
+    exit 1
+fi
+say "two engines registered (pids $E1 with --lost-exit 2000, $E2 without)"
+
+kill -9 "$CTRL_PID"
+T0=$SECONDS
+if wait_for 20 bash -c "! kill -0 $E1 2>/dev/null"; then
+    wait "$E1"
+    RC=$?
+    say "engine with --lost-exit exited with status $RC, $((SECONDS - T0)) s after the controller was killed"
+    [ "$RC" = 1 ] || fail "engine with --lost-exit exited with status $RC, expected 1"
+    grep -q "lost-exit" "$TOP/e1.log" || fail "engine log does not say why it exited"
+else
+    tail -n 5 "$TOP/e1.log"
+    fail "engine with --lost-exit 2000 still runs 20 s after the controller was killed"
+fi
+if alive "$E2"; then
+    say "engine without --lost-exit still runs (keeps trying to register)"
+else
+    fail "engine without --lost-exit exited"
+fi
+kill -TERM "$E2" 2>/dev/null
+wait_for 15 bash -c "! kill -0 $E2 2>/dev/null" || fail "engine $E2 ignored SIGTERM"
+
+[ "$FAILS" = 0 ] && say "OK"
+exit $(( FAILS > 0 ))
