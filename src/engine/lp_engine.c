@@ -1160,13 +1160,20 @@ lp_engine_error_content (const char *ename, const char *evalue, const char *trac
     return content;
 }
 
-static void
-s_begin (lp_engine_t *self)
+void
+lp_engine_clear_stdout (lp_engine_t *self)
 {
+    assert (self);
     self->out_len = 0;
     self->out_truncated = false;
     if (self->out)
         self->out [0] = 0;
+}
+
+static void
+s_begin (lp_engine_t *self)
+{
+    lp_engine_clear_stdout (self);
     pthread_mutex_lock (&self->lock);
     atomic_store (&self->timed_out, false);
     atomic_store (&self->deadline, self->time_limit > 0? zclock_mono () + self->time_limit: 0);

@@ -45,6 +45,8 @@ lp_value_t *lp_engine_clear (lp_engine_t *self);
 
 //  All the last request printed (NUL-terminated; valid until the next one).
 const char *lp_engine_stdout (lp_engine_t *self, size_t *len_p);
+//  Empties that capture (for a request answered without running).
+void        lp_engine_clear_stdout (lp_engine_t *self);
 //  Bytes the Lua state holds now.
 size_t      lp_engine_memory_used (lp_engine_t *self);
 

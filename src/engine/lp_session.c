@@ -31,7 +31,9 @@
     heart) are answered Aborted without running.
 
     --lost-exit: when the controller has been lost (no ping) for longer
-    than that, the engine stops trying to register again and exits. The main thread owns one lp_wire_t for its sockets; the
+    than that, the engine stops trying to register again and exits.
+
+    The main thread owns one lp_wire_t for its sockets; the
     heart has its own.
     =========================================================================
 */
@@ -595,6 +597,8 @@ s_handle_request (lp_session_t *self, lp_msg_t *request, zsock_t *origin, const 
     char started [32], completed [32];
     lp_util_iso_now (started);
     lp_value_t *content = NULL;
+    //  What this request prints, and nothing of the previous one's
+    lp_engine_clear_stdout (self->engine);
     const char *msg_id = lp_msg_id (request);
     if (lp_engine_begin_request (self->engine, msg_id? msg_id: "")) {
         char evalue [80];
@@ -615,6 +619,8 @@ s_handle_request (lp_session_t *self, lp_msg_t *request, zsock_t *origin, const 
         self->request = request;
         content = s_dispatch (self, request, type);
         self->request = NULL;
+        //  A request refused before it ran must not pass its limit on
+        lp_engine_set_time_limit (self->engine, 0);
     }
     lp_util_iso_now (completed);
     if (!content) {
