@@ -70,12 +70,6 @@ static char s_cache_key;
 static char s_stdout_key;
 static char s_write_key;
 
-//  A msg_id aborted before it came
-typedef struct {
-    char *msg_id;                       //  heap copy
-    int64_t expires;                    //  zclock_mono after which it goes
-} s_mark_t;
-
 struct _lp_engine_t {
     lua_State *L;                       //  the state; main thread only
     size_t memory_limit;                //  bytes, 0 = none
@@ -103,8 +97,9 @@ struct _lp_engine_t {
                                         //  (this and below: under lock)
     char *done [LP_ENGINE_DONE_IDS];    //  ring of completed msg_ids
     size_t done_next;                   //  slot the next one goes to
-    s_mark_t marks [LP_ENGINE_ABORT_MARKS]; //  aborted ids, unordered
-    size_t nmarks;                      //  marks in use
+    zhashx_t *done_set;                 //  the same ids, for lookups
+    zhashx_t *marks;                    //  aborted msg_id -> int64_t
+                                        //  zclock_mono when it expires
 };
 
 //  What one request does and what it produced
@@ -145,6 +140,13 @@ s_alloc (void *ud, void *ptr, size_t osize, size_t nsize)
         return nsize <= old? ptr: NULL;
     self->memory_used = self->memory_used - old + nsize;
     return block;
+}
+
+static void
+s_mark_destroy (void **item_p)
+{
+    free (*item_p);
+    *item_p = NULL;
 }
 
 static lp_engine_t *
@@ -405,7 +407,13 @@ lp_engine_new (size_t memory_limit)
     pthread_mutex_init (&self->lock, NULL);
     atomic_init (&self->running, 0);
     atomic_init (&self->interrupt, 0);
-    if (s_state_open (self)) {
+    self->done_set = zhashx_new ();
+    self->marks = zhashx_new ();
+    if (self->marks)
+        zhashx_set_destructor (self->marks, s_mark_destroy);
+    if (!self->done_set || !self->marks || s_state_open (self)) {
+        zhashx_destroy (&self->done_set);
+        zhashx_destroy (&self->marks);
         pthread_mutex_destroy (&self->lock);
         free (self);
         return NULL;
@@ -424,8 +432,8 @@ lp_engine_destroy (lp_engine_t **self_p)
         free (self->current);
         for (size_t i = 0; i < LP_ENGINE_DONE_IDS; i++)
             free (self->done [i]);
-        for (size_t i = 0; i < self->nmarks; i++)
-            free (self->marks [i].msg_id);
+        zhashx_destroy (&self->done_set);
+        zhashx_destroy (&self->marks);
         free (self->out);
         free (self);
         *self_p = NULL;
@@ -563,18 +571,21 @@ lp_engine_stuck_msec (lp_engine_t *self)
 //  Abort by msg_id. Everything below runs under the lock; the tables are
 //  small (a linear scan costs microseconds) and bounded.
 
-//  Drops expired marks; under lock
+//  Drops expired marks; under lock. Called only when the table is full,
+//  so the walk is rare.
 static void
 s_marks_expire (lp_engine_t *self, int64_t now)
 {
-    for (size_t i = 0; i < self->nmarks; ) {
-        if (self->marks [i].expires <= now) {
-            free (self->marks [i].msg_id);
-            self->marks [i] = self->marks [--self->nmarks];
-        }
-        else
-            i++;
+    zlistx_t *keys = zhashx_keys (self->marks);
+    if (!keys)
+        return;
+    for (const char *key = (const char *) zlistx_first (keys); key;
+         key = (const char *) zlistx_next (keys)) {
+        int64_t *expires = (int64_t *) zhashx_lookup (self->marks, key);
+        if (expires && *expires <= now)
+            zhashx_delete (self->marks, key);
     }
+    zlistx_destroy (&keys);
 }
 
 bool
@@ -584,15 +595,10 @@ lp_engine_begin_request (lp_engine_t *self, const char *msg_id)
     assert (msg_id);
     bool aborted = false;
     pthread_mutex_lock (&self->lock);
-    if (self->nmarks) {
-        s_marks_expire (self, zclock_mono ());
-        for (size_t i = 0; i < self->nmarks; i++)
-            if (streq (self->marks [i].msg_id, msg_id)) {
-                free (self->marks [i].msg_id);
-                self->marks [i] = self->marks [--self->nmarks];
-                aborted = true;
-                break;
-            }
+    int64_t *expires = (int64_t *) zhashx_lookup (self->marks, msg_id);
+    if (expires) {
+        aborted = *expires > zclock_mono ();
+        zhashx_delete (self->marks, msg_id);
     }
     free (self->current);
     self->current = aborted? NULL: strdup (msg_id);
@@ -606,10 +612,18 @@ lp_engine_end_request (lp_engine_t *self)
     assert (self);
     pthread_mutex_lock (&self->lock);
     if (self->current) {
-        free (self->done [self->done_next]);
-        self->done [self->done_next] = self->current;
-        self->done_next = (self->done_next + 1) % LP_ENGINE_DONE_IDS;
+        char **slot = &self->done [self->done_next];
+        if (*slot) {
+            zhashx_delete (self->done_set, *slot);
+            free (*slot);
+        }
+        *slot = self->current;
         self->current = NULL;
+        if (zhashx_insert (self->done_set, *slot, *slot)) {
+            free (*slot);               //  out of memory: forget it
+            *slot = NULL;
+        }
+        self->done_next = (self->done_next + 1) % LP_ENGINE_DONE_IDS;
     }
     pthread_mutex_unlock (&self->lock);
 }
@@ -622,29 +636,24 @@ lp_engine_abort (lp_engine_t *self, const char *msg_id)
     int rc = 1;
     pthread_mutex_lock (&self->lock);
     int64_t now = zclock_mono ();
-    if (self->current && streq (self->current, msg_id))
+    if ((self->current && streq (self->current, msg_id))
+    ||  zhashx_lookup (self->done_set, msg_id))
         rc = 0;
-    for (size_t i = 0; rc == 1 && i < LP_ENGINE_DONE_IDS; i++)
-        if (self->done [i] && streq (self->done [i], msg_id))
-            rc = 0;
-    if (rc == 1) {
-        s_marks_expire (self, now);
-        bool marked = false;
-        for (size_t i = 0; i < self->nmarks && !marked; i++)
-            if (streq (self->marks [i].msg_id, msg_id)) {
-                self->marks [i].expires = now + LP_REPLAY_WINDOW_MSEC;
-                marked = true;
+    else {
+        int64_t *expires = (int64_t *) zhashx_lookup (self->marks, msg_id);
+        if (!expires && zhashx_size (self->marks) >= LP_ENGINE_ABORT_MARKS)
+            s_marks_expire (self, now);
+        if (!expires && zhashx_size (self->marks) < LP_ENGINE_ABORT_MARKS) {
+            expires = (int64_t *) malloc (sizeof (int64_t));
+            if (expires && zhashx_insert (self->marks, msg_id, expires)) {
+                free (expires);
+                expires = NULL;
             }
-        if (!marked) {
-            char *copy = self->nmarks < LP_ENGINE_ABORT_MARKS? strdup (msg_id): NULL;
-            if (copy) {
-                self->marks [self->nmarks].msg_id = copy;
-                self->marks [self->nmarks].expires = now + LP_REPLAY_WINDOW_MSEC;
-                self->nmarks++;
-            }
-            else
-                rc = -1;
         }
+        if (expires)
+            *expires = now + LP_REPLAY_WINDOW_MSEC;
+        else
+            rc = -1;                    //  table full (or out of memory)
     }
     pthread_mutex_unlock (&self->lock);
     return rc;
