@@ -3,7 +3,7 @@
     serving docs/protocol.md
 
     lpengine --file lp-engine.json [-n N] [--memory-limit MB] [--lost-exit MSEC]
-             [--log FILE] [--daemon --pid-file PATH] [--help]
+             [--id N] [--log FILE] [--daemon --pid-file PATH] [--help]
 
     Memory: each Lua state is capped (protocol.md, MemoryError); without
     --memory-limit the cap is LP_ENGINE_MEMORY_SHARE % of physical memory
@@ -61,7 +61,7 @@ s_usage (FILE *out)
 {
     fprintf (out,
         "usage: lpengine --file lp-engine.json [-n N] [--memory-limit MB] [--lost-exit MSEC]\n"
-        "                [--log FILE] [--daemon --pid-file PATH] [--help]\n"
+        "                [--id N] [--log FILE] [--daemon --pid-file PATH] [--help]\n"
         "  --file FILE         engine connection file (written by lpcontroller)\n"
         "  -n N                run N engines under a supervisor process\n"
         "  --memory-limit MB   cap on each Lua state's memory (0 = none; default\n"
