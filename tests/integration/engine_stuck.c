@@ -8,7 +8,8 @@
     status LP_EXIT_STUCK); the controller answers the request with an
     error. The test asserts that the request ends with an error within 15 s,
     that the stuck engine's process is gone, and that the cluster keeps
-    serving on the other engines. (The error is TimeLimit once the
+    serving on the other engines. The same for an interrupt (no time
+    limit) that the call ignores. (The error is TimeLimit once the
     controller maps the exit status; EngineError is accepted until then.)
     Before the fix the engine stayed busy forever.
 */
@@ -68,11 +69,49 @@ main (int argc, char **argv)
     CHECK (!s_alive (pid), "the stuck engine's process %ld still runs", pid);
     lpt_say ("engine %d (pid %ld) ended itself", stuck, pid);
 
+    //  An interrupt that the same kind of call ignores: no time limit; the
+    //  request prints first, so that the interrupt is sent once it runs
+    //  (its output arrives on iopub while it runs)
+    CHECK (n >= 3, "need three engines, have %d", n);
+    int second = ids[n - 2];
+    long pid2 = lpt_engine_pid (client, second);
+    view = lp_client_view (client, &second, 1);
+    CHECK (view, "no view: %s", lp_client_error (client));
+    r = lp_view_execute (view, "print ('started') "
+        "return string.find (string.rep ('a', 40) .. 'b', string.rep ('a*', 40) .. 'c')");
+    CHECK (r, "execute: %s", lp_client_error (client));
+    t1 = lpt_now_ms ();
+    while (!strstr (lp_result_stdout (r, 0)? lp_result_stdout (r, 0): "", "started")) {
+        CHECK (lpt_now_ms () - t1 < LPT_DEADLINE_MS && !lp_result_ready (r),
+               "the stuck request did not start printing within %d ms", LPT_DEADLINE_MS);
+        lp_client_poll (client, 50);
+    }
+    t0 = lpt_now_ms ();
+    lp_result_t *ir = lp_view_interrupt (view);
+    LPT_WAIT_OK (ir, "interrupt of a request stuck in C");
+    lp_result_destroy (&ir);
+    rc = lp_result_wait (r, 20000);
+    elapsed = (lpt_now_ms () - t0) / 1000;
+    CHECK (rc == LP_OK, "a request stuck in string.find has not ended %.1f s after an interrupt",
+           elapsed);
+    ename = lp_result_ename (r, 0);
+    CHECK (ename && (strcmp (ename, "TimeLimit") == 0 || strcmp (ename, "EngineError") == 0),
+           "the interrupted stuck request ended with %s (%s)", ename? ename: "a value",
+           lp_result_evalue (r, 0)? lp_result_evalue (r, 0): "");
+    CHECK (elapsed < 15, "the interrupted stuck request took %.1f s to end (5 s grace)", elapsed);
+    lpt_say ("interrupted stuck request -> %s: %s (%.1f s)", ename, lp_result_evalue (r, 0), elapsed);
+    lp_result_destroy (&r);
+    lp_view_destroy (&view);
+    t1 = lpt_now_ms ();
+    while (s_alive (pid2) && lpt_now_ms () - t1 < LPT_DEADLINE_MS)
+        lp_client_poll (client, 50);
+    CHECK (!s_alive (pid2), "the second stuck engine's process %ld still runs", pid2);
+
     //  The others keep serving, directly and through the scheduler
-    lp_view_t *others = lp_client_view (client, ids, n - 1);
+    lp_view_t *others = lp_client_view (client, ids, n - 2);
     CHECK (others, "no view: %s", lp_client_error (client));
     r = lpt_exec (others, "return lp.id");
-    for (int i = 0; i < n - 1; i++)
+    for (int i = 0; i < n - 2; i++)
         LPT_EXPECT_INT (r, i, lp_result_engine (r, i), "lp.id of another engine");
     lp_result_destroy (&r);
     lp_view_destroy (&others);
