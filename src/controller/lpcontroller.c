@@ -147,23 +147,31 @@ s_on_child_exit (int pid, int index, int status, const char *reason, void *arg)
     bool restart = self->reported && !self->failed
                 && (stuck || (crashed && self->options->restart_engines));
     int id = lp_hub_engine_id (self->hub, pid);
+    //  The new engine's registration is read by this same reactor thread
+    //  after this callback, when the hub already counts the old one dead:
+    //  so it gets the old id back.
+    char err [512] = "";
+    if (restart && lp_launcher_restart (self->launcher, index, id, err, sizeof err) != 0) {
+        zsys_error ("engine %d (pid %d) %s: %s", id, pid, reason, err);
+        restart = false;
+    }
+    char text [400];
     if (restart) {
-        char text [400];
+        zsys_info ("engine %d (pid %d) %s: restarted, asking for id %d", id, pid, reason,
+                   id >= 0? id: index);
         if (stuck)
             snprintf (text, sizeof text, "request exceeded its time limit inside a C call; "
                       "engine restarted, its state was lost");
         else
             snprintf (text, sizeof text, "%s; engine restarted, its state was lost", reason);
-        lp_hub_process_exited_ename (self->hub, pid, text, stuck? "TimeLimit": "EngineError");
-        char err [512];
-        if (lp_launcher_restart (self->launcher, index, id, err, sizeof err) == 0)
-            zsys_info ("engine %d (pid %d) %s: restarted, asking for id %d", id, pid, reason,
-                       id >= 0? id: index);
-        else
-            zsys_error ("engine %d (pid %d) %s: %s", id, pid, reason, err);
     }
     else
-        lp_hub_process_exited_ename (self->hub, pid, reason, stuck? "TimeLimit": "EngineError");
+    if (stuck)
+        snprintf (text, sizeof text, "request exceeded its time limit inside a C call; "
+                  "engine not restarted, its state was lost");
+    else
+        snprintf (text, sizeof text, "%s", reason);
+    lp_hub_process_exited_ename (self->hub, pid, text, stuck? "TimeLimit": "EngineError");
     if (!self->reported) {
         char line [1200];
         snprintf (line, sizeof line, "engine %d (pid %d) %s before registering; see %s/log/engine-%d.log",
