@@ -349,22 +349,29 @@ EOF
 
 usage_bench () {
     cat <<EOF
-usage: $PROG bench [--quick] [-n N]
+usage: $PROG bench [--quick] [-n N] [--only GROUP,...] [--docs]
 
 The benchmark suite (bench/): luaparallel beside ipyparallel, in one run on
 this machine, reported as ratios (bench/README.md explains each workload).
-Builds build/ (lpcontroller, lpengine, bench/lp_bench, bench/zmq_baseline),
-installs python3-ipyparallel and gnuplot-nox when missing (as root; else it
-prints the apt-get line), then runs bench/bench.py with Debian's
-/usr/bin/python3: the raw ZeroMQ limit, then every workload for both
-systems one after the other with the same number of engines. Prints the
-table; writes bench/results/latest.{csv,md,png} and the table in
-docs/performance.md (full run) or bench/results/quick.{csv,md,png}.
-Not part of '$PROG test'. Every process it starts is stopped by pid.
+Installs python3-ipyparallel, python3-numpy and gnuplot-nox when missing
+(as root; else it prints the apt-get line), builds build/ (\$LP_BUILD_DIR:
+lpcontroller, lpengine, bench/lp_bench, bench/zmq_baseline), then runs
+bench/bench.py with Debian's /usr/bin/python3: the raw ZeroMQ limits
+(direct and through a relay), then every workload for both systems one
+after the other with the same number of engines. Prints the table with
+issue 9's targets and a computed PASS / MISS / FAILED per row; writes
+bench/results/latest.{csv,md,png} and the table in docs/performance.md
+(full run) or bench/results/quick.{csv,md,png}. Exits 1 when a
+measurement failed. Not part of '$PROG test'. Every process it starts is
+stopped by pid.
 
   --quick   1 repetition, smaller counts, no ipyparallel scheme variants
             or 64-engine registration for ipyparallel (under 5 minutes)
   -n N      engines per cluster (default 4)
+  --only G  only these workload groups (comma-separated: startup, rtt, all,
+            push, scatter, lb, map, growth, pi, memory, kill, schemes, reg);
+            writes bench/results/partial.*
+  --docs    also write the table into docs/performance.md after --quick
 EOF
 }
 
@@ -725,10 +732,15 @@ cmd_bench () {
             -h|--help) usage_bench; exit 0 ;;
             --quick) args+=(--quick); shift ;;
             -n) need_int "$@"; args+=(-n "$2"); shift 2 ;;
+            --only) [[ -n ${2:-} ]] || die "bench: --only needs a list of groups"
+                    args+=(--only "$2"); shift 2 ;;
+            --docs) args+=(--docs); shift ;;
             *) die "bench: unknown option '$1' (see $PROG bench --help)" ;;
         esac
     done
-    check_deps python3-ipyparallel gnuplot-nox
+    #  python3-numpy: ipyparallel's side pushes numpy arrays (not a
+    #  dependency of python3-ipyparallel, and we install without recommends)
+    check_deps python3-ipyparallel python3-numpy gnuplot-nox
     NO_BUILD="" LP_SKIP_DEPS=1 ensure_built lpcontroller lpengine luaparallel lp_bench zmq_baseline
     [[ -x /usr/bin/python3 ]] || die "/usr/bin/python3 is missing (apt-get install python3)"
     /usr/bin/python3 "$ROOT/bench/bench.py" --build "$BUILD" "${args[@]}"

@@ -154,15 +154,20 @@ def main():
         out("pull_mb_s", f"{mb / pull_s:.1f}")
     elif what == "scatter":
         count = int(args[0])
+        kind = args[1] if len(args) > 1 else "ints"
         dv = rc[:]
-        seq = list(range(1, count + 1))
+        if kind == "numpy":             # the typed-array counterpart
+            import numpy
+            seq = numpy.arange(1, count + 1, dtype=numpy.int64)
+        else:
+            seq = list(range(1, count + 1))
         t0 = time.perf_counter()
         dv.scatter("part", seq, block=True)
         scatter_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         whole = dv.gather("part", block=True)
         gather_s = time.perf_counter() - t0
-        assert len(whole) == count and whole[-1] == count
+        assert len(whole) == count and whole[0] == 1 and whole[-1] == count, len(whole)
         dv.execute("part = None", block=True)
         out("scatter_s", f"{scatter_s:.4f}")
         out("gather_s", f"{gather_s:.4f}")

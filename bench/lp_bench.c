@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +67,8 @@ s_usage (void)
         "       lp_bench lb FILE TASKS           load-balanced no-op tasks\n"
         "       lp_bench lbmap FILE ITEMS CHUNK  load-balanced map\n"
         "       lp_bench push FILE MB bytes|f64  push then pull MB to one engine\n"
-        "       lp_bench scatter FILE COUNT      scatter/gather COUNT ints over all\n"
+        "       lp_bench scatter FILE COUNT [ints|i64]\n"
+        "                                        scatter/gather COUNT ints over all\n"
         "       lp_bench pi FILE SAMPLES         Monte Carlo pi on all engines + serial\n"
         "       lp_bench kill FILE               kill -9 an engine, time until gone\n"
         "       lp_bench wait FILE N SECONDS     wait for N engines\n");
@@ -329,12 +331,44 @@ s_push (lp_client_t *client, int mb, const char *kind)
     return 0;
 }
 
+//  Element i (0-based) of an array or typed array, as an integer.
+static int64_t
+s_int_at (const lp_value_t *seq, size_t i)
+{
+    if (lp_value_type (seq) != LP_TYPED)
+        return lp_value_as_int (lp_value_at (seq, i));
+    const void *data = lp_value_typed_data (seq);
+    switch (lp_value_dtype (seq)) {
+        case LP_DTYPE_I64: return ((const int64_t *) data) [i];
+        case LP_DTYPE_I32: return ((const int32_t *) data) [i];
+        case LP_DTYPE_F64: return (int64_t) ((const double *) data) [i];
+        case LP_DTYPE_F32: return (int64_t) ((const float *) data) [i];
+        case LP_DTYPE_U8:  return ((const uint8_t *) data) [i];
+    }
+    return 0;
+}
+
+//  kind "ints": an array of integers (lp_value_int_range); "i64": a typed
+//  array of 64-bit integers (flagged as a sequence: a Lua table on the
+//  engines, as the plain array becomes).
 static int
-s_scatter (lp_client_t *client, int count)
+s_scatter (lp_client_t *client, int count, const char *kind)
 {
     lp_view_t *all = lp_client_view (client, NULL, 0);
+    lp_value_t *seq;
+    if (strcmp (kind, "i64") == 0) {
+        seq = lp_value_typed (LP_DTYPE_I64, count);
+        int64_t *d = seq? lp_value_typed_data (seq): NULL;
+        if (!d)
+            return 1;
+        for (int i = 0; i < count; i++)
+            d [i] = i + 1;
+        lp_value_typed_set_sequence (seq, true);
+    }
+    else
+        seq = lp_value_int_range (1, count);
     double t0 = s_now ();
-    lp_result_t *r = lp_view_scatter (all, "part", lp_value_int_range (1, count));
+    lp_result_t *r = lp_view_scatter (all, "part", seq);
     s_wait_ok (client, r, "scatter");
     double scatter_s = s_now () - t0;
     lp_result_destroy (&r);
@@ -344,8 +378,11 @@ s_scatter (lp_client_t *client, int count)
     double gather_s = s_now () - t0;
     const lp_value_t *whole = lp_result_get (r);
     if (!whole || lp_value_len (whole) != (size_t) count
-    ||  lp_value_as_int (lp_value_at (whole, count - 1)) != count) {
-        fprintf (stderr, "lp_bench: gather gave a wrong array\n");
+    ||  s_int_at (whole, 0) != 1 || s_int_at (whole, count / 2) != count / 2 + 1
+    ||  s_int_at (whole, count - 1) != count) {
+        fprintf (stderr, "lp_bench: gather gave a wrong array (%s of %zu)\n",
+                 whole? lp_type_name (lp_value_type (whole)): "none",
+                 whole? lp_value_len (whole): 0);
         return 1;
     }
     lp_result_destroy (&r);
@@ -502,7 +539,7 @@ main (int argc, char *argv [])
         rc = s_push (client, atoi (argv [3]), argv [4]);
     else
     if (strcmp (what, "scatter") == 0 && argc >= 4)
-        rc = s_scatter (client, atoi (argv [3]));
+        rc = s_scatter (client, atoi (argv [3]), argc >= 5? argv [4]: "ints");
     else
     if (strcmp (what, "pi") == 0 && argc >= 4)
         rc = s_pi (client, atoll (argv [3]));
