@@ -52,7 +52,8 @@
 typedef struct {
     char key [LP_RECORD_KEY_CHARS];     //  "<msg_id>/<engine id>"
     zframe_t *client;                   //  client routing identity
-    lp_value_t *header;                 //  request header (for error replies)
+    zframe_t *header;                   //  request header as sent (decoded
+                                        //  only for an error reply)
     lp_engine_ref_t *engine;            //  where it went (the table outlives it)
     void *handle;                       //  its place in engine->sent
     int64_t sent_at;                    //  wall clock, usec
@@ -81,7 +82,7 @@ s_record_destroy (s_record_t **self_p)
     s_record_t *self = *self_p;
     if (self) {
         zframe_destroy (&self->client);
-        lp_value_destroy (&self->header);
+        zframe_destroy (&self->header);
         free (self);
         *self_p = NULL;
     }
@@ -115,6 +116,22 @@ s_reply_error (self_t *self, zframe_t *client, lp_value_t *header,
     lp_reply_error (self->wire, self->client, client, header, engine_id, ename, evalue);
 }
 
+//  The same for a recorded request, whose header is kept as bytes.
+static void
+s_record_error (self_t *self, s_record_t *record, int64_t engine_id,
+                const char *ename, const char *evalue)
+{
+    char err [128];
+    lp_value_t *header = lp_codec_decode (zframe_data (record->header),
+                                          zframe_size (record->header),
+                                          NULL, 0, err, sizeof err);
+    if (header)
+        s_reply_error (self, record->client, header, engine_id, ename, evalue);
+    else
+        zsys_error ("controller/%s: cannot decode a stored header: %s", self->channel, err);
+    lp_value_destroy (&header);
+}
+
 //  Forwards one copy of msg (starting at the client identity) to engine
 //  and records it. msg is taken. Returns 0, or -1 when the engine cannot
 //  be reached.
@@ -128,7 +145,11 @@ s_forward (self_t *self, lp_engine_ref_t *engine, zmsg_t **msg_p,
     if (record) {
         s_record_key (record->key, msg_id, engine->id);
         record->client = zframe_dup (client);
-        record->header = lp_value_dup (header);
+        //  [client] <LPMSG> signature header: the bytes, not a decoded
+        //  copy (a tree of allocations per request, needed only when the
+        //  engine dies first).
+        zframe_t *bytes = lp_reply_frame (msg, 1, LP_FRAME_HEADER);
+        record->header = bytes? zframe_dup (bytes): NULL;
         record->engine = engine;
         record->sent_at = lp_util_wall_usec ();
     }
@@ -269,14 +290,14 @@ s_handle_engine (self_t *self, zmsg_t *msg)
         zmsg_destroy (&msg);
         return 0;
     }
+    //  Only parent_header.msg_id is read, from the frame's bytes.
     char parent_id [LP_RECORD_KEY_CHARS] = "";
     lp_engine_ref_t *engine = lp_engines_by_uuid (self->engines, uuid);
     s_record_t *record = NULL;
-    lp_value_t *parent = engine? lp_wire_parent (msg, delim, NULL, 0): NULL;
-    const char *id = lp_wire_map_string (parent, LP_HDR_MSG_ID);
-    if (id && strlen (id) < sizeof parent_id)
-        memcpy (parent_id, id, strlen (id) + 1);
-    lp_value_destroy (&parent);
+    if (engine
+    &&  lp_reply_map_str (lp_reply_frame (msg, delim, LP_FRAME_PARENT), LP_HDR_MSG_ID,
+                          parent_id, sizeof parent_id) != 0)
+        parent_id [0] = 0;
     if (engine && *parent_id) {
         char key [LP_RECORD_KEY_CHARS];
         s_record_key (key, parent_id, engine->id);
@@ -338,7 +359,7 @@ s_engine_remove (self_t *self, int id, const char *reason, const char *ename)
     snprintf (why, sizeof why, "engine %d %s", id, reason);
     s_record_t *record;
     while ((record = (s_record_t *) zlistx_first (engine->sent))) {
-        s_reply_error (self, record->client, record->header, id, ename, why);
+        s_record_error (self, record, id, ename, why);
         s_record_final (self, record);
     }
 }
@@ -462,6 +483,10 @@ s_self_new (zsock_t *pipe, lp_mux_config_t *config)
         s_self_destroy (&self);
         return NULL;
     }
+    //  Keys are the records' own key strings (no copy per request); an
+    //  entry leaves the index before its record is freed.
+    zhashx_set_key_duplicator (self->records, NULL);
+    zhashx_set_key_destructor (self->records, NULL);
     self->channel = config->channel;
     self->engine = zsock_new (ZMQ_ROUTER);
     self->client = zsock_new (ZMQ_ROUTER);

@@ -22,4 +22,17 @@ int lp_reply_error (lp_wire_t *wire, zsock_t *sock, zframe_t *client,
 //  Nothing for other drops.
 void lp_reply_refused (lp_wire_t *wire, zsock_t *sock, zmsg_t *zmsg);
 
+//  Finds key in the msgpack map frame (a parent_header or metadata of a
+//  message that lp_wire_verify accepted) and, when its value is a str of
+//  fewer than size bytes, copies it NUL-terminated into out. 0 found, -1
+//  not (absent, another type, too long, malformed). The routing fields
+//  (parent msg_id, status, ename) are all the controller reads of a
+//  reply, so it scans the bytes instead of decoding the map into values:
+//  no allocation, no out-of-band buffer is touched.
+int lp_reply_map_str (zframe_t *frame, const char *key, char *out, size_t size);
+
+//  The frame at delim + which (LP_FRAME_*), or NULL when the message is
+//  too short.
+zframe_t *lp_reply_frame (zmsg_t *zmsg, size_t delim, size_t which);
+
 #endif

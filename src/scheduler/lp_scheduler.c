@@ -93,7 +93,10 @@ typedef struct {
     int avoid;                          //  engine that just failed it, -1
 } s_task_t;
 
+//  A finished task's outcome, in the history ring; the index of outcomes
+//  points at these slots and uses their msg_id as its key (no copy).
 typedef struct {
+    char msg_id [LP_TASK_ID_MAX + 1];   //  "" when the slot is unused
     bool ok;                            //  succeeded
     int engine;                         //  where it ran
 } s_outcome_t;
@@ -117,8 +120,8 @@ typedef struct {
     size_t fold_size;                   //  slots in fold
     uint64_t unmatched;                 //  engine replies with no record
     int64_t unmatched_logged;           //  zclock_mono of the last log line
-    zhashx_t *outcomes;                 //  msg_id -> s_outcome_t
-    char (*history) [LP_TASK_ID_MAX + 1];  //  ring of outcome ids, oldest out
+    zhashx_t *outcomes;                 //  msg_id -> s_outcome_t in history
+    s_outcome_t *history;               //  ring of outcomes, oldest out
     size_t history_next;
     uint64_t stamp;                     //  lru clock
     uint64_t finished;                  //  tasks ended since the last trim
@@ -222,31 +225,29 @@ s_compare_ids (const void *a, const void *b)
     return x < y? -1: x > y;
 }
 
-//  Builds a task from a verified request; the message and header are taken.
-//  NULL with why filled when the flags are malformed.
+//  Builds a task from a verified request; the message is taken when a
+//  task is returned (else left to the caller, for its error reply), the
+//  decoded header only read. NULL with why filled when the flags are
+//  malformed.
 static s_task_t *
-s_task_new (self_t *self, zmsg_t **msg_p, lp_value_t **header_p, char *why, size_t whylen)
+s_task_new (self_t *self, zmsg_t **msg_p, const lp_value_t *header, char *why, size_t whylen)
 {
     s_task_t *task = (s_task_t *) calloc (1, sizeof (s_task_t));
     if (!task) {
         snprintf (why, whylen, "controller out of memory");
         return NULL;
     }
-    task->msg = *msg_p;
-    *msg_p = NULL;
-    lp_value_t *header = *header_p;
-    *header_p = NULL;
+    zmsg_t *msg = *msg_p;
     task->avoid = -1;
-    task->client = zframe_dup (zmsg_first (task->msg));
+    task->client = zframe_dup (zmsg_first (msg));
     //  [client] <LPMSG> signature header ...: keep the header's bytes.
-    zframe_t *frame = zmsg_first (task->msg);
+    zframe_t *frame = zmsg_first (msg);
     for (int i = 0; frame && i < 3; i++)
-        frame = zmsg_next (task->msg);
+        frame = zmsg_next (msg);
     task->header = frame? zframe_dup (frame): NULL;
     const char *id = lp_value_as_string (lp_value_get (header, "msg_id"), NULL);
     if (!id || strlen (id) > LP_TASK_ID_MAX) {
         snprintf (why, whylen, "a task's msg_id must have at most %d characters", LP_TASK_ID_MAX);
-        lp_value_destroy (&header);
         s_task_destroy (&task);
         return NULL;
     }
@@ -275,18 +276,19 @@ s_task_new (self_t *self, zmsg_t **msg_p, lp_value_t **header_p, char *why, size
         if (count < 0) {
             if (room > self->fold_size)
                 snprintf (why, whylen, "controller out of memory");
-            lp_value_destroy (&header);
             s_task_destroy (&task);
             return NULL;
         }
         task->ntargets = (size_t) count;
         task->targets = (int64_t *) malloc ((size_t) (count + 1) * sizeof (int64_t));
-        if (task->targets) {
-            memcpy (task->targets, self->fold, (size_t) count * sizeof (int64_t));
-            qsort (task->targets, task->ntargets, sizeof (int64_t), s_compare_ids);
+        if (!task->targets) {
+            //  Without its list the task would be free to go anywhere.
+            snprintf (why, whylen, "controller out of memory");
+            s_task_destroy (&task);
+            return NULL;
         }
-        else
-            task->ntargets = 0;
+        memcpy (task->targets, self->fold, (size_t) count * sizeof (int64_t));
+        qsort (task->targets, task->ntargets, sizeof (int64_t), s_compare_ids);
     }
     if (!task->client || !task->header || task->retries < 0
     ||  (targets && lp_value_type (targets) != LP_ARRAY && lp_value_type (targets) != LP_NIL)
@@ -295,8 +297,10 @@ s_task_new (self_t *self, zmsg_t **msg_p, lp_value_t **header_p, char *why, size
         snprintf (why, whylen, "bad scheduling flags: targets must be an array of ids, "
                   "after/follow arrays of msg_ids, retries >= 0");
         s_task_destroy (&task);
+        return NULL;
     }
-    lp_value_destroy (&header);
+    task->msg = msg;
+    *msg_p = NULL;
     return task;
 }
 
@@ -321,16 +325,19 @@ s_load (lp_engine_ref_t *engine)
 static void
 s_remember (self_t *self, const char *msg_id, bool ok, int engine)
 {
-    char *slot = self->history [self->history_next];
-    if (*slot)
-        zhashx_delete (self->outcomes, slot);
-    s_outcome_t *outcome = (s_outcome_t *) malloc (sizeof (s_outcome_t));
-    if (!outcome)
-        return;
-    outcome->ok = ok;
-    outcome->engine = engine;
-    zhashx_update (self->outcomes, msg_id, outcome);
-    snprintf (slot, LP_TASK_ID_MAX + 1, "%s", msg_id);
+    //  The index keys are the slots' own msg_id strings: an entry is
+    //  removed before its slot is reused, and a newer outcome of the same
+    //  msg_id replaces the older entry (key and all), so no key ever
+    //  points at text that changed.
+    s_outcome_t *slot = &self->history [self->history_next];
+    if (*slot->msg_id && zhashx_lookup (self->outcomes, slot->msg_id) == slot)
+        zhashx_delete (self->outcomes, slot->msg_id);
+    zhashx_delete (self->outcomes, msg_id);
+    snprintf (slot->msg_id, sizeof slot->msg_id, "%s", msg_id);
+    slot->ok = ok;
+    slot->engine = engine;
+    if (zhashx_insert (self->outcomes, slot->msg_id, slot) != 0)
+        *slot->msg_id = 0;      //  out of memory: forgotten, as if old
     self->history_next = (self->history_next + 1) % LP_TASK_HISTORY;
 }
 
@@ -753,17 +760,14 @@ s_handle_client (self_t *self, zmsg_t *msg)
         zmsg_destroy (&msg);
         return;
     }
-    zframe_t *client = zframe_dup (zmsg_first (msg));
-    lp_value_t *header_copy = lp_value_dup (header);
     char why [256];
-    s_task_t *task = s_task_new (self, &msg, &header, why, sizeof why);
-    if (!task) {
-        if (header_copy)
-            lp_reply_error (self->wire, self->client, client, header_copy, -1, "ProtocolError", why);
-    }
+    s_task_t *task = s_task_new (self, &msg, header, why, sizeof why);
+    if (!task)
+        lp_reply_error (self->wire, self->client, zmsg_first (msg), header, -1,
+                        "ProtocolError", why);
     else
     if (zhashx_lookup (self->pending, task->msg_id)) {
-        lp_reply_error (self->wire, self->client, client, header_copy, -1, "ProtocolError",
+        lp_reply_error (self->wire, self->client, task->client, header, -1, "ProtocolError",
                         "a task with this msg_id is already pending");
         s_task_destroy (&task);
     }
@@ -778,28 +782,22 @@ s_handle_client (self_t *self, zmsg_t *msg)
             s_dispatch (self);
         }
     }
-    zframe_destroy (&client);
-    lp_value_destroy (&header_copy);
     lp_value_destroy (&header);
     zmsg_destroy (&msg);
 }
 
-//  Reads metadata.status and metadata.ename of a reply without decoding
-//  the content (the metadata may reference buffer frames, e.g. a long
-//  stdout). *final: an engine error that must not be retried (Aborted).
+//  Reads metadata.status and metadata.ename of a reply by scanning the
+//  frame's bytes (lp_reply_map_str), without decoding the metadata or
+//  the content. *final: an engine error that must not be retried (Aborted).
 static bool
 s_reply_ok (zmsg_t *msg, size_t delim, bool *final)
 {
-    lp_value_t *metadata = lp_wire_decode_frame (msg, delim, LP_FRAME_METADATA, NULL, 0);
-    const lp_value_t *status_v = metadata? lp_value_get (metadata, LP_META_STATUS): NULL;
-    const lp_value_t *ename_v = metadata? lp_value_get (metadata, LP_META_ENAME): NULL;
-    const char *status = status_v && lp_value_type (status_v) == LP_STRING
-                       ? lp_value_as_string (status_v, NULL): NULL;
-    const char *ename = ename_v && lp_value_type (ename_v) == LP_STRING
-                      ? lp_value_as_string (ename_v, NULL): NULL;
-    bool ok = status && streq (status, LP_STATUS_OK);
-    *final = ename && streq (ename, LP_ENAME_ABORTED);
-    lp_value_destroy (&metadata);
+    zframe_t *metadata = lp_reply_frame (msg, delim, LP_FRAME_METADATA);
+    char status [16], ename [32];
+    bool ok = lp_reply_map_str (metadata, LP_META_STATUS, status, sizeof status) == 0
+           && streq (status, LP_STATUS_OK);
+    *final = !ok && lp_reply_map_str (metadata, LP_META_ENAME, ename, sizeof ename) == 0
+           && streq (ename, LP_ENAME_ABORTED);
     return ok;
 }
 
@@ -873,16 +871,14 @@ s_handle_engine (self_t *self, zmsg_t *msg)
     lp_value_destroy (&header);
     //  Matched by parent msg_id (the attempt's) and the engine it was sent
     //  to, never by position.
+    //  Only parent_header.msg_id is read, from the frame's bytes.
     char parent_id [LP_TASK_ID_MAX + 1] = "";
     lp_engine_ref_t *engine = lp_engines_by_uuid (self->engines, uuid);
     s_task_t *task = NULL;
-    lp_value_t *parent = engine? lp_wire_parent (msg, delim, NULL, 0): NULL;
-    const char *id = lp_wire_map_string (parent, LP_HDR_MSG_ID);
-    if (id && strlen (id) <= LP_TASK_ID_MAX) {
-        memcpy (parent_id, id, strlen (id) + 1);
+    if (engine
+    &&  lp_reply_map_str (lp_reply_frame (msg, delim, LP_FRAME_PARENT), LP_HDR_MSG_ID,
+                          parent_id, sizeof parent_id) == 0)
         task = (s_task_t *) zhashx_lookup (self->attempts, parent_id);
-    }
-    lp_value_destroy (&parent);
     if (!task || task->engine != engine) {
         s_unmatched (self, uuid, parent_id);
         zmsg_destroy (&msg);
@@ -1098,10 +1094,11 @@ s_self_destroy (self_t **self_p)
     zsock_destroy (&self->engine);
     //  Tasks live in the waiting list or in an engine FIFO; both own them
     //  (a task moves between them by detaching).
-    lp_engines_destroy (&self->engines);
-    zlistx_destroy (&self->waiting);
+    //  The indexes borrow their keys from the tasks: they go first.
     zhashx_destroy (&self->pending);
     zhashx_destroy (&self->attempts);
+    lp_engines_destroy (&self->engines);
+    zlistx_destroy (&self->waiting);
     free (self->fold);
     zhashx_destroy (&self->outcomes);
     free (self->history);
@@ -1126,7 +1123,7 @@ s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
     self->pending = zhashx_new ();
     self->attempts = zhashx_new ();
     self->outcomes = zhashx_new ();
-    self->history = calloc (LP_TASK_HISTORY, LP_TASK_ID_MAX + 1);
+    self->history = (s_outcome_t *) calloc (LP_TASK_HISTORY, sizeof (s_outcome_t));
     self->client = zsock_new (ZMQ_ROUTER);
     self->engine = zsock_new (ZMQ_ROUTER);
     if (!self->wire || !self->loop || !self->engines || !self->waiting || !self->pending
@@ -1136,7 +1133,16 @@ s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
         return NULL;
     }
     zlistx_set_destructor (self->waiting, s_task_free);
-    zhashx_set_destructor (self->outcomes, (zhashx_destructor_fn *) zstr_free);
+    //  No key copies (two allocations per task each): pending and
+    //  attempts are keyed by the task's own msg_id / attempt strings,
+    //  which do not change while the task is indexed there (an attempt id
+    //  is renewed only while the task is out of `attempts`); outcomes by
+    //  their history slots.
+    zhashx_t *indexes [] = { self->pending, self->attempts, self->outcomes };
+    for (int i = 0; i < 3; i++) {
+        zhashx_set_key_duplicator (indexes [i], NULL);
+        zhashx_set_key_destructor (indexes [i], NULL);
+    }
     zsock_set_router_mandatory (self->engine, 1);
     zsock_set_router_handover (self->engine, 1);
     if (lp_wire_bind (self->engine, config->ip, self->endpoints [0], 128)
