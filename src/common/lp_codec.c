@@ -29,6 +29,14 @@
     element size; the pieces are reassembled into one malloc'd buffer that
     the value takes (one copy from the frames, none after).
 
+    lp_codec_encode_consume is for a value that is destroyed right after
+    (lp_wire_encode's message): as each piece is copied into its frame,
+    the pages of the value's own buffer behind it are given back to the
+    kernel (MADV_DONTNEED), so a 1 GB value and its 1 GB of frames never
+    coexist: encoding costs about one piece of memory, not the value's
+    size. Only buffers the value owns are released (strings, bytes, typed
+    arrays made by lp_value_typed or taken with free), never a caller's.
+
     The encoder refuses values nested deeper than LP_CODEC_MAX_DEPTH, the
     same limit the decoder (and msgpack-c's parser stack) accepts, so
     whatever encodes also decodes. User values are limited to
@@ -41,6 +49,8 @@
 //  Contracts and self-tests assert in release builds too, as in czmq
 #undef NDEBUG
 #include <assert.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define LP_CODEC_MAX_DEPTH  32          //  whole frame, = msgpack-c's stack
 #define LP_EXT_PAYLOAD      16          //  bytes of an ext payload
@@ -80,6 +90,7 @@ s_get_be (const uint8_t *p, size_t n)
 typedef struct {
     msgpack_packer pk;                  //  writes into sbuf
     zlist_t *buffers;                   //  out-of-band frames go here
+    bool consume;                       //  release buffers once copied
     char *err;                          //  error text
     size_t errlen;                      //  its size
 } s_encoder_t;
@@ -94,7 +105,7 @@ s_oom (s_encoder_t *enc)
 //  Appends data as pieces; packs the ext that refers to them
 static int
 s_pack_out_of_band (s_encoder_t *enc, int8_t ext_type, uint8_t dtype,
-                    uint8_t flags, const void *data, size_t len)
+                    uint8_t flags, const void *data, size_t len, bool owned)
 {
     size_t first = zlist_size (enc->buffers);
     size_t pieces = len / LP_PIECE_BYTES + (len % LP_PIECE_BYTES? 1: 0);
@@ -110,6 +121,10 @@ s_pack_out_of_band (s_encoder_t *enc, int8_t ext_type, uint8_t dtype,
     if (msgpack_pack_ext_with_body (&enc->pk, payload, sizeof payload, ext_type))
         return s_oom (enc);
     const uint8_t *bytes = (const uint8_t *) data;
+    //  Whole pages of the buffer, and how far they were released
+    uintptr_t page = (uintptr_t) sysconf (_SC_PAGESIZE);
+    uintptr_t released = ((uintptr_t) bytes + page - 1) & ~(page - 1);
+    bool release = enc->consume && owned && len >= 2 * LP_PIECE_BYTES;
     for (size_t offset = 0; offset < len; offset += LP_PIECE_BYTES) {
         size_t size = len - offset < LP_PIECE_BYTES? len - offset: LP_PIECE_BYTES;
         zframe_t *frame = zframe_new (bytes + offset, size);
@@ -118,6 +133,14 @@ s_pack_out_of_band (s_encoder_t *enc, int8_t ext_type, uint8_t dtype,
         if (zlist_append (enc->buffers, frame)) {
             zframe_destroy (&frame);
             return s_oom (enc);
+        }
+        if (release) {
+            uintptr_t upto = ((uintptr_t) bytes + offset + size) & ~(page - 1);
+            if (upto > released) {
+                //  Advice only: on failure the pages stay until the free
+                madvise ((void *) released, upto - released, MADV_DONTNEED);
+                released = upto;
+            }
         }
     }
     return 0;
@@ -152,7 +175,7 @@ s_pack (s_encoder_t *enc, const lp_value_t *value, int depth)
             const char *s = lp_value_as_string (value, &len);
             if (len > LP_INLINE_MAX_BYTES)
                 return s_pack_out_of_band (enc, LP_EXT_BYTES, 0,
-                                           LP_EXT_FLAG_PLAIN, s, len);
+                                           LP_EXT_FLAG_PLAIN, s, len, true);
             rc = msgpack_pack_str_with_body (pk, s, len);
             break;
         }
@@ -160,7 +183,7 @@ s_pack (s_encoder_t *enc, const lp_value_t *value, int depth)
             size_t len;
             const char *s = lp_value_as_string (value, &len);
             if (len > LP_INLINE_MAX_BYTES)
-                return s_pack_out_of_band (enc, LP_EXT_BYTES, 0, 0, s, len);
+                return s_pack_out_of_band (enc, LP_EXT_BYTES, 0, 0, s, len, true);
             rc = msgpack_pack_bin_with_body (pk, s, len);
             break;
         }
@@ -197,14 +220,16 @@ s_pack (s_encoder_t *enc, const lp_value_t *value, int depth)
             uint8_t flags = lp_value_typed_is_sequence (value)? LP_EXT_FLAG_PLAIN: 0;
             return s_pack_out_of_band (enc, LP_EXT_TYPED, (uint8_t) dtype, flags,
                                        lp_value_typed_data (value),
-                                       count * lp_dtype_size (dtype));
+                                       count * lp_dtype_size (dtype),
+                                       lp_value_typed_owned (value));
         }
     }
     return rc? s_oom (enc): 0;
 }
 
-zframe_t *
-lp_codec_encode (const lp_value_t *value, zlist_t *buffers, char *err, size_t errlen)
+static zframe_t *
+s_encode (const lp_value_t *value, zlist_t *buffers, bool consume,
+          char *err, size_t errlen)
 {
     assert (value);
     assert (buffers);
@@ -220,6 +245,7 @@ lp_codec_encode (const lp_value_t *value, zlist_t *buffers, char *err, size_t er
     s_encoder_t enc;
     msgpack_packer_init (&enc.pk, &sbuf, msgpack_sbuffer_write);
     enc.buffers = buffers;
+    enc.consume = consume;
     enc.err = err;
     enc.errlen = errlen;
 
@@ -239,6 +265,18 @@ lp_codec_encode (const lp_value_t *value, zlist_t *buffers, char *err, size_t er
         }
     }
     return frame;
+}
+
+zframe_t *
+lp_codec_encode (const lp_value_t *value, zlist_t *buffers, char *err, size_t errlen)
+{
+    return s_encode (value, buffers, false, err, errlen);
+}
+
+zframe_t *
+lp_codec_encode_consume (lp_value_t *value, zlist_t *buffers, char *err, size_t errlen)
+{
+    return s_encode (value, buffers, true, err, errlen);
 }
 
 //  ---------------------------------------------------------------------
@@ -450,6 +488,7 @@ s_convert_ext (s_decoder_t *dec, const msgpack_object_ext *ext)
     uint8_t *data = (uint8_t *) malloc (total + 1);
     if (!data)
         return s_dec_oom (dec);
+    lp_mem_advise_huge (data, total + 1);
     size_t offset = 0;
     for (size_t k = (size_t) first; k < first + pieces; k++) {
         size_t size = zframe_size (dec->buffers [k]);
@@ -760,6 +799,41 @@ lp_codec_test (bool verbose)
     lp_value_destroy (&copy);
     lp_value_destroy (&v);
     free (blob);
+
+    //  Consuming encode: same frames; the value's own buffer is released,
+    //  a caller's buffer (not freed by the value) is left alone
+    count = 5 * LP_PIECE_BYTES / 8 + 7;
+    v = lp_value_typed (LP_DTYPE_I64, count);
+    int64_t *ints = (int64_t *) lp_value_typed_data (v);
+    for (size_t k = 0; k < count; k++)
+        ints [k] = (int64_t) k * 977;
+    lp_value_t *expect = lp_value_dup (v);
+    int64_t *mine = (int64_t *) malloc (count * 8);
+    assert (mine);
+    memcpy (mine, ints, count * 8);
+    lp_value_t *theirs = lp_value_typed_take (LP_DTYPE_I64, mine, count, NULL);
+    for (int round = 0; round < 2; round++) {
+        lp_value_t *source = round? theirs: v;
+        buffers = zlist_new ();
+        frame = lp_codec_encode_consume (source, buffers, err, sizeof err);
+        assert (frame && zlist_size (buffers) == 6);
+        zframe_t *pieces [6];
+        for (int k = 0; k < 6; k++)
+            pieces [k] = (zframe_t *) zlist_pop (buffers);
+        copy = lp_codec_decode (zframe_data (frame), zframe_size (frame), pieces, 6,
+                                err, sizeof err);
+        assert (copy && lp_value_equal (copy, expect));
+        lp_value_destroy (&copy);
+        for (int k = 0; k < 6; k++)
+            zframe_destroy (&pieces [k]);
+        zframe_destroy (&frame);
+        zlist_destroy (&buffers);
+    }
+    assert (memcmp (mine, lp_value_typed_data (expect), count * 8) == 0);
+    lp_value_destroy (&theirs);
+    free (mine);
+    lp_value_destroy (&v);
+    lp_value_destroy (&expect);
 
     //  A typed array flagged as a sequence keeps its flag
     v = lp_value_typed (LP_DTYPE_I64, 5000);

@@ -68,6 +68,11 @@ void    lp_util_test (bool verbose);
 //  Returns NULL and fills err on failure (nesting too deep, out of memory).
 zframe_t   *lp_codec_encode (const lp_value_t *value, zlist_t *buffers,
                              char *err, size_t errlen);
+//  Same, for a value the caller destroys right after (and does not read):
+//  the pages of its large buffers are released as they are copied into
+//  frames, so the value and its frames never both hold the whole data.
+zframe_t   *lp_codec_encode_consume (lp_value_t *value, zlist_t *buffers,
+                                     char *err, size_t errlen);
 //  Decodes one frame. buffers/nbuffers are the message's buffer frames.
 //  Checks declared counts against the bytes left before msgpack-c
 //  allocates, requires exactly one object filling the frame, and a depth
@@ -288,6 +293,13 @@ lp_value_t *lp_value_take (lp_value_t *self, const char *key);
 //  block of at least len + 1 bytes (data[len] is set to 0); data is freed
 //  on failure too. NULL when out of memory.
 lp_value_t *lp_value_str_take (lp_type_t type, char *data, size_t len);
+
+//  True when the typed array's buffer is the value's own (lp_value_typed,
+//  or lp_value_typed_take with free), so it may be released early.
+bool        lp_value_typed_owned (const lp_value_t *self);
+//  Asks for transparent huge pages on the whole pages of a large buffer
+//  (fewer page faults when it is first written); advice only.
+void        lp_mem_advise_huge (void *data, size_t size);
 
 //  lp_value test lives with lp_value.c
 void        lp_value_test (bool verbose);

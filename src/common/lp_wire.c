@@ -265,13 +265,14 @@ lp_wire_encode (lp_wire_t *self, lp_msg_t **msg_p, char *err, size_t errlen)
             goto done;
         }
     }
-    const lp_value_t *maps [4] = {
+    lp_value_t *maps [4] = {
         header, lp_msg_parent (msg), lp_msg_metadata (msg), lp_msg_content (msg)
     };
     static const char *names [4] = { "header", "parent", "metadata", "content" };
     for (int i = 0; i < 4; i++) {
         char reason [200] = "";
-        parts [i] = lp_codec_encode (maps [i], buffers, reason, sizeof (reason));
+        //  msg is destroyed below: its large buffers go as they are copied
+        parts [i] = lp_codec_encode_consume (maps [i], buffers, reason, sizeof (reason));
         if (!parts [i]) {
             snprintf (err, errlen, "cannot encode %s: %s", names [i], reason);
             goto done;
