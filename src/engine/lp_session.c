@@ -599,7 +599,13 @@ s_handle_request (lp_session_t *self, lp_msg_t *request, zsock_t *origin, const 
     lp_value_t *content = NULL;
     //  What this request prints, and nothing of the previous one's
     lp_engine_clear_stdout (self->engine);
+    //  Aborts name the id the client knows: a retry attempt of a task has
+    //  its own msg_id and carries the client's as task_id.
     const char *msg_id = lp_msg_id (request);
+    const char *task_id = lp_value_as_string (
+        lp_value_get (lp_msg_header (request), LP_HDR_TASK_ID), NULL);
+    if (task_id)
+        msg_id = task_id;
     if (lp_engine_begin_request (self->engine, msg_id? msg_id: "")) {
         char evalue [80];
         snprintf (evalue, sizeof evalue, "aborted before it started (engine %d)", self->id);
