@@ -602,10 +602,9 @@ s_handle_request (lp_session_t *self, lp_msg_t *request, zsock_t *origin, const 
     //  Aborts name the id the client knows: a retry attempt of a task has
     //  its own msg_id and carries the client's as task_id.
     const char *msg_id = lp_msg_id (request);
-    const char *task_id = lp_value_as_string (
-        lp_value_get (lp_msg_header (request), LP_HDR_TASK_ID), NULL);
-    if (task_id)
-        msg_id = task_id;
+    const lp_value_t *task_id = lp_value_get (lp_msg_header (request), LP_HDR_TASK_ID);
+    if (task_id && lp_value_type (task_id) == LP_STRING)
+        msg_id = lp_value_as_string (task_id, NULL);
     if (lp_engine_begin_request (self->engine, msg_id? msg_id: "")) {
         char evalue [80];
         snprintf (evalue, sizeof evalue, "aborted before it started (engine %d)", self->id);
