@@ -536,6 +536,8 @@ def main():
         return next((r for r in rows if r.key == key), None)
 
     def add(key, label, unit, better, note=""):
+        if opt.skip_ipp and not note:
+            note = "skipped (--skip-ipp)"
         rows.append(Row(key, label, unit, better, note=note))
         return rows[-1]
 
