@@ -178,7 +178,8 @@ def run_kv(cmd, env, timeout, check=True):
             except ValueError:
                 pass
     if p.returncode != 0 and check:
-        raise RuntimeError(f"{' '.join(cmd[:3])}: exit {p.returncode}: {p.stderr.strip()[-400:]}")
+        lines = [x for x in p.stderr.strip().splitlines() if x.strip()]
+        raise RuntimeError(f"exit {p.returncode}: {lines[-1][-200:] if lines else 'no message'}")
     return values
 
 
@@ -707,9 +708,15 @@ def main():
                       [("luaparallel", r.med(), "<=", times(2, r.limit))])
 
         ctrl_after_xfer = None
+        xfer_failed = ""                # the transfers behind it did not all run
         if "lp" in main_c and (want("push") or want("scatter")):
             time.sleep(0.5)
             ctrl_after_xfer = main_c["lp"].rss()[0]
+            xfer_rows = [rowk(k) for k in ("push_bytes", "pull_bytes", "push_f64", "pull_f64",
+                                           "scatter", "gather", "scatter_typed", "gather_typed")]
+            missing = [r.key for r in xfer_rows if r is not None and not r.lp]
+            if missing:
+                xfer_failed = "transfers failed: " + ", ".join(missing)
 
         if want("lb"):
             log("load-balanced tasks (leastload)")
@@ -766,7 +773,9 @@ def main():
             if ctrl_after_xfer is not None:
                 r_x = add("ctrl_after_transfers", "controller RSS after the 100 MB transfers, minus fresh",
                           "MB", "lower", note="ours only")
-                if lp_ok:
+                if xfer_failed:
+                    r_x.lp_note = xfer_failed
+                elif lp_ok:
                     r_x.lp.append(ctrl_after_xfer - fresh["lp"][0])
                 judge(r_x, "<= 10 MB", [("luaparallel", r_x.med(), "<=", 10.0)])
             if want("memory"):
