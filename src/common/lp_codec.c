@@ -488,7 +488,6 @@ s_convert_ext (s_decoder_t *dec, const msgpack_object_ext *ext)
     uint8_t *data = (uint8_t *) malloc (total + 1);
     if (!data)
         return s_dec_oom (dec);
-    lp_mem_advise_huge (data, total + 1);
     size_t offset = 0;
     for (size_t k = (size_t) first; k < first + pieces; k++) {
         size_t size = zframe_size (dec->buffers [k]);

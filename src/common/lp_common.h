@@ -297,9 +297,6 @@ lp_value_t *lp_value_str_take (lp_type_t type, char *data, size_t len);
 //  True when the typed array's buffer is the value's own (lp_value_typed,
 //  or lp_value_typed_take with free), so it may be released early.
 bool        lp_value_typed_owned (const lp_value_t *self);
-//  Asks for transparent huge pages on the whole pages of a large buffer
-//  (fewer page faults when it is first written); advice only.
-void        lp_mem_advise_huge (void *data, size_t size);
 
 //  lp_value test lives with lp_value.c
 void        lp_value_test (bool verbose);

@@ -28,11 +28,9 @@
 #include <assert.h>
 #include <math.h>
 #include <inttypes.h>
-#include <sys/mman.h>
 
 #define LP_MAP_INDEX_MIN   16           //  build a hash index above this
 #define LP_PRINT_MAX_ITEMS 20           //  printed elements per container
-#define LP_HUGE_MIN_BYTES  (8 * 1024 * 1024)    //  buffers that ask for huge pages
 
 struct _lp_value_t {
     lp_type_t type;                     //  what the union holds
@@ -125,7 +123,6 @@ s_new_str (lp_type_t type, const void *data, size_t len)
         free (self);
         return NULL;
     }
-    lp_mem_advise_huge (self->u.str.data, len + 1);
     if (len)
         memcpy (self->u.str.data, data, len);
     self->u.str.data [len] = 0;
@@ -219,7 +216,6 @@ lp_value_typed (lp_dtype_t dtype, size_t count)
     void *data = calloc (count ? count : 1, size);
     if (!data)
         return NULL;
-    lp_mem_advise_huge (data, count * size);
     lp_value_t *self = lp_value_typed_take (dtype, data, count, free);
     return self;
 }
@@ -713,23 +709,6 @@ lp_value_typed_owned (const lp_value_t *self)
 {
     assert (self);
     return self->type == LP_TYPED && self->u.typed.free_fn == free;
-}
-
-void
-lp_mem_advise_huge (void *data, size_t size)
-{
-#ifdef MADV_HUGEPAGE
-    if (size < LP_HUGE_MIN_BYTES)
-        return;
-    uintptr_t huge = 2 * 1024 * 1024;
-    uintptr_t start = ((uintptr_t) data + huge - 1) & ~(huge - 1);
-    uintptr_t end = ((uintptr_t) data + size) & ~(huge - 1);
-    if (end > start)
-        madvise ((void *) start, end - start, MADV_HUGEPAGE);
-#else
-    (void) data;
-    (void) size;
-#endif
 }
 
 void *
