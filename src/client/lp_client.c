@@ -46,6 +46,7 @@
 #define LP_CLIENT_SLICE_MSEC    50      //  wait_for_engines poll slice
 #define LP_CLIENT_SNDTIMEO_MSEC 5000    //  a send that blocks this long fails
 #define LP_CLIENT_TICK_MIN_MSEC 10      //  shortest lost-detection tick
+#define LP_CLIENT_TASK_WINDOW   4096    //  tasks in flight; more wait here
 
 struct _lp_client_t {
     uint32_t tag;                       //  LP_CLIENT_TAG while alive
@@ -76,7 +77,37 @@ struct _lp_client_t {
     bool lost;                          //  controller taken for lost
     bool heard_ever;                    //  connected: a message verified
     char lost_text [512];               //  "controller at ... lost: ..."
+    size_t task_inflight;               //  tasks sent, not yet answered
+    zlistx_t *backlog;                  //  s_held_t: tasks not sent yet
 };
+
+//  A task held in the client until fewer than LP_CLIENT_TASK_WINDOW are
+//  in flight. It is encoded (so errors show at once) and signed again with
+//  a fresh date when it goes out: the controller refuses dates older than
+//  its replay window, and a task may be held longer than that.
+typedef struct {
+    char msg_id [LP_ID_CHARS + 1];      //  its msg_id (routes key)
+    zmsg_t *zmsg;                       //  encoded, as it will be sent
+    lp_value_t *header;                 //  its header, for the new date
+} s_held_t;
+
+static void
+s_held_destroy (s_held_t **self_p)
+{
+    s_held_t *self = *self_p;
+    if (self) {
+        zmsg_destroy (&self->zmsg);
+        lp_value_destroy (&self->header);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+static void
+s_held_free (void **item)
+{
+    s_held_destroy ((s_held_t **) item);
+}
 
 static _Thread_local char s_last_error [1024];
 static _Thread_local int s_last_errcode;
@@ -289,6 +320,9 @@ static void
 s_dispatch (lp_client_t *self, zsock_t *sock, lp_msg_t *msg)
 {
     const char *parent_id = lp_msg_parent_id (msg);
+    if (sock == self->task && self->task_inflight > 0
+    &&  !streq (lp_msg_type (msg), LP_ABORT_REPLY))
+        self->task_inflight--;          //  every task ends with one reply
     if (sock == self->mux || sock == self->control || sock == self->task) {
         lp_result_t *result = parent_id?
             (lp_result_t *) zhashx_lookup (self->routes, parent_id): NULL;
@@ -382,6 +416,9 @@ s_lose (lp_client_t *self, int64_t silent)
     snprintf (self->lost_text, sizeof self->lost_text,
               "controller at %s lost: nothing heard for %d ms",
               self->endpoint, (int) silent);
+    //  Held tasks never left: their slots end below like the others.
+    zlistx_purge (self->backlog);
+    self->task_inflight = 0;
     lp_result_t *result = (lp_result_t *) zlistx_first (self->results);
     while (result) {
         lp_result_lose (result, self->lost_text);
@@ -418,6 +455,43 @@ s_check_lost (lp_client_t *self)
     if (silent >= self->lost_after / 2
     &&  now - self->probe_at >= self->lost_after / 4)
         s_probe (self, now);
+}
+
+//  Sends held tasks while fewer than LP_CLIENT_TASK_WINDOW are in flight,
+//  each with a fresh date and signature; never blocks (a full socket
+//  leaves the rest for the next poll).
+static void
+s_flush_backlog (lp_client_t *self)
+{
+    s_held_t *held;
+    while (self->task_inflight < LP_CLIENT_TASK_WINDOW && !self->lost
+    &&     (held = (s_held_t *) zlistx_first (self->backlog))) {
+        char date [32];
+        lp_util_iso_now (date);
+        if (lp_value_set (held->header, LP_HDR_DATE, lp_value_string (date))
+        ||  lp_wire_replace (self->wire, held->zmsg, 0, LP_FRAME_HEADER, held->header))
+            return;                     //  out of memory: try again later
+        zsock_set_sndtimeo (self->task, 0);
+        int rc = zmsg_send (&held->zmsg, self->task);
+        zsock_set_sndtimeo (self->task, LP_CLIENT_SNDTIMEO_MSEC);
+        if (rc != 0)
+            return;                     //  kept (zmsg_send left it to us)
+        self->task_inflight++;
+        zlistx_delete (self->backlog, zlistx_cursor (self->backlog));
+    }
+}
+
+bool
+lp_client_unhold (lp_client_t *self, const char *msg_id)
+{
+    assert (self);
+    for (s_held_t *held = (s_held_t *) zlistx_first (self->backlog); held;
+         held = (s_held_t *) zlistx_next (self->backlog))
+        if (streq (held->msg_id, msg_id)) {
+            zlistx_delete (self->backlog, zlistx_cursor (self->backlog));
+            return true;
+        }
+    return false;
 }
 
 int
@@ -460,6 +534,7 @@ lp_client_poll (lp_client_t *self, int timeout_ms)
         if (items [i].revents & ZMQ_POLLIN)
             handled += s_drain_socket (self, socks [i]);
     s_check_lost (self);
+    s_flush_backlog (self);
     self->polled_at = zclock_mono ();
     return handled;
 }
@@ -486,6 +561,19 @@ lp_client_send (lp_client_t *self, lp_channel_t channel, lp_msg_t **msg_p,
                     channel == LP_CHANNEL_CONTROL? self->control:
                     channel == LP_CHANNEL_TASK? self->task:
                     self->registration;
+    //  A task beyond the window is held (see s_held_t); so is every task
+    //  after a held one, to keep their order. Aborts always go at once.
+    bool is_task = channel == LP_CHANNEL_TASK && result
+                && !streq (lp_msg_type (*msg_p), LP_ABORT_REQUEST);
+    bool hold = is_task
+             && (self->task_inflight >= LP_CLIENT_TASK_WINDOW
+                 || zlistx_size (self->backlog) > 0);
+    lp_value_t *header = hold? lp_value_dup (lp_msg_header (*msg_p)): NULL;
+    if (hold && !header) {
+        lp_msg_destroy (msg_p);
+        lp_client_fail (self, LP_ENOMEM, "cannot send: out of memory");
+        return -1;
+    }
     char err [256] = "";
     zmsg_t *zmsg = lp_wire_encode (self->wire, msg_p, err, sizeof err);
     if (!zmsg) {
@@ -501,12 +589,33 @@ lp_client_send (lp_client_t *self, lp_channel_t channel, lp_msg_t **msg_p,
             largest = zframe_size (frame);
     if (largest > (size_t) LP_MAX_FRAME_BYTES) {
         zmsg_destroy (&zmsg);
+        lp_value_destroy (&header);
         lp_client_fail (self, LP_ETOOBIG, "request of %zu bytes exceeds the %d MiB frame cap",
                         largest, LP_MAX_FRAME_BYTES / (1024 * 1024));
         return -1;
     }
     if (result && !zhashx_lookup (self->routes, msg_id))
         zhashx_insert (self->routes, msg_id, result);
+    if (hold) {
+        s_held_t *held = (s_held_t *) zmalloc (sizeof (s_held_t));
+        if (held) {
+            snprintf (held->msg_id, sizeof held->msg_id, "%s", msg_id);
+            held->zmsg = zmsg;
+            held->header = header;
+        }
+        if (!held || !zlistx_add_end (self->backlog, held)) {
+            if (held)
+                held->zmsg = NULL;      //  destroyed below
+            s_held_destroy (&held);
+            zmsg_destroy (&zmsg);
+            lp_value_destroy (&header);
+            zhashx_delete (self->routes, msg_id);
+            lp_client_fail (self, LP_ENOMEM, "cannot send: out of memory");
+            return -1;
+        }
+        s_flush_backlog (self);
+        return 0;
+    }
     if (zmsg_send (&zmsg, sock)) {
         int error = errno;
         zmsg_destroy (&zmsg);
@@ -520,6 +629,8 @@ lp_client_send (lp_client_t *self, lp_channel_t channel, lp_msg_t **msg_p,
             lp_client_fail (self, LP_EINVAL, "send failed: %s", zmq_strerror (error));
         return -1;
     }
+    if (is_task)
+        self->task_inflight++;
     return 0;
 }
 
@@ -747,7 +858,10 @@ lp_client_connect (const char *connection_file, int timeout_ms)
     self->routes = zhashx_new ();
     self->results = zlistx_new ();
     self->views = zlistx_new ();
-    if (!self->wire || !self->routes || !self->results || !self->views) {
+    self->backlog = zlistx_new ();
+    if (self->backlog)
+        zlistx_set_destructor (self->backlog, s_held_free);
+    if (!self->wire || !self->routes || !self->results || !self->views || !self->backlog) {
         lp_client_set_error (self, "out of memory");
         lp_client_destroy (&self);
         return NULL;
@@ -793,6 +907,7 @@ lp_client_destroy (lp_client_t **self_p)
         }
         zlistx_destroy (&self->views);
     }
+    zlistx_destroy (&self->backlog);
     zhashx_destroy (&self->routes);
     zsock_destroy (&self->registration);
     zsock_destroy (&self->mux);

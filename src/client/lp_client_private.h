@@ -59,6 +59,9 @@ void    lp_client_forget_result (lp_client_t *self, lp_result_t *result,
                                  void *handle);
 void   *lp_client_track_view (lp_client_t *self, lp_view_t *view);
 void    lp_client_forget_view (lp_client_t *self, void *handle);
+//  Takes a task the client still holds (not sent: too many in flight)
+//  out of its backlog; true when it was there (it never reaches anyone).
+bool    lp_client_unhold (lp_client_t *self, const char *msg_id);
 //  Stops routing replies with this msg_id anywhere.
 void    lp_client_unroute (lp_client_t *self, const char *msg_id);
 //  Endpoint of the registration channel (for messages).

@@ -68,12 +68,15 @@ struct _lp_result_t {
     int failed;                         //  slots that are errors
     bool lost;                          //  client went away while pending
     lp_value_t *combined;               //  lp_result_get's value, lazily
-    zhashx_t *index;                    //  msg_id -> first slot index + 1
+    zhashx_t *index;                    //  msg_id -> first slot index + 1,
+                                        //  built once there are many slots
     bool tasks;                         //  load-balanced: combine in slot order
     bool controller_lost;               //  slots ended with ControllerLost
     bool raw;                           //  internal: slot value = reply content
     lp_value_t *not_aborted;            //  after an abort: array of maps
 };
+
+#define LP_RESULT_SEARCH_MAX  16       //  slots searched in place; more: indexed
 
 static char *
 s_strdup (const char *s)
@@ -93,19 +96,55 @@ lp_result_new (lp_client_t *client, lp_combine_t combine)
     self->tag = LP_RESULT_TAG;
     self->client = client;
     self->combine = combine;
-    self->index = zhashx_new ();
-    if (self->index) {
-        //  Values are slot positions, not pointers: nothing to free.
-        zhashx_set_destructor (self->index, NULL);
-        zhashx_set_duplicator (self->index, NULL);
-    }
-    self->handle = self->index? lp_client_track_result (client, self): NULL;
+    self->handle = lp_client_track_result (client, self);
     if (!self->handle) {
-        zhashx_destroy (&self->index);
         free (self);
         return NULL;
     }
     return self;
+}
+
+//  Position + 1 of the first slot of msg_id, 0 when none. A result of
+//  one task or a few engines is searched in place; a hash index (a
+//  handful of allocations) pays only for many slots.
+static intptr_t
+s_first_slot (lp_result_t *self, const char *msg_id)
+{
+    if (self->index)
+        return (intptr_t) zhashx_lookup (self->index, msg_id);
+    for (int i = 0; i < self->nslots; i++)
+        if (streq (self->slots [i].msg_id, msg_id))
+            return i + 1;
+    return 0;
+}
+
+//  Indexes slot i when it is the first of its msg_id; builds the index
+//  when the slots become too many to search. 0 / -1 (out of memory).
+static int
+s_index_slot (lp_result_t *self, int i)
+{
+    if (!self->index && i + 1 < LP_RESULT_SEARCH_MAX)
+        return 0;
+    if (!self->index) {
+        self->index = zhashx_new ();
+        if (!self->index)
+            return -1;
+        //  Values are slot positions, not pointers: nothing to free.
+        zhashx_set_destructor (self->index, NULL);
+        zhashx_set_duplicator (self->index, NULL);
+        for (int j = 0; j < i; j++)
+            if (!zhashx_lookup (self->index, self->slots [j].msg_id)
+            &&  zhashx_insert (self->index, self->slots [j].msg_id,
+                               (void *) (intptr_t) (j + 1)) != 0) {
+                zhashx_destroy (&self->index);
+                return -1;
+            }
+    }
+    const char *msg_id = self->slots [i].msg_id;
+    if (!zhashx_lookup (self->index, msg_id)
+    &&  zhashx_insert (self->index, msg_id, (void *) (intptr_t) (i + 1)) != 0)
+        return -1;
+    return 0;
 }
 
 static void
@@ -160,16 +199,10 @@ lp_result_add_slot (lp_result_t *self, const char *msg_id, int engine)
     memset (slot, 0, sizeof *slot);
     snprintf (slot->msg_id, sizeof slot->msg_id, "%s", msg_id);
     slot->engine = engine;
-    slot->out = strdup ("");
-    if (!slot->out)
-        return -1;
-    slot->out_cap = 1;
+    //  out stays NULL ("") until the first output arrives.
     //  Slots of one msg_id are added one after another: index the first.
-    if (!zhashx_lookup (self->index, msg_id)
-    &&  zhashx_insert (self->index, msg_id, (void *) (intptr_t) (self->nslots + 1)) != 0) {
-        free (slot->out);
+    if (s_index_slot (self, self->nslots) != 0)
         return -1;
-    }
     self->nslots++;
     return 0;
 }
@@ -201,7 +234,7 @@ static slot_t *
 s_find_slot (lp_result_t *self, const char *parent_id, int engine)
 {
     slot_t *fallback = NULL;
-    intptr_t first = (intptr_t) zhashx_lookup (self->index, parent_id);
+    intptr_t first = s_first_slot (self, parent_id);
     if (first == 0)
         return NULL;
     for (int i = (int) first - 1; i < self->nslots; i++) {
@@ -236,7 +269,7 @@ static void
 s_slot_append_out (slot_t *slot, const char *text, size_t len)
 {
     if (slot->out_len + len + 1 > slot->out_cap) {
-        size_t cap = slot->out_cap * 2;
+        size_t cap = slot->out_cap? slot->out_cap * 2: 64;
         while (cap < slot->out_len + len + 1)
             cap *= 2;
         char *out = (char *) realloc (slot->out, cap);
@@ -309,7 +342,7 @@ lp_result_handle_reply (lp_result_t *self, lp_msg_t *msg)
     if (engine == -1 && slot->engine != -1 && !streq (status, LP_STATUS_OK)) {
         //  The controller refused a direct request as a whole: one
         //  error for every engine it named.
-        intptr_t first = (intptr_t) zhashx_lookup (self->index, parent_id);
+        intptr_t first = s_first_slot (self, parent_id);
         for (int i = (int) first - 1; first && i < self->nslots; i++) {
             slot_t *each = &self->slots [i];
             if (!streq (each->msg_id, parent_id))
@@ -738,6 +771,12 @@ lp_result_abort (lp_result_t *self)
         if (slot->state != SLOT_PENDING)
             continue;
         if (self->tasks) {
+            if (lp_client_unhold (client, slot->msg_id)) {
+                s_slot_fail (self, slot, LP_ENAME_ABORTED,
+                             "task aborted before it was sent", "");
+                aborted++;
+                continue;
+            }
             if (!s_list_has (task_ids, slot->msg_id)
             &&  lp_value_append (task_ids, lp_value_string (slot->msg_id)))
                 goto nomem;
