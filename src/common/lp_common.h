@@ -183,6 +183,10 @@ lp_msg_t   *lp_wire_recv (lp_wire_t *self, zsock_t *sock);
 //  (caller destroys) and sets *delim_p to the delimiter's frame index; NULL
 //  when dropped.
 lp_value_t *lp_wire_verify (lp_wire_t *self, zmsg_t *zmsg, size_t *delim_p);
+//  The same without the replay guard, for replies a forwarder matches to
+//  its request record (a replayed reply finds no record and is dropped):
+//  the guard then holds only requests, not twice as many ids.
+lp_value_t *lp_wire_verify_reply (lp_wire_t *self, zmsg_t *zmsg, size_t *delim_p);
 uint64_t    lp_wire_dropped (lp_wire_t *self);
 //  Why the last message was dropped, for forwarders that answer what they
 //  refuse (Invariant 1: a request whose signed header was read ends with a

@@ -435,7 +435,8 @@ s_decode_map (zframe_t **frames, size_t nframes, size_t delim, size_t index,
 //  Returns the header, or NULL after s_drop.
 
 static lp_value_t *
-s_verify (lp_wire_t *self, zframe_t **frames, size_t nframes, size_t *delim_p)
+s_verify (lp_wire_t *self, zframe_t **frames, size_t nframes, size_t *delim_p,
+          bool guarded)
 {
     if (nframes == 0) {
         s_drop (self, NULL, "empty message");
@@ -492,7 +493,7 @@ s_verify (lp_wire_t *self, zframe_t **frames, size_t nframes, size_t *delim_p)
     const lp_value_t *date_value = lp_value_get (header, LP_HDR_DATE);
     const char *date = date_value && lp_value_type (date_value) == LP_STRING
                      ? lp_value_as_string (date_value, NULL): NULL;
-    int refusal = lp_guard_admit (self->guard, id, date, reason, sizeof (reason));
+    int refusal = guarded? lp_guard_admit (self->guard, id, date, reason, sizeof (reason)): 0;
     if (refusal != 0) {
         s_drop (self, peer, "%s", reason);
         if (refusal == LP_GUARD_REPLAY) {
@@ -512,7 +513,8 @@ s_verify (lp_wire_t *self, zframe_t **frames, size_t nframes, size_t *delim_p)
 }
 
 lp_value_t *
-lp_wire_verify (lp_wire_t *self, zmsg_t *zmsg, size_t *delim_p)
+static lp_value_t *
+s_verify_zmsg (lp_wire_t *self, zmsg_t *zmsg, size_t *delim_p, bool guarded)
 {
     assert (self);
     assert (zmsg);
@@ -523,11 +525,23 @@ lp_wire_verify (lp_wire_t *self, zmsg_t *zmsg, size_t *delim_p)
         return NULL;
     }
     size_t delim = 0;
-    lp_value_t *header = s_verify (self, frames, nframes, &delim);
+    lp_value_t *header = s_verify (self, frames, nframes, &delim, guarded);
     free (frames);
     if (header && delim_p)
         *delim_p = delim;
     return header;
+}
+
+lp_value_t *
+lp_wire_verify (lp_wire_t *self, zmsg_t *zmsg, size_t *delim_p)
+{
+    return s_verify_zmsg (self, zmsg, delim_p, true);
+}
+
+lp_value_t *
+lp_wire_verify_reply (lp_wire_t *self, zmsg_t *zmsg, size_t *delim_p)
+{
+    return s_verify_zmsg (self, zmsg, delim_p, false);
 }
 
 //  ---------------------------------------------------------------------
@@ -667,7 +681,7 @@ lp_wire_decode (lp_wire_t *self, zmsg_t **zmsg_p)
         goto done;
     }
     size_t delim = 0;
-    lp_value_t *header = s_verify (self, frames, nframes, &delim);
+    lp_value_t *header = s_verify (self, frames, nframes, &delim, true);
     if (!header)
         goto done;
     zframe_t *peer = delim > 0? frames [0]: NULL;

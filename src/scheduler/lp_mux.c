@@ -284,7 +284,7 @@ s_handle_engine (self_t *self, zmsg_t *msg)
         return 0;
     }
     size_t delim = 0;
-    lp_value_t *header = lp_wire_verify (self->wire, msg, &delim);
+    lp_value_t *header = lp_wire_verify_reply (self->wire, msg, &delim);
     if (!header || delim != 1) {
         lp_value_destroy (&header);
         zmsg_destroy (&msg);
