@@ -430,11 +430,17 @@ def machine():
 
 
 def commit():
+    """The commit the measured tree is (LP_BENCH_COMMIT names it for a tree
+    exported without .git, e.g. by git archive)."""
+    if os.environ.get("LP_BENCH_COMMIT"):
+        return os.environ["LP_BENCH_COMMIT"] + " (exported tree)"
     try:
         c = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                            capture_output=True, text=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "src"],
                                capture_output=True, text=True).stdout.strip()
+        if not c:
+            return "? (not a git tree)"
         return c + (" (+ uncommitted changes in src/)" if dirty else "")
     except OSError:
         return "?"
