@@ -217,7 +217,7 @@ s_describe (int status, char *out, size_t size)
         snprintf (out, size, "process could not start (exit status 127)");
     else
     if (WIFEXITED (status) && WEXITSTATUS (status) == LP_EXIT_STUCK)
-        snprintf (out, size, "request exceeded its time limit inside a C call "
+        snprintf (out, size, "request stuck inside a C call past its time limit or interrupt "
                              "(exit status %d)", LP_EXIT_STUCK);
     else
         snprintf (out, size, "process exited (status %d)", WEXITSTATUS (status));

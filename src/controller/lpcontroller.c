@@ -160,14 +160,14 @@ s_on_child_exit (int pid, int index, int status, const char *reason, void *arg)
         zsys_info ("engine %d (pid %d) %s: restarted, asking for id %d", id, pid, reason,
                    id >= 0? id: index);
         if (stuck)
-            snprintf (text, sizeof text, "request exceeded its time limit inside a C call; "
+            snprintf (text, sizeof text, "request stuck inside a C call past its time limit or interrupt; "
                       "engine restarted, its state was lost");
         else
             snprintf (text, sizeof text, "%s; engine restarted, its state was lost", reason);
     }
     else
     if (stuck)
-        snprintf (text, sizeof text, "request exceeded its time limit inside a C call; "
+        snprintf (text, sizeof text, "request stuck inside a C call past its time limit or interrupt; "
                   "engine not restarted, its state was lost");
     else
         snprintf (text, sizeof text, "%s", reason);
