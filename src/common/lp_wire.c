@@ -512,7 +512,6 @@ s_verify (lp_wire_t *self, zframe_t **frames, size_t nframes, size_t *delim_p,
     return header;
 }
 
-lp_value_t *
 static lp_value_t *
 s_verify_zmsg (lp_wire_t *self, zmsg_t *zmsg, size_t *delim_p, bool guarded)
 {

@@ -185,7 +185,7 @@ s_engine_dead (lp_hub_t *self, s_engine_t *engine, const char *reason, const cha
                   (long long) engine->pid, engine->host, reason);
     s_remove_everywhere (self, engine->id, reason, ename);
     if (was_ready)
-        s_notify (self, "engine_unregistered", engine, reason);
+        s_notify (self, LP_ENGINE_UNREGISTERED, engine, reason);
 }
 
 //  --------------------------------------------------------------------
@@ -250,7 +250,7 @@ s_handle_registration (lp_hub_t *self, lp_msg_t *msg)
 {
     const char *uuid = lp_msg_get_string (msg, "uuid");
     if (!uuid || strlen (uuid) != LP_ID_CHARS) {
-        s_reply_error (self, msg, "registration_reply", "uuid must be 32 hex characters");
+        s_reply_error (self, msg, LP_REGISTRATION_REPLY, "uuid must be 32 hex characters");
         return;
     }
     s_engine_t *engine = (s_engine_t *) zhashx_lookup (self->by_uuid, uuid);
@@ -264,7 +264,7 @@ s_handle_registration (lp_hub_t *self, lp_msg_t *msg)
         int64_t id = (wanted >= 0 && wanted < 1000000 && !s_id_in_use (self, wanted))
                    ? wanted: self->next_id;
         if (s_engines_grow (self, (size_t) id) != 0) {
-            s_reply_error (self, msg, "registration_reply", "controller out of memory");
+            s_reply_error (self, msg, LP_REGISTRATION_REPLY, "controller out of memory");
             return;
         }
         //  A dead engine's slot is taken over by the newcomer.
@@ -298,7 +298,7 @@ s_handle_registration (lp_hub_t *self, lp_msg_t *msg)
     lp_value_set (content, "id", lp_value_int (engine->id));
     lp_value_set (content, "heartbeat_msec", lp_value_int (self->config.heartbeat_msec));
     lp_value_set (content, "max_misses", lp_value_int (self->config.max_misses));
-    s_reply (self, msg, "registration_reply", content);
+    s_reply (self, msg, LP_REGISTRATION_REPLY, content);
     zsys_info ("hub: engine %d registering (pid %lld on %s)", engine->id,
                (long long) engine->pid, engine->host);
 }
@@ -421,7 +421,7 @@ s_handle_status (lp_hub_t *self, lp_msg_t *msg)
     lp_value_set (content, "scheme", lp_value_string (lp_scheme_name (self->config.scheme)));
     lp_value_set (content, "hwm", lp_value_int (self->config.hwm));
     lp_value_set (content, "engines", list);
-    s_reply (self, msg, "status_reply", content);
+    s_reply (self, msg, LP_STATUS_REPLY, content);
 }
 
 //  One message on the registration channel; -1 asks the loop to end.
@@ -430,20 +430,20 @@ s_handle_registration_msg (lp_hub_t *self, lp_msg_t *msg)
 {
     const char *type = lp_msg_type (msg);
     int rc = 0;
-    if (streq (type, "registration_request"))
+    if (streq (type, LP_REGISTRATION_REQUEST))
         s_handle_registration (self, msg);
     else
-    if (streq (type, "unregistration_request"))
+    if (streq (type, LP_UNREGISTRATION_REQUEST))
         s_handle_unregistration (self, msg);
     else
-    if (streq (type, "status_request"))
+    if (streq (type, LP_STATUS_REQUEST))
         s_handle_status (self, msg);
     else
-    if (streq (type, "shutdown_request")) {
+    if (streq (type, LP_SHUTDOWN_REQUEST)) {
         lp_value_t *content = lp_value_map ();
         if (content) {
             lp_value_set (content, "status", lp_value_string ("ok"));
-            s_reply (self, msg, "shutdown_reply", content);
+            s_reply (self, msg, LP_SHUTDOWN_REPLY, content);
         }
         zsys_info ("hub: shutdown requested by a client");
         zstr_send (self->control, "SHUTDOWN");
@@ -452,7 +452,7 @@ s_handle_registration_msg (lp_hub_t *self, lp_msg_t *msg)
     else {
         char why [160];
         snprintf (why, sizeof why, "unknown message type '%.100s' on the registration channel", type);
-        s_reply_error (self, msg, "error_reply", why);
+        s_reply_error (self, msg, LP_ERROR_REPLY, why);
     }
     lp_msg_destroy (&msg);
     return rc;
@@ -495,7 +495,7 @@ s_handle_hello (lp_hub_t *self, int id, const char *uuid, const char *channel)
         zsock_send (self->mux, "sis", "ADD", engine->id, engine->uuid);
         zsock_send (self->control, "sis", "ADD", engine->id, engine->uuid);
         zsock_send (self->scheduler, "sis", "ADD", engine->id, engine->uuid);
-        s_notify (self, "engine_registered", engine, NULL);
+        s_notify (self, LP_ENGINE_REGISTERED, engine, NULL);
         zsys_info ("hub: engine %d registered (pid %lld on %s)", engine->id,
                    (long long) engine->pid, engine->host);
         s_check_ready (self);
@@ -534,7 +534,7 @@ s_on_mux (zloop_t *loop, zsock_t *sock, void *arg)
 static void
 s_controller_heartbeat (lp_hub_t *self, uint64_t seq)
 {
-    lp_msg_t *msg = lp_msg_new ("controller_heartbeat");
+    lp_msg_t *msg = lp_msg_new (LP_CONTROLLER_HEARTBEAT);
     zmsg_t *routing = zmsg_new ();
     if (!msg || !routing || zmsg_addstr (routing, "controller") != 0) {
         zmsg_destroy (&routing);

@@ -389,7 +389,7 @@ s_shutdown_engines (self_t *self)
         lp_engine_ref_t *engine = lp_engines_by_id (self->engines, (int64_t) id);
         if (!engine || !engine->active)
             continue;
-        lp_msg_t *request = lp_msg_new ("shutdown_request");
+        lp_msg_t *request = lp_msg_new (LP_SHUTDOWN_REQUEST);
         zmsg_t *routing = zmsg_new ();
         if (!request || !routing
         ||  zmsg_addmem (routing, engine->uuid, LP_ID_CHARS) != 0

@@ -6,15 +6,10 @@ lp_reply_error (lp_wire_t *wire, zsock_t *sock, zframe_t *client,
                 const lp_value_t *header, int64_t engine,
                 const char *ename, const char *evalue)
 {
-    const lp_value_t *type_v = lp_value_get (header, "msg_type");
+    const lp_value_t *type_v = lp_value_get (header, LP_HDR_MSG_TYPE);
     const char *type = type_v? lp_value_as_string (type_v, NULL): NULL;
-    char reply_type [64] = "error_reply";
-    const char *suffix = "_request";
-    size_t slen = strlen (suffix);
-    size_t len = type? strlen (type): 0;
-    if (type && len > slen && len - slen + 7 < sizeof reply_type
-    &&  streq (type + len - slen, suffix))
-        snprintf (reply_type, sizeof reply_type, "%.*s_reply", (int) (len - slen), type);
+    char reply_type [64];
+    lp_proto_reply_type (type, reply_type, sizeof reply_type);
 
     lp_msg_t *reply = lp_msg_new (reply_type);
     if (!reply)
@@ -27,12 +22,13 @@ lp_reply_error (lp_wire_t *wire, zsock_t *sock, zframe_t *client,
     zmsg_t *routing = zmsg_new ();
     zframe_t *copy = client? zframe_dup (client): NULL;
     if (!parent || !routing || (client && !copy)
-    ||  lp_value_set (metadata, "engine", lp_value_int (engine))
-    ||  lp_value_set (metadata, "status", lp_value_string ("error"))
-    ||  lp_value_set (content, "status", lp_value_string ("error"))
-    ||  lp_value_set (content, "ename", lp_value_string (ename))
-    ||  lp_value_set (content, "evalue", lp_value_string (evalue))
-    ||  lp_value_set (content, "traceback", lp_value_string (""))) {
+    ||  lp_value_set (metadata, LP_META_ENGINE, lp_value_int (engine))
+    ||  lp_value_set (metadata, LP_META_STATUS, lp_value_string (LP_STATUS_ERROR))
+    ||  lp_value_set (metadata, LP_META_ENAME, lp_value_string (ename))
+    ||  lp_value_set (content, LP_CONTENT_STATUS, lp_value_string (LP_STATUS_ERROR))
+    ||  lp_value_set (content, LP_CONTENT_ENAME, lp_value_string (ename))
+    ||  lp_value_set (content, LP_CONTENT_EVALUE, lp_value_string (evalue))
+    ||  lp_value_set (content, LP_CONTENT_TRACEBACK, lp_value_string (""))) {
         zframe_destroy (&copy);
         zmsg_destroy (&routing);
         lp_msg_destroy (&reply);

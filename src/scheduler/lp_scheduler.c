@@ -682,13 +682,8 @@ s_dispatch (self_t *self)
 static void
 s_handle_abort (self_t *self, zmsg_t *msg, lp_value_t *header, size_t delim)
 {
-    //  Content frame is delim + 5: delimiter, sig, header, parent, metadata.
-    zframe_t *frame = zmsg_first (msg);
-    for (size_t i = 0; frame && i < delim + 5; i++)
-        frame = zmsg_next (msg);
     char err [128];
-    lp_value_t *content = frame? lp_codec_decode (zframe_data (frame), zframe_size (frame),
-                                                  NULL, 0, err, sizeof err): NULL;
+    lp_value_t *content = lp_wire_decode_frame (msg, delim, LP_FRAME_CONTENT, err, sizeof err);
     const lp_value_t *ids = content? lp_value_get (content, "msg_ids"): NULL;
     lp_value_t *aborted = lp_value_array ();
     lp_value_t *not_aborted = lp_value_array ();
@@ -715,7 +710,7 @@ s_handle_abort (self_t *self, zmsg_t *msg, lp_value_t *header, size_t delim)
             lp_value_set (assigned, id, lp_value_int (task->engine->id));
         lp_value_append (not_aborted, lp_value_string (id));
     }
-    lp_msg_t *reply = lp_msg_new ("abort_reply");
+    lp_msg_t *reply = lp_msg_new (LP_ABORT_REPLY);
     zmsg_t *routing = zmsg_new ();
     if (reply && routing && aborted && not_aborted && assigned) {
         zmsg_append (routing, &(zframe_t *) { zframe_dup (zmsg_first (msg)) });
@@ -755,7 +750,7 @@ s_handle_client (self_t *self, zmsg_t *msg)
         return;
     }
     const char *type = lp_value_as_string (lp_value_get (header, "msg_type"), NULL);
-    if (type && streq (type, "abort_request")) {
+    if (type && streq (type, LP_ABORT_REQUEST)) {
         s_handle_abort (self, msg, header, delim);
         zmsg_destroy (&msg);
         return;
