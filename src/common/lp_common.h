@@ -53,12 +53,14 @@ void    lp_util_test (bool verbose);
 //  ---------------------------------------------------------------------
 //  lp_codec: lp_value_t <-> msgpack
 //
-//  Integers are int64, numbers float64, strings str, bytes bin. Byte
-//  strings longer than LP_INLINE_MAX_BYTES and all typed arrays go out of
-//  band: the msgpack holds an ext (type 1 typed array, type 2 bytes) whose
-//  16-byte payload is big-endian u8 dtype, u8 0, u16 0, u32 first buffer
-//  index, u32 piece count, u32 0 -- then the data follows as `pieces`
-//  frames of at most LP_PIECE_BYTES each. See docs/protocol.md.
+//  Integers are int64, numbers float64, strings str, bytes bin. Strings
+//  and bytes longer than LP_INLINE_MAX_BYTES and all typed arrays go out
+//  of band: the msgpack holds an ext (type 1 typed array, type 2 string)
+//  whose 16-byte payload is big-endian u8 dtype, u8 flags, u16 0, u32
+//  first buffer index, u32 piece count, u32 0 -- then the data follows as
+//  `pieces` frames of at most LP_PIECE_BYTES each. flags bit 0: a typed
+//  array that is a plain sequence, a string that is text (str). See
+//  docs/protocol.md.
 
 #define LP_EXT_TYPED  1
 #define LP_EXT_BYTES  2
