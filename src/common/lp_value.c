@@ -1280,6 +1280,30 @@ lp_value_test (bool verbose)
     ((double *) lp_value_typed_data (copy)) [1] = 2.25;
     assert (!lp_value_equal (typed, copy));
     lp_value_destroy (&copy);
+    //  Flagged as a sequence: prints as the table it stands for, the flag
+    //  is copied and compared
+    assert (!lp_value_typed_is_sequence (typed));
+    assert (lp_value_typed_set_sequence (typed, true) == 0);
+    assert (lp_value_typed_is_sequence (typed));
+    s_check_print (typed, "{1.0, 2.5, 3.0}");
+    copy = lp_value_dup (typed);
+    assert (lp_value_typed_is_sequence (copy) && lp_value_equal (typed, copy));
+    lp_value_typed_set_sequence (copy, false);
+    assert (!lp_value_equal (typed, copy));
+    lp_value_destroy (&copy);
+    lp_value_typed_set_sequence (typed, false);
+    lp_value_t *not_typed = lp_value_int (1);
+    assert (lp_value_typed_set_sequence (not_typed, true) == -1);
+    assert (!lp_value_typed_is_sequence (not_typed));
+    lp_value_destroy (&not_typed);
+    //  A string that takes its buffer
+    char *buffer = (char *) malloc (6);
+    assert (buffer);
+    memcpy (buffer, "taken!", 6);
+    lp_value_t *taken = lp_value_str_take (LP_STRING, buffer, 5);
+    assert (taken && lp_value_len (taken) == 5);
+    assert (streq (lp_value_as_string (taken, NULL), "taken"));
+    lp_value_destroy (&taken);
     lp_value_destroy (&typed);
 
     int32_t *ints = (int32_t *) malloc (4 * sizeof (int32_t));
