@@ -144,7 +144,7 @@ stop_pid () {
 DEPS_BUILD=(gcc make libc6-dev cmake pkg-config libzmq3-dev libczmq-dev
             libmsgpack-dev liblua5.4-dev libsodium-dev libjansson-dev
             libedit-dev libsqlite3-dev iproute2 procps)
-DEPS_TEST=(tmux lua5.4)
+DEPS_TEST=(tmux lua5.4 python3-zmq python3-msgpack)
 #  libFuzzer: Debian 12's clang 14 finds libclang_rt.fuzzer in libclang-rt-14-dev
 DEPS_FUZZ=(clang libclang-rt-14-dev)
 FUZZ_SECONDS=${LP_FUZZ_SECONDS:-60}
