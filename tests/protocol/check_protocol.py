@@ -1,0 +1,586 @@
+#!/usr/bin/python3
+"""check_protocol.py LP_CLIENT_JSON - checks a running 4-engine cluster
+against docs/protocol.md through lpwire.py (written from the doc alone).
+
+Each check prints PASS or FAIL with what the doc says; the exit status is 1
+when any check failed. Every wait has a deadline; nothing sleeps to
+synchronise (waiting for an engine to start a request is done by reading its
+iopub stream).
+"""
+
+import os
+import sys
+import tempfile
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lpwire  # noqa: E402
+from lpwire import TypedArray, FLOAT64, INT64, INT32  # noqa: E402
+
+T = 10.0            # deadline for an answer that must come
+QUIET = 1.5         # how long "no answer" is waited for
+FAILS = []
+TMP = tempfile.mkdtemp(prefix="lpproto.")
+
+
+def say(*a):
+    print(*a, flush=True)
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def run(name, fn, c):
+    t0 = time.monotonic()
+    try:
+        fn(c)
+        say("PASS %-28s (%.2f s)" % (name, time.monotonic() - t0))
+    except Exception as e:     # noqa: BLE001 - report and go on
+        FAILS.append(name)
+        say("FAIL %-28s %s" % (name, e))
+        if not isinstance(e, AssertionError):
+            traceback.print_exc()
+    # Whatever a failed check left behind must not confuse the next one.
+    for ch in ("mux", "task", "control", "registration"):
+        c.drain(ch)
+
+
+def ok_values(r, what):
+    check(r is not None, "%s: no reply within %.0f s" % (what, T))
+    check(r.content.get("status") == "ok",
+          "%s: status %r ename %r evalue %r" % (what, r.content.get("status"),
+                                                 r.content.get("ename"), r.content.get("evalue")))
+    return r.content.get("values")
+
+
+def err(r, what, ename):
+    check(r is not None, "%s: no reply within %.0f s" % (what, T))
+    check(r.content.get("status") == "error" and r.content.get("ename") == ename,
+          "%s: expected error %s, got status %r ename %r evalue %r"
+          % (what, ename, r.content.get("status"), r.content.get("ename"), r.content.get("evalue")))
+    check(r.metadata.get("status") == "error",
+          "%s: metadata status %r, doc: the same as content's" % (what, r.metadata.get("status")))
+    check(r.metadata.get("ename") == ename,
+          "%s: metadata ename %r, doc: an error reply's metadata also holds ename"
+          % (what, r.metadata.get("ename")))
+    return r
+
+
+def flag_file(name):
+    return os.path.join(TMP, name)
+
+
+def lua_str(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def wait_code(path, label):
+    """Lua that prints `label` then waits (without burning CPU) for path."""
+    return ("print(%s) io.stdout:flush() "
+            "while true do local f = io.open(%s) if f then f:close() break end "
+            "os.execute('sleep 0.02') end return %s"
+            % (lua_str("started " + label), lua_str(path), lua_str("released " + label)))
+
+
+def release(path):
+    open(path, "w").close()
+
+
+def wait_started(c, labels, timeout=T):
+    """Waits for the iopub stream line 'started <label>' of each label;
+    returns {label: stream message}."""
+    want = set(labels)
+    got = {}
+    deadline = time.monotonic() + timeout
+    while want and time.monotonic() < deadline:
+        m = c.take("iopub", lambda m: m.msg_type == "stream", deadline - time.monotonic())
+        if m is None:
+            break
+        for label in list(want):
+            if ("started " + label) in m.content.get("text", ""):
+                want.discard(label)
+                got[label] = m
+    check(not want, "engines never started %s (iopub)" % sorted(want))
+    return got
+
+
+# ---------------------------------------------------------------------------
+
+
+def engines_of(c):
+    r = c.status()
+    check(r is not None, "no status_reply")
+    return sorted(e["id"] for e in r.content["engines"])
+
+
+def c_connection_file(c):
+    conn = c.conn
+    check(conn["version"] == "1.0", "version %r" % conn["version"])
+    for name in ("registration", "mux", "control", "task", "notification", "iopub"):
+        check(name in conn["endpoints"], "endpoint %s missing" % name)
+    check(len(conn["key"]) == 64, "key not 64 hex chars")
+
+
+def c_status(c):
+    r = c.status()
+    check(r is not None and r.msg_type == "status_reply", "status_reply: %r" % r)
+    check(r.content.get("status") == "ok", "status %r" % r.content.get("status"))
+    engines = r.content["engines"]
+    check(len(engines) == 4, "%d engines, want 4" % len(engines))
+    for e in engines:
+        for f in ("id", "uuid", "host", "pid", "user", "cwd", "lua_version", "state",
+                  "queue", "registered"):
+            check(f in e, "engine %r lacks %s" % (e.get("id"), f))
+        u = e["uuid"]
+        check(isinstance(u, str) and len(u) == 32 and all(ch in "0123456789abcdef" for ch in u),
+              "uuid %r is not 32 lowercase hex" % u)
+        check(e["state"] in ("idle", "busy"), "state %r" % e["state"])
+        check(isinstance(e["queue"], int) and isinstance(e["pid"], int) and isinstance(e["id"], int),
+              "id/pid/queue not integers: %r" % e)
+    check(r.parent == {k: v for k, v in r.parent.items()}, "")
+
+
+def c_heartbeat(c):
+    seqs = []
+    deadline = time.monotonic() + 5
+    while len(seqs) < 3 and time.monotonic() < deadline:
+        m = c.take("notification", lambda m: m.msg_type == "controller_heartbeat",
+                   deadline - time.monotonic())
+        if m is None:
+            break
+        check(m.routing == [b"controller"], "topic frame %r, doc: controller" % m.routing)
+        check("heartbeat_msec" in m.content and isinstance(m.content.get("seq"), int),
+              "content %r, doc: {seq, heartbeat_msec}" % m.content)
+        seqs.append(m.content["seq"])
+    check(len(seqs) == 3, "%d controller_heartbeat in 5 s (default period 1 s)" % len(seqs))
+    check(seqs == sorted(seqs) and len(set(seqs)) == 3, "seq not increasing: %r" % seqs)
+
+
+def c_execute(c):
+    h = c.send("mux", "execute_request", {"code": "1+1"}, targets=[0])
+    r = c.reply_to(h["msg_id"], "mux", T)
+    check(ok_values(r, "execute 1+1") == [2], "values %r" % r.content.get("values"))
+    check(r.msg_type == "execute_reply", "msg_type %r" % r.msg_type)
+    hdr = {k: v for k, v in h.items() if k != "_frames"}
+    check(r.parent == hdr, "parent_header %r is not the request's header %r" % (r.parent, hdr))
+    for f in ("engine", "status", "started", "completed", "stdout"):
+        check(f in r.metadata, "metadata lacks %s: %r" % (f, r.metadata))
+    check(r.metadata["engine"] == 0, "metadata engine %r" % r.metadata["engine"])
+    for f in ("started", "completed"):
+        lpwire.parse_date(r.metadata[f])
+    lpwire.parse_date(r.header["date"])
+    # several values, and stdout in the metadata and on iopub
+    r = c.execute(1, "print('hello') return 1, 'two', 3.5, true, nil")
+    check(ok_values(r, "execute multi") == [1, "two", 3.5, True, None],
+          "values %r" % r.content.get("values"))
+    check(r.metadata.get("stdout") == "hello\n", "metadata stdout %r" % r.metadata.get("stdout"))
+    s = c.take("iopub", lambda m: m.parent_id == r.parent_id, T)
+    check(s is not None and s.routing == [b"engine.1.stream"] and s.content.get("name") == "stdout"
+          and "hello" in s.content.get("text", ""), "iopub stream %r" % s)
+    check(s.metadata.get("engine") == 1, "stream metadata %r" % s.metadata)
+    # syntax error
+    err(c.execute(0, "return +"), "syntax", "SyntaxError")
+    r = err(c.execute(0, "error('boom')"), "runtime", "LuaError")
+    check(isinstance(r.content.get("traceback"), str), "traceback not a string")
+
+
+def c_apply_map(c):
+    r = c.request("mux", "apply_request", {"fn": "math.max", "args": [3, 7, 5]}, targets=[2], timeout=T)
+    check(ok_values(r, "apply math.max") == [7], "values %r" % r.content.get("values"))
+    check(r.msg_type == "apply_reply", "msg_type %r" % r.msg_type)
+    r = c.request("mux", "apply_request", {"fn": "function(a, b) return a .. b, #a end",
+                                           "args": ["x", "yz"]}, targets=[2], timeout=T)
+    check(ok_values(r, "apply fn") == ["xyz", 1], "values %r" % r.content.get("values"))
+    err(c.request("mux", "apply_request", {"fn": "math.pi", "args": []}, targets=[2], timeout=T),
+        "apply non-function", "NameError")
+    r = c.request("mux", "map_request", {"fn": "function(x) return x * 2 end",
+                                         "items": [1, 2, 3]}, targets=[3], timeout=T)
+    check(ok_values(r, "map") == [2, 4, 6], "values %r" % r.content.get("values"))
+    check(r.msg_type == "map_reply", "msg_type %r" % r.msg_type)
+    # items as a typed array (ext 1, float64, out of band)
+    ta = TypedArray(FLOAT64, [0.5, 1.5, 2.5])
+    r = c.request("mux", "map_request", {"fn": "function(x) return x + 1 end", "items": ta},
+                  targets=[3], timeout=T)
+    check(ok_values(r, "map typed") == [1.5, 2.5, 3.5], "values %r" % r.content.get("values"))
+
+
+def c_push_pull_clear(c):
+    big = "é" + "a" * (70 * 1024) + "z"          # > 64 KiB, text
+    blob = bytes(range(256)) * 300                # 76800 bytes, not UTF-8
+    arr = TypedArray(INT32, [1, -2, 3])           # an lp.array
+    seq_small = TypedArray(FLOAT64, [1.0, 2.5], sequence=True)   # a plain table
+    seq_big = list(range(5000))                   # > 4096 ints: int64 + sequence flag
+    ns = {"a": 5, "big": big, "blob": blob, "arr": arr, "seqs": seq_small, "seqb": seq_big,
+          "t": {"x": 1, "y": [1, 2]}}
+    bufs = []
+    lpwire.to_wire(ns, bufs)
+    check(len(bufs) >= 4, "test bug: expected out-of-band buffers, got %d" % len(bufs))
+    r = c.request("mux", "push_request", {"ns": ns}, targets=[1], timeout=T)
+    check(r is not None and r.content.get("status") == "ok" and r.msg_type == "push_reply",
+          "push: %r" % r)
+    r = c.execute(1, "return #big, utf8.len(big), #blob, type(arr), #arr, type(seqs), #seqs, "
+                     "seqs[2], type(seqb), #seqb, seqb[5000], t.y[2]")
+    check(ok_values(r, "inspect") == [len(big.encode()), len(big), len(blob), "userdata", 3,
+                                      "table", 2, 2.5, "table", 5000, 4999, 2],
+          "engine sees %r" % r.content.get("values"))
+    r = c.request("mux", "pull_request", {"names": ["a", "big", "blob", "arr", "seqs", "seqb",
+                                                    "t", "nothing", "math.pi"]},
+                  targets=[1], timeout=T)
+    v = ok_values(r, "pull")
+    check(r.msg_type == "pull_reply", "msg_type %r" % r.msg_type)
+    check(len(r.buffers) >= 3, "pull reply has %d buffer frames; big, blob and arr go out of band"
+          % len(r.buffers))
+    check(max(len(b) for b in r.buffers) <= lpwire.PIECE_MAX, "buffer piece > 1 MiB")
+    check(v[0] == 5, "a = %r" % v[0])
+    check(v[1] == big, "big string came back different (%r...)" % (str(v[1])[:20],))
+    check(v[2] == blob, "bytes came back different: %r" % type(v[2]))
+    check(v[3] == arr, "lp.array came back as %r" % (v[3],))
+    check(v[4] == [1.0, 2.5], "small sequence came back as %r" % (v[4],))
+    check(v[5] == seq_big, "5000-int sequence came back different (%r)" % type(v[5]))
+    check(v[6] == {"x": 1, "y": [1, 2]}, "t = %r" % (v[6],))
+    check(v[7] is None and abs(v[8] - 3.14159265) < 1e-6, "nothing / math.pi = %r %r" % (v[7], v[8]))
+    # the 5000-int sequence must come back as one ext (int64, sequence flag)
+    r2 = c.request("mux", "pull_request", {"names": ["seqb"]}, targets=[1], timeout=T)
+    raw = lpwire.unpack(r2.frames[r2.frames.index(lpwire.DELIM) + 5], r2.buffers)
+    check(isinstance(raw["values"][0], TypedArray) and raw["values"][0].dtype == INT64
+          and raw["values"][0].sequence, "seqb sent as %r, doc: int64 with the sequence flag"
+          % (type(raw["values"][0]),))
+    r = c.request("mux", "clear_request", {}, targets=[1], timeout=T)
+    check(r is not None and r.content.get("status") == "ok" and r.msg_type == "clear_reply",
+          "clear: %r" % r)
+    r = c.request("mux", "pull_request", {"names": ["a", "big"]}, targets=[1], timeout=T)
+    check(ok_values(r, "pull after clear") == [None, None], "after clear %r" % r.content.get("values"))
+
+
+def c_match_by_id(c):
+    # Three requests to engine 2 and one to each engine; replies are told
+    # apart by parent msg_id alone.
+    hs = [c.send("mux", "execute_request", {"code": "return %d" % i}, targets=[2]) for i in range(3)]
+    hall = c.send("mux", "execute_request", {"code": "return 'all'"}, targets=[0, 1, 2, 3])
+    for i, h in enumerate(reversed(hs)):
+        r = c.reply_to(h["msg_id"], "mux", T)
+        check(ok_values(r, "request %d" % i) == [2 - i], "reply %r to the wrong request" % r)
+    rs = c.replies_to(hall["msg_id"], "mux", 4, T)
+    check(sorted(r.metadata["engine"] for r in rs) == [0, 1, 2, 3],
+          "replies to a 4-target request from %r" % [r.metadata.get("engine") for r in rs])
+    check(not c.replies_to(hall["msg_id"], "mux", 1, 0.3), "a fifth reply")
+
+
+def c_replay(c):
+    c.execute(0, "counter = 0")
+    code = "counter = counter + 1 return counter"
+    h = c.send("mux", "execute_request", {"code": code}, targets=[0])
+    r = c.reply_to(h["msg_id"], "mux", T)
+    check(ok_values(r, "first") == [1], "first run %r" % r.content.get("values"))
+    c.send_frames("mux", h["_frames"])          # same frames: a replay
+    check(c.reply_to(h["msg_id"], "mux", QUIET) is None, "a replay on mux was answered")
+    c.send_frames("task", h["_frames"])         # the same id on another channel
+    check(c.reply_to(h["msg_id"], "task", QUIET) is None,
+          "a mux msg_id replayed on the task channel was answered (doc: ONE replay guard)")
+    check(ok_values(c.execute(0, "return counter"), "counter") == [1], "request ran twice")
+    # A reply signed by us (as if captured) that replays nothing: dropped.
+    # A bad signature: dropped.
+    frames = list(c.build(c.header("execute_request", targets=[0]), {"code": code}))
+    frames[1] = b"0" * 64
+    c.send_frames("mux", frames)
+    check(ok_values(c.execute(0, "return counter"), "counter") == [1], "badly signed request ran")
+
+
+def c_date_window(c):
+    c.execute(0, "dated = 0")
+    code = "dated = dated + 1 return dated"
+    for off, what in ((-600, "10 min old"), (600, "10 min in the future")):
+        h = c.send("mux", "execute_request", {"code": code}, targets=[0], date=lpwire.iso_now(off))
+        check(c.reply_to(h["msg_id"], "mux", QUIET) is None, "mux request dated %s was answered" % what)
+        h = c.send("task", "execute_request", {"code": code}, date=lpwire.iso_now(off))
+        r = err(c.reply_to(h["msg_id"], "task", T), "task dated " + what, "ProtocolError")
+        check(str(r.content.get("evalue", "")).startswith("request refused by the controller: "),
+              "evalue %r" % r.content.get("evalue"))
+        check(r.metadata.get("engine") == -1, "metadata engine %r, doc: -1" % r.metadata.get("engine"))
+    h = c.send("mux", "execute_request", {"code": code}, targets=[0], date="yesterday")
+    check(c.reply_to(h["msg_id"], "mux", QUIET) is None, "request with no valid date answered")
+    # other accepted forms: no fraction, nanoseconds, +00:00
+    now = lpwire.iso_now()
+    for d in (now[:19] + "Z", now[:26] + "123Z", now[:26] + "+00:00"):
+        h = c.send("mux", "execute_request", {"code": "return 1"}, targets=[0], date=d)
+        check(c.reply_to(h["msg_id"], "mux", T) is not None, "date %r refused" % d)
+    check(ok_values(c.execute(0, "return dated"), "dated") == [0], "a stale request ran")
+
+
+def c_targets(c):
+    h = c.send("mux", "execute_request", {"code": "return 1"}, targets=[1, 1, 0, 1])
+    rs = c.replies_to(h["msg_id"], "mux", 3, QUIET + 1)
+    check(sorted(r.metadata.get("engine") for r in rs) == [0, 1],
+          "targets [1,1,0,1]: replies from %r, doc: folded" % [r.metadata.get("engine") for r in rs])
+    for targets, what in (([0, 1, 2, 3, 0, 1], "4 distinct after folding (allowed)"),):
+        h = c.send("mux", "execute_request", {"code": "return 1"}, targets=targets)
+        rs = c.replies_to(h["msg_id"], "mux", 5, QUIET + 1)
+        check(len(rs) == 4, "%s: %d replies" % (what, len(rs)))
+    for targets, what in (([0, 1, 2, 3, 7], "5 engines of 4"), (["x"], "a string id"),
+                          ([], "empty"), (None, "missing"), ([1.5], "a float id")):
+        h = c.send("mux", "execute_request", {"code": "return 1"}, targets=targets)
+        rs = c.replies_to(h["msg_id"], "mux", 2, QUIET)
+        check(len(rs) == 1, "%s: %d replies, doc: ONE error reply" % (what, len(rs)))
+        err(rs[0], what, "ProtocolError")
+        check(rs[0].metadata.get("engine") == -1, "%s: metadata engine %r" % (what, rs[0].metadata.get("engine")))
+    h = c.send("mux", "execute_request", {"code": "return 1"}, targets=[0, 99])
+    rs = c.replies_to(h["msg_id"], "mux", 3, QUIET + 1)
+    by = {r.metadata.get("engine"): r for r in rs}
+    check(sorted(by) == [0, 99], "targets [0, 99]: replies from %r" % sorted(by))
+    err(by[99], "unregistered target", "EngineError")
+    check(by[0].content.get("status") == "ok", "registered target failed")
+    # the same rule for a task's targets
+    h = c.send("task", "execute_request", {"code": "return 1"}, targets=[0, 1, 2, 3, 4])
+    r = err(c.reply_to(h["msg_id"], "task", T), "task with 5 targets", "ProtocolError")
+    check(r.metadata.get("engine") == -1, "task targets refusal engine %r" % r.metadata.get("engine"))
+    h = c.send("task", "execute_request", {"code": "return 1"}, targets=[2, 2])
+    r = c.reply_to(h["msg_id"], "task", T)
+    check(ok_values(r, "task targets [2,2]") == [1] and r.metadata.get("engine") == 2,
+          "task with targets [2,2] ran on %r" % r.metadata.get("engine"))
+
+
+def c_undecodable(c):
+    # A signed request whose header decodes but whose content does not:
+    # "Engines always answer ... ProtocolError", reply type <x>_reply.
+    for ch, tg in (("task", None), ("mux", [0])):
+        h = c.send(ch, "execute_request", None, targets=tg, raw_content=b"\x82\xa4code")
+        r = err(c.reply_to(h["msg_id"], ch, T), ch + " truncated content", "ProtocolError")
+        check(r.msg_type == "execute_reply", "%s: reply type %r" % (ch, r.msg_type))
+        h = c.send(ch, "execute_request", None, targets=tg, raw_content=b"\xc1")
+        err(c.reply_to(h["msg_id"], ch, T), ch + " content 0xc1", "ProtocolError")
+        # content not a map, trailing bytes, a missing field, a wrong type
+        for raw, what in ((b"\x91\x01", "content an array"), (b"\x80\x80", "bytes after the map")):
+            h = c.send(ch, "execute_request", None, targets=tg, raw_content=raw)
+            err(c.reply_to(h["msg_id"], ch, T), "%s %s" % (ch, what), "ProtocolError")
+        h = c.send(ch, "execute_request", {"kode": "1"}, targets=tg)
+        err(c.reply_to(h["msg_id"], ch, T), ch + " missing code", "ProtocolError")
+        h = c.send(ch, "execute_request", {"code": 12}, targets=tg)
+        err(c.reply_to(h["msg_id"], ch, T), ch + " code not a string", "ProtocolError")
+        # an ext referring to buffer frames the message lacks
+        bad_ext = lpwire.msgpack.packb({"code": lpwire.msgpack.ExtType(
+            2, lpwire._ext_payload(0, 1, 0, 1))}, use_bin_type=True)
+        h = c.send(ch, "execute_request", None, targets=tg, raw_content=bad_ext)
+        err(c.reply_to(h["msg_id"], ch, T), ch + " ext without buffer", "ProtocolError")
+        h = c.send(ch, "frobnicate_request", {}, targets=tg)
+        r = err(c.reply_to(h["msg_id"], ch, T), ch + " unknown msg_type", "ProtocolError")
+        check(r.msg_type == "frobnicate_reply", "%s: unknown request answered as %r" % (ch, r.msg_type))
+        h = c.send(ch, "frobnicate", {}, targets=tg)
+        r = err(c.reply_to(h["msg_id"], ch, T), ch + " unknown msg_type (no _request)", "ProtocolError")
+        check(r.msg_type == "error_reply", "%s: answered as %r, doc: error_reply" % (ch, r.msg_type))
+    # the engine still serves
+    check(ok_values(c.execute(0, "return 3"), "after garbage") == [3], "engine 0 broken")
+
+
+def c_retry(c):
+    # Fails on its first engine, succeeds on the next (a file marks the first
+    # attempt). The final reply names the client's msg_id; the engine saw a
+    # new msg_id with task_id = the client's msg_id.
+    mark = flag_file("retry-mark")
+    code = ("local f = io.open(%s) if f then f:close() print('second attempt') return 'second' end "
+            "io.open(%s, 'w'):close() print('first attempt') error('first attempt fails')"
+            % (lua_str(mark), lua_str(mark)))
+    h = c.send("task", "execute_request", {"code": code}, retries=1)
+    r = c.reply_to(h["msg_id"], "task", T)
+    check(ok_values(r, "retried task") == ["second"], "retried task gave %r" % r.content)
+    hdr = {k: v for k, v in h.items() if k != "_frames"}
+    check(r.parent == hdr, "parent_header %r, doc: the original request header" % (r.parent,))
+    check(not c.replies_to(h["msg_id"], "task", 1, 0.5), "a second reply to a retried task")
+    streams = c.take_all("iopub", lambda m: m.msg_type == "stream" and "attempt" in m.content.get("text", ""), 2, T)
+    check(len(streams) == 2, "%d stream messages from two attempts" % len(streams))
+    first = [s for s in streams if "first" in s.content["text"]][0]
+    second = [s for s in streams if "second" in s.content["text"]][0]
+    check(first.parent_id == h["msg_id"], "first attempt ran as %r, doc: forwarded unchanged" % first.parent)
+    check(second.parent_id != h["msg_id"] and second.parent.get("task_id") == h["msg_id"],
+          "second attempt's header %r, doc: fresh msg_id and task_id" % (second.parent,))
+    # retries=1 and failing twice: one error reply with the client's msg_id
+    h = c.send("task", "execute_request", {"code": "error('always')"}, retries=1)
+    r = err(c.reply_to(h["msg_id"], "task", T), "task failing twice", "LuaError")
+    check(r.parent.get("msg_id") == h["msg_id"] and "task_id" not in r.parent, "parent %r" % r.parent)
+    check(not c.replies_to(h["msg_id"], "task", 1, 0.5), "a second reply to a failed retried task")
+
+
+def c_task_flags(c):
+    h = c.send("task", "execute_request", {"code": "return 1"}, targets=[99], timeout=300)
+    r = err(c.reply_to(h["msg_id"], "task", T), "task for an absent engine with timeout", "TimeoutError")
+    check(r.metadata.get("engine") == -1, "TimeoutError engine %r" % r.metadata.get("engine"))
+    h = c.send("task", "execute_request", {"code": "return 1"}, after=[lpwire.new_id()])
+    err(c.reply_to(h["msg_id"], "task", T), "after an unknown task", "DependencyError")
+    h = c.send("task", "execute_request", {"code": "while true do end"}, time_limit=200)
+    err(c.reply_to(h["msg_id"], "task", T), "time_limit", "TimeLimit")
+    h = c.send("task", "execute_request", {"code": "return 1"}, retries="many")
+    err(c.reply_to(h["msg_id"], "task", T), "bad scheduling flag", "ProtocolError")
+    h = c.send("task", "execute_request", {"code": "return 1"}, msg_id="x" * 65)
+    r = c.reply_to(h["msg_id"], "task", T)
+    check(r is None or r.content.get("status") == "error",
+          "a task msg_id of 65 characters was run, doc: at most 64")
+    h1 = c.send("task", "execute_request", {"code": "return 'a'"})
+    r1 = c.reply_to(h1["msg_id"], "task", T)
+    ok_values(r1, "task a")
+    h2 = c.send("task", "execute_request", {"code": "return 'b'"}, follow=[h1["msg_id"]])
+    r2 = c.reply_to(h2["msg_id"], "task", T)
+    check(ok_values(r2, "follow") == ["b"] and r2.metadata["engine"] == r1.metadata["engine"],
+          "follow ran on %r, followed on %r" % (r2.metadata.get("engine"), r1.metadata.get("engine")))
+
+
+def c_abort_task(c):
+    # hwm 2, 4 engines: 8 tasks assigned (4 running, 4 queued), 2 waiting.
+    gate = flag_file("abort-task-gate")
+    hs = []
+    for i in range(10):
+        hs.append(c.send("task", "execute_request", {"code": wait_code(gate, "T%d" % i)}))
+    ids = [h["msg_id"] for h in hs]
+    # wait until 4 engines run one each (iopub)
+    running = set()
+    deadline = time.monotonic() + T
+    while len(running) < 4 and time.monotonic() < deadline:
+        m = c.take("iopub", lambda m: m.msg_type == "stream" and "started T" in m.content.get("text", ""),
+                   deadline - time.monotonic())
+        if m is None:
+            break
+        running.add(m.parent_id)
+    check(len(running) == 4, "%d tasks started, want 4" % len(running))
+    st = c.status()
+    busy = [e for e in st.content["engines"] if e["state"] == "busy"]
+    check(len(busy) == 4 and all(e["queue"] == 2 for e in st.content["engines"]),
+          "status during: %r" % [(e["id"], e["state"], e["queue"]) for e in st.content["engines"]])
+    r = c.request("task", "abort_request", {"msg_ids": ids}, timeout=T)
+    check(r is not None and r.msg_type == "abort_reply" and r.content.get("status") == "ok", "abort_reply %r" % r)
+    ab, nab, asg = r.content.get("aborted"), r.content.get("not_aborted"), r.content.get("assigned")
+    check(isinstance(asg, dict), "abort_reply lacks the map assigned: %r" % r.content)
+    check(len(ab) == 2 and len(nab) == 8 and sorted(asg) == sorted(nab),
+          "aborted %d not_aborted %d assigned %d, want 2 / 8 / the 8" % (len(ab), len(nab), len(asg)))
+    check(set(ab) | set(nab) == set(ids), "abort_reply lost ids")
+    for mid in ab:
+        e = err(c.reply_to(mid, "task", T), "scheduler-aborted task", "Aborted")
+        check(e.metadata.get("engine") == -1, "scheduler Aborted engine %r" % e.metadata.get("engine"))
+    # now the queued ones, on each engine's control channel
+    per_engine = {}
+    for mid, eng in asg.items():
+        per_engine.setdefault(eng, []).append(mid)
+    engine_aborted = set()
+    for eng, mids in per_engine.items():
+        cr = c.request("control", "abort_request", {"msg_ids": mids}, targets=[eng], timeout=T)
+        check(cr is not None and cr.msg_type == "abort_reply", "control abort_reply %r" % cr)
+        check(cr.metadata.get("engine") == eng, "control reply metadata engine %r" % cr.metadata.get("engine"))
+        engine_aborted |= set(cr.content["aborted"])
+        check(set(cr.content["aborted"]) | set(cr.content["not_aborted"]) == set(mids), "control abort lost ids")
+        check(not (set(cr.content["aborted"]) & running), "a running task was marked aborted")
+    check(engine_aborted == set(nab) - running, "engines aborted %d of the %d queued"
+          % (len(engine_aborted), len(set(nab) - running)))
+    release(gate)
+    for mid in nab:
+        rr = c.reply_to(mid, "task", T)
+        check(rr is not None, "no reply to assigned task %s" % mid)
+        if mid in engine_aborted:
+            e = err(rr, "engine-aborted task", "Aborted")
+            check(str(e.content.get("evalue", "")).startswith("aborted before it started (engine "),
+                  "evalue %r" % e.content.get("evalue"))
+        else:
+            check(rr.content.get("status") == "ok", "running task ended %r" % rr.content)
+    check(not c.take_all("task", lambda m: m.parent_id in ids, 1, 0.5), "an extra reply (a retry of Aborted?)")
+
+
+def c_abort_direct(c):
+    gate = flag_file("abort-direct-gate")
+    h1 = c.send("mux", "execute_request", {"code": wait_code(gate, "D1")}, targets=[3])
+    h2 = c.send("mux", "execute_request", {"code": "ran_d2 = true return 2"}, targets=[3])
+    wait_started(c, ["D1"])
+    cr = c.request("control", "abort_request", {"msg_ids": [h1["msg_id"], h2["msg_id"]]},
+                   targets=[3], timeout=T)
+    check(cr is not None and cr.content.get("status") == "ok", "abort_reply %r" % cr)
+    check(cr.content.get("aborted") == [h2["msg_id"]] and cr.content.get("not_aborted") == [h1["msg_id"]],
+          "aborted %r not_aborted %r" % (cr.content.get("aborted"), cr.content.get("not_aborted")))
+    release(gate)
+    check(ok_values(c.reply_to(h1["msg_id"], "mux", T), "running D1") == ["released D1"], "D1")
+    e = err(c.reply_to(h2["msg_id"], "mux", T), "queued D2", "Aborted")
+    check(e.msg_type == "execute_reply", "Aborted reply type %r, doc: its normal reply type" % e.msg_type)
+    check(ok_values(c.execute(3, "return ran_d2"), "ran_d2") == [None], "aborted request ran")
+
+
+def c_interrupt(c):
+    r = c.request("control", "interrupt_request", {}, targets=[2], timeout=T)
+    check(r is not None and r.msg_type == "interrupt_reply" and r.content.get("interrupted") is False,
+          "interrupt of an idle engine: %r" % r)
+    gate = flag_file("never")
+    h = c.send("mux", "execute_request", {"code": wait_code(gate, "I")}, targets=[2])
+    wait_started(c, ["I"])
+    r = c.request("control", "interrupt_request", {}, targets=[2], timeout=T)
+    check(r is not None and r.content.get("status") == "ok" and r.content.get("interrupted") is True,
+          "interrupt of a busy engine: %r" % r)
+    err(c.reply_to(h["msg_id"], "mux", T), "interrupted request", "Interrupted")
+    check(ok_values(c.execute(2, "return 'alive'"), "after interrupt") == ["alive"], "engine 2")
+
+
+def c_shutdown_engine(c):
+    r = c.request("control", "shutdown_request", {}, targets=[3], timeout=T)
+    check(r is not None and r.msg_type == "shutdown_reply" and r.content.get("status") == "ok",
+          "shutdown_reply %r" % r)
+    m = c.take("notification", lambda m: m.msg_type == "engine_unregistered" and m.content.get("id") == 3, T)
+    check(m is not None and m.routing == [b"engine"] and m.content.get("reason") == "shutdown",
+          "engine_unregistered %r" % m)
+    deadline = time.monotonic() + T
+    while time.monotonic() < deadline and engines_of(c) != [0, 1, 2]:
+        c.take("notification", lambda m: False, 0.1)
+    check(engines_of(c) == [0, 1, 2], "engines after shutdown %r" % engines_of(c))
+    r = c.request("mux", "execute_request", {"code": "return 1"}, targets=[3], timeout=T)
+    err(r, "request to a gone engine", "EngineError")
+    check(r.metadata.get("engine") == 3, "engine %r" % r.metadata.get("engine"))
+    # now 3 engines: four targets are too many
+    h = c.send("mux", "execute_request", {"code": "return 1"}, targets=[0, 1, 2, 3])
+    rs = c.replies_to(h["msg_id"], "mux", 2, QUIET)
+    check(len(rs) == 1 and rs[0].metadata.get("engine") == -1, "4 targets of 3 engines: %r" % rs)
+
+
+CHECKS = [
+    ("connection_file", c_connection_file),
+    ("status_request", c_status),
+    ("controller_heartbeat", c_heartbeat),
+    ("execute", c_execute),
+    ("apply_map", c_apply_map),
+    ("push_pull_clear_oob", c_push_pull_clear),
+    ("match_by_parent_id", c_match_by_id),
+    ("replay_guard", c_replay),
+    ("date_window", c_date_window),
+    ("targets_fold_refuse", c_targets),
+    ("undecodable_request", c_undecodable),
+    ("task_retry", c_retry),
+    ("task_flags", c_task_flags),
+    ("abort_task_channel", c_abort_task),
+    ("abort_control_channel", c_abort_direct),
+    ("interrupt", c_interrupt),
+    ("shutdown_engine", c_shutdown_engine),
+]
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit("usage: check_protocol.py LP_CLIENT_JSON [CHECK...]")
+    c = lpwire.Client.from_file(sys.argv[1])
+    only = set(sys.argv[2:])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if engines_of(c) == [0, 1, 2, 3]:
+                break
+        except AssertionError:
+            pass
+        c.take("notification", lambda m: m.msg_type == "engine_registered", 0.5)
+    else:
+        say("FAIL cluster: 4 engines not registered within 20 s")
+        return 1
+    for name, fn in CHECKS:
+        if not only or name in only:
+            run(name, fn, c)
+    if c.dropped:
+        say("note: client dropped %r" % dict(c.dropped))
+    say("%d of %d checks failed: %s" % (len(FAILS), len(CHECKS) if not only else len(only),
+                                         " ".join(FAILS) or "-"))
+    c.close()
+    return 1 if FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,430 @@
+"""lpwire - a minimal luaparallel client written from docs/protocol.md alone.
+
+Debian's python3-zmq and python3-msgpack, nothing else. Invariant 6 of
+DESIGN.md: this file must be writable from docs/protocol.md (and
+docs/scheduling.md for the task flags) without reading src/. Every rule it
+follows is quoted from the doc in a comment, so that a disagreement with the
+code points at a sentence.
+
+    c = Client.from_file("/path/lp-client.json")
+    h = c.send("mux", "execute_request", {"code": "1+1"}, targets=[0])
+    r = c.reply_to(h["msg_id"], "mux", timeout=5)
+    r.content["values"]      # [2]
+"""
+
+import collections
+import datetime
+import hashlib
+import hmac
+import json
+import os
+import struct
+import time
+import uuid as _uuid
+
+import msgpack
+import zmq
+
+DELIM = b"<LPMSG>"
+VERSION = "1.0"
+OOB_THRESHOLD = 64 * 1024          # "strings over 64 KiB"
+SEQ_THRESHOLD = 4096               # "a Lua sequence of more than 4096 elements"
+PIECE_MAX = 1024 * 1024            # "each at most 1 MiB"
+FRAME_CAP = 128 * 1024 * 1024      # ZMQ_MAXMSGSIZE
+GUARD_SIZE = 65536                 # "the last 65,536 ids"
+
+# ext type 1 dtypes: "1 = float64, 2 = float32, 3 = int64, 4 = int32, 5 = uint8"
+DTYPES = {1: ("d", 8), 2: ("f", 4), 3: ("q", 8), 4: ("i", 4), 5: ("B", 1)}
+FLOAT64, FLOAT32, INT64, INT32, UINT8 = 1, 2, 3, 4, 5
+FLAG_SEQUENCE = 1                  # ext 1 flags bit 0
+FLAG_TEXT = 1                      # ext 2 flags bit 0
+
+
+class ProtocolViolation(Exception):
+    """Something the peer sent that the doc says it must not."""
+
+
+# ---------------------------------------------------------------------------
+# Values
+
+
+class TypedArray:
+    """ext type 1: a typed numeric array. `sequence` is flags bit 0 (the
+    array stands for a plain Lua table of numbers)."""
+
+    def __init__(self, dtype, values=None, data=None, sequence=False):
+        if dtype not in DTYPES:
+            raise ValueError("unknown dtype %r" % dtype)
+        code, size = DTYPES[dtype]
+        self.dtype = dtype
+        self.sequence = bool(sequence)
+        if data is None:
+            values = list(values or [])
+            data = struct.pack("<%d%s" % (len(values), code), *values)
+        if len(data) % size:
+            # "A typed array's element count is its byte length divided by
+            #  the element size (a remainder is malformed)."
+            raise ProtocolViolation("typed array of %d bytes, element size %d" % (len(data), size))
+        self.data = bytes(data)
+
+    def values(self):
+        code, size = DTYPES[self.dtype]
+        return list(struct.unpack("<%d%s" % (len(self.data) // size, code), self.data))
+
+    def __len__(self):
+        return len(self.data) // DTYPES[self.dtype][1]
+
+    def __eq__(self, other):
+        return (isinstance(other, TypedArray) and self.dtype == other.dtype
+                and self.sequence == other.sequence and self.data == other.data)
+
+    def __repr__(self):
+        return "TypedArray(dtype=%d, n=%d, sequence=%s)" % (self.dtype, len(self), self.sequence)
+
+
+def _ext_payload(dtype, flags, first, pieces):
+    # "u8 dtype | u8 flags | u16 0 | u32 first | u32 pieces | u32 0 (big-endian)"
+    return struct.pack(">BBHIII", dtype, flags, 0, first, pieces, 0)
+
+
+def _add_oob(data, buffers):
+    """Appends data to buffers in pieces of at most 1 MiB; returns (first, pieces)."""
+    first = len(buffers)
+    for off in range(0, len(data), PIECE_MAX):
+        buffers.append(bytes(data[off:off + PIECE_MAX]))
+    return first, len(buffers) - first
+
+
+def to_wire(v, buffers, oob=True):
+    """Python value -> object msgpack can pack, moving large data to buffers
+    as the doc's senders do. TypedArray always goes out of band."""
+    if isinstance(v, TypedArray):
+        first, pieces = _add_oob(v.data, buffers)
+        return msgpack.ExtType(1, _ext_payload(v.dtype, FLAG_SEQUENCE if v.sequence else 0, first, pieces))
+    if isinstance(v, str):
+        if oob and len(v.encode()) > OOB_THRESHOLD:
+            first, pieces = _add_oob(v.encode(), buffers)
+            return msgpack.ExtType(2, _ext_payload(0, FLAG_TEXT, first, pieces))
+        return v
+    if isinstance(v, (bytes, bytearray)):
+        if oob and len(v) > OOB_THRESHOLD:
+            first, pieces = _add_oob(v, buffers)
+            return msgpack.ExtType(2, _ext_payload(0, 0, first, pieces))
+        return bytes(v)
+    if isinstance(v, (list, tuple)):
+        if oob and len(v) > SEQ_THRESHOLD:
+            # "all integers (sent as int64 with the sequence flag) or all
+            #  floats (float64, sequence flag)"
+            if all(type(x) is int for x in v):
+                return to_wire(TypedArray(INT64, v, sequence=True), buffers)
+            if all(type(x) is float for x in v):
+                return to_wire(TypedArray(FLOAT64, v, sequence=True), buffers)
+        return [to_wire(x, buffers, oob) for x in v]
+    if isinstance(v, dict):
+        return {to_wire(k, buffers, oob): to_wire(x, buffers, oob) for k, x in v.items()}
+    return v
+
+
+def pack(obj, buffers, oob=True):
+    return msgpack.packb(to_wire(obj, buffers, oob), use_bin_type=True)
+
+
+def unpack(frame, buffers, seq_as_list=False):
+    """One msgpack object, nothing after it; ext 1/2 resolved from buffers.
+    A typed array with the sequence flag becomes a list when seq_as_list."""
+
+    def ext_hook(code, payload):
+        if code not in (1, 2):
+            return msgpack.ExtType(code, payload)
+        if len(payload) != 16:
+            raise ProtocolViolation("ext %d payload of %d bytes, not 16" % (code, len(payload)))
+        dtype, flags, z16, first, pieces, z32 = struct.unpack(">BBHIII", payload)
+        if z16 or z32 or flags & ~1:
+            raise ProtocolViolation("ext %d: reserved bits set" % code)
+        if first + pieces > len(buffers):
+            raise ProtocolViolation("ext %d refers to buffers %d..%d, message has %d"
+                                    % (code, first, first + pieces - 1, len(buffers)))
+        for b in buffers[first:first + pieces]:
+            if len(b) > PIECE_MAX:
+                raise ProtocolViolation("buffer piece of %d bytes > 1 MiB" % len(b))
+        data = b"".join(buffers[first:first + pieces])
+        if code == 2:
+            if dtype != 0:
+                raise ProtocolViolation("ext 2 with dtype %d" % dtype)
+            return data.decode() if flags & FLAG_TEXT else data
+        ta = TypedArray(dtype, data=data, sequence=flags & FLAG_SEQUENCE)
+        return ta.values() if (seq_as_list and ta.sequence) else ta
+
+    up = msgpack.Unpacker(raw=False, strict_map_key=False, ext_hook=ext_hook,
+                          max_buffer_size=0)
+    up.feed(frame)
+    try:
+        obj = up.unpack()
+    except msgpack.OutOfData:
+        raise ProtocolViolation("truncated msgpack frame")
+    try:
+        up.unpack()
+    except msgpack.OutOfData:
+        return obj
+    raise ProtocolViolation("bytes after the msgpack object")
+
+
+# ---------------------------------------------------------------------------
+# Messages
+
+
+def iso_now(offset_sec=0.0):
+    # "ISO 8601 UTC with microseconds, 2026-11-29T06:27:42.123456Z"
+    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=offset_sec)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_date(s):
+    """Accepts 0 to 9 fraction digits and Z or +00:00."""
+    if s.endswith("Z"):
+        s = s[:-1]
+    elif s.endswith("+00:00"):
+        s = s[:-6]
+    else:
+        raise ValueError("not UTC: %r" % s)
+    if "." in s:
+        main, frac = s.split(".")
+        frac = (frac + "000000")[:6]
+    else:
+        main, frac = s, "000000"
+    t = datetime.datetime.strptime(main, "%Y-%m-%dT%H:%M:%S")
+    return t.replace(microsecond=int(frac), tzinfo=datetime.timezone.utc)
+
+
+def new_id():
+    return _uuid.uuid4().hex       # 32 lowercase hex characters
+
+
+def sign(key, frames):
+    """Keyed BLAKE2b-256 over each frame after the signature: its length as
+    8 bytes big-endian, then its bytes. 64 lowercase hex characters."""
+    h = hashlib.blake2b(key=key, digest_size=32)
+    for f in frames:
+        h.update(struct.pack(">Q", len(f)))
+        h.update(f)
+    return h.hexdigest().encode()
+
+
+class Message:
+    __slots__ = ("routing", "header", "parent", "metadata", "content", "buffers",
+                 "frames", "channel")
+
+    def __repr__(self):
+        return "<%s %s parent=%s meta=%s content=%s>" % (
+            self.channel, self.header.get("msg_type"), (self.parent or {}).get("msg_id"),
+            self.metadata, self.content)
+
+    @property
+    def msg_type(self):
+        return self.header.get("msg_type")
+
+    @property
+    def parent_id(self):
+        return (self.parent or {}).get("msg_id")
+
+
+# ---------------------------------------------------------------------------
+# Client
+
+CHANNELS = ("registration", "mux", "control", "task", "notification", "iopub")
+
+
+class Client:
+    def __init__(self, conn, identity=None):
+        self.conn = conn
+        if conn.get("signature_scheme") != "blake2b-256":
+            raise ProtocolViolation("signature_scheme %r" % conn.get("signature_scheme"))
+        self.key = bytes.fromhex(conn["key"])
+        if len(self.key) != 32:
+            raise ProtocolViolation("key of %d bytes" % len(self.key))
+        self.session = new_id()
+        self.username = os.environ.get("USER", "lpwire")
+        self.ctx = zmq.Context()
+        self.sock = {}
+        self.stash = {c: collections.deque() for c in CHANNELS}
+        self.seen = collections.OrderedDict()       # id guard, last 65,536
+        self.dropped = collections.Counter()
+        self.poller = zmq.Poller()
+        ep = conn["endpoints"]
+        for name in ("registration", "mux", "control", "task"):
+            s = self.ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 0)
+            s.setsockopt(zmq.MAXMSGSIZE, FRAME_CAP)
+            if identity:
+                s.setsockopt(zmq.IDENTITY, (identity + "-" + name).encode())
+            s.connect(ep[name])
+            self.sock[name] = s
+        for name in ("notification", "iopub"):
+            s = self.ctx.socket(zmq.SUB)
+            s.setsockopt(zmq.LINGER, 0)
+            s.setsockopt(zmq.SUBSCRIBE, b"")
+            s.connect(ep[name])
+            self.sock[name] = s
+        self.chan_of = {s: n for n, s in self.sock.items()}
+        for s in self.sock.values():
+            self.poller.register(s, zmq.POLLIN)
+
+    @classmethod
+    def from_file(cls, path, **kw):
+        with open(path) as f:
+            conn = json.load(f)
+        if conn.get("kind") != "client":
+            raise ProtocolViolation("not a client connection file: kind %r" % conn.get("kind"))
+        return cls(conn, **kw)
+
+    def close(self):
+        for s in self.sock.values():
+            s.close(0)
+        self.ctx.term()
+
+    # -- sending ------------------------------------------------------------
+
+    def header(self, msg_type, targets=None, date=None, msg_id=None, **extra):
+        h = {"msg_id": msg_id or new_id(), "msg_type": msg_type, "session": self.session,
+             "username": self.username, "date": date or iso_now(), "version": VERSION}
+        if targets is not None:
+            h["targets"] = list(targets)
+        h.update(extra)
+        return h
+
+    def build(self, header, content, parent=None, metadata=None, buffers=None,
+              raw_content=None, oob=True):
+        """The frames after the routing frames, signed. raw_content replaces
+        the packed content frame (to send something undecodable)."""
+        bufs = list(buffers or [])
+        cframe = raw_content if raw_content is not None else pack(content, bufs, oob)
+        frames = [msgpack.packb(header, use_bin_type=True),
+                  msgpack.packb(parent or {}, use_bin_type=True),
+                  pack(metadata or {}, bufs, oob), cframe] + bufs
+        return [DELIM, sign(self.key, frames)] + frames
+
+    def send_frames(self, channel, frames):
+        # "a DEALER sending to a ROUTER puts none [no routing frame]"
+        self.sock[channel].send_multipart(frames, copy=False)
+
+    def send(self, channel, msg_type, content, targets=None, metadata=None,
+             date=None, msg_id=None, raw_content=None, buffers=None, oob=True, **extra):
+        """Sends a request; returns its header (a dict) with the frames sent in
+        header['_frames'] (for replays)."""
+        h = self.header(msg_type, targets=targets, date=date, msg_id=msg_id, **extra)
+        frames = self.build(h, content, metadata=metadata, raw_content=raw_content,
+                            buffers=buffers, oob=oob)
+        self.send_frames(channel, frames)
+        out = dict(h)
+        out["_frames"] = frames
+        return out
+
+    # -- receiving ----------------------------------------------------------
+
+    def _parse(self, channel, frames):
+        try:
+            i = frames.index(DELIM)
+        except ValueError:
+            self.dropped["no delimiter"] += 1
+            return None
+        routing, rest = frames[:i], frames[i + 1:]
+        if len(rest) < 5:        # signature + 4 maps = 5; with delimiter 6
+            self.dropped["short"] += 1
+            return None
+        sig, body = rest[0], rest[1:]
+        if not hmac.compare_digest(sig, sign(self.key, body)):
+            self.dropped["signature"] += 1
+            return None
+        bufs = body[4:]
+        m = Message()
+        m.channel = channel
+        m.routing = routing
+        m.frames = frames
+        m.buffers = bufs
+        m.header = unpack(body[0], bufs)
+        mid = m.header.get("msg_id")
+        if mid in self.seen:
+            self.dropped["replay"] += 1
+            return None
+        m.parent = unpack(body[1], bufs)
+        m.metadata = unpack(body[2], bufs)
+        m.content = unpack(body[3], bufs, seq_as_list=True)
+        for f in (m.header, m.parent, m.metadata, m.content):
+            if not isinstance(f, dict):
+                raise ProtocolViolation("frame is not a map: %r" % (f,))
+        self.seen[mid] = True
+        while len(self.seen) > GUARD_SIZE:
+            self.seen.popitem(last=False)
+        return m
+
+    def _pump(self, timeout_ms):
+        """Reads everything ready (waiting up to timeout_ms for the first)."""
+        got = 0
+        for s, _ in self.poller.poll(max(0, int(timeout_ms))):
+            ch = self.chan_of[s]
+            while True:
+                try:
+                    frames = s.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                m = self._parse(ch, frames)
+                if m is not None:
+                    self.stash[ch].append(m)
+                    got += 1
+        return got
+
+    def take(self, channel, pred=lambda m: True, timeout=5.0):
+        """The first message on channel matching pred, waiting up to timeout
+        seconds; None on timeout. Other messages stay stashed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            q = self.stash[channel]
+            for i, m in enumerate(q):
+                if pred(m):
+                    del q[i]
+                    return m
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self._pump(left * 1000)
+
+    def take_all(self, channel, pred, n, timeout=5.0):
+        """Up to n messages matching pred within timeout (fewer on timeout)."""
+        deadline = time.monotonic() + timeout
+        out = []
+        while len(out) < n:
+            m = self.take(channel, pred, max(0.0, deadline - time.monotonic()))
+            if m is None:
+                break
+            out.append(m)
+        return out
+
+    def reply_to(self, msg_id, channel, timeout=5.0):
+        """The reply whose parent_header.msg_id is msg_id ("A reply is matched
+        by its parent_header.msg_id")."""
+        return self.take(channel, lambda m: m.parent_id == msg_id, timeout)
+
+    def replies_to(self, msg_id, channel, n, timeout=5.0):
+        return self.take_all(channel, lambda m: m.parent_id == msg_id, n, timeout)
+
+    def drain(self, channel, timeout=0.0):
+        """Everything stashed or arriving on channel within timeout."""
+        self._pump(timeout * 1000)
+        out = list(self.stash[channel])
+        self.stash[channel].clear()
+        return out
+
+    # -- conveniences -------------------------------------------------------
+
+    def request(self, channel, msg_type, content, timeout=10.0, **kw):
+        h = self.send(channel, msg_type, content, **kw)
+        return self.reply_to(h["msg_id"], channel, timeout)
+
+    def status(self, timeout=5.0):
+        return self.request("registration", "status_request", {}, timeout=timeout)
+
+    def execute(self, engine, code, timeout=10.0):
+        r = self.request("mux", "execute_request", {"code": code}, targets=[engine], timeout=timeout)
+        if r is None:
+            raise TimeoutError("no reply to execute on engine %d" % engine)
+        return r
