@@ -9,6 +9,8 @@ iopub stream).
 """
 
 import os
+import re
+import signal
 import sys
 import tempfile
 import time
@@ -108,6 +110,89 @@ def wait_started(c, labels, timeout=T):
 
 
 # ---------------------------------------------------------------------------
+# Every message received is checked against the doc's envelope rules.
+
+HEX = set("0123456789abcdef")
+DATE_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+ENVELOPE = []           # violations: (channel, msg_type, what)
+ENGINE_REPLY_TYPES = {"execute_reply", "apply_reply", "map_reply", "push_reply", "pull_reply",
+                      "clear_reply"}
+CONTROLLER_OWN = {("registration", "status_reply"), ("registration", "error_reply"),
+                  ("task", "abort_reply")}
+
+
+class CheckedClient(lpwire.Client):
+    def _parse(self, channel, frames):
+        m = super()._parse(channel, frames)
+        if m is not None:
+            for what in envelope_problems(self, m):
+                if len(ENVELOPE) < 200:
+                    ENVELOPE.append((channel, m.msg_type, what))
+        return m
+
+
+def envelope_problems(c, m):
+    h = m.header
+    for f in ("msg_id", "msg_type", "session", "username", "date", "version"):
+        if not isinstance(h.get(f), str):
+            yield "header field %s missing or not a string" % f
+    if h.get("version") != "1.0":
+        yield "version %r" % h.get("version")
+    for f in ("msg_id", "session"):
+        v = h.get(f)
+        if not (isinstance(v, str) and len(v) == 32 and set(v) <= HEX):
+            yield "header %s %r is not 32 hex characters" % (f, v)
+    if not DATE_RE.match(str(h.get("date"))):
+        yield "header date %r is not ISO 8601 UTC with microseconds" % h.get("date")
+    if m.channel == "notification":
+        if m.routing not in ([b"engine"], [b"controller"]):
+            yield "notification topic %r" % m.routing
+        return
+    if m.channel == "iopub":
+        pid = m.parent_id
+        if pid not in c.sent and m.parent.get("task_id") not in c.sent:
+            yield "stream for a request we never sent: %r" % m.parent
+        return
+    # a reply
+    if m.routing:
+        yield "routing frames %r before the delimiter on a DEALER" % m.routing
+    sent = c.sent.get(m.parent_id)
+    if sent is None:
+        yield "reply to msg_id %r we never sent" % m.parent_id
+    elif m.parent_raw != sent:
+        yield "parent_header is not the request's header copied verbatim"
+    st = m.content.get("status")
+    if st not in ("ok", "error"):
+        yield "content status %r" % st
+    if st == "error":
+        for f in ("ename", "evalue"):
+            if not isinstance(m.content.get(f), str):
+                yield "error content lacks %s" % f
+        if not isinstance(m.content.get("traceback"), str):
+            yield "error content traceback %r is not a string" % (m.content.get("traceback"),)
+    if (m.channel, m.msg_type) in CONTROLLER_OWN:
+        return
+    md = m.metadata
+    if not isinstance(md.get("engine"), int):
+        yield "metadata engine %r" % (md.get("engine"),)
+    if md.get("status") != st:
+        yield "metadata status %r, content status %r" % (md.get("status"), st)
+    if st == "error" and md.get("ename") != m.content.get("ename"):
+        yield "metadata ename %r, content ename %r" % (md.get("ename"), m.content.get("ename"))
+    from_engine = (m.channel in ("mux", "task") and md.get("engine", -1) >= 0
+                   and m.msg_type in ENGINE_REPLY_TYPES | {"frobnicate_reply", "error_reply"}
+                   and m.content.get("ename") != "EngineError")
+    if from_engine:
+        for f in ("started", "completed"):
+            if not DATE_RE.match(str(md.get(f))):
+                yield "engine reply metadata %s %r" % (f, md.get(f))
+        if not isinstance(md.get("stdout"), str):
+            yield "engine reply metadata stdout %r" % (md.get("stdout"),)
+
+
+def c_envelopes(c):
+    check(not ENVELOPE, "%d messages break the doc's envelope rules, first: %s"
+          % (len(ENVELOPE), "; ".join("%s %s: %s" % v for v in ENVELOPE[:6])))
 
 
 def engines_of(c):
@@ -188,22 +273,22 @@ def c_execute(c):
 
 
 def c_apply_map(c):
-    r = c.request("mux", "apply_request", {"fn": "math.max", "args": [3, 7, 5]}, targets=[2], timeout=T)
+    r = c.request("mux", "apply_request", {"fn": "math.max", "args": [3, 7, 5]}, targets=[2], wait=T)
     check(ok_values(r, "apply math.max") == [7], "values %r" % r.content.get("values"))
     check(r.msg_type == "apply_reply", "msg_type %r" % r.msg_type)
     r = c.request("mux", "apply_request", {"fn": "function(a, b) return a .. b, #a end",
-                                           "args": ["x", "yz"]}, targets=[2], timeout=T)
+                                           "args": ["x", "yz"]}, targets=[2], wait=T)
     check(ok_values(r, "apply fn") == ["xyz", 1], "values %r" % r.content.get("values"))
-    err(c.request("mux", "apply_request", {"fn": "math.pi", "args": []}, targets=[2], timeout=T),
+    err(c.request("mux", "apply_request", {"fn": "math.pi", "args": []}, targets=[2], wait=T),
         "apply non-function", "NameError")
     r = c.request("mux", "map_request", {"fn": "function(x) return x * 2 end",
-                                         "items": [1, 2, 3]}, targets=[3], timeout=T)
+                                         "items": [1, 2, 3]}, targets=[3], wait=T)
     check(ok_values(r, "map") == [2, 4, 6], "values %r" % r.content.get("values"))
     check(r.msg_type == "map_reply", "msg_type %r" % r.msg_type)
     # items as a typed array (ext 1, float64, out of band)
     ta = TypedArray(FLOAT64, [0.5, 1.5, 2.5])
     r = c.request("mux", "map_request", {"fn": "function(x) return x + 1 end", "items": ta},
-                  targets=[3], timeout=T)
+                  targets=[3], wait=T)
     check(ok_values(r, "map typed") == [1.5, 2.5, 3.5], "values %r" % r.content.get("values"))
 
 
@@ -218,7 +303,7 @@ def c_push_pull_clear(c):
     bufs = []
     lpwire.to_wire(ns, bufs)
     check(len(bufs) >= 4, "test bug: expected out-of-band buffers, got %d" % len(bufs))
-    r = c.request("mux", "push_request", {"ns": ns}, targets=[1], timeout=T)
+    r = c.request("mux", "push_request", {"ns": ns}, targets=[1], wait=T)
     check(r is not None and r.content.get("status") == "ok" and r.msg_type == "push_reply",
           "push: %r" % r)
     r = c.execute(1, "return #big, utf8.len(big), #blob, type(arr), #arr, type(seqs), #seqs, "
@@ -228,7 +313,7 @@ def c_push_pull_clear(c):
           "engine sees %r" % r.content.get("values"))
     r = c.request("mux", "pull_request", {"names": ["a", "big", "blob", "arr", "seqs", "seqb",
                                                     "t", "nothing", "math.pi"]},
-                  targets=[1], timeout=T)
+                  targets=[1], wait=T)
     v = ok_values(r, "pull")
     check(r.msg_type == "pull_reply", "msg_type %r" % r.msg_type)
     check(len(r.buffers) >= 3, "pull reply has %d buffer frames; big, blob and arr go out of band"
@@ -243,15 +328,15 @@ def c_push_pull_clear(c):
     check(v[6] == {"x": 1, "y": [1, 2]}, "t = %r" % (v[6],))
     check(v[7] is None and abs(v[8] - 3.14159265) < 1e-6, "nothing / math.pi = %r %r" % (v[7], v[8]))
     # the 5000-int sequence must come back as one ext (int64, sequence flag)
-    r2 = c.request("mux", "pull_request", {"names": ["seqb"]}, targets=[1], timeout=T)
+    r2 = c.request("mux", "pull_request", {"names": ["seqb"]}, targets=[1], wait=T)
     raw = lpwire.unpack(r2.frames[r2.frames.index(lpwire.DELIM) + 5], r2.buffers)
     check(isinstance(raw["values"][0], TypedArray) and raw["values"][0].dtype == INT64
           and raw["values"][0].sequence, "seqb sent as %r, doc: int64 with the sequence flag"
           % (type(raw["values"][0]),))
-    r = c.request("mux", "clear_request", {}, targets=[1], timeout=T)
+    r = c.request("mux", "clear_request", {}, targets=[1], wait=T)
     check(r is not None and r.content.get("status") == "ok" and r.msg_type == "clear_reply",
           "clear: %r" % r)
-    r = c.request("mux", "pull_request", {"names": ["a", "big"]}, targets=[1], timeout=T)
+    r = c.request("mux", "pull_request", {"names": ["a", "big"]}, targets=[1], wait=T)
     check(ok_values(r, "pull after clear") == [None, None], "after clear %r" % r.content.get("values"))
 
 
@@ -410,12 +495,15 @@ def c_task_flags(c):
     err(c.reply_to(h["msg_id"], "task", T), "after an unknown task", "DependencyError")
     h = c.send("task", "execute_request", {"code": "while true do end"}, time_limit=200)
     err(c.reply_to(h["msg_id"], "task", T), "time_limit", "TimeLimit")
-    h = c.send("task", "execute_request", {"code": "return 1"}, retries="many")
-    err(c.reply_to(h["msg_id"], "task", T), "bad scheduling flag", "ProtocolError")
+    h = c.send("task", "execute_request", {"code": "return 1"}, retries=-1)
+    r = err(c.reply_to(h["msg_id"], "task", T), "retries -1", "ProtocolError")
+    check(r.metadata.get("engine") == -1, "bad flags reply engine %r" % r.metadata.get("engine"))
+    h = c.send("task", "execute_request", {"code": "return 1"}, after="not an array")
+    err(c.reply_to(h["msg_id"], "task", T), "after not an array", "ProtocolError")
     h = c.send("task", "execute_request", {"code": "return 1"}, msg_id="x" * 65)
     r = c.reply_to(h["msg_id"], "task", T)
-    check(r is None or r.content.get("status") == "error",
-          "a task msg_id of 65 characters was run, doc: at most 64")
+    r = err(r, "a task msg_id of 65 characters (doc: at most 64)", "ProtocolError")
+    check(r.metadata.get("engine") == -1, "engine %r" % r.metadata.get("engine"))
     h1 = c.send("task", "execute_request", {"code": "return 'a'"})
     r1 = c.reply_to(h1["msg_id"], "task", T)
     ok_values(r1, "task a")
@@ -423,6 +511,46 @@ def c_task_flags(c):
     r2 = c.reply_to(h2["msg_id"], "task", T)
     check(ok_values(r2, "follow") == ["b"] and r2.metadata["engine"] == r1.metadata["engine"],
           "follow ran on %r, followed on %r" % (r2.metadata.get("engine"), r1.metadata.get("engine")))
+
+
+def c_mistyped_flags(c):
+    # docs/protocol.md: "ProtocolError (bad scheduling flags ...)"; engines:
+    # "a missing or mistyped field ... gets an error reply with ename
+    # ProtocolError". A mistyped flag must not be silently dropped.
+    bad = []
+    for flag, value in (("retries", "many"), ("retries", 1.5), ("timeout", "soon"),
+                        ("time_limit", "x"), ("success", "yes"), ("failure", 0)):
+        h = c.send("task", "execute_request", {"code": "return 1"}, **{flag: value})
+        r = c.reply_to(h["msg_id"], "task", T)
+        check(r is not None, "task with %s=%r: no reply" % (flag, value))
+        if r.content.get("ename") != "ProtocolError":
+            bad.append("task %s=%r -> %s" % (flag, value, r.content.get("ename") or r.content.get("status")))
+    h = c.send("mux", "execute_request", {"code": "return 1"}, targets=[0], time_limit="x")
+    r = c.reply_to(h["msg_id"], "mux", T)
+    check(r is not None, "direct request with time_limit 'x': no reply")
+    if r.content.get("ename") != "ProtocolError":
+        bad.append("direct time_limit='x' -> %s" % (r.content.get("ename") or r.content.get("status")))
+    check(not bad, "mistyped flags accepted: " + "; ".join(bad))
+
+
+def c_more_replays(c):
+    h = c.send("task", "execute_request", {"code": "return 'once'"})
+    check(ok_values(c.reply_to(h["msg_id"], "task", T), "task") == ["once"], "task")
+    c.send_frames("task", h["_frames"])
+    check(c.reply_to(h["msg_id"], "task", QUIET) is None, "a replayed task was answered")
+    h = c.send("control", "interrupt_request", {}, targets=[0])
+    check(c.reply_to(h["msg_id"], "control", T) is not None, "interrupt_reply")
+    c.send_frames("control", h["_frames"])
+    check(c.reply_to(h["msg_id"], "control", QUIET) is None, "a replayed control request was answered")
+    h = c.send("registration", "status_request", {})
+    check(c.reply_to(h["msg_id"], "registration", T) is not None, "status_reply")
+    c.send_frames("registration", h["_frames"])
+    check(c.reply_to(h["msg_id"], "registration", QUIET) is None, "a replayed status_request was answered")
+    # a signed message whose header decodes but lacks msg_type: dropped
+    hd = c.header("execute_request", targets=[0])
+    del hd["msg_type"]
+    c.send_frames("mux", c.build(hd, {"code": "return 1"}))
+    check(c.reply_to(hd["msg_id"], "mux", QUIET) is None, "a header without msg_type was answered")
 
 
 def c_abort_task(c):
@@ -446,7 +574,7 @@ def c_abort_task(c):
     busy = [e for e in st.content["engines"] if e["state"] == "busy"]
     check(len(busy) == 4 and all(e["queue"] == 2 for e in st.content["engines"]),
           "status during: %r" % [(e["id"], e["state"], e["queue"]) for e in st.content["engines"]])
-    r = c.request("task", "abort_request", {"msg_ids": ids}, timeout=T)
+    r = c.request("task", "abort_request", {"msg_ids": ids}, wait=T)
     check(r is not None and r.msg_type == "abort_reply" and r.content.get("status") == "ok", "abort_reply %r" % r)
     ab, nab, asg = r.content.get("aborted"), r.content.get("not_aborted"), r.content.get("assigned")
     check(isinstance(asg, dict), "abort_reply lacks the map assigned: %r" % r.content)
@@ -462,7 +590,7 @@ def c_abort_task(c):
         per_engine.setdefault(eng, []).append(mid)
     engine_aborted = set()
     for eng, mids in per_engine.items():
-        cr = c.request("control", "abort_request", {"msg_ids": mids}, targets=[eng], timeout=T)
+        cr = c.request("control", "abort_request", {"msg_ids": mids}, targets=[eng], wait=T)
         check(cr is not None and cr.msg_type == "abort_reply", "control abort_reply %r" % cr)
         check(cr.metadata.get("engine") == eng, "control reply metadata engine %r" % cr.metadata.get("engine"))
         engine_aborted |= set(cr.content["aborted"])
@@ -489,7 +617,7 @@ def c_abort_direct(c):
     h2 = c.send("mux", "execute_request", {"code": "ran_d2 = true return 2"}, targets=[3])
     wait_started(c, ["D1"])
     cr = c.request("control", "abort_request", {"msg_ids": [h1["msg_id"], h2["msg_id"]]},
-                   targets=[3], timeout=T)
+                   targets=[3], wait=T)
     check(cr is not None and cr.content.get("status") == "ok", "abort_reply %r" % cr)
     check(cr.content.get("aborted") == [h2["msg_id"]] and cr.content.get("not_aborted") == [h1["msg_id"]],
           "aborted %r not_aborted %r" % (cr.content.get("aborted"), cr.content.get("not_aborted")))
@@ -501,37 +629,66 @@ def c_abort_direct(c):
 
 
 def c_interrupt(c):
-    r = c.request("control", "interrupt_request", {}, targets=[2], timeout=T)
+    r = c.request("control", "interrupt_request", {}, targets=[2], wait=T)
     check(r is not None and r.msg_type == "interrupt_reply" and r.content.get("interrupted") is False,
           "interrupt of an idle engine: %r" % r)
     gate = flag_file("never")
     h = c.send("mux", "execute_request", {"code": wait_code(gate, "I")}, targets=[2])
     wait_started(c, ["I"])
-    r = c.request("control", "interrupt_request", {}, targets=[2], timeout=T)
+    r = c.request("control", "interrupt_request", {}, targets=[2], wait=T)
     check(r is not None and r.content.get("status") == "ok" and r.content.get("interrupted") is True,
           "interrupt of a busy engine: %r" % r)
     err(c.reply_to(h["msg_id"], "mux", T), "interrupted request", "Interrupted")
     check(ok_values(c.execute(2, "return 'alive'"), "after interrupt") == ["alive"], "engine 2")
 
 
+def c_engine_death(c):
+    # A task (retries=1) runs on engine E, a direct request waits behind it;
+    # E is killed with SIGKILL (its pid from status_reply: an engine this
+    # test's cluster started). The task is retried elsewhere and answered
+    # under the client's msg_id; the direct request gets EngineError.
+    before = {e["id"]: e for e in c.status().content["engines"]}
+    mark = flag_file("death-mark")
+    code = ("local f = io.open(%s) if f then f:close() return 'retried' end %s"
+            % (lua_str(mark), wait_code(flag_file("never"), "K")))
+    ht = c.send("task", "execute_request", {"code": code}, retries=1)
+    s = wait_started(c, ["K"])["K"]
+    eid = int(s.routing[0].split(b".")[1])
+    hd = c.send("mux", "execute_request", {"code": "return 'direct'"}, targets=[eid])
+    release(mark)
+    os.kill(before[eid]["pid"], signal.SIGKILL)
+    r = c.reply_to(ht["msg_id"], "task", T)
+    check(ok_values(r, "task whose engine died") == ["retried"], "retried task %r" % r.content)
+    check(r.metadata.get("engine") != eid, "retry ran on the dead engine")
+    e = err(c.reply_to(hd["msg_id"], "mux", T), "direct request on the dead engine", "EngineError")
+    check(e.metadata.get("engine") == eid, "EngineError metadata engine %r" % e.metadata.get("engine"))
+    check(str(e.content.get("evalue")).startswith("engine %d died: " % eid), "evalue %r" % e.content.get("evalue"))
+    m = c.take("notification", lambda m: m.msg_type == "engine_unregistered" and m.content.get("id") == eid, T)
+    check(m is not None and m.routing == [b"engine"] and str(m.content.get("reason")).startswith("died"),
+          "engine_unregistered %r" % m)
+    left = engines_of(c)
+    check(eid not in left and len(left) == 3, "engines after the death: %r" % left)
+
+
 def c_shutdown_engine(c):
-    r = c.request("control", "shutdown_request", {}, targets=[3], timeout=T)
+    ids = engines_of(c)
+    victim = ids[-1]
+    r = c.request("control", "shutdown_request", {}, targets=[victim], wait=T)
     check(r is not None and r.msg_type == "shutdown_reply" and r.content.get("status") == "ok",
           "shutdown_reply %r" % r)
-    m = c.take("notification", lambda m: m.msg_type == "engine_unregistered" and m.content.get("id") == 3, T)
+    m = c.take("notification", lambda m: m.msg_type == "engine_unregistered" and m.content.get("id") == victim, T)
     check(m is not None and m.routing == [b"engine"] and m.content.get("reason") == "shutdown",
           "engine_unregistered %r" % m)
-    deadline = time.monotonic() + T
-    while time.monotonic() < deadline and engines_of(c) != [0, 1, 2]:
-        c.take("notification", lambda m: False, 0.1)
-    check(engines_of(c) == [0, 1, 2], "engines after shutdown %r" % engines_of(c))
-    r = c.request("mux", "execute_request", {"code": "return 1"}, targets=[3], timeout=T)
+    rest = [i for i in ids if i != victim]
+    check(engines_of(c) == rest, "engines after shutdown %r, want %r" % (engines_of(c), rest))
+    r = c.request("mux", "execute_request", {"code": "return 1"}, targets=[victim], wait=T)
     err(r, "request to a gone engine", "EngineError")
-    check(r.metadata.get("engine") == 3, "engine %r" % r.metadata.get("engine"))
-    # now 3 engines: four targets are too many
-    h = c.send("mux", "execute_request", {"code": "return 1"}, targets=[0, 1, 2, 3])
+    check(r.metadata.get("engine") == victim, "engine %r" % r.metadata.get("engine"))
+    # fewer engines now: the old count of targets is too many
+    h = c.send("mux", "execute_request", {"code": "return 1"}, targets=ids)
     rs = c.replies_to(h["msg_id"], "mux", 2, QUIET)
-    check(len(rs) == 1 and rs[0].metadata.get("engine") == -1, "4 targets of 3 engines: %r" % rs)
+    check(len(rs) == 1 and rs[0].metadata.get("engine") == -1,
+          "%d targets of %d engines: %r" % (len(ids), len(rest), rs))
 
 
 CHECKS = [
@@ -548,17 +705,21 @@ CHECKS = [
     ("undecodable_request", c_undecodable),
     ("task_retry", c_retry),
     ("task_flags", c_task_flags),
+    ("mistyped_flags", c_mistyped_flags),
+    ("replays_other_channels", c_more_replays),
     ("abort_task_channel", c_abort_task),
     ("abort_control_channel", c_abort_direct),
     ("interrupt", c_interrupt),
+    ("engine_death", c_engine_death),
     ("shutdown_engine", c_shutdown_engine),
+    ("envelopes", c_envelopes),
 ]
 
 
 def main():
     if len(sys.argv) < 2:
         sys.exit("usage: check_protocol.py LP_CLIENT_JSON [CHECK...]")
-    c = lpwire.Client.from_file(sys.argv[1])
+    c = CheckedClient.from_file(sys.argv[1])
     only = set(sys.argv[2:])
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

@@ -212,7 +212,7 @@ def sign(key, frames):
 
 class Message:
     __slots__ = ("routing", "header", "parent", "metadata", "content", "buffers",
-                 "frames", "channel")
+                 "frames", "channel", "parent_raw")
 
     def __repr__(self):
         return "<%s %s parent=%s meta=%s content=%s>" % (
@@ -248,6 +248,7 @@ class Client:
         self.sock = {}
         self.stash = {c: collections.deque() for c in CHANNELS}
         self.seen = collections.OrderedDict()       # id guard, last 65,536
+        self.sent = collections.OrderedDict()       # msg_id -> header frame sent
         self.dropped = collections.Counter()
         self.poller = zmq.Poller()
         ep = conn["endpoints"]
@@ -305,6 +306,13 @@ class Client:
 
     def send_frames(self, channel, frames):
         # "a DEALER sending to a ROUTER puts none [no routing frame]"
+        try:
+            mid = msgpack.unpackb(frames[2], raw=False).get("msg_id")
+            self.sent[mid] = frames[2]
+            while len(self.sent) > GUARD_SIZE:
+                self.sent.popitem(last=False)
+        except Exception:       # noqa: BLE001 - a deliberately broken header
+            pass
         self.sock[channel].send_multipart(frames, copy=False)
 
     def send(self, channel, msg_type, content, targets=None, metadata=None,
@@ -347,6 +355,7 @@ class Client:
             self.dropped["replay"] += 1
             return None
         m.parent = unpack(body[1], bufs)
+        m.parent_raw = body[1]
         m.metadata = unpack(body[2], bufs)
         m.content = unpack(body[3], bufs, seq_as_list=True)
         for f in (m.header, m.parent, m.metadata, m.content):
@@ -416,15 +425,18 @@ class Client:
 
     # -- conveniences -------------------------------------------------------
 
-    def request(self, channel, msg_type, content, timeout=10.0, **kw):
+    def request(self, channel, msg_type, content, wait=10.0, **kw):
+        """Sends and waits up to `wait` seconds for the reply (None on
+        timeout); keyword arguments go to send (header fields included:
+        `timeout` here is the task flag)."""
         h = self.send(channel, msg_type, content, **kw)
-        return self.reply_to(h["msg_id"], channel, timeout)
+        return self.reply_to(h["msg_id"], channel, wait)
 
-    def status(self, timeout=5.0):
-        return self.request("registration", "status_request", {}, timeout=timeout)
+    def status(self, wait=5.0):
+        return self.request("registration", "status_request", {}, wait=wait)
 
-    def execute(self, engine, code, timeout=10.0):
-        r = self.request("mux", "execute_request", {"code": code}, targets=[engine], timeout=timeout)
+    def execute(self, engine, code, wait=10.0):
+        r = self.request("mux", "execute_request", {"code": code}, targets=[engine], wait=wait)
         if r is None:
             raise TimeoutError("no reply to execute on engine %d" % engine)
         return r
