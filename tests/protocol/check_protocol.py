@@ -662,7 +662,11 @@ def c_engine_death(c):
     check(r.metadata.get("engine") != eid, "retry ran on the dead engine")
     e = err(c.reply_to(hd["msg_id"], "mux", T), "direct request on the dead engine", "EngineError")
     check(e.metadata.get("engine") == eid, "EngineError metadata engine %r" % e.metadata.get("engine"))
-    check(str(e.content.get("evalue")).startswith("engine %d died: " % eid), "evalue %r" % e.content.get("evalue"))
+    # "died: ..." once the death is known; "is not reachable" when the mux
+    # forwards after the connection went and before the death is known.
+    ev = str(e.content.get("evalue"))
+    check(ev.startswith("engine %d died: " % eid) or ev == "engine %d is not reachable" % eid,
+          "evalue %r" % ev)
     m = c.take("notification", lambda m: m.msg_type == "engine_unregistered" and m.content.get("id") == eid, T)
     check(m is not None and m.routing == [b"engine"] and str(m.content.get("reason")).startswith("died"),
           "engine_unregistered %r" % m)
@@ -691,6 +695,44 @@ def c_shutdown_engine(c):
           "%d targets of %d engines: %r" % (len(ids), len(rest), rs))
 
 
+def c_shutdown_busy(c):
+    # "shutdown_request: shutdown_reply; the engine then unregisters and
+    #  exits": also with a request running and others queued behind it.
+    victim = engines_of(c)[-1]
+    gate = flag_file("shutdown-gate")
+    hr = c.send("mux", "execute_request", {"code": wait_code(gate, "S1")}, targets=[victim])
+    wait_started(c, ["S1"])
+    hq = c.send("mux", "execute_request", {"code": "ran_after_shutdown = true return 'ran'"},
+                targets=[victim])
+    ht = c.send("task", "execute_request", {"code": wait_code(gate, "S2")}, targets=[victim])
+    try:
+        # the task reaches the engine through the scheduler: poll status
+        deadline = time.monotonic() + T
+        while True:
+            st = {e["id"]: e for e in c.status().content["engines"]}
+            if st[victim]["queue"] == 3 or time.monotonic() > deadline:
+                break
+            c.take("notification", lambda m: False, 0.05)
+        check(st[victim]["queue"] == 3, "queue %r before the shutdown, want 3" % st[victim]["queue"])
+        r = c.request("control", "shutdown_request", {}, targets=[victim], wait=T)
+        check(r is not None and r.content.get("status") == "ok", "shutdown_reply %r" % r)
+        err(c.reply_to(hr["msg_id"], "mux", T), "running request at shutdown", "Interrupted")
+        m = c.take("notification", lambda m: m.msg_type == "engine_unregistered"
+                   and m.content.get("id") == victim, T)
+        check(m is not None, "engine %d with queued requests did not unregister within %.0f s "
+              "of shutdown_reply" % (victim, T))
+        q = c.reply_to(hq["msg_id"], "mux", T)
+        check(q is not None, "no reply to the queued direct request")
+        check(q.content.get("status") == "error",
+              "the queued direct request ran after shutdown_reply: %r" % q.content)
+        t = c.reply_to(ht["msg_id"], "task", T)
+        check(t is not None, "no reply to the queued task")
+    finally:
+        release(gate)
+        for ch in ("mux", "task"):
+            c.take_all(ch, lambda m: m.parent_id in (hq["msg_id"], ht["msg_id"]), 2, 0.5)
+
+
 CHECKS = [
     ("connection_file", c_connection_file),
     ("status_request", c_status),
@@ -712,6 +754,7 @@ CHECKS = [
     ("interrupt", c_interrupt),
     ("engine_death", c_engine_death),
     ("shutdown_engine", c_shutdown_engine),
+    ("shutdown_busy_engine", c_shutdown_busy),
     ("envelopes", c_envelopes),
 ]
 
