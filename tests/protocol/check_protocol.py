@@ -18,6 +18,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lpwire  # noqa: E402
+import msgpack  # noqa: E402
 from lpwire import TypedArray, FLOAT64, INT64, INT32  # noqa: E402
 
 T = 10.0            # deadline for an answer that must come
@@ -304,10 +305,14 @@ def c_push_pull_clear(c):
     big = "é" + "a" * (70 * 1024) + "z"          # > 64 KiB, text
     blob = bytes(range(256)) * 300                # 76800 bytes, not UTF-8
     arr = TypedArray(INT32, [1, -2, 3])           # an lp.array
+    f32 = TypedArray(lpwire.FLOAT32, [0.5, -1.25])
+    u8 = TypedArray(lpwire.UINT8, list(range(256)) * 5000)    # 1.28 MB: two pieces
+    huge = "x" * (2 * 1024 * 1024 + 512 * 1024)   # 2.5 MiB: three pieces
+    tiny = msgpack.ExtType(2, lpwire._ext_payload(0, 1, 0, 1))   # 5 bytes out of band
     seq_small = TypedArray(FLOAT64, [1.0, 2.5], sequence=True)   # a plain table
     seq_big = list(range(5000))                   # > 4096 ints: int64 + sequence flag
     ns = {"a": 5, "big": big, "blob": blob, "arr": arr, "seqs": seq_small, "seqb": seq_big,
-          "t": {"x": 1, "y": [1, 2]}}
+          "t": {"x": 1, "y": [1, 2]}, "f32": f32, "u8": u8, "huge": huge}
     bufs = []
     lpwire.to_wire(ns, bufs)
     check(len(bufs) >= 4, "test bug: expected out-of-band buffers, got %d" % len(bufs))
@@ -319,6 +324,12 @@ def c_push_pull_clear(c):
     check(ok_values(r, "inspect") == [len(big.encode()), len(big), len(blob), "userdata", 3,
                                       "table", 2, 2.5, "table", 5000, 4999, 2],
           "engine sees %r" % r.content.get("values"))
+    r = c.request("mux", "pull_request", {"names": ["f32", "u8", "huge", "#huge"]}, targets=[1], wait=T)
+    v = ok_values(r, "pull f32/u8/huge")
+    check(v[0] == f32 and v[1] == u8, "typed arrays came back as %r %r" % (v[0], v[1]))
+    check(v[2] == huge and v[3] is None, "2.5 MiB string came back different")
+    check(len(r.buffers) >= 5 and max(len(b) for b in r.buffers) <= lpwire.PIECE_MAX,
+          "pieces %r, doc: each at most 1 MiB" % [len(b) for b in r.buffers])
     r = c.request("mux", "pull_request", {"names": ["a", "big", "blob", "arr", "seqs", "seqb",
                                                     "t", "nothing", "math.pi"]},
                   targets=[1], wait=T)
@@ -346,6 +357,14 @@ def c_push_pull_clear(c):
           "clear: %r" % r)
     r = c.request("mux", "pull_request", {"names": ["a", "big"]}, targets=[1], wait=T)
     check(ok_values(r, "pull after clear") == [None, None], "after clear %r" % r.content.get("values"))
+    # any valid form at any size: a 5-byte string out of band
+    raw = msgpack.packb({"code": tiny}, use_bin_type=True)
+    r = c.request("mux", "execute_request", None, targets=[1], raw_content=raw, buffers=[b"1 + 1"], wait=T)
+    check(ok_values(r, "code as a small ext 2") == [2], "small ext 2: %r" % r.content)
+    # float32 in msgpack is read as a double
+    raw = msgpack.packb({"fn": "function(x) return x * 2 end", "args": [1.5]}, use_single_float=True)
+    r = c.request("mux", "apply_request", None, targets=[1], raw_content=raw, wait=T)
+    check(ok_values(r, "float32 arg") == [3.0], "float32: %r" % r.content)
 
 
 def c_match_by_id(c):
@@ -437,6 +456,15 @@ def c_targets(c):
     check(sorted(by) == [0, 99], "targets [0, 99]: replies from %r" % sorted(by))
     err(by[99], "unregistered target", "EngineError")
     check(by[0].content.get("status") == "ok", "registered target failed")
+    # control requests are routed exactly as direct ones
+    h = c.send("control", "interrupt_request", {}, targets=[2, 2, 3])
+    rs = c.replies_to(h["msg_id"], "control", 3, QUIET)
+    check(sorted(r.metadata.get("engine") for r in rs) == [2, 3],
+          "control targets [2,2,3]: replies from %r" % [r.metadata.get("engine") for r in rs])
+    h = c.send("control", "interrupt_request", {}, targets=[0, 1, 2, 3, 4])
+    rs = c.replies_to(h["msg_id"], "control", 2, QUIET)
+    check(len(rs) == 1 and rs[0].content.get("ename") == "ProtocolError" and rs[0].metadata.get("engine") == -1,
+          "control with 5 targets: %r" % rs)
     # the same rule for a task's targets
     h = c.send("task", "execute_request", {"code": "return 1"}, targets=[0, 1, 2, 3, 4])
     r = err(c.reply_to(h["msg_id"], "task", T), "task with 5 targets", "ProtocolError")
@@ -475,6 +503,19 @@ def c_undecodable(c):
         h = c.send(ch, "frobnicate", {}, targets=tg)
         r = err(c.reply_to(h["msg_id"], ch, T), ch + " unknown msg_type (no _request)", "ProtocolError")
         check(r.msg_type == "error_reply", "%s: answered as %r, doc: error_reply" % (ch, r.msg_type))
+    # the control channel: served by the engine's heartbeat thread
+    h = c.send("control", "frobnicate_request", {}, targets=[1])
+    r = err(c.reply_to(h["msg_id"], "control", T), "control unknown msg_type", "ProtocolError")
+    check(r.msg_type == "frobnicate_reply" and r.metadata.get("engine") == 1, "control: %r" % r)
+    h = c.send("control", "abort_request", {"msg_ids": "not an array"}, targets=[1])
+    r = err(c.reply_to(h["msg_id"], "control", T), "control abort mistyped", "ProtocolError")
+    check(r.msg_type == "abort_reply", "control abort mistyped answered as %r" % r.msg_type)
+    # content nested deeper than 32: does not decode, answered
+    deep = 1
+    for _ in range(40):
+        deep = [deep]
+    h = c.send("mux", "push_request", {"ns": {"d": deep}}, targets=[0])
+    err(c.reply_to(h["msg_id"], "mux", T), "content nested 42 deep", "ProtocolError")
     # the engine still serves
     check(ok_values(c.execute(0, "return 3"), "after garbage") == [3], "engine 0 broken")
 
@@ -578,7 +619,8 @@ def c_abort_task(c):
     gate = flag_file("abort-task-gate")
     hs = []
     for i in range(10):
-        hs.append(c.send("task", "execute_request", {"code": wait_code(gate, "T%d" % i)}))
+        # retries=1: an Aborted reply is final all the same
+        hs.append(c.send("task", "execute_request", {"code": wait_code(gate, "T%d" % i)}, retries=1))
     ids = [h["msg_id"] for h in hs]
     # wait until 4 engines run one each (iopub)
     running = set()
@@ -629,6 +671,8 @@ def c_abort_task(c):
         else:
             check(rr.content.get("status") == "ok", "running task ended %r" % rr.content)
     check(not c.take_all("task", lambda m: m.parent_id in ids, 1, 0.5), "an extra reply (a retry of Aborted?)")
+    check(not c.take_all("iopub", lambda m: m.parent.get("task_id") in ids, 1, 0.2),
+          "an aborted task was retried (doc: an Aborted reply is final)")
 
 
 def c_abort_direct(c):
