@@ -735,10 +735,12 @@ def c_engine_death(c):
     check(r.metadata.get("engine") != eid, "retry ran on the dead engine")
     e = err(c.reply_to(hd["msg_id"], "mux", T), "direct request on the dead engine", "EngineError")
     check(e.metadata.get("engine") == eid, "EngineError metadata engine %r" % e.metadata.get("engine"))
-    # "died: ..." once the death is known; "is not reachable" when the mux
-    # forwards after the connection went and before the death is known.
+    # "died: ..." when it was forwarded before the death; "is not
+    # reachable" or "is not registered" when the mux read it after the
+    # connection went or after the death was known.
     ev = str(e.content.get("evalue"))
-    check(ev.startswith("engine %d died: " % eid) or ev == "engine %d is not reachable" % eid,
+    check(ev.startswith("engine %d died: " % eid)
+          or ev in ("engine %d is not reachable" % eid, "engine %d is not registered" % eid),
           "evalue %r" % ev)
     m = c.take("notification", lambda m: m.msg_type == "engine_unregistered" and m.content.get("id") == eid, T)
     check(m is not None and m.routing == [b"engine"] and str(m.content.get("reason")).startswith("died"),
