@@ -403,6 +403,24 @@ s_prewalk (const uint8_t *p, size_t size, char *err, size_t errlen)
 //  ---------------------------------------------------------------------
 //  Decoding, step 2: msgpack_object -> lp_value_t
 
+//  Room left before out-of-band data (lp_codec_set_headroom): set once by
+//  an engine before it decodes anything, 0 elsewhere.
+static size_t s_str_head;
+static size_t s_typed_head;
+
+void
+lp_codec_set_headroom (size_t str_head, size_t typed_head)
+{
+    s_str_head = str_head;
+    s_typed_head = typed_head;
+}
+
+void
+lp_codec_free_typed_block (void *data)
+{
+    free ((char *) data - s_typed_head);
+}
+
 typedef struct {
     zframe_t **buffers;                 //  message's buffer frames
     size_t nbuffers;                    //  how many
@@ -482,12 +500,19 @@ s_convert_ext (s_decoder_t *dec, const msgpack_object_ext *ext)
                   "multiple of %zu", total, elem);
         return NULL;
     }
-    //  One spare byte: a string's terminating NUL
-    if (total == SIZE_MAX)
+    //  One spare byte: a string's terminating NUL. Room before the data
+    //  for the Lua object that may adopt the block (lp_codec_set_headroom;
+    //  typed sequences become tables, so their buffer is never adopted).
+    size_t head = 0;
+    if (total > 0)
+        head = ext->type == LP_EXT_BYTES? s_str_head:
+               (flags & LP_EXT_FLAG_PLAIN)? 0: s_typed_head;
+    if (total >= SIZE_MAX - head)
         return s_dec_oom (dec);
-    uint8_t *data = (uint8_t *) malloc (total + 1);
-    if (!data)
+    uint8_t *block = (uint8_t *) malloc (head + total + 1);
+    if (!block)
         return s_dec_oom (dec);
+    uint8_t *data = block + head;
     size_t offset = 0;
     for (size_t k = (size_t) first; k < first + pieces; k++) {
         size_t size = zframe_size (dec->buffers [k]);
@@ -497,13 +522,14 @@ s_convert_ext (s_decoder_t *dec, const msgpack_object_ext *ext)
     }
     lp_value_t *value;
     if (ext->type == LP_EXT_TYPED) {
-        value = lp_value_typed_take ((lp_dtype_t) dtype, data, total / elem, free);
+        value = lp_value_typed_take ((lp_dtype_t) dtype, data, total / elem,
+                                     head? lp_codec_free_typed_block: free);
         if (value && (flags & LP_EXT_FLAG_PLAIN))
             lp_value_typed_set_sequence (value, true);
     }
     else
-        value = lp_value_str_take ((flags & LP_EXT_FLAG_PLAIN)? LP_STRING: LP_BYTES,
-                                   (char *) data, total);
+        value = lp_value_str_take_head ((flags & LP_EXT_FLAG_PLAIN)? LP_STRING: LP_BYTES,
+                                        (char *) block, head, total);
     return value? value: s_dec_oom (dec);
 }
 

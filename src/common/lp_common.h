@@ -82,6 +82,14 @@ zframe_t   *lp_codec_encode_consume (lp_value_t *value, zlist_t *buffers,
 lp_value_t *lp_codec_decode (const void *data, size_t size,
                              zframe_t **buffers, size_t nbuffers,
                              char *err, size_t errlen);
+//  Out-of-band strings (typed arrays that are not sequences) are decoded
+//  into malloc'd blocks with str_head (typed_head) bytes of room before
+//  the data, so that a Lua string (lp.array) can adopt the block as it is
+//  (lp_lua_enable_adoption sets this; process-wide, set it before any
+//  decoding and never change it afterwards). Default 0 and 0.
+void        lp_codec_set_headroom (size_t str_head, size_t typed_head);
+//  Frees a typed array's data decoded with typed_head bytes before it.
+void        lp_codec_free_typed_block (void *data);
 void        lp_codec_test (bool verbose);
 
 //  ---------------------------------------------------------------------
@@ -275,6 +283,18 @@ void        lp_conn_test (bool verbose);
 //  Pushes v onto L; typed arrays become lp.array userdata (copying the
 //  data). May raise a Lua memory error: call in protected mode.
 void        lp_lua_push_value (lua_State *L, const lp_value_t *v);
+//  The same for a value read once: its large strings and lp.arrays that
+//  lp_codec decoded with headroom become Lua objects without a copy (the
+//  value keeps nil in their place). Needs lp_lua_enable_adoption.
+void        lp_lua_push_value_take (lua_State *L, lp_value_t *v);
+//  Measures where Lua 5.4 puts a long string's bytes and an lp.array's
+//  elements in their allocations and sets lp_codec_set_headroom to match,
+//  so later pushes with _take adopt decoded blocks. The state's allocator
+//  must accept (block, osize 0, nsize) as taking over a malloc'd block of
+//  nsize bytes and return it unchanged (lp_engine's does). Process-wide;
+//  call once, before anything is decoded. 0 (adoption off when the
+//  layout is not the expected one), -1 when the stack is full.
+int         lp_lua_enable_adoption (lua_State *L);
 //  Converts the value at idx. On failure returns NULL and err says what and
 //  where, e.g. "cannot send a function (at t.handlers[2])". path_root
 //  names the value in that message ("result", "x"). Never raises except
@@ -299,6 +319,16 @@ lp_value_t *lp_value_take (lp_value_t *self, const char *key);
 //  block of at least len + 1 bytes (data[len] is set to 0); data is freed
 //  on failure too. NULL when out of memory.
 lp_value_t *lp_value_str_take (lp_type_t type, char *data, size_t len);
+//  The same for a malloc'd block of at least head + len + 1 bytes whose
+//  data starts head bytes in (lp_codec leaves room there for the header
+//  of the Lua string that will adopt the block, see lp_lua_push_value_take).
+lp_value_t *lp_value_str_take_head (lp_type_t type, char *block, size_t head, size_t len);
+//  Gives up a string's malloc'd block (the start of the allocation, head
+//  bytes before the data) or a typed array's buffer that the value would
+//  free; the value becomes nil. NULL (value unchanged) for other values.
+void       *lp_value_detach (lp_value_t *self);
+//  True when the typed array's buffer is freed with free_fn.
+bool        lp_value_typed_freed_by (const lp_value_t *self, void (*free_fn) (void *));
 
 //  True when the typed array's buffer is the value's own (lp_value_typed,
 //  or lp_value_typed_take with free), so it may be released early.

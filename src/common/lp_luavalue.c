@@ -408,8 +408,153 @@ s_push_sequence (lua_State *L, const lp_value_t *v)
     }
 }
 
+//  ---------------------------------------------------------------------
+//  Adoption: a large string or lp.array made from a decoded block without
+//  copying it. lp_codec leaves s_str_head (s_typed_head) bytes before the
+//  data of an out-of-band value, exactly the room Lua 5.4 puts before the
+//  bytes of a long string (an lp.array's elements) in the one allocation
+//  that holds the object. While such an object is created, the state's
+//  allocator is wrapped: the allocation of that tag and exact size is
+//  answered with the block itself, handed to the real allocator as
+//  (block, osize 0, nsize) so it counts the memory (lp_engine's allocator
+//  adopts such a call: ptr with osize 0 never comes from Lua). Lua then
+//  copies the bytes onto themselves, which memcpy does for free. Room
+//  sizes are measured once on the state (lp_lua_enable_adoption), not
+//  taken from Lua's private headers; 0 disables adoption.
+
+static size_t s_str_head;               //  0: adoption off
+static size_t s_typed_head;
+
+typedef struct {
+    lua_Alloc f;                        //  the state's allocator
+    void *ud;                           //  and its data
+    int tag;                            //  LUA_TSTRING or LUA_TUSERDATA
+    size_t size;                        //  allocation to answer
+    char *block;                        //  with this block (NULL: spy)
+    char *seen;                         //  spy: what the allocation got
+    size_t seen_size;                   //  and its size
+    bool taken;                         //  block handed over
+    const char *str;                    //  string to push
+    size_t len;                         //  its length
+    lp_dtype_t dtype;                   //  lp.array to push
+    size_t count;                       //  its elements
+} s_adopt_t;
+
+static void *
+s_adopt_alloc (void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    s_adopt_t *a = (s_adopt_t *) ud;
+    if (!ptr && osize == (size_t) a->tag && nsize > 0) {
+        if (!a->block) {
+            void *got = a->f (a->ud, ptr, osize, nsize);
+            if (got && !a->seen) {
+                a->seen = (char *) got;
+                a->seen_size = nsize;
+            }
+            return got;
+        }
+        if (!a->taken && nsize == a->size) {
+            void *got = a->f (a->ud, a->block, 0, nsize);
+            if (got == a->block)
+                a->taken = true;
+            else
+                assert (!got);          //  over the memory cap: Lua raises
+            return got;
+        }
+    }
+    return a->f (a->ud, ptr, osize, nsize);
+}
+
+//  Pushes a long string, or an lp.array whose elements are not
+//  initialised; runs protected, under s_adopt_alloc.
+static int
+s_adopt_push (lua_State *L)
+{
+    s_adopt_t *a = (s_adopt_t *) lua_touserdata (L, 1);
+    if (a->tag == LUA_TSTRING)
+        lua_pushlstring (L, a->str, a->len);
+    else {
+        size_t size = lp_dtype_size (a->dtype);
+        s_array_t *array = (s_array_t *)
+            lua_newuserdatauv (L, sizeof (s_array_t) + a->count * size, 0);
+        array->dtype = a->dtype;
+        array->count = a->count;
+        if (a->str && a->str != (const char *) array->data)
+            memcpy (array->data, a->str, a->count * size);
+        s_ensure_metatable (L);
+        lua_setmetatable (L, -2);
+    }
+    return 1;
+}
+
+//  Runs s_adopt_push under the wrapped allocator; re-raises its error
+//  once the allocator is restored.
+static void
+s_adopt_run (lua_State *L, s_adopt_t *a)
+{
+    a->f = lua_getallocf (L, &a->ud);
+    lua_pushcfunction (L, s_adopt_push);
+    lua_pushlightuserdata (L, a);
+    lua_setallocf (L, s_adopt_alloc, a);
+    int rc = lua_pcall (L, 1, 1, 0);
+    lua_setallocf (L, a->f, a->ud);
+    if (rc != LUA_OK)
+        lua_error (L);
+}
+
+int
+lp_lua_enable_adoption (lua_State *L)
+{
+    assert (L);
+    static bool measured = false;       //  the layout is the library's
+    if (measured)
+        return 0;
+    if (!lua_checkstack (L, 4))
+        return -1;
+    //  A long string of 100 bytes: where its bytes lie in its allocation
+    char probe [100];
+    memset (probe, 'a', sizeof probe);
+    s_adopt_t a = { .tag = LUA_TSTRING, .str = probe, .len = sizeof probe };
+    s_adopt_run (L, &a);
+    const char *data = lua_tostring (L, -1);
+    size_t str_head = a.seen? (size_t) (data - a.seen): 0;
+    bool str_ok = a.seen && data > a.seen && str_head < 256
+               && a.seen_size == str_head + sizeof probe + 1;
+    lua_pop (L, 1);
+    //  An lp.array of 100 bytes: where its elements lie
+    s_adopt_t b = { .tag = LUA_TUSERDATA, .dtype = LP_DTYPE_U8, .count = 100 };
+    s_ensure_metatable (L);             //  its allocations are not the probe's
+    lua_pop (L, 1);
+    s_adopt_run (L, &b);
+    s_array_t *array = (s_array_t *) lua_touserdata (L, -1);
+    size_t typed_head = b.seen? (size_t) ((char *) array->data - b.seen): 0;
+    bool typed_ok = b.seen && (char *) array->data > b.seen && typed_head < 256
+                 && b.seen_size == typed_head + 100
+                 && sizeof (s_array_t) == offsetof (s_array_t, data);
+    lua_pop (L, 1);
+    s_str_head = str_ok? str_head: 0;
+    s_typed_head = typed_ok? typed_head: 0;
+    lp_codec_set_headroom (s_str_head, s_typed_head);
+    measured = true;
+    return 0;
+}
+
+static void s_push (lua_State *L, lp_value_t *v, bool take);
+
 void
 lp_lua_push_value (lua_State *L, const lp_value_t *v)
+{
+    s_push (L, (lp_value_t *) v, false);
+}
+
+void
+lp_lua_push_value_take (lua_State *L, lp_value_t *v)
+{
+    s_push (L, v, true);
+}
+
+static void
+s_push (lua_State *L, lp_value_t *v, bool take)
 {
     assert (v);
     luaL_checkstack (L, 3, "value nests too deeply");
@@ -431,13 +576,23 @@ lp_lua_push_value (lua_State *L, const lp_value_t *v)
         case LP_STRING:
         case LP_BYTES:
             s = lp_value_as_string (v, &len);
-            lua_pushlstring (L, s, len);
+            if (take && s_str_head && len > LP_INLINE_MAX_BYTES) {
+                //  A block from lp_codec has s_str_head bytes before s
+                s_adopt_t a = { .tag = LUA_TSTRING, .str = s, .len = len,
+                                .block = (char *) s - s_str_head,
+                                .size = s_str_head + len + 1 };
+                s_adopt_run (L, &a);
+                if (a.taken)
+                    lp_value_detach (v);
+            }
+            else
+                lua_pushlstring (L, s, len);
             break;
         case LP_ARRAY: {
             len = lp_value_len (v);
             lua_createtable (L, len > INT_MAX? INT_MAX: (int) len, 0);
             for (size_t k = 0; k < len; k++) {
-                lp_lua_push_value (L, lp_value_at (v, k));
+                s_push (L, (lp_value_t *) lp_value_at (v, k), take);
                 lua_rawseti (L, -2, (lua_Integer) k + 1);
             }
             break;
@@ -452,7 +607,7 @@ lp_lua_push_value (lua_State *L, const lp_value_t *v)
                 || (lp_value_type (key) == LP_NUMBER && isnan (lp_value_as_number (key))))
                     continue;
                 lp_lua_push_value (L, key);
-                lp_lua_push_value (L, lp_value_value_at (v, k));
+                s_push (L, (lp_value_t *) lp_value_value_at (v, k), take);
                 lua_rawset (L, -3);
             }
             break;
@@ -464,9 +619,23 @@ lp_lua_push_value (lua_State *L, const lp_value_t *v)
                 s_push_sequence (L, v);
                 break;
             }
+            const char *data = (const char *) lp_value_typed_data (v);
+            if (take && s_typed_head && len
+            &&  lp_value_typed_freed_by (v, lp_codec_free_typed_block)) {
+                //  A block from lp_codec has s_typed_head bytes before data
+                size_t bytes = len * lp_dtype_size (dtype);
+                s_adopt_t a = { .tag = LUA_TUSERDATA, .str = data,
+                                .dtype = dtype, .count = len,
+                                .block = (char *) data - s_typed_head,
+                                .size = s_typed_head + bytes };
+                s_adopt_run (L, &a);
+                if (a.taken)
+                    lp_value_detach (v);
+                break;
+            }
             s_array_t *array = s_array_new (L, dtype, len);
             if (len)
-                memcpy (array->data, lp_value_typed_data (v), len * lp_dtype_size (dtype));
+                memcpy (array->data, data, len * lp_dtype_size (dtype));
             break;
         }
     }
@@ -860,6 +1029,13 @@ static void *
 s_capped_alloc (void *ud, void *ptr, size_t osize, size_t nsize)
 {
     (void) ud;
+    if (ptr && osize == 0 && nsize > 0) {
+        //  adoption (lp_lua_push_value_take), as lp_engine's allocator
+        if (s_alloc_used + nsize > s_alloc_cap)
+            return NULL;
+        s_alloc_used += nsize;
+        return ptr;
+    }
     size_t old = ptr? osize: 0;
     if (nsize == 0) {
         free (ptr);
@@ -872,6 +1048,13 @@ s_capped_alloc (void *ud, void *ptr, size_t osize, size_t nsize)
     if (block)
         s_alloc_used = s_alloc_used - old + nsize;
     return block;
+}
+
+static int
+s_push_take_protected (lua_State *L)
+{
+    lp_lua_push_value_take (L, (lp_value_t *) lua_touserdata (L, 1));
+    return 1;
 }
 
 static int
@@ -1134,6 +1317,81 @@ lp_luavalue_test (bool verbose)
     lua_settop (L, 0);
     lua_close (L);
     lp_value_destroy (&v);
+
+    //  Adoption: decoded out-of-band values become Lua objects in place
+    s_alloc_used = 0;
+    s_alloc_cap = SIZE_MAX;
+    L = lua_newstate (s_capped_alloc, NULL);
+    assert (L);
+    luaL_openlibs (L);
+    assert (lp_lua_enable_adoption (L) == 0);
+    assert (s_str_head > 0 && s_typed_head > 0);
+    size_t big = 3 * LP_PIECE_BYTES / 2 + 7;
+    char *text = (char *) malloc (big);
+    assert (text);
+    for (size_t k = 0; k < big; k++)
+        text [k] = (char) ('a' + k % 26);
+    v = lp_value_map ();
+    lp_value_set (v, "s", lp_value_lstring (text, big));
+    text [5] = (char) 0xff;
+    lp_value_set (v, "b", lp_value_bytes (text, big));
+    lp_value_t *typed = lp_value_typed (LP_DTYPE_F64, 200000);
+    for (size_t k = 0; k < 200000; k++)
+        ((double *) lp_value_typed_data (typed)) [k] = (double) k / 4;
+    lp_value_set (v, "a", typed);
+    for (int round = 0; round < 2; round++) {
+        zlist_t *pieces = zlist_new ();
+        zframe_t *frame = lp_codec_encode (v, pieces, err, sizeof err);
+        assert (frame);
+        size_t n = zlist_size (pieces);
+        zframe_t **array = (zframe_t **) calloc (n, sizeof (zframe_t *));
+        assert (array);
+        for (size_t k = 0; k < n; k++)
+            array [k] = (zframe_t *) zlist_pop (pieces);
+        lp_value_t *copy = lp_codec_decode (zframe_data (frame), zframe_size (frame),
+                                            array, n, err, sizeof err);
+        assert (copy && lp_value_equal (copy, v));
+        lua_gc (L, LUA_GCCOLLECT);
+        size_t before = s_alloc_used;
+        //  Round 1: the cap leaves no room, Lua raises and copy keeps all
+        s_alloc_cap = round == 0? before + 1024: SIZE_MAX;
+        lua_pushcfunction (L, s_push_take_protected);
+        lua_pushlightuserdata (L, copy);
+        int rc = lua_pcall (L, 1, 1, 0);
+        s_alloc_cap = SIZE_MAX;
+        if (round == 0) {
+            assert (rc == LUA_ERRMEM);
+            assert (lp_value_equal (copy, v));
+        }
+        else {
+            assert (rc == LUA_OK);
+            //  The three were adopted (the value holds nil in their place)
+            assert (lp_value_type (lp_value_get (copy, "s")) == LP_NIL);
+            assert (lp_value_type (lp_value_get (copy, "b")) == LP_NIL);
+            assert (lp_value_type (lp_value_get (copy, "a")) == LP_NIL);
+            assert (s_alloc_used - before >= 2 * big + 200000 * 8);
+            lua_setglobal (L, "t");
+            s_run (L, "assert (#t.s == " LP_STR (3 * 1024 * 1024 / 2 + 7) ")");
+            s_run (L, "assert (t.s:sub (1, 3) == 'abc' and t.s:byte (6) == 102)");
+            s_run (L, "assert (t.b:byte (6) == 255 and t.b:sub (7) == t.s:sub (7))");
+            s_run (L, "assert (#t.a == 200000 and t.a[1] == 0 and t.a[200000] == 199999 / 4)");
+            s_run (L, "t.a[3] = 9; assert (t.a[3] == 9 and tostring (t.a) == 'lp.array(f64, 200000)')");
+            //  Lua frees what it adopted through its allocator
+            s_run (L, "t = nil");
+            lua_gc (L, LUA_GCCOLLECT);
+            assert (s_alloc_used < before + 4096);
+        }
+        lua_settop (L, 0);
+        lp_value_destroy (&copy);
+        for (size_t k = 0; k < n; k++)
+            zframe_destroy (&array [k]);
+        free (array);
+        zframe_destroy (&frame);
+        zlist_destroy (&pieces);
+    }
+    lp_value_destroy (&v);
+    free (text);
+    lua_close (L);
     //  @end
     printf ("OK\n");
 }

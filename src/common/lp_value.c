@@ -41,6 +41,8 @@ struct _lp_value_t {
         struct {
             char *data;                 //  NUL-terminated copy
             size_t len;                 //  byte length
+            size_t head;                //  malloc'd block starts head
+                                        //  bytes before data
         } str;                          //  LP_STRING, LP_BYTES
         struct {
             lp_value_t **items;         //  items[0..len-1]
@@ -168,6 +170,40 @@ lp_value_str_take (lp_type_t type, char *data, size_t len)
 }
 
 lp_value_t *
+lp_value_str_take_head (lp_type_t type, char *block, size_t head, size_t len)
+{
+    assert (type == LP_STRING || type == LP_BYTES);
+    assert (block);
+    lp_value_t *self = s_new (type);
+    if (!self) {
+        free (block);
+        return NULL;
+    }
+    self->u.str.data = block + head;
+    self->u.str.data [len] = 0;
+    self->u.str.len = len;
+    self->u.str.head = head;
+    return self;
+}
+
+void *
+lp_value_detach (lp_value_t *self)
+{
+    assert (self);
+    void *block = NULL;
+    if (self->type == LP_STRING || self->type == LP_BYTES)
+        block = self->u.str.data - self->u.str.head;
+    else
+    if (self->type == LP_TYPED && self->u.typed.free_fn)
+        block = self->u.typed.data;
+    else
+        return NULL;
+    memset (&self->u, 0, sizeof self->u);
+    self->type = LP_NIL;
+    return block;
+}
+
+lp_value_t *
 lp_value_array (void)
 {
     return s_new (LP_ARRAY);
@@ -283,7 +319,7 @@ lp_value_destroy (lp_value_t **self_p)
     switch (self->type) {
         case LP_STRING:
         case LP_BYTES:
-            free (self->u.str.data);
+            free (self->u.str.data - self->u.str.head);
             break;
         case LP_ARRAY:
             for (size_t k = 0; k < self->u.arr.len; k++)
@@ -702,6 +738,13 @@ lp_value_typed_set_sequence (lp_value_t *self, bool sequence)
         return -1;
     self->u.typed.sequence = sequence;
     return 0;
+}
+
+bool
+lp_value_typed_freed_by (const lp_value_t *self, void (*free_fn) (void *))
+{
+    assert (self);
+    return self->type == LP_TYPED && self->u.typed.free_fn == free_fn;
 }
 
 bool

@@ -126,6 +126,14 @@ static void *
 s_alloc (void *ud, void *ptr, size_t osize, size_t nsize)
 {
     lp_engine_t *self = (lp_engine_t *) ud;
+    if (ptr && osize == 0 && nsize > 0) {
+        //  lp_lua_push_value_take hands over a malloc'd block of nsize
+        //  bytes (never a call Lua makes): count it, keep it where it is
+        if (self->memory_limit && self->memory_used + nsize > self->memory_limit)
+            return NULL;
+        self->memory_used += nsize;
+        return ptr;
+    }
     size_t old = ptr ? osize : 0;
     if (nsize == 0) {
         free (ptr);
@@ -298,6 +306,8 @@ s_setup (lua_State *L)
     lp_engine_t *self = (lp_engine_t *) lua_touserdata (L, 1);
     *(lp_engine_t **) lua_getextraspace (L) = self;
     luaL_openlibs (L);
+    //  Large pushed strings and lp.arrays become Lua objects in place
+    lp_lua_enable_adoption (L);
 
     lua_pushcfunction (L, l_print);
     lua_setglobal (L, "print");
@@ -1074,8 +1084,9 @@ s_job_run (lua_State *L)
             size_t nargs = job->arg? lp_value_len (job->arg): 0;
             luaL_checkstack (L, (int) (nargs < 1000000? nargs: 1000000) + LUA_MINSTACK,
                              "too many arguments");
+            //  Arguments are read once: large ones are adopted, not copied
             for (size_t i = 0; i < nargs; i++)
-                lp_lua_push_value (L, lp_value_at (job->arg, i));
+                lp_lua_push_value_take (L, (lp_value_t *) lp_value_at (job->arg, i));
             if (s_call (L, job, (int) nargs, LUA_MULTRET) != LUA_OK)
                 return 0;
             s_collect_results (L, job, 1);
@@ -1111,7 +1122,7 @@ s_job_run (lua_State *L)
                     s_job_fail (job, LP_ENAME_PROTOCOL, "push_request: ns keys must be non-empty strings", "");
                     return 0;
                 }
-                lp_lua_push_value (L, lp_value_value_at (job->arg, i));
+                lp_lua_push_value_take (L, (lp_value_t *) lp_value_value_at (job->arg, i));
                 s_set_path (L, name);
             }
             break;
