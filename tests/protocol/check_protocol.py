@@ -841,6 +841,132 @@ def c_new_engine(c):
             p.wait(5)
 
 
+def after_routing(m):
+    return m.frames[m.frames.index(lpwire.DELIM):]
+
+
+def c_fake_engine(c):
+    # The engine's half of the doc, from an engine written from it: the
+    # controller forwards requests unchanged, matches replies by parent
+    # msg_id and engine (any order; unknown, replayed or repeated replies
+    # dropped), builds retry attempts as the doc says and gives the client
+    # back its own header.
+    prof = os.environ.get("LP_PROFILE_DIR")
+    check(prof, "LP_PROFILE_DIR not set (run through run_with_cluster.sh)")
+    import json
+    with open(os.path.join(prof, "security", "lp-engine.json")) as f:
+        conn = json.load(f)
+    e = lpwire.Engine(conn)
+    try:
+        r = e.register()
+        for f in ("id", "heartbeat_msec", "max_misses"):
+            check(isinstance(r.content.get(f), int), "registration_reply %s %r" % (f, r.content.get(f)))
+        m = c.take("notification", lambda m: m.msg_type == "engine_registered"
+                   and m.content.get("uuid") == e.uuid, T)
+        check(m is not None and m.content.get("id") == e.id and m.content.get("host") == "lpwire",
+              "engine_registered for the fake engine: %r" % m)
+        eid = e.id
+        st = {x["id"]: x for x in c.status().content["engines"]}
+        check(eid in st and st[eid]["uuid"] == e.uuid, "fake engine not in status")
+
+        # direct: forwarded unchanged, answered out of order
+        h1 = c.send("mux", "execute_request", {"code": "one"}, targets=[eid])
+        h2 = c.send("mux", "execute_request", {"code": "two"}, targets=[eid])
+        q1, q2 = e.next_request("mux", T), e.next_request("mux", T)
+        check(q1 is not None and q2 is not None, "fake engine got no direct request")
+        check(len(q1.routing) == 1, "engine sees routing %r, doc: [client identity]" % q1.routing)
+        check(after_routing(q1) == h1["_frames"] and after_routing(q2) == h2["_frames"],
+              "direct request not forwarded unchanged (or out of order)")
+        st = {x["id"]: x for x in c.status().content["engines"]}
+        check(st[eid]["queue"] == 2, "queue %r with two requests unanswered" % st[eid]["queue"])
+        rep2 = e.reply(q2, "execute_reply", {"status": "ok", "values": ["two"]},
+                       {"started": lpwire.iso_now(), "completed": lpwire.iso_now(), "stdout": ""})
+        rep1 = e.reply(q1, "execute_reply", {"status": "ok", "values": ["one"]},
+                       {"started": lpwire.iso_now(), "completed": lpwire.iso_now(), "stdout": ""})
+        a1, a2 = c.reply_to(h1["msg_id"], "mux", T), c.reply_to(h2["msg_id"], "mux", T)
+        check(a1 is not None and a1.content["values"] == ["one"], "reply 1: %r" % a1)
+        check(a2 is not None and a2.content["values"] == ["two"], "reply 2: %r" % a2)
+        check(a1.frames[a1.frames.index(lpwire.DELIM):] == rep1["_frames"], "reply not passed on unchanged")
+        # a replayed reply, a second reply, a reply to nothing: dropped
+        e.send_frames("mux", list(q1.routing) + rep1["_frames"])
+        e.reply(q2, "execute_reply", {"status": "ok", "values": ["again"]})
+        fake = e.header("execute_request")
+        e.send_frames("mux", list(q1.routing) + e.build(e.header("execute_reply"), {"status": "ok"},
+                      metadata={"engine": eid, "status": "ok"},
+                      parent_raw=lpwire.msgpack.packb(fake, use_bin_type=True)))
+        extra = c.take("mux", lambda m: m.parent_id in (h1["msg_id"], h2["msg_id"], fake["msg_id"]), 1.0)
+        check(extra is None, "a replayed, repeated or unmatched engine reply reached the client: %r" % extra)
+
+        # stream output goes through iopub
+        h3 = c.send("mux", "execute_request", {"code": "three"}, targets=[eid])
+        q3 = e.next_request("mux", T)
+        e.stream(q3, "hello from lpwire\n")
+        sm = c.take("iopub", lambda m: m.parent_id == h3["msg_id"], T)
+        check(sm is not None and sm.routing == [("engine.%d.stream" % eid).encode()], "stream %r" % sm)
+
+        # control: routed to the engine like a direct request
+        hc = c.send("control", "interrupt_request", {}, targets=[eid])
+        qc = e.next_request("control", T)
+        check(qc is not None and after_routing(qc) == hc["_frames"], "control request not forwarded unchanged")
+        e.reply(qc, "interrupt_reply", {"status": "ok", "interrupted": True})
+        ac = c.reply_to(hc["msg_id"], "control", T)
+        check(ac is not None and ac.content.get("interrupted") is True, "interrupt_reply %r" % ac)
+        e.reply(q3, "execute_reply", {"status": "error", "ename": "Interrupted", "evalue": "interrupted",
+                                      "traceback": ""},
+                {"started": lpwire.iso_now(), "completed": lpwire.iso_now(), "stdout": ""})
+        check(c.reply_to(h3["msg_id"], "mux", T) is not None, "reply 3")
+
+        # a task with one retry: attempt 1 unchanged, attempt 2 a new message
+        ht = c.send("task", "execute_request", {"code": "task"}, targets=[eid], retries=1,
+                    buffers=[b"a buffer frame"])
+        t1 = e.next_request("task", T)
+        check(t1 is not None, "fake engine got no task")
+        check(after_routing(t1) == ht["_frames"], "first attempt not forwarded unchanged")
+        e.reply(t1, "execute_reply", {"status": "error", "ename": "LuaError", "evalue": "first",
+                                      "traceback": ""},
+                {"started": lpwire.iso_now(), "completed": lpwire.iso_now(), "stdout": ""})
+        t2 = e.next_request("task", T)
+        check(t2 is not None, "no second attempt after a failure with retries=1")
+        check(t2.header["msg_id"] != ht["msg_id"] and t2.header.get("task_id") == ht["msg_id"],
+              "attempt 2 header %r, doc: fresh msg_id, task_id = the client's" % t2.header)
+        check(t2.header["date"] != ht["date"], "attempt 2 kept the client's date")
+        rest = {k: v for k, v in t2.header.items() if k not in ("msg_id", "date", "task_id")}
+        orig = {k: v for k, v in ht.items() if k not in ("msg_id", "date", "_frames")}
+        check(rest == orig, "attempt 2 header is not a copy of the original: %r vs %r" % (rest, orig))
+        check(after_routing(t2)[3:] == ht["_frames"][3:],
+              "attempt 2 changed frames other than the header (and signature)")
+        md = {"started": lpwire.iso_now(), "completed": lpwire.iso_now(), "stdout": "x"}
+        rt = e.reply(t2, "execute_reply", {"status": "ok", "values": ["done"]}, md)
+        at = c.reply_to(ht["msg_id"], "task", T)
+        check(at is not None and at.content.get("values") == ["done"], "retried task reply %r" % at)
+        check(at.parent_raw == ht["_frames"][2], "parent_header is not the bytes the client sent")
+        check(at.metadata == rt["_metadata"], "metadata changed: %r vs %r" % (at.metadata, rt["_metadata"]))
+        check(at.header_raw == rt["_frames"][2],
+              "the reply's own header was changed")
+        check(not c.take("task", lambda m: m.parent_id == ht["msg_id"], 0.3), "two replies to a task")
+
+        # abort on the task channel names the engine in `assigned`
+        ha = c.send("task", "execute_request", {"code": "queued"}, targets=[eid])
+        qa = e.next_request("task", T)
+        check(qa is not None, "task for abort not assigned")
+        ab = c.request("task", "abort_request", {"msg_ids": [ha["msg_id"]]}, wait=T)
+        check(ab is not None and ab.content.get("assigned") == {ha["msg_id"]: eid}
+              and ab.content.get("not_aborted") == [ha["msg_id"]], "abort_reply %r" % (ab and ab.content))
+
+        # unregistration: engine_unregistered, its open records answered
+        e.unregister()
+        m = c.take("notification", lambda m: m.msg_type == "engine_unregistered"
+                   and m.content.get("id") == eid, T)
+        check(m is not None and m.content.get("reason") == "shutdown", "engine_unregistered %r" % m)
+        x = c.reply_to(ha["msg_id"], "task", T)
+        err(x, "task on an engine that unregistered", "EngineError")
+        check(e.relogin is False and e.pongs > 0, "heartbeat: pongs %d, LPRE %r" % (e.pongs, e.relogin))
+    finally:
+        if e.id is not None and e.id in engines_of(c):
+            e.unregister()
+        e.close()
+
+
 CHECKS = [
     ("connection_file", c_connection_file),
     ("status_request", c_status),
@@ -859,6 +985,7 @@ CHECKS = [
     ("replays_other_channels", c_more_replays),
     ("abort_task_channel", c_abort_task),
     ("abort_control_channel", c_abort_direct),
+    ("engine_side", c_fake_engine),
     ("interrupt", c_interrupt),
     ("new_engine", c_new_engine),
     ("engine_death", c_engine_death),

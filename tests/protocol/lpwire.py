@@ -212,7 +212,7 @@ def sign(key, frames):
 
 class Message:
     __slots__ = ("routing", "header", "parent", "metadata", "content", "buffers",
-                 "frames", "channel", "parent_raw")
+                 "frames", "channel", "parent_raw", "header_raw")
 
     def __repr__(self):
         return "<%s %s parent=%s meta=%s content=%s>" % (
@@ -294,13 +294,14 @@ class Client:
         return h
 
     def build(self, header, content, parent=None, metadata=None, buffers=None,
-              raw_content=None, oob=True):
+              raw_content=None, oob=True, parent_raw=None):
         """The frames after the routing frames, signed. raw_content replaces
-        the packed content frame (to send something undecodable)."""
+        the packed content frame (to send something undecodable);
+        parent_raw is a parent_header frame copied verbatim."""
         bufs = list(buffers or [])
         cframe = raw_content if raw_content is not None else pack(content, bufs, oob)
         frames = [msgpack.packb(header, use_bin_type=True),
-                  msgpack.packb(parent or {}, use_bin_type=True),
+                  parent_raw if parent_raw is not None else msgpack.packb(parent or {}, use_bin_type=True),
                   pack(metadata or {}, bufs, oob), cframe] + bufs
         return [DELIM, sign(self.key, frames)] + frames
 
@@ -356,6 +357,7 @@ class Client:
             return None
         m.parent = unpack(body[1], bufs)
         m.parent_raw = body[1]
+        m.header_raw = body[0]
         m.metadata = unpack(body[2], bufs)
         m.content = unpack(body[3], bufs, seq_as_list=True)
         for f in (m.header, m.parent, m.metadata, m.content):
@@ -440,3 +442,117 @@ class Client:
         if r is None:
             raise TimeoutError("no reply to execute on engine %d" % engine)
         return r
+
+
+# ---------------------------------------------------------------------------
+# Engine side: enough of an engine to check the controller's half of the
+# protocol (registration, hellos, heartbeat, forwarding, matching, retries).
+
+
+class Engine(Client):
+    """A fake engine speaking the engine connection file's endpoints."""
+
+    def __init__(self, conn, uuid=None):
+        if conn.get("kind") != "engine":
+            raise ProtocolViolation("not an engine connection file: kind %r" % conn.get("kind"))
+        self.conn = conn
+        self.key = bytes.fromhex(conn["key"])
+        self.session = new_id()
+        self.username = os.environ.get("USER", "lpwire")
+        # "ZMQ_IDENTITY to the engine's uuid: 32 lowercase hex characters"
+        self.uuid = uuid or new_id()
+        self.id = None
+        self.ctx = zmq.Context()
+        self.sock = {}
+        self.stash = {c: collections.deque() for c in CHANNELS}
+        self.seen = collections.OrderedDict()
+        self.sent = collections.OrderedDict()
+        self.dropped = collections.Counter()
+        self.poller = zmq.Poller()
+        ep = conn["endpoints"]
+        for name in ("registration", "mux", "control", "task"):
+            s = self.ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 0)
+            s.setsockopt(zmq.IDENTITY, self.uuid.encode())
+            s.connect(ep[name])
+            self.sock[name] = s
+            self.poller.register(s, zmq.POLLIN)
+        pub = self.ctx.socket(zmq.PUB)
+        pub.setsockopt(zmq.LINGER, 0)
+        pub.connect(ep["iopub"])
+        self.sock["iopub"] = pub
+        self.chan_of = {s: n for n, s in self.sock.items()}
+        self.pongs = 0
+        self.relogin = False
+        self._stop = False
+        import threading
+        self._hb = threading.Thread(target=self._heartbeat, daemon=True)
+        self._hb.start()
+
+    def _heartbeat(self):
+        """Echoes every 12-byte ping ("LPHB" + u64 big-endian) on hb_pong."""
+        sub = self.ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.connect(self.conn["endpoints"]["hb_ping"])
+        pong = self.ctx.socket(zmq.DEALER)
+        pong.setsockopt(zmq.LINGER, 0)
+        pong.setsockopt(zmq.IDENTITY, self.uuid.encode())
+        pong.connect(self.conn["endpoints"]["hb_pong"])
+        poller = zmq.Poller()
+        poller.register(sub, zmq.POLLIN)
+        poller.register(pong, zmq.POLLIN)
+        while not self._stop:
+            for s, _ in poller.poll(100):
+                frame = s.recv()
+                if s is sub and len(frame) == 12 and frame[:4] == b"LPHB":
+                    pong.send(frame)
+                    self.pongs += 1
+                elif s is pong and frame == b"LPRE":
+                    self.relogin = True
+        sub.close(0)
+        pong.close(0)
+
+    def register(self, want_id=-1, wait=5.0):
+        r = self.request("registration", "registration_request",
+                         {"uuid": self.uuid, "id": want_id, "host": "lpwire",
+                          "pid": os.getpid(), "user": self.username, "cwd": os.getcwd(),
+                          "lua_version": "Lua 5.4 (lpwire)"}, wait=wait)
+        if r is None or r.content.get("status") != "ok":
+            raise ProtocolViolation("registration failed: %r" % (r,))
+        self.id = r.content["id"]
+        for ch in ("mux", "control", "task"):
+            self.send(ch, "engine_hello", {"id": self.id})
+        return r
+
+    def unregister(self):
+        self.send("registration", "unregistration_request", {"id": self.id})
+
+    def next_request(self, channel, wait=5.0):
+        return self.take(channel, lambda m: True, wait)
+
+    def reply(self, request, reply_type, content, metadata=None, channel=None):
+        """Answers request on its channel: same routing frame, parent_header
+        the request's header bytes."""
+        h = self.header(reply_type)
+        md = {"engine": self.id, "status": content.get("status")}
+        if content.get("status") == "error":
+            md["ename"] = content.get("ename")
+        md.update(metadata or {})
+        frames = self.build(h, content, metadata=md, parent_raw=request.header_raw)
+        self.send_frames(channel or request.channel, list(request.routing) + frames)
+        out = dict(h)
+        out["_frames"] = frames
+        out["_metadata"] = md
+        return out
+
+    def stream(self, request, text):
+        h = self.header("stream")
+        frames = self.build(h, {"name": "stdout", "text": text}, metadata={"engine": self.id},
+                            parent_raw=request.header_raw)
+        self.sock["iopub"].send_multipart([("engine.%d.stream" % self.id).encode()] + frames)
+
+    def close(self):
+        self._stop = True
+        self._hb.join(2)
+        super().close()
