@@ -851,12 +851,7 @@ def c_fake_engine(c):
     # msg_id and engine (any order; unknown, replayed or repeated replies
     # dropped), builds retry attempts as the doc says and gives the client
     # back its own header.
-    prof = os.environ.get("LP_PROFILE_DIR")
-    check(prof, "LP_PROFILE_DIR not set (run through run_with_cluster.sh)")
-    import json
-    with open(os.path.join(prof, "security", "lp-engine.json")) as f:
-        conn = json.load(f)
-    e = lpwire.Engine(conn)
+    e = lpwire.Engine(engine_conn())
     try:
         r = e.register()
         for f in ("id", "heartbeat_msec", "max_misses"):
@@ -967,6 +962,77 @@ def c_fake_engine(c):
         e.close()
 
 
+def engine_conn():
+    prof = os.environ.get("LP_PROFILE_DIR")
+    check(prof, "LP_PROFILE_DIR not set (run through run_with_cluster.sh)")
+    import json
+    with open(os.path.join(prof, "security", "lp-engine.json")) as f:
+        return json.load(f)
+
+
+def c_fake_engine_rules(c):
+    # Registration rules, stale replies, and heartbeat death / LPRE, with
+    # an engine written from the doc.
+    conn = engine_conn()
+    live = engines_of(c)
+    bad = lpwire.Engine(conn)
+    e = lpwire.Engine(conn)
+    try:
+        r = bad.request("registration", "registration_request",
+                        {"uuid": "not-hex", "id": -1, "host": "x", "pid": 1, "user": "u", "cwd": "/",
+                         "lua_version": "x"}, wait=T)
+        check(r is not None and r.content.get("status") == "error"
+              and r.content.get("ename") == "RegistrationError", "bad uuid: %r" % (r and r.content))
+        # asking for the id of a live engine: the next free id
+        r = e.register(want_id=live[0])
+        eid = e.id
+        check(eid not in live, "asked for live engine %d's id, got %d" % (live[0], eid))
+        m = c.take("notification", lambda m: m.msg_type == "engine_registered" and m.content.get("id") == eid, T)
+        check(m is not None, "no engine_registered")
+        hb_msec, misses = r.content["heartbeat_msec"], r.content["max_misses"]
+        # engine replies are matched to their record, not judged by date
+        # (an engine host's clock skew must not lose a result)
+        h = c.send("mux", "execute_request", {"code": "x"}, targets=[eid])
+        q = e.next_request("mux", T)
+        md = {"started": lpwire.iso_now(), "completed": lpwire.iso_now(), "stdout": ""}
+        e.reply(q, "execute_reply", {"status": "ok", "values": ["skewed"]}, md, date=lpwire.iso_now(-600))
+        a = c.reply_to(h["msg_id"], "mux", T)
+        check(a is not None and a.content.get("values") == ["skewed"], "an engine reply dated 10 min ago: %r" % a)
+        # silence: declared dead after max_misses periods; its request fails
+        h = c.send("mux", "execute_request", {"code": "y"}, targets=[eid])
+        check(e.next_request("mux", T) is not None, "request not forwarded")
+        t0 = time.monotonic()
+        e.pong_enabled = False
+        x = c.reply_to(h["msg_id"], "mux", T + misses * hb_msec / 1000.0)
+        dt = time.monotonic() - t0
+        err(x, "request on a silent engine", "EngineError")
+        check(str(x.content.get("evalue")).startswith("engine %d died: no heartbeat for " % eid),
+              "evalue %r" % x.content.get("evalue"))
+        check(dt >= (misses - 1) * hb_msec / 1000.0,
+              "declared dead after %.2f s of silence, doc: %d periods of %d ms" % (dt, misses, hb_msec))
+        m = c.take("notification", lambda m: m.msg_type == "engine_unregistered" and m.content.get("id") == eid, T)
+        check(m is not None and str(m.content.get("reason")).startswith("died: no heartbeat"),
+              "engine_unregistered %r" % m)
+        # a pong from a dead engine is answered LPRE; it registers again
+        # asking for its old id and gets it
+        e.pong_enabled = True
+        deadline = time.monotonic() + T
+        while not e.relogin and time.monotonic() < deadline:
+            c.take("notification", lambda m: False, 0.05)
+        check(e.relogin, "no LPRE on hb_pong for a pong from a dead engine")
+        r = e.register(want_id=eid)
+        check(e.id == eid, "re-registration asking for id %d got %r" % (eid, e.id))
+        check(c.take("notification", lambda m: m.msg_type == "engine_registered" and m.content.get("id") == eid, T),
+              "no engine_registered after re-registration")
+        check(eid in engines_of(c), "re-registered engine not in status")
+    finally:
+        if e.id is not None:
+            e.unregister()
+            c.take("notification", lambda m: m.msg_type == "engine_unregistered" and m.content.get("id") == e.id, T)
+        e.close()
+        bad.close()
+
+
 CHECKS = [
     ("connection_file", c_connection_file),
     ("status_request", c_status),
@@ -986,6 +1052,7 @@ CHECKS = [
     ("abort_task_channel", c_abort_task),
     ("abort_control_channel", c_abort_direct),
     ("engine_side", c_fake_engine),
+    ("engine_side_rules", c_fake_engine_rules),
     ("interrupt", c_interrupt),
     ("new_engine", c_new_engine),
     ("engine_death", c_engine_death),

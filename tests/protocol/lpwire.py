@@ -483,6 +483,7 @@ class Engine(Client):
         self.sock["iopub"] = pub
         self.chan_of = {s: n for n, s in self.sock.items()}
         self.pongs = 0
+        self.pong_enabled = True        # False: stay silent (a stalled engine)
         self.relogin = False
         self._stop = False
         import threading
@@ -506,8 +507,9 @@ class Engine(Client):
             for s, _ in poller.poll(100):
                 frame = s.recv()
                 if s is sub and len(frame) == 12 and frame[:4] == b"LPHB":
-                    pong.send(frame)
-                    self.pongs += 1
+                    if self.pong_enabled:
+                        pong.send(frame)
+                        self.pongs += 1
                 elif s is pong and frame == b"LPRE":
                     self.relogin = True
         sub.close(0)
@@ -531,10 +533,10 @@ class Engine(Client):
     def next_request(self, channel, wait=5.0):
         return self.take(channel, lambda m: True, wait)
 
-    def reply(self, request, reply_type, content, metadata=None, channel=None):
+    def reply(self, request, reply_type, content, metadata=None, channel=None, date=None):
         """Answers request on its channel: same routing frame, parent_header
         the request's header bytes."""
-        h = self.header(reply_type)
+        h = self.header(reply_type, date=date)
         md = {"engine": self.id, "status": content.get("status")}
         if content.get("status") == "error":
             md["ename"] = content.get("ename")
