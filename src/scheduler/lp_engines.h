@@ -51,4 +51,9 @@ size_t        lp_engines_active (lp_engines_t *self);
 int64_t       lp_engines_fold (lp_engines_t *self, const lp_value_t *targets,
                                int64_t *out, char *why, size_t whylen);
 
+//  ZMQ_AFFINITY for both sockets of a data-path actor: every connection of
+//  the actor on I/O thread `thread` of the process's ZeroMQ context, or 0
+//  (any) when the context has fewer threads. Set before binding.
+uint64_t      lp_engines_io_affinity (int thread);
+
 #endif

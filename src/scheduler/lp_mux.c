@@ -494,6 +494,13 @@ s_self_new (zsock_t *pipe, lp_mux_config_t *config)
         zsock_set_router_mandatory (self->engine, 1);
         zsock_set_router_handover (self->engine, 1);
     }
+    //  The mux on I/O thread 0, the scheduler on 1 (lp_engines_io_affinity);
+    //  the control channel anywhere.
+    uint64_t affinity = streq (self->channel, "mux")? lp_engines_io_affinity (0): 0;
+    if (self->engine)
+        zsock_set_affinity (self->engine, (int) affinity);
+    if (self->client)
+        zsock_set_affinity (self->client, (int) affinity);
     if (lp_wire_bind (self->engine, config->ip, self->endpoints [0], 128)
     ||  lp_wire_bind (self->client, config->ip, self->endpoints [1], 128)) {
         zsys_error ("controller/%s: cannot bind on %s: %s", self->channel, config->ip,

@@ -1213,6 +1213,10 @@ s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
     }
     zsock_set_router_mandatory (self->engine, 1);
     zsock_set_router_handover (self->engine, 1);
+    //  The scheduler on I/O thread 1, the mux on 0 (lp_engines_io_affinity).
+    uint64_t affinity = lp_engines_io_affinity (1);
+    zsock_set_affinity (self->engine, (int) affinity);
+    zsock_set_affinity (self->client, (int) affinity);
     if (lp_wire_bind (self->engine, config->ip, self->endpoints [0], 128)
     ||  lp_wire_bind (self->client, config->ip, self->endpoints [1], 128)) {
         zsys_error ("scheduler: cannot bind on %s: %s", config->ip, zmq_strerror (zmq_errno ()));
