@@ -13,7 +13,8 @@
 #     60 s; once the engines are busy the controller is killed with
 #     SIGKILL; lpsh must go on within 3 s plus slack with an error that
 #     names the lost controller ("ControllerLost: controller at tcp://...
-#     lost"), run the next line, and exit 1.
+#     lost"), run the next line, and exit 1; then `./cluster.sh stop`
+#     must end the engines the controller left (issue 8, "Done means").
 #
 #  Each part starts its own cluster (2 engines) in a temporary profile;
 #  the engines, left behind by the killed controller, are stopped here by
@@ -82,7 +83,7 @@ rc=$?
 stop_all
 
 # --- 2. lpsh ----------------------------------------------------------------
-D2=$TOP/lpsh
+D2=$TOP/profile_lpsh         # a profile of LP_HOME=$TOP, for cluster.sh stop
 start_cluster "$D2"
 say "lpsh: controller $CTRL_PID, engines $ENGINE_PIDS"
 cat > "$TOP/map.lpsh" <<'EOF'
@@ -121,6 +122,14 @@ grep -q "ControllerLost: controller at tcp://[^ ]* lost" "$TOP/transcript" \
     || fail "lpsh did not report the lost controller by name"
 grep -q "^after the map$" "$TOP/transcript" \
     || fail "lpsh did not go on with the next line after the failed map"
+# The engines the killed controller left behind: `cluster.sh stop` ends
+# them (from the profile's pid files) and leaves no process.
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+LP_HOME=$TOP LP_BUILD_DIR=$BUILD "$ROOT/cluster.sh" stop --profile lpsh \
+    || fail "cluster.sh stop failed after the controller was killed"
+for p in $ENGINE_PIDS; do
+    wait_gone "$p" 10 || fail "engine pid $p still runs after cluster.sh stop"
+done
 stop_all
 
 if [ "$FAILS" -gt 0 ]; then
