@@ -575,20 +575,29 @@ lp_client_send (lp_client_t *self, lp_channel_t channel, lp_msg_t **msg_p,
         return -1;
     }
     char err [256] = "";
-    zmsg_t *zmsg = lp_wire_encode (self->wire, msg_p, err, sizeof err);
-    if (!zmsg) {
+    //  A message sent at once leaves from its values' own buffers
+    //  (zero-copy); a held one is kept as frames, to be re-signed later.
+    zmsg_t *zmsg = NULL;
+    lp_wire_out_t *out = NULL;
+    if (hold)
+        zmsg = lp_wire_encode (self->wire, msg_p, err, sizeof err);
+    else
+        out = lp_wire_encode_out (self->wire, msg_p, err, sizeof err);
+    if (!zmsg && !out) {
+        lp_value_destroy (&header);
         lp_client_fail (self, strstr (err, "out of memory")? LP_ENOMEM: LP_EINVAL,
                         "cannot send: %s", *err? err: "encoding failed");
         return -1;
     }
     //  The controller drops (and disconnects) a frame over the cap: such
     //  a request would never be answered, so it fails here.
-    size_t largest = 0;
-    for (zframe_t *frame = zmsg_first (zmsg); frame; frame = zmsg_next (zmsg))
+    size_t largest = out? lp_wire_out_largest (out): 0;
+    for (zframe_t *frame = zmsg? zmsg_first (zmsg): NULL; frame; frame = zmsg_next (zmsg))
         if (zframe_size (frame) > largest)
             largest = zframe_size (frame);
     if (largest > (size_t) LP_MAX_FRAME_BYTES) {
         zmsg_destroy (&zmsg);
+        lp_wire_out_destroy (&out);
         lp_value_destroy (&header);
         lp_client_fail (self, LP_ETOOBIG, "request of %zu bytes exceeds the %d MiB frame cap",
                         largest, LP_MAX_FRAME_BYTES / (1024 * 1024));
@@ -616,9 +625,8 @@ lp_client_send (lp_client_t *self, lp_channel_t channel, lp_msg_t **msg_p,
         s_flush_backlog (self);
         return 0;
     }
-    if (zmsg_send (&zmsg, sock)) {
+    if (lp_wire_out_send (&out, sock)) {
         int error = errno;
-        zmsg_destroy (&zmsg);
         if (result)
             zhashx_delete (self->routes, msg_id);
         if (error == EAGAIN)

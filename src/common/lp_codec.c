@@ -49,6 +49,7 @@
 //  Contracts and self-tests assert in release builds too, as in czmq
 #undef NDEBUG
 #include <assert.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -87,10 +88,47 @@ s_get_be (const uint8_t *p, size_t n)
 //  ---------------------------------------------------------------------
 //  Encoding
 
+//  A buffer that pieces (lp_piece_t) refer to, freed with the last one
+struct _lp_hold_t {
+    atomic_size_t refs;                 //  pieces alive
+    void *block;                        //  what to free
+    void (*free_fn) (void *);           //  and how
+};
+
+static void
+s_hold_release (lp_hold_t *hold)
+{
+    if (hold && atomic_fetch_sub (&hold->refs, 1) == 1) {
+        if (hold->free_fn)
+            hold->free_fn (hold->block);
+        free (hold);
+    }
+}
+
+void
+lp_piece_free (void *data, void *hint)
+{
+    (void) data;
+    s_hold_release ((lp_hold_t *) hint);
+}
+
+void
+lp_piece_destroy (lp_piece_t **self_p)
+{
+    assert (self_p);
+    lp_piece_t *self = *self_p;
+    if (self) {
+        s_hold_release (self->hold);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
 typedef struct {
     msgpack_packer pk;                  //  writes into sbuf
     zlist_t *buffers;                   //  out-of-band frames go here
     bool consume;                       //  release buffers once copied
+    bool refer;                         //  buffers holds lp_piece_t
     char *err;                          //  error text
     size_t errlen;                      //  its size
 } s_encoder_t;
@@ -102,10 +140,73 @@ s_oom (s_encoder_t *enc)
     return -1;
 }
 
-//  Appends data as pieces; packs the ext that refers to them
+//  Appends len bytes at data as pieces that refer to them (enc->refer):
+//  the buffer is taken from value (which becomes nil) and freed with the
+//  last piece; a buffer the value does not own is copied once.
+static int
+s_refer_pieces (s_encoder_t *enc, const uint8_t *data, size_t len, lp_value_t *value)
+{
+    if (len == 0)
+        return 0;
+    lp_hold_t *hold = (lp_hold_t *) calloc (1, sizeof (lp_hold_t));
+    if (!hold)
+        return s_oom (enc);
+    atomic_init (&hold->refs, 1);       //  ours until the pieces exist
+    bool is_typed = lp_value_type (value) == LP_TYPED;
+    void (*typed_free) (void *) = NULL;
+    if (is_typed) {
+        //  The free function goes with the buffer
+        if (lp_value_typed_freed_by (value, free))
+            typed_free = free;
+        else
+        if (lp_value_typed_freed_by (value, lp_codec_free_typed_block))
+            typed_free = lp_codec_free_typed_block;
+    }
+    if (!is_typed || typed_free) {
+        hold->block = lp_value_detach (value);
+        hold->free_fn = is_typed? typed_free: free;
+        assert (hold->block);
+    }
+    else {
+        //  A caller's buffer (or one with a free function of its own)
+        uint8_t *copy = (uint8_t *) malloc (len);
+        if (!copy) {
+            free (hold);
+            return s_oom (enc);
+        }
+        memcpy (copy, data, len);
+        data = copy;
+        hold->block = copy;
+        hold->free_fn = free;
+    }
+    int rc = 0;
+    for (size_t offset = 0; offset < len; offset += LP_PIECE_BYTES) {
+        size_t size = len - offset < LP_PIECE_BYTES? len - offset: LP_PIECE_BYTES;
+        lp_piece_t *piece = (lp_piece_t *) malloc (sizeof (lp_piece_t));
+        if (!piece) {
+            rc = s_oom (enc);
+            break;
+        }
+        piece->data = data + offset;
+        piece->size = size;
+        piece->hold = hold;
+        atomic_fetch_add (&hold->refs, 1);
+        if (zlist_append (enc->buffers, piece)) {
+            lp_piece_destroy (&piece);
+            rc = s_oom (enc);
+            break;
+        }
+    }
+    s_hold_release (hold);
+    return rc;
+}
+
+//  Appends data as pieces; packs the ext that refers to them. value is
+//  the string or typed array the data belongs to.
 static int
 s_pack_out_of_band (s_encoder_t *enc, int8_t ext_type, uint8_t dtype,
-                    uint8_t flags, const void *data, size_t len, bool owned)
+                    uint8_t flags, const void *data, size_t len, bool owned,
+                    lp_value_t *value)
 {
     size_t first = zlist_size (enc->buffers);
     size_t pieces = len / LP_PIECE_BYTES + (len % LP_PIECE_BYTES? 1: 0);
@@ -121,6 +222,8 @@ s_pack_out_of_band (s_encoder_t *enc, int8_t ext_type, uint8_t dtype,
     if (msgpack_pack_ext_with_body (&enc->pk, payload, sizeof payload, ext_type))
         return s_oom (enc);
     const uint8_t *bytes = (const uint8_t *) data;
+    if (enc->refer)
+        return s_refer_pieces (enc, bytes, len, value);
     //  Whole pages of the buffer, and how far they were released
     uintptr_t page = (uintptr_t) sysconf (_SC_PAGESIZE);
     uintptr_t released = ((uintptr_t) bytes + page - 1) & ~(page - 1);
@@ -175,7 +278,8 @@ s_pack (s_encoder_t *enc, const lp_value_t *value, int depth)
             const char *s = lp_value_as_string (value, &len);
             if (len > LP_INLINE_MAX_BYTES)
                 return s_pack_out_of_band (enc, LP_EXT_BYTES, 0,
-                                           LP_EXT_FLAG_PLAIN, s, len, true);
+                                           LP_EXT_FLAG_PLAIN, s, len, true,
+                                           (lp_value_t *) value);
             rc = msgpack_pack_str_with_body (pk, s, len);
             break;
         }
@@ -183,7 +287,8 @@ s_pack (s_encoder_t *enc, const lp_value_t *value, int depth)
             size_t len;
             const char *s = lp_value_as_string (value, &len);
             if (len > LP_INLINE_MAX_BYTES)
-                return s_pack_out_of_band (enc, LP_EXT_BYTES, 0, 0, s, len, true);
+                return s_pack_out_of_band (enc, LP_EXT_BYTES, 0, 0, s, len, true,
+                                           (lp_value_t *) value);
             rc = msgpack_pack_bin_with_body (pk, s, len);
             break;
         }
@@ -221,14 +326,15 @@ s_pack (s_encoder_t *enc, const lp_value_t *value, int depth)
             return s_pack_out_of_band (enc, LP_EXT_TYPED, (uint8_t) dtype, flags,
                                        lp_value_typed_data (value),
                                        count * lp_dtype_size (dtype),
-                                       lp_value_typed_owned (value));
+                                       lp_value_typed_owned (value),
+                                       (lp_value_t *) value);
         }
     }
     return rc? s_oom (enc): 0;
 }
 
 static zframe_t *
-s_encode (const lp_value_t *value, zlist_t *buffers, bool consume,
+s_encode (const lp_value_t *value, zlist_t *buffers, bool consume, bool refer,
           char *err, size_t errlen)
 {
     assert (value);
@@ -246,6 +352,7 @@ s_encode (const lp_value_t *value, zlist_t *buffers, bool consume,
     msgpack_packer_init (&enc.pk, &sbuf, msgpack_sbuffer_write);
     enc.buffers = buffers;
     enc.consume = consume;
+    enc.refer = refer;
     enc.err = err;
     enc.errlen = errlen;
 
@@ -259,9 +366,16 @@ s_encode (const lp_value_t *value, zlist_t *buffers, bool consume,
     if (!frame) {
         //  Take back the pieces this call appended
         while (zlist_size (buffers) > initial) {
-            zframe_t *piece = (zframe_t *) zlist_tail (buffers);
-            zlist_remove (buffers, piece);
-            zframe_destroy (&piece);
+            void *item = zlist_tail (buffers);
+            zlist_remove (buffers, item);
+            if (refer) {
+                lp_piece_t *piece = (lp_piece_t *) item;
+                lp_piece_destroy (&piece);
+            }
+            else {
+                zframe_t *piece = (zframe_t *) item;
+                zframe_destroy (&piece);
+            }
         }
     }
     return frame;
@@ -270,13 +384,19 @@ s_encode (const lp_value_t *value, zlist_t *buffers, bool consume,
 zframe_t *
 lp_codec_encode (const lp_value_t *value, zlist_t *buffers, char *err, size_t errlen)
 {
-    return s_encode (value, buffers, false, err, errlen);
+    return s_encode (value, buffers, false, false, err, errlen);
 }
 
 zframe_t *
 lp_codec_encode_consume (lp_value_t *value, zlist_t *buffers, char *err, size_t errlen)
 {
-    return s_encode (value, buffers, true, err, errlen);
+    return s_encode (value, buffers, true, false, err, errlen);
+}
+
+zframe_t *
+lp_codec_encode_refer (lp_value_t *value, zlist_t *pieces, char *err, size_t errlen)
+{
+    return s_encode (value, pieces, false, true, err, errlen);
 }
 
 //  ---------------------------------------------------------------------

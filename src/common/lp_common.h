@@ -75,6 +75,24 @@ zframe_t   *lp_codec_encode (const lp_value_t *value, zlist_t *buffers,
 //  frames, so the value and its frames never both hold the whole data.
 zframe_t   *lp_codec_encode_consume (lp_value_t *value, zlist_t *buffers,
                                      char *err, size_t errlen);
+//  Same, for a value the caller destroys right after, without copying its
+//  large buffers: pieces gets lp_piece_t * that point into them. Each
+//  buffer the value owns is taken from it (the value holds nil there) and
+//  freed when its last piece is destroyed, from any thread (lp_piece_free
+//  is a zmq_free_fn for zmq_msg_init_data, hint = the piece's hold); a
+//  buffer the value does not own is copied once.
+typedef struct _lp_hold_t lp_hold_t;
+typedef struct {
+    const void *data;                   //  the piece's bytes
+    size_t size;                        //  at most LP_PIECE_BYTES
+    lp_hold_t *hold;                    //  keeps them alive
+} lp_piece_t;
+zframe_t   *lp_codec_encode_refer (lp_value_t *value, zlist_t *pieces,
+                                   char *err, size_t errlen);
+//  Drops the piece's reference to its buffer and frees the piece.
+void        lp_piece_destroy (lp_piece_t **self_p);
+//  Drops one reference to hint (an lp_hold_t); data is not used.
+void        lp_piece_free (void *data, void *hint);
 //  Decodes one frame. buffers/nbuffers are the message's buffer frames.
 //  Checks declared counts against the bytes left before msgpack-c
 //  allocates, requires exactly one object filling the frame, and a depth
@@ -180,7 +198,21 @@ const char *lp_wire_session (lp_wire_t *self);
 //  Signed multipart message; the msg is destroyed; NULL on encoding error
 //  (err filled).
 zmsg_t     *lp_wire_encode (lp_wire_t *self, lp_msg_t **msg_p, char *err, size_t errlen);
-//  Encodes and sends; 0, or -1 (msg destroyed in both cases).
+//  The same, with the message's large buffers not copied but referred to
+//  (taken from the msg's values, freed once ZeroMQ has sent them), for a
+//  message sent at once with lp_wire_out_send; NULL on encoding error.
+typedef struct _lp_wire_out_t lp_wire_out_t;
+lp_wire_out_t *lp_wire_encode_out (lp_wire_t *self, lp_msg_t **msg_p,
+                                   char *err, size_t errlen);
+//  Size of its biggest frame in bytes (for the frame cap).
+size_t      lp_wire_out_largest (lp_wire_out_t *self);
+//  Sends it on sock (zero-copy for the buffers) and destroys it; 0, or -1
+//  when ZeroMQ refused it (errno set; nothing sent: only the first frame
+//  of a message can be refused).
+int         lp_wire_out_send (lp_wire_out_t **self_p, zsock_t *sock);
+void        lp_wire_out_destroy (lp_wire_out_t **self_p);
+//  Encodes and sends (as lp_wire_out_send); 0, or -1 (msg destroyed in
+//  both cases).
 int         lp_wire_send (lp_wire_t *self, lp_msg_t **msg_p, zsock_t *sock);
 //  Verifies, checks replay, decodes. The zmsg is destroyed. NULL when the
 //  message was dropped (see lp_wire_dropped / lp_wire_last_error).

@@ -210,6 +210,27 @@ s_sign (lp_wire_t *self, zframe_t **frames, size_t count, char *hex)
     sodium_bin2hex (hex, LP_SIGNATURE_HEX_CHARS + 1, digest, sizeof (digest));
 }
 
+//  Signs frames given as data and sizes, as s_sign does
+static void
+s_sign_parts (lp_wire_t *self, const void **data, const size_t *sizes, size_t count,
+              char *hex)
+{
+    crypto_generichash_state state;
+    crypto_generichash_init (&state, self->key, self->key_len,
+                             crypto_generichash_BYTES);
+    for (size_t i = 0; i < count; i++) {
+        uint64_t size = sizes [i];
+        uint8_t prefix [8];
+        for (int b = 0; b < 8; b++)
+            prefix [b] = (uint8_t) (size >> (56 - 8 * b));
+        crypto_generichash_update (&state, prefix, sizeof (prefix));
+        crypto_generichash_update (&state, (const uint8_t *) data [i], size);
+    }
+    uint8_t digest [crypto_generichash_BYTES];
+    crypto_generichash_final (&state, digest, sizeof (digest));
+    sodium_bin2hex (hex, LP_SIGNATURE_HEX_CHARS + 1, digest, sizeof (digest));
+}
+
 //  Signs a whole message in place: the frame after the delimiter (which
 //  must be at index delim) gets the signature of all that follow it.
 static int
@@ -320,22 +341,189 @@ done:
     return zmsg;
 }
 
+//  ---------------------------------------------------------------------
+//  The same message with its large buffers referred to, not copied: the
+//  frames up to content in a zmsg, then the pieces (lp_codec_encode_refer),
+//  which go out with zmq_msg_init_data and are freed by ZeroMQ once sent.
+
+struct _lp_wire_out_t {
+    zmsg_t *head;                       //  routing ... content, signed
+    lp_piece_t **pieces;                //  buffer frames
+    size_t npieces;
+    size_t largest;                     //  biggest frame, bytes
+};
+
+void
+lp_wire_out_destroy (lp_wire_out_t **self_p)
+{
+    assert (self_p);
+    lp_wire_out_t *self = *self_p;
+    if (self) {
+        zmsg_destroy (&self->head);
+        for (size_t i = 0; i < self->npieces; i++)
+            lp_piece_destroy (&self->pieces [i]);
+        free (self->pieces);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+size_t
+lp_wire_out_largest (lp_wire_out_t *self)
+{
+    assert (self);
+    return self->largest;
+}
+
+lp_wire_out_t *
+lp_wire_encode_out (lp_wire_t *self, lp_msg_t **msg_p, char *err, size_t errlen)
+{
+    assert (self);
+    assert (msg_p);
+    lp_msg_t *msg = *msg_p;
+    assert (msg);
+    char dummy [8];
+    if (!err) {
+        err = dummy;
+        errlen = sizeof (dummy);
+    }
+    lp_wire_out_t *out = (lp_wire_out_t *) calloc (1, sizeof (lp_wire_out_t));
+    zlist_t *pieces = zlist_new ();
+    zframe_t *parts [4] = { NULL, NULL, NULL, NULL };
+    const void **data = NULL;
+    size_t *sizes = NULL;
+    if (!out || !pieces)
+        goto nomem;
+    lp_value_t *header = lp_msg_header (msg);
+    const lp_value_t *session = lp_value_get (header, LP_HDR_SESSION);
+    if (!session || lp_value_type (session) != LP_STRING || lp_value_len (session) == 0) {
+        lp_value_t *value = lp_value_string (self->session);
+        if (!value || lp_value_set (header, LP_HDR_SESSION, value))
+            goto nomem;
+    }
+    lp_value_t *maps [4] = {
+        header, lp_msg_parent (msg), lp_msg_metadata (msg), lp_msg_content (msg)
+    };
+    static const char *names [4] = { "header", "parent", "metadata", "content" };
+    for (int i = 0; i < 4; i++) {
+        char reason [200] = "";
+        parts [i] = lp_codec_encode_refer (maps [i], pieces, reason, sizeof (reason));
+        if (!parts [i]) {
+            snprintf (err, errlen, "cannot encode %s: %s", names [i], reason);
+            goto fail;
+        }
+    }
+    out->npieces = zlist_size (pieces);
+    out->pieces = (lp_piece_t **) calloc (out->npieces + 1, sizeof (lp_piece_t *));
+    //  The signed frames: 4 maps, then the pieces
+    data = (const void **) malloc ((out->npieces + 4) * sizeof (void *));
+    sizes = (size_t *) malloc ((out->npieces + 4) * sizeof (size_t));
+    if (!out->pieces || !data || !sizes)
+        goto nomem;
+    for (size_t i = 0; i < out->npieces; i++) {
+        lp_piece_t *piece = (lp_piece_t *) zlist_pop (pieces);
+        out->pieces [i] = piece;
+        data [4 + i] = piece->data;
+        sizes [4 + i] = piece->size;
+        if (piece->size > out->largest)
+            out->largest = piece->size;
+    }
+    out->head = zmsg_dup (lp_msg_routing (msg));
+    if (!out->head)
+        goto nomem;
+    if (zmsg_addmem (out->head, LP_DELIMITER, strlen (LP_DELIMITER)))
+        goto nomem;
+    for (int i = 0; i < 4; i++) {
+        data [i] = zframe_data (parts [i]);
+        sizes [i] = zframe_size (parts [i]);
+        if (sizes [i] > out->largest)
+            out->largest = sizes [i];
+    }
+    char hex [LP_SIGNATURE_HEX_CHARS + 1];
+    s_sign_parts (self, data, sizes, out->npieces + 4, hex);
+    if (zmsg_addmem (out->head, hex, LP_SIGNATURE_HEX_CHARS))
+        goto nomem;
+    for (int i = 0; i < 4; i++)
+        if (zmsg_append (out->head, &parts [i]))
+            goto nomem;
+    goto done;
+
+nomem:
+    snprintf (err, errlen, "out of memory");
+fail:
+    lp_wire_out_destroy (&out);
+done:
+    free (data);
+    free (sizes);
+    for (int i = 0; i < 4; i++)
+        zframe_destroy (&parts [i]);
+    if (pieces) {
+        lp_piece_t *piece = (lp_piece_t *) zlist_pop (pieces);
+        while (piece) {
+            lp_piece_destroy (&piece);
+            piece = (lp_piece_t *) zlist_pop (pieces);
+        }
+        zlist_destroy (&pieces);
+    }
+    lp_msg_destroy (msg_p);
+    return out;
+}
+
+int
+lp_wire_out_send (lp_wire_out_t **self_p, zsock_t *sock)
+{
+    assert (self_p);
+    assert (sock);
+    lp_wire_out_t *self = *self_p;
+    assert (self);
+    void *handle = zsock_resolve (sock);
+    size_t nhead = zmsg_size (self->head);
+    size_t n = 0;
+    int rc = 0;
+    for (zframe_t *frame = zmsg_first (self->head); frame; frame = zmsg_next (self->head)) {
+        bool more = ++n < nhead || self->npieces > 0;
+        if (zmq_send (handle, zframe_data (frame), zframe_size (frame),
+                      more? ZMQ_SNDMORE: 0) < 0) {
+            //  Only the first part can fail (a full queue, a timeout);
+            //  the parts after it are always queued
+            rc = -1;
+            break;
+        }
+    }
+    for (size_t i = 0; rc == 0 && i < self->npieces; i++) {
+        lp_piece_t *piece = self->pieces [i];
+        zmq_msg_t part;
+        //  ZeroMQ frees the piece's reference (lp_piece_free) once sent
+        if (zmq_msg_init_data (&part, (void *) piece->data, piece->size,
+                               lp_piece_free, piece->hold)) {
+            rc = -1;
+            break;
+        }
+        piece->hold = NULL;
+        if (zmq_msg_send (&part, handle, i + 1 < self->npieces? ZMQ_SNDMORE: 0) < 0) {
+            zmq_msg_close (&part);
+            rc = -1;
+            break;
+        }
+    }
+    int error = errno;
+    lp_wire_out_destroy (self_p);
+    errno = error;
+    return rc;
+}
+
 int
 lp_wire_send (lp_wire_t *self, lp_msg_t **msg_p, zsock_t *sock)
 {
     assert (self);
     assert (sock);
     char err [256] = "";
-    zmsg_t *zmsg = lp_wire_encode (self, msg_p, err, sizeof (err));
-    if (!zmsg) {
+    lp_wire_out_t *out = lp_wire_encode_out (self, msg_p, err, sizeof (err));
+    if (!out) {
         zsys_error ("%s: cannot send message: %s", self->name, err);
         return -1;
     }
-    if (zmsg_send (&zmsg, sock)) {
-        zmsg_destroy (&zmsg);
-        return -1;
-    }
-    return 0;
+    return lp_wire_out_send (&out, sock);
 }
 
 //  ---------------------------------------------------------------------
@@ -801,6 +989,15 @@ s_test_request (size_t count)
     assert (lp_value_set (content, "args", args) == 0);
     assert (lp_value_set (lp_msg_metadata (msg), "engine", lp_value_int (3)) == 0);
     return msg;
+}
+
+//  A free function of a caller's own, counted
+static int s_test_frees;
+static void
+s_test_free (void *data)
+{
+    s_test_frees++;
+    free (data);
 }
 
 //  Decodes a copy of zmsg and expects a drop whose reason contains `why`.
@@ -1372,6 +1569,61 @@ lp_wire_test (bool verbose)
     assert (lp_value_equal (lp_msg_parent (answer), lp_msg_header (request)));
     lp_msg_destroy (&answer);
     lp_msg_destroy (&request);
+
+    //  Zero-copy sends (lp_wire_encode_out): an owned string and typed
+    //  array are taken from the value, a caller's buffer and one with a
+    //  free function of its own are copied; all arrive whole
+    {
+        size_t big = 5 * LP_PIECE_BYTES / 2 + 3;
+        char *text = (char *) malloc (big);
+        assert (text);
+        for (size_t k = 0; k < big; k++)
+            text [k] = (char) ('a' + k % 26);
+        static double borrowed [300000];
+        for (size_t k = 0; k < 300000; k++)
+            borrowed [k] = (double) k + 0.5;
+        double *own = (double *) malloc (200000 * sizeof (double));
+        assert (own);
+        for (size_t k = 0; k < 200000; k++)
+            own [k] = -(double) k;
+        s_test_frees = 0;
+        msg = lp_msg_new ("push_request");
+        assert (msg);
+        lp_value_t *ns = lp_value_map ();
+        assert (ns);
+        assert (lp_value_set (ns, "s", lp_value_lstring (text, big)) == 0);
+        assert (lp_value_set (ns, "t", lp_value_typed (LP_DTYPE_I64, 150000)) == 0);
+        assert (lp_value_set (ns, "b", lp_value_typed_take (LP_DTYPE_F64, borrowed, 300000, NULL)) == 0);
+        assert (lp_value_set (ns, "o", lp_value_typed_take (LP_DTYPE_F64, own, 200000, s_test_free)) == 0);
+        assert (lp_value_set (lp_msg_content (msg), "ns", ns) == 0);
+        lp_value_t *expected = lp_value_dup (lp_msg_content (msg));
+        assert (expected);
+        lp_wire_out_t *out = lp_wire_encode_out (sender, &msg, err, sizeof (err));
+        assert (out && !msg);
+        assert (s_test_frees == 1);         //  "o" was copied, its own freed
+        assert (lp_wire_out_largest (out) == LP_PIECE_BYTES);
+        assert (lp_wire_out_send (&out, dealer) == 0);
+        assert (!out);
+        request = lp_wire_recv (receiver, router);
+        assert (request);
+        assert (lp_value_equal (lp_msg_content (request), expected));
+        assert (borrowed [299999] == 299999.5);
+        lp_msg_destroy (&request);
+        lp_value_destroy (&expected);
+        //  Encoding fails (too deep): the taken buffers are freed, no send
+        msg = lp_msg_new ("push_request");
+        lp_value_t *deep = lp_value_typed (LP_DTYPE_U8, 3 * LP_PIECE_BYTES);
+        for (int d = 0; d < 40; d++) {
+            lp_value_t *outer = lp_value_array ();
+            assert (outer && lp_value_append (outer, deep) == 0);
+            deep = outer;
+        }
+        assert (lp_value_set (lp_msg_content (msg), "x", lp_value_bytes (text, big)) == 0);
+        assert (lp_value_set (lp_msg_content (msg), "y", deep) == 0);
+        out = lp_wire_encode_out (sender, &msg, err, sizeof (err));
+        assert (!out && !msg && strstr (err, "deeper"));
+        free (text);
+    }
 
     //  A replayed message over the socket is dropped, nothing else lost
     msg = lp_msg_new ("status_request");

@@ -553,19 +553,15 @@ s_reply (lp_session_t *self, lp_msg_t *request, zsock_t *origin, const char *rep
             break;
         }
         char err [256] = "";
-        zmsg_t *zmsg = lp_wire_encode (self->wire, &reply, err, sizeof err);
-        size_t biggest = 0;
-        for (zframe_t *frame = zmsg? zmsg_first (zmsg): NULL; frame; frame = zmsg_next (zmsg))
-            if (zframe_size (frame) > biggest)
-                biggest = zframe_size (frame);
-        if (zmsg && biggest <= LP_MAX_FRAME_BYTES) {
-            if (zmsg_send (&zmsg, origin)) {
+        //  Large results go out from their own buffers (zero-copy)
+        lp_wire_out_t *wire_out = lp_wire_encode_out (self->wire, &reply, err, sizeof err);
+        size_t biggest = wire_out? lp_wire_out_largest (wire_out): 0;
+        if (wire_out && biggest <= LP_MAX_FRAME_BYTES) {
+            if (lp_wire_out_send (&wire_out, origin))
                 zsys_warning ("cannot send the %s: %s", reply_type, zmq_strerror (zmq_errno ()));
-                zmsg_destroy (&zmsg);
-            }
             break;
         }
-        zmsg_destroy (&zmsg);
+        lp_wire_out_destroy (&wire_out);
         if (attempt > 0) {
             zsys_error ("cannot send even an error %s: %s", reply_type, err);
             break;
