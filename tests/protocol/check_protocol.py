@@ -265,6 +265,8 @@ def c_execute(c):
         lpwire.parse_date(r.metadata[f])
     lpwire.parse_date(r.header["date"])
     # several values, and stdout in the metadata and on iopub
+    r = c.execute(1, "return {}, {{}}, {x = {}}")
+    check(ok_values(r, "empty tables") == [[], [[]], {"x": []}], "empty tables: %r" % r.content.get("values"))
     r = c.execute(1, "print('hello') return 1, 'two', 3.5, true, nil")
     check(ok_values(r, "execute multi") == [1, "two", 3.5, True, None],
           "values %r" % r.content.get("values"))
@@ -574,6 +576,13 @@ def c_task_flags(c):
     r = c.reply_to(h["msg_id"], "task", T)
     r = err(r, "a task msg_id of 65 characters (doc: at most 64)", "ProtocolError")
     check(r.metadata.get("engine") == -1, "engine %r" % r.metadata.get("engine"))
+    hf = c.send("task", "execute_request", {"code": "error('dep fails')"})
+    err(c.reply_to(hf["msg_id"], "task", T), "failing dependency", "LuaError")
+    h = c.send("task", "execute_request", {"code": "return 1"}, after=[hf["msg_id"]])
+    err(c.reply_to(h["msg_id"], "task", T), "after a failed task (success required)", "DependencyError")
+    h = c.send("task", "execute_request", {"code": "return 'on failure'"}, after=[hf["msg_id"]],
+               success=False, failure=True)
+    check(ok_values(c.reply_to(h["msg_id"], "task", T), "after a failure, failure=true") == ["on failure"], "")
     h1 = c.send("task", "execute_request", {"code": "return 'a'"})
     r1 = c.reply_to(h1["msg_id"], "task", T)
     ok_values(r1, "task a")
@@ -699,6 +708,16 @@ def c_abort_direct(c):
     e = err(c.reply_to(h2["msg_id"], "mux", T), "queued D2", "Aborted")
     check(e.msg_type == "execute_reply", "Aborted reply type %r, doc: its normal reply type" % e.msg_type)
     check(ok_values(c.execute(3, "return ran_d2"), "ran_d2") == [None], "aborted request ran")
+    # a completed request is not_aborted
+    cr = c.request("control", "abort_request", {"msg_ids": [h1["msg_id"]]}, targets=[3], wait=T)
+    check(cr is not None and cr.content.get("not_aborted") == [h1["msg_id"]], "abort of a finished request %r"
+          % (cr and cr.content))
+    # at most 4096 marks; beyond, not_aborted
+    many = [lpwire.new_id() for _ in range(5000)]
+    cr = c.request("control", "abort_request", {"msg_ids": many}, targets=[3], wait=T)
+    check(cr is not None and len(cr.content["aborted"]) == 4096 and len(cr.content["not_aborted"]) == 904
+          and set(cr.content["aborted"]) | set(cr.content["not_aborted"]) == set(many),
+          "5000 marks: aborted %d not_aborted %d" % (len(cr.content["aborted"]), len(cr.content["not_aborted"])))
 
 
 def c_interrupt(c):
@@ -1001,8 +1020,18 @@ def c_fake_engine_rules(c):
         # silence: declared dead after max_misses periods; its request fails
         h = c.send("mux", "execute_request", {"code": "y"}, targets=[eid])
         check(e.next_request("mux", T) is not None, "request not forwarded")
+        # hb_ping's sequence number is controller_heartbeat's seq
+        deadline = time.monotonic() + T
+        while e.last_ping is None and time.monotonic() < deadline:
+            c.take("notification", lambda m: False, 0.05)
+        c.take_all("notification", lambda m: m.msg_type == "controller_heartbeat", 1000, 0)
+        hbm = c.take("notification", lambda m: m.msg_type == "controller_heartbeat", T)
+        check(hbm is not None and e.last_ping is not None
+              and abs(hbm.content["seq"] - e.last_ping) <= 2,
+              "controller_heartbeat seq %r, last hb_ping seq %r" % (hbm and hbm.content.get("seq"), e.last_ping))
         t0 = time.monotonic()
-        e.pong_enabled = False
+        # pongs with a sequence number never sent do not count
+        e.pong_mode = "bogus"
         x = c.reply_to(h["msg_id"], "mux", T + misses * hb_msec / 1000.0)
         dt = time.monotonic() - t0
         err(x, "request on a silent engine", "EngineError")
@@ -1015,7 +1044,7 @@ def c_fake_engine_rules(c):
               "engine_unregistered %r" % m)
         # a pong from a dead engine is answered LPRE; it registers again
         # asking for its old id and gets it
-        e.pong_enabled = True
+        e.pong_mode = "echo"
         deadline = time.monotonic() + T
         while not e.relogin and time.monotonic() < deadline:
             c.take("notification", lambda m: False, 0.05)

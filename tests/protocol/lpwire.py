@@ -483,7 +483,10 @@ class Engine(Client):
         self.sock["iopub"] = pub
         self.chan_of = {s: n for n, s in self.sock.items()}
         self.pongs = 0
-        self.pong_enabled = True        # False: stay silent (a stalled engine)
+        # "echo"; "silent" (a stalled engine); "bogus" (pongs carrying a
+        # sequence number the controller never sent)
+        self.pong_mode = "echo"
+        self.last_ping = None
         self.relogin = False
         self._stop = False
         import threading
@@ -507,9 +510,12 @@ class Engine(Client):
             for s, _ in poller.poll(100):
                 frame = s.recv()
                 if s is sub and len(frame) == 12 and frame[:4] == b"LPHB":
-                    if self.pong_enabled:
+                    self.last_ping = struct.unpack(">Q", frame[4:])[0]
+                    if self.pong_mode == "echo":
                         pong.send(frame)
                         self.pongs += 1
+                    elif self.pong_mode == "bogus":
+                        pong.send(b"LPHB" + struct.pack(">Q", self.last_ping + 1000003))
                 elif s is pong and frame == b"LPRE":
                     self.relogin = True
         sub.close(0)
