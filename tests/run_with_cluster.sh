@@ -22,34 +22,9 @@ ENGINE_PIDS=""
 STOPPED=0
 
 log() { echo "run_with_cluster: $*"; }
-
-show_logs() {
-    for f in "$DIR"/log/*.log; do
-        [ -f "$f" ] || continue
-        echo "----- $(basename "$f") (last 30 lines) -----"
-        tail -n 30 "$f"
-    done
-}
-
-#  True while pid runs; a zombie counts as gone (the detached controller is
-#  reaped by PID 1, which can take a while on these VMs).
-alive() {
-    local pid=$1 stat state
-    [ -r "/proc/$pid/stat" ] || return 1
-    { read -r stat < "/proc/$pid/stat"; } 2>/dev/null || return 1
-    state=${stat##*) }
-    state=${state%% *}
-    [ "$state" != Z ] && [ "$state" != X ]
-}
-
-wait_gone() {       # wait_gone PID SECONDS -> 0 when gone
-    local pid=$1 deadline=$((SECONDS + $2))
-    while alive "$pid"; do
-        [ "$SECONDS" -ge "$deadline" ] && return 1
-        sleep 0.05      # poll interval, not synchronisation
-    done
-    return 0
-}
+say() { log "$@"; }
+# alive, wait_gone, strays, show_logs
+. "$(dirname "${BASH_SOURCE[0]}")/shell/lib/cluster.sh"
 
 stop_cluster() {    # returns 0 when everything stopped cleanly
     local rc=0
@@ -92,16 +67,6 @@ stop_cluster() {    # returns 0 when everything stopped cleanly
     return $rc
 }
 
-#  Pids of processes whose command line names our unique temporary folder
-#  (a controller or engines orphaned by a failed start): a safety net that
-#  still only touches what this test started.
-strays() {
-    local d=$1 p
-    for p in $(pgrep -f -- "$d/" 2>/dev/null); do
-        [ "$p" != "$$" ] && [ "$p" != "$BASHPID" ] && echo "$p"
-    done
-}
-
 cleanup() {
     stop_cluster >/dev/null 2>&1
     local p
@@ -128,7 +93,7 @@ START_RC=$?
 echo "$START_OUT"
 if [ "$START_RC" -ne 0 ]; then
     log "FAIL: lpcontroller --daemon exited with status $START_RC"
-    show_logs
+    show_logs 30
     for p in $(strays "$DIR"); do
         alive "$p" && log "FAIL: the failed start left pid $p running"
     done
@@ -141,7 +106,7 @@ fi
 CTRL_PID=$(tr -dc '0-9' < "$DIR/pid/lpcontroller.pid")
 if [ -z "$CTRL_PID" ] || ! alive "$CTRL_PID"; then
     log "FAIL: controller pid '$CTRL_PID' from the pid file is not running"
-    show_logs
+    show_logs 30
     exit 1
 fi
 ENGINE_PIDS=$(pgrep -P "$CTRL_PID" | tr '\n' ' ')
@@ -155,7 +120,7 @@ LP_PROFILE_DIR="$DIR" LP_BINDIR="$BINDIR" "$PROGRAM" "$DIR/security/lp-client.js
 PROG_RC=$?
 if [ "$PROG_RC" -ne 0 ]; then
     log "test program exited with status $PROG_RC"
-    show_logs
+    show_logs 30
 fi
 
 # Engines killed by the test itself are gone already; only check the rest.
@@ -172,6 +137,6 @@ if grep -l -E 'ERROR: (Leak|Address)Sanitizer|runtime error:' "$DIR"/log/*.log >
     grep -h -A 20 -E 'ERROR: (Leak|Address)Sanitizer|runtime error:' "$DIR"/log/*.log | head -n 80
     STOP_RC=1
 fi
-[ "$STOP_RC" -ne 0 ] && show_logs
+[ "$STOP_RC" -ne 0 ] && show_logs 30
 if [ "$PROG_RC" -ne 0 ]; then exit "$PROG_RC"; fi
 exit "$STOP_RC"

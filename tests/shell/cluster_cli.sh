@@ -20,48 +20,19 @@ FAILS=0
 
 say() { echo "cluster_cli: $*"; }
 fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
 
-alive() {
-    local pid=$1 stat state
-    [ -r "/proc/$pid/stat" ] || return 1
-    { read -r stat < "/proc/$pid/stat"; } 2>/dev/null || return 1
-    state=${stat##*) }
-    state=${state%% *}
-    [ "$state" != Z ] && [ "$state" != X ]
-}
 
-#  Pids of processes whose command line names our unique temporary folder
-#  (a controller or engines orphaned by a failed start): a safety net that
-#  still only touches what this test started.
-strays() {
-    local d=$1 p
-    for p in $(pgrep -f -- "$d/" 2>/dev/null); do
-        [ "$p" != "$$" ] && [ "$p" != "$BASHPID" ] && echo "$p"
-    done
-}
 
 # Last resort, by recorded pid only: whatever the test started and the
 # CLI failed to stop.
 cleanup() {
-    local p
-    for p in $CTRL_PID $ENGINE_PIDS $(strays "$LP_HOME"); do
-        if alive "$p"; then
-            say "cleanup: pid $p ($(tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null)) still running; killing it"
-            kill -9 "$p" 2>/dev/null
-        fi
-    done
+    kill_leftovers $CTRL_PID $ENGINE_PIDS $(strays "$LP_HOME")
     rm -rf "$LP_HOME"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-show_logs() {
-    local f
-    for f in "$DIR"/log/*.log; do
-        [ -f "$f" ] || continue
-        echo "----- $(basename "$f") -----"; tail -n 20 "$f"
-    done
-}
 
 [ -x "$CLI" ] || { say "FAIL: $CLI not found or not executable"; exit 1; }
 for b in lpcontroller lpengine; do

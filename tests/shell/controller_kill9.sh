@@ -24,55 +24,18 @@ FAILS=0
 
 say() { echo "controller_kill9: $*"; }
 fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
 
-alive() {
-    local pid=$1 stat state
-    [ -r "/proc/$pid/stat" ] || return 1
-    { read -r stat < "/proc/$pid/stat"; } 2>/dev/null || return 1
-    state=${stat##*) }
-    state=${state%% *}
-    [ "$state" != Z ] && [ "$state" != X ]
-}
 
-#  wait_gone PID SECONDS -> 0 when gone (polling, with a deadline)
-wait_gone() {
-    local pid=$1 deadline=$((SECONDS + $2))
-    while alive "$pid"; do
-        [ "$SECONDS" -ge "$deadline" ] && return 1
-        sleep 0.05      # poll interval, not synchronisation
-    done
-    return 0
-}
 
-#  Processes whose command line names our unique temporary folder.
-strays() {
-    local d=$1 p
-    for p in $(pgrep -f -- "$d/" 2>/dev/null); do
-        [ "$p" != "$$" ] && [ "$p" != "$BASHPID" ] && echo "$p"
-    done
-}
 
 cleanup() {
-    local p
-    for p in $CTRL_PID $ENGINE_PIDS $(strays "$LP_HOME"); do
-        if alive "$p"; then
-            say "cleanup: pid $p ($(tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null)) still running; killing it"
-            kill -9 "$p" 2>/dev/null
-        fi
-    done
+    kill_leftovers $CTRL_PID $ENGINE_PIDS $(strays "$LP_HOME")
     rm -rf "$LP_HOME"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-show_logs() {
-    local f
-    for f in "$DIR"/log/*.log; do
-        [ -f "$f" ] || continue
-        echo "----- $(basename "$f") (last 20 lines) -----"
-        tail -n 20 "$f"
-    done
-}
 
 start_cluster() {   # extra start options...
     if ! "$CLI" start -n 2 --profile "$NAME" --no-build "$@"; then

@@ -22,14 +22,7 @@ E2=""
 
 say() { echo "engine_lost_exit: $*"; }
 fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
-
-alive() {
-    local pid=$1 stat state
-    [ -r "/proc/$pid/stat" ] || return 1
-    { read -r stat < "/proc/$pid/stat"; } 2>/dev/null || return 1
-    state=${stat##*) }; state=${state%% *}
-    [ "$state" != Z ] && [ "$state" != X ]
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
 
 cleanup() {
     local p
@@ -39,16 +32,6 @@ cleanup() {
     rm -rf "$TOP"
 }
 trap cleanup EXIT
-
-#  wait_for SECONDS COMMAND...: polls COMMAND until it succeeds
-wait_for() {
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        [ "$SECONDS" -ge "$deadline" ] && return 1
-        sleep 0.1       # poll interval, not synchronisation
-    done
-}
 
 registered() { grep -q "registered as engine" "$1" 2>/dev/null; }
 

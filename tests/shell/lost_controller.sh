@@ -31,22 +31,8 @@ LPSH_PID=""
 
 say() { echo "lost_controller: $*"; }
 fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
 
-alive() {
-    local pid=$1 stat state
-    [ -r "/proc/$pid/stat" ] || return 1
-    { read -r stat < "/proc/$pid/stat"; } 2>/dev/null || return 1
-    state=${stat##*) }; state=${state%% *}
-    [ "$state" != Z ] && [ "$state" != X ]
-}
-wait_gone() {       # wait_gone PID SECONDS -> 0 when gone
-    local pid=$1 deadline=$((SECONDS + $2))
-    while alive "$pid"; do
-        [ "$SECONDS" -ge "$deadline" ] && return 1
-        sleep 0.05      # poll interval, not synchronisation
-    done
-    return 0
-}
 stop_all() {
     local p
     for p in $LPSH_PID $CTRL_PID $ENGINE_PIDS; do
@@ -63,19 +49,9 @@ for b in lpcontroller lpengine lpsh lplost lpstatus; do
     [ -x "$BUILD/$b" ] || { say "FAIL: $BUILD/$b not built"; exit 1; }
 done
 
-start_cluster() {   # start_cluster DIR -> sets CTRL_PID, ENGINE_PIDS
-    local dir=$1
-    if ! timeout 60 "$BUILD/lpcontroller" --profile-dir "$dir" -n 2 --daemon >/dev/null; then
-        say "FAIL: cluster did not start"; exit 1
-    fi
-    CTRL_PID=$(tr -dc '0-9' < "$dir/pid/lpcontroller.pid")
-    ENGINE_PIDS=$(pgrep -P "$CTRL_PID" | tr '\n' ' ')
-    [ -n "$CTRL_PID" ] && [ -n "$ENGINE_PIDS" ] || { say "FAIL: no controller or engine pids"; exit 1; }
-}
-
 # --- 1. C API -------------------------------------------------------------
 D1=$TOP/c
-start_cluster "$D1"
+start_local_cluster "$D1" 2 >/dev/null
 say "C API: controller $CTRL_PID, engines $ENGINE_PIDS"
 timeout 120 "$BUILD/lplost" "$D1/security/lp-client.json" "$D1/pid/lpcontroller.pid"
 rc=$?
@@ -84,7 +60,7 @@ stop_all
 
 # --- 2. lpsh ----------------------------------------------------------------
 D2=$TOP/profile_lpsh         # a profile of LP_HOME=$TOP, for cluster.sh stop
-start_cluster "$D2"
+start_local_cluster "$D2" 2 >/dev/null
 say "lpsh: controller $CTRL_PID, engines $ENGINE_PIDS"
 cat > "$TOP/map.lpsh" <<'EOF'
 lb = rc:balanced ()

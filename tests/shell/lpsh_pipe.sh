@@ -19,39 +19,16 @@ FAILS=0
 
 say() { echo "lpsh_pipe: $*"; }
 fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
 
-alive() {
-    local pid=$1 stat state
-    [ -r "/proc/$pid/stat" ] || return 1
-    { read -r stat < "/proc/$pid/stat"; } 2>/dev/null || return 1
-    state=${stat##*) }; state=${state%% *}
-    [ "$state" != Z ] && [ "$state" != X ]
-}
-
-stop_cluster() {
-    [ -n "$CTRL_PID" ] || return 0
-    if alive "$CTRL_PID"; then
-        kill -TERM "$CTRL_PID" 2>/dev/null
-        local deadline=$((SECONDS + 15))
-        while alive "$CTRL_PID" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.05; done
-        if alive "$CTRL_PID"; then
-            say "controller $CTRL_PID did not stop on SIGTERM; killing it"
-            kill -9 "$CTRL_PID" 2>/dev/null
-        fi
-    fi
-    CTRL_PID=""
-}
-cleanup() { stop_cluster; rm -rf "$DIR"; }
+cleanup() { stop_local_cluster; rm -rf "$DIR"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 for b in lpcontroller lpengine lpsh; do
     [ -x "$BUILD/$b" ] || { say "FAIL: $BUILD/$b not built"; exit 1; }
 done
-if ! timeout 60 "$BUILD/lpcontroller" --profile-dir "$DIR" -n 4 --daemon; then
-    say "FAIL: cluster did not start"; tail -n 20 "$DIR"/log/*.log; exit 1
-fi
-CTRL_PID=$(tr -dc '0-9' < "$DIR/pid/lpcontroller.pid")
+start_local_cluster "$DIR" 4
 FILE=$DIR/security/lp-client.json
 
 # --- the piped script ------------------------------------------------------
@@ -88,7 +65,7 @@ got=$(timeout 60 "$BUILD/lpsh" --file "$DIR/nonexistent.json" -e '1' 2>&1); rc=$
 [ "$rc" -eq 1 ] || fail "lpsh with a missing connection file exited $rc, expected 1"
 echo "$got" | grep -q 'nonexistent.json' || fail "missing connection file not named: $got"
 
-stop_cluster
+stop_local_cluster
 if [ "$FAILS" -gt 0 ]; then
     say "$FAILS failure(s)"; exit 1
 fi

@@ -21,27 +21,11 @@ FAILS=0
 
 say() { echo "lpsh_tmux: $*"; }
 fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
 
-alive() {
-    local pid=$1 stat state
-    [ -r "/proc/$pid/stat" ] || return 1
-    { read -r stat < "/proc/$pid/stat"; } 2>/dev/null || return 1
-    state=${stat##*) }; state=${state%% *}
-    [ "$state" != Z ] && [ "$state" != X ]
-}
-stop_cluster() {
-    [ -n "$CTRL_PID" ] || return 0
-    if alive "$CTRL_PID"; then
-        kill -TERM "$CTRL_PID" 2>/dev/null
-        local deadline=$((SECONDS + 15))
-        while alive "$CTRL_PID" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.05; done
-        alive "$CTRL_PID" && { say "controller did not stop; killing it"; kill -9 "$CTRL_PID"; }
-    fi
-    CTRL_PID=""
-}
 cleanup() {
     [ "$TMUX_STARTED" = 1 ] && tmux -L "$SOCK" kill-server 2>/dev/null
-    stop_cluster
+    stop_local_cluster
     rm -rf "$DIR"
 }
 trap cleanup EXIT
@@ -51,10 +35,7 @@ command -v tmux > /dev/null || { say "FAIL: tmux not installed"; exit 1; }
 for b in lpcontroller lpengine lpsh lpstatus; do
     [ -x "$BUILD/$b" ] || { say "FAIL: $BUILD/$b not built"; exit 1; }
 done
-if ! timeout 60 "$BUILD/lpcontroller" --profile-dir "$DIR" -n 4 --daemon; then
-    say "FAIL: cluster did not start"; exit 1
-fi
-CTRL_PID=$(tr -dc '0-9' < "$DIR/pid/lpcontroller.pid")
+start_local_cluster "$DIR" 4
 FILE=$DIR/security/lp-client.json
 
 pane() { tmux -L "$SOCK" capture-pane -p -J -S -2000 2>/dev/null | sed 's/[[:space:]]*$//'; }
@@ -160,6 +141,6 @@ wait_pane '^LPSH-EXIT=0$' 15 || { show; fail "Ctrl-D did not exit lpsh with stat
 
 tmux -L "$SOCK" kill-server 2>/dev/null
 TMUX_STARTED=0
-stop_cluster
+stop_local_cluster
 if [ "$FAILS" -gt 0 ]; then say "$FAILS failure(s)"; exit 1; fi
 say "ok"

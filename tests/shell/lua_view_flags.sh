@@ -19,34 +19,15 @@ DIR=$(mktemp -d "${TMPDIR:-/tmp}/lpflags.XXXXXX") || exit 1
 CTRL_PID=""
 
 say() { echo "lua_view_flags: $*"; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
 
-alive() {
-    local pid=$1 stat state
-    [ -r "/proc/$pid/stat" ] || return 1
-    { read -r stat < "/proc/$pid/stat"; } 2>/dev/null || return 1
-    state=${stat##*) }; state=${state%% *}
-    [ "$state" != Z ] && [ "$state" != X ]
-}
-stop_cluster() {
-    [ -n "$CTRL_PID" ] || return 0
-    if alive "$CTRL_PID"; then
-        kill -TERM "$CTRL_PID" 2>/dev/null
-        local deadline=$((SECONDS + 15))
-        while alive "$CTRL_PID" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.05; done
-        alive "$CTRL_PID" && { say "controller did not stop; killing it"; kill -9 "$CTRL_PID"; }
-    fi
-    CTRL_PID=""
-}
-cleanup() { stop_cluster; rm -rf "$DIR"; }
+cleanup() { stop_local_cluster; rm -rf "$DIR"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 LUA=$(command -v lua5.4) || { say "FAIL: lua5.4 not installed (Debian package lua5.4)"; exit 1; }
 [ -f "$BUILD/lua/luaparallel.so" ] || { say "FAIL: $BUILD/lua/luaparallel.so not built"; exit 1; }
-if ! timeout 60 "$BUILD/lpcontroller" --profile-dir "$DIR" -n 4 --daemon >/dev/null; then
-    say "FAIL: cluster did not start"; exit 1
-fi
-CTRL_PID=$(tr -dc '0-9' < "$DIR/pid/lpcontroller.pid")
+start_local_cluster "$DIR" 4 >/dev/null
 FILE=$DIR/security/lp-client.json
 
 cat > "$DIR/flags.lua" <<'LUA'

@@ -25,31 +25,7 @@ CTRL_PID=""
 NS_MADE=0
 
 say() { echo "netns_remote: $*"; }
-
-alive() {
-    local pid=$1 stat state
-    [ -r "/proc/$pid/stat" ] || return 1
-    { read -r stat < "/proc/$pid/stat"; } 2>/dev/null || return 1
-    state=${stat##*) }
-    state=${state%% *}
-    [ "$state" != Z ] && [ "$state" != X ]
-}
-
-stop_pid() {        # stop_pid PID NAME: TERM, poll up to 15 s, then KILL
-    local pid=$1 name=$2 deadline=$((SECONDS + 15))
-    [ -n "$pid" ] || return 0
-    alive "$pid" || return 0
-    kill -TERM "$pid" 2>/dev/null
-    while alive "$pid"; do
-        if [ "$SECONDS" -ge "$deadline" ]; then
-            say "FAIL: $name (pid $pid) still running 15 s after SIGTERM; sending SIGKILL"
-            kill -9 "$pid" 2>/dev/null
-            return 1
-        fi
-        sleep 0.05      # poll interval
-    done
-    return 0
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
 
 cleanup() {
     stop_pid "$ENGINE_PID" lpengine
