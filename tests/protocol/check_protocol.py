@@ -1062,6 +1062,35 @@ def c_fake_engine_rules(c):
         bad.close()
 
 
+def c_abort_saturated(c):
+    # "the scheduler reads at most 4096 unassigned tasks": a client that
+    # keeps within that (docs/protocol.md, Replays) must still be able to
+    # abort them (docs/scheduling.md, Abort). 4096 tasks for an engine that
+    # does not exist wait in the scheduler (timeout 8 s, so that they end
+    # anyway); an abort_request for ten of them must be answered at once.
+    n = 4096
+    hs = [c.send("task", "execute_request", {"code": "return 1"}, targets=[99], timeout=8000)
+          for _ in range(n)]
+    ids = {h["msg_id"] for h in hs}
+    try:
+        deadline = time.monotonic() + T
+        while True:
+            u = c.status().content.get("unassigned")
+            if u == n or time.monotonic() > deadline:
+                break
+            c.take("notification", lambda m: False, 0.05)
+        check(u == n, "unassigned %r, want %d" % (u, n))
+        t0 = time.monotonic()
+        a = c.request("task", "abort_request", {"msg_ids": [h["msg_id"] for h in hs[:10]]}, wait=2.0)
+        check(a is not None, "no abort_reply within 2 s with %d tasks waiting in the scheduler "
+              "(answered only after %.1f s)" % (n, (time.monotonic() - t0)
+                                                 if c.take("task", lambda m: m.msg_type == "abort_reply", 10) else -1))
+        check(len(a.content["aborted"]) == 10, "abort_reply %r" % a.content)
+    finally:
+        got = c.take_all("task", lambda m: m.parent_id in ids, n, 30)
+        check(len(got) == n, "%d of %d waiting tasks answered" % (len(got), n))
+
+
 CHECKS = [
     ("connection_file", c_connection_file),
     ("status_request", c_status),
@@ -1087,6 +1116,7 @@ CHECKS = [
     ("engine_death", c_engine_death),
     ("shutdown_engine", c_shutdown_engine),
     ("shutdown_busy_engine", c_shutdown_busy),
+    ("abort_saturated_scheduler", c_abort_saturated),
     ("envelopes", c_envelopes),
 ]
 
