@@ -10,6 +10,7 @@ iopub stream).
 
 import os
 import re
+import shutil
 import signal
 import sys
 import tempfile
@@ -1145,6 +1146,7 @@ def main():
     say("%d of %d checks failed: %s" % (len(FAILS), len(CHECKS) if not only else len(only),
                                          " ".join(FAILS) or "-"))
     c.close()
+    shutil.rmtree(TMP, ignore_errors=True)
     return 1 if FAILS else 0
 
 
