@@ -276,6 +276,10 @@ def c_execute(c):
     check(s is not None and s.routing == [b"engine.1.stream"] and s.content.get("name") == "stdout"
           and "hello" in s.content.get("text", ""), "iopub stream %r" % s)
     check(s.metadata.get("engine") == 1, "stream metadata %r" % s.metadata)
+    # "Each request starts with Lua's garbage collector running"
+    c.execute(2, "collectgarbage('stop')")
+    check(ok_values(c.execute(2, "return collectgarbage('isrunning')"), "gc") == [True],
+          "the collector stopped by the previous request is still stopped")
     # syntax error
     err(c.execute(0, "return +"), "syntax", "SyntaxError")
     r = err(c.execute(0, "error('boom')"), "runtime", "LuaError")
@@ -567,7 +571,9 @@ def c_task_flags(c):
     h = c.send("task", "execute_request", {"code": "return 1"}, after=[lpwire.new_id()])
     err(c.reply_to(h["msg_id"], "task", T), "after an unknown task", "DependencyError")
     h = c.send("task", "execute_request", {"code": "while true do end"}, time_limit=200)
-    err(c.reply_to(h["msg_id"], "task", T), "time_limit", "TimeLimit")
+    r = err(c.reply_to(h["msg_id"], "task", T), "time_limit", "TimeLimit")
+    check(ok_values(c.execute(r.metadata["engine"], "return 'usable'"), "after TimeLimit") == ["usable"],
+          "engine unusable after TimeLimit")
     h = c.send("task", "execute_request", {"code": "return 1"}, retries=-1)
     r = err(c.reply_to(h["msg_id"], "task", T), "retries -1", "ProtocolError")
     check(r.metadata.get("engine") == -1, "bad flags reply engine %r" % r.metadata.get("engine"))
