@@ -632,6 +632,13 @@ def c_more_replays(c):
     check(c.reply_to(h["msg_id"], "registration", T) is not None, "status_reply")
     c.send_frames("registration", h["_frames"])
     check(c.reply_to(h["msg_id"], "registration", QUIET) is None, "a replayed status_request was answered")
+    # a header that is not a map: dropped, unanswered
+    hd = c.header("execute_request", targets=[0])
+    fr = c.build(hd, {"code": "return 1"})
+    fr[2] = msgpack.packb([hd["msg_id"]])
+    fr[1] = lpwire.sign(c.key, fr[2:])
+    c.send_frames("mux", fr)
+    check(c.reply_to(hd["msg_id"], "mux", QUIET) is None, "a header that is not a map was answered")
     # a signed message whose header decodes but lacks msg_type: dropped
     hd = c.header("execute_request", targets=[0])
     del hd["msg_type"]
@@ -1009,12 +1016,16 @@ def c_fake_engine_rules(c):
                          "lua_version": "x"}, wait=T)
         check(r is not None and r.content.get("status") == "error"
               and r.content.get("ename") == "RegistrationError", "bad uuid: %r" % (r and r.content))
-        # asking for the id of a live engine: the next free id
-        r = e.register(want_id=live[0])
+        # asking for the id of a live engine: the next free id; registered
+        # only once the three hellos are in
+        r = e.register(want_id=live[0], hellos=("mux", "control"))
         eid = e.id
         check(eid not in live, "asked for live engine %d's id, got %d" % (live[0], eid))
+        m = c.take("notification", lambda m: m.msg_type == "engine_registered" and m.content.get("id") == eid, 1.0)
+        check(m is None and eid not in engines_of(c), "engine registered before its task hello")
+        e.send("task", "engine_hello", {"id": eid})
         m = c.take("notification", lambda m: m.msg_type == "engine_registered" and m.content.get("id") == eid, T)
-        check(m is not None, "no engine_registered")
+        check(m is not None, "no engine_registered after the three hellos")
         hb_msec, misses = r.content["heartbeat_msec"], r.content["max_misses"]
         # engine replies are matched to their record, not judged by date
         # (an engine host's clock skew must not lose a result)

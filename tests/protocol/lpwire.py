@@ -521,7 +521,7 @@ class Engine(Client):
         sub.close(0)
         pong.close(0)
 
-    def register(self, want_id=-1, wait=5.0):
+    def register(self, want_id=-1, wait=5.0, hellos=("mux", "control", "task")):
         r = self.request("registration", "registration_request",
                          {"uuid": self.uuid, "id": want_id, "host": "lpwire",
                           "pid": os.getpid(), "user": self.username, "cwd": os.getcwd(),
@@ -529,7 +529,7 @@ class Engine(Client):
         if r is None or r.content.get("status") != "ok":
             raise ProtocolViolation("registration failed: %r" % (r,))
         self.id = r.content["id"]
-        for ch in ("mux", "control", "task"):
+        for ch in hellos:
             self.send(ch, "engine_hello", {"id": self.id})
         return r
 
