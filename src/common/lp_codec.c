@@ -163,9 +163,9 @@ s_refer_pieces (s_encoder_t *enc, const uint8_t *data, size_t len, lp_value_t *v
             typed_free = lp_codec_free_typed_block;
     }
     if (!is_typed || typed_free) {
-        hold->block = lp_value_detach (value);
-        hold->free_fn = is_typed? typed_free: free;
-        assert (hold->block);
+        //  A string's block and free, or a borrowed one's release
+        hold->block = lp_value_detach (value, &hold->free_fn);
+        assert (hold->free_fn);
     }
     else {
         //  A caller's buffer (or one with a free function of its own)
@@ -278,7 +278,8 @@ s_pack (s_encoder_t *enc, const lp_value_t *value, int depth)
             const char *s = lp_value_as_string (value, &len);
             if (len > LP_INLINE_MAX_BYTES)
                 return s_pack_out_of_band (enc, LP_EXT_BYTES, 0,
-                                           LP_EXT_FLAG_PLAIN, s, len, true,
+                                           LP_EXT_FLAG_PLAIN, s, len,
+                                           !lp_value_str_borrowed (value),
                                            (lp_value_t *) value);
             rc = msgpack_pack_str_with_body (pk, s, len);
             break;
@@ -287,7 +288,8 @@ s_pack (s_encoder_t *enc, const lp_value_t *value, int depth)
             size_t len;
             const char *s = lp_value_as_string (value, &len);
             if (len > LP_INLINE_MAX_BYTES)
-                return s_pack_out_of_band (enc, LP_EXT_BYTES, 0, 0, s, len, true,
+                return s_pack_out_of_band (enc, LP_EXT_BYTES, 0, 0, s, len,
+                                           !lp_value_str_borrowed (value),
                                            (lp_value_t *) value);
             rc = msgpack_pack_bin_with_body (pk, s, len);
             break;

@@ -327,6 +327,19 @@ void        lp_lua_push_value_take (lua_State *L, lp_value_t *v);
 //  call once, before anything is decoded. 0 (adoption off when the
 //  layout is not the expected one), -1 when the stack is full.
 int         lp_lua_enable_adoption (lua_State *L);
+//  Where a long string's bytes start in its allocation, as measured by
+//  lp_lua_enable_adoption (0 before, or when not measurable).
+size_t      lp_lua_string_head (void);
+//  Borrowing: lp_lua_to_value asks fn about every string over
+//  LP_INLINE_MAX_BYTES; when fn returns true the value points into the
+//  Lua string instead of copying it, and release (arg), from any thread,
+//  says the value is done with it. fn must keep the string's memory valid
+//  until then, even if Lua frees it (lp_engine defers such frees in its
+//  allocator). Per state (kept in its registry; may raise a memory
+//  error); without one (the default) strings are copied.
+typedef bool (lp_lua_borrow_fn) (void *ud, const char *data, size_t len,
+                                 void (**release_p) (void *), void **arg_p);
+void        lp_lua_set_borrower (lua_State *L, lp_lua_borrow_fn *fn, void *ud);
 //  Converts the value at idx. On failure returns NULL and err says what and
 //  where, e.g. "cannot send a function (at t.handlers[2])". path_root
 //  names the value in that message ("result", "x"). Never raises except
@@ -355,10 +368,24 @@ lp_value_t *lp_value_str_take (lp_type_t type, char *data, size_t len);
 //  data starts head bytes in (lp_codec leaves room there for the header
 //  of the Lua string that will adopt the block, see lp_lua_push_value_take).
 lp_value_t *lp_value_str_take_head (lp_type_t type, char *block, size_t head, size_t len);
-//  Gives up a string's malloc'd block (the start of the allocation, head
-//  bytes before the data) or a typed array's buffer that the value would
-//  free; the value becomes nil. NULL (value unchanged) for other values.
-void       *lp_value_detach (lp_value_t *self);
+//  A string or bytes that borrows data (NUL-terminated at len), for
+//  instance a Lua string's bytes: release (arg) is called, from any
+//  thread, when the value (or what it was detached into) is done with it.
+//  NULL when out of memory (release is not called then).
+lp_value_t *lp_value_str_borrow (lp_type_t type, const char *data, size_t len,
+                                 void (*release) (void *), void *arg);
+//  True for a string or bytes that owns a block starting head bytes
+//  before its data (lp_value_str_take_head), not borrowed.
+bool        lp_value_str_has_head (const lp_value_t *self, size_t head);
+//  True for a string or bytes made by lp_value_str_borrow.
+bool        lp_value_str_borrowed (const lp_value_t *self);
+//  Gives up what a string, bytes or typed array would free when destroyed
+//  and returns it, with the function that frees it in *free_fn_p (when
+//  not NULL): a string's malloc'd block (head bytes before the data) and
+//  free, a borrowed string's release argument and release, a typed
+//  array's buffer and its free function. The value becomes nil. NULL
+//  (value unchanged) for other values and typed arrays without one.
+void       *lp_value_detach (lp_value_t *self, void (**free_fn_p) (void *));
 //  True when the typed array's buffer is freed with free_fn.
 bool        lp_value_typed_freed_by (const lp_value_t *self, void (*free_fn) (void *));
 

@@ -425,6 +425,43 @@ s_push_sequence (lua_State *L, const lp_value_t *v)
 static size_t s_str_head;               //  0: adoption off
 static size_t s_typed_head;
 
+//  Borrowing (lp_lua_set_borrower): large strings that lp_lua_to_value
+//  meets become values that point into the Lua string. The borrower is
+//  the state's: registry[&s_borrow_key] = userdata s_borrower_t.
+static char s_borrow_key;
+
+typedef struct {
+    lp_lua_borrow_fn *fn;
+    void *ud;
+} s_borrower_t;
+
+void
+lp_lua_set_borrower (lua_State *L, lp_lua_borrow_fn *fn, void *ud)
+{
+    s_borrower_t *borrower = (s_borrower_t *) lua_newuserdatauv (L, sizeof *borrower, 0);
+    borrower->fn = fn;
+    borrower->ud = ud;
+    lua_rawsetp (L, LUA_REGISTRYINDEX, &s_borrow_key);
+}
+
+//  The state's borrower, or NULL; never raises
+static s_borrower_t *
+s_borrower (lua_State *L)
+{
+    if (!lua_checkstack (L, 1))
+        return NULL;
+    lua_rawgetp (L, LUA_REGISTRYINDEX, &s_borrow_key);
+    s_borrower_t *borrower = (s_borrower_t *) lua_touserdata (L, -1);
+    lua_pop (L, 1);
+    return borrower && borrower->fn? borrower: NULL;
+}
+
+size_t
+lp_lua_string_head (void)
+{
+    return s_str_head;
+}
+
 typedef struct {
     lua_Alloc f;                        //  the state's allocator
     void *ud;                           //  and its data
@@ -576,14 +613,15 @@ s_push (lua_State *L, lp_value_t *v, bool take)
         case LP_STRING:
         case LP_BYTES:
             s = lp_value_as_string (v, &len);
-            if (take && s_str_head && len > LP_INLINE_MAX_BYTES) {
+            if (take && s_str_head && len > LP_INLINE_MAX_BYTES
+            &&  lp_value_str_has_head (v, s_str_head)) {
                 //  A block from lp_codec has s_str_head bytes before s
                 s_adopt_t a = { .tag = LUA_TSTRING, .str = s, .len = len,
                                 .block = (char *) s - s_str_head,
                                 .size = s_str_head + len + 1 };
                 s_adopt_run (L, &a);
                 if (a.taken)
-                    lp_value_detach (v);
+                    lp_value_detach (v, NULL);
             }
             else
                 lua_pushlstring (L, s, len);
@@ -630,7 +668,7 @@ s_push (lua_State *L, lp_value_t *v, bool take)
                                 .size = s_typed_head + bytes };
                 s_adopt_run (L, &a);
                 if (a.taken)
-                    lp_value_detach (v);
+                    lp_value_detach (v, NULL);
                 break;
             }
             s_array_t *array = s_array_new (L, dtype, len);
@@ -887,7 +925,18 @@ s_to_value (s_conv_t *c, int idx, int depth)
         case LUA_TSTRING: {
             size_t len;
             const char *s = lua_tolstring (L, idx, &len);
-            lp_value_t *v = lp_util_utf8_valid (s, len)
+            lp_type_t type = lp_util_utf8_valid (s, len)? LP_STRING: LP_BYTES;
+            void (*release) (void *) = NULL;
+            void *arg = NULL;
+            //  A large string is borrowed when the state allows it
+            s_borrower_t *borrower = len > LP_INLINE_MAX_BYTES? s_borrower (L): NULL;
+            if (borrower && borrower->fn (borrower->ud, s, len, &release, &arg)) {
+                lp_value_t *v = lp_value_str_borrow (type, s, len, release, arg);
+                if (!v)
+                    release (arg);
+                return v? v: s_oom (c);
+            }
+            lp_value_t *v = type == LP_STRING
                 ? lp_value_lstring (s, len): lp_value_bytes (s, len);
             return v? v: s_oom (c);
         }
@@ -1048,6 +1097,26 @@ s_capped_alloc (void *ud, void *ptr, size_t osize, size_t nsize)
     if (block)
         s_alloc_used = s_alloc_used - old + nsize;
     return block;
+}
+
+//  A borrower that counts what is lent
+static int s_borrowed;
+static void
+s_test_release (void *arg)
+{
+    (*(int *) arg)--;
+}
+
+static bool
+s_test_borrow (void *ud, const char *data, size_t len,
+               void (**release_p) (void *), void **arg_p)
+{
+    (void) data;
+    (void) len;
+    (*(int *) ud)++;
+    *release_p = s_test_release;
+    *arg_p = ud;
+    return true;
 }
 
 static int
@@ -1391,6 +1460,49 @@ lp_luavalue_test (bool verbose)
     }
     lp_value_destroy (&v);
     free (text);
+
+    //  Borrowing: a large string's value points into the Lua string,
+    //  released when the value goes (also through lp_codec_encode_refer)
+    lua_pushstring (L, "x");
+    lua_setglobal (L, "small");
+    s_run (L, "big = string.rep ('ab', 100000); bin = string.rep ('\\255', 70000)");
+    for (int round = 0; round < 2; round++) {
+        if (round == 1)
+            lp_lua_set_borrower (L, s_test_borrow, &s_borrowed);
+        s_borrowed = 0;
+        lua_getglobal (L, "big");
+        lua_getglobal (L, "bin");
+        lua_getglobal (L, "small");
+        lp_value_t *a = lp_lua_to_value (L, -3, "big", err, sizeof err);
+        lp_value_t *b = lp_lua_to_value (L, -2, "bin", err, sizeof err);
+        lp_value_t *c = lp_lua_to_value (L, -1, "small", err, sizeof err);
+        assert (a && b && c);
+        assert (lp_value_type (a) == LP_STRING && lp_value_type (b) == LP_BYTES);
+        assert (lp_value_len (a) == 200000 && lp_value_len (b) == 70000);
+        bool lent = lp_value_as_string (a, NULL) == lua_tostring (L, -3);
+        assert (lent == (round == 1));
+        assert ((lp_value_as_string (b, NULL) == lua_tostring (L, -2)) == (round == 1));
+        assert (lp_value_as_string (c, NULL) != lua_tostring (L, -1));
+        assert (s_borrowed == (round == 1? 2: 0));
+        lp_value_destroy (&a);
+        assert (s_borrowed == (round == 1? 1: 0));
+        //  Sent by reference: released when the last piece goes
+        zlist_t *pieces = zlist_new ();
+        zframe_t *frame = lp_codec_encode_refer (b, pieces, err, sizeof err);
+        assert (frame && zlist_size (pieces) == 1);
+        assert (lp_value_type (b) == LP_NIL);
+        lp_value_destroy (&b);
+        assert (s_borrowed == (round == 1? 1: 0));
+        lp_piece_t *piece = (lp_piece_t *) zlist_pop (pieces);
+        if (round == 1)
+            assert (piece->data == (const void *) lua_tostring (L, -2));
+        lp_piece_destroy (&piece);
+        assert (s_borrowed == 0);
+        zframe_destroy (&frame);
+        zlist_destroy (&pieces);
+        lp_value_destroy (&c);
+        lua_settop (L, 0);
+    }
     lua_close (L);
     //  @end
     printf ("OK\n");

@@ -43,6 +43,8 @@ struct _lp_value_t {
             size_t len;                 //  byte length
             size_t head;                //  malloc'd block starts head
                                         //  bytes before data
+            void (*release) (void *);   //  borrowed: called instead of
+            void *release_arg;          //  freeing data, with this
         } str;                          //  LP_STRING, LP_BYTES
         struct {
             lp_value_t **items;         //  items[0..len-1]
@@ -186,18 +188,62 @@ lp_value_str_take_head (lp_type_t type, char *block, size_t head, size_t len)
     return self;
 }
 
+lp_value_t *
+lp_value_str_borrow (lp_type_t type, const char *data, size_t len,
+                     void (*release) (void *), void *arg)
+{
+    assert (type == LP_STRING || type == LP_BYTES);
+    assert (data && data [len] == 0);
+    assert (release);
+    lp_value_t *self = s_new (type);
+    if (!self)
+        return NULL;
+    self->u.str.data = (char *) data;
+    self->u.str.len = len;
+    self->u.str.release = release;
+    self->u.str.release_arg = arg;
+    return self;
+}
+
+bool
+lp_value_str_borrowed (const lp_value_t *self)
+{
+    assert (self);
+    return (self->type == LP_STRING || self->type == LP_BYTES) && self->u.str.release;
+}
+
+bool
+lp_value_str_has_head (const lp_value_t *self, size_t head)
+{
+    assert (self);
+    return (self->type == LP_STRING || self->type == LP_BYTES)
+        && !self->u.str.release && self->u.str.head == head;
+}
+
 void *
-lp_value_detach (lp_value_t *self)
+lp_value_detach (lp_value_t *self, void (**free_fn_p) (void *))
 {
     assert (self);
     void *block = NULL;
-    if (self->type == LP_STRING || self->type == LP_BYTES)
-        block = self->u.str.data - self->u.str.head;
+    void (*free_fn) (void *) = NULL;
+    if ((self->type == LP_STRING || self->type == LP_BYTES) && self->u.str.release) {
+        block = self->u.str.release_arg;
+        free_fn = self->u.str.release;
+    }
     else
-    if (self->type == LP_TYPED && self->u.typed.free_fn)
+    if (self->type == LP_STRING || self->type == LP_BYTES) {
+        block = self->u.str.data - self->u.str.head;
+        free_fn = free;
+    }
+    else
+    if (self->type == LP_TYPED && self->u.typed.free_fn) {
         block = self->u.typed.data;
+        free_fn = self->u.typed.free_fn;
+    }
     else
         return NULL;
+    if (free_fn_p)
+        *free_fn_p = free_fn;
     memset (&self->u, 0, sizeof self->u);
     self->type = LP_NIL;
     return block;
@@ -319,7 +365,10 @@ lp_value_destroy (lp_value_t **self_p)
     switch (self->type) {
         case LP_STRING:
         case LP_BYTES:
-            free (self->u.str.data - self->u.str.head);
+            if (self->u.str.release)
+                self->u.str.release (self->u.str.release_arg);
+            else
+                free (self->u.str.data - self->u.str.head);
             break;
         case LP_ARRAY:
             for (size_t k = 0; k < self->u.arr.len; k++)

@@ -70,6 +70,15 @@ static char s_cache_key;
 static char s_stdout_key;
 static char s_write_key;
 
+//  A Lua string lent to a value being sent (lp_lua_set_borrower): Lua's
+//  free of its block is deferred until the senders are done with it
+typedef struct _s_pin_t {
+    struct _s_pin_t *next;              //  engine's list (Lua thread only)
+    void *block;                        //  the string's allocation
+    atomic_int refs;                    //  1 for Lua while in the list,
+                                        //  plus one per value lent
+} s_pin_t;
+
 struct _lp_engine_t {
     lua_State *L;                       //  the state; main thread only
     size_t memory_limit;                //  bytes, 0 = none
@@ -100,6 +109,7 @@ struct _lp_engine_t {
     zhashx_t *done_set;                 //  the same ids, for lookups
     zhashx_t *marks;                    //  aborted msg_id -> int64_t
                                         //  zclock_mono when it expires
+    s_pin_t *pins;                      //  lent strings Lua still has
 };
 
 //  What one request does and what it produced
@@ -135,6 +145,21 @@ s_alloc (void *ud, void *ptr, size_t osize, size_t nsize)
         return ptr;
     }
     size_t old = ptr ? osize : 0;
+    if (nsize == 0 && ptr && self->pins) {
+        //  A lent string's block waits for its last sender
+        for (s_pin_t **link = &self->pins; *link; link = &(*link)->next) {
+            s_pin_t *pin = *link;
+            if (pin->block == ptr) {
+                *link = pin->next;
+                self->memory_used -= old;
+                if (atomic_fetch_sub (&pin->refs, 1) == 1) {
+                    free (pin->block);
+                    free (pin);
+                }
+                return NULL;
+            }
+        }
+    }
     if (nsize == 0) {
         free (ptr);
         self->memory_used -= old;
@@ -148,6 +173,63 @@ s_alloc (void *ud, void *ptr, size_t osize, size_t nsize)
         return nsize <= old? ptr: NULL;
     self->memory_used = self->memory_used - old + nsize;
     return block;
+}
+
+//  A sender is done with a lent string (any thread)
+static void
+s_pin_release (void *arg)
+{
+    s_pin_t *pin = (s_pin_t *) arg;
+    if (atomic_fetch_sub (&pin->refs, 1) == 1) {
+        free (pin->block);
+        free (pin);
+    }
+}
+
+//  Forgets pins no sender holds any more (Lua thread)
+static void
+s_pins_sweep (lp_engine_t *self)
+{
+    s_pin_t **link = &self->pins;
+    while (*link) {
+        s_pin_t *pin = *link;
+        if (atomic_load (&pin->refs) == 1) {
+            *link = pin->next;
+            free (pin);
+        }
+        else
+            link = &pin->next;
+    }
+}
+
+//  lp_lua_borrow_fn: a large string of the state goes out from its own
+//  bytes; its block is pinned until the reply carrying it has been sent
+static bool
+s_borrow (void *ud, const char *data, size_t len,
+          void (**release_p) (void *), void **arg_p)
+{
+    (void) len;
+    lp_engine_t *self = (lp_engine_t *) ud;
+    size_t head = lp_lua_string_head ();
+    if (head == 0)
+        return false;
+    void *block = (char *) data - head;
+    s_pin_t *pin = self->pins;
+    while (pin && pin->block != block)
+        pin = pin->next;
+    if (!pin) {
+        pin = (s_pin_t *) malloc (sizeof (s_pin_t));
+        if (!pin)
+            return false;
+        pin->block = block;
+        atomic_init (&pin->refs, 1);
+        pin->next = self->pins;
+        self->pins = pin;
+    }
+    atomic_fetch_add (&pin->refs, 1);
+    *release_p = s_pin_release;
+    *arg_p = pin;
+    return true;
 }
 
 static void
@@ -306,8 +388,10 @@ s_setup (lua_State *L)
     lp_engine_t *self = (lp_engine_t *) lua_touserdata (L, 1);
     *(lp_engine_t **) lua_getextraspace (L) = self;
     luaL_openlibs (L);
-    //  Large pushed strings and lp.arrays become Lua objects in place
+    //  Large pushed strings and lp.arrays become Lua objects in place;
+    //  large strings sent back are lent, not copied
     lp_lua_enable_adoption (L);
+    lp_lua_set_borrower (L, s_borrow, self);
 
     lua_pushcfunction (L, l_print);
     lua_setglobal (L, "print");
@@ -1225,6 +1309,7 @@ s_run (lp_engine_t *self, s_op_t op, const char *text, const lp_value_t *arg)
     if (!job.values)
         return NULL;
     s_begin (self);
+    s_pins_sweep (self);
     if (!self->L && s_state_open (self))
         s_job_fail (&job, LP_ENAME_MEMORY, "the Lua state cannot be created", "");
     else {
