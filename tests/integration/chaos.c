@@ -88,12 +88,7 @@ s_build_task (lpw_frames_t *f, int i)
     char code[96], id[33];
     snprintf (code, sizeof code, "lp.sleep(0.0005) return %d", i);
     msgpack_sbuffer sb;
-    msgpack_sbuffer_init (&sb);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 1);
-    lpw_pack_str (&pk, "code");
-    lpw_pack_str (&pk, code);
+    lpw_code_content (&sb, code);
     bool retry = i % 2 == 0;
     lpw_build (&wire, f, id, "execute_request", retry ? 1 : 0, retry ? s_retries : NULL, NULL,
                sb.data, sb.size, 0, NULL, NULL);
@@ -115,9 +110,7 @@ s_build_hostile (lpw_frames_t *f)
     lpw_pack_str (&pk, "function (x) return #x end");
     lpw_pack_str (&pk, "args");
     msgpack_pack_array (&pk, 1);
-    const uint8_t ext[16] = { 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0 };
-    msgpack_pack_ext (&pk, sizeof ext, 1);
-    msgpack_pack_ext_body (&pk, ext, sizeof ext);
+    lpw_pack_typed_ref (&pk, 1, 0, 3);
     char id[33];
     lpw_build (&wire, f, id, "apply_request", 0, NULL, NULL, sb.data, sb.size, 0, NULL, NULL);
     msgpack_sbuffer_destroy (&sb);

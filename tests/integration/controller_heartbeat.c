@@ -32,39 +32,18 @@ main (int argc, char **argv)
     double t0 = lpt_now_ms ();
     while (seen < 3) {
         int left = LPT_DEADLINE_MS - (int) (lpt_now_ms () - t0);
-        zmq_pollitem_t item = { sub, 0, ZMQ_POLLIN, 0 };
-        CHECK (left > 0 && zmq_poll (&item, 1, left) > 0,
+        lpw_msg_t m;
+        CHECK (left > 0 && lpw_recv_msg (&wire, sub, &m, left),
                "only %d controller_heartbeat messages within %d ms", seen, LPT_DEADLINE_MS);
-        lpw_frames_t f = { 0 };
-        int more = 1;
-        while (more) {
-            zmq_msg_t msg;
-            zmq_msg_init (&msg);
-            CHECK (zmq_msg_recv (&msg, sub, 0) >= 0, "recv: %s", zmq_strerror (zmq_errno ()));
-            lpw_frames_add (&f, zmq_msg_data (&msg), zmq_msg_size (&msg));
-            more = zmq_msg_more (&msg);
-            zmq_msg_close (&msg);
-        }
-        CHECK (f.nframes >= 7 && f.size[0] == 10 && memcmp (f.data[0], "controller", 10) == 0
-               && f.size[1] == 7 && memcmp (f.data[1], "<LPMSG>", 7) == 0,
-               "not [controller] <LPMSG> ... (%d frames)", f.nframes);
-        char sig[65];
-        lpw_sign (&wire, &f, 3, sig);
-        CHECK (f.size[2] == 64 && memcmp (f.data[2], sig, 64) == 0, "heartbeat signature is wrong");
-        msgpack_unpacked header, content;
-        msgpack_unpacked_init (&header);
-        msgpack_unpacked_init (&content);
-        size_t off = 0;
-        CHECK (msgpack_unpack_next (&header, (const char *) f.data[3], f.size[3], &off)
-               == MSGPACK_UNPACK_SUCCESS, "header does not decode");
-        off = 0;
-        CHECK (msgpack_unpack_next (&content, (const char *) f.data[6], f.size[6], &off)
-               == MSGPACK_UNPACK_SUCCESS, "content does not decode");
+        const lpw_frames_t *f = &m.frames;
+        CHECK (m.delim == 1 && f->nframes >= 7 && f->size[0] == 10
+               && memcmp (f->data[0], "controller", 10) == 0,
+               "not [controller] <LPMSG> ... (%d frames)", f->nframes);
         char type[64];
-        lpw_copy_str (lpw_get (&header.data, "msg_type"), type, sizeof type);
+        lpw_copy_str (lpw_get (m.header, "msg_type"), type, sizeof type);
         CHECK (strcmp (type, "controller_heartbeat") == 0, "msg_type '%s'", type);
-        const msgpack_object *seq = lpw_get (&content.data, "seq");
-        const msgpack_object *hb = lpw_get (&content.data, "heartbeat_msec");
+        const msgpack_object *seq = lpw_get (m.content, "seq");
+        const msgpack_object *hb = lpw_get (m.content, "heartbeat_msec");
         CHECK (seq && seq->type == MSGPACK_OBJECT_POSITIVE_INTEGER && hb
                && hb->type == MSGPACK_OBJECT_POSITIVE_INTEGER, "content lacks seq / heartbeat_msec");
         CHECK ((int64_t) seq->via.u64 > last_seq, "seq %llu after %lld", (unsigned long long) seq->via.u64,
@@ -74,9 +53,7 @@ main (int argc, char **argv)
         if (seen == 0)
             first_at = lpt_now_ms ();
         seen++;
-        msgpack_unpacked_destroy (&header);
-        msgpack_unpacked_destroy (&content);
-        lpw_frames_free (&f);
+        lpw_msg_free (&m);
     }
     double spacing = (lpt_now_ms () - first_at) / 2;
     lpt_say ("3 controller_heartbeat messages, seq up to %lld, heartbeat_msec %lld, %.0f ms apart",
@@ -85,7 +62,6 @@ main (int argc, char **argv)
            spacing, (long long) period);
     zmq_close (sub);
     zmq_ctx_term (wire.ctx);
-    (void) lpw_dealer; (void) lpw_build; (void) lpw_send; (void) lpw_recv_reply;
     printf ("controller_heartbeat: OK\n");
     return 0;
 }

@@ -46,42 +46,15 @@ static void
 s_recv_abort_reply (lpw_t *wire, void *sock, const char *parent_id, const char *id,
                     const char *other, s_abort_reply_t *out)
 {
-    zmq_pollitem_t item = { sock, 0, ZMQ_POLLIN, 0 };
-    CHECK (zmq_poll (&item, 1, LPT_DEADLINE_MS) == 1, "no abort_reply within %d ms",
+    lpw_msg_t m;
+    CHECK (lpw_recv_msg (wire, sock, &m, LPT_DEADLINE_MS), "no abort_reply within %d ms",
            LPT_DEADLINE_MS);
-    lpw_frames_t f = { 0 };
-    int more = 1;
-    while (more) {
-        zmq_msg_t msg;
-        zmq_msg_init (&msg);
-        CHECK (zmq_msg_recv (&msg, sock, 0) >= 0, "zmq_msg_recv: %s", zmq_strerror (zmq_errno ()));
-        if (f.nframes < LPW_MAXFRAMES)
-            lpw_frames_add (&f, zmq_msg_data (&msg), zmq_msg_size (&msg));
-        more = zmq_msg_more (&msg);
-        zmq_msg_close (&msg);
-    }
-    int d = 0;
-    while (d < f.nframes && !(f.size[d] == 7 && memcmp (f.data[d], "<LPMSG>", 7) == 0))
-        d++;
-    CHECK (d + 6 <= f.nframes, "abort_reply: malformed (%d frames)", f.nframes);
-    char sig[65];
-    lpw_sign (wire, &f, d + 2, sig);
-    CHECK (f.size[d + 1] == 64 && memcmp (f.data[d + 1], sig, 64) == 0,
-           "abort_reply signature does not verify");
-    msgpack_unpacked part[4];
-    for (int i = 0; i < 4; i++) {
-        msgpack_unpacked_init (&part[i]);
-        size_t off = 0;
-        CHECK (msgpack_unpack_next (&part[i], (const char *) f.data[d + 2 + i],
-                                    f.size[d + 2 + i], &off) == MSGPACK_UNPACK_SUCCESS,
-               "abort_reply frame %d does not decode", i);
-    }
     char parent[64];
-    lpw_copy_str (lpw_get (&part[1].data, "msg_id"), parent, sizeof parent);
+    lpw_copy_str (lpw_get (m.parent, "msg_id"), parent, sizeof parent);
     CHECK (strcmp (parent, parent_id) == 0, "abort_reply to '%s', expected '%s'", parent, parent_id);
     memset (out, 0, sizeof *out);
-    lpw_copy_str (lpw_get (&part[0].data, "msg_type"), out->msg_type, sizeof out->msg_type);
-    const msgpack_object *content = &part[3].data;
+    lpw_copy_str (lpw_get (m.header, "msg_type"), out->msg_type, sizeof out->msg_type);
+    const msgpack_object *content = m.content;
     lpw_copy_str (lpw_get (content, "status"), out->status, sizeof out->status);
     lpw_copy_str (lpw_get (content, "ename"), out->ename, sizeof out->ename);
     lpw_copy_str (lpw_get (content, "evalue"), out->evalue, sizeof out->evalue);
@@ -89,21 +62,10 @@ s_recv_abort_reply (lpw_t *wire, void *sock, const char *parent_id, const char *
     out->in_aborted = s_count (lpw_get (content, "aborted"), id, &others);
     out->in_not_aborted = s_count (lpw_get (content, "not_aborted"), other, &others);
     out->other_aborted = others;
-    for (int i = 0; i < 4; i++)
-        msgpack_unpacked_destroy (&part[i]);
-    lpw_frames_free (&f);
+    lpw_msg_free (&m);
 }
 
 static int s_target;
-
-static void
-s_pack_targets (msgpack_packer *pk, void *arg)
-{
-    (void) arg;
-    lpw_pack_str (pk, "targets");
-    msgpack_pack_array (pk, 1);
-    msgpack_pack_int (pk, s_target);
-}
 
 //  Sends abort_request {msg_ids: [a, b]} to s_target; returns its msg_id in out.
 static void
@@ -119,8 +81,7 @@ s_send_abort (lpw_t *wire, void *control, const char *a, const char *b, char out
     lpw_pack_str (&pk, a);
     lpw_pack_str (&pk, b);
     lpw_frames_t f = { 0 };
-    lpw_build (wire, &f, out, "abort_request", 1, s_pack_targets, NULL, sb.data, sb.size,
-               0, NULL, NULL);
+    lpw_build_to (wire, &f, out, "abort_request", s_target, sb.data, sb.size, 0, NULL, NULL);
     msgpack_sbuffer_destroy (&sb);
     CHECK (lpw_send (control, &f, 0), "cannot send the abort_request");
     lpw_frames_free (&f);
@@ -130,7 +91,6 @@ int
 main (int argc, char **argv)
 {
     printf ("engine_abort:\n");
-    (void) lpw_recv_reply;              //  this test reads abort_reply itself
     lp_client_t *client = lpt_connect (argc, argv);
     int ids[64];
     int n = lp_client_ids (client, ids, 64);

@@ -27,67 +27,7 @@ s_bad_content (msgpack_sbuffer *sb)
     lpw_pack_str (&pk, "code");
     lpw_pack_str (&pk, "return 1");
     lpw_pack_str (&pk, "x");
-    uint8_t ext[16] = { 1, 0, 0, 0,  0, 0, 0, 0,  0, 0, 0, 1,  0, 0, 0, 0 };
-    msgpack_pack_ext (&pk, 16, 1);
-    msgpack_pack_ext_body (&pk, ext, 16);
-}
-
-//  lpw_recv_reply, plus the reply metadata's ename (protocol.md: error
-//  replies carry it for forwarders) into meta_ename.
-static bool
-s_recv_reply (const lpw_t *wire, void *sock, lpw_reply_t *reply, char meta_ename[64],
-              int timeout_ms)
-{
-    zmq_pollitem_t item = { sock, 0, ZMQ_POLLIN, 0 };
-    if (zmq_poll (&item, 1, timeout_ms) <= 0)
-        return false;
-    lpw_frames_t f = { 0 };
-    int more = 1;
-    while (more) {
-        zmq_msg_t msg;
-        zmq_msg_init (&msg);
-        CHECK (zmq_msg_recv (&msg, sock, 0) >= 0, "zmq_msg_recv: %s", zmq_strerror (zmq_errno ()));
-        if (f.nframes < LPW_MAXFRAMES)
-            lpw_frames_add (&f, zmq_msg_data (&msg), zmq_msg_size (&msg));
-        more = zmq_msg_more (&msg);
-        zmq_msg_close (&msg);
-    }
-    int d = 0;
-    while (d < f.nframes && !(f.size[d] == 7 && memcmp (f.data[d], "<LPMSG>", 7) == 0))
-        d++;
-    CHECK (d + 6 <= f.nframes, "malformed reply (%d frames)", f.nframes);
-    char sig[65];
-    lpw_sign (wire, &f, d + 2, sig);
-    CHECK (f.size[d + 1] == 64 && memcmp (f.data[d + 1], sig, 64) == 0,
-           "reply signature does not verify");
-    msgpack_unpacked part[4];
-    for (int i = 0; i < 4; i++) {
-        msgpack_unpacked_init (&part[i]);
-        size_t off = 0;
-        CHECK (msgpack_unpack_next (&part[i], (const char *) f.data[d + 2 + i], f.size[d + 2 + i],
-                                    &off) == MSGPACK_UNPACK_SUCCESS, "reply frame %d does not decode", i);
-    }
-    memset (reply, 0, sizeof *reply);
-    lpw_copy_str (lpw_get (&part[1].data, "msg_id"), reply->parent_id, sizeof reply->parent_id);
-    lpw_copy_str (lpw_get (&part[0].data, "msg_type"), reply->msg_type, sizeof reply->msg_type);
-    lpw_copy_str (lpw_get (&part[3].data, "status"), reply->status, sizeof reply->status);
-    lpw_copy_str (lpw_get (&part[3].data, "ename"), reply->ename, sizeof reply->ename);
-    lpw_copy_str (lpw_get (&part[3].data, "evalue"), reply->evalue, sizeof reply->evalue);
-    lpw_copy_str (lpw_get (&part[2].data, "ename"), meta_ename, 64);
-    const msgpack_object *e = lpw_get (&part[2].data, "engine");
-    reply->meta_engine = e && e->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t) e->via.u64 : -1;
-    for (int i = 0; i < 4; i++)
-        msgpack_unpacked_destroy (&part[i]);
-    lpw_frames_free (&f);
-    return true;
-}
-
-static void
-s_pack_targets (msgpack_packer *pk, void *arg)
-{
-    lpw_pack_str (pk, "targets");
-    msgpack_pack_array (pk, 1);
-    msgpack_pack_int (pk, *(int *) arg);
+    lpw_pack_typed_ref (&pk, 1, 0, 1);
 }
 
 //  Sends n undecodable requests of type on sock and expects one
@@ -101,8 +41,10 @@ s_expect_protocol_errors (lpw_t *wire, void *sock, int n, int *target, const cha
     s_bad_content (&sb);
     for (int i = 0; i < n; i++) {
         lpw_frames_t f = { 0 };
-        lpw_build (wire, &f, ids[i], type, target? 1: 0,
-                   target? s_pack_targets: NULL, target, sb.data, sb.size, 0, NULL, NULL);
+        if (target)
+            lpw_build_to (wire, &f, ids[i], type, *target, sb.data, sb.size, 0, NULL, NULL);
+        else
+            lpw_build (wire, &f, ids[i], type, 0, NULL, NULL, sb.data, sb.size, 0, NULL, NULL);
         CHECK (lpw_send (sock, &f, 0), "cannot send on %s", channel);
         lpw_frames_free (&f);
     }
@@ -112,8 +54,7 @@ s_expect_protocol_errors (lpw_t *wire, void *sock, int n, int *target, const cha
     for (int got = 0; got < n; ) {
         int left = LPT_DEADLINE_MS - (int) (lpt_now_ms () - t0);
         lpw_reply_t reply;
-        char meta_ename[64];
-        CHECK (left > 0 && s_recv_reply (wire, sock, &reply, meta_ename, left),
+        CHECK (left > 0 && lpw_recv_reply (wire, sock, &reply, left),
                "%s: only %d of %d undecodable requests were answered within %d ms "
                "(the engine must answer a request whose signed header it read)",
                channel, got, n, LPT_DEADLINE_MS);
@@ -128,8 +69,9 @@ s_expect_protocol_errors (lpw_t *wire, void *sock, int n, int *target, const cha
                "%s: undecodable request answered %s %s: %s, expected a ProtocolError",
                channel, reply.status, reply.ename, reply.evalue);
         CHECK (reply.meta_engine >= 0, "%s: ProtocolError reply without metadata engine", channel);
-        CHECK (strcmp (meta_ename, "ProtocolError") == 0,
-               "%s: error reply metadata ename '%s', expected ProtocolError", channel, meta_ename);
+        CHECK (strcmp (reply.meta_ename, "ProtocolError") == 0,
+               "%s: error reply metadata ename '%s', expected ProtocolError", channel,
+               reply.meta_ename);
         if (got == 0)
             lpt_say ("%s: undecodable request -> %s: %s", channel, reply.ename, reply.evalue);
         got++;
@@ -168,7 +110,6 @@ main (int argc, char **argv)
     lpt_say ("load-balanced view still serves after %d undecodable tasks", S_BAD_TASKS);
     lp_view_destroy (&lb);
 
-    (void) lpw_recv_reply;
     zmq_close (control);
     free (control_ep);
     zmq_close (task);

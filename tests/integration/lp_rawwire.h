@@ -3,8 +3,11 @@
     Written from docs/protocol.md alone (raw libzmq, msgpack-c, keyed
     BLAKE2b from libsodium), so that a test using it also checks that a
     client in another language could be written from the spec. It builds
-    signed requests with any header fields, and receives and verifies
-    replies, reading the few fields a test judges by.
+    signed requests with any header fields (lpw_build; lpw_build_to for
+    the common case of one target; lpw_pack_targets for any target list),
+    and receives and verifies messages (lpw_recv_msg: every part decoded,
+    for tests that judge other fields) and replies (lpw_recv_reply: the
+    few fields most tests judge by, metadata engine and ename included).
 
     Header-only with static functions: each test program includes it once.
     Needs lp_testlib.h (CHECK) first.
@@ -29,6 +32,8 @@ typedef struct {
     uint8_t key[32];                //  from the connection file
     char session[33];               //  our session id
     void *ctx;                      //  libzmq context
+    char scheme[32];                //  signature_scheme of the file
+    long date_offset_sec;           //  added to header dates (0: now)
 } lpw_t;
 
 //  What a test reads of a reply.
@@ -41,7 +46,16 @@ typedef struct {
     bool has_value;
     int64_t value;                  //  first of values, when an integer
     int64_t meta_engine;            //  metadata.engine, -1 when absent
+    char meta_ename[64];            //  metadata.ename, "" when absent
 } lpw_reply_t;
+
+//  A received message, signature verified, its four msgpack parts decoded.
+typedef struct {
+    lpw_frames_t frames;
+    int delim;                      //  index of the <LPMSG> frame
+    msgpack_unpacked part[4];
+    const msgpack_object *header, *parent, *meta, *content;
+} lpw_msg_t;
 
 static void
 lpw_frames_free (lpw_frames_t *f)
@@ -93,6 +107,8 @@ lpw_open (lpw_t *self, const char *conn_file, const char *channel)
     const char *ep = json_string_value (json_object_get (
         json_object_get (root, "endpoints"), channel));
     CHECK (ep, "%s: no endpoint %s", conn_file, channel);
+    const char *scheme = json_string_value (json_object_get (root, "signature_scheme"));
+    snprintf (self->scheme, sizeof self->scheme, "%s", scheme ? scheme : "");
     char *endpoint = strdup (ep);
     CHECK (endpoint, "out of memory");
     json_decref (root);
@@ -169,14 +185,76 @@ lpw_pack_header (const lpw_t *self, msgpack_sbuffer *sb, const char *msg_id,
     char date[40];
     struct timespec ts;
     clock_gettime (CLOCK_REALTIME, &ts);
+    time_t when = ts.tv_sec + self->date_offset_sec;
     struct tm tm;
-    gmtime_r (&ts.tv_sec, &tm);
+    gmtime_r (&when, &tm);
     size_t n = strftime (date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf (date + n, sizeof date - n, ".%06ldZ", ts.tv_nsec / 1000);
     lpw_pack_str (&pk, "date");     lpw_pack_str (&pk, date);
     lpw_pack_str (&pk, "version");  lpw_pack_str (&pk, "1.0");
     if (extra)
         extra (&pk, arg);
+}
+
+//  Header extra "targets": an lpw_extra_fn whose arg is an lpw_targets_t.
+typedef struct {
+    const int64_t *ids;
+    size_t count;
+    bool first_as_string;           //  send the first id as a string
+} lpw_targets_t;
+
+static void
+lpw_pack_targets (msgpack_packer *pk, void *arg)
+{
+    const lpw_targets_t *t = (const lpw_targets_t *) arg;
+    lpw_pack_str (pk, "targets");
+    msgpack_pack_array (pk, t->count);
+    for (size_t i = 0; i < t->count; i++) {
+        if (i == 0 && t->first_as_string)
+            lpw_pack_str (pk, "0");
+        else
+            msgpack_pack_int64 (pk, t->ids[i]);
+    }
+}
+
+//  Content {code = code} into sb (initialised here; the caller destroys).
+static void
+lpw_code_content (msgpack_sbuffer *sb, const char *code)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_init (sb);
+    msgpack_packer_init (&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 1);
+    lpw_pack_str (&pk, "code");
+    lpw_pack_str (&pk, code);
+}
+
+//  A typed array by reference (ext type 1, docs/protocol.md "Values"):
+//  u8 dtype | u8 flags | u16 0 | u32 first | u32 pieces | u32 0, big-endian;
+//  its data are buffer frames first .. first + pieces - 1.
+static void
+lpw_pack_typed_ref (msgpack_packer *pk, uint8_t dtype, uint32_t first, uint32_t pieces)
+{
+    uint8_t ext[16] = { dtype, 0, 0, 0 };
+    for (int b = 0; b < 4; b++) {
+        ext[4 + b] = (uint8_t) (first >> (24 - 8 * b));
+        ext[8 + b] = (uint8_t) (pieces >> (24 - 8 * b));
+    }
+    msgpack_pack_ext (pk, sizeof ext, 1);
+    msgpack_pack_ext_body (pk, ext, sizeof ext);
+}
+
+//  Signs frames[delim + 2..] of f into its signature frame delim + 1.
+static void
+lpw_resign (const lpw_t *self, lpw_frames_t *f, int delim)
+{
+    char sig[65];
+    lpw_sign (self, f, delim + 2, sig);
+    free (f->data[delim + 1]);
+    f->data[delim + 1] = malloc (64);
+    CHECK (f->data[delim + 1], "out of memory");
+    memcpy (f->data[delim + 1], sig, 64);
+    f->size[delim + 1] = 64;
 }
 
 //  Builds a signed request in f: delimiter, signature, header, {}, {},
@@ -202,13 +280,18 @@ lpw_build (const lpw_t *self, lpw_frames_t *f, char msg_id[33], const char *type
     lpw_frames_add (f, content, content_len);
     for (int i = 0; i < nbuffers; i++)
         lpw_frames_add (f, buffers[i], buffer_len[i]);
-    char sig[65];
-    lpw_sign (self, f, 2, sig);
-    free (f->data[1]);
-    f->data[1] = malloc (64);
-    CHECK (f->data[1], "out of memory");
-    memcpy (f->data[1], sig, 64);
-    f->size[1] = 64;
+    lpw_resign (self, f, 0);
+}
+
+//  lpw_build with header.targets = [target].
+static void
+lpw_build_to (const lpw_t *self, lpw_frames_t *f, char msg_id[33], const char *type,
+              int64_t target, const void *content, size_t content_len,
+              int nbuffers, const void **buffers, const size_t *buffer_len)
+{
+    lpw_targets_t t = { &target, 1, false };
+    lpw_build (self, f, msg_id, type, 1, lpw_pack_targets, &t, content, content_len,
+               nbuffers, buffers, buffer_len);
 }
 
 //  Sends f on sock (f is kept). false when the send would block.
@@ -250,55 +333,98 @@ lpw_copy_str (const msgpack_object *o, char *out, size_t max)
     }
 }
 
-//  Receives one reply from sock (waiting at most timeout_ms), verifies its
-//  signature and reads it into reply. false on timeout.
+//  Receives one whole message from sock into f (waiting at most
+//  timeout_ms). false on timeout; more than LPW_MAXFRAMES frames fail.
 static bool
-lpw_recv_reply (const lpw_t *self, void *sock, lpw_reply_t *reply, int timeout_ms)
+lpw_recv_frames (void *sock, lpw_frames_t *f, int timeout_ms)
 {
     zmq_pollitem_t item = { sock, 0, ZMQ_POLLIN, 0 };
     if (zmq_poll (&item, 1, timeout_ms) <= 0)
         return false;
-    lpw_frames_t f = { 0 };
+    f->nframes = 0;
     int more = 1;
     while (more) {
         zmq_msg_t msg;
         zmq_msg_init (&msg);
         CHECK (zmq_msg_recv (&msg, sock, 0) >= 0, "zmq_msg_recv: %s", zmq_strerror (zmq_errno ()));
-        if (f.nframes < LPW_MAXFRAMES)
-            lpw_frames_add (&f, zmq_msg_data (&msg), zmq_msg_size (&msg));
+        lpw_frames_add (f, zmq_msg_data (&msg), zmq_msg_size (&msg));
         more = zmq_msg_more (&msg);
         zmq_msg_close (&msg);
     }
+    return true;
+}
+
+//  Index of the <LPMSG> delimiter of f; fails the test unless there is
+//  one with at least six frames from it on.
+static int
+lpw_delim (const lpw_frames_t *f)
+{
     int d = 0;
-    while (d < f.nframes && !(f.size[d] == 7 && memcmp (f.data[d], "<LPMSG>", 7) == 0))
+    while (d < f->nframes && !(f->size[d] == 7 && memcmp (f->data[d], "<LPMSG>", 7) == 0))
         d++;
-    CHECK (d < f.nframes, "reply without delimiter (%d frames)", f.nframes);
-    CHECK (f.nframes - d >= 6, "reply with %d frames after the routing frames, expected >= 6",
-           f.nframes - d);
+    CHECK (d < f->nframes, "message without delimiter (%d frames)", f->nframes);
+    CHECK (f->nframes - d >= 6, "message with %d frames after the routing frames, expected >= 6",
+           f->nframes - d);
+    return d;
+}
+
+static void
+lpw_msg_free (lpw_msg_t *m)
+{
+    for (int i = 0; i < 4; i++)
+        msgpack_unpacked_destroy (&m->part[i]);
+    lpw_frames_free (&m->frames);
+}
+
+//  Receives one message from sock (waiting at most timeout_ms), verifies
+//  its signature with the key of self and decodes header, parent_header,
+//  metadata and content (each must decode). false on timeout. The caller
+//  frees m with lpw_msg_free.
+static bool
+lpw_recv_msg (const lpw_t *self, void *sock, lpw_msg_t *m, int timeout_ms)
+{
+    memset (m, 0, sizeof *m);
+    if (!lpw_recv_frames (sock, &m->frames, timeout_ms))
+        return false;
+    const lpw_frames_t *f = &m->frames;
+    int d = m->delim = lpw_delim (f);
     char sig[65];
-    lpw_sign (self, &f, d + 2, sig);
-    CHECK (f.size[d + 1] == 64 && memcmp (f.data[d + 1], sig, 64) == 0,
-           "reply signature does not verify with the key of the client file");
-    msgpack_unpacked part[4];
+    lpw_sign (self, f, d + 2, sig);
+    CHECK (f->size[d + 1] == 64 && memcmp (f->data[d + 1], sig, 64) == 0,
+           "message signature does not verify with the key of the connection file");
     static const char *names[4] = { "header", "parent_header", "metadata", "content" };
     for (int i = 0; i < 4; i++) {
-        msgpack_unpacked_init (&part[i]);
+        msgpack_unpacked_init (&m->part[i]);
         size_t off = 0;
-        CHECK (msgpack_unpack_next (&part[i], (const char *) f.data[d + 2 + i], f.size[d + 2 + i],
-                                    &off) == MSGPACK_UNPACK_SUCCESS, "reply %s does not decode",
-               names[i]);
+        CHECK (msgpack_unpack_next (&m->part[i], (const char *) f->data[d + 2 + i],
+                                    f->size[d + 2 + i], &off) == MSGPACK_UNPACK_SUCCESS,
+               "message %s does not decode", names[i]);
     }
-    const msgpack_object *header = &part[0].data, *parent = &part[1].data;
-    const msgpack_object *meta = &part[2].data, *content = &part[3].data;
+    m->header = &m->part[0].data;
+    m->parent = &m->part[1].data;
+    m->meta = &m->part[2].data;
+    m->content = &m->part[3].data;
+    return true;
+}
+
+//  Receives one reply from sock (waiting at most timeout_ms), verifies its
+//  signature and reads it into reply. false on timeout.
+static bool
+lpw_recv_reply (const lpw_t *self, void *sock, lpw_reply_t *reply, int timeout_ms)
+{
+    lpw_msg_t m;
+    if (!lpw_recv_msg (self, sock, &m, timeout_ms))
+        return false;
     memset (reply, 0, sizeof *reply);
-    lpw_copy_str (lpw_get (parent, "msg_id"), reply->parent_id, sizeof reply->parent_id);
-    lpw_copy_str (lpw_get (header, "msg_type"), reply->msg_type, sizeof reply->msg_type);
-    lpw_copy_str (lpw_get (content, "status"), reply->status, sizeof reply->status);
-    lpw_copy_str (lpw_get (content, "ename"), reply->ename, sizeof reply->ename);
-    lpw_copy_str (lpw_get (content, "evalue"), reply->evalue, sizeof reply->evalue);
-    const msgpack_object *e = lpw_get (meta, "engine");
+    lpw_copy_str (lpw_get (m.parent, "msg_id"), reply->parent_id, sizeof reply->parent_id);
+    lpw_copy_str (lpw_get (m.header, "msg_type"), reply->msg_type, sizeof reply->msg_type);
+    lpw_copy_str (lpw_get (m.content, "status"), reply->status, sizeof reply->status);
+    lpw_copy_str (lpw_get (m.content, "ename"), reply->ename, sizeof reply->ename);
+    lpw_copy_str (lpw_get (m.content, "evalue"), reply->evalue, sizeof reply->evalue);
+    lpw_copy_str (lpw_get (m.meta, "ename"), reply->meta_ename, sizeof reply->meta_ename);
+    const msgpack_object *e = lpw_get (m.meta, "engine");
     reply->meta_engine = e && e->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t) e->via.u64 : -1;
-    const msgpack_object *values = lpw_get (content, "values");
+    const msgpack_object *values = lpw_get (m.content, "values");
     if (values && values->type == MSGPACK_OBJECT_ARRAY && values->via.array.size >= 1) {
         const msgpack_object *v = &values->via.array.ptr[0];
         if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
@@ -310,10 +436,16 @@ lpw_recv_reply (const lpw_t *self, void *sock, lpw_reply_t *reply, int timeout_m
             reply->value = v->via.i64;
         }
     }
-    for (int i = 0; i < 4; i++)
-        msgpack_unpacked_destroy (&part[i]);
-    lpw_frames_free (&f);
+    lpw_msg_free (&m);
     return true;
+}
+
+//  So that a test needs no (void) casts for the helpers it does not use.
+static inline void
+lpw_unused_ (void)
+{
+    (void) lpw_dealer; (void) lpw_build_to; (void) lpw_code_content; (void) lpw_pack_typed_ref; (void) lpw_send;
+    (void) lpw_recv_reply; (void) lpw_recv_msg; (void) lpw_unused_;
 }
 
 #endif

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define LPT_DEADLINE_MS  30000      //  generous deadline for any one event
 #define LPT_ENGINES      4
@@ -103,6 +104,35 @@ lpt_errors (lp_result_t *r)
            (what), lp_result_failed (r), lp_result_count (r), lpt_errors (r)); \
 } while (0)
 
+//  Waits up to ms for r and checks that every reply succeeded; returns r.
+static inline lp_result_t *
+lpt_wait_ok_ms (lp_result_t *r, int ms, const char *what)
+{
+    CHECK (r, "%s: call failed at once", what);
+    int rc = lp_result_wait (r, ms);
+    CHECK (rc == LP_OK, "%s: %s within %d ms", what, lp_strerror (rc), ms);
+    CHECK (lp_result_failed (r) == 0, "%s: %s", what, lpt_errors (r));
+    return r;
+}
+
+//  Peak resident set size (VmHWM) of process pid in kB, -1 if unknown.
+static inline long
+lpt_vmhwm_kb (long pid)
+{
+    char path[64];
+    snprintf (path, sizeof path, "/proc/%ld/status", pid);
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return -1;
+    char line[256];
+    long kb = -1;
+    while (fgets (line, sizeof line, file))
+        if (strncmp (line, "VmHWM:", 6) == 0)
+            kb = atol (line + 6);
+    fclose (file);
+    return kb;
+}
+
 //  Printed form of a value (static buffer, for messages).
 static inline const char *
 lpt_show (const lp_value_t *v)
@@ -152,6 +182,18 @@ lpt_status_row (const lp_value_t *status, int id)
     return NULL;
 }
 
+//  Queue count of engine id from a fresh status (-1 when not listed).
+static inline int64_t
+lpt_queue (lp_client_t *client, int id)
+{
+    lp_value_t *status = lp_client_status (client, LPT_DEADLINE_MS);
+    CHECK (status, "status: %s", lp_client_error (client));
+    const lp_value_t *row = lpt_status_row (status, id);
+    int64_t queue = row ? lp_value_as_int (lp_value_get (row, "queue")) : -1;
+    lp_value_destroy (&status);
+    return queue;
+}
+
 //  Polls lp_client_status until engine id shows state "busy"; returns the
 //  elapsed ms. Fails after the deadline.
 static inline double
@@ -197,6 +239,17 @@ lpt_engine_pid (lp_client_t *client, int id)
     long result = (long) lp_value_as_int (pid);
     lp_value_destroy (&status);
     return result;
+}
+
+//  Prints the peak RSS (VmHWM) of engines ids[0..n) and of this client.
+static inline void
+lpt_say_peak_rss (lp_client_t *client, const int *ids, int n)
+{
+    for (int i = 0; i < n; i++) {
+        long pid = lpt_engine_pid (client, ids [i]);
+        lpt_say ("engine %d: peak RSS (VmHWM) %.0f MB", ids [i], lpt_vmhwm_kb (pid) / 1024.0);
+    }
+    lpt_say ("client: peak RSS (VmHWM) %.0f MB", lpt_vmhwm_kb ((long) getpid ()) / 1024.0);
 }
 
 //  True when ids lists id.

@@ -28,36 +28,6 @@ static char uuid [33];                  //  the fake engine's identity
 static volatile int hb_stop;            //  heartbeat thread: stop
 static char hb_ping_ep [256], hb_pong_ep [256];
 
-//  Receives a whole message into f; false on timeout.
-static bool
-s_recv_frames (void *sock, lpw_frames_t *f, int timeout_ms)
-{
-    zmq_pollitem_t item = { sock, 0, ZMQ_POLLIN, 0 };
-    if (zmq_poll (&item, 1, timeout_ms) <= 0)
-        return false;
-    f->nframes = 0;
-    int more = 1;
-    while (more) {
-        zmq_msg_t msg;
-        zmq_msg_init (&msg);
-        CHECK (zmq_msg_recv (&msg, sock, 0) >= 0, "zmq_msg_recv: %s", zmq_strerror (zmq_errno ()));
-        lpw_frames_add (f, zmq_msg_data (&msg), zmq_msg_size (&msg));
-        more = zmq_msg_more (&msg);
-        zmq_msg_close (&msg);
-    }
-    return true;
-}
-
-static int
-s_delim (const lpw_frames_t *f)
-{
-    int d = 0;
-    while (d < f->nframes && !(f->size[d] == 7 && memcmp (f->data[d], "<LPMSG>", 7) == 0))
-        d++;
-    CHECK (d < f->nframes && f->nframes - d >= 6, "message without delimiter or too short");
-    return d;
-}
-
 //  String field key of the msgpack map in frame index of f.
 static void
 s_field (const lpw_frames_t *f, int index, const char *key, char *out, size_t size)
@@ -83,19 +53,6 @@ s_int_field (const lpw_frames_t *f, int index, const char *key)
     int64_t value = o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t) o->via.u64 : -1;
     msgpack_unpacked_destroy (&u);
     return value;
-}
-
-//  Signs f (signature frame at delim + 1).
-static void
-s_resign (lpw_frames_t *f, int delim)
-{
-    char sig[65];
-    lpw_sign (&wire, f, delim + 2, sig);
-    free (f->data[delim + 1]);
-    f->data[delim + 1] = malloc (64);
-    CHECK (f->data[delim + 1], "out of memory");
-    memcpy (f->data[delim + 1], sig, 64);
-    f->size[delim + 1] = 64;
 }
 
 //  A DEALER with the fake engine's identity.
@@ -171,7 +128,7 @@ s_engine_send (void *sock, const char *type, const void *parent, size_t parent_l
     lpw_frames_add (&f, sb.data, sb.size);
     msgpack_sbuffer_destroy (&sb);
     lpw_frames_add (&f, content->data, content->size);
-    s_resign (&f, d);
+    lpw_resign (&wire, &f, d);
     lpw_send (sock, &f, 0);
     lpw_frames_free (&f);
 }
@@ -197,30 +154,6 @@ s_id_content (msgpack_sbuffer *sb, int id)
     msgpack_packer_init (&pk, sb, msgpack_sbuffer_write);
     msgpack_pack_map (&pk, 1);
     lpw_pack_str (&pk, "id"); msgpack_pack_int (&pk, id);
-}
-
-typedef struct {
-    int target;
-} target_arg_t;
-
-static void
-s_targets_extra (msgpack_packer *pk, void *arg)
-{
-    lpw_pack_str (pk, "targets");
-    msgpack_pack_array (pk, 1);
-    msgpack_pack_int (pk, ((target_arg_t *) arg)->target);
-}
-
-//  Queue count of engine id from status (-1 when not listed).
-static int64_t
-s_queue (lp_client_t *client, int id)
-{
-    lp_value_t *status = lp_client_status (client, LPT_DEADLINE_MS);
-    CHECK (status, "status: %s", lp_client_error (client));
-    const lp_value_t *row = lpt_status_row (status, id);
-    int64_t queue = row ? lp_value_as_int (lp_value_get (row, "queue")) : -1;
-    lp_value_destroy (&status);
-    return queue;
 }
 
 int
@@ -270,8 +203,8 @@ main (int argc, char **argv)
         msgpack_sbuffer_destroy (&sb);
     }
     lpw_frames_t f = { 0 };
-    CHECK (s_recv_frames (reg, &f, LPT_DEADLINE_MS), "no registration_reply");
-    int d = s_delim (&f);
+    CHECK (lpw_recv_frames (reg, &f, LPT_DEADLINE_MS), "no registration_reply");
+    int d = lpw_delim (&f);
     int engine = (int) s_int_field (&f, d + 5, "id");
     CHECK (engine >= 0, "registration refused");
     lpw_frames_free (&f);
@@ -290,17 +223,14 @@ main (int argc, char **argv)
     char *ep_client = lpw_open (&cwire, argv[1], "mux");
     void *csock = lpw_dealer (&cwire, ep_client);
     char ids[3][33];
-    target_arg_t targ = { engine };
+    int64_t engine64 = engine;
+    lpw_targets_t targ = { &engine64, 1, false };
     for (int i = 0; i < 3; i++) {
         msgpack_sbuffer sb;
-        msgpack_sbuffer_init (&sb);
-        msgpack_packer pk;
-        msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_map (&pk, 1);
-        lpw_pack_str (&pk, "code"); lpw_pack_str (&pk, "return 0");
+        lpw_code_content (&sb, "return 0");
         lpw_frames_t req = { 0 };
-        lpw_build (&cwire, &req, ids[i], "execute_request", 1, s_targets_extra, &targ,
-                   sb.data, sb.size, 0, NULL, NULL);
+        lpw_build_to (&cwire, &req, ids[i], "execute_request", engine, sb.data, sb.size,
+                      0, NULL, NULL);
         msgpack_sbuffer_destroy (&sb);
         lpw_send (csock, &req, 0);
         lpw_frames_free (&req);
@@ -309,8 +239,8 @@ main (int argc, char **argv)
     //  --- the fake engine receives them, in order
     lpw_frames_t got[3] = { { 0 } };
     for (int i = 0; i < 3; i++) {
-        CHECK (s_recv_frames (mux, &got[i], LPT_DEADLINE_MS), "fake engine: request %d never arrived", i);
-        int gd = s_delim (&got[i]);
+        CHECK (lpw_recv_frames (mux, &got[i], LPT_DEADLINE_MS), "fake engine: request %d never arrived", i);
+        int gd = lpw_delim (&got[i]);
         char id[64];
         s_field (&got[i], gd + 2, "msg_id", id, sizeof id);
         CHECK (strcmp (id, ids[i]) == 0, "fake engine got %s as request %d, expected %s", id, i, ids[i]);
@@ -324,17 +254,17 @@ main (int argc, char **argv)
             lpw_random_hex (stray, 32);
             msgpack_sbuffer ph;
             msgpack_sbuffer_init (&ph);
-            lpw_pack_header (&cwire, &ph, stray, "execute_request", 1, s_targets_extra, &targ);
+            lpw_pack_header (&cwire, &ph, stray, "execute_request", 1, lpw_pack_targets, &targ);
             msgpack_sbuffer content;
             s_values_content (&content, 99);
-            int gd = s_delim (&got[0]);
+            int gd = lpw_delim (&got[0]);
             s_engine_send (mux, "execute_reply", ph.data, ph.size, &content,
                            gd > 0 ? got[0].data[0] : NULL, gd > 0 ? got[0].size[0] : 0, engine);
             msgpack_sbuffer_destroy (&ph);
             msgpack_sbuffer_destroy (&content);
         }
         int i = order[k];
-        int gd = s_delim (&got[i]);
+        int gd = lpw_delim (&got[i]);
         msgpack_sbuffer content;
         s_values_content (&content, i + 1);
         s_engine_send (mux, "execute_reply", got[i].data[gd + 2], got[i].size[gd + 2], &content,
@@ -356,7 +286,7 @@ main (int argc, char **argv)
                (long long) reply.value, i + 1);
     }
     lpt_say ("out-of-order replies reached their requests; the stray reply was dropped");
-    int64_t queue = s_queue (client, engine);
+    int64_t queue = lpt_queue (client, engine);
     CHECK (queue == 1, "status shows queue %lld on the fake engine, expected 1 (request B)",
            (long long) queue);
 

@@ -22,34 +22,13 @@ static lpw_t wire;
 static void *mux;
 static int engine;
 
-static void
-s_pack_targets (msgpack_packer *pk, void *arg)
-{
-    lpw_pack_str (pk, "targets");
-    msgpack_pack_array (pk, 1);
-    msgpack_pack_int (pk, *(int *) arg);
-}
-
-//  Content {code = code}, packed into sb (caller destroys).
-static void
-s_code (msgpack_sbuffer *sb, const char *code)
-{
-    msgpack_packer pk;
-    msgpack_sbuffer_init (sb);
-    msgpack_packer_init (&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 1);
-    lpw_pack_str (&pk, "code");
-    lpw_pack_str (&pk, code);
-}
-
 //  A signed execute_request to target; msg_id filled.
 static void
 s_request (lpw_frames_t *f, char msg_id [33], int target, const char *code)
 {
     msgpack_sbuffer sb;
-    s_code (&sb, code);
-    lpw_build (&wire, f, msg_id, "execute_request", 1, s_pack_targets, &target,
-               sb.data, sb.size, 0, NULL, NULL);
+    lpw_code_content (&sb, code);
+    lpw_build_to (&wire, f, msg_id, "execute_request", target, sb.data, sb.size, 0, NULL, NULL);
     msgpack_sbuffer_destroy (&sb);
 }
 
@@ -58,43 +37,9 @@ static void
 s_request_dated (lpw_frames_t *f, char msg_id [33], int target, const char *code,
                  long offset_sec)
 {
-    lpw_random_hex (msg_id, 32);
-    msgpack_sbuffer hb;
-    msgpack_sbuffer_init (&hb);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &hb, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 7);
-    lpw_pack_str (&pk, "msg_id");   lpw_pack_str (&pk, msg_id);
-    lpw_pack_str (&pk, "msg_type"); lpw_pack_str (&pk, "execute_request");
-    lpw_pack_str (&pk, "session");  lpw_pack_str (&pk, wire.session);
-    lpw_pack_str (&pk, "username"); lpw_pack_str (&pk, "tester");
-    char date [40];
-    time_t when = time (NULL) + offset_sec;
-    struct tm tm;
-    gmtime_r (&when, &tm);
-    strftime (date, sizeof date, "%Y-%m-%dT%H:%M:%S.000000Z", &tm);
-    lpw_pack_str (&pk, "date");     lpw_pack_str (&pk, date);
-    lpw_pack_str (&pk, "version");  lpw_pack_str (&pk, "1.0");
-    s_pack_targets (&pk, &target);
-    msgpack_sbuffer cb;
-    s_code (&cb, code);
-    f->nframes = 0;
-    lpw_frames_add (f, "<LPMSG>", 7);
-    lpw_frames_add (f, "", 0);
-    lpw_frames_add (f, hb.data, hb.size);
-    const uint8_t empty = 0x80;
-    lpw_frames_add (f, &empty, 1);
-    lpw_frames_add (f, &empty, 1);
-    lpw_frames_add (f, cb.data, cb.size);
-    msgpack_sbuffer_destroy (&hb);
-    msgpack_sbuffer_destroy (&cb);
-    char sig [65];
-    lpw_sign (&wire, f, 2, sig);
-    free (f->data [1]);
-    f->data [1] = malloc (64);
-    CHECK (f->data [1], "out of memory");
-    memcpy (f->data [1], sig, 64);
-    f->size [1] = 64;
+    wire.date_offset_sec = offset_sec;
+    s_request (f, msg_id, target, code);
+    wire.date_offset_sec = 0;
 }
 
 //  Sends a probe to the engine and reads replies until the probe's; fails

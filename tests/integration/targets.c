@@ -19,25 +19,7 @@
 
 #define STALL_LIMIT_MS 5000         //  another client's request answered within
 
-typedef struct {
-    const int64_t *ids;
-    size_t count;
-    bool as_string;                 //  send the first id as a string
-} targets_t;
-
-static void
-s_targets_extra (msgpack_packer *pk, void *arg)
-{
-    targets_t *t = (targets_t *) arg;
-    lpw_pack_str (pk, "targets");
-    msgpack_pack_array (pk, t->count);
-    for (size_t i = 0; i < t->count; i++) {
-        if (i == 0 && t->as_string)
-            lpw_pack_str (pk, "0");
-        else
-            msgpack_pack_int64 (pk, t->ids[i]);
-    }
-}
+typedef lpw_targets_t targets_t;
 
 static lpw_t wire;
 
@@ -46,14 +28,9 @@ static void
 s_send (void *sock, const char *code, targets_t *targets, char id[33])
 {
     msgpack_sbuffer sb;
-    msgpack_sbuffer_init (&sb);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 1);
-    lpw_pack_str (&pk, "code");
-    lpw_pack_str (&pk, code);
+    lpw_code_content (&sb, code);
     lpw_frames_t f = { 0 };
-    lpw_build (&wire, &f, id, "execute_request", targets ? 1 : 0, targets ? s_targets_extra : NULL,
+    lpw_build (&wire, &f, id, "execute_request", targets ? 1 : 0, targets ? lpw_pack_targets : NULL,
                targets, sb.data, sb.size, 0, NULL, NULL);
     msgpack_sbuffer_destroy (&sb);
     lpw_send (sock, &f, 0);
@@ -83,17 +60,6 @@ s_replies_until_probe (void *sock, int64_t e, const char *id, lpw_reply_t *first
             *first = reply;
         count++;
     }
-}
-
-static int64_t
-s_queue (lp_client_t *client, int id)
-{
-    lp_value_t *status = lp_client_status (client, LPT_DEADLINE_MS);
-    CHECK (status, "status: %s", lp_client_error (client));
-    const lp_value_t *row = lpt_status_row (status, id);
-    int64_t queue = row ? lp_value_as_int (lp_value_get (row, "queue")) : -1;
-    lp_value_destroy (&status);
-    return queue;
 }
 
 //  Sends `count` ids on sock (refused), and checks that the other client
@@ -156,7 +122,7 @@ main (int argc, char **argv)
            (long long) e, (long long) e, replies);
     CHECK (strcmp (reply.status, "ok") == 0 && reply.value == 1, "[e, e] reply: %s %s %lld",
            reply.status, reply.ename, (long long) reply.value);
-    int64_t queue = s_queue (client, (int) e);
+    int64_t queue = lpt_queue (client, (int) e);
     CHECK (queue == 0, "engine %lld shows queue %lld after [e, e] was answered (leaked)",
            (long long) e, (long long) queue);
     lpt_say ("targets [%lld, %lld] -> one reply, queue 0", (long long) e, (long long) e);
