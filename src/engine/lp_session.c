@@ -613,10 +613,17 @@ s_handle_request (lp_session_t *self, lp_msg_t *request, zsock_t *origin, const 
         snprintf (evalue, sizeof evalue, "%.64s: %.255s", type, problem);
         content = lp_engine_error_content (LP_ENAME_PROTOCOL, evalue, "");
     }
+    else
+    if (lp_value_get (lp_msg_header (request), LP_HDR_TIME_LIMIT)
+    &&  lp_value_type (lp_value_get (lp_msg_header (request), LP_HDR_TIME_LIMIT)) != LP_INT) {
+        //  A mistyped limit is refused, never read as "no limit".
+        content = lp_engine_error_content (LP_ENAME_PROTOCOL,
+                                           "time_limit must be an integer (ms)", "");
+    }
     else {
         const lp_value_t *limit = lp_value_get (lp_msg_header (request), LP_HDR_TIME_LIMIT);
-        if (limit && (lp_value_type (limit) == LP_INT || lp_value_type (limit) == LP_NUMBER))
-            lp_engine_set_time_limit (self->engine, (int64_t) lp_value_as_number (limit));
+        if (limit)
+            lp_engine_set_time_limit (self->engine, lp_value_as_int (limit));
         self->request = request;
         content = s_dispatch (self, request, type);
         self->request = NULL;
@@ -643,8 +650,10 @@ s_serve (lp_session_t *self)
 {
     zsock_t *pipe = zactor_sock (self->heart);
     //  Every socket in the poll set costs system calls per wake-up; the
-    //  registration socket carries nothing after the handshake.
-    zpoller_t *poller = zpoller_new (self->mux, self->task, pipe, NULL);
+    //  registration socket carries nothing after the handshake. The pipe
+    //  comes first: zpoller_wait returns the first ready socket, and a
+    //  SHUTDOWN or LOST from the heart must not wait behind queued work.
+    zpoller_t *poller = zpoller_new (pipe, self->mux, self->task, NULL);
     if (!poller)
         return S_LOST;
     s_end_t end = S_STOP;

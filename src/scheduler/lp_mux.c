@@ -354,6 +354,13 @@ s_engine_remove (self_t *self, int id, const char *reason, const char *ename)
     lp_engine_ref_t *engine = lp_engines_by_id (self->engines, id);
     if (!engine)
         return;
+    //  Replies the engine sent before it left may wait in our socket (an
+    //  engine answers shutdown_request, then unregisters on another
+    //  connection, which the hub may read first): they end their requests
+    //  before the rest fail.
+    zmsg_t *msg;
+    for (int n = 0; n < LP_DRAIN_BATCH && (msg = zmsg_recv (self->engine)); n++)
+        s_handle_engine (self, msg);
     lp_engines_deactivate (self->engines, engine);
     char why [256];
     snprintf (why, sizeof why, "engine %d %s", id, reason);

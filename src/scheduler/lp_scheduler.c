@@ -43,6 +43,9 @@
 
     `hwm` bounds the tasks outstanding on one engine; tasks beyond it wait
     here, where they can still go to whichever engine frees up first.
+    Memory is bounded per client: at most LP_CLIENT_TASKS_MAX unfinished
+    tasks of one client (counted by routing identity, forgotten at zero);
+    more are refused. The scheduler never stops reading its clients.
     Completed task outcomes are remembered (the last LP_TASK_HISTORY) for
     dependencies; a dependency on a task id never seen, or forgotten,
     cannot be met and fails at once.
@@ -59,8 +62,8 @@
 #define LP_OUTCOME_SLOTS     (2 * LP_TASK_HISTORY)  //  index slots (power of 2)
 #define TIMEOUT_CHECK_MSEC   20         //  timeout resolution
 #define LP_TRIM_AFTER_TASKS  10000      //  tasks between malloc_trim calls
-#define LP_WAITING_MAX       4096       //  unassigned tasks held here at most
-#define LP_CLIENT_RCVHWM     8192       //  then queued in ZeroMQ, then clients
+#define LP_CLIENT_TASKS_MAX  4096       //  unfinished tasks of one client at most
+#define LP_CLIENT_RCVHWM     8192       //  messages queued in ZeroMQ, then clients
 #define LP_TASK_ID_MAX       64         //  longer task msg_ids are refused
 #define LP_UNMATCHED_LOG_MSEC 60000     //  unmatched replies: log once a minute
 
@@ -92,6 +95,7 @@ typedef struct {
     bool success_ok;                    //  a dependency's success counts
     bool failure_ok;                    //  a dependency's failure counts
     int avoid;                          //  engine that just failed it, -1
+    bool counted;                       //  in its client's task count
 } s_task_t;
 
 //  A finished task's outcome, in the history ring; the index of outcomes
@@ -117,6 +121,8 @@ typedef struct {
     int timer;                          //  timeout check timer, -1 when off
     zhashx_t *pending;                  //  msg_id -> task, not yet final (the record)
     zhashx_t *attempts;                 //  attempt msg_id -> assigned task
+    zhashx_t *clients;                  //  client identity (hex) -> its
+                                        //  unfinished tasks (uintptr_t)
     int64_t *fold;                      //  scratch for folded targets
     size_t fold_size;                   //  slots in fold
     uint64_t unmatched;                 //  engine replies with no record
@@ -128,7 +134,6 @@ typedef struct {
     uint8_t outcome_key [crypto_shorthash_KEYBYTES];  //  random per scheduler
     uint64_t stamp;                     //  lru clock
     uint64_t finished;                  //  tasks ended since the last trim
-    bool paused;                        //  not reading clients (backpressure)
 } self_t;
 
 static const char *s_schemes [] = { "leastload", "lru", "plainrandom", "weighted", "twobin" };
@@ -201,17 +206,12 @@ s_read_ids (const lp_value_t *header, const char *key, char ***list_p, size_t *c
     return 0;
 }
 
+//  Flags are read only after s_flags_why found them well typed.
 static int64_t
 s_header_int (const lp_value_t *header, const char *key, int64_t fallback)
 {
     const lp_value_t *value = lp_value_get (header, key);
-    if (!value)
-        return fallback;
-    if (lp_value_type (value) == LP_INT)
-        return lp_value_as_int (value);
-    if (lp_value_type (value) == LP_NUMBER)
-        return (int64_t) lp_value_as_number (value);
-    return fallback;
+    return value && lp_value_type (value) == LP_INT? lp_value_as_int (value): fallback;
 }
 
 static bool
@@ -219,6 +219,27 @@ s_header_bool (const lp_value_t *header, const char *key, bool fallback)
 {
     const lp_value_t *value = lp_value_get (header, key);
     return value && lp_value_type (value) == LP_BOOL? lp_value_as_bool (value): fallback;
+}
+
+//  A flag present with the wrong type is a bad flag: the task is refused,
+//  never run with the flag's default (docs/protocol.md). Returns the
+//  complaint, or NULL when every flag is well typed.
+static const char *
+s_flags_why (const lp_value_t *header)
+{
+    static const struct { const char *key; int type; const char *why; } flags [] = {
+        { LP_HDR_RETRIES,    LP_INT,  "bad scheduling flag: retries must be an integer" },
+        { LP_HDR_TIMEOUT,    LP_INT,  "bad scheduling flag: timeout must be an integer (ms)" },
+        { LP_HDR_TIME_LIMIT, LP_INT,  "bad scheduling flag: time_limit must be an integer (ms)" },
+        { LP_HDR_SUCCESS,    LP_BOOL, "bad scheduling flag: success must be a boolean" },
+        { LP_HDR_FAILURE,    LP_BOOL, "bad scheduling flag: failure must be a boolean" },
+    };
+    for (size_t i = 0; i < sizeof flags / sizeof flags [0]; i++) {
+        const lp_value_t *value = lp_value_get (header, flags [i].key);
+        if (value && (int) lp_value_type (value) != flags [i].type)
+            return flags [i].why;
+    }
+    return NULL;
 }
 
 static int
@@ -245,24 +266,30 @@ s_task_new (self_t *self, zmsg_t **msg_p, const lp_value_t *header, char *why, s
     task->client = zframe_dup (zmsg_first (msg));
     //  [client] <LPMSG> signature header ...: keep the header's bytes.
     zframe_t *frame = zmsg_first (msg);
-    for (int i = 0; frame && i < 3; i++)
+    for (int i = 0; frame && i < 1 + LP_FRAME_HEADER; i++)
         frame = zmsg_next (msg);
     task->header = frame? zframe_dup (frame): NULL;
-    const char *id = lp_value_as_string (lp_value_get (header, "msg_id"), NULL);
+    const char *id = lp_value_as_string (lp_value_get (header, LP_HDR_MSG_ID), NULL);
     if (!id || strlen (id) > LP_TASK_ID_MAX) {
         snprintf (why, whylen, "a task's msg_id must have at most %d characters", LP_TASK_ID_MAX);
+        s_task_destroy (&task);
+        return NULL;
+    }
+    const char *bad_flag = s_flags_why (header);
+    if (bad_flag) {
+        snprintf (why, whylen, "%s", bad_flag);
         s_task_destroy (&task);
         return NULL;
     }
     snprintf (task->msg_id, sizeof task->msg_id, "%s", id);
     snprintf (task->attempt, sizeof task->attempt, "%s", id);
     task->submitted = lp_util_wall_usec ();
-    task->retries = (int) s_header_int (header, "retries", 0);
-    task->timeout = s_header_int (header, "timeout", 0);
+    task->retries = (int) s_header_int (header, LP_HDR_RETRIES, 0);
+    task->timeout = s_header_int (header, LP_HDR_TIMEOUT, 0);
     task->deadline = task->timeout > 0? zclock_mono () + task->timeout: 0;
-    task->success_ok = s_header_bool (header, "success", true);
-    task->failure_ok = s_header_bool (header, "failure", false);
-    const lp_value_t *targets = lp_value_get (header, "targets");
+    task->success_ok = s_header_bool (header, LP_HDR_SUCCESS, true);
+    task->failure_ok = s_header_bool (header, LP_HDR_FAILURE, false);
+    const lp_value_t *targets = lp_value_get (header, LP_HDR_TARGETS);
     if (targets && lp_value_type (targets) == LP_ARRAY) {
         //  The targets rule of the mux: folded, refused when longer than
         //  the registered engines; kept sorted for lookups.
@@ -295,8 +322,8 @@ s_task_new (self_t *self, zmsg_t **msg_p, const lp_value_t *header, char *why, s
     }
     if (!task->client || !task->header || task->retries < 0
     ||  (targets && lp_value_type (targets) != LP_ARRAY && lp_value_type (targets) != LP_NIL)
-    ||  s_read_ids (header, "after", &task->after, &task->nafter) != 0
-    ||  s_read_ids (header, "follow", &task->follow, &task->nfollow) != 0) {
+    ||  s_read_ids (header, LP_HDR_AFTER, &task->after, &task->nafter) != 0
+    ||  s_read_ids (header, LP_HDR_FOLLOW, &task->follow, &task->nfollow) != 0) {
         snprintf (why, whylen, "bad scheduling flags: targets must be an array of ids, "
                   "after/follow arrays of msg_ids, retries >= 0");
         s_task_destroy (&task);
@@ -414,11 +441,53 @@ s_remember (self_t *self, const char *msg_id, bool ok, int engine)
     self->history_next = (position + 1) % LP_TASK_HISTORY;
 }
 
+//  The key of a client in self->clients: its routing identity as hex.
+static void
+s_client_key (zframe_t *client, char *out, size_t size)
+{
+    size_t len = zframe_size (client);
+    if (len > (size - 1) / 2)
+        len = (size - 1) / 2;
+    lp_util_hex_encode (zframe_data (client), len, out);
+    out [2 * len] = 0;
+}
+
+//  Counts a task of client; -1 when the client already has
+//  LP_CLIENT_TASKS_MAX unfinished (or out of memory).
+static int
+s_client_take (self_t *self, zframe_t *client)
+{
+    char key [2 * 255 + 1];
+    s_client_key (client, key, sizeof key);
+    uintptr_t count = (uintptr_t) zhashx_lookup (self->clients, key);
+    if (count >= LP_CLIENT_TASKS_MAX)
+        return -1;
+    if (count == 0)
+        return zhashx_insert (self->clients, key, (void *) (uintptr_t) 1);
+    zhashx_update (self->clients, key, (void *) (count + 1));
+    return 0;
+}
+
+//  A task of client has ended; a client with none left is forgotten.
+static void
+s_client_release (self_t *self, zframe_t *client)
+{
+    char key [2 * 255 + 1];
+    s_client_key (client, key, sizeof key);
+    uintptr_t count = (uintptr_t) zhashx_lookup (self->clients, key);
+    if (count <= 1)
+        zhashx_delete (self->clients, key);
+    else
+        zhashx_update (self->clients, key, (void *) (count - 1));
+}
+
 //  A task ends here: its reply (engine's or ours) has gone to the client.
 static void
 s_task_finished (self_t *self, s_task_t **task_p, bool ok, int engine)
 {
     s_task_t *task = *task_p;
+    if (task->counted)
+        s_client_release (self, task->client);
     zhashx_delete (self->pending, task->msg_id);
     s_remember (self, task->msg_id, ok, engine);
     s_task_destroy (task_p);
@@ -692,7 +761,6 @@ s_unassign (self_t *self, s_task_t *task)
 }
 
 static int s_on_timer (zloop_t *loop, int timer_id, void *arg);
-static void s_resume_clients (self_t *self);
 
 static void
 s_enqueue (self_t *self, s_task_t *task, bool front)
@@ -812,9 +880,8 @@ s_handle_client (self_t *self, zmsg_t *msg)
 {
     size_t delim = 0;
     lp_value_t *header = lp_wire_verify (self->wire, msg, &delim);
-    //  A task may have waited in our socket queue past the replay window
-    //  while backpressure held clients back: refused for its date (or a
-    //  full guard), it is answered, not left silent.
+    //  A task refused for its date (a client held it too long, or its
+    //  clock is off) or a full guard is answered, not left silent.
     if (!header)
         lp_reply_refused (self->wire, self->client, msg);
     if (!header || delim != 1) {
@@ -844,7 +911,18 @@ s_handle_client (self_t *self, zmsg_t *msg)
         if ((task->nafter || task->nfollow)
         &&  s_check_deps (self, task, &where, why, sizeof why) == DEPS_IMPOSSIBLE)
             s_task_fail (self, &task, -1, "DependencyError", why);
+        else
+        if (s_client_take (self, task->client) != 0) {
+            char text [160];
+            snprintf (text, sizeof text, "more than %d unfinished tasks from this client: "
+                      "keep at most %d in flight (docs/protocol.md, Replays)",
+                      LP_CLIENT_TASKS_MAX, LP_CLIENT_TASKS_MAX);
+            lp_reply_error (self->wire, self->client, task->client, header, -1,
+                            LP_ENAME_PROTOCOL, text);
+            s_task_destroy (&task);
+        }
         else {
+            task->counted = true;
             zhashx_insert (self->pending, task->msg_id, task);
             s_enqueue (self, task, false);
             s_dispatch (self);
@@ -975,35 +1053,21 @@ s_handle_engine (self_t *self, zmsg_t *msg)
 }
 
 //  Each wake-up drains up to LP_DRAIN_BATCH messages (receive timeout 0).
-//  Backpressure: with LP_WAITING_MAX tasks waiting here, the scheduler
-//  stops reading clients until half of them are placed; further tasks wait
-//  in ZeroMQ's queue (bounded by the socket's receive high-water mark) and
-//  then in the client, so a burst of 10^5 tasks does not make the
-//  controller hold them all.
+//  Memory is bounded per client, not by ceasing to read: a client may
+//  have at most LP_CLIENT_TASKS_MAX unfinished tasks here (more are
+//  refused with ProtocolError; the C library holds its own surplus), so
+//  the scheduler always reads, an abort is always heard, a task is
+//  verified as it arrives (never aged past the replay window in our
+//  socket queue), and one busy client cannot stall the others.
 static int
 s_on_client (zloop_t *loop, zsock_t *sock, void *arg)
 {
+    (void) loop;
     self_t *self = (self_t *) arg;
     zmsg_t *msg;
-    for (int n = 0; n < LP_DRAIN_BATCH && (msg = zmsg_recv (sock)); n++) {
+    for (int n = 0; n < LP_DRAIN_BATCH && (msg = zmsg_recv (sock)); n++)
         s_handle_client (self, msg);
-        if (zlistx_size (self->waiting) >= LP_WAITING_MAX) {
-            zloop_reader_end (loop, sock);
-            self->paused = true;
-            break;
-        }
-    }
     return 0;
-}
-
-static void
-s_resume_clients (self_t *self)
-{
-    if (self->paused && zlistx_size (self->waiting) < LP_WAITING_MAX / 2) {
-        self->paused = false;
-        zloop_reader (self->loop, self->client, s_on_client, self);
-        zloop_reader_set_tolerant (self->loop, self->client);
-    }
 }
 
 static int
@@ -1014,7 +1078,6 @@ s_on_engine (zloop_t *loop, zsock_t *sock, void *arg)
     zmsg_t *msg;
     for (int n = 0; n < LP_DRAIN_BATCH && (msg = zmsg_recv (sock)); n++)
         s_handle_engine (self, msg);
-    s_resume_clients (self);
     //  A burst of tasks is over: give its memory back to the system, so
     //  the controller stays small between bursts (the message buffers were
     //  allocated by ZeroMQ's I/O thread and freed here, which leaves free
@@ -1051,7 +1114,6 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
         }
         task = (s_task_t *) zlistx_next (self->waiting);
     }
-    s_resume_clients (self);
     return 0;
 }
 
@@ -1063,7 +1125,6 @@ s_engine_add (self_t *self, int id, const char *uuid)
 {
     lp_engines_add (self->engines, id, uuid);
     s_dispatch (self);
-    s_resume_clients (self);
 }
 
 static void
@@ -1164,6 +1225,7 @@ s_self_destroy (self_t **self_p)
     //  (a task moves between them by detaching).
     //  The indexes borrow their keys from the tasks: they go first.
     zhashx_destroy (&self->pending);
+    zhashx_destroy (&self->clients);
     zhashx_destroy (&self->attempts);
     lp_engines_destroy (&self->engines);
     zlistx_destroy (&self->waiting);
@@ -1190,13 +1252,14 @@ s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
     self->waiting = zlistx_new ();
     self->pending = zhashx_new ();
     self->attempts = zhashx_new ();
+    self->clients = zhashx_new ();
     self->outcomes = (uint32_t *) calloc (LP_OUTCOME_SLOTS, sizeof (uint32_t));
     self->history = (s_outcome_t *) calloc (LP_TASK_HISTORY, sizeof (s_outcome_t));
     randombytes_buf (self->outcome_key, sizeof self->outcome_key);
     self->client = zsock_new (ZMQ_ROUTER);
     self->engine = zsock_new (ZMQ_ROUTER);
     if (!self->wire || !self->loop || !self->engines || !self->waiting || !self->pending
-    ||  !self->attempts
+    ||  !self->attempts || !self->clients
     ||  !self->outcomes || !self->history || !self->client || !self->engine) {
         s_self_destroy (&self);
         return NULL;
