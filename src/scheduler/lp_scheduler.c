@@ -889,7 +889,7 @@ s_handle_client (self_t *self, zmsg_t *msg)
         zmsg_destroy (&msg);
         return;
     }
-    const char *type = lp_value_as_string (lp_value_get (header, "msg_type"), NULL);
+    const char *type = lp_value_as_string (lp_value_get (header, LP_HDR_MSG_TYPE), NULL);
     if (type && streq (type, LP_ABORT_REQUEST)) {
         s_handle_abort (self, msg, header, delim);
         zmsg_destroy (&msg);
