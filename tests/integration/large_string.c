@@ -14,7 +14,6 @@
 */
 #include "lp_testlib.h"
 #include <stdint.h>
-#include <unistd.h>
 
 #define GIB         ((size_t) 1 << 30)
 #define QUARTER     (GIB / 4)
@@ -92,28 +91,7 @@ s_check (const lp_value_t *v, size_t len, int seed, bool rep, const char *what)
 static lp_result_t *
 s_wait_ok (lp_result_t *r, const char *what)
 {
-    CHECK (r, "%s: call failed at once", what);
-    int rc = lp_result_wait (r, WAIT_MS);
-    CHECK (rc == LP_OK, "%s: %s within %d ms", what, lp_strerror (rc), WAIT_MS);
-    CHECK (lp_result_failed (r) == 0, "%s: %s", what, lpt_errors (r));
-    return r;
-}
-
-static long
-s_vmhwm_kb (long pid)
-{
-    char path [64];
-    snprintf (path, sizeof path, "/proc/%ld/status", pid);
-    FILE *file = fopen (path, "r");
-    if (!file)
-        return -1;
-    char line [256];
-    long kb = -1;
-    while (fgets (line, sizeof line, file))
-        if (strncmp (line, "VmHWM:", 6) == 0)
-            kb = atol (line + 6);
-    fclose (file);
-    return kb;
+    return lpt_wait_ok_ms (r, WAIT_MS, what);
 }
 
 int
@@ -222,11 +200,7 @@ main (int argc, char **argv)
     lpt_say ("scatter / gather of 4 x 256 MiB strings: %.1f / %.1f s",
              t_scatter / 1000, t_gather / 1000);
 
-    for (int i = 0; i < LPT_ENGINES; i++) {
-        long pid = lpt_engine_pid (client, ids [i]);
-        lpt_say ("engine %d: peak RSS (VmHWM) %.0f MB", ids [i], s_vmhwm_kb (pid) / 1024.0);
-    }
-    lpt_say ("client: peak RSS (VmHWM) %.0f MB", s_vmhwm_kb ((long) getpid ()) / 1024.0);
+    lpt_say_peak_rss (client, ids, LPT_ENGINES);
 
     lp_view_destroy (&one);
     lp_view_destroy (&all);

@@ -15,7 +15,6 @@
 */
 #include "lp_testlib.h"
 #include <stdint.h>
-#include <unistd.h>
 
 #define N           50000000            //  5*10^7
 #define WAIT_MS     300000              //  GBs over loopback on 2 busy cores
@@ -37,11 +36,7 @@ s_float (size_t k)
 static lp_result_t *
 s_wait_ok (lp_result_t *r, const char *what)
 {
-    CHECK (r, "%s: call failed at once", what);
-    int rc = lp_result_wait (r, WAIT_MS);
-    CHECK (rc == LP_OK, "%s: %s within %d ms", what, lp_strerror (rc), WAIT_MS);
-    CHECK (lp_result_failed (r) == 0, "%s: %s", what, lpt_errors (r));
-    return r;
+    return lpt_wait_ok_ms (r, WAIT_MS, what);
 }
 
 //  Checks that v is the integer sequence elements [first, first+n)
@@ -56,23 +51,6 @@ s_check_ints (const lp_value_t *v, size_t first, size_t n, const char *what)
     for (size_t k = 0; k < n; k++)
         CHECK (data [k] == s_int (first + k), "%s: element %zu is %lld, expected %lld",
                what, k + 1, (long long) data [k], (long long) s_int (first + k));
-}
-
-static long
-s_vmhwm_kb (long pid)
-{
-    char path [64];
-    snprintf (path, sizeof path, "/proc/%ld/status", pid);
-    FILE *file = fopen (path, "r");
-    if (!file)
-        return -1;
-    char line [256];
-    long kb = -1;
-    while (fgets (line, sizeof line, file))
-        if (strncmp (line, "VmHWM:", 6) == 0)
-            kb = atol (line + 6);
-    fclose (file);
-    return kb;
 }
 
 //  Sum of the integer sequence [first, first+n), wrapping as Lua does
@@ -210,11 +188,7 @@ main (int argc, char **argv)
     lpt_say ("scatter / gather of 5*10^7 integers over %d engines: %.1f / %.1f s",
              LPT_ENGINES, t_scatter / 1000, t_gather / 1000);
 
-    for (int i = 0; i < LPT_ENGINES; i++) {
-        long pid = lpt_engine_pid (client, ids [i]);
-        lpt_say ("engine %d: peak RSS (VmHWM) %.0f MB", ids [i], s_vmhwm_kb (pid) / 1024.0);
-    }
-    lpt_say ("client: peak RSS (VmHWM) %.0f MB", s_vmhwm_kb ((long) getpid ()) / 1024.0);
+    lpt_say_peak_rss (client, ids, LPT_ENGINES);
 
     lp_view_destroy (&one);
     lp_view_destroy (&all);
