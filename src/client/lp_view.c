@@ -589,6 +589,33 @@ s_chunk (const lp_value_t *seq, size_t start, size_t len)
             lp_value_typed_set_sequence (chunk, lp_value_typed_is_sequence (seq));
         return chunk;
     }
+    //  A long run of integers only (floats only) goes as a typed sequence,
+    //  as the engines send Lua sequences (docs/protocol.md, "Values"):
+    //  one buffer instead of a value per element, and the engine builds
+    //  its table straight from it
+    if (len > LP_SEQUENCE_TYPED_MIN) {
+        lp_type_t type = lp_value_type (lp_value_at (seq, start));
+        bool uniform = type == LP_INT || type == LP_NUMBER;
+        for (size_t i = 1; uniform && i < len; i++)
+            uniform = lp_value_type (lp_value_at (seq, start + i)) == type;
+        if (uniform) {
+            lp_value_t *chunk = lp_value_typed (type == LP_INT? LP_DTYPE_I64: LP_DTYPE_F64, len);
+            if (!chunk)
+                return NULL;
+            lp_value_typed_set_sequence (chunk, true);
+            if (type == LP_INT) {
+                int64_t *data = (int64_t *) lp_value_typed_data (chunk);
+                for (size_t i = 0; i < len; i++)
+                    data [i] = lp_value_as_int (lp_value_at (seq, start + i));
+            }
+            else {
+                double *data = (double *) lp_value_typed_data (chunk);
+                for (size_t i = 0; i < len; i++)
+                    data [i] = lp_value_as_number (lp_value_at (seq, start + i));
+            }
+            return chunk;
+        }
+    }
     lp_value_t *chunk = lp_value_array ();
     for (size_t i = 0; chunk && i < len; i++) {
         lp_value_t *item = lp_value_dup (lp_value_at (seq, start + i));
