@@ -16,23 +16,6 @@
 #define LPT_CHURN_WARMUP      200
 #define LPT_CHURN_GROWTH_KB   (12 * 1024)   //  generous: 6 KB per client
 
-//  Resident set size of pid in KB, or -1.
-static long
-s_rss_kb (long pid)
-{
-    char path [64], line [256];
-    snprintf (path, sizeof path, "/proc/%ld/status", pid);
-    FILE *file = fopen (path, "r");
-    if (!file)
-        return -1;
-    long kb = -1;
-    while (fgets (line, sizeof line, file))
-        if (strncmp (line, "VmRSS:", 6) == 0)
-            kb = atol (line + 6);
-    fclose (file);
-    return kb;
-}
-
 static long
 s_controller_pid (void)
 {
@@ -74,7 +57,7 @@ main (int argc, char **argv)
     long pid = s_controller_pid ();
     for (int i = 0; i < LPT_CHURN_WARMUP; i++)
         s_one_client (argv [1], ids [0]);
-    long before = s_rss_kb (pid);
+    long before = lpt_proc_kb (pid, "VmRSS");
     CHECK (before > 0, "cannot read the controller's RSS (pid %ld)", pid);
     double t0 = lpt_now_ms ();
     for (int i = 0; i < LPT_CHURN_CLIENTS; i++)
@@ -84,7 +67,7 @@ main (int argc, char **argv)
     lp_result_t *r = lpt_exec (view, "return 2");
     lp_result_destroy (&r);
     lp_view_destroy (&view);
-    long after = s_rss_kb (pid);
+    long after = lpt_proc_kb (pid, "VmRSS");
     lpt_say ("%d clients in %.1f s: controller RSS %ld KB -> %ld KB (%+ld KB, %.1f KB per client)",
              LPT_CHURN_CLIENTS, (lpt_now_ms () - t0) / 1000, before, after, after - before,
              (double) (after - before) / LPT_CHURN_CLIENTS);

@@ -16,23 +16,6 @@
 */
 #include "lp_testlib.h"
 
-//  VmRSS of pid in kB, -1 when unreadable
-static long
-s_rss_kb (long pid)
-{
-    char path[64], line[256];
-    snprintf (path, sizeof path, "/proc/%ld/status", pid);
-    FILE *f = fopen (path, "r");
-    if (!f)
-        return -1;
-    long kb = -1;
-    while (fgets (line, sizeof line, f))
-        if (strncmp (line, "VmRSS:", 6) == 0)
-            kb = atol (line + 6);
-    fclose (f);
-    return kb;
-}
-
 //  True when pid runs with AddressSanitizer (its shadow memory for what
 //  the bomb touched stays resident: the RSS check means nothing there)
 static bool
@@ -81,7 +64,7 @@ main (int argc, char **argv)
     //  Idle size, after a first request has run
     lp_result_t *r = lpt_exec (view, "local t = {} for i = 1, 1000 do t[i] = i end return #t");
     lp_result_destroy (&r);
-    long idle_kb = s_rss_kb (pid);
+    long idle_kb = lpt_proc_kb (pid, "VmRSS");
     CHECK (idle_kb > 0, "cannot read VmRSS of engine %d (pid %ld)", engine, pid);
 
     //  The bomb: 1 KB strings until twice the expected default cap
@@ -101,7 +84,7 @@ main (int argc, char **argv)
     lpt_say ("memory bomb -> %s: %s (%.1f s)", ename, lp_result_evalue (r, 0),
              (lpt_now_ms () - t0) / 1000);
     lp_result_destroy (&r);
-    long after_kb = s_rss_kb (pid);
+    long after_kb = lpt_proc_kb (pid, "VmRSS");
     CHECK (after_kb > 0, "engine %d (pid %ld) is gone after the MemoryError", engine, pid);
 
     r = lpt_exec (view, "return 6 * 7");

@@ -115,9 +115,10 @@ lpt_wait_ok_ms (lp_result_t *r, int ms, const char *what)
     return r;
 }
 
-//  Peak resident set size (VmHWM) of process pid in kB, -1 if unknown.
+//  A "kB" field of /proc/<pid>/status (field "VmRSS", "VmHWM", ...), -1
+//  when unreadable.
 static inline long
-lpt_vmhwm_kb (long pid)
+lpt_proc_kb (long pid, const char *field)
 {
     char path[64];
     snprintf (path, sizeof path, "/proc/%ld/status", pid);
@@ -125,10 +126,11 @@ lpt_vmhwm_kb (long pid)
     if (!file)
         return -1;
     char line[256];
+    size_t len = strlen (field);
     long kb = -1;
     while (fgets (line, sizeof line, file))
-        if (strncmp (line, "VmHWM:", 6) == 0)
-            kb = atol (line + 6);
+        if (strncmp (line, field, len) == 0 && line[len] == ':')
+            kb = atol (line + len + 1);
     fclose (file);
     return kb;
 }
@@ -247,9 +249,9 @@ lpt_say_peak_rss (lp_client_t *client, const int *ids, int n)
 {
     for (int i = 0; i < n; i++) {
         long pid = lpt_engine_pid (client, ids [i]);
-        lpt_say ("engine %d: peak RSS (VmHWM) %.0f MB", ids [i], lpt_vmhwm_kb (pid) / 1024.0);
+        lpt_say ("engine %d: peak RSS (VmHWM) %.0f MB", ids [i], lpt_proc_kb (pid, "VmHWM") / 1024.0);
     }
-    lpt_say ("client: peak RSS (VmHWM) %.0f MB", lpt_vmhwm_kb ((long) getpid ()) / 1024.0);
+    lpt_say ("client: peak RSS (VmHWM) %.0f MB", lpt_proc_kb ((long) getpid (), "VmHWM") / 1024.0);
 }
 
 //  True when ids lists id.

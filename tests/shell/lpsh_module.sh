@@ -18,13 +18,13 @@ FAILS=0
 say() { echo "lpsh_module: $*"; }
 fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
 . "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/lib/lua.sh"
 
 cleanup() { stop_local_cluster; rm -rf "$DIR"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-LUA=$(command -v lua5.4) || { say "FAIL: lua5.4 not installed (Debian package lua5.4)"; exit 1; }
-[ -f "$BUILD/lua/luaparallel.so" ] || { say "FAIL: $BUILD/lua/luaparallel.so not built"; exit 1; }
+lua_setup
 start_local_cluster "$DIR" 4
 FILE=$DIR/security/lp-client.json
 
@@ -87,22 +87,9 @@ print ("module ok")
 rc:close ()
 LUA
 
-#  A sanitizer build's module needs the ASan runtime loaded first in the
-#  (uninstrumented) interpreter; leak checking is then off for lua5.4
-#  itself, whose own allocations ASan cannot account for.
-PRELOAD=""
-if grep -q '^LP_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null; then
-    PRELOAD=$(gcc -print-file-name=libasan.so)
-fi
-
 run_pi() {   # run_pi CPATH LABEL
     local out rc
-    if [ -n "$PRELOAD" ]; then
-        out=$(cd "$DIR" && LD_PRELOAD="$PRELOAD" ASAN_OPTIONS=detect_leaks=0 LUA_CPATH="$1" \
-              timeout 120 "$LUA" pi.lua "$FILE" 2>&1); rc=$?
-    else
-        out=$(cd "$DIR" && LUA_CPATH="$1" timeout 120 "$LUA" pi.lua "$FILE" 2>&1); rc=$?
-    fi
+    out=$(run_lua "$1" 120 pi.lua "$FILE" 2>&1); rc=$?
     echo "$out"
     [ "$rc" -eq 0 ] || { fail "$2: lua5.4 pi.lua exited $rc"; return; }
     echo "$out" | grep -q '^pi 3\.14159265 from 4 engines$' || fail "$2: no 'pi 3.14159265 from 4 engines'"

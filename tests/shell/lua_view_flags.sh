@@ -20,13 +20,13 @@ CTRL_PID=""
 
 say() { echo "lua_view_flags: $*"; }
 . "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/lib/lua.sh"
 
 cleanup() { stop_local_cluster; rm -rf "$DIR"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-LUA=$(command -v lua5.4) || { say "FAIL: lua5.4 not installed (Debian package lua5.4)"; exit 1; }
-[ -f "$BUILD/lua/luaparallel.so" ] || { say "FAIL: $BUILD/lua/luaparallel.so not built"; exit 1; }
+lua_setup
 start_local_cluster "$DIR" 4 >/dev/null
 FILE=$DIR/security/lp-client.json
 
@@ -151,16 +151,7 @@ print ("flags ok")
 rc:close ()
 LUA
 
-PRELOAD=""
-if grep -q '^LP_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null; then
-    PRELOAD=$(gcc -print-file-name=libasan.so)
-fi
-if [ -n "$PRELOAD" ]; then
-    out=$(cd "$DIR" && LD_PRELOAD="$PRELOAD" ASAN_OPTIONS=detect_leaks=0 LUA_CPATH="$BUILD/lua/?.so" \
-          timeout 180 "$LUA" flags.lua "$FILE" "$DIR" 2>&1); rc=$?
-else
-    out=$(cd "$DIR" && LUA_CPATH="$BUILD/lua/?.so" timeout 180 "$LUA" flags.lua "$FILE" "$DIR" 2>&1); rc=$?
-fi
+out=$(run_lua "$BUILD/lua/?.so" 180 flags.lua "$FILE" "$DIR" 2>&1); rc=$?
 echo "$out"
 if [ "$rc" -ne 0 ] || ! echo "$out" | grep -q '^flags ok$'; then
     say "FAIL: the flag checks did not all pass (status $rc)"
