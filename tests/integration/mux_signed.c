@@ -36,6 +36,16 @@ s_build (frames_t *f, char msg_id[33], const char *type, int target,
                       nbuffers, buffers, buffer_len);
 }
 
+//  An execute_request {code = code} to target.
+static void
+s_build_code (frames_t *f, char msg_id[33], int target, const char *code)
+{
+    msgpack_sbuffer sb;
+    lpw_code_content (&sb, code);
+    s_build (f, msg_id, "execute_request", target, sb.data, sb.size, 0, NULL, NULL);
+    msgpack_sbuffer_destroy (&sb);
+}
+
 static void
 s_send (const frames_t *f)
 {
@@ -68,12 +78,9 @@ s_push_typed_content (msgpack_sbuffer *sb, uint32_t pieces)
 static int
 s_probe (reply_t *others, int max, int64_t expect_counter, const char *after)
 {
-    msgpack_sbuffer sb;
-    lpw_code_content (&sb, "return counter");
     frames_t f = { 0 };
     char id[33];
-    s_build (&f, id, "execute_request", engine, sb.data, sb.size, 0, NULL, NULL);
-    msgpack_sbuffer_destroy (&sb);
+    s_build_code (&f, id, engine, "return counter");
     s_send (&f);
     lpw_frames_free (&f);
     int count = 0;
@@ -141,11 +148,9 @@ main (int argc, char **argv)
 
     //  1. a valid request, signed as the spec says, is answered once
     msgpack_sbuffer sb;
-    lpw_code_content (&sb, "counter = (counter or 0) + 1 return counter");
     frames_t valid = { 0 };
     char valid_id[33];
-    s_build (&valid, valid_id, "execute_request", engine, sb.data, sb.size, 0, NULL, NULL);
-    msgpack_sbuffer_destroy (&sb);
+    s_build_code (&valid, valid_id, engine, "counter = (counter or 0) + 1 return counter");
     s_send (&valid);
     reply_t reply;
     CHECK (s_recv_reply (&reply, LPT_DEADLINE_MS), "no reply to a valid hand-made request within %d ms",
@@ -166,23 +171,17 @@ main (int argc, char **argv)
     //  3. bad signature (one hex digit changed)
     frames_t f = { 0 };
     char id[33];
-    lpw_code_content (&sb, "counter = 100");
-    s_build (&f, id, "execute_request", engine, sb.data, sb.size, 0, NULL, NULL);
-    msgpack_sbuffer_destroy (&sb);
+    s_build_code (&f, id, engine, "counter = 100");
     f.data[1][10] = f.data[1][10] == '0' ? '1' : '0';
     s_must_not_run (&f, id, "bad signature", NULL);
 
     //  4. tampered content after signing
-    lpw_code_content (&sb, "counter = 100");
-    s_build (&f, id, "execute_request", engine, sb.data, sb.size, 0, NULL, NULL);
-    msgpack_sbuffer_destroy (&sb);
+    s_build_code (&f, id, engine, "counter = 100");
     f.data[5][f.size[5] - 1] = '9';             //  "counter = 109"
     s_must_not_run (&f, id, "content changed after signing", NULL);
 
     //  5. signature in upper case / missing signature frame
-    lpw_code_content (&sb, "counter = 100");
-    s_build (&f, id, "execute_request", engine, sb.data, sb.size, 0, NULL, NULL);
-    msgpack_sbuffer_destroy (&sb);
+    s_build_code (&f, id, engine, "counter = 100");
     free (f.data[1]);
     f.data[1] = malloc (1);
     f.size[1] = 0;
@@ -248,9 +247,7 @@ main (int argc, char **argv)
            err.ename);
 
     //  8. an unknown target: EngineError from the controller at once
-    lpw_code_content (&sb, "counter = 100");
-    s_build (&f, id, "execute_request", 999, sb.data, sb.size, 0, NULL, NULL);
-    msgpack_sbuffer_destroy (&sb);
+    s_build_code (&f, id, 999, "counter = 100");
     CHECK (s_must_not_run (&f, id, "execute_request to engine 999", &err) == 1,
            "a request to an unregistered engine got no error reply");
     CHECK (strcmp (err.ename, "EngineError") == 0, "unknown target: ename '%s', expected EngineError",
