@@ -7,13 +7,6 @@
 #  process of that cluster is left. Uses BUILD_DIR's binaries (no rebuild).
 set -u
 BUILD=${1:?usage: cluster_cli.sh BUILD_DIR}
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-CLI=$ROOT/cluster.sh
-export LP_HOME
-LP_HOME=$(mktemp -d "${TMPDIR:-/tmp}/lpcli.XXXXXX") || exit 1
-export LP_BUILD_DIR=$BUILD LP_SKIP_DEPS=1
-NAME=clitest$$
-DIR=$LP_HOME/profile_$NAME
 CTRL_PID=""
 ENGINE_PIDS=""
 FAILS=0
@@ -21,18 +14,7 @@ FAILS=0
 say() { echo "cluster_cli: $*"; }
 fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
 . "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
-
-
-
-# Last resort, by recorded pid only: whatever the test started and the
-# CLI failed to stop.
-cleanup() {
-    kill_leftovers $CTRL_PID $ENGINE_PIDS $(strays "$LP_HOME")
-    rm -rf "$LP_HOME"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
+cli_profile cli "clitest$$"
 
 [ -x "$CLI" ] || { say "FAIL: $CLI not found or not executable"; exit 1; }
 for b in lpcontroller lpengine; do

@@ -11,13 +11,6 @@
 #  under its id, and stop still leaves nothing.
 set -u
 BUILD=${1:?usage: controller_kill9.sh BUILD_DIR}
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-CLI=$ROOT/cluster.sh
-export LP_HOME
-LP_HOME=$(mktemp -d "${TMPDIR:-/tmp}/lpkill9.XXXXXX") || exit 1
-export LP_BUILD_DIR=$BUILD LP_SKIP_DEPS=1
-NAME=kill9test$$
-DIR=$LP_HOME/profile_$NAME
 CTRL_PID=""
 ENGINE_PIDS=""
 FAILS=0
@@ -25,17 +18,7 @@ FAILS=0
 say() { echo "controller_kill9: $*"; }
 fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
 . "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
-
-
-
-
-cleanup() {
-    kill_leftovers $CTRL_PID $ENGINE_PIDS $(strays "$LP_HOME")
-    rm -rf "$LP_HOME"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
+cli_profile kill9 "kill9test$$"
 
 start_cluster() {   # extra start options...
     if ! "$CLI" start -n 2 --profile "$NAME" --no-build "$@"; then

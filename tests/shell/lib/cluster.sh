@@ -9,6 +9,8 @@
 #  pids it lists, and processes whose command line names its own unique
 #  temporary folder.
 
+LP_TEST_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+
 #  alive PID: true while pid runs; a zombie counts as gone (a detached
 #  controller is reaped by PID 1, which can take a while on these VMs).
 alive() {
@@ -115,4 +117,26 @@ start_local_cluster() {
 stop_local_cluster() {
     stop_pid "$CTRL_PID" controller
     CTRL_PID=""
+}
+
+#  cli_profile TAG NAME: for tests of ./cluster.sh, a profile NAME in a
+#  temporary LP_HOME of its own (folder lpTAG.XXXXXX). Sets ROOT, CLI,
+#  LP_HOME, NAME, DIR (the profile folder); exports LP_HOME, LP_BUILD_DIR
+#  ($BUILD) and LP_SKIP_DEPS=1. On exit, by recorded pid only, whatever the
+#  test started (CTRL_PID, ENGINE_PIDS, processes naming LP_HOME) and the
+#  CLI failed to stop is killed, and LP_HOME removed.
+cli_profile() {
+    ROOT=$LP_TEST_ROOT
+    CLI=$ROOT/cluster.sh
+    export LP_HOME
+    LP_HOME=$(mktemp -d "${TMPDIR:-/tmp}/lp$1.XXXXXX") || exit 1
+    export LP_BUILD_DIR=$BUILD LP_SKIP_DEPS=1
+    NAME=$2
+    DIR=$LP_HOME/profile_$NAME
+    trap cli_profile_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+cli_profile_cleanup() {
+    kill_leftovers $CTRL_PID $ENGINE_PIDS $(strays "$LP_HOME")
+    rm -rf "$LP_HOME"
 }
