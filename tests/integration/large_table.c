@@ -33,6 +33,20 @@ s_float (size_t k)
     return (double) (k + 1) * 0.5;
 }
 
+//  The integer test sequence, N elements, as a typed array flagged as a
+//  sequence
+static lp_value_t *
+s_int_sequence (void)
+{
+    lp_value_t *seq = lp_value_typed (LP_DTYPE_I64, N);
+    CHECK (seq, "out of memory");
+    int64_t *data = (int64_t *) lp_value_typed_data (seq);
+    for (size_t k = 0; k < N; k++)
+        data [k] = s_int (k);
+    lp_value_typed_set_sequence (seq, true);
+    return seq;
+}
+
 static lp_result_t *
 s_wait_ok (lp_result_t *r, const char *what)
 {
@@ -100,12 +114,7 @@ main (int argc, char **argv)
     CHECK (one && all && lb, "views: %s", lp_client_error (client));
 
     //  Push from C: a typed array flagged as a sequence
-    lp_value_t *seq = lp_value_typed (LP_DTYPE_I64, N);
-    CHECK (seq, "out of memory");
-    int64_t *data = (int64_t *) lp_value_typed_data (seq);
-    for (size_t k = 0; k < N; k++)
-        data [k] = s_int (k);
-    lp_value_typed_set_sequence (seq, true);
+    lp_value_t *seq = s_int_sequence ();
     double t0 = lpt_now_ms ();
     lp_result_t *r = s_wait_ok (lp_view_push (one, "t", seq), "push of 5*10^7 integers");
     lp_result_destroy (&r);
@@ -160,12 +169,7 @@ main (int argc, char **argv)
     lpt_say ("load-balanced task returning 5*10^7 integers: %.1f s", t_task / 1000);
 
     //  Scatter over the engines: each sees a table of its chunk
-    seq = lp_value_typed (LP_DTYPE_I64, N);
-    CHECK (seq, "out of memory");
-    data = (int64_t *) lp_value_typed_data (seq);
-    for (size_t k = 0; k < N; k++)
-        data [k] = s_int (k);
-    lp_value_typed_set_sequence (seq, true);
+    seq = s_int_sequence ();
     t0 = lpt_now_ms ();
     r = s_wait_ok (lp_view_scatter (all, "part", seq), "scatter of 5*10^7 integers");
     lp_result_destroy (&r);
