@@ -253,6 +253,41 @@ s_sign_zmsg (lp_wire_t *self, zmsg_t *zmsg, size_t delim)
 }
 
 //  ---------------------------------------------------------------------
+//  Stamps our session when the header has none, then encodes the four
+//  maps of msg into parts with encode (copying or referring encoder);
+//  large data goes to list. 0, or -1 with err filled.
+
+typedef zframe_t *(s_encoder_fn) (lp_value_t *value, zlist_t *list, char *err, size_t errlen);
+
+static int
+s_encode_maps (lp_wire_t *self, lp_msg_t *msg, s_encoder_fn *encode, zlist_t *list,
+               zframe_t *parts [4], char *err, size_t errlen)
+{
+    lp_value_t *header = lp_msg_header (msg);
+    const lp_value_t *session = lp_value_get (header, LP_HDR_SESSION);
+    if (!session || lp_value_type (session) != LP_STRING || lp_value_len (session) == 0) {
+        lp_value_t *value = lp_value_string (self->session);
+        if (!value || lp_value_set (header, LP_HDR_SESSION, value)) {
+            snprintf (err, errlen, "out of memory");
+            return -1;
+        }
+    }
+    lp_value_t *maps [4] = {
+        header, lp_msg_parent (msg), lp_msg_metadata (msg), lp_msg_content (msg)
+    };
+    static const char *names [4] = { "header", "parent", "metadata", "content" };
+    for (int i = 0; i < 4; i++) {
+        char reason [200] = "";
+        parts [i] = encode (maps [i], list, reason, sizeof (reason));
+        if (!parts [i]) {
+            snprintf (err, errlen, "cannot encode %s: %s", names [i], reason);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
 //  Builds the signed multipart message. Header, parent and metadata share
 //  the buffer list with content so that a large string anywhere (a long
 //  captured stdout in metadata, say) also goes out of band.
@@ -276,29 +311,9 @@ lp_wire_encode (lp_wire_t *self, lp_msg_t **msg_p, char *err, size_t errlen)
         snprintf (err, errlen, "out of memory");
         goto done;
     }
-    //  Stamp our session when the header has none
-    lp_value_t *header = lp_msg_header (msg);
-    const lp_value_t *session = lp_value_get (header, LP_HDR_SESSION);
-    if (!session || lp_value_type (session) != LP_STRING || lp_value_len (session) == 0) {
-        lp_value_t *value = lp_value_string (self->session);
-        if (!value || lp_value_set (header, LP_HDR_SESSION, value)) {
-            snprintf (err, errlen, "out of memory");
-            goto done;
-        }
-    }
-    lp_value_t *maps [4] = {
-        header, lp_msg_parent (msg), lp_msg_metadata (msg), lp_msg_content (msg)
-    };
-    static const char *names [4] = { "header", "parent", "metadata", "content" };
-    for (int i = 0; i < 4; i++) {
-        char reason [200] = "";
-        //  msg is destroyed below: its large buffers go as they are copied
-        parts [i] = lp_codec_encode_consume (maps [i], buffers, reason, sizeof (reason));
-        if (!parts [i]) {
-            snprintf (err, errlen, "cannot encode %s: %s", names [i], reason);
-            goto done;
-        }
-    }
+    //  msg is destroyed below: its large buffers go as they are copied
+    if (s_encode_maps (self, msg, lp_codec_encode_consume, buffers, parts, err, errlen))
+        goto done;
     zmsg = zmsg_dup (lp_msg_routing (msg));
     if (!zmsg) {
         snprintf (err, errlen, "out of memory");
@@ -394,25 +409,8 @@ lp_wire_encode_out (lp_wire_t *self, lp_msg_t **msg_p, char *err, size_t errlen)
     size_t *sizes = NULL;
     if (!out || !pieces)
         goto nomem;
-    lp_value_t *header = lp_msg_header (msg);
-    const lp_value_t *session = lp_value_get (header, LP_HDR_SESSION);
-    if (!session || lp_value_type (session) != LP_STRING || lp_value_len (session) == 0) {
-        lp_value_t *value = lp_value_string (self->session);
-        if (!value || lp_value_set (header, LP_HDR_SESSION, value))
-            goto nomem;
-    }
-    lp_value_t *maps [4] = {
-        header, lp_msg_parent (msg), lp_msg_metadata (msg), lp_msg_content (msg)
-    };
-    static const char *names [4] = { "header", "parent", "metadata", "content" };
-    for (int i = 0; i < 4; i++) {
-        char reason [200] = "";
-        parts [i] = lp_codec_encode_refer (maps [i], pieces, reason, sizeof (reason));
-        if (!parts [i]) {
-            snprintf (err, errlen, "cannot encode %s: %s", names [i], reason);
-            goto fail;
-        }
-    }
+    if (s_encode_maps (self, msg, lp_codec_encode_refer, pieces, parts, err, errlen))
+        goto fail;
     out->npieces = zlist_size (pieces);
     out->pieces = (lp_piece_t **) calloc (out->npieces + 1, sizeof (lp_piece_t *));
     //  The signed frames: 4 maps, then the pieces
