@@ -46,7 +46,6 @@
 #include "lp_engines.h"
 
 #define LP_RECORD_KEY_CHARS  300        //  "<msg_id>/<engine id>"
-#define LP_UNMATCHED_LOG_MSEC 60000     //  unmatched replies: log once a minute
 
 //  One forwarded copy of a request, from send to reply (or engine death).
 typedef struct {
@@ -64,14 +63,14 @@ typedef struct {
     zloop_t *loop;                      //  our reactor
     lp_wire_t *wire;                    //  verify / sign
     const char *channel;                //  "mux" or "control"
+    char name [32];                     //  "controller/<channel>", for logs
     zsock_t *client;                    //  client-facing ROUTER
     zsock_t *engine;                    //  engine-facing ROUTER
     lp_engines_t *engines;              //  record lists (own the records)
     zhashx_t *records;                  //  key -> s_record_t (borrowed)
     int64_t *targets;                   //  scratch for folded targets
     size_t targets_size;                //  slots in targets
-    uint64_t unmatched;                 //  replies dropped: no record
-    int64_t unmatched_logged;           //  zclock_mono of the last log line
+    lp_unmatched_t unmatched;           //  engine replies with no record
     char endpoints [2][128];            //  engine, client
 } self_t;
 
@@ -246,21 +245,6 @@ done:
     return 0;
 }
 
-//  A reply nobody waits for: counted, logged at most once a minute.
-static void
-s_unmatched (self_t *self, const char *uuid, const char *parent_id)
-{
-    self->unmatched++;
-    int64_t now = zclock_mono ();
-    if (self->unmatched == 1 || now - self->unmatched_logged >= LP_UNMATCHED_LOG_MSEC) {
-        self->unmatched_logged = now;
-        zsys_warning ("controller/%s: dropped a reply from engine %s to %s, which has no "
-                      "pending request there (%llu such replies so far)", self->channel,
-                      *uuid? uuid: "-", parent_id && *parent_id? parent_id: "(no parent msg_id)",
-                      (unsigned long long) self->unmatched);
-    }
-}
-
 //  A message from an engine: a hello (no client frame) or a reply.
 static int
 s_handle_engine (self_t *self, zmsg_t *msg)
@@ -317,7 +301,7 @@ s_handle_engine (self_t *self, zmsg_t *msg)
     }
     else
     if (!zframe_streq (zmsg_first (msg), "controller"))
-        s_unmatched (self, uuid, parent_id);
+        lp_reply_unmatched (&self->unmatched, self->name, uuid, parent_id);
     //  (else: an engine's answer to our own shutdown_request, expected)
     lp_value_destroy (&header);
     zmsg_destroy (&msg);
@@ -478,9 +462,8 @@ s_self_new (zsock_t *pipe, lp_mux_config_t *config)
 {
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
     self->pipe = pipe;
-    char name [32];
-    snprintf (name, sizeof name, "controller/%s", config->channel);
-    self->wire = lp_wire_new (config->key, config->key_len, name);
+    snprintf (self->name, sizeof self->name, "controller/%s", config->channel);
+    self->wire = lp_wire_new (config->key, config->key_len, self->name);
     if (self->wire && config->guard)
         lp_wire_set_guard (self->wire, config->guard);
     self->engines = lp_engines_new (s_record_free);

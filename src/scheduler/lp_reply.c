@@ -210,3 +210,19 @@ lp_reply_frame (zmsg_t *zmsg, size_t delim, size_t which)
         frame = zmsg_next (zmsg);
     return frame;
 }
+
+void
+lp_reply_unmatched (lp_unmatched_t *self, const char *who,
+                    const char *uuid, const char *parent_id)
+{
+    self->count++;
+    int64_t now = zclock_mono ();
+    if (self->count == 1 || now - self->logged >= LP_DROP_LOG_MSEC) {
+        self->logged = now;
+        zsys_warning ("%s: dropped a reply from engine %s to %s, which has no "
+                      "request recorded there (%llu such replies so far)", who,
+                      uuid && *uuid? uuid: "-",
+                      parent_id && *parent_id? parent_id: "(no parent msg_id)",
+                      (unsigned long long) self->count);
+    }
+}

@@ -35,4 +35,14 @@ int lp_reply_map_str (zframe_t *frame, const char *key, char *out, size_t size);
 //  too short.
 zframe_t *lp_reply_frame (zmsg_t *zmsg, size_t delim, size_t which);
 
+//  Engine replies that match no record: counted, logged at most once a
+//  minute (the first at once). who names the actor in the log line.
+typedef struct {
+    uint64_t count;                     //  replies dropped: no record
+    int64_t logged;                     //  zclock_mono of the last log line
+} lp_unmatched_t;
+
+void lp_reply_unmatched (lp_unmatched_t *self, const char *who,
+                         const char *uuid, const char *parent_id);
+
 #endif

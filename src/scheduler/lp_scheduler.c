@@ -65,7 +65,6 @@
 #define LP_CLIENT_TASKS_MAX  4096       //  unfinished tasks of one client at most
 #define LP_CLIENT_RCVHWM     8192       //  messages queued in ZeroMQ, then clients
 #define LP_TASK_ID_MAX       64         //  longer task msg_ids are refused
-#define LP_UNMATCHED_LOG_MSEC 60000     //  unmatched replies: log once a minute
 
 typedef enum { TASK_WAITING, TASK_ASSIGNED } s_where_t;
 
@@ -125,8 +124,7 @@ typedef struct {
                                         //  unfinished tasks (uintptr_t)
     int64_t *fold;                      //  scratch for folded targets
     size_t fold_size;                   //  slots in fold
-    uint64_t unmatched;                 //  engine replies with no record
-    int64_t unmatched_logged;           //  zclock_mono of the last log line
+    lp_unmatched_t unmatched;           //  engine replies with no record
     s_outcome_t *history;               //  ring of outcomes, oldest out
     size_t history_next;
     uint32_t *outcomes;                 //  index of history: position + 1,
@@ -947,21 +945,6 @@ s_reply_ok (zmsg_t *msg, size_t delim, bool *final)
     return ok;
 }
 
-//  A reply nobody waits for: counted, logged at most once a minute.
-static void
-s_unmatched (self_t *self, const char *uuid, const char *parent_id)
-{
-    self->unmatched++;
-    int64_t now = zclock_mono ();
-    if (self->unmatched == 1 || now - self->unmatched_logged >= LP_UNMATCHED_LOG_MSEC) {
-        self->unmatched_logged = now;
-        zsys_warning ("scheduler: dropped a reply from engine %s to %s, which has no task "
-                      "assigned there (%llu such replies so far)", *uuid? uuid: "-",
-                      parent_id && *parent_id? parent_id: "(no parent msg_id)",
-                      (unsigned long long) self->unmatched);
-    }
-}
-
 //  The reply to an attempt goes to the client as the reply to the
 //  request it sent: routing frame = the task's client, and for a retry
 //  the parent_header = the original header, signed again. 0 / -1.
@@ -1026,7 +1009,7 @@ s_handle_engine (self_t *self, zmsg_t *msg)
                           parent_id, sizeof parent_id) == 0)
         task = (s_task_t *) zhashx_lookup (self->attempts, parent_id);
     if (!task || task->engine != engine) {
-        s_unmatched (self, uuid, parent_id);
+        lp_reply_unmatched (&self->unmatched, "controller/task", uuid, parent_id);
         zmsg_destroy (&msg);
         return;
     }
