@@ -79,6 +79,7 @@ struct _lp_client_t {
     char lost_text [512];               //  "controller at ... lost: ..."
     size_t task_inflight;               //  tasks sent, not yet answered
     zlistx_t *backlog;                  //  s_held_t: tasks not sent yet
+    zhashx_t *held;                     //  msg_id -> backlog handle (abort)
 };
 
 //  A task held in the client until fewer than LP_CLIENT_TASK_WINDOW are
@@ -417,6 +418,7 @@ s_lose (lp_client_t *self, int64_t silent)
               "controller at %s lost: nothing heard for %d ms",
               self->endpoint, (int) silent);
     //  Held tasks never left: their slots end below like the others.
+    zhashx_purge (self->held);
     zlistx_purge (self->backlog);
     self->task_inflight = 0;
     lp_result_t *result = (lp_result_t *) zlistx_first (self->results);
@@ -477,6 +479,7 @@ s_flush_backlog (lp_client_t *self)
         if (rc != 0)
             return;                     //  kept (zmsg_send left it to us)
         self->task_inflight++;
+        zhashx_delete (self->held, held->msg_id);
         zlistx_delete (self->backlog, zlistx_cursor (self->backlog));
     }
 }
@@ -485,13 +488,12 @@ bool
 lp_client_unhold (lp_client_t *self, const char *msg_id)
 {
     assert (self);
-    for (s_held_t *held = (s_held_t *) zlistx_first (self->backlog); held;
-         held = (s_held_t *) zlistx_next (self->backlog))
-        if (streq (held->msg_id, msg_id)) {
-            zlistx_delete (self->backlog, zlistx_cursor (self->backlog));
-            return true;
-        }
-    return false;
+    void *handle = zhashx_lookup (self->held, msg_id);
+    if (!handle)
+        return false;
+    zhashx_delete (self->held, msg_id);
+    zlistx_delete (self->backlog, handle);
+    return true;
 }
 
 int
@@ -612,9 +614,16 @@ lp_client_send (lp_client_t *self, lp_channel_t channel, lp_msg_t **msg_p,
             held->zmsg = zmsg;
             held->header = header;
         }
-        if (!held || !zlistx_add_end (self->backlog, held)) {
-            if (held)
-                held->zmsg = NULL;      //  destroyed below
+        void *handle = held? zlistx_add_end (self->backlog, held): NULL;
+        if (handle && zhashx_insert (self->held, held->msg_id, handle)) {
+            zlistx_detach (self->backlog, handle);
+            handle = NULL;
+        }
+        if (!handle) {
+            if (held) {
+                held->zmsg = NULL;      //  both destroyed below
+                held->header = NULL;
+            }
             s_held_destroy (&held);
             zmsg_destroy (&zmsg);
             lp_value_destroy (&header);
@@ -869,7 +878,9 @@ lp_client_connect (const char *connection_file, int timeout_ms)
     self->backlog = zlistx_new ();
     if (self->backlog)
         zlistx_set_destructor (self->backlog, s_held_free);
-    if (!self->wire || !self->routes || !self->results || !self->views || !self->backlog) {
+    self->held = zhashx_new ();
+    if (!self->wire || !self->routes || !self->results || !self->views || !self->backlog
+    ||  !self->held) {
         lp_client_set_error (self, "out of memory");
         lp_client_destroy (&self);
         return NULL;
@@ -915,6 +926,7 @@ lp_client_destroy (lp_client_t **self_p)
         }
         zlistx_destroy (&self->views);
     }
+    zhashx_destroy (&self->held);
     zlistx_destroy (&self->backlog);
     zhashx_destroy (&self->routes);
     zsock_destroy (&self->registration);
