@@ -43,7 +43,7 @@
 */
 #include "lp_mux.h"
 #include "lp_reply.h"
-#include "lp_engines.h"
+#include "lp_routes.h"
 
 #define LP_RECORD_KEY_CHARS  300        //  "<msg_id>/<engine id>"
 

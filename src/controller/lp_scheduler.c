@@ -53,7 +53,7 @@
 */
 #include "lp_scheduler.h"
 #include "lp_reply.h"
-#include "lp_engines.h"
+#include "lp_routes.h"
 
 #include <malloc.h>
 #include <sodium.h>

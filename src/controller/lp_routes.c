@@ -1,5 +1,5 @@
 /*  lp_engines.c - the engine table of a data-path actor, see lp_engines.h */
-#include "lp_engines.h"
+#include "lp_routes.h"
 
 struct _lp_engines_t {
     zhashx_t *by_uuid;                  //  uuid -> lp_engine_ref_t (owns)
