@@ -37,6 +37,11 @@
     =========================================================================
 */
 #include "lp_client_private.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_msg.h"
+#include "lp_wire.h"
+#include "lp_conn.h"
 #include <pthread.h>
 #include <stdarg.h>
 

@@ -14,7 +14,8 @@
 #ifndef LP_CLIENT_PRIVATE_H_INCLUDED
 #define LP_CLIENT_PRIVATE_H_INCLUDED
 
-#include "lp_common.h"
+#include "lp_util.h"
+#include "lp_msg.h"
 
 //  Which socket a request goes out on
 typedef enum {

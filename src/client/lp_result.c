@@ -28,6 +28,10 @@
     =========================================================================
 */
 #include "lp_client_private.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_value.h"
+#include "lp_msg.h"
 
 #define LP_RESULT_TAG   0x1b0c0003
 

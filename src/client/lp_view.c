@@ -23,6 +23,9 @@
     =========================================================================
 */
 #include "lp_client_private.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_msg.h"
 
 #define LP_VIEW_TAG     0x1b0c0002
 

@@ -35,7 +35,8 @@
     =========================================================================
 */
 
-#include "lp_common.h"
+#include "lp_guard.h"
+#include "lp_util.h"
 #include <sodium.h>
 #include <pthread.h>
 #include <inttypes.h>

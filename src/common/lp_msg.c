@@ -18,7 +18,9 @@
     =========================================================================
 */
 
-#include "lp_common.h"
+#include "lp_msg.h"
+#include "lp_proto.h"
+#include "lp_util.h"
 #include <pwd.h>
 #include <pthread.h>
 #include <unistd.h>

@@ -10,7 +10,7 @@
     =========================================================================
 */
 
-#include "lp_common.h"
+#include "lp_util.h"
 //  Contracts and self-tests assert in release builds too, as in czmq
 #undef NDEBUG
 #include <assert.h>

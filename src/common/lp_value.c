@@ -22,7 +22,7 @@
     =========================================================================
 */
 
-#include "lp_common.h"
+#include "lp_value.h"
 //  Contracts and self-tests assert in release builds too, as in czmq
 #undef NDEBUG
 #include <assert.h>

@@ -37,6 +37,12 @@
 #include "lp_mux.h"
 #include "lp_scheduler.h"
 #include "lp_relay.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_msg.h"
+#include "lp_guard.h"
+#include "lp_wire.h"
+#include "lp_conn.h"
 
 #include <sodium.h>
 

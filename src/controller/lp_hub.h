@@ -4,7 +4,7 @@
 #ifndef LP_HUB_H_INCLUDED
 #define LP_HUB_H_INCLUDED
 
-#include "lp_common.h"
+#include "lp_prelude.h"
 
 typedef struct _lp_hub_t lp_hub_t;
 

@@ -44,6 +44,11 @@
 #include "lp_mux.h"
 #include "lp_reply.h"
 #include "lp_routes.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_codec.h"
+#include "lp_msg.h"
+#include "lp_wire.h"
 
 #define LP_RECORD_KEY_CHARS  300        //  "<msg_id>/<engine id>"
 

@@ -15,7 +15,7 @@
 #ifndef LP_MUX_H_INCLUDED
 #define LP_MUX_H_INCLUDED
 
-#include "lp_common.h"
+#include "lp_guard.h"
 
 typedef struct {
     const char *ip;                     //  address to bind

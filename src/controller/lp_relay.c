@@ -1,5 +1,6 @@
 /*  lp_relay.c - the iopub relay actor, see lp_relay.h */
 #include "lp_relay.h"
+#include "lp_wire.h"
 
 void
 lp_relay_actor (zsock_t *pipe, void *ip)

@@ -54,6 +54,11 @@
 #include "lp_scheduler.h"
 #include "lp_reply.h"
 #include "lp_routes.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_codec.h"
+#include "lp_msg.h"
+#include "lp_wire.h"
 
 #include <malloc.h>
 #include <sodium.h>

@@ -23,7 +23,7 @@
     when the cluster is usable, and says why when it is not.
     =========================================================================
 */
-#include "lp_common.h"
+#include "lp_util.h"
 #include <malloc.h>
 
 //  Allocations from this size on are mapped singly (see main)

@@ -40,6 +40,9 @@
     =========================================================================
 */
 #include "lp_engine.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_luavalue.h"
 #include <lauxlib.h>
 #include <lualib.h>
 #include <inttypes.h>

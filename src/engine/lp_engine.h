@@ -11,7 +11,7 @@
 #ifndef LP_ENGINE_H_INCLUDED
 #define LP_ENGINE_H_INCLUDED
 
-#include "lp_common.h"
+#include "lp_prelude.h"
 
 #define LP_ENGINE_CACHE_MAX      1024             //  compiled functions kept
 #define LP_ENGINE_STDOUT_MAX     (64 * 1024 * 1024) //  reply "stdout" cap, bytes

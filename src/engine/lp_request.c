@@ -9,6 +9,9 @@
     =========================================================================
 */
 #include "lp_request.h"
+#include "lp_proto.h"
+#include "lp_msg.h"
+#include "lp_wire.h"
 
 lp_msg_t *
 lp_request_decode (lp_wire_t *wire, zmsg_t **zmsg_p, char *problem, size_t size)

@@ -15,7 +15,8 @@
 #ifndef LP_REQUEST_H_INCLUDED
 #define LP_REQUEST_H_INCLUDED
 
-#include "lp_common.h"
+#include "lp_msg.h"
+#include "lp_wire.h"
 
 //  Receives one message from sock. NULL when nothing came or the message
 //  was dropped (bad signature, bad header, replay: no reply is possible).

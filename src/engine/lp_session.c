@@ -40,6 +40,11 @@
 #include "lp_session.h"
 #include "lp_heart.h"
 #include "lp_request.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_msg.h"
+#include "lp_wire.h"
+#include "lp_conn.h"
 #include <lua.h>
 #include <pwd.h>
 #include <sys/stat.h>

@@ -9,7 +9,7 @@
 #define LP_SESSION_H_INCLUDED
 
 #include <signal.h>
-#include "lp_common.h"
+#include "lp_conn.h"
 #include "lp_engine.h"
 
 #define LP_ENGINE_POLL_MSEC      500    //  main loop wakes to check signals

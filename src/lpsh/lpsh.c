@@ -21,7 +21,7 @@
     luaparallel/lua (the install), then the source tree (LPSH_SOURCE_DIR).
     =========================================================================
 */
-#include "lp_common.h"
+#include "lp_util.h"
 #include <lauxlib.h>
 #include <lualib.h>
 #include <histedit.h>

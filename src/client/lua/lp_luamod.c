@@ -87,7 +87,7 @@
     wait.
     =========================================================================
 */
-#include "lp_common.h"
+#include "lp_luavalue.h"
 #include <lauxlib.h>
 #include <lualib.h>
 #include <string.h>
