@@ -27,7 +27,6 @@ void        lp_msg_destroy (lp_msg_t **self_p);
 const char *lp_msg_type (const lp_msg_t *self);
 const char *lp_msg_id (const lp_msg_t *self);
 const char *lp_msg_parent_id (const lp_msg_t *self);      //  NULL when none
-const char *lp_msg_parent_type (const lp_msg_t *self);    //  NULL when none
 lp_value_t *lp_msg_header (lp_msg_t *self);               //  maps, never NULL,
 lp_value_t *lp_msg_parent (lp_msg_t *self);               //  owned by the msg,
 lp_value_t *lp_msg_metadata (lp_msg_t *self);             //  may be modified

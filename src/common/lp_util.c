@@ -1,6 +1,6 @@
 /*  =========================================================================
     lp_util - small helpers shared by every process: random ids, UTF-8
-    validation, wall clock in ISO 8601, profile folders, hex coding
+    validation, wall clock in ISO 8601, profile folders, hex encoding
 
     Random ids come from libsodium's randombytes_buf; sodium_init runs once
     per process through pthread_once, so any thread may ask for an id first.
@@ -240,35 +240,6 @@ lp_util_hex_encode (const uint8_t *data, size_t len, char *out)
     out [len * 2] = 0;
 }
 
-static int
-s_hex_digit (char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-int
-lp_util_hex_decode (const char *hex, uint8_t *out, size_t max)
-{
-    assert (hex);
-    size_t len = strlen (hex);
-    if (len % 2 || len / 2 > max || len / 2 > INT_MAX)
-        return -1;
-    for (size_t k = 0; k < len / 2; k++) {
-        int hi = s_hex_digit (hex [k * 2]);
-        int lo = s_hex_digit (hex [k * 2 + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out [k] = (uint8_t) (hi << 4 | lo);
-    }
-    return (int) (len / 2);
-}
-
 //  ---------------------------------------------------------------------
 //  Self-test
 
@@ -354,15 +325,6 @@ lp_util_test (bool verbose)
     char hex [9];
     lp_util_hex_encode (raw, 4, hex);
     assert (streq (hex, "00ab10ff"));
-    uint8_t back [4];
-    assert (lp_util_hex_decode (hex, back, 4) == 4);
-    assert (memcmp (raw, back, 4) == 0);
-    assert (lp_util_hex_decode ("00AB10FF", back, 4) == 4);
-    assert (memcmp (raw, back, 4) == 0);
-    assert (lp_util_hex_decode ("abc", back, 4) == -1);
-    assert (lp_util_hex_decode ("zz", back, 4) == -1);
-    assert (lp_util_hex_decode ("0011223344", back, 4) == -1);
-    assert (lp_util_hex_decode ("", back, 4) == 0);
     //  @end
     printf ("OK\n");
 }

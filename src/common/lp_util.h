@@ -1,5 +1,5 @@
 /*  =========================================================================
-    lp_util - ids, UTF-8 check, clocks, profile paths, hex
+    lp_util - ids, UTF-8 check, clocks, profile paths, hex encoding
 
     Self-test: lp_util_test, run by lp_selftest.
     =========================================================================
@@ -22,9 +22,8 @@ int     lp_util_iso_parse (const char *date, int64_t *usec_p);
 //  Profile folder: $LP_HOME/profile_<name>, else ~/.luaparallel/profile_<name>.
 //  Returns 0, or -1 when it does not fit.
 int     lp_util_profile_dir (const char *profile, char *out, size_t size);
-//  Hex encode / decode; decode returns bytes written or -1 on bad input.
+//  Hex encode: 2 * len lowercase hex chars and a NUL into out.
 void    lp_util_hex_encode (const uint8_t *data, size_t len, char *out);
-int     lp_util_hex_decode (const char *hex, uint8_t *out, size_t max);
 void    lp_util_test (bool verbose);
 
 #endif

@@ -105,9 +105,6 @@ int         lp_wire_replace (lp_wire_t *self, zmsg_t *zmsg, size_t delim, size_t
 const char *lp_wire_last_error (lp_wire_t *self);        //  why the last drop
 //  Sets ZMQ_MAXMSGSIZE and linger on a socket this process owns.
 void        lp_wire_tune_socket (zsock_t *sock);
-//  Tunes sock and binds it to a free TCP port on ip; writes
-//  "tcp://ip:port" into endpoint. 0, or -1 (sock NULL or bind failed).
-int         lp_wire_bind (zsock_t *sock, const char *ip, char *endpoint, size_t size);
 void        lp_wire_test (bool verbose);
 
 #endif

@@ -34,6 +34,7 @@
     =========================================================================
 */
 #include "lp_hub.h"
+#include "lp_bind.h"
 #include "lp_mux.h"
 #include "lp_scheduler.h"
 #include "lp_relay.h"
@@ -748,10 +749,10 @@ lp_hub_new (const lp_hub_config_t *config, char *err, size_t errlen)
         lp_hub_destroy (&self);
         return NULL;
     }
-    if (lp_wire_bind (self->registration, config->ip, self->endpoint [0], 128)
-    ||  lp_wire_bind (self->hb_ping, config->ip, self->endpoint [1], 128)
-    ||  lp_wire_bind (self->hb_pong, config->ip, self->endpoint [2], 128)
-    ||  lp_wire_bind (self->notify, config->ip, self->endpoint [3], 128)) {
+    if (lp_bind_tcp (self->registration, config->ip, self->endpoint [0], 128)
+    ||  lp_bind_tcp (self->hb_ping, config->ip, self->endpoint [1], 128)
+    ||  lp_bind_tcp (self->hb_pong, config->ip, self->endpoint [2], 128)
+    ||  lp_bind_tcp (self->notify, config->ip, self->endpoint [3], 128)) {
         snprintf (err, errlen, "cannot listen on %s: %s", config->ip,
                   zmq_strerror (zmq_errno ()));
         lp_hub_destroy (&self);

@@ -52,6 +52,7 @@
     =========================================================================
 */
 #include "lp_scheduler.h"
+#include "lp_bind.h"
 #include "lp_reply.h"
 #include "lp_routes.h"
 #include "lp_proto.h"
@@ -1268,15 +1269,15 @@ s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
     uint64_t affinity = lp_routes_io_affinity (1);
     zsock_set_affinity (self->engine, (int) affinity);
     zsock_set_affinity (self->client, (int) affinity);
-    if (lp_wire_bind (self->engine, config->ip, self->endpoints [0], 128)
-    ||  lp_wire_bind (self->client, config->ip, self->endpoints [1], 128)) {
+    if (lp_bind_tcp (self->engine, config->ip, self->endpoints [0], 128)
+    ||  lp_bind_tcp (self->client, config->ip, self->endpoints [1], 128)) {
         zsys_error ("scheduler: cannot bind on %s: %s", config->ip, zmq_strerror (zmq_errno ()));
         s_self_destroy (&self);
         return NULL;
     }
     zsock_set_rcvtimeo (self->client, 0);
     zsock_set_rcvtimeo (self->engine, 0);
-    //  Set after lp_wire_bind's tuning (HWM 0); applies to new connections.
+    //  Set after lp_bind_tcp's tuning (HWM 0); applies to new connections.
     zsock_set_rcvhwm (self->client, LP_CLIENT_RCVHWM);
     zloop_reader (self->loop, pipe, s_on_pipe, self);
     zloop_reader (self->loop, self->client, s_on_client, self);

@@ -578,13 +578,6 @@ lp_engine_stdout (lp_engine_t *self, size_t *len_p)
     return self->out? self->out: "";
 }
 
-size_t
-lp_engine_memory_used (lp_engine_t *self)
-{
-    assert (self);
-    return self->memory_used;
-}
-
 //  --------------------------------------------------------------------------
 //  Interrupt
 

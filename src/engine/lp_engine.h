@@ -47,8 +47,6 @@ lp_value_t *lp_engine_clear (lp_engine_t *self);
 const char *lp_engine_stdout (lp_engine_t *self, size_t *len_p);
 //  Empties that capture (for a request answered without running).
 void        lp_engine_clear_stdout (lp_engine_t *self);
-//  Bytes the Lua state holds now.
-size_t      lp_engine_memory_used (lp_engine_t *self);
 
 //  Any thread: interrupts the running request. Returns true when one was
 //  running (it then ends with an Interrupted error).
