@@ -47,12 +47,6 @@
 #include <stdarg.h>
 
 #define LP_CLIENT_TAG           0x1b0c0001
-#define LP_CLIENT_DRAIN_MAX     1000    //  messages per socket per poll round
-#define LP_CLIENT_RESTATUS_MSEC 500     //  wait_for_engines re-asks status
-#define LP_CLIENT_SLICE_MSEC    50      //  wait_for_engines poll slice
-#define LP_CLIENT_SNDTIMEO_MSEC 5000    //  a send that blocks this long fails
-#define LP_CLIENT_TICK_MIN_MSEC 10      //  shortest lost-detection tick
-#define LP_CLIENT_TASK_WINDOW   4096    //  tasks in flight; more wait here
 
 struct _lp_client_t {
     uint32_t tag;                       //  LP_CLIENT_TAG while alive

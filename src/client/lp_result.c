@@ -80,8 +80,6 @@ struct _lp_result_t {
     lp_value_t *not_aborted;            //  after an abort: array of maps
 };
 
-#define LP_RESULT_SEARCH_MAX  16       //  slots searched in place; more: indexed
-
 static char *
 s_strdup (const char *s)
 {

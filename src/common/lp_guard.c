@@ -42,7 +42,6 @@
 #include <inttypes.h>
 
 #define LP_GUARD_DIGEST   16            //  bytes of an id's digest
-#define LP_GUARD_MIN_CAP  1024          //  smallest ring
 
 //  One id remembered
 typedef struct {

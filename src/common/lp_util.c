@@ -22,9 +22,8 @@
 static pthread_once_t s_sodium_once = PTHREAD_ONCE_INIT;
 static volatile unsigned s_fork_generation = 1;     //  bumped in fork children
 
-#define S_RANDOM_POOL 4096                          //  bytes drawn at a time
-static _Thread_local uint8_t s_pool [S_RANDOM_POOL];
-static _Thread_local size_t s_pool_used = S_RANDOM_POOL;
+static _Thread_local uint8_t s_pool [LP_RANDOM_POOL_BYTES];
+static _Thread_local size_t s_pool_used = LP_RANDOM_POOL_BYTES;
 static _Thread_local unsigned s_pool_generation;
 
 static void
@@ -52,8 +51,8 @@ lp_util_random_id (char out [LP_ID_CHARS + 1])
     assert (out);
     pthread_once (&s_sodium_once, s_sodium_init);
     size_t need = LP_ID_CHARS / 2;
-    if (s_pool_used + need > S_RANDOM_POOL || s_pool_generation != s_fork_generation) {
-        randombytes_buf (s_pool, S_RANDOM_POOL);
+    if (s_pool_used + need > LP_RANDOM_POOL_BYTES || s_pool_generation != s_fork_generation) {
+        randombytes_buf (s_pool, LP_RANDOM_POOL_BYTES);
         s_pool_used = 0;
         s_pool_generation = s_fork_generation;
     }

@@ -29,9 +29,6 @@
 #include <math.h>
 #include <inttypes.h>
 
-#define LP_MAP_INDEX_MIN   16           //  build a hash index above this
-#define LP_PRINT_MAX_ITEMS 20           //  printed elements per container
-
 struct _lp_value_t {
     lp_type_t type;                     //  what the union holds
     union {

@@ -64,13 +64,7 @@
 #include <malloc.h>
 #include <sodium.h>
 
-#define LP_TASK_HISTORY      65536      //  outcomes kept for dependencies
 #define LP_OUTCOME_SLOTS     (2 * LP_TASK_HISTORY)  //  index slots (power of 2)
-#define TIMEOUT_CHECK_MSEC   20         //  timeout resolution
-#define LP_TRIM_AFTER_TASKS  10000      //  tasks between malloc_trim calls
-#define LP_CLIENT_TASKS_MAX  4096       //  unfinished tasks of one client at most
-#define LP_CLIENT_RCVHWM     8192       //  messages queued in ZeroMQ, then clients
-#define LP_TASK_ID_MAX       64         //  longer task msg_ids are refused
 
 typedef enum { TASK_WAITING, TASK_ASSIGNED } s_where_t;
 
@@ -779,7 +773,7 @@ s_enqueue (self_t *self, s_task_t *task, bool front)
         self->with_deadline++;
         //  The timeout check runs only while some task has a deadline.
         if (self->timer < 0)
-            self->timer = zloop_timer (self->loop, TIMEOUT_CHECK_MSEC, 0, s_on_timer, self);
+            self->timer = zloop_timer (self->loop, LP_TIMEOUT_CHECK_MSEC, 0, s_on_timer, self);
     }
 }
 

@@ -13,15 +13,6 @@
 
 #include "lp_prelude.h"
 
-#define LP_ENGINE_CACHE_MAX      1024             //  compiled functions kept
-#define LP_ENGINE_STDOUT_MAX     (64 * 1024 * 1024) //  reply "stdout" cap, bytes
-#define LP_ENGINE_SEND_TIMEOUT_MSEC 1000          //  a send with no peer gives up
-#define LP_ENGINE_DONE_IDS       1024             //  completed msg_ids remembered
-#define LP_ENGINE_ABORT_MARKS    4096             //  aborted msg_ids waiting to come
-#ifndef LP_REPLAY_WINDOW_MSEC
-#   define LP_REPLAY_WINDOW_MSEC 60000            //  abort marks expire after
-#endif
-
 typedef struct _lp_engine_t lp_engine_t;
 
 //  Called for every print / io.write, on the main thread, while Lua runs.

@@ -39,7 +39,6 @@
 #   define LPSH_INSTALL_DIR "/usr/local/share/luaparallel/lua"
 #endif
 
-#define LPSH_HISTORY_SIZE   1000        //  lines kept in the history file
 #define LPSH_HISTORY_NAME   "lpsh_history"
 
 int luaopen_luaparallel (lua_State *L);
