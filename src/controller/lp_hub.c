@@ -4,9 +4,9 @@
     The hub owns the engine table and decides who is alive. It runs the
     controller's reactor (zloop) on the main thread, and starts the actors
     that carry the data path, each on its own thread: a mux for direct
-    requests and one for control (src/scheduler/lp_mux.c), the task
-    scheduler (src/scheduler/lp_scheduler.c) and the iopub relay
-    (src/controller/lp_relay.c). They talk only through actor pipes.
+    requests and one for control (lp_mux.c), the task
+    scheduler (lp_scheduler.c) and the iopub relay
+    (lp_relay.c). They talk only through actor pipes.
 
     Registration is two exchanges, not a heartbeat cycle:
         engine  registration_request  ->  hub     (id assigned, reply)

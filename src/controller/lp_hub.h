@@ -1,6 +1,6 @@
 /*  lp_hub.h - the hub: registration, engine table, heartbeat monitor,
     notifications and queries. It runs the controller's main reactor and
-    owns the mux actor (src/scheduler/lp_mux.c). */
+    starts the data-path actors (lp_mux.c, lp_scheduler.c, lp_relay.c). */
 #ifndef LP_HUB_H_INCLUDED
 #define LP_HUB_H_INCLUDED
 
