@@ -1,5 +1,9 @@
-/*  lp_defaults.h - every tunable of luaparallel, with its unit in the name.
-    Profiles and command-line options override the runtime ones.  */
+/*  lp_defaults.h - every tunable of luaparallel, with its unit in the name
+    (_MSEC, _BYTES; plain counts otherwise) or in its comment: protocol and
+    wire first, then the controller, the engine and the client. Profiles
+    and command-line options override the runtime ones; the #ifndef ones
+    can also be set at build time (-D). Sizes fixed by a format (tags,
+    ext payloads, ping bytes) stay next to the code that reads them.  */
 #ifndef LP_DEFAULTS_H_INCLUDED
 #define LP_DEFAULTS_H_INCLUDED
 
