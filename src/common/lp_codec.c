@@ -634,6 +634,7 @@ s_convert_ext (s_decoder_t *dec, const msgpack_object_ext *ext)
     uint8_t *block = (uint8_t *) malloc (head + total + 1);
     if (!block)
         return s_dec_oom (dec);
+    lp_util_advise_huge (block, head + total + 1);
     uint8_t *data = block + head;
     size_t offset = 0;
     for (size_t k = (size_t) first; k < first + pieces; k++) {
