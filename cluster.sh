@@ -144,7 +144,7 @@ stop_pid () {
 DEPS_BUILD=(gcc make libc6-dev cmake pkg-config libzmq3-dev libczmq-dev
             libmsgpack-dev liblua5.4-dev libsodium-dev libjansson-dev
             libedit-dev libsqlite3-dev iproute2 procps)
-DEPS_TEST=(tmux lua5.4 python3-zmq python3-msgpack)
+DEPS_TEST=(tmux lua5.4 python3-zmq python3-msgpack sqlite3)
 #  libFuzzer: Debian 12's clang 14 finds libclang_rt.fuzzer in libclang-rt-14-dev
 DEPS_FUZZ=(clang libclang-rt-14-dev)
 FUZZ_SECONDS=${LP_FUZZ_SECONDS:-60}
@@ -249,7 +249,8 @@ usage_start () {
 usage: $PROG start [-n N] [--profile P] [--ip IP] [--location HOST]
                    [--heartbeat MSEC] [--max-misses N]
                    [--scheduler NAME] [--hwm N] [--engine-memory MB]
-                   [--restart-engines] [--replay-window MSEC] [--no-build]
+                   [--restart-engines] [--replay-window MSEC]
+                   [--no-db] [--db-max-result BYTES] [--no-build]
 
 Builds (unless --no-build), then runs
   build/lpcontroller --profile P --daemon -n N [...]
@@ -278,6 +279,11 @@ is already running.
   --replay-window MSEC
                     requests dated further than this from the controller's
                     clock are refused (default 60000)
+  --no-db           no task store (\$LP_HOME/profile_P/db/tasks.sqlite3):
+                    results cannot be fetched by msg_id from another client
+  --db-max-result BYTES
+                    largest reply the task store keeps (default 1048576);
+                    larger ones are recorded as too large to keep
 Local engines exit by themselves 30 s after losing their controller; their
 pids are in \$LP_HOME/profile_P/pid/engine-<k>.pid.
 Options not given come from \$LP_HOME/profile_P/lpcontroller_config.lua
@@ -386,7 +392,7 @@ controller_pid () {
 
 cmd_start () {
     local n="" profile=default ip="" location="" hb="" misses="" sched="" hwm=""
-    local memory="" restart="" window=""
+    local memory="" restart="" window="" nodb="" dbmax=""
     while (( $# )); do
         case $1 in
             -h|--help) usage_start; exit 0 ;;
@@ -401,6 +407,8 @@ cmd_start () {
             --engine-memory) need_count "$@"; memory=$2; shift 2 ;;
             --restart-engines) restart=1; shift ;;
             --replay-window) need_int "$@"; window=$2; shift 2 ;;
+            --no-db) nodb=1; shift ;;
+            --db-max-result) need_count "$@"; dbmax=$2; shift 2 ;;
             --no-build) NO_BUILD=1; shift ;;
             *) die "start: unknown option '$1' (see $PROG start --help)" ;;
         esac
@@ -427,6 +435,8 @@ cmd_start () {
     [[ -n $memory ]] && args+=(--engine-memory "$memory")
     [[ -n $restart ]] && args+=(--restart-engines)
     [[ -n $window ]] && args+=(--replay-window "$window")
+    [[ -n $nodb ]] && args+=(--no-db)
+    [[ -n $dbmax ]] && args+=(--db-max-result "$dbmax")
     "$BUILD/lpcontroller" "${args[@]}"
 }
 

@@ -20,6 +20,9 @@
 #undef NDEBUG
 #include <assert.h>
 
+//  The controller's task store (built into this program, see CMakeLists.txt)
+void lp_store_test (bool verbose);
+
 typedef struct {
     const char *name;                   //  class name
     void (*test) (bool verbose);        //  its self-test
@@ -35,6 +38,7 @@ static const s_test_t s_tests [] = {
     { "wire",     lp_wire_test },
     { "conn",     lp_conn_test },
     { "luavalue", lp_luavalue_test },
+    { "store",    lp_store_test },      //  src/controller/lp_store.c
     { NULL, NULL }
 };
 

@@ -44,6 +44,7 @@
 #include "lp_guard.h"
 #include "lp_wire.h"
 #include "lp_conn.h"
+#include "lp_fetch.h"
 
 #include <sodium.h>
 
@@ -82,6 +83,7 @@ struct _lp_hub_t {
     zactor_t *control;                  //  data path: interrupt, shutdown
     zactor_t *scheduler;                //  data path: load-balanced tasks
     zactor_t *relay;                    //  data path: iopub
+    lp_fetch_t *fetch;                  //  task store queries (lp_fetch.c)
     char task_endpoint [2][128];        //  scheduler: engine, client
     char control_endpoint [2][128];     //  control: engine, client
     char iopub_endpoint [2][128];       //  relay: engine, client
@@ -456,6 +458,9 @@ s_handle_registration_msg (lp_hub_t *self, lp_msg_t *msg)
         zstr_send (self->control, "SHUTDOWN");
         rc = -1;
     }
+    else
+    if (lp_fetch_handle (self->fetch, msg))
+        ;                               //  fetch, result, history, purge, resubmit
     else {
         char why [160];
         snprintf (why, sizeof why, "unknown message type '%.100s' on the registration channel", type);
@@ -759,16 +764,25 @@ lp_hub_new (const lp_hub_config_t *config, char *err, size_t errlen)
         return NULL;
     }
     lp_mux_config_t mux_config = { config->ip, self->key, sizeof self->key, "mux",
-                                   self->guard };
+                                   self->guard, config->store };
     lp_mux_config_t control_config = { config->ip, self->key, sizeof self->key, "control",
-                                       self->guard };
+                                       self->guard, config->store };
     lp_scheduler_config_t scheduler_config = { config->ip, self->key, sizeof self->key,
-                                               config->scheme, config->hwm, self->guard };
+                                               config->scheme, config->hwm, self->guard,
+                                               config->store };
     if (s_start_actor (&self->mux, lp_mux_actor, &mux_config, self->mux_endpoint)
     ||  s_start_actor (&self->control, lp_mux_actor, &control_config, self->control_endpoint)
     ||  s_start_actor (&self->scheduler, lp_scheduler_actor, &scheduler_config, self->task_endpoint)
     ||  s_start_actor (&self->relay, lp_relay_actor, (void *) config->ip, self->iopub_endpoint)) {
         snprintf (err, errlen, "cannot start the data path on %s", config->ip);
+        lp_hub_destroy (&self);
+        return NULL;
+    }
+    //  The task store's queries (results by id, history, purge, resubmit)
+    self->fetch = lp_fetch_new (config->store, self->wire, self->registration, self->loop,
+                                self->task_endpoint [1], self->mux_endpoint [1]);
+    if (!self->fetch) {
+        snprintf (err, errlen, "cannot start the task store's queries");
         lp_hub_destroy (&self);
         return NULL;
     }
@@ -803,6 +817,7 @@ lp_hub_destroy (lp_hub_t **self_p)
     if (self->relay)
         zstr_send (self->relay, "TERMINATE");
     zactor_destroy (&self->relay);
+    lp_fetch_destroy (&self->fetch);
     zloop_destroy (&self->loop);
     zsock_destroy (&self->registration);
     zsock_destroy (&self->hb_ping);

@@ -5,6 +5,7 @@
 #define LP_HUB_H_INCLUDED
 
 #include "lp_prelude.h"
+#include "lp_store.h"
 
 typedef struct _lp_hub_t lp_hub_t;
 
@@ -15,6 +16,7 @@ typedef struct {
     int max_misses;                     //  pings missed before dead
     int scheme;                         //  lp_scheme_t of the task scheduler
     int hwm;                            //  tasks outstanding per engine, 0 = any
+    lp_store_t *store;                  //  the task store, NULL when off
 } lp_hub_config_t;
 
 //  Binds every socket and starts the mux. NULL with err on failure.

@@ -15,6 +15,7 @@
 #define LP_SCHEDULER_H_INCLUDED
 
 #include "lp_guard.h"
+#include "lp_store.h"
 
 typedef enum {
     LP_SCHEME_LEASTLOAD = 0,
@@ -31,6 +32,7 @@ typedef struct {
     lp_scheme_t scheme;                 //  how to pick an engine
     int hwm;                            //  most tasks outstanding per engine, 0 = no limit
     lp_guard_t *guard;                  //  the controller's replay guard (shared)
+    lp_store_t *store;                  //  the task store (hooks), NULL when off
 } lp_scheduler_config_t;
 
 //  Scheme by name ("leastload", "lru", "plainrandom", "weighted",

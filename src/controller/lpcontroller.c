@@ -30,6 +30,7 @@
 #include "lp_launcher.h"
 #include "lp_config.h"
 #include "lp_scheduler.h"
+#include "lp_store.h"
 
 #include <getopt.h>
 #include <poll.h>
@@ -50,6 +51,8 @@ typedef struct {
     long engine_memory_mb;              //  per local engine, -1 unset
     bool restart_engines;               //  restart crashed local engines
     long replay_window_msec;            //  0 unset
+    bool no_db;                         //  --no-db: no task store
+    long db_max_result;                 //  --db-max-result, -1 unset
     lp_config_t file;                   //  the profile's config file
 } s_options_t;
 
@@ -57,6 +60,7 @@ typedef struct {
     s_options_t *options;               //  what we were asked
     lp_hub_t *hub;                      //  the hub
     lp_launcher_t *launcher;            //  local engines
+    lp_store_t *store;                  //  the task store, NULL when off
     int ready_fd;                       //  daemon's report pipe, -1 once used
     int64_t started;                    //  zclock_mono at start
     bool failed;                        //  could not get ready
@@ -86,13 +90,17 @@ s_usage (FILE *out)
         "                       engines stuck in a C call are always restarted)\n"
         "  --replay-window MSEC requests dated further than this from now are refused,\n"
         "                       and ids are remembered this long (default %d)\n"
+        "  --no-db              no task store (<profile>/db/tasks.sqlite3): results\n"
+        "                       cannot be fetched by id, history is not kept\n"
+        "  --db-max-result BYTES  largest reply the task store keeps (default %d);\n"
+        "                       larger ones are recorded as too large to keep\n"
         "  --daemon             detach; return once the engines are registered\n"
         "  -h, --help           this text\n"
         "Settings may also come from <profile>/lpcontroller_config.lua\n"
         "(scheduler, hwm, heartbeat_msec, max_misses, ip, location, engine_memory_mb,\n"
         "restart_engines, replay_window_msec); options win.\n",
         LP_HEARTBEAT_MSEC, LP_HEARTBEAT_MAX_MISSES, LP_TASK_HWM, LP_ENGINE_MEMORY_SHARE,
-        LP_REPLAY_WINDOW_MSEC);
+        LP_REPLAY_WINDOW_MSEC, LP_STORE_MAX_RESULT);
 }
 
 //  Reports readiness (or failure) once: to the daemon's parent, or stdout.
@@ -281,6 +289,8 @@ s_parse (int argc, char **argv, s_options_t *options)
         { "engine-memory", required_argument, 0, 'M' },
         { "restart-engines", no_argument, 0, 'R' },
         { "replay-window", required_argument, 0, 'W' },
+        { "no-db", no_argument, 0, 'N' },
+        { "db-max-result", required_argument, 0, 'X' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 }
     };
@@ -301,13 +311,15 @@ s_parse (int argc, char **argv, s_options_t *options)
             case 'M': options->engine_memory_mb = s_number (optarg, "--engine-memory"); break;
             case 'R': options->restart_engines = true; break;
             case 'W': options->replay_window_msec = s_number (optarg, "--replay-window"); break;
+            case 'N': options->no_db = true; break;
+            case 'X': options->db_max_result = s_number (optarg, "--db-max-result"); break;
             case 'h': s_usage (stdout); exit (0);
             default:  s_usage (stderr); return -1;
         }
     }
     if (optind < argc || options->engines < 0 || options->heartbeat_msec < 0
     ||  options->max_misses < 0 || options->engine_memory_mb < -1
-    ||  options->replay_window_msec < 0) {
+    ||  options->replay_window_msec < 0 || options->db_max_result < -1) {
         fprintf (stderr, "lpcontroller: bad arguments (see --help)\n");
         return -1;
     }
@@ -359,6 +371,33 @@ s_parse (int argc, char **argv, s_options_t *options)
     return 0;
 }
 
+//  The task store <profile>/db/tasks.sqlite3, unless --no-db. 0, or -1
+//  with err naming the path and the reason (unwritable folder, a file
+//  that is not a database).
+static int
+s_open_store (s_controller_t *self, char *err, size_t errlen)
+{
+    s_options_t *options = self->options;
+    if (options->no_db) {
+        zsys_info ("task store off (--no-db)");
+        return 0;
+    }
+    char dir [1100], path [1200];
+    snprintf (dir, sizeof dir, "%s/db", options->profile_dir);
+    if (mkdir (dir, 0700) != 0 && errno != EEXIST) {
+        snprintf (err, errlen, "task store %s: cannot create the folder: %s", dir, strerror (errno));
+        return -1;
+    }
+    snprintf (path, sizeof path, "%s/tasks.sqlite3", dir);
+    size_t max_result = options->db_max_result >= 0? (size_t) options->db_max_result
+                      : LP_STORE_MAX_RESULT;
+    self->store = lp_store_new (path, max_result, err, errlen);
+    if (!self->store)
+        return -1;
+    zsys_info ("task store %s (replies up to %zu bytes kept)", path, max_result);
+    return 0;
+}
+
 //  --daemon: the parent waits for the daemon's one-line report.
 static int
 s_wait_for_daemon (int fd, pid_t child)
@@ -394,7 +433,7 @@ s_wait_for_daemon (int fd, pid_t child)
 int
 main (int argc, char **argv)
 {
-    s_options_t options = { .hwm = -1, .engine_memory_mb = -1 };
+    s_options_t options = { .hwm = -1, .engine_memory_mb = -1, .db_max_result = -1 };
     if (s_parse (argc, argv, &options) != 0)
         return 2;
     //  Large values cross as 1 MiB frames that ZeroMQ's I/O threads
@@ -467,11 +506,16 @@ main (int argc, char **argv)
         setenv ("LP_REPLAY_WINDOW_MSEC", text, 1);
     }
 
+    int rc = 1;
+    if (s_open_store (&self, err, sizeof err) != 0) {
+        s_report (&self, err, false);
+        goto done;
+    }
     lp_hub_config_t config = { options.ip, options.location? options.location: options.ip,
                                options.heartbeat_msec, options.max_misses,
-                               lp_scheme_from_name (options.scheduler), options.hwm };
+                               lp_scheme_from_name (options.scheduler), options.hwm,
+                               self.store };
     self.hub = lp_hub_new (&config, err, sizeof err);
-    int rc = 1;
     if (!self.hub) {
         s_report (&self, err, false);
         goto done;
@@ -525,6 +569,8 @@ done:
         lp_launcher_stop (self.launcher, LP_SHUTDOWN_GRACE_MSEC);
     lp_launcher_destroy (&self.launcher);
     lp_hub_destroy (&self.hub);
+    //  After the hub: the actors' last records are queued; written now.
+    lp_store_destroy (&self.store);
     char path [1200];
     snprintf (path, sizeof path, "%s/lp-client.json", security);
     unlink (path);
