@@ -730,8 +730,19 @@ s_open (const char *path, char *err, size_t errlen)
         sqlite3_finalize (stmt);
     }
     if (rc != SQLITE_OK) {
-        int error = errno;
+        int error = db? sqlite3_system_errno (db): 0;
         const char *why = errmsg? errmsg: db? sqlite3_errmsg (db): sqlite3_errstr (rc);
+        //  SQLite's own errno may be of its last fallback (a read-only
+        //  open of a file it could not create): the folder says more.
+        char folder [1024];
+        snprintf (folder, sizeof folder, "%s", path);
+        char *slash = strrchr (folder, '/');
+        if (slash)
+            *slash = 0;
+        if (rc == SQLITE_CANTOPEN && slash && access (folder, W_OK | X_OK) != 0)
+            snprintf (err, errlen, "task store %s: %s (cannot write to %s: %s)", path, why,
+                      folder, strerror (errno));
+        else
         if (rc == SQLITE_CANTOPEN && error)
             snprintf (err, errlen, "task store %s: %s (%s)", path, why, strerror (error));
         else
@@ -757,7 +768,6 @@ lp_store_new (const char *path, size_t max_result, char *err, size_t errlen)
     self->pending = zhashx_new ();
     if (self->pending)
         zhashx_set_destructor (self->pending, s_pending_free);
-    errno = 0;
     self->db = s_open (path, err, errlen);
     if (self->db)
         self->reader = s_open (path, err, errlen);
