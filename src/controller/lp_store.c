@@ -82,7 +82,25 @@ struct _lp_store_t {
     zhashx_t *pending;                  //  msg_id -> s_pending_t
     zsock_t *events_out;                //  PAIR, writer's end
     zsock_t *events_in;                 //  PAIR, hub's end
+    //  The writer's statements, prepared once (writer thread only)
+    sqlite3_stmt *st_request;           //  INSERT a request
+    sqlite3_stmt *st_started;           //  a task went to an engine
+    sqlite3_stmt *st_reply;             //  INSERT a reply
+    sqlite3_stmt *st_update;            //  the request after a reply
+    sqlite3_stmt *st_orphan;            //  a reply without a request row
 };
+
+//  The statement in *stmt_p, prepared on first use; NULL when SQLite
+//  refuses it (logged).
+static sqlite3_stmt *
+s_stmt (lp_store_t *self, sqlite3_stmt **stmt_p, const char *sql)
+{
+    if (!*stmt_p && sqlite3_prepare_v2 (self->db, sql, -1, stmt_p, NULL) != SQLITE_OK) {
+        zsys_error ("store: %s: %s", self->path, sqlite3_errmsg (self->db));
+        *stmt_p = NULL;
+    }
+    return *stmt_p;
+}
 
 static void
 s_rec_destroy (s_rec_t **self_p)
@@ -361,8 +379,7 @@ static const char *s_schema =
     " evalue TEXT, started TEXT, completed TEXT, stdout TEXT,"
     " too_large INTEGER NOT NULL DEFAULT 0, size INTEGER, frames BLOB,"
     " PRIMARY KEY (msg_id, engine));"
-    "CREATE INDEX IF NOT EXISTS requests_submitted ON requests (submitted);"
-    "CREATE INDEX IF NOT EXISTS requests_status ON requests (status);";
+    "CREATE INDEX IF NOT EXISTS requests_submitted ON requests (submitted);";
 
 //  Binds text, or NULL when s is NULL.
 static void
@@ -470,12 +487,11 @@ s_write_request (lp_store_t *self, s_rec_t *rec)
     }
     char submitted [32];
     s_iso (rec->when, submitted);
-    sqlite3_stmt *stmt = NULL;
-    const char *sql =
+    sqlite3_stmt *stmt = s_stmt (self, &self->st_request,
         "INSERT OR IGNORE INTO requests (msg_id, session, kind, msg_type, code, targets,"
         " flags, status, submitted, size, header, request)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
-    if (sqlite3_prepare_v2 (self->db, sql, -1, &stmt, NULL) == SQLITE_OK) {
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+    if (stmt) {
         sqlite3_bind_text (stmt, 1, rec->msg_id, -1, SQLITE_STATIC);
         s_bind_text (stmt, 2, s_str (header, LP_HDR_SESSION), 256);
         sqlite3_bind_text (stmt, 3, s_kinds [rec->kind], -1, SQLITE_STATIC);
@@ -501,7 +517,6 @@ s_write_request (lp_store_t *self, s_rec_t *rec)
             sqlite3_bind_blob (stmt, 12, blob, (int) size, free);
         if (s_exec (stmt) != 0)
             zsys_warning ("store: %s: %s", self->path, sqlite3_errmsg (self->db));
-        sqlite3_finalize (stmt);
     }
     lp_value_destroy (&header);
     lp_value_destroy (&content);
@@ -512,15 +527,14 @@ s_write_started (lp_store_t *self, s_rec_t *rec)
 {
     char started [32];
     s_iso (rec->when, started);
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2 (self->db,
+    sqlite3_stmt *stmt = s_stmt (self, &self->st_started,
             "UPDATE requests SET status = 'running', engine = ?1, started = ?2"
-            " WHERE msg_id = ?3 AND status IN ('queued', 'running')", -1, &stmt, NULL) == SQLITE_OK) {
+            " WHERE msg_id = ?3 AND status IN ('queued', 'running')");
+    if (stmt) {
         sqlite3_bind_int (stmt, 1, rec->engine);
         sqlite3_bind_text (stmt, 2, started, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text (stmt, 3, rec->msg_id, -1, SQLITE_STATIC);
         s_exec (stmt);
-        sqlite3_finalize (stmt);
     }
 }
 
@@ -569,11 +583,11 @@ s_write_reply (lp_store_t *self, s_rec_t *rec)
     }
     pthread_mutex_unlock (&self->lock);
 
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2 (self->db,
+    sqlite3_stmt *stmt = s_stmt (self, &self->st_reply,
             "INSERT OR REPLACE INTO replies (msg_id, engine, status, ename, evalue, started,"
             " completed, stdout, too_large, size, frames)"
-            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)", -1, &stmt, NULL) == SQLITE_OK) {
+            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+    if (stmt) {
         sqlite3_bind_text (stmt, 1, rec->msg_id, -1, SQLITE_STATIC);
         sqlite3_bind_int (stmt, 2, rec->engine);
         sqlite3_bind_text (stmt, 3, status, -1, SQLITE_STATIC);
@@ -590,14 +604,15 @@ s_write_reply (lp_store_t *self, s_rec_t *rec)
             sqlite3_bind_blob (stmt, 11, blob, (int) size, free);
         if (s_exec (stmt) != 0)
             zsys_warning ("store: %s: %s", self->path, sqlite3_errmsg (self->db));
-        sqlite3_finalize (stmt);
     }
     const char *state = !final? "running": aborted? "aborted": failed? "error": "ok";
-    if (sqlite3_prepare_v2 (self->db,
+    int changed = 0;
+    stmt = s_stmt (self, &self->st_update,
             "UPDATE requests SET replies = replies + 1, status = ?1, engine = ?2,"
             " started = COALESCE (started, ?3), completed = ?4,"
             " stdout = COALESCE (?5, stdout), ename = COALESCE (?6, ename),"
-            " evalue = COALESCE (?7, evalue) WHERE msg_id = ?8", -1, &stmt, NULL) == SQLITE_OK) {
+            " evalue = COALESCE (?7, evalue) WHERE msg_id = ?8");
+    if (stmt) {
         sqlite3_bind_text (stmt, 1, state, -1, SQLITE_STATIC);
         sqlite3_bind_int (stmt, 2, rec->engine);
         s_bind_text (stmt, 3, started, 40);
@@ -606,14 +621,13 @@ s_write_reply (lp_store_t *self, s_rec_t *rec)
         s_bind_text (stmt, 6, ename, 256);
         s_bind_text (stmt, 7, evalue, LP_STORE_CODE_MAX);
         sqlite3_bind_text (stmt, 8, rec->msg_id, -1, SQLITE_STATIC);
-        s_exec (stmt);
-        sqlite3_finalize (stmt);
+        if (s_exec (stmt) == 0)
+            changed = sqlite3_changes (self->db);
     }
-    if (sqlite3_changes (self->db) == 0
-    &&  sqlite3_prepare_v2 (self->db,
+    if (changed == 0
+    &&  (stmt = s_stmt (self, &self->st_orphan,
             "INSERT OR IGNORE INTO requests (msg_id, kind, status, engine, submitted, completed,"
-            " ename, evalue, replies) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, 1)",
-            -1, &stmt, NULL) == SQLITE_OK) {
+            " ename, evalue, replies) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, 1)"))) {
         //  A reply with no request row (its request was not recorded)
         sqlite3_bind_text (stmt, 1, rec->msg_id, -1, SQLITE_STATIC);
         sqlite3_bind_text (stmt, 2, entry? s_kinds [entry->kind]: "task", -1, SQLITE_TRANSIENT);
@@ -623,7 +637,6 @@ s_write_reply (lp_store_t *self, s_rec_t *rec)
         s_bind_text (stmt, 6, ename, 256);
         s_bind_text (stmt, 7, evalue, LP_STORE_CODE_MAX);
         s_exec (stmt);
-        sqlite3_finalize (stmt);
     }
     lp_value_destroy (&metadata);
     lp_value_destroy (&content);
@@ -699,6 +712,12 @@ s_writer (void *arg)
         pthread_mutex_lock (&self->lock);
     }
     pthread_mutex_unlock (&self->lock);
+    sqlite3_stmt **stmts [] = { &self->st_request, &self->st_started, &self->st_reply,
+                                &self->st_update, &self->st_orphan };
+    for (size_t i = 0; i < sizeof stmts / sizeof stmts [0]; i++) {
+        sqlite3_finalize (*stmts [i]);
+        *stmts [i] = NULL;
+    }
     return NULL;
 }
 
@@ -774,11 +793,18 @@ lp_store_new (const char *path, size_t max_result, char *err, size_t errlen)
     char endpoint [64];
     snprintf (endpoint, sizeof endpoint, "inproc://lp-store-%p", (void *) self);
     if (self->db && self->reader) {
-        char bind [80], connect [80];
-        snprintf (bind, sizeof bind, "@%s", endpoint);
-        snprintf (connect, sizeof connect, ">%s", endpoint);
-        self->events_out = zsock_new_pair (bind);
-        self->events_in = zsock_new_pair (connect);
+        self->events_out = zsock_new (ZMQ_PAIR);
+        self->events_in = zsock_new (ZMQ_PAIR);
+        //  The writer never blocks on the hub: the announcements are
+        //  bounded by the hub's waiters, not by a queue limit.
+        if (self->events_out && self->events_in) {
+            zsock_set_sndhwm (self->events_out, 0);
+            zsock_set_sndtimeo (self->events_out, 0);
+            zsock_set_rcvhwm (self->events_in, 0);
+            if (zsock_bind (self->events_out, "%s", endpoint) != 0
+            ||  zsock_connect (self->events_in, "%s", endpoint) != 0)
+                zsock_destroy (&self->events_in);
+        }
     }
     if (!self->path || !self->pending || !self->db || !self->reader
     ||  !self->events_out || !self->events_in) {

@@ -36,7 +36,7 @@ main (int argc, char **argv)
     //  1. Client A submits and leaves
     lp_client_t *a = lpt_connect (argc, argv);
     lp_view_t *lb = lp_client_balanced (a);
-    char ids [TASKS][64], slow_id [64], direct_id [64];
+    char ids [TASKS][64], slow_id [64], direct_id [64], big_id [64], huge_id [64];
     for (int i = 0; i < TASKS; i++) {
         char code [64];
         snprintf (code, sizeof code, "return %d * %d", i, i);
@@ -45,13 +45,24 @@ main (int argc, char **argv)
         snprintf (ids [i], sizeof ids [i], "%s", lp_result_msg_id (r, 0));
         lp_result_destroy (&r);
     }
-    lp_result_t *slow = lp_view_execute (lb, "lp.sleep (2) print ('slept') return 'late'");
+    lp_result_t *slow = lp_view_execute (lb, "lp.sleep (3) print ('slept') return 'late'");
     CHECK (slow, "execute: %s", lp_client_error (a));
     lp_value_t *msg_ids = lp_result_msg_ids (slow);
     CHECK (msg_ids && lp_value_len (msg_ids) == 1, "lp_result_msg_ids: one id");
     snprintf (slow_id, sizeof slow_id, "%s", lp_value_as_string (lp_value_at (msg_ids, 0), NULL));
     lp_value_destroy (&msg_ids);
     lp_result_destroy (&slow);
+    //  A value that travels out of band (kept: under 1 MiB), and one over
+    //  the store's cap (--db-max-result, default 1 MiB)
+    lp_result_t *big = lp_view_execute (lb, "return string.rep ('b', 300000)");
+    lp_result_t *huge = lp_view_execute (lb, "return string.rep ('h', 2 * 1024 * 1024)");
+    CHECK (big && huge, "execute: %s", lp_client_error (a));
+    snprintf (big_id, sizeof big_id, "%s", lp_result_msg_id (big, 0));
+    snprintf (huge_id, sizeof huge_id, "%s", lp_result_msg_id (huge, 0));
+    LPT_WAIT_OK (big, "300 kB value");
+    LPT_WAIT_OK (huge, "2 MiB value");
+    lp_result_destroy (&big);
+    lp_result_destroy (&huge);
     int zero = 0;
     lp_view_t *dv = lp_client_view (a, &zero, 1);
     lp_result_t *direct = lp_view_execute (dv, "return 'direct ' .. lp.id");
@@ -67,7 +78,7 @@ main (int argc, char **argv)
     lp_client_t *b = lpt_connect (argc, argv);
     lp_result_t *late = lp_client_fetch (b, slow_id, LPT_DEADLINE_MS);
     CHECK (late, "fetch of the slow task: %s", lp_client_error (b));
-    CHECK (!lp_result_ready (late), "the slow task (2 s) is already complete when fetched");
+    CHECK (!lp_result_ready (late), "the slow task (3 s) is already complete when fetched");
     for (int i = 0; i < TASKS; i++) {
         lp_result_t *r = lp_client_fetch (b, ids [i], LPT_DEADLINE_MS);
         CHECK (r, "fetch %s: %s", ids [i], lp_client_error (b));
@@ -85,6 +96,23 @@ main (int argc, char **argv)
            "direct value %s", lpt_show (lp_result_value (r, 0)));
     lp_result_destroy (&r);
 
+    //  Out-of-band buffers come back whole; too large: a clear error
+    r = lp_client_fetch (b, big_id, LPT_DEADLINE_MS);
+    CHECK (r, "fetch of the 300 kB value: %s", lp_client_error (b));
+    LPT_WAIT_OK (r, "fetched 300 kB value");
+    size_t len = 0;
+    const char *text = lp_value_as_string (lp_result_value (r, 0), &len);
+    CHECK (text && len == 300000 && text [0] == 'b' && text [len - 1] == 'b',
+           "fetched 300 kB value: %zu bytes", len);
+    lp_result_destroy (&r);
+    r = lp_client_fetch (b, huge_id, LPT_DEADLINE_MS);
+    CHECK (r, "fetch of the 2 MiB value: %s", lp_client_error (b));
+    LPT_WAIT (r, "fetched 2 MiB value");
+    CHECK (lp_result_ename (r, 0) && streq (lp_result_ename (r, 0), "ResultTooLarge"),
+           "2 MiB value fetched: %s", lpt_errors (r));
+    lp_result_destroy (&r);
+    lpt_say ("a 300 kB value came back from the store; a 2 MiB one is 'too large to keep'");
+
     //  The pending one completes normally
     LPT_WAIT_OK (late, "the slow task fetched while pending");
     CHECK (streq (lp_value_as_string (lp_result_value (late, 0), NULL), "late"),
@@ -101,7 +129,7 @@ main (int argc, char **argv)
 
     //  The sqlite3 command counts them
     long count = s_sqlite_count ("select count(*) from requests");
-    CHECK (count >= TASKS + 2, "sqlite3 counts %ld requests, expected at least %d", count, TASKS + 2);
+    CHECK (count >= TASKS + 4, "sqlite3 counts %ld requests, expected at least %d", count, TASKS + 4);
     lpt_say ("sqlite3: %ld rows in requests", count);
 
     //  History
@@ -110,7 +138,7 @@ main (int argc, char **argv)
     lp_value_set (query, "limit", lp_value_int (1000));
     lp_value_t *records = lp_client_history (b, query, LPT_DEADLINE_MS);
     CHECK (records, "history: %s", lp_client_error (b));
-    CHECK ((long) lp_value_len (records) >= TASKS + 2, "history lists %zu ok records",
+    CHECK ((long) lp_value_len (records) >= TASKS + 4, "history lists %zu ok records",
            lp_value_len (records));
     const lp_value_t *newest = lp_value_at (records, 0);
     CHECK (newest && lp_value_get (newest, "msg_id") && lp_value_get (newest, "submitted"),
@@ -133,7 +161,7 @@ main (int argc, char **argv)
 
     //  Purge: every ended request goes
     int64_t removed = lp_client_purge (b, NULL, LPT_DEADLINE_MS);
-    CHECK (removed >= TASKS + 3, "purge removed %lld", (long long) removed);
+    CHECK (removed >= TASKS + 5, "purge removed %lld", (long long) removed);
     CHECK (s_sqlite_count ("select count(*) from requests") == 0, "rows left after purge");
     r = lp_client_fetch (b, ids [0], LPT_DEADLINE_MS);
     CHECK (!r, "a purged request can still be fetched");
