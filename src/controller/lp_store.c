@@ -18,6 +18,7 @@
 #include "lp_codec.h"
 #include "lp_msg.h"
 #include "lp_proto.h"
+#include "lp_reply.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -41,7 +42,10 @@ typedef struct _s_rec_t {
     int engine;                         //  engine id, -1 none / whole request
     int64_t when;                       //  wall clock, usec
     char msg_id [LP_STORE_ID_MAX + 1];  //  the client's msg_id
-    zmsg_t *frames;                     //  copies, from the delimiter on
+    uint8_t *blob;                      //  copies of the frames from the
+                                        //  delimiter on (s_copy_blob)
+    size_t blob_size;
+    zmsg_t *frames;                     //  the blob as frames (writer)
     bool complete;                      //  frames are the whole message
     size_t size;                        //  bytes of the whole message
     char *targets;                      //  "0,1,2" (direct REQUEST)
@@ -59,6 +63,7 @@ typedef struct {
     bool aborted;                       //  ... ename Aborted
     bool final;                         //  written final, leaves after commit
     bool watched;                       //  announce DONE when it leaves
+    int64_t rowid;                      //  its row in requests (writer), 0 unknown
 } s_pending_t;
 
 struct _lp_store_t {
@@ -88,6 +93,8 @@ struct _lp_store_t {
     sqlite3_stmt *st_reply;             //  INSERT a reply
     sqlite3_stmt *st_update;            //  the request after a reply
     sqlite3_stmt *st_orphan;            //  a reply without a request row
+    sqlite3_stmt *st_rowid;             //  a request's rowid by msg_id
+    char scratch [LP_STORE_STDOUT_MAX + 1];  //  writer's text buffer
 };
 
 //  The statement in *stmt_p, prepared on first use; NULL when SQLite
@@ -108,6 +115,7 @@ s_rec_destroy (s_rec_t **self_p)
     s_rec_t *self = *self_p;
     if (self) {
         zmsg_destroy (&self->frames);
+        free (self->blob);
         free (self->targets);
         free (self->ename);
         free (self->evalue);
@@ -140,27 +148,6 @@ s_iso (int64_t usec, char out [32])
 //  --------------------------------------------------------------------
 //  Frames <-> blob: per frame a 4-byte big-endian length, then the bytes
 
-static uint8_t *
-s_blob_new (zmsg_t *msg, size_t *size_p)
-{
-    size_t size = 0;
-    for (zframe_t *f = zmsg_first (msg); f; f = zmsg_next (msg))
-        size += 4 + zframe_size (f);
-    uint8_t *blob = (uint8_t *) malloc (size? size: 1);
-    if (!blob)
-        return NULL;
-    uint8_t *p = blob;
-    for (zframe_t *f = zmsg_first (msg); f; f = zmsg_next (msg)) {
-        uint32_t len = (uint32_t) zframe_size (f);
-        p [0] = (uint8_t) (len >> 24); p [1] = (uint8_t) (len >> 16);
-        p [2] = (uint8_t) (len >> 8);  p [3] = (uint8_t) len;
-        memcpy (p + 4, zframe_data (f), len);
-        p += 4 + len;
-    }
-    *size_p = size;
-    return blob;
-}
-
 static zmsg_t *
 s_blob_frames (const uint8_t *blob, size_t size)
 {
@@ -183,10 +170,13 @@ s_blob_frames (const uint8_t *blob, size_t size)
     return msg;
 }
 
-//  Copies frames delim.. of msg: all when the whole is at most max bytes,
-//  else the small maps only (header .. metadata, content when small).
-static zmsg_t *
-s_copy_frames (zmsg_t *msg, size_t delim, size_t max, bool *complete, size_t *size_p)
+//  Copies frames delim.. of msg into one blob (the format above): all
+//  when the whole is at most max bytes, else the small maps only (header
+//  .. metadata, content when small). One allocation on the data path;
+//  the writer makes frames of it again.
+static uint8_t *
+s_copy_blob (zmsg_t *msg, size_t delim, size_t max, bool *complete, size_t *size_p,
+             size_t *blob_size_p)
 {
     size_t size = 0, index = 0;
     for (zframe_t *f = zmsg_first (msg); f; f = zmsg_next (msg), index++)
@@ -194,19 +184,34 @@ s_copy_frames (zmsg_t *msg, size_t delim, size_t max, bool *complete, size_t *si
             size += zframe_size (f);
     *size_p = size;
     *complete = size <= max;
-    zmsg_t *copy = zmsg_new ();
+    size_t blob_size = 0;
     index = 0;
-    for (zframe_t *f = zmsg_first (msg); f && copy; f = zmsg_next (msg), index++) {
+    for (zframe_t *f = zmsg_first (msg); f; f = zmsg_next (msg), index++) {
+        size_t which = index - delim;
         if (index < delim)
             continue;
-        size_t which = index - delim;
         if (!*complete && (which > LP_FRAME_CONTENT
                            || (which == LP_FRAME_CONTENT && zframe_size (f) > LP_STORE_SMALL_FRAME)))
             break;
-        if (zmsg_addmem (copy, zframe_data (f), zframe_size (f)) != 0)
-            zmsg_destroy (&copy);
+        blob_size += 4 + zframe_size (f);
     }
-    return copy;
+    uint8_t *blob = (uint8_t *) malloc (blob_size? blob_size: 1);
+    if (!blob)
+        return NULL;
+    uint8_t *p = blob;
+    index = 0;
+    for (zframe_t *f = zmsg_first (msg); f && (size_t) (p - blob) < blob_size;
+         f = zmsg_next (msg), index++) {
+        if (index < delim)
+            continue;
+        uint32_t len = (uint32_t) zframe_size (f);
+        p [0] = (uint8_t) (len >> 24); p [1] = (uint8_t) (len >> 16);
+        p [2] = (uint8_t) (len >> 8);  p [3] = (uint8_t) len;
+        memcpy (p + 4, zframe_data (f), len);
+        p += 4 + len;
+    }
+    *blob_size_p = blob_size;
+    return blob;
 }
 
 //  --------------------------------------------------------------------
@@ -215,13 +220,12 @@ s_copy_frames (zmsg_t *msg, size_t delim, size_t max, bool *complete, size_t *si
 static void
 s_enqueue (lp_store_t *self, s_rec_t *rec)
 {
-    size_t bytes = 0;
-    for (zframe_t *f = rec->frames? zmsg_first (rec->frames): NULL; f; f = zmsg_next (rec->frames))
-        bytes += zframe_size (f);
+    size_t bytes = rec->blob? rec->blob_size: 0;
     pthread_mutex_lock (&self->lock);
-    if (self->queued_bytes + bytes > LP_STORE_QUEUE_BYTES && rec->frames) {
+    if (self->queued_bytes + bytes > LP_STORE_QUEUE_BYTES && rec->blob) {
         //  The disk cannot keep up: the row stays, its frames go.
-        zmsg_destroy (&rec->frames);
+        free (rec->blob);
+        rec->blob = NULL;
         rec->complete = false;
         bytes = 0;
         self->stripped++;
@@ -288,7 +292,8 @@ lp_store_request (lp_store_t *self, lp_store_kind_t kind, const char *msg_id,
         return;
     rec->kind = kind;
     if (msg)
-        rec->frames = s_copy_frames (msg, delim, self->max_result, &rec->complete, &rec->size);
+        rec->blob = s_copy_blob (msg, delim, self->max_result, &rec->complete, &rec->size,
+                                 &rec->blob_size);
     int64_t *copy = NULL;
     if (nengines) {
         copy = (int64_t *) malloc (nengines * sizeof (int64_t));
@@ -334,7 +339,8 @@ lp_store_reply (lp_store_t *self, const char *msg_id, int engine, zmsg_t *msg, s
     s_rec_t *rec = s_rec_new (REC_REPLY, msg_id, engine);
     if (!rec)
         return;
-    rec->frames = s_copy_frames (msg, delim, self->max_result, &rec->complete, &rec->size);
+    rec->blob = s_copy_blob (msg, delim, self->max_result, &rec->complete, &rec->size,
+                             &rec->blob_size);
     s_enqueue (self, rec);
 }
 
@@ -374,11 +380,14 @@ static const char *s_schema =
     " submitted TEXT, started TEXT, completed TEXT, stdout TEXT,"
     " ename TEXT, evalue TEXT, replies INTEGER NOT NULL DEFAULT 0,"
     " size INTEGER, header BLOB, request BLOB);"
+    //  Replies are keyed by their request's rowid, which grows: their
+    //  index is appended to, not updated at random places as an index of
+    //  random msg_ids would be (that cost a page read and write per task).
     "CREATE TABLE IF NOT EXISTS replies ("
-    " msg_id TEXT NOT NULL, engine INTEGER NOT NULL, status TEXT, ename TEXT,"
-    " evalue TEXT, started TEXT, completed TEXT, stdout TEXT,"
+    " request INTEGER NOT NULL, engine INTEGER NOT NULL, msg_id TEXT NOT NULL,"
+    " status TEXT, ename TEXT, evalue TEXT, started TEXT, completed TEXT, stdout TEXT,"
     " too_large INTEGER NOT NULL DEFAULT 0, size INTEGER, frames BLOB,"
-    " PRIMARY KEY (msg_id, engine));"
+    " UNIQUE (request, engine));"
     "CREATE INDEX IF NOT EXISTS requests_submitted ON requests (submitted);";
 
 //  Binds text, or NULL when s is NULL.
@@ -419,6 +428,40 @@ s_decode (zmsg_t *frames, size_t which)
     char err [128];
     return lp_codec_decode (zframe_data (f), zframe_size (f), nbuffers? buffers: NULL,
                             nbuffers, err, sizeof err);
+}
+
+static zframe_t *
+s_frame (zmsg_t *frames, size_t which)
+{
+    zframe_t *f = frames? zmsg_first (frames): NULL;
+    for (size_t i = 0; f && i < which; i++)
+        f = zmsg_next (frames);
+    return f;
+}
+
+//  The str at key of a map frame, scanned from its bytes (no decoding:
+//  the writer's common case); out must hold size bytes. NULL when absent,
+//  not a str or too long.
+static const char *
+s_scan (zmsg_t *frames, size_t which, const char *key, char *out, size_t size)
+{
+    zframe_t *f = s_frame (frames, which);
+    return f && lp_reply_map_str (f, key, out, size) == 0? out: NULL;
+}
+
+//  True when the map frame's bytes contain key as a msgpack fixstr (it
+//  may be a key of the map: worth decoding).
+static bool
+s_has_key (zmsg_t *frames, size_t which, const char *key)
+{
+    zframe_t *f = s_frame (frames, which);
+    size_t len = strlen (key);
+    if (!f || len > 31)
+        return false;
+    char pattern [32];
+    pattern [0] = (char) (0xa0 | len);
+    memcpy (pattern + 1, key, len);
+    return memmem (zframe_data (f), zframe_size (f), pattern, len + 1) != NULL;
 }
 
 static const char *
@@ -468,13 +511,62 @@ s_exec (sqlite3_stmt *stmt)
 }
 
 static void
+s_set_rowid (lp_store_t *self, const char *msg_id, int64_t rowid)
+{
+    pthread_mutex_lock (&self->lock);
+    s_pending_t *entry = (s_pending_t *) zhashx_lookup (self->pending, msg_id);
+    if (entry)
+        entry->rowid = rowid;
+    pthread_mutex_unlock (&self->lock);
+}
+
+//  The rowid of msg_id's request row: from memory, else looked up; 0
+//  when there is none.
+static int64_t
+s_rowid (lp_store_t *self, const char *msg_id)
+{
+    pthread_mutex_lock (&self->lock);
+    s_pending_t *entry = (s_pending_t *) zhashx_lookup (self->pending, msg_id);
+    int64_t rowid = entry? entry->rowid: 0;
+    pthread_mutex_unlock (&self->lock);
+    sqlite3_stmt *stmt;
+    if (rowid == 0
+    &&  (stmt = s_stmt (self, &self->st_rowid, "SELECT rowid FROM requests WHERE msg_id = ?1"))) {
+        sqlite3_bind_text (stmt, 1, msg_id, -1, SQLITE_STATIC);
+        if (sqlite3_step (stmt) == SQLITE_ROW)
+            rowid = sqlite3_column_int64 (stmt, 0);
+        sqlite3_reset (stmt);
+        sqlite3_clear_bindings (stmt);
+    }
+    return rowid;
+}
+
+static void
 s_write_request (lp_store_t *self, s_rec_t *rec)
 {
-    lp_value_t *header = s_decode (rec->frames, LP_FRAME_HEADER);
-    lp_value_t *content = s_decode (rec->frames, LP_FRAME_CONTENT);
-    const char *code = s_str (content, "code");
+    //  The common fields are scanned from the bytes; the header is
+    //  decoded only when it carries flags or targets, the content only
+    //  when its code is too long to scan.
+    static const char *keys [] = { LP_HDR_TARGETS, LP_HDR_RETRIES, LP_HDR_TIMEOUT,
+                                   LP_HDR_TIME_LIMIT, LP_HDR_AFTER, LP_HDR_FOLLOW,
+                                   LP_HDR_SUCCESS, LP_HDR_FAILURE };
+    bool decode = false;
+    for (size_t k = 0; k < sizeof keys / sizeof keys [0] && !decode; k++)
+        decode = s_has_key (rec->frames, LP_FRAME_HEADER, keys [k]);
+    lp_value_t *header = decode? s_decode (rec->frames, LP_FRAME_HEADER): NULL;
+    lp_value_t *content = NULL;
+    char session [LP_STORE_ID_MAX * 2 + 1], msg_type [64];
+    const char *code = s_scan (rec->frames, LP_FRAME_CONTENT, "code", self->scratch,
+                               LP_STORE_CODE_MAX + 1);
     if (!code)
-        code = s_str (content, "fn");
+        code = s_scan (rec->frames, LP_FRAME_CONTENT, "fn", self->scratch, LP_STORE_CODE_MAX + 1);
+    if (!code && (s_has_key (rec->frames, LP_FRAME_CONTENT, "code")
+              ||  s_has_key (rec->frames, LP_FRAME_CONTENT, "fn"))) {
+        content = s_decode (rec->frames, LP_FRAME_CONTENT);
+        code = s_str (content, "code");
+        if (!code)
+            code = s_str (content, "fn");
+    }
     char flags [512] = "", targets [1024] = "";
     if (header)
         s_flags (header, flags, sizeof flags);
@@ -493,9 +585,11 @@ s_write_request (lp_store_t *self, s_rec_t *rec)
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
     if (stmt) {
         sqlite3_bind_text (stmt, 1, rec->msg_id, -1, SQLITE_STATIC);
-        s_bind_text (stmt, 2, s_str (header, LP_HDR_SESSION), 256);
+        s_bind_text (stmt, 2, s_scan (rec->frames, LP_FRAME_HEADER, LP_HDR_SESSION,
+                                      session, sizeof session), 256);
         sqlite3_bind_text (stmt, 3, s_kinds [rec->kind], -1, SQLITE_STATIC);
-        s_bind_text (stmt, 4, s_str (header, LP_HDR_MSG_TYPE), 64);
+        s_bind_text (stmt, 4, s_scan (rec->frames, LP_FRAME_HEADER, LP_HDR_MSG_TYPE,
+                                      msg_type, sizeof msg_type), 64);
         s_bind_text (stmt, 5, code, LP_STORE_CODE_MAX);
         s_bind_text (stmt, 6, rec->targets? rec->targets: *targets? targets: NULL, 1 << 20);
         s_bind_text (stmt, 7, *flags? flags: NULL, sizeof flags);
@@ -511,12 +605,15 @@ s_write_request (lp_store_t *self, s_rec_t *rec)
         }
         if (hf)
             sqlite3_bind_blob (stmt, 11, zframe_data (hf), (int) zframe_size (hf), SQLITE_STATIC);
-        size_t size = 0;
-        uint8_t *blob = rec->complete && rec->frames? s_blob_new (rec->frames, &size): NULL;
-        if (blob)
-            sqlite3_bind_blob (stmt, 12, blob, (int) size, free);
+        if (rec->complete && rec->blob) {
+            sqlite3_bind_blob (stmt, 12, rec->blob, (int) rec->blob_size, free);
+            rec->blob = NULL;           //  SQLite's now
+        }
         if (s_exec (stmt) != 0)
             zsys_warning ("store: %s: %s", self->path, sqlite3_errmsg (self->db));
+        else
+        if (sqlite3_changes (self->db) == 1)
+            s_set_rowid (self, rec->msg_id, sqlite3_last_insert_rowid (self->db));
     }
     lp_value_destroy (&header);
     lp_value_destroy (&content);
@@ -527,13 +624,14 @@ s_write_started (lp_store_t *self, s_rec_t *rec)
 {
     char started [32];
     s_iso (rec->when, started);
-    sqlite3_stmt *stmt = s_stmt (self, &self->st_started,
+    int64_t rowid = s_rowid (self, rec->msg_id);
+    sqlite3_stmt *stmt = rowid? s_stmt (self, &self->st_started,
             "UPDATE requests SET status = 'running', engine = ?1, started = ?2"
-            " WHERE msg_id = ?3 AND status IN ('queued', 'running')");
+            " WHERE rowid = ?3 AND status IN ('queued', 'running')"): NULL;
     if (stmt) {
         sqlite3_bind_int (stmt, 1, rec->engine);
         sqlite3_bind_text (stmt, 2, started, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text (stmt, 3, rec->msg_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64 (stmt, 3, rowid);
         s_exec (stmt);
     }
 }
@@ -548,14 +646,25 @@ s_write_reply (lp_store_t *self, s_rec_t *rec)
     const char *stdout_text = NULL, *started = NULL, *completed = NULL;
     char now [32];
     s_iso (rec->when, now);
+    char state_text [16], started_text [40], completed_text [40];
     if (rec->type == REC_REPLY) {
-        metadata = s_decode (rec->frames, LP_FRAME_METADATA);
-        const char *s = s_str (metadata, LP_META_STATUS);
+        //  Scanned from the bytes; decoded only for a long stdout or an error
+        const char *s = s_scan (rec->frames, LP_FRAME_METADATA, LP_META_STATUS,
+                                state_text, sizeof state_text);
         status = s && streq (s, LP_STATUS_OK)? LP_STATUS_OK: LP_STATUS_ERROR;
-        stdout_text = s_str (metadata, LP_META_STDOUT);
-        started = s_str (metadata, LP_META_STARTED);
-        completed = s_str (metadata, LP_META_COMPLETED);
+        stdout_text = s_scan (rec->frames, LP_FRAME_METADATA, LP_META_STDOUT, self->scratch,
+                              LP_STORE_STDOUT_MAX + 1);
+        started = s_scan (rec->frames, LP_FRAME_METADATA, LP_META_STARTED,
+                          started_text, sizeof started_text);
+        completed = s_scan (rec->frames, LP_FRAME_METADATA, LP_META_COMPLETED,
+                            completed_text, sizeof completed_text);
+        if (!stdout_text && s_has_key (rec->frames, LP_FRAME_METADATA, LP_META_STDOUT)) {
+            metadata = s_decode (rec->frames, LP_FRAME_METADATA);
+            stdout_text = s_str (metadata, LP_META_STDOUT);
+        }
         if (!streq (status, LP_STATUS_OK)) {
+            if (!metadata)
+                metadata = s_decode (rec->frames, LP_FRAME_METADATA);
             content = s_decode (rec->frames, LP_FRAME_CONTENT);
             ename = s_str (content, LP_CONTENT_ENAME);
             if (!ename)
@@ -583,12 +692,33 @@ s_write_reply (lp_store_t *self, s_rec_t *rec)
     }
     pthread_mutex_unlock (&self->lock);
 
-    sqlite3_stmt *stmt = s_stmt (self, &self->st_reply,
-            "INSERT OR REPLACE INTO replies (msg_id, engine, status, ename, evalue, started,"
-            " completed, stdout, too_large, size, frames)"
-            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
-    if (stmt) {
+    const char *state = !final? "running": aborted? "aborted": failed? "error": "ok";
+    int64_t rowid = s_rowid (self, rec->msg_id);
+    sqlite3_stmt *stmt;
+    if (rowid == 0
+    &&  (stmt = s_stmt (self, &self->st_orphan,
+            "INSERT OR IGNORE INTO requests (msg_id, kind, status, engine, submitted, completed,"
+            " ename, evalue) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)"))) {
+        //  A reply with no request row (its request was not recorded)
         sqlite3_bind_text (stmt, 1, rec->msg_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text (stmt, 2, entry? s_kinds [entry->kind]: "task", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text (stmt, 3, state, -1, SQLITE_STATIC);
+        sqlite3_bind_int (stmt, 4, rec->engine);
+        sqlite3_bind_text (stmt, 5, completed, -1, SQLITE_TRANSIENT);
+        s_bind_text (stmt, 6, ename, 256);
+        s_bind_text (stmt, 7, evalue, LP_STORE_CODE_MAX);
+        if (s_exec (stmt) == 0 && sqlite3_changes (self->db) == 1) {
+            rowid = sqlite3_last_insert_rowid (self->db);
+            s_set_rowid (self, rec->msg_id, rowid);
+        }
+    }
+    stmt = s_stmt (self, &self->st_reply,
+            "INSERT OR REPLACE INTO replies (request, engine, status, ename, evalue, started,"
+            " completed, stdout, too_large, size, frames, msg_id)"
+            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+    if (stmt && rowid) {
+        sqlite3_bind_int64 (stmt, 1, rowid);
+        sqlite3_bind_text (stmt, 12, rec->msg_id, -1, SQLITE_STATIC);
         sqlite3_bind_int (stmt, 2, rec->engine);
         sqlite3_bind_text (stmt, 3, status, -1, SQLITE_STATIC);
         s_bind_text (stmt, 4, ename, 256);
@@ -598,21 +728,19 @@ s_write_reply (lp_store_t *self, s_rec_t *rec)
         s_bind_text (stmt, 8, stdout_text, LP_STORE_STDOUT_MAX);
         sqlite3_bind_int (stmt, 9, rec->type == REC_REPLY && !keep);
         sqlite3_bind_int64 (stmt, 10, (sqlite3_int64) rec->size);
-        size_t size = 0;
-        uint8_t *blob = keep? s_blob_new (rec->frames, &size): NULL;
-        if (blob)
-            sqlite3_bind_blob (stmt, 11, blob, (int) size, free);
+        if (keep && rec->blob) {
+            sqlite3_bind_blob (stmt, 11, rec->blob, (int) rec->blob_size, free);
+            rec->blob = NULL;           //  SQLite's now
+        }
         if (s_exec (stmt) != 0)
             zsys_warning ("store: %s: %s", self->path, sqlite3_errmsg (self->db));
     }
-    const char *state = !final? "running": aborted? "aborted": failed? "error": "ok";
-    int changed = 0;
     stmt = s_stmt (self, &self->st_update,
             "UPDATE requests SET replies = replies + 1, status = ?1, engine = ?2,"
             " started = COALESCE (started, ?3), completed = ?4,"
             " stdout = COALESCE (?5, stdout), ename = COALESCE (?6, ename),"
-            " evalue = COALESCE (?7, evalue) WHERE msg_id = ?8");
-    if (stmt) {
+            " evalue = COALESCE (?7, evalue) WHERE rowid = ?8");
+    if (stmt && rowid) {
         sqlite3_bind_text (stmt, 1, state, -1, SQLITE_STATIC);
         sqlite3_bind_int (stmt, 2, rec->engine);
         s_bind_text (stmt, 3, started, 40);
@@ -620,22 +748,7 @@ s_write_reply (lp_store_t *self, s_rec_t *rec)
         s_bind_text (stmt, 5, stdout_text, LP_STORE_STDOUT_MAX);
         s_bind_text (stmt, 6, ename, 256);
         s_bind_text (stmt, 7, evalue, LP_STORE_CODE_MAX);
-        sqlite3_bind_text (stmt, 8, rec->msg_id, -1, SQLITE_STATIC);
-        if (s_exec (stmt) == 0)
-            changed = sqlite3_changes (self->db);
-    }
-    if (changed == 0
-    &&  (stmt = s_stmt (self, &self->st_orphan,
-            "INSERT OR IGNORE INTO requests (msg_id, kind, status, engine, submitted, completed,"
-            " ename, evalue, replies) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, 1)"))) {
-        //  A reply with no request row (its request was not recorded)
-        sqlite3_bind_text (stmt, 1, rec->msg_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text (stmt, 2, entry? s_kinds [entry->kind]: "task", -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text (stmt, 3, state, -1, SQLITE_STATIC);
-        sqlite3_bind_int (stmt, 4, rec->engine);
-        sqlite3_bind_text (stmt, 5, completed, -1, SQLITE_TRANSIENT);
-        s_bind_text (stmt, 6, ename, 256);
-        s_bind_text (stmt, 7, evalue, LP_STORE_CODE_MAX);
+        sqlite3_bind_int64 (stmt, 8, rowid);
         s_exec (stmt);
     }
     lp_value_destroy (&metadata);
@@ -647,6 +760,7 @@ static void *
 s_writer (void *arg)
 {
     lp_store_t *self = (lp_store_t *) arg;
+    pthread_setname_np (pthread_self (), "lp-store");
     pthread_mutex_lock (&self->lock);
     while (true) {
         while (!self->head && !self->stop)
@@ -669,6 +783,8 @@ s_writer (void *arg)
         uint64_t count = 0;
         sqlite3_exec (self->db, "BEGIN", NULL, NULL, NULL);
         for (s_rec_t *rec = batch; rec; rec = rec->next, count++) {
+            if (rec->blob)
+                rec->frames = s_blob_frames (rec->blob, rec->blob_size);
             if (rec->type == REC_REQUEST)
                 s_write_request (self, rec);
             else
@@ -713,7 +829,7 @@ s_writer (void *arg)
     }
     pthread_mutex_unlock (&self->lock);
     sqlite3_stmt **stmts [] = { &self->st_request, &self->st_started, &self->st_reply,
-                                &self->st_update, &self->st_orphan };
+                                &self->st_update, &self->st_orphan, &self->st_rowid };
     for (size_t i = 0; i < sizeof stmts / sizeof stmts [0]; i++) {
         sqlite3_finalize (*stmts [i]);
         *stmts [i] = NULL;
@@ -733,8 +849,8 @@ s_open (const char *path, char *err, size_t errlen)
     if (rc == SQLITE_OK) {
         sqlite3_busy_timeout (db, LP_STORE_BUSY_MSEC);
         //  journal_mode reads the file: a corrupt one fails here.
-        rc = sqlite3_exec (db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
-                           NULL, NULL, &errmsg);
+        rc = sqlite3_exec (db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                           " PRAGMA cache_size = -16384;", NULL, NULL, &errmsg);
     }
     if (rc == SQLITE_OK)
         rc = sqlite3_exec (db, s_schema, NULL, NULL, &errmsg);
@@ -939,8 +1055,8 @@ lp_store_lookup (lp_store_t *self, const char *msg_id, bool watch)
     //  A request of a controller that died before its end: its replies
     //  never come; it is final as it is.
     lp_value_t *engines = lp_value_array ();
-    if (sqlite3_prepare_v2 (self->reader, "SELECT engine FROM replies WHERE msg_id = ?1"
-                            " ORDER BY rowid", -1, &stmt, NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2 (self->reader, "SELECT engine FROM replies WHERE request ="
+                            " (SELECT rowid FROM requests WHERE msg_id = ?1) ORDER BY rowid", -1, &stmt, NULL) == SQLITE_OK) {
         sqlite3_bind_text (stmt, 1, msg_id, -1, SQLITE_STATIC);
         while (engines && sqlite3_step (stmt) == SQLITE_ROW)
             lp_value_append (engines, lp_value_int (sqlite3_column_int (stmt, 0)));
@@ -1008,7 +1124,7 @@ lp_store_replies (lp_store_t *self, const char *msg_id, lp_wire_t *wire)
     }
     if (sqlite3_prepare_v2 (self->reader,
             "SELECT engine, status, ename, evalue, too_large, size, frames FROM replies"
-            " WHERE msg_id = ?1 ORDER BY rowid", -1, &stmt, NULL) == SQLITE_OK) {
+            " WHERE request = (SELECT rowid FROM requests WHERE msg_id = ?1) ORDER BY rowid", -1, &stmt, NULL) == SQLITE_OK) {
         sqlite3_bind_text (stmt, 1, msg_id, -1, SQLITE_STATIC);
         while (header && sqlite3_step (stmt) == SQLITE_ROW) {
             int engine = sqlite3_column_int (stmt, 0);
@@ -1069,8 +1185,8 @@ lp_store_history (lp_store_t *self, const lp_value_t *query, char *err, size_t e
         " WHERE (?1 IS NULL OR status = ?1"
         "        OR (?1 = 'pending' AND status IN ('queued', 'running'))"
         "        OR (?1 = 'done' AND status NOT IN ('queued', 'running')))"
-        " AND (?2 IS NULL OR engine = ?2 OR msg_id IN"
-        "      (SELECT msg_id FROM replies WHERE engine = ?2))"
+        " AND (?2 IS NULL OR engine = ?2 OR rowid IN"
+        "      (SELECT request FROM replies WHERE engine = ?2))"
         " AND (?3 IS NULL OR submitted >= ?3) AND (?4 IS NULL OR submitted < ?4)"
         " ORDER BY submitted DESC, rowid DESC LIMIT ?5";
     sqlite3_stmt *stmt = NULL;
@@ -1118,7 +1234,7 @@ lp_store_purge (lp_store_t *self, const char *before, char *err, size_t errlen)
 {
     assert (self);
     const char *where =
-        "SELECT msg_id FROM requests WHERE status NOT IN ('queued', 'running')"
+        "SELECT rowid FROM requests WHERE status NOT IN ('queued', 'running')"
         " AND (?1 IS NULL OR completed < ?1)";
     char sql [512];
     sqlite3_stmt *stmt = NULL;
@@ -1127,14 +1243,14 @@ lp_store_purge (lp_store_t *self, const char *before, char *err, size_t errlen)
         snprintf (err, errlen, "%s", sqlite3_errmsg (self->reader));
         return -1;
     }
-    snprintf (sql, sizeof sql, "DELETE FROM replies WHERE msg_id IN (%s)", where);
+    snprintf (sql, sizeof sql, "DELETE FROM replies WHERE request IN (%s)", where);
     if (sqlite3_prepare_v2 (self->reader, sql, -1, &stmt, NULL) == SQLITE_OK) {
         s_bind_text (stmt, 1, before, 40);
         if (s_exec (stmt) == 0)
             count = 0;
         sqlite3_finalize (stmt);
     }
-    snprintf (sql, sizeof sql, "DELETE FROM requests WHERE msg_id IN (%s)", where);
+    snprintf (sql, sizeof sql, "DELETE FROM requests WHERE rowid IN (%s)", where);
     if (count == 0 && sqlite3_prepare_v2 (self->reader, sql, -1, &stmt, NULL) == SQLITE_OK) {
         s_bind_text (stmt, 1, before, 40);
         count = s_exec (stmt) == 0? sqlite3_changes (self->reader): -1;
