@@ -1,5 +1,6 @@
 /*  =========================================================================
-    lp_selftest - runs the self-tests of the src/common classes
+    lp_selftest - runs the self-tests of the src/common classes and of
+    the classes that need no sockets elsewhere (policy: the scheduler's)
 
     Usage: lp_selftest [--list] [--test NAME] [--verbose]
     Without --test every class runs, in dependency order. An unknown name
@@ -8,6 +9,7 @@
 */
 
 #include "lp_common.h"
+#include "lp_policy.h"                  //  the scheduler's pure decisions
 //  Contracts and self-tests assert in release builds too, as in czmq
 #undef NDEBUG
 #include <assert.h>
@@ -27,6 +29,7 @@ static const s_test_t s_tests [] = {
     { "wire",     lp_wire_test },
     { "conn",     lp_conn_test },
     { "luavalue", lp_luavalue_test },
+    { "policy",   lp_policy_test },
     { NULL, NULL }
 };
 
