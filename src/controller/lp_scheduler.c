@@ -39,7 +39,7 @@
     signed again, so the client only sees the msg_id it sent. An engine
     error with metadata ename "Aborted" is final.
 
-    targets follow the mux's rule (lp_engines_fold): folded, and refused
+    targets follow the mux's rule (lp_routes_fold): folded, and refused
     with one ProtocolError when they name more engines than are
     registered or an id that is not an integer; they are kept sorted, so
     checking an engine against them is a binary search.
@@ -56,7 +56,7 @@
 */
 #include "lp_scheduler.h"
 #include "lp_reply.h"
-#include "lp_engines.h"
+#include "lp_routes.h"
 #include "lp_policy.h"
 
 #include <malloc.h>
@@ -79,7 +79,7 @@ typedef struct {
     int attempts;                       //  attempts sent so far
     s_where_t where;                    //  waiting list or an engine's list
     void *handle;                       //  its place in that list
-    lp_engine_ref_t *engine;            //  when assigned
+    lp_route_t *engine;                 //  when assigned
     int64_t submitted;                  //  wall usec: received
     int64_t assigned;                   //  wall usec: last sent to an engine
     zmsg_t *msg;                        //  [client] <LPMSG> ... (for retries)
@@ -119,7 +119,7 @@ typedef struct {
     lp_policy_t policy;                 //  scheme and per-engine bound (hwm)
     lp_policy_engine_t *table;          //  scratch: the engines, for a pick
     size_t table_size;                  //  slots in table
-    lp_engines_t *engines;              //  lists of assigned s_task_t (own them)
+    lp_routes_t *engines;               //  lists of assigned s_task_t (own them)
     zlistx_t *waiting;                  //  unassigned s_task_t (owns)
     size_t with_deadline;               //  waiting tasks with a timeout
     int timer;                          //  timeout check timer, -1 when off
@@ -291,7 +291,7 @@ s_task_new (self_t *self, zmsg_t **msg_p, const lp_value_t *header, char *why, s
     if (targets && lp_value_type (targets) == LP_ARRAY) {
         //  The targets rule of the mux: folded, refused when longer than
         //  the registered engines; kept sorted for lookups.
-        size_t room = lp_engines_active (self->engines) + 1;
+        size_t room = lp_routes_active (self->engines) + 1;
         if (room > self->fold_size) {
             int64_t *grown = (int64_t *) realloc (self->fold, room * sizeof *grown);
             if (grown) {
@@ -300,7 +300,7 @@ s_task_new (self_t *self, zmsg_t **msg_p, const lp_value_t *header, char *why, s
             }
         }
         int64_t count = room <= self->fold_size
-                      ? lp_engines_fold (self->engines, targets, self->fold, why, whylen): -1;
+                      ? lp_routes_fold (self->engines, targets, self->fold, why, whylen): -1;
         if (count < 0) {
             if (room > self->fold_size)
                 snprintf (why, whylen, "controller out of memory");
@@ -342,7 +342,7 @@ s_task_free (void **item)
 //  Engines
 
 static size_t
-s_load (lp_engine_ref_t *engine)
+s_load (lp_route_t *engine)
 {
     return zlistx_size (engine->sent);
 }
@@ -522,7 +522,7 @@ s_dep_state (void *arg, const char *msg_id)
 static bool
 s_engine_alive (void *arg, int id)
 {
-    lp_engine_ref_t *engine = lp_engines_by_id (((self_t *) arg)->engines, id);
+    lp_route_t *engine = lp_routes_by_id (((self_t *) arg)->engines, id);
     return engine && engine->active;
 }
 
@@ -541,10 +541,10 @@ s_check_deps (self_t *self, s_task_t *task, int *where, char *why, size_t whylen
 
 //  The engine that takes task now (lp_policy_pick over the engine table),
 //  or NULL; where is its follow engine (or -1).
-static lp_engine_ref_t *
+static lp_route_t *
 s_pick (self_t *self, s_task_t *task, int where)
 {
-    size_t span = lp_engines_span (self->engines);
+    size_t span = lp_routes_span (self->engines);
     if (span > self->table_size) {
         lp_policy_engine_t *grown = (lp_policy_engine_t *) realloc (self->table,
                                                                     span * sizeof *grown);
@@ -555,21 +555,21 @@ s_pick (self_t *self, s_task_t *task, int where)
     }
     size_t count = 0;
     for (size_t i = 0; i < span; i++) {
-        lp_engine_ref_t *engine = lp_engines_by_id (self->engines, (int64_t) i);
+        lp_route_t *engine = lp_routes_by_id (self->engines, (int64_t) i);
         if (engine)
             self->table [count++] = (lp_policy_engine_t) {
                 engine->id, engine->active, s_load (engine), engine->last_used };
     }
     lp_policy_place_t place = { task->targets, task->ntargets, where, task->avoid };
     int id = lp_policy_pick (&self->policy, self->table, count, &place);
-    return id >= 0? lp_engines_by_id (self->engines, id): NULL;
+    return id >= 0? lp_routes_by_id (self->engines, id): NULL;
 }
 
 static bool
 s_any_capacity (self_t *self)
 {
-    for (size_t i = 0; i < lp_engines_span (self->engines); i++) {
-        lp_engine_ref_t *engine = lp_engines_by_id (self->engines, (int64_t) i);
+    for (size_t i = 0; i < lp_routes_span (self->engines); i++) {
+        lp_route_t *engine = lp_routes_by_id (self->engines, (int64_t) i);
         if (engine && engine->active
         &&  lp_policy_has_room (&self->policy, s_load (engine)))
             return true;
@@ -609,7 +609,7 @@ s_new_attempt (self_t *self, s_task_t *task, zmsg_t *out)
 //  be reached (the task stays unassigned, or fails when it was sent
 //  without a copy and so is gone).
 static int
-s_assign (self_t *self, s_task_t **task_p, lp_engine_ref_t *engine)
+s_assign (self_t *self, s_task_t **task_p, lp_route_t *engine)
 {
     s_task_t *task = *task_p;
     bool keep = task->retries > 0;
@@ -627,7 +627,7 @@ s_assign (self_t *self, s_task_t **task_p, lp_engine_ref_t *engine)
     if (zmsg_pushmem (out, engine->uuid, LP_ID_CHARS) != 0
     ||  zmsg_send (&out, self->engine) != 0) {
         zmsg_destroy (&out);
-        lp_engines_deactivate (self->engines, engine);
+        lp_routes_deactivate (self->engines, engine);
         zsys_warning ("scheduler: engine %d not reachable; not using it", engine->id);
         if (!keep) {
             char why [96];
@@ -696,7 +696,7 @@ s_dispatch (self_t *self)
         int where = -1;
         lp_deps_t deps = (task->nafter || task->nfollow)
                        ? s_check_deps (self, task, &where, why, sizeof why): LP_DEPS_MET;
-        lp_engine_ref_t *engine = NULL;
+        lp_route_t *engine = NULL;
         if (deps == LP_DEPS_IMPOSSIBLE
         ||  (deps == LP_DEPS_MET && (engine = s_pick (self, task, where)))) {
             //  Leaves the waiting list (detach keeps the task alive).
@@ -909,7 +909,7 @@ s_handle_engine (self_t *self, zmsg_t *msg)
     //  to, never by position.
     //  Only parent_header.msg_id is read, from the frame's bytes.
     char parent_id [LP_TASK_ID_MAX + 1] = "";
-    lp_engine_ref_t *engine = lp_engines_by_uuid (self->engines, uuid);
+    lp_route_t *engine = lp_routes_by_uuid (self->engines, uuid);
     s_task_t *task = NULL;
     if (engine
     &&  lp_reply_map_str (lp_reply_frame (msg, delim, LP_FRAME_PARENT), LP_HDR_MSG_ID,
@@ -1013,17 +1013,17 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
 static void
 s_engine_add (self_t *self, int id, const char *uuid)
 {
-    lp_engines_add (self->engines, id, uuid);
+    lp_routes_add (self->engines, id, uuid);
     s_dispatch (self);
 }
 
 static void
 s_engine_remove (self_t *self, int id, const char *reason, const char *ename)
 {
-    lp_engine_ref_t *engine = lp_engines_by_id (self->engines, id);
+    lp_route_t *engine = lp_routes_by_id (self->engines, id);
     if (!engine)
         return;
-    lp_engines_deactivate (self->engines, engine);
+    lp_routes_deactivate (self->engines, engine);
     char why [256];
     snprintf (why, sizeof why, "engine %d %s", id, reason);
     //  Newest first, so that resubmitted tasks keep their order at the head.
@@ -1045,12 +1045,12 @@ s_engine_remove (self_t *self, int id, const char *reason, const char *ename)
 static void
 s_send_queues (self_t *self)
 {
-    size_t span = lp_engines_span (self->engines);
+    size_t span = lp_routes_span (self->engines);
     size_t size = 64 + span * 64;
     char *text = (char *) zmalloc (size);
     size_t used = 0;
     for (size_t id = 0; id < span; id++) {
-        lp_engine_ref_t *engine = lp_engines_by_id (self->engines, (int64_t) id);
+        lp_route_t *engine = lp_routes_by_id (self->engines, (int64_t) id);
         if (engine && engine->active) {
             size_t load = s_load (engine);
             used += snprintf (text + used, size - used, "%zu:%zu:%zu:%llu ", id,
@@ -1117,7 +1117,7 @@ s_self_destroy (self_t **self_p)
     zhashx_destroy (&self->pending);
     zhashx_destroy (&self->clients);
     zhashx_destroy (&self->attempts);
-    lp_engines_destroy (&self->engines);
+    lp_routes_destroy (&self->engines);
     zlistx_destroy (&self->waiting);
     free (self->fold);
     free (self->table);
@@ -1138,7 +1138,7 @@ s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
     if (self->wire && config->guard)
         lp_wire_set_guard (self->wire, config->guard);
     self->loop = zloop_new ();
-    self->engines = lp_engines_new (s_task_free);
+    self->engines = lp_routes_new (s_task_free);
     self->waiting = zlistx_new ();
     self->pending = zhashx_new ();
     self->attempts = zhashx_new ();
@@ -1166,8 +1166,8 @@ s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
     }
     zsock_set_router_mandatory (self->engine, 1);
     zsock_set_router_handover (self->engine, 1);
-    //  The scheduler on I/O thread 1, the mux on 0 (lp_engines_io_affinity).
-    uint64_t affinity = lp_engines_io_affinity (1);
+    //  The scheduler on I/O thread 1, the mux on 0 (lp_routes_io_affinity).
+    uint64_t affinity = lp_routes_io_affinity (1);
     zsock_set_affinity (self->engine, (int) affinity);
     zsock_set_affinity (self->client, (int) affinity);
     if (lp_wire_bind (self->engine, config->ip, self->endpoints [0], 128)
