@@ -704,7 +704,7 @@ s_dispatch (self_t *self)
             if (task->deadline)
                 self->with_deadline--;
             if (deps == LP_DEPS_IMPOSSIBLE)
-                s_task_fail (self, &task, -1, "DependencyError", why);
+                s_task_fail (self, &task, -1, LP_ENAME_DEPENDENCY, why);
             else
             if (s_assign (self, &task, engine) != 0) {
                 //  The engine is now unused; the task goes back to the head.
@@ -804,10 +804,10 @@ s_handle_client (self_t *self, zmsg_t *msg)
     s_task_t *task = s_task_new (self, &msg, header, why, sizeof why);
     if (!task)
         lp_reply_error (self->wire, self->client, zmsg_first (msg), header, -1,
-                        "ProtocolError", why);
+                        LP_ENAME_PROTOCOL, why);
     else
     if (zhashx_lookup (self->pending, task->msg_id)) {
-        lp_reply_error (self->wire, self->client, task->client, header, -1, "ProtocolError",
+        lp_reply_error (self->wire, self->client, task->client, header, -1, LP_ENAME_PROTOCOL,
                         "a task with this msg_id is already pending");
         s_task_destroy (&task);
     }
@@ -815,7 +815,7 @@ s_handle_client (self_t *self, zmsg_t *msg)
         int where;
         if ((task->nafter || task->nfollow)
         &&  s_check_deps (self, task, &where, why, sizeof why) == LP_DEPS_IMPOSSIBLE)
-            s_task_fail (self, &task, -1, "DependencyError", why);
+            s_task_fail (self, &task, -1, LP_ENAME_DEPENDENCY, why);
         else
         if (s_client_take (self, task->client) != 0) {
             char text [160];
@@ -998,7 +998,7 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
             char why [128];
             snprintf (why, sizeof why, "no engine took the task within its timeout of %lld ms",
                       (long long) task->timeout);
-            s_task_fail (self, &task, -1, "TimeoutError", why);
+            s_task_fail (self, &task, -1, LP_ENAME_TIMEOUT, why);
             task = (s_task_t *) zlistx_first (self->waiting);
             continue;
         }
