@@ -1,6 +1,7 @@
 /*  =========================================================================
-    lp_selftest - runs the self-tests of the src/common classes and of
-    the classes that need no sockets elsewhere (policy: the scheduler's)
+    lp_selftest - runs the self-tests of the src/common and src/lua classes
+    and of the classes elsewhere that need no sockets (policy: the
+    scheduler's decisions, src/controller)
 
     Usage: lp_selftest [--list] [--test NAME] [--verbose]
     Without --test every class runs, in dependency order. An unknown name
@@ -8,7 +9,15 @@
     =========================================================================
 */
 
-#include "lp_common.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_value.h"
+#include "lp_codec.h"
+#include "lp_msg.h"
+#include "lp_guard.h"
+#include "lp_wire.h"
+#include "lp_conn.h"
+#include "lp_luavalue.h"
 #include "lp_policy.h"                  //  the scheduler's pure decisions
 //  Contracts and self-tests assert in release builds too, as in czmq
 #undef NDEBUG

@@ -42,8 +42,14 @@
     =========================================================================
 */
 #include "lp_mux.h"
+#include "lp_bind.h"
 #include "lp_reply.h"
 #include "lp_routes.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_codec.h"
+#include "lp_msg.h"
+#include "lp_wire.h"
 
 #define LP_RECORD_KEY_CHARS  300        //  "<msg_id>/<engine id>"
 
@@ -491,8 +497,8 @@ s_self_new (zsock_t *pipe, lp_mux_config_t *config)
         zsock_set_affinity (self->engine, (int) affinity);
     if (self->client)
         zsock_set_affinity (self->client, (int) affinity);
-    if (lp_wire_bind (self->engine, config->ip, self->endpoints [0], 128)
-    ||  lp_wire_bind (self->client, config->ip, self->endpoints [1], 128)) {
+    if (lp_bind_tcp (self->engine, config->ip, self->endpoints [0], 128)
+    ||  lp_bind_tcp (self->client, config->ip, self->endpoints [1], 128)) {
         zsys_error ("controller/%s: cannot bind on %s: %s", self->channel, config->ip,
                     zmq_strerror (zmq_errno ()));
         s_self_destroy (&self);

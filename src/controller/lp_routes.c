@@ -1,5 +1,6 @@
 /*  lp_routes.c - the routing table of a data-path actor, see lp_routes.h */
 #include "lp_routes.h"
+#include "lp_util.h"
 
 struct _lp_routes_t {
     zhashx_t *by_uuid;                  //  uuid -> lp_route_t (owns)

@@ -13,7 +13,7 @@
 #ifndef LP_ROUTES_H_INCLUDED
 #define LP_ROUTES_H_INCLUDED
 
-#include "lp_common.h"
+#include "lp_util.h"
 
 typedef struct {
     int id;                             //  engine id

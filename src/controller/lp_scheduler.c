@@ -55,20 +55,20 @@
     =========================================================================
 */
 #include "lp_scheduler.h"
+#include "lp_bind.h"
 #include "lp_reply.h"
 #include "lp_routes.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_codec.h"
+#include "lp_msg.h"
+#include "lp_wire.h"
 #include "lp_policy.h"
 
 #include <malloc.h>
 #include <sodium.h>
 
-#define LP_TASK_HISTORY      65536      //  outcomes kept for dependencies
 #define LP_OUTCOME_SLOTS     (2 * LP_TASK_HISTORY)  //  index slots (power of 2)
-#define TIMEOUT_CHECK_MSEC   20         //  timeout resolution
-#define LP_TRIM_AFTER_TASKS  10000      //  tasks between malloc_trim calls
-#define LP_CLIENT_TASKS_MAX  4096       //  unfinished tasks of one client at most
-#define LP_CLIENT_RCVHWM     8192       //  messages queued in ZeroMQ, then clients
-#define LP_TASK_ID_MAX       64         //  longer task msg_ids are refused
 
 typedef enum { TASK_WAITING, TASK_ASSIGNED } s_where_t;
 
@@ -679,7 +679,7 @@ s_enqueue (self_t *self, s_task_t *task, bool front)
         self->with_deadline++;
         //  The timeout check runs only while some task has a deadline.
         if (self->timer < 0)
-            self->timer = zloop_timer (self->loop, TIMEOUT_CHECK_MSEC, 0, s_on_timer, self);
+            self->timer = zloop_timer (self->loop, LP_TIMEOUT_CHECK_MSEC, 0, s_on_timer, self);
     }
 }
 
@@ -1170,15 +1170,15 @@ s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
     uint64_t affinity = lp_routes_io_affinity (1);
     zsock_set_affinity (self->engine, (int) affinity);
     zsock_set_affinity (self->client, (int) affinity);
-    if (lp_wire_bind (self->engine, config->ip, self->endpoints [0], 128)
-    ||  lp_wire_bind (self->client, config->ip, self->endpoints [1], 128)) {
+    if (lp_bind_tcp (self->engine, config->ip, self->endpoints [0], 128)
+    ||  lp_bind_tcp (self->client, config->ip, self->endpoints [1], 128)) {
         zsys_error ("scheduler: cannot bind on %s: %s", config->ip, zmq_strerror (zmq_errno ()));
         s_self_destroy (&self);
         return NULL;
     }
     zsock_set_rcvtimeo (self->client, 0);
     zsock_set_rcvtimeo (self->engine, 0);
-    //  Set after lp_wire_bind's tuning (HWM 0); applies to new connections.
+    //  Set after lp_bind_tcp's tuning (HWM 0); applies to new connections.
     zsock_set_rcvhwm (self->client, LP_CLIENT_RCVHWM);
     zloop_reader (self->loop, pipe, s_on_pipe, self);
     zloop_reader (self->loop, self->client, s_on_client, self);

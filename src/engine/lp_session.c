@@ -14,6 +14,9 @@
 
     Backoff: LP_RECONNECT_MIN_MSEC doubling to LP_RECONNECT_MAX_MSEC, plus
     up to half again of random jitter so a crowd of engines spreads out.
+    While it waits for a registration_reply, a connection file newer than
+    the one it loaded (a restarted controller) makes it register again at
+    once, with no backoff.
     Every DEALER uses the engine uuid as its identity, kept across
     reconnects. The registration and heartbeat sockets never reconnect by
     themselves (ZMQ_RECONNECT_IVL -1): once the controller is gone its
@@ -25,7 +28,7 @@
     the engine must stay reachable; the same identity is routable again.
 
     Always answer: a request whose signature and header verified gets one
-    reply (lp_request: content that does not decode -> ProtocolError;
+    reply (lp_wire_decode_request: content that does not decode -> ProtocolError;
     s_reply: a reply that cannot be encoded or has a frame over the cap
     -> SerializationError). Aborted requests (lp_engine_abort, by the
     heart) are answered Aborted without running.
@@ -39,7 +42,11 @@
 */
 #include "lp_session.h"
 #include "lp_heart.h"
-#include "lp_request.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_msg.h"
+#include "lp_wire.h"
+#include "lp_conn.h"
 #include <lua.h>
 #include <pwd.h>
 #include <sys/stat.h>
@@ -194,7 +201,8 @@ s_conn_stamp (lp_session_t *self)
     }
 }
 
-//  True when a controller has written a new connection file since
+//  True when a controller has written a new connection file since we
+//  loaded ours (another inode or modification time).
 static bool
 s_conn_changed (lp_session_t *self)
 {
@@ -661,7 +669,7 @@ s_serve (lp_session_t *self)
         void *which = zpoller_wait (poller, LP_ENGINE_POLL_MSEC);
         if (which == self->mux || which == self->task) {
             char problem [256];
-            lp_msg_t *request = lp_request_recv (self->wire, (zsock_t *) which,
+            lp_msg_t *request = lp_wire_recv_request (self->wire, (zsock_t *) which,
                                                  problem, sizeof problem);
             if (request) {
                 s_handle_request (self, request, (zsock_t *) which, problem);
