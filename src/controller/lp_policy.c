@@ -170,6 +170,12 @@ s_compare_ids (const void *a, const void *b)
     return x < y? -1: x > y;
 }
 
+void
+lp_policy_sort_targets (int64_t *targets, size_t count)
+{
+    qsort (targets, count, sizeof (int64_t), s_compare_ids);
+}
+
 bool
 lp_policy_has_room (const lp_policy_t *self, size_t load)
 {
@@ -226,7 +232,7 @@ lp_policy_deps (const lp_policy_deps_t *deps, lp_policy_dep_fn *dep,
     *follow = -1;
     bool wait = false;
     for (int list = 0; list < 2; list++) {
-        char **ids = list? deps->follow: deps->after;
+        const char *const *ids = list? deps->follow: deps->after;
         size_t count = list? deps->nfollow: deps->nafter;
         for (size_t i = 0; i < count; i++) {
             lp_dep_t state = dep (arg, ids [i]);
@@ -312,15 +318,6 @@ s_world_alive (void *arg, int engine)
     return engine >= 0 && engine < 4 && world->engine_alive [engine];
 }
 
-static lp_deps_t
-s_check (s_world_t *world, char **after, size_t nafter, char **follow, size_t nfollow,
-         bool success_ok, bool failure_ok, int *where, char *why, size_t whylen)
-{
-    lp_policy_deps_t deps = { after, nafter, follow, nfollow, success_ok, failure_ok };
-    *why = 0;
-    return lp_policy_deps (&deps, s_world_dep, s_world_alive, world, where, why, whylen);
-}
-
 //  Picks with a fresh copy of table (pick reorders its argument).
 static int
 s_pick (const lp_policy_t *policy, const lp_policy_engine_t *table, size_t count,
@@ -384,7 +381,9 @@ lp_policy_test (bool verbose)
     assert (lp_policy_has_room (&policy, 0));
     policy.hwm = 0;
     assert (lp_policy_has_room (&policy, 1000000));
-    const int64_t two_and_three [] = { 2, 3 };    //  sorted
+    int64_t two_and_three [] = { 3, 2 };
+    lp_policy_sort_targets (two_and_three, 2);
+    assert (two_and_three [0] == 2 && two_and_three [1] == 3);
     lp_policy_place_t targets = { two_and_three, 2, -1, -1 };
     assert (s_pick (&policy, four, 4, &targets) == 2);
     lp_policy_place_t follow = { NULL, 0, 0, -1 };
@@ -495,58 +494,69 @@ lp_policy_test (bool verbose)
         { NULL, 0, 0 }
     };
     s_world_t world = { known, { true, true, true, false } };
+    //  One case a line: after, follow (NULL-terminated), success / failure
+    //  flags, the decision, the follow engine when met, the reason when
+    //  never.
+    static const struct {
+        const char *after [3];
+        const char *follow [3];
+        bool success_ok, failure_ok;
+        lp_deps_t expect;
+        int where;
+        const char *why;
+    } cases [] = {
+        //  none at all: met, no follow engine
+        { { NULL }, { NULL }, true, false, LP_DEPS_MET, -1, NULL },
+        { { "ok-on-1", "ok-on-2" }, { NULL }, true, false, LP_DEPS_MET, -1, NULL },
+        //  a pending dependency: wait
+        { { "ok-on-1", "running" }, { NULL }, true, false, LP_DEPS_WAIT, -1, NULL },
+        //  unknown (never seen, or forgotten): never, even after a pending one
+        { { "running", "nobody" }, { NULL }, true, false, LP_DEPS_IMPOSSIBLE, -1,
+          "depends on task nobody, which is unknown here" },
+        //  a failure when success is required; accepted with failure = true
+        { { "bad-on-1" }, { NULL }, true, false, LP_DEPS_IMPOSSIBLE, -1,
+          "depends on task bad-on-1, which failed (success required)" },
+        { { "bad-on-1" }, { NULL }, true, true, LP_DEPS_MET, -1, NULL },
+        //  a success when only failure counts
+        { { "ok-on-1" }, { NULL }, false, true, LP_DEPS_IMPOSSIBLE, -1,
+          "depends on task ok-on-1, which succeeded (failure=true, success=false required)" },
+        //  follow: the engine they ran on
+        { { "ok-on-2" }, { "ok-on-1", "ok-on-1b" }, true, false, LP_DEPS_MET, 1, NULL },
+        //  follow with one still running: wait
+        { { NULL }, { "ok-on-1", "running" }, true, false, LP_DEPS_WAIT, -1, NULL },
+        //  follow of tasks that ran on two engines: never
+        { { NULL }, { "ok-on-1", "ok-on-2" }, true, false, LP_DEPS_IMPOSSIBLE, -1,
+          "follows tasks that ran on engines 1 and 2" },
+        //  follow to an engine that is gone: never
+        { { NULL }, { "ok-on-3" }, true, false, LP_DEPS_IMPOSSIBLE, -1,
+          "follows tasks that ran on engine 3, which is gone" },
+        //  after is judged before follow
+        { { "bad-on-1" }, { "ok-on-1", "ok-on-2" }, true, false, LP_DEPS_IMPOSSIBLE, -1,
+          "depends on task bad-on-1, which failed (success required)" },
+    };
     char why [160];
     int where = 99;
-    //  none at all: met, no follow engine
-    assert (s_check (&world, NULL, 0, NULL, 0, true, false, &where, why, sizeof why) == LP_DEPS_MET);
-    assert (where == -1);
-    char *after_ok [] = { "ok-on-1", "ok-on-2" };
-    assert (s_check (&world, after_ok, 2, NULL, 0, true, false, &where, why, sizeof why)
-            == LP_DEPS_MET && where == -1);
-    //  a pending dependency: wait
-    char *after_running [] = { "ok-on-1", "running" };
-    assert (s_check (&world, after_running, 2, NULL, 0, true, false, &where, why, sizeof why)
-            == LP_DEPS_WAIT);
-    //  unknown (never seen or forgotten): never, even after a pending one
-    char *after_unknown [] = { "running", "nobody" };
-    assert (s_check (&world, after_unknown, 2, NULL, 0, true, false, &where, why, sizeof why)
-            == LP_DEPS_IMPOSSIBLE);
-    assert (strcmp (why, "depends on task nobody, which is unknown here") == 0);
-    //  a failure when success is required; accepted with failure = true
-    char *after_bad [] = { "bad-on-1" };
-    assert (s_check (&world, after_bad, 1, NULL, 0, true, false, &where, why, sizeof why)
-            == LP_DEPS_IMPOSSIBLE);
-    assert (strcmp (why, "depends on task bad-on-1, which failed (success required)") == 0);
-    assert (s_check (&world, after_bad, 1, NULL, 0, true, true, &where, why, sizeof why)
-            == LP_DEPS_MET);
-    //  a success when only failure counts
-    assert (s_check (&world, after_ok, 2, NULL, 0, false, true, &where, why, sizeof why)
-            == LP_DEPS_IMPOSSIBLE);
-    assert (strstr (why, "ok-on-1, which succeeded"));
-    //  follow: the engine they ran on
-    char *follow_one [] = { "ok-on-1", "ok-on-1b" };
-    assert (s_check (&world, after_ok, 2, follow_one, 2, true, false, &where, why, sizeof why)
-            == LP_DEPS_MET && where == 1);
-    //  follow with one still running: wait
-    char *follow_running [] = { "ok-on-1", "running" };
-    assert (s_check (&world, NULL, 0, follow_running, 2, true, false, &where, why, sizeof why)
-            == LP_DEPS_WAIT);
-    //  follow of tasks that ran on two engines: never
-    char *follow_two [] = { "ok-on-1", "ok-on-2" };
-    assert (s_check (&world, NULL, 0, follow_two, 2, true, false, &where, why, sizeof why)
-            == LP_DEPS_IMPOSSIBLE);
-    assert (strcmp (why, "follows tasks that ran on engines 1 and 2") == 0);
-    //  follow to an engine that is gone: never
-    char *follow_gone_dep [] = { "ok-on-3" };
-    assert (s_check (&world, NULL, 0, follow_gone_dep, 1, true, false, &where, why, sizeof why)
-            == LP_DEPS_IMPOSSIBLE);
-    assert (strcmp (why, "follows tasks that ran on engine 3, which is gone") == 0);
-    //  after is judged before follow
-    assert (s_check (&world, after_bad, 1, follow_two, 2, true, false, &where, why, sizeof why)
-            == LP_DEPS_IMPOSSIBLE && strstr (why, "bad-on-1"));
+    for (size_t c = 0; c < sizeof cases / sizeof cases [0]; c++) {
+        lp_policy_deps_t deps = { cases [c].after, 0, cases [c].follow, 0,
+                                  cases [c].success_ok, cases [c].failure_ok };
+        while (deps.nafter < 3 && deps.after [deps.nafter])
+            deps.nafter++;
+        while (deps.nfollow < 3 && deps.follow [deps.nfollow])
+            deps.nfollow++;
+        *why = 0;
+        lp_deps_t got = lp_policy_deps (&deps, s_world_dep, s_world_alive, &world,
+                                        &where, why, sizeof why);
+        if (verbose)
+            printf ("\n   deps case %zu: %d %s", c, (int) got, why);
+        assert (got == cases [c].expect);
+        assert (got != LP_DEPS_MET || where == cases [c].where);
+        assert (!cases [c].why || strcmp (why, cases [c].why) == 0);
+    }
     //  The follow engine feeds the pick: only that engine is eligible
-    assert (s_check (&world, NULL, 0, follow_one, 2, true, false, &where, why, sizeof why)
-            == LP_DEPS_MET);
+    const char *follow_one [] = { "ok-on-1", "ok-on-1b" };
+    lp_policy_deps_t follow_deps = { NULL, 0, follow_one, 2, true, false };
+    assert (lp_policy_deps (&follow_deps, s_world_dep, s_world_alive, &world, &where,
+                            why, sizeof why) == LP_DEPS_MET);
     policy = (lp_policy_t) { leastload, 0, { NULL, NULL } };
     lp_policy_place_t after_follow = { NULL, 0, where, -1 };
     assert (s_pick (&policy, four, 4, &after_follow) == 1);

@@ -82,6 +82,9 @@ int          lp_policy_scheme_count (void);
 //  ---------------------------------------------------------------------
 //  Placing a task
 
+//  Sorts a task's targets (folded: each id once) into the order
+//  lp_policy_place_t wants.
+void         lp_policy_sort_targets (int64_t *targets, size_t count);
 //  True when an engine with load outstanding tasks may take one more.
 bool         lp_policy_has_room (const lp_policy_t *self, size_t load);
 //  True when engine may take a task placed by place.
@@ -126,9 +129,9 @@ typedef struct {
 
 //  A task's dependency flags, as its header gave them.
 typedef struct {
-    char **after;                       //  msg_ids that must finish first
+    const char *const *after;           //  msg_ids that must finish first
     size_t nafter;
-    char **follow;                      //  msg_ids whose engine it must run on
+    const char *const *follow;          //  msg_ids whose engine it must run on
     size_t nfollow;
     bool success_ok;                    //  a dependency's success counts
     bool failure_ok;                    //  a dependency's failure counts

@@ -240,13 +240,6 @@ s_flags_why (const lp_value_t *header)
     return NULL;
 }
 
-static int
-s_compare_ids (const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
-    return x < y? -1: x > y;
-}
-
 //  Builds a task from a verified request; the message is taken when a
 //  task is returned (else left to the caller, for its error reply), the
 //  decoded header only read. NULL with why filled when the flags are
@@ -316,7 +309,7 @@ s_task_new (self_t *self, zmsg_t **msg_p, const lp_value_t *header, char *why, s
             return NULL;
         }
         memcpy (task->targets, self->fold, (size_t) count * sizeof (int64_t));
-        qsort (task->targets, task->ntargets, sizeof (int64_t), s_compare_ids);
+        lp_policy_sort_targets (task->targets, task->ntargets);
     }
     if (!task->client || !task->header || task->retries < 0
     ||  (targets && lp_value_type (targets) != LP_ARRAY && lp_value_type (targets) != LP_NIL)
@@ -531,7 +524,8 @@ s_engine_alive (void *arg, int id)
 static lp_deps_t
 s_check_deps (self_t *self, s_task_t *task, int *where, char *why, size_t whylen)
 {
-    lp_policy_deps_t deps = { task->after, task->nafter, task->follow, task->nfollow,
+    lp_policy_deps_t deps = { (const char *const *) task->after, task->nafter,
+                              (const char *const *) task->follow, task->nfollow,
                               task->success_ok, task->failure_ok };
     return lp_policy_deps (&deps, s_dep_state, s_engine_alive, self, where, why, whylen);
 }
