@@ -616,7 +616,7 @@ lp_wire_out_send (lp_wire_out_t **self_p, zsock_t *sock)
         lp_piece_t *piece = self->pieces [i];
         zmq_msg_t part;
         //  ZeroMQ frees the piece's reference (lp_piece_free) once sent
-        if (zmq_msg_init_data (&part, (void *) piece->data, piece->size,
+        if (zmq_msg_init_data (&part, LP_UNCONST (void *, piece->data), piece->size,
                                lp_piece_free, piece->hold)) {
             rc = -1;
             break;
