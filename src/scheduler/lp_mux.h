@@ -1,16 +1,10 @@
 /*  lp_mux.h - the direct multiplexer actor of the controller: one per
     channel ("mux" for direct requests, "control" for interrupt/shutdown).
 
-    Commands on the actor pipe (hub -> mux), each a czmq picture message:
-      "ADD"     i s     engine id, uuid: route to it from now on
-      "REMOVE"  i s s   engine id, reason, ename: fail its unanswered
-                        requests with ename (EngineError, TimeLimit)
-      "QUEUES"          reply "QUEUES" s: "id:n id:n ..." unanswered per engine
-      "ENDPOINTS"       reply s s: engine endpoint, client endpoint
+    The pipe speaks the data-path actors' common commands and events
+    (ENDPOINTS, ADD, REMOVE, QUEUES, HELLO: src/controller/lp_actor.h),
+    and one of its own:
       "SHUTDOWN"        ask every engine to exit (control shutdown_request)
-      "$TERM"
-    Events (mux -> hub):
-      "HELLO"   i s s   engine id, uuid, channel (the actor's)
 */
 #ifndef LP_MUX_H_INCLUDED
 #define LP_MUX_H_INCLUDED
@@ -25,8 +19,8 @@ typedef struct {
     lp_guard_t *guard;                  //  the controller's replay guard (shared)
 } lp_mux_config_t;
 
-//  zactor_new (lp_mux_actor, &config): binds its six sockets, then signals.
-//  On a bind failure it signals -1 and exits.
+//  zactor_new (lp_mux_actor, &config): binds its two sockets, then signals
+//  0; on a bind failure it signals 1 and exits.
 void lp_mux_actor (zsock_t *pipe, void *args);
 
 #endif
