@@ -45,7 +45,9 @@
     =========================================================================
 */
 
-#include "lp_common.h"
+#include "lp_codec.h"
+#include "lp_value.h"
+#include <msgpack.h>
 //  Contracts and self-tests assert in release builds too, as in czmq
 #undef NDEBUG
 #include <assert.h>

@@ -41,4 +41,51 @@
 #define LP_EXIT_STUCK              75          //  engine exit status: request stuck in a C call
 #define LP_ENGINE_MEMORY_SHARE     50          //  engine: default cap, % of physical memory / -n
 
+//  Sockets and wire (lp_wire.c, lp_value.c, lp_guard.c, lp_util.c)
+#ifndef LP_LINGER_MSEC
+#   define LP_LINGER_MSEC          200         //  unsent messages kept on close
+#endif
+#ifndef LP_DROP_LOG_PEERS
+#   define LP_DROP_LOG_PEERS       4096        //  peers remembered for drop logging
+#endif
+#define LP_MAP_INDEX_MIN           16          //  value maps: hash index above this many keys
+#define LP_PRINT_MAX_ITEMS         20          //  lp_value_print: elements per container
+#define LP_GUARD_MIN_CAP           1024        //  replay guard: smallest ring
+#define LP_RANDOM_POOL_BYTES       4096        //  random bytes drawn at a time per thread
+
+//  Controller (src/controller)
+#define LP_READY_TIMEOUT_MSEC      60000       //  -n engines must register by then
+#define LP_CONTROLLER_MMAP_THRESHOLD (256 * 1024)  //  bytes: allocations from here mapped singly
+#define LP_CONFIG_MAX_INSTRUCTIONS 1000000     //  Lua instructions a config file may run
+#define LP_QUICK_EXIT_MSEC         10000       //  an engine exit this soon after start is quick
+#define LP_QUICK_EXITS_MAX         5           //  quick exits in a row: no more restarts
+#define LP_TASK_HISTORY            65536       //  scheduler: outcomes kept for dependencies
+#define LP_TIMEOUT_CHECK_MSEC      20          //  scheduler: task timeout resolution
+#define LP_TRIM_AFTER_TASKS        10000       //  scheduler: tasks between malloc_trim calls
+#define LP_CLIENT_TASKS_MAX        4096        //  scheduler: unfinished tasks of one client
+#define LP_CLIENT_RCVHWM           8192        //  scheduler: messages queued in ZeroMQ per client
+#define LP_TASK_ID_MAX             64          //  scheduler: longer task msg_ids are refused
+
+//  Engine (src/engine)
+#define LP_ENGINE_POLL_MSEC        500         //  main loop wakes to check signals
+#define LP_ENGINE_RECONNECT_IVL_MSEC     100   //  mux/task/control/iopub reconnect
+#define LP_ENGINE_RECONNECT_IVL_MAX_MSEC 2000  //  its backoff cap
+#define LP_ENGINE_CACHE_MAX        1024        //  compiled functions kept
+#define LP_ENGINE_STDOUT_MAX       (64 * 1024 * 1024)  //  bytes: reply "stdout" cap
+#define LP_ENGINE_SEND_TIMEOUT_MSEC 1000       //  a send with no peer gives up
+#define LP_ENGINE_DONE_IDS         1024        //  completed msg_ids remembered
+#define LP_ENGINE_ABORT_MARKS      4096        //  aborted msg_ids waiting to come
+                                               //  (they expire after LP_REPLAY_WINDOW_MSEC)
+
+//  Client (src/client), Lua module, lpsh
+#define LP_CLIENT_DRAIN_MAX        1000        //  messages per socket per poll round
+#define LP_CLIENT_RESTATUS_MSEC    500         //  wait_for_engines re-asks status
+#define LP_CLIENT_SLICE_MSEC       50          //  wait_for_engines poll slice
+#define LP_CLIENT_SNDTIMEO_MSEC    5000        //  a send that blocks this long fails
+#define LP_CLIENT_TICK_MIN_MSEC    10          //  shortest lost-detection tick
+#define LP_CLIENT_TASK_WINDOW      4096        //  tasks in flight; more wait in the client
+#define LP_RESULT_SEARCH_MAX       16          //  result slots searched in place; more: indexed
+#define LP_LUA_POLL_MSEC           100         //  Lua module: wait slice of a blocking call
+#define LPSH_HISTORY_SIZE          1000        //  lpsh: lines kept in the history file
+
 #endif

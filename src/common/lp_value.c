@@ -22,15 +22,12 @@
     =========================================================================
 */
 
-#include "lp_common.h"
+#include "lp_value.h"
 //  Contracts and self-tests assert in release builds too, as in czmq
 #undef NDEBUG
 #include <assert.h>
 #include <math.h>
 #include <inttypes.h>
-
-#define LP_MAP_INDEX_MIN   16           //  build a hash index above this
-#define LP_PRINT_MAX_ITEMS 20           //  printed elements per container
 
 struct _lp_value_t {
     lp_type_t type;                     //  what the union holds

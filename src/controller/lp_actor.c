@@ -9,6 +9,9 @@
     =========================================================================
 */
 #include "lp_actor.h"
+#include "lp_bind.h"
+#include "lp_proto.h"
+#include "lp_msg.h"
 #include "lp_reply.h"
 
 #define LP_PARENT_ID_MAX 300            //  longer parent msg_ids match nothing
@@ -52,7 +55,7 @@ s_reply (lp_actor_t *self, const char *uuid, zmsg_t *msg)
         return;
     }
     char parent_id [LP_PARENT_ID_MAX] = "";
-    reply.engine = lp_engines_by_uuid (self->engines, uuid);
+    reply.engine = lp_routes_by_uuid (self->engines, uuid);
     if (reply.engine
     &&  lp_reply_map_str (lp_reply_frame (msg, reply.delim, LP_FRAME_PARENT), LP_HDR_MSG_ID,
                           parent_id, sizeof parent_id) == 0)
@@ -105,11 +108,11 @@ s_on_engine (zloop_t *loop, zsock_t *sock, void *arg)
 static void
 s_send_queues (lp_actor_t *self, int seq)
 {
-    size_t span = lp_engines_span (self->engines);
+    size_t span = lp_routes_span (self->engines);
     lp_actor_figures_t *rows = (lp_actor_figures_t *) calloc (span + 1, sizeof *rows);
     size_t count = 0;
     for (size_t id = 0; rows && id < span; id++) {
-        lp_engine_ref_t *engine = lp_engines_by_id (self->engines, (int64_t) id);
+        lp_route_t *engine = lp_routes_by_id (self->engines, (int64_t) id);
         if (engine && engine->active)
             rows [count++] = (lp_actor_figures_t) { engine->id,
                                                     (int64_t) zlistx_size (engine->sent),
@@ -138,7 +141,7 @@ s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
         char *ename = zmsg_popstr (msg);    //  REMOVE only
         int id = id_text? atoi (id_text): -1;
         if (streq (command, "REMOVE")) {
-            lp_engine_ref_t *engine = lp_engines_by_id (self->engines, id);
+            lp_route_t *engine = lp_routes_by_id (self->engines, id);
             char why [256];
             snprintf (why, sizeof why, "engine %d %s", id, text? text: "died");
             if (engine)
@@ -146,7 +149,7 @@ s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
                                        ename && *ename? ename: LP_ENAME_ENGINE);
         }
         else {
-            lp_engines_add (self->engines, id, text? text: "");
+            lp_routes_add (self->engines, id, text? text: "");
             if (self->handlers.add)
                 self->handlers.add (self->arg, id, text? text: "");
         }
@@ -179,7 +182,7 @@ lp_actor_destroy (lp_actor_t **self_p)
     zloop_destroy (&self->loop);
     zsock_destroy (&self->client);
     zsock_destroy (&self->engine);
-    lp_engines_destroy (&self->engines);
+    lp_routes_destroy (&self->engines);
     lp_wire_destroy (&self->wire);
     free (self);
     *self_p = NULL;
@@ -198,7 +201,7 @@ lp_actor_new (zsock_t *pipe, const lp_actor_config_t *config)
     self->wire = lp_wire_new (config->key, config->key_len, self->name);
     if (self->wire && config->guard)
         lp_wire_set_guard (self->wire, config->guard);
-    self->engines = lp_engines_new (config->sent_free);
+    self->engines = lp_routes_new (config->sent_free);
     self->loop = zloop_new ();
     self->engine = zsock_new (ZMQ_ROUTER);
     self->client = zsock_new (ZMQ_ROUTER);
@@ -209,12 +212,12 @@ lp_actor_new (zsock_t *pipe, const lp_actor_config_t *config)
     }
     zsock_set_router_mandatory (self->engine, 1);
     zsock_set_router_handover (self->engine, 1);
-    //  The mux on I/O thread 0, the scheduler on 1 (lp_engines_io_affinity).
-    uint64_t affinity = config->io_thread >= 0? lp_engines_io_affinity (config->io_thread): 0;
+    //  The mux on I/O thread 0, the scheduler on 1 (lp_routes_io_affinity).
+    uint64_t affinity = config->io_thread >= 0? lp_routes_io_affinity (config->io_thread): 0;
     zsock_set_affinity (self->engine, (int) affinity);
     zsock_set_affinity (self->client, (int) affinity);
-    if (lp_wire_bind (self->engine, config->ip, self->endpoints [0], 128)
-    ||  lp_wire_bind (self->client, config->ip, self->endpoints [1], 128)) {
+    if (lp_bind_tcp (self->engine, config->ip, self->endpoints [0], 128)
+    ||  lp_bind_tcp (self->client, config->ip, self->endpoints [1], 128)) {
         zsys_error ("%s: cannot bind on %s: %s", self->name, config->ip,
                     zmq_strerror (zmq_errno ()));
         lp_actor_destroy (&self);
@@ -222,7 +225,7 @@ lp_actor_new (zsock_t *pipe, const lp_actor_config_t *config)
     }
     zsock_set_rcvtimeo (self->client, 0);
     zsock_set_rcvtimeo (self->engine, 0);
-    //  Set after lp_wire_bind's tuning (HWM 0); applies to new connections.
+    //  Set after lp_bind_tcp's tuning (HWM 0); applies to new connections.
     if (config->client_rcvhwm > 0)
         zsock_set_rcvhwm (self->client, config->client_rcvhwm);
     zloop_reader (self->loop, pipe, s_on_pipe, self);

@@ -1,10 +1,10 @@
 /*  lp_actor.h - the skeleton of the controller's data-path actors: the
-    mux and control channels (src/scheduler/lp_mux.c) and the task
-    scheduler (src/scheduler/lp_scheduler.c).
+    mux and control channels (lp_mux.c) and the task
+    scheduler (lp_scheduler.c).
 
     The skeleton owns what those actors share: the wire (signing, with the
     controller's one replay guard), the reactor, a ROUTER facing clients
-    and one facing engines, the engine table (lp_engines, fed by the hub),
+    and one facing engines, the routing table (lp_routes, fed by the hub),
     the start-up handshake with the hub, the drain loops, the engines'
     hellos and the hub's commands. An actor supplies its handlers.
 
@@ -26,8 +26,8 @@
 #ifndef LP_ACTOR_H_INCLUDED
 #define LP_ACTOR_H_INCLUDED
 
-#include "lp_common.h"
-#include "lp_engines.h"
+#include "lp_wire.h"
+#include "lp_routes.h"
 
 //  One engine's figures in a "QUEUES" reply.
 typedef struct {
@@ -43,7 +43,7 @@ typedef struct {
                                         //  frame taken off); the handler's
     size_t delim;                       //  where <LPMSG> is in msg
     const char *uuid;                   //  the engine's identity, "" if none
-    lp_engine_ref_t *engine;            //  its entry in the table, or NULL
+    lp_route_t *engine;            //  its entry in the table, or NULL
     const char *parent_id;              //  parent_header.msg_id, "" when the
                                         //  engine is unknown or it has none
 } lp_actor_reply_t;
@@ -60,7 +60,7 @@ typedef struct {
     void (*add) (void *arg, int id, const char *uuid);
     //  The hub says the engine is gone: end what was sent there; why is
     //  "engine <id> <reason>".
-    void (*remove) (void *arg, lp_engine_ref_t *engine, const char *why, const char *ename);
+    void (*remove) (void *arg, lp_route_t *engine, const char *why, const char *ename);
     //  Requests held for no particular engine (NULL: none).
     size_t (*waiting) (void *arg);
     //  Another command, with the rest of its message (NULL: none).
@@ -91,7 +91,7 @@ typedef struct {
     lp_wire_t *wire;                    //  verify / sign
     zsock_t *client;                    //  client-facing ROUTER
     zsock_t *engine;                    //  engine-facing ROUTER
-    lp_engines_t *engines;              //  engine table (owns the records)
+    lp_routes_t *engines;              //  engine table (owns the records)
     char endpoints [2][128];            //  engine, client
     char name [32];                     //  config.name
     char channel [16];                  //  config.channel

@@ -2,7 +2,7 @@
     lpcontroller.c - the controller process
 
     One process of actors: the hub (registration, heartbeat, notifications,
-    queries, src/hub/lp_hub.c) on its own thread, which starts the
+    queries, lp_hub.c) on its own thread, which starts the
     data-path actors (mux, control, scheduler, relay) on theirs. The main
     thread parses the configuration, makes the key, starts the hub, writes
     the connection files from the endpoints it reports, launches the local
@@ -27,12 +27,11 @@
     when the cluster is usable, and says why when it is not.
     =========================================================================
 */
-#include "lp_common.h"
+#include "lp_util.h"
 #include <malloc.h>
 
-//  Allocations from this size on are mapped singly (see main)
-#define LP_CONTROLLER_MMAP_THRESHOLD (256 * 1024)
 #include "lp_hub.h"
+#include "lp_conn.h"
 #include "lp_launcher.h"
 #include "lp_config.h"
 #include "lp_scheduler.h"
@@ -43,8 +42,6 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-
-#define READY_TIMEOUT_MSEC 60000        //  engines must register by then
 
 typedef struct {
     char profile_dir [1024];            //  the profile folder
@@ -262,7 +259,7 @@ s_on_ready_timeout (zloop_t *loop, int timer_id, void *arg)
         return 0;
     char line [256];
     snprintf (line, sizeof line, "only %d of %d engines registered within %d s",
-              s_hub_ask (self, "ENGINES", -1), self->options->engines, READY_TIMEOUT_MSEC / 1000);
+              s_hub_ask (self, "ENGINES", -1), self->options->engines, LP_READY_TIMEOUT_MSEC / 1000);
     s_report (self, line, false);
     return -1;
 }
@@ -467,7 +464,7 @@ s_wait_for_daemon (int fd, pid_t child)
     char text [1300] = "";
     size_t used = 0;
     struct pollfd item = { fd, POLLIN, 0 };
-    int64_t deadline = zclock_mono () + READY_TIMEOUT_MSEC + 10000;
+    int64_t deadline = zclock_mono () + LP_READY_TIMEOUT_MSEC + 10000;
     while (used < sizeof text - 1) {
         int left = (int) (deadline - zclock_mono ());
         if (left <= 0 || poll (&item, 1, left) <= 0)
@@ -632,7 +629,7 @@ main (int argc, char **argv)
     }
     zloop_poller (loop, &signal_item, s_on_signal, &self);
     zloop_reader (loop, zactor_sock (self.hub), s_on_hub, &self);
-    zloop_timer (loop, READY_TIMEOUT_MSEC, 1, s_on_ready_timeout, &self);
+    zloop_timer (loop, LP_READY_TIMEOUT_MSEC, 1, s_on_ready_timeout, &self);
     zsock_send (self.hub, "si", "EXPECT", options.engines);
     zloop_start (loop);
     rc = self.failed? 1: 0;

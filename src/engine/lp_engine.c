@@ -40,9 +40,14 @@
     =========================================================================
 */
 #include "lp_engine.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_luavalue.h"
 #include <lauxlib.h>
 #include <lualib.h>
 #include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -60,8 +65,17 @@
 void __sanitizer_purge_allocator (void);
 #endif
 
-#ifndef LP_LUA_DIR
-#   define LP_LUA_DIR "."
+//  Where the engine's Lua files are (CMake sets all three): installed in
+//  LP_LUA_INSTALL_DIR (<prefix>/share/luaparallel/lua), or in the source
+//  tree's lua/ for an engine run from the build folder LP_BUILD_DIR.
+#ifndef LP_LUA_INSTALL_DIR
+#   define LP_LUA_INSTALL_DIR "/usr/local/share/luaparallel/lua"
+#endif
+#ifndef LP_LUA_SOURCE_DIR
+#   define LP_LUA_SOURCE_DIR "lua"
+#endif
+#ifndef LP_BUILD_DIR
+#   define LP_BUILD_DIR ""
 #endif
 
 //  Registry keys: addresses of static chars
@@ -382,6 +396,33 @@ l_clock (lua_State *L)
     return 1;
 }
 
+//  The engine's Lua folder: the source tree's lua/ when this executable
+//  is the one in the build folder; else <bindir>/../share/luaparallel/lua
+//  when it exists (an install moved as a whole, `cmake --install --prefix`);
+//  else the compiled-in install folder.
+static void
+s_lua_dir (char *out, size_t size)
+{
+    char exe [PATH_MAX];
+    ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe [n] = 0;
+        const char *bindir = dirname (exe);
+        char build [PATH_MAX];
+        if (*LP_BUILD_DIR && realpath (LP_BUILD_DIR, build) && streq (bindir, build)) {
+            snprintf (out, size, "%s", LP_LUA_SOURCE_DIR);
+            return;
+        }
+        char share [PATH_MAX];
+        snprintf (share, sizeof share, "%s/../share/luaparallel/lua", bindir);
+        if (zsys_file_exists (share)) {
+            snprintf (out, size, "%s", share);
+            return;
+        }
+    }
+    snprintf (out, size, "%s", LP_LUA_INSTALL_DIR);
+}
+
 static int
 s_setup (lua_State *L)
 {
@@ -415,8 +456,10 @@ s_setup (lua_State *L)
     lua_pop (L, 2);
 
     //  package.path gets the engine's Lua folder first
+    char dir [PATH_MAX];
+    s_lua_dir (dir, sizeof dir);
     lua_getglobal (L, "package");
-    lua_pushfstring (L, LP_LUA_DIR "/?.lua;");
+    lua_pushfstring (L, "%s/?.lua;", dir);
     lua_getfield (L, -2, "path");
     lua_concat (L, 2);
     lua_setfield (L, -2, "path");
@@ -573,13 +616,6 @@ lp_engine_stdout (lp_engine_t *self, size_t *len_p)
     if (len_p)
         *len_p = self->out_len;
     return self->out? self->out: "";
-}
-
-size_t
-lp_engine_memory_used (lp_engine_t *self)
-{
-    assert (self);
-    return self->memory_used;
 }
 
 //  --------------------------------------------------------------------------

@@ -23,7 +23,7 @@
     an engine that drops a request, or answers out of order, leaves no
     stale entry and no reply goes to the wrong request. A reply with no
     record is dropped and counted. The records of an engine (a list in
-    send order, lp_engines) give the queue counts for status, and when the
+    send order, lp_routes) give the queue counts for status, and when the
     hub says the engine died every one of them gets an error reply at once
     (ename from the hub: EngineError, or TimeLimit), so no client waits on
     a dead engine. Records are freed when final: memory is bounded by the
@@ -44,6 +44,11 @@
 #include "lp_mux.h"
 #include "lp_actor.h"
 #include "lp_reply.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_codec.h"
+#include "lp_msg.h"
+#include "lp_wire.h"
 
 #define LP_RECORD_KEY_CHARS  300        //  "<msg_id>/<engine id>"
 
@@ -53,7 +58,7 @@ typedef struct {
     zframe_t *client;                   //  client routing identity
     zframe_t *header;                   //  request header as sent (decoded
                                         //  only for an error reply)
-    lp_engine_ref_t *engine;            //  where it went (the table outlives it)
+    lp_route_t *engine;                 //  where it went (the table outlives it)
     void *handle;                       //  its place in engine->sent
     int64_t sent_at;                    //  wall clock, usec
 } s_record_t;
@@ -66,7 +71,7 @@ typedef struct {
     const char *name;                   //  "controller/<channel>", for logs
     zsock_t *client;                    //  client-facing ROUTER
     zsock_t *engine;                    //  engine-facing ROUTER
-    lp_engines_t *engines;              //  record lists (own the records)
+    lp_routes_t *engines;               //  record lists (own the records)
     //  Our own:
     zhashx_t *records;                  //  key -> s_record_t (borrowed)
     int64_t *targets;                   //  scratch for folded targets
@@ -135,7 +140,7 @@ s_record_error (self_t *self, s_record_t *record, int64_t engine_id,
 //  and records it. msg is taken. Returns 0, or -1 when the engine cannot
 //  be reached.
 static int
-s_forward (self_t *self, lp_engine_ref_t *engine, zmsg_t **msg_p,
+s_forward (self_t *self, lp_route_t *engine, zmsg_t **msg_p,
            zframe_t *client, lp_value_t *header, const char *msg_id)
 {
     zmsg_t *msg = *msg_p;
@@ -191,7 +196,7 @@ s_handle_client (void *arg, zmsg_t *msg, lp_value_t *header)
                        "request has no targets (header.targets must be a non-empty array of engine ids)");
         goto done;
     }
-    size_t room = lp_engines_active (self->engines) + 1;
+    size_t room = lp_routes_active (self->engines) + 1;
     if (room > self->targets_size) {
         int64_t *grown = (int64_t *) realloc (self->targets, room * sizeof *grown);
         if (!grown) {
@@ -201,14 +206,14 @@ s_handle_client (void *arg, zmsg_t *msg, lp_value_t *header)
         self->targets = grown;
         self->targets_size = room;
     }
-    int64_t ntargets = lp_engines_fold (self->engines, targets, self->targets, why, sizeof why);
+    int64_t ntargets = lp_routes_fold (self->engines, targets, self->targets, why, sizeof why);
     if (ntargets < 0) {
         s_reply_error (self, client, header, -1, LP_ENAME_PROTOCOL, why);
         goto done;
     }
     for (int64_t i = 0; i < ntargets; i++) {
         int64_t id = self->targets [i];
-        lp_engine_ref_t *engine = lp_engines_by_id (self->engines, id);
+        lp_route_t *engine = lp_routes_by_id (self->engines, id);
         if (!engine || !engine->active) {
             snprintf (why, sizeof why, "engine %lld is not registered", (long long) id);
             s_reply_error (self, client, header, id, LP_ENAME_ENGINE, why);
@@ -241,7 +246,7 @@ s_handle_reply (void *arg, lp_actor_reply_t *reply)
 {
     self_t *self = (self_t *) arg;
     zmsg_t *msg = reply->msg;
-    lp_engine_ref_t *engine = reply->engine;
+    lp_route_t *engine = reply->engine;
     s_record_t *record = NULL;
     if (engine && *reply->parent_id) {
         char key [LP_RECORD_KEY_CHARS];
@@ -270,7 +275,7 @@ s_handle_reply (void *arg, lp_actor_reply_t *reply)
 //  The hub says the engine is gone: every request recorded on it fails
 //  now, with ename (EngineError, or TimeLimit).
 static void
-s_engine_remove (void *arg, lp_engine_ref_t *engine, const char *why, const char *ename)
+s_engine_remove (void *arg, lp_route_t *engine, const char *why, const char *ename)
 {
     self_t *self = (self_t *) arg;
     //  Replies the engine sent before it left may wait in our socket (an
@@ -278,7 +283,7 @@ s_engine_remove (void *arg, lp_engine_ref_t *engine, const char *why, const char
     //  connection, which the hub may read first): they end their requests
     //  before the rest fail.
     lp_actor_drain_engines (self->actor);
-    lp_engines_deactivate (self->engines, engine);
+    lp_routes_deactivate (self->engines, engine);
     s_record_t *record;
     while ((record = (s_record_t *) zlistx_first (engine->sent))) {
         s_record_error (self, record, engine->id, ename, why);
@@ -290,8 +295,8 @@ s_engine_remove (void *arg, lp_engine_ref_t *engine, const char *why, const char
 static void
 s_shutdown_engines (self_t *self)
 {
-    for (size_t id = 0; id < lp_engines_span (self->engines); id++) {
-        lp_engine_ref_t *engine = lp_engines_by_id (self->engines, (int64_t) id);
+    for (size_t id = 0; id < lp_routes_span (self->engines); id++) {
+        lp_route_t *engine = lp_routes_by_id (self->engines, (int64_t) id);
         if (!engine || !engine->active)
             continue;
         lp_msg_t *request = lp_msg_new (LP_SHUTDOWN_REQUEST);

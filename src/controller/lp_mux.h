@@ -1,5 +1,6 @@
 /*  lp_mux.h - the direct multiplexer actor of the controller: one per
-    channel ("mux" for direct requests, "control" for interrupt/shutdown).
+    channel ("mux" for direct requests, "control" for interrupt, shutdown
+    and abort).
 
     The pipe speaks the data-path actors' common commands and events
     (ENDPOINTS, ADD, REMOVE, QUEUES, HELLO: src/controller/lp_actor.h),
@@ -9,7 +10,7 @@
 #ifndef LP_MUX_H_INCLUDED
 #define LP_MUX_H_INCLUDED
 
-#include "lp_common.h"
+#include "lp_guard.h"
 
 typedef struct {
     const char *ip;                     //  address to bind
@@ -19,8 +20,9 @@ typedef struct {
     lp_guard_t *guard;                  //  the controller's replay guard (shared)
 } lp_mux_config_t;
 
-//  zactor_new (lp_mux_actor, &config): binds its two sockets, then signals
-//  0; on a bind failure it signals 1 and exits.
+//  zactor_new (lp_mux_actor, &config): binds its two sockets (client-facing
+//  and engine-facing ROUTER), then signals 0; on a bind failure it signals
+//  1 and exits.
 void lp_mux_actor (zsock_t *pipe, void *args);
 
 #endif

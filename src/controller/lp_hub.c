@@ -6,10 +6,9 @@
     connection files from the endpoints it reports, and tells it which
     local engine processes exited), with its own reactor (zloop) on its
     own thread. It starts the actors that carry the data path, each on its
-    own thread: a mux for direct requests and one for control
-    (src/scheduler/lp_mux.c), the task scheduler
-    (src/scheduler/lp_scheduler.c) and the iopub relay
-    (src/controller/lp_relay.c). They talk only through actor pipes.
+    own thread: a mux for direct requests and one for control (lp_mux.c),
+    the task scheduler (lp_scheduler.c) and the iopub relay (lp_relay.c).
+    They talk only through actor pipes.
 
     Registration is two exchanges, not a heartbeat cycle:
         engine  registration_request  ->  hub     (id assigned, reply)
@@ -45,9 +44,15 @@
 */
 #include "lp_hub.h"
 #include "lp_actor.h"
+#include "lp_bind.h"
 #include "lp_mux.h"
 #include "lp_scheduler.h"
 #include "lp_relay.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_msg.h"
+#include "lp_guard.h"
+#include "lp_wire.h"
 
 #include <sodium.h>
 
@@ -832,10 +837,10 @@ s_hub_new (zsock_t *pipe, const lp_hub_config_t *config, char *err, size_t errle
         return NULL;
     }
     char (*endpoints) [128] = self->config.endpoints;
-    if (lp_wire_bind (self->registration, config->ip, endpoints [LP_HUB_REGISTRATION], 128)
-    ||  lp_wire_bind (self->hb_ping, config->ip, endpoints [LP_HUB_HB_PING], 128)
-    ||  lp_wire_bind (self->hb_pong, config->ip, endpoints [LP_HUB_HB_PONG], 128)
-    ||  lp_wire_bind (self->notify, config->ip, endpoints [LP_HUB_NOTIFICATION], 128)) {
+    if (lp_bind_tcp (self->registration, config->ip, endpoints [LP_HUB_REGISTRATION], 128)
+    ||  lp_bind_tcp (self->hb_ping, config->ip, endpoints [LP_HUB_HB_PING], 128)
+    ||  lp_bind_tcp (self->hb_pong, config->ip, endpoints [LP_HUB_HB_PONG], 128)
+    ||  lp_bind_tcp (self->notify, config->ip, endpoints [LP_HUB_NOTIFICATION], 128)) {
         snprintf (err, errlen, "cannot listen on %s: %s", config->ip,
                   zmq_strerror (zmq_errno ()));
         s_hub_destroy (&self);

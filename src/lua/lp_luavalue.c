@@ -48,7 +48,10 @@
     =========================================================================
 */
 
-#include "lp_common.h"
+#include "lp_luavalue.h"
+#include "lp_util.h"
+#include "lp_value.h"
+#include "lp_codec.h"
 //  Contracts and self-tests assert in release builds too, as in czmq
 #undef NDEBUG
 #include <assert.h>

@@ -27,7 +27,7 @@
 #ifndef LP_HUB_H_INCLUDED
 #define LP_HUB_H_INCLUDED
 
-#include "lp_common.h"
+#include "lp_prelude.h"
 
 //  The controller's endpoints, as the hub's actors bound them.
 typedef enum {
