@@ -198,12 +198,13 @@ s_on_child_exit (int pid, int index, int status, const char *reason, void *arg)
     bool crashed = WIFSIGNALED (status)
                || (WIFEXITED (status) && WEXITSTATUS (status) != 0
                &&  WEXITSTATUS (status) != 127);
-    bool restart = self->reported && !self->failed
-                && (stuck || (crashed && self->options->restart_engines));
     //  The hub marks the engine's process exited: should the new engine's
     //  registration reach it before DEAD below, the old engine dies then,
-    //  so the new one gets the old id back either way.
+    //  so the new one gets the old id back either way. (Asked first: a
+    //  READY the hub sent before its answer is handled meanwhile.)
     int id = s_hub_ask (self, "EXITED", pid);
+    bool restart = self->reported && !self->failed
+                && (stuck || (crashed && self->options->restart_engines));
     char err [512] = "";
     if (restart && lp_launcher_restart (self->launcher, index, id, err, sizeof err) != 0) {
         zsys_error ("engine %d (pid %d) %s: %s", id, pid, reason, err);
