@@ -47,6 +47,7 @@
 
 #include "lp_codec.h"
 #include "lp_value.h"
+#include "lp_util.h"
 #include <msgpack.h>
 //  Contracts and self-tests assert in release builds too, as in czmq
 #undef NDEBUG
@@ -636,6 +637,7 @@ s_convert_ext (s_decoder_t *dec, const msgpack_object_ext *ext)
     uint8_t *block = (uint8_t *) malloc (head + total + 1);
     if (!block)
         return s_dec_oom (dec);
+    lp_util_advise_huge (block, head + total + 1);
     uint8_t *data = block + head;
     size_t offset = 0;
     for (size_t k = (size_t) first; k < first + pieces; k++) {

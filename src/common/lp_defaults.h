@@ -1,5 +1,9 @@
-/*  lp_defaults.h - every tunable of luaparallel, with its unit in the name.
-    Profiles and command-line options override the runtime ones.  */
+/*  lp_defaults.h - every tunable of luaparallel, with its unit in the name
+    (_MSEC, _BYTES; plain counts otherwise) or in its comment: protocol and
+    wire first, then the controller, the engine and the client. Profiles
+    and command-line options override the runtime ones; the #ifndef ones
+    can also be set at build time (-D). Sizes fixed by a format (tags,
+    ext payloads, ping bytes) stay next to the code that reads them.  */
 #ifndef LP_DEFAULTS_H_INCLUDED
 #define LP_DEFAULTS_H_INCLUDED
 
@@ -19,6 +23,7 @@
 #define LP_MAX_FRAME_BYTES         (128 * 1024 * 1024)  //  ZMQ_MAXMSGSIZE
 #define LP_PIECE_BYTES             (1024 * 1024)        //  large values split so
 #define LP_INLINE_MAX_BYTES        (64 * 1024)          //  bytes above go out of band
+#define LP_HUGE_ADVISE_BYTES       (4 * 1024 * 1024)    //  decoded blocks above: THP advice
 #define LP_SEQUENCE_TYPED_MIN      4096        //  Lua sequences of numbers above go typed
 #define LP_VALUE_MAX_DEPTH         24          //  user value nesting (msgpack-c stops at 32)
 #define LP_REPLAY_WINDOW           65536       //  msg_ids remembered by an engine / client

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <time.h>
+#include <sys/mman.h>
 
 static pthread_once_t s_sodium_once = PTHREAD_ONCE_INIT;
 static volatile unsigned s_fork_generation = 1;     //  bumped in fork children
@@ -44,6 +45,24 @@ s_sodium_init (void)
 
 //  ---------------------------------------------------------------------
 //  32 random lowercase hex chars plus NUL
+
+//  ---------------------------------------------------------------------
+//  Asks for transparent huge pages over the whole 2 MiB-aligned part of a
+//  block about to be filled: a 100 MB value then takes ~50 page faults
+//  instead of ~25,600 (faults and their memcg accounting were half of a
+//  receiver's system time). Advice only: ignored where THP is off.
+
+void
+lp_util_advise_huge (void *ptr, size_t size)
+{
+    const uintptr_t huge = 2 * 1024 * 1024;
+    if (!ptr || size < LP_HUGE_ADVISE_BYTES)
+        return;
+    uintptr_t start = ((uintptr_t) ptr + huge - 1) & ~(huge - 1);
+    uintptr_t end = ((uintptr_t) ptr + size) & ~(huge - 1);
+    if (end > start)
+        madvise ((void *) start, end - start, MADV_HUGEPAGE);
+}
 
 void
 lp_util_random_id (char out [LP_ID_CHARS + 1])

@@ -1,5 +1,5 @@
 /*  =========================================================================
-    lp_util - ids, UTF-8 check, clocks, profile paths, hex encoding
+    lp_util - ids, UTF-8 check, clocks, profile paths, hex encoding, THP advice
 
     Self-test: lp_util_test, run by lp_selftest.
     =========================================================================
@@ -12,6 +12,8 @@
 #define LP_ID_CHARS 32                  //  hex chars of a random id
 //  Fills out with 32 random hex chars and a NUL (libsodium randombytes).
 void    lp_util_random_id (char out[LP_ID_CHARS + 1]);
+//  Transparent huge pages for a large block about to be filled (advice).
+void    lp_util_advise_huge (void *ptr, size_t size);
 bool    lp_util_utf8_valid (const char *s, size_t len);
 //  ISO 8601 UTC with microseconds: "2026-11-29T06:27:42.123456Z".
 void    lp_util_iso_now (char out[32]);
