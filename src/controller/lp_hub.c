@@ -852,14 +852,12 @@ s_hub_new (zsock_t *pipe, const lp_hub_config_t *config, char *err, size_t errle
                                        self->guard };
     lp_scheduler_config_t scheduler_config = { config->ip, self->key, sizeof self->key,
                                                config->scheme, config->hwm, self->guard };
-    char relay_ip [256];                //  read by the relay before it signals
-    snprintf (relay_ip, sizeof relay_ip, "%s", config->ip);
     if (s_start_actor (&self->mux, lp_mux_actor, &mux_config, endpoints + LP_HUB_MUX_ENGINE)
     ||  s_start_actor (&self->control, lp_mux_actor, &control_config,
                        endpoints + LP_HUB_CONTROL_ENGINE)
     ||  s_start_actor (&self->scheduler, lp_scheduler_actor, &scheduler_config,
                        endpoints + LP_HUB_TASK_ENGINE)
-    ||  s_start_actor (&self->relay, lp_relay_actor, relay_ip,
+    ||  s_start_actor (&self->relay, lp_relay_actor, LP_UNCONST (void *, config->ip),
                        endpoints + LP_HUB_IOPUB_ENGINE)) {
         snprintf (err, errlen, "cannot start the data path on %s", config->ip);
         s_hub_destroy (&self);
