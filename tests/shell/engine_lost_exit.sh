@@ -35,7 +35,7 @@ say "two engines registered (pids $E1 with --lost-exit 2000, $E2 without)"
 
 kill -9 "$CTRL_PID"
 T0=$SECONDS
-if wait_for 20 bash -c "! kill -0 $E1 2>/dev/null"; then
+if wait_gone "$E1" 20; then
     wait "$E1"
     RC=$?
     say "engine with --lost-exit exited with status $RC, $((SECONDS - T0)) s after the controller was killed"
@@ -51,6 +51,6 @@ else
     fail "engine without --lost-exit exited"
 fi
 kill -TERM "$E2" 2>/dev/null
-wait_for 15 bash -c "! kill -0 $E2 2>/dev/null" || fail "engine $E2 ignored SIGTERM"
+wait_gone "$E2" 15 || fail "engine $E2 ignored SIGTERM"
 
 finish
