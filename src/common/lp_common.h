@@ -220,6 +220,15 @@ lp_msg_t   *lp_wire_decode (lp_wire_t *self, zmsg_t **zmsg_p);
 //  Receives one message from sock and decodes it; NULL when dropped or
 //  interrupted.
 lp_msg_t   *lp_wire_recv (lp_wire_t *self, zsock_t *sock);
+//  A receiver that answers every request whose header verified (the
+//  engine, "always answer" in protocol.md): as lp_wire_decode, except that
+//  once the header is verified and its msg_id admitted, buffers or maps
+//  that fail do not drop the message: they come back as empty maps and
+//  problem says why ("" for a message that decoded whole).
+lp_msg_t   *lp_wire_decode_request (lp_wire_t *self, zmsg_t **zmsg_p,
+                                    char *problem, size_t size);
+lp_msg_t   *lp_wire_recv_request (lp_wire_t *self, zsock_t *sock,
+                                  char *problem, size_t size);
 //  For forwarders: verifies the signature of zmsg in place (nothing
 //  decoded but the header) and checks replay. Returns the decoded header
 //  (caller destroys) and sets *delim_p to the delimiter's frame index; NULL

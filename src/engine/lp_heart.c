@@ -13,7 +13,7 @@
         pipe     <--"LOST <ms silent>" when no ping came for 2 x max_misses
                     periods ("LOST" alone after an LPRE)
 
-    Control requests are received in two steps (lp_request), so one whose
+    Control requests are received in two steps (lp_wire_decode_request), so one whose
     content does not decode still gets a ProtocolError reply. Every check
     period the heart also enforces the running request's time limit and
     watches for a request stuck inside one C call: asked to stop (time
@@ -29,7 +29,6 @@
     =========================================================================
 */
 #include "lp_heart.h"
-#include "lp_request.h"
 #include "lp_session.h"
 #include <inttypes.h>
 #include <unistd.h>
@@ -181,7 +180,7 @@ static void
 s_handle_control (self_t *self)
 {
     char problem [256];
-    lp_msg_t *request = lp_request_recv (self->wire, self->control, problem, sizeof problem);
+    lp_msg_t *request = lp_wire_recv_request (self->wire, self->control, problem, sizeof problem);
     if (!request)
         return;
     const char *type = lp_msg_type (request);

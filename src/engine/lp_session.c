@@ -25,7 +25,7 @@
     the engine must stay reachable; the same identity is routable again.
 
     Always answer: a request whose signature and header verified gets one
-    reply (lp_request: content that does not decode -> ProtocolError;
+    reply (lp_wire_decode_request: content that does not decode -> ProtocolError;
     s_reply: a reply that cannot be encoded or has a frame over the cap
     -> SerializationError). Aborted requests (lp_engine_abort, by the
     heart) are answered Aborted without running.
@@ -39,7 +39,6 @@
 */
 #include "lp_session.h"
 #include "lp_heart.h"
-#include "lp_request.h"
 #include <lua.h>
 #include <pwd.h>
 #include <sys/stat.h>
@@ -661,7 +660,7 @@ s_serve (lp_session_t *self)
         void *which = zpoller_wait (poller, LP_ENGINE_POLL_MSEC);
         if (which == self->mux || which == self->task) {
             char problem [256];
-            lp_msg_t *request = lp_request_recv (self->wire, (zsock_t *) which,
+            lp_msg_t *request = lp_wire_recv_request (self->wire, (zsock_t *) which,
                                                  problem, sizeof problem);
             if (request) {
                 s_handle_request (self, request, (zsock_t *) which, problem);

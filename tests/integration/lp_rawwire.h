@@ -1,7 +1,7 @@
 /*  lp_rawwire.h - the wire protocol spoken directly, for tests
 
     Written from docs/protocol.md alone (raw libzmq, msgpack-c, keyed
-    BLAKE2b from libsodium), so that a test using it also checks that a
+    BLAKE2b and Poly1305 from libsodium), so that a test using it also checks that a
     client in another language could be written from the spec. It builds
     signed requests with any header fields (lpw_build; lpw_build_to for
     the common case of one target; lpw_pack_targets for any target list),
@@ -132,31 +132,69 @@ lpw_dealer (lpw_t *self, const char *endpoint)
     return sock;
 }
 
-//  Keyed BLAKE2b-256 over frames[first..], each prefixed by its length as
-//  8 bytes big-endian, as 64 hex characters.
+//  The signature frame of f, whose delimiter is at delim
+//  (docs/protocol.md, "Signature"): keyed BLAKE2b-256 over the four maps
+//  and, when buffers follow them, the digest block (a 16-byte nonce, then
+//  per buffer the Poly1305 tag under the key BLAKE2b-256(key, nonce +
+//  index as 8 bytes big-endian, personal "lp-buffer-key")), each item
+//  prefixed by its length as 8 bytes big-endian; the frame is the
+//  signature's 64 hex characters, then the block's hex. nonce NULL: a
+//  random one. Returns the text (malloc'd) and its length in *len.
 static void
-lpw_sign (const lpw_t *self, const lpw_frames_t *f, int first, char out[65])
+lpw_sign_item (crypto_generichash_state *st, const uint8_t *data, uint64_t n)
 {
+    uint8_t len[8];
+    for (int b = 0; b < 8; b++)
+        len[b] = (uint8_t) (n >> (56 - 8 * b));
+    crypto_generichash_update (st, len, 8);
+    crypto_generichash_update (st, data, n);
+}
+
+static char *
+lpw_signature (const lpw_t *self, const lpw_frames_t *f, int delim, const uint8_t *nonce,
+               size_t *len)
+{
+    int nbuf = f->nframes - delim - 6;
+    size_t dlen = nbuf > 0? 16 + 16 * (size_t) nbuf: 0;
+    uint8_t *block = malloc (dlen + 1);
+    CHECK (block, "out of memory");
+    if (dlen) {
+        if (nonce)
+            memcpy (block, nonce, 16);
+        else
+            randombytes_buf (block, 16);
+        for (int i = 0; i < nbuf; i++) {
+            uint8_t in[24], key[32], personal[16] = "lp-buffer-key";
+            memcpy (in, block, 16);
+            for (int b = 0; b < 8; b++)
+                in[16 + b] = (uint8_t) ((uint64_t) i >> (56 - 8 * b));
+            crypto_generichash_blake2b_salt_personal (key, 32, in, 24, self->key,
+                                                      sizeof self->key, NULL, personal);
+            crypto_onetimeauth (block + 16 + 16 * i, f->data[delim + 6 + i],
+                                f->size[delim + 6 + i], key);
+        }
+    }
     crypto_generichash_state st;
     crypto_generichash_init (&st, self->key, sizeof self->key, 32);
-    for (int i = first; i < f->nframes; i++) {
-        uint8_t len[8];
-        uint64_t n = f->size[i];
-        for (int b = 7; b >= 0; b--) {
-            len[b] = (uint8_t) (n & 0xff);
-            n >>= 8;
-        }
-        crypto_generichash_update (&st, len, 8);
-        crypto_generichash_update (&st, f->data[i], f->size[i]);
+    for (int i = delim + 2; i < delim + 6; i++) {
+        lpw_sign_item (&st, f->data[i], f->size[i]);
     }
+    if (dlen)
+        lpw_sign_item (&st, block, dlen);
     uint8_t digest[32];
     crypto_generichash_final (&st, digest, 32);
+    *len = 64 + 2 * dlen;
+    char *text = malloc (*len + 1);
+    CHECK (text, "out of memory");
     static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = hex[digest[i] >> 4];
-        out[2 * i + 1] = hex[digest[i] & 15];
+    for (size_t i = 0; i < 32 + dlen; i++) {
+        uint8_t byte = i < 32? digest[i]: block[i - 32];
+        text[2 * i] = hex[byte >> 4];
+        text[2 * i + 1] = hex[byte & 15];
     }
-    out[64] = 0;
+    text[*len] = 0;
+    free (block);
+    return text;
 }
 
 static void
@@ -244,17 +282,15 @@ lpw_pack_typed_ref (msgpack_packer *pk, uint8_t dtype, uint32_t first, uint32_t 
     msgpack_pack_ext_body (pk, ext, sizeof ext);
 }
 
-//  Signs frames[delim + 2..] of f into its signature frame delim + 1.
+//  Signs f (delimiter at delim) into its signature frame delim + 1.
 static void
 lpw_resign (const lpw_t *self, lpw_frames_t *f, int delim)
 {
-    char sig[65];
-    lpw_sign (self, f, delim + 2, sig);
+    size_t len;
+    char *text = lpw_signature (self, f, delim, NULL, &len);
     free (f->data[delim + 1]);
-    f->data[delim + 1] = malloc (64);
-    CHECK (f->data[delim + 1], "out of memory");
-    memcpy (f->data[delim + 1], sig, 64);
-    f->size[delim + 1] = 64;
+    f->data[delim + 1] = (uint8_t *) text;
+    f->size[delim + 1] = len;
 }
 
 //  Builds a signed request in f: delimiter, signature, header, {}, {},
@@ -388,10 +424,17 @@ lpw_recv_msg (const lpw_t *self, void *sock, lpw_msg_t *m, int timeout_ms)
         return false;
     const lpw_frames_t *f = &m->frames;
     int d = m->delim = lpw_delim (f);
-    char sig[65];
-    lpw_sign (self, f, d + 2, sig);
-    CHECK (f->size[d + 1] == 64 && memcmp (f->data[d + 1], sig, 64) == 0,
-           "message signature does not verify with the key of the connection file");
+    //  The nonce of the digest block (after the signature's 64 hex) when
+    //  buffers follow; the whole frame must then be what we compute
+    uint8_t nonce[16] = { 0 };
+    if (f->nframes > d + 6 && f->size[d + 1] >= 64 + 32)
+        sodium_hex2bin (nonce, 16, (const char *) f->data[d + 1] + 64, 32, NULL, NULL, NULL);
+    size_t len;
+    char *sig = lpw_signature (self, f, d, nonce, &len);
+    bool good = f->size[d + 1] == len && memcmp (f->data[d + 1], sig, len) == 0;
+    free (sig);
+    CHECK (good, "message signature or buffer digests do not verify with the key "
+                 "of the connection file");
     static const char *names[4] = { "header", "parent_header", "metadata", "content" };
     for (int i = 0; i < 4; i++) {
         msgpack_unpacked_init (&m->part[i]);

@@ -513,6 +513,19 @@ def c_undecodable(c):
             2, lpwire._ext_payload(0, 1, 0, 1))}, use_bin_type=True)
         h = c.send(ch, "execute_request", None, targets=tg, raw_content=bad_ext)
         err(c.reply_to(h["msg_id"], ch, T), ch + " ext without buffer", "ProtocolError")
+        # a buffer changed after signing: "an engine answers it with
+        # ProtocolError", the controller passing it on (it checks the
+        # signature only)
+        raw = msgpack.packb({"code": lpwire.msgpack.ExtType(2, lpwire._ext_payload(0, 1, 0, 1))},
+                            use_bin_type=True)
+        h = c.header("execute_request", targets=tg)
+        frames = c.build(h, None, raw_content=raw, buffers=[b"return 1"])
+        frames[-1] = b"return 2"
+        c.send_frames(ch, frames)
+        r = err(c.reply_to(h["msg_id"], ch, T), ch + " buffer changed after signing", "ProtocolError")
+        check("digest" in str(r.content.get("evalue")),
+              "%s: tampered buffer evalue %r, doc: buffer N does not match its digest"
+              % (ch, r.content.get("evalue")))
         h = c.send(ch, "frobnicate_request", {}, targets=tg)
         r = err(c.reply_to(h["msg_id"], ch, T), ch + " unknown msg_type", "ProtocolError")
         check(r.msg_type == "frobnicate_reply", "%s: unknown request answered as %r" % (ch, r.msg_type))

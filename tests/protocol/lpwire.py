@@ -200,14 +200,58 @@ def new_id():
     return _uuid.uuid4().hex       # 32 lowercase hex characters
 
 
-def sign(key, frames):
-    """Keyed BLAKE2b-256 over each frame after the signature: its length as
-    8 bytes big-endian, then its bytes. 64 lowercase hex characters."""
+def poly1305(key, msg):
+    """Poly1305 one-time authenticator (RFC 8439): 16-byte tag."""
+    r = int.from_bytes(key[:16], "little") & 0x0ffffffc0ffffffc0ffffffc0fffffff
+    s = int.from_bytes(key[16:32], "little")
+    p = (1 << 130) - 5
+    acc = 0
+    for i in range(0, len(msg), 16):
+        block = msg[i:i + 16] + b"\x01"
+        acc = (acc + int.from_bytes(block, "little")) * r % p
+    return ((acc + s) & ((1 << 128) - 1)).to_bytes(16, "little")
+
+
+def buffer_tag(key, nonce, index, data):
+    """Tag of buffer index: Poly1305 under BLAKE2b(nonce + index, key,
+    person "lp-buffer-key")."""
+    k = hashlib.blake2b(nonce + struct.pack(">Q", index), key=key, digest_size=32,
+                        person=b"lp-buffer-key").digest()
+    return poly1305(k, bytes(data))
+
+
+def sign(key, frames, nonce=None):
+    """The signature frame for frames = [header, parent, metadata, content,
+    buffers...]: keyed BLAKE2b-256 over the four maps and, when there are
+    buffers, the digest block (nonce + one Poly1305 tag per buffer), each
+    as its length (8 bytes big-endian) then its bytes; the frame is the
+    signature's 64 lowercase hex characters, then the block's hex."""
+    maps, bufs = frames[:4], frames[4:]
+    items = [bytes(f) for f in maps]
+    block = b""
+    if bufs:
+        nonce = nonce if nonce is not None else os.urandom(16)
+        block = nonce + b"".join(buffer_tag(key, nonce, i, b) for i, b in enumerate(bufs))
+        items.append(block)
     h = hashlib.blake2b(key=key, digest_size=32)
-    for f in frames:
+    for f in items:
         h.update(struct.pack(">Q", len(f)))
         h.update(f)
-    return h.hexdigest().encode()
+    return (h.hexdigest() + block.hex()).encode()
+
+
+def verify(key, sig, frames):
+    """True when sig is the signature frame of frames (see sign)."""
+    sig = bytes(sig)
+    nonce = None
+    if len(frames) > 4:
+        if len(sig) != 64 + 32 + 32 * (len(frames) - 4):
+            return False
+        try:
+            nonce = bytes.fromhex(sig[64:96].decode())
+        except ValueError:
+            return False
+    return hmac.compare_digest(sig, sign(key, frames, nonce))
 
 
 class Message:
@@ -341,7 +385,7 @@ class Client:
             self.dropped["short"] += 1
             return None
         sig, body = rest[0], rest[1:]
-        if not hmac.compare_digest(sig, sign(self.key, body)):
+        if not verify(self.key, sig, body):
             self.dropped["signature"] += 1
             return None
         bufs = body[4:]
