@@ -344,7 +344,7 @@ but the tests labelled "slow" (the 1 GB values: the release pass runs
 them). Exit status is non-zero when any pass fails.
 
 Test labels (tests/CMakeLists.txt): unit (no cluster), integration (real
-processes), long (an integration test over ~10 s), slow (1 GB values).
+processes), long (an integration test over ~6 s), slow (1 GB values).
 A test that cannot run on this machine exits 77 and ctest reports it as
 skipped, with its reason in the output. One label or test by hand:
   ctest --test-dir build -L unit        ctest --test-dir build -R chaos
