@@ -332,10 +332,10 @@ integration tests there (ctest -LE 'long|slow': no test labelled long or
 slow, no fuzzing, no sanitizer pass); under a minute on 2 cores. For a
 check while editing; CI runs the full command.
 
-Without --quick: builds build/ and runs ctest there; then (unless --no-fuzz) builds the
-libFuzzer targets with clang in build-fuzz/ (-DLP_FUZZ=ON) and runs
-fuzz_wire and fuzz_codec side by side for ${FUZZ_SECONDS} s each
-(LP_FUZZ_SECONDS), starting from tests/fuzz/corpus/; a crash, leak or
+Without --quick: builds build/ and runs ctest there; then (unless
+--no-fuzz) builds the libFuzzer targets with clang in build-fuzz/
+(-DLP_FUZZ=ON) and runs fuzz_wire and fuzz_codec side by side for
+${FUZZ_SECONDS} s each (LP_FUZZ_SECONDS), starting from tests/fuzz/corpus/; a crash, leak or
 sanitizer report fails the pass and leaves the input in
 build-fuzz/crash-*. Then (unless --no-sanitize) configures build-asan/
 with -DLP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug and runs ctest again under
