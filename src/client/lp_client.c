@@ -1,15 +1,16 @@
 /*  =========================================================================
     lp_client - a connection to a luaparallel controller
 
-    The client is single-threaded: it owns five sockets (registration,
-    mux and control DEALERs, iopub and notification SUBs) and nothing
-    runs behind the caller's back. Every wait (results, connect, ids,
+    The client is single-threaded: it owns six sockets (registration,
+    mux, control and task DEALERs, iopub and notification SUBs) and
+    nothing runs behind the caller's back. Every wait (results, connect, ids,
     status, wait_for_engines) calls lp_client_poll with a deadline, which
     drains the sockets and dispatches each message:
 
       registration  reply to the one synchronous query in flight (status,
                     shutdown), matched by parent msg_id
-      mux, control  reply -> routes[parent msg_id] -> lp_result slot
+      mux, control, reply -> routes[parent msg_id] -> lp_result slot
+      task          (a task's reply also frees its in-flight place)
       iopub         stream -> routes[parent msg_id] -> slot stdout
       notification  engine_registered / _unregistered -> id cache;
                     controller_heartbeat (topic "controller") only counts
@@ -37,16 +38,15 @@
     =========================================================================
 */
 #include "lp_client_private.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_msg.h"
+#include "lp_wire.h"
+#include "lp_conn.h"
 #include <pthread.h>
 #include <stdarg.h>
 
 #define LP_CLIENT_TAG           0x1b0c0001
-#define LP_CLIENT_DRAIN_MAX     1000    //  messages per socket per poll round
-#define LP_CLIENT_RESTATUS_MSEC 500     //  wait_for_engines re-asks status
-#define LP_CLIENT_SLICE_MSEC    50      //  wait_for_engines poll slice
-#define LP_CLIENT_SNDTIMEO_MSEC 5000    //  a send that blocks this long fails
-#define LP_CLIENT_TICK_MIN_MSEC 10      //  shortest lost-detection tick
-#define LP_CLIENT_TASK_WINDOW   4096    //  tasks in flight; more wait here
 
 struct _lp_client_t {
     uint32_t tag;                       //  LP_CLIENT_TAG while alive
@@ -217,20 +217,6 @@ lp_client_lost (lp_client_t *self)
 {
     assert (self);
     return self->lost;
-}
-
-const char *
-lp_client_lost_text (lp_client_t *self)
-{
-    assert (self);
-    return self->lost_text;
-}
-
-const char *
-lp_client_endpoint (lp_client_t *self)
-{
-    assert (self);
-    return self->endpoint;
 }
 
 //  --------------------------------------------------------------------------
@@ -942,6 +928,23 @@ lp_client_destroy (lp_client_t **self_p)
     self->tag = 0xDeadBeef;
     free (self);
     *self_p = NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  Views: the client makes them, lp_view.c holds what they do
+
+lp_view_t *
+lp_client_view (lp_client_t *self, const int *targets, int ntargets)
+{
+    assert (self);
+    return lp_view_new (self, targets, ntargets, false);
+}
+
+lp_view_t *
+lp_client_balanced (lp_client_t *self)
+{
+    assert (self);
+    return lp_view_new (self, NULL, 0, true);
 }
 
 //  --------------------------------------------------------------------------

@@ -14,7 +14,8 @@
 #ifndef LP_CLIENT_PRIVATE_H_INCLUDED
 #define LP_CLIENT_PRIVATE_H_INCLUDED
 
-#include "lp_common.h"
+#include "lp_util.h"
+#include "lp_msg.h"
 
 //  Which socket a request goes out on
 typedef enum {
@@ -41,8 +42,6 @@ void    lp_client_set_error (lp_client_t *self, const char *format, ...)
 //  Records an error with its lp_err_t code.
 void    lp_client_fail (lp_client_t *self, int code, const char *format, ...)
         __attribute__ ((format (printf, 3, 4)));
-//  "controller at ... lost: nothing heard for N ms" (valid while lost).
-const char *lp_client_lost_text (lp_client_t *self);
 //  Sets this thread's lp_last_error text.
 void    lp_set_last_error (const char *format, ...)
         __attribute__ ((format (printf, 1, 2)));
@@ -64,8 +63,6 @@ void    lp_client_forget_view (lp_client_t *self, void *handle);
 bool    lp_client_unhold (lp_client_t *self, const char *msg_id);
 //  Stops routing replies with this msg_id anywhere.
 void    lp_client_unroute (lp_client_t *self, const char *msg_id);
-//  Endpoint of the registration channel (for messages).
-const char *lp_client_endpoint (lp_client_t *self);
 
 //  ---------------------------------------------------------------------
 //  lp_result internals (lp_result.c)
@@ -87,7 +84,10 @@ void    lp_result_detach (lp_result_t *self);
 //  ---------------------------------------------------------------------
 //  lp_view internals (lp_view.c)
 
-lp_view_t *lp_view_new (lp_client_t *client, const int *targets, int ntargets);
+//  The views' constructor, behind lp_client_view (balanced false) and
+//  lp_client_balanced (true, no targets).
+lp_view_t *lp_view_new (lp_client_t *client, const int *targets, int ntargets,
+                        bool balanced);
 void    lp_view_detach (lp_view_t *self);
 
 #endif

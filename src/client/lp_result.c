@@ -28,6 +28,10 @@
     =========================================================================
 */
 #include "lp_client_private.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_value.h"
+#include "lp_msg.h"
 
 #define LP_RESULT_TAG   0x1b0c0003
 
@@ -75,8 +79,6 @@ struct _lp_result_t {
     bool raw;                           //  internal: slot value = reply content
     lp_value_t *not_aborted;            //  after an abort: array of maps
 };
-
-#define LP_RESULT_SEARCH_MAX  16       //  slots searched in place; more: indexed
 
 static char *
 s_strdup (const char *s)

@@ -1,7 +1,8 @@
 /*  =========================================================================
     lp_view - direct views: build requests and send them
 
-    A direct view addresses a fixed list of engines, or all engines
+    Views are made by lp_client_view and lp_client_balanced (lp_client.c,
+    on lp_view_new). A direct view addresses a fixed list of engines, or all engines
     registered at the time of each call (the client's id cache, kept up to
     date by notifications; lp_client_ids refreshes it).
 
@@ -23,6 +24,9 @@
     =========================================================================
 */
 #include "lp_client_private.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_msg.h"
 
 #define LP_VIEW_TAG     0x1b0c0002
 
@@ -53,7 +57,7 @@ s_int_cmp (const void *a, const void *b)
 //  --------------------------------------------------------------------------
 
 lp_view_t *
-lp_view_new (lp_client_t *client, const int *targets, int ntargets)
+lp_view_new (lp_client_t *client, const int *targets, int ntargets, bool balanced)
 {
     assert (client);
     lp_view_t *self = (lp_view_t *) calloc (1, sizeof (lp_view_t));
@@ -65,6 +69,7 @@ lp_view_new (lp_client_t *client, const int *targets, int ntargets)
     self->client = client;
     self->chunksize = 1;
     self->success = true;
+    self->balanced = balanced;
     if (targets && ntargets > 0) {
         self->targets = (int *) malloc (ntargets * sizeof (int));
         if (!self->targets) {
@@ -96,23 +101,6 @@ lp_view_new (lp_client_t *client, const int *targets, int ntargets)
         return NULL;
     }
     return self;
-}
-
-lp_view_t *
-lp_client_view (lp_client_t *self, const int *targets, int ntargets)
-{
-    assert (self);
-    return lp_view_new (self, targets, ntargets);
-}
-
-lp_view_t *
-lp_client_balanced (lp_client_t *self)
-{
-    assert (self);
-    lp_view_t *view = lp_view_new (self, NULL, 0);
-    if (view)
-        view->balanced = true;
-    return view;
 }
 
 int

@@ -17,7 +17,7 @@
     =========================================================================
 */
 
-#include "lp_common.h"
+#include "lp_conn.h"
 #include <jansson.h>
 #include <sodium.h>
 #include <errno.h>

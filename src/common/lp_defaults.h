@@ -1,5 +1,9 @@
-/*  lp_defaults.h - every tunable of luaparallel, with its unit in the name.
-    Profiles and command-line options override the runtime ones.  */
+/*  lp_defaults.h - every tunable of luaparallel, with its unit in the name
+    (_MSEC, _BYTES; plain counts otherwise) or in its comment: protocol and
+    wire first, then the controller, the engine and the client. Profiles
+    and command-line options override the runtime ones; the #ifndef ones
+    can also be set at build time (-D). Sizes fixed by a format (tags,
+    ext payloads, ping bytes) stay next to the code that reads them.  */
 #ifndef LP_DEFAULTS_H_INCLUDED
 #define LP_DEFAULTS_H_INCLUDED
 
@@ -19,6 +23,7 @@
 #define LP_MAX_FRAME_BYTES         (128 * 1024 * 1024)  //  ZMQ_MAXMSGSIZE
 #define LP_PIECE_BYTES             (1024 * 1024)        //  large values split so
 #define LP_INLINE_MAX_BYTES        (64 * 1024)          //  bytes above go out of band
+#define LP_HUGE_ADVISE_BYTES       (4 * 1024 * 1024)    //  decoded blocks above: THP advice
 #define LP_SEQUENCE_TYPED_MIN      4096        //  Lua sequences of numbers above go typed
 #define LP_VALUE_MAX_DEPTH         24          //  user value nesting (msgpack-c stops at 32)
 #define LP_REPLAY_WINDOW           65536       //  msg_ids remembered by an engine / client
@@ -40,5 +45,54 @@
 #define LP_STUCK_GRACE_MSEC        5000        //  engine: past time_limit / interrupt, then exit
 #define LP_EXIT_STUCK              75          //  engine exit status: request stuck in a C call
 #define LP_ENGINE_MEMORY_SHARE     50          //  engine: default cap, % of physical memory / -n
+
+//  Sockets and wire (lp_wire.c, lp_value.c, lp_guard.c, lp_util.c)
+#ifndef LP_LINGER_MSEC
+#   define LP_LINGER_MSEC          200         //  unsent messages kept on close
+#endif
+#ifndef LP_DROP_LOG_PEERS
+#   define LP_DROP_LOG_PEERS       4096        //  peers remembered for drop logging
+#endif
+#define LP_MSG_ID_MAX_CHARS        256         //  longer msg_ids are malformed
+#define LP_PEER_SHOW_BYTES         32          //  identity bytes shown in drop logs
+#define LP_MAP_INDEX_MIN           16          //  value maps: hash index above this many keys
+#define LP_PRINT_MAX_ITEMS         20          //  lp_value_print: elements per container
+#define LP_GUARD_MIN_CAP           1024        //  replay guard: smallest ring
+#define LP_RANDOM_POOL_BYTES       4096        //  random bytes drawn at a time per thread
+
+//  Controller (src/controller)
+#define LP_READY_TIMEOUT_MSEC      60000       //  -n engines must register by then
+#define LP_CONTROLLER_MMAP_THRESHOLD (256 * 1024)  //  bytes: allocations from here mapped singly
+#define LP_CONFIG_MAX_INSTRUCTIONS 1000000     //  Lua instructions a config file may run
+#define LP_QUICK_EXIT_MSEC         10000       //  an engine exit this soon after start is quick
+#define LP_QUICK_EXITS_MAX         5           //  quick exits in a row: no more restarts
+#define LP_TASK_HISTORY            65536       //  scheduler: outcomes kept for dependencies
+#define LP_TIMEOUT_CHECK_MSEC      20          //  scheduler: task timeout resolution
+#define LP_TRIM_AFTER_TASKS        10000       //  scheduler: tasks between malloc_trim calls
+#define LP_CLIENT_TASKS_MAX        4096        //  scheduler: unfinished tasks of one client
+#define LP_CLIENT_RCVHWM           8192        //  scheduler: messages queued in ZeroMQ per client
+#define LP_TASK_ID_MAX             64          //  scheduler: longer task msg_ids are refused
+
+//  Engine (src/engine)
+#define LP_ENGINE_POLL_MSEC        500         //  main loop wakes to check signals
+#define LP_ENGINE_RECONNECT_IVL_MSEC     100   //  mux/task/control/iopub reconnect
+#define LP_ENGINE_RECONNECT_IVL_MAX_MSEC 2000  //  its backoff cap
+#define LP_ENGINE_CACHE_MAX        1024        //  compiled functions kept
+#define LP_ENGINE_STDOUT_MAX       (64 * 1024 * 1024)  //  bytes: reply "stdout" cap
+#define LP_ENGINE_SEND_TIMEOUT_MSEC 1000       //  a send with no peer gives up
+#define LP_ENGINE_DONE_IDS         1024        //  completed msg_ids remembered
+#define LP_ENGINE_ABORT_MARKS      4096        //  aborted msg_ids waiting to come
+                                               //  (they expire after LP_REPLAY_WINDOW_MSEC)
+
+//  Client (src/client), Lua module, lpsh
+#define LP_CLIENT_DRAIN_MAX        1000        //  messages per socket per poll round
+#define LP_CLIENT_RESTATUS_MSEC    500         //  wait_for_engines re-asks status
+#define LP_CLIENT_SLICE_MSEC       50          //  wait_for_engines poll slice
+#define LP_CLIENT_SNDTIMEO_MSEC    5000        //  a send that blocks this long fails
+#define LP_CLIENT_TICK_MIN_MSEC    10          //  shortest lost-detection tick
+#define LP_CLIENT_TASK_WINDOW      4096        //  tasks in flight; more wait in the client
+#define LP_RESULT_SEARCH_MAX       16          //  result slots searched in place; more: indexed
+#define LP_LUA_POLL_MSEC           100         //  Lua module: wait slice of a blocking call
+#define LPSH_HISTORY_SIZE          1000        //  lpsh: lines kept in the history file
 
 #endif

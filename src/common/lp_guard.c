@@ -35,13 +35,13 @@
     =========================================================================
 */
 
-#include "lp_common.h"
+#include "lp_guard.h"
+#include "lp_util.h"
 #include <sodium.h>
 #include <pthread.h>
 #include <inttypes.h>
 
 #define LP_GUARD_DIGEST   16            //  bytes of an id's digest
-#define LP_GUARD_MIN_CAP  1024          //  smallest ring
 
 //  One id remembered
 typedef struct {

@@ -18,7 +18,9 @@
     =========================================================================
 */
 
-#include "lp_common.h"
+#include "lp_msg.h"
+#include "lp_proto.h"
+#include "lp_util.h"
 #include <pwd.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -196,13 +198,6 @@ lp_msg_parent_id (const lp_msg_t *self)
     return s_get_string (self->parent, LP_HDR_MSG_ID);
 }
 
-const char *
-lp_msg_parent_type (const lp_msg_t *self)
-{
-    assert (self);
-    return s_get_string (self->parent, LP_HDR_MSG_TYPE);
-}
-
 lp_value_t *
 lp_msg_header (lp_msg_t *self)
 {
@@ -359,7 +354,6 @@ lp_msg_test (bool verbose)
     assert (lp_value_len (lp_msg_content (request)) == 0);
     assert (zmsg_size (lp_msg_routing (request)) == 0);
     assert (lp_msg_parent_id (request) == NULL);
-    assert (lp_msg_parent_type (request) == NULL);
 
     //  Two messages never share an id
     lp_msg_t *other = lp_msg_new ("execute_request");
@@ -404,7 +398,7 @@ lp_msg_test (bool verbose)
     assert (reply);
     assert (streq (lp_msg_type (reply), "execute_reply"));
     assert (streq (lp_msg_parent_id (reply), lp_msg_id (request)));
-    assert (streq (lp_msg_parent_type (reply), "execute_request"));
+    assert (streq (s_get_string (lp_msg_parent (reply), LP_HDR_MSG_TYPE), "execute_request"));
     assert (lp_value_equal (lp_msg_parent (reply), lp_msg_header (request)));
     assert (lp_msg_parent (reply) != lp_msg_header (request));
     assert (!streq (lp_msg_id (reply), lp_msg_id (request)));

@@ -1,5 +1,5 @@
 /*  =========================================================================
-    lp_selftest - runs the self-tests of the src/common classes
+    lp_selftest - runs the self-tests of the src/common and src/lua classes
 
     Usage: lp_selftest [--list] [--test NAME] [--verbose]
     Without --test every class runs, in dependency order. An unknown name
@@ -7,7 +7,15 @@
     =========================================================================
 */
 
-#include "lp_common.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_value.h"
+#include "lp_codec.h"
+#include "lp_msg.h"
+#include "lp_guard.h"
+#include "lp_wire.h"
+#include "lp_conn.h"
+#include "lp_luavalue.h"
 //  Contracts and self-tests assert in release builds too, as in czmq
 #undef NDEBUG
 #include <assert.h>

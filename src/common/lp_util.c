@@ -1,6 +1,6 @@
 /*  =========================================================================
     lp_util - small helpers shared by every process: random ids, UTF-8
-    validation, wall clock in ISO 8601, profile folders, hex coding
+    validation, wall clock in ISO 8601, profile folders, hex encoding
 
     Random ids come from libsodium's randombytes_buf; sodium_init runs once
     per process through pthread_once, so any thread may ask for an id first.
@@ -10,7 +10,7 @@
     =========================================================================
 */
 
-#include "lp_common.h"
+#include "lp_util.h"
 //  Contracts and self-tests assert in release builds too, as in czmq
 #undef NDEBUG
 #include <assert.h>
@@ -18,13 +18,13 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <time.h>
+#include <sys/mman.h>
 
 static pthread_once_t s_sodium_once = PTHREAD_ONCE_INIT;
 static volatile unsigned s_fork_generation = 1;     //  bumped in fork children
 
-#define S_RANDOM_POOL 4096                          //  bytes drawn at a time
-static _Thread_local uint8_t s_pool [S_RANDOM_POOL];
-static _Thread_local size_t s_pool_used = S_RANDOM_POOL;
+static _Thread_local uint8_t s_pool [LP_RANDOM_POOL_BYTES];
+static _Thread_local size_t s_pool_used = LP_RANDOM_POOL_BYTES;
 static _Thread_local unsigned s_pool_generation;
 
 static void
@@ -46,14 +46,32 @@ s_sodium_init (void)
 //  ---------------------------------------------------------------------
 //  32 random lowercase hex chars plus NUL
 
+//  ---------------------------------------------------------------------
+//  Asks for transparent huge pages over the whole 2 MiB-aligned part of a
+//  block about to be filled: a 100 MB value then takes ~50 page faults
+//  instead of ~25,600 (faults and their memcg accounting were half of a
+//  receiver's system time). Advice only: ignored where THP is off.
+
+void
+lp_util_advise_huge (void *ptr, size_t size)
+{
+    const uintptr_t huge = 2 * 1024 * 1024;
+    if (!ptr || size < LP_HUGE_ADVISE_BYTES)
+        return;
+    uintptr_t start = ((uintptr_t) ptr + huge - 1) & ~(huge - 1);
+    uintptr_t end = ((uintptr_t) ptr + size) & ~(huge - 1);
+    if (end > start)
+        madvise ((void *) start, end - start, MADV_HUGEPAGE);
+}
+
 void
 lp_util_random_id (char out [LP_ID_CHARS + 1])
 {
     assert (out);
     pthread_once (&s_sodium_once, s_sodium_init);
     size_t need = LP_ID_CHARS / 2;
-    if (s_pool_used + need > S_RANDOM_POOL || s_pool_generation != s_fork_generation) {
-        randombytes_buf (s_pool, S_RANDOM_POOL);
+    if (s_pool_used + need > LP_RANDOM_POOL_BYTES || s_pool_generation != s_fork_generation) {
+        randombytes_buf (s_pool, LP_RANDOM_POOL_BYTES);
         s_pool_used = 0;
         s_pool_generation = s_fork_generation;
     }
@@ -240,35 +258,6 @@ lp_util_hex_encode (const uint8_t *data, size_t len, char *out)
     out [len * 2] = 0;
 }
 
-static int
-s_hex_digit (char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-int
-lp_util_hex_decode (const char *hex, uint8_t *out, size_t max)
-{
-    assert (hex);
-    size_t len = strlen (hex);
-    if (len % 2 || len / 2 > max || len / 2 > INT_MAX)
-        return -1;
-    for (size_t k = 0; k < len / 2; k++) {
-        int hi = s_hex_digit (hex [k * 2]);
-        int lo = s_hex_digit (hex [k * 2 + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out [k] = (uint8_t) (hi << 4 | lo);
-    }
-    return (int) (len / 2);
-}
-
 //  ---------------------------------------------------------------------
 //  Self-test
 
@@ -354,15 +343,6 @@ lp_util_test (bool verbose)
     char hex [9];
     lp_util_hex_encode (raw, 4, hex);
     assert (streq (hex, "00ab10ff"));
-    uint8_t back [4];
-    assert (lp_util_hex_decode (hex, back, 4) == 4);
-    assert (memcmp (raw, back, 4) == 0);
-    assert (lp_util_hex_decode ("00AB10FF", back, 4) == 4);
-    assert (memcmp (raw, back, 4) == 0);
-    assert (lp_util_hex_decode ("abc", back, 4) == -1);
-    assert (lp_util_hex_decode ("zz", back, 4) == -1);
-    assert (lp_util_hex_decode ("0011223344", back, 4) == -1);
-    assert (lp_util_hex_decode ("", back, 4) == 0);
     //  @end
     printf ("OK\n");
 }

@@ -3,14 +3,13 @@
     an empty _ENV, text chunks only, and a count hook that stops it after
     LP_CONFIG_MAX_INSTRUCTIONS: a config file can set values, not act. */
 #include "lp_config.h"
+#include "lp_defaults.h"
 
 #include <errno.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <stdio.h>
 #include <string.h>
-
-#define LP_CONFIG_MAX_INSTRUCTIONS 1000000
 
 static void
 s_budget (lua_State *L, lua_Debug *ar)

@@ -31,9 +31,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define S_QUICK_EXIT_MSEC   10000       //  an exit this soon after start is quick
-#define S_MAX_QUICK_EXITS   5           //  quick exits in a row: no more restarts
-
 typedef struct {
     pid_t pid;                          //  0 once reaped
     int64_t started;                    //  s_mono_msec at the last start
@@ -198,10 +195,10 @@ lp_launcher_restart (lp_launcher_t *self, int slot, int id, char *err, size_t er
         snprintf (err, errlen, "engine slot %d is not free", slot);
         return -1;
     }
-    if (self->children [slot].quick_exits >= S_MAX_QUICK_EXITS) {
+    if (self->children [slot].quick_exits >= LP_QUICK_EXITS_MAX) {
         snprintf (err, errlen, "engine %d exited %d times in a row within %d s of starting: "
-                  "not restarted (see log/engine-%d.log)", slot, S_MAX_QUICK_EXITS,
-                  S_QUICK_EXIT_MSEC / 1000, slot);
+                  "not restarted (see log/engine-%d.log)", slot, LP_QUICK_EXITS_MAX,
+                  LP_QUICK_EXIT_MSEC / 1000, slot);
         return -1;
     }
     return s_spawn (self, slot, id >= 0? id: slot, err, errlen);
@@ -236,7 +233,7 @@ lp_launcher_reap (lp_launcher_t *self, lp_launcher_exit_fn *fn, void *arg)
             char reason [128], path [1100];
             s_describe (status, reason, sizeof reason);
             self->children [i].pid = 0;
-            if (s_mono_msec () - self->children [i].started < S_QUICK_EXIT_MSEC)
+            if (s_mono_msec () - self->children [i].started < LP_QUICK_EXIT_MSEC)
                 self->children [i].quick_exits++;
             else
                 self->children [i].quick_exits = 0;

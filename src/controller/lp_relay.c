@@ -1,5 +1,7 @@
 /*  lp_relay.c - the iopub relay actor, see lp_relay.h */
 #include "lp_relay.h"
+#include "lp_bind.h"
+#include "lp_wire.h"
 
 void
 lp_relay_actor (zsock_t *pipe, void *ip)
@@ -7,8 +9,8 @@ lp_relay_actor (zsock_t *pipe, void *ip)
     zsock_t *from_engines = zsock_new (ZMQ_XSUB);
     zsock_t *to_clients = zsock_new (ZMQ_XPUB);
     char endpoints [2][128];
-    if (lp_wire_bind (from_engines, (const char *) ip, endpoints [0], 128)
-    ||  lp_wire_bind (to_clients, (const char *) ip, endpoints [1], 128)) {
+    if (lp_bind_tcp (from_engines, (const char *) ip, endpoints [0], 128)
+    ||  lp_bind_tcp (to_clients, (const char *) ip, endpoints [1], 128)) {
         zsys_error ("controller/iopub: cannot bind on %s: %s", (const char *) ip,
                     zmq_strerror (zmq_errno ()));
         zsock_destroy (&from_engines);

@@ -7,7 +7,7 @@
 #ifndef LP_RELAY_H_INCLUDED
 #define LP_RELAY_H_INCLUDED
 
-#include "lp_common.h"
+#include "lp_prelude.h"
 
 //  zactor_new (lp_relay_actor, (void *) ip)
 void lp_relay_actor (zsock_t *pipe, void *ip);

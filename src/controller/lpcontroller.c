@@ -23,11 +23,9 @@
     when the cluster is usable, and says why when it is not.
     =========================================================================
 */
-#include "lp_common.h"
+#include "lp_util.h"
 #include <malloc.h>
 
-//  Allocations from this size on are mapped singly (see main)
-#define LP_CONTROLLER_MMAP_THRESHOLD (256 * 1024)
 #include "lp_hub.h"
 #include "lp_launcher.h"
 #include "lp_config.h"
@@ -38,8 +36,6 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-
-#define READY_TIMEOUT_MSEC 60000        //  engines must register by then
 
 typedef struct {
     char profile_dir [1024];            //  the profile folder
@@ -209,7 +205,7 @@ s_on_ready_timeout (zloop_t *loop, int timer_id, void *arg)
         return 0;
     char line [256];
     snprintf (line, sizeof line, "only %d of %d engines registered within %d s",
-              lp_hub_engines (self->hub), self->options->engines, READY_TIMEOUT_MSEC / 1000);
+              lp_hub_engines (self->hub), self->options->engines, LP_READY_TIMEOUT_MSEC / 1000);
     s_report (self, line, false);
     return -1;
 }
@@ -370,7 +366,7 @@ s_wait_for_daemon (int fd, pid_t child)
     char text [1300] = "";
     size_t used = 0;
     struct pollfd item = { fd, POLLIN, 0 };
-    int64_t deadline = zclock_mono () + READY_TIMEOUT_MSEC + 10000;
+    int64_t deadline = zclock_mono () + LP_READY_TIMEOUT_MSEC + 10000;
     while (used < sizeof text - 1) {
         int left = (int) (deadline - zclock_mono ());
         if (left <= 0 || poll (&item, 1, left) <= 0)
@@ -520,7 +516,7 @@ main (int argc, char **argv)
     zloop_t *loop = lp_hub_loop (self.hub);
     zmq_pollitem_t signal_item = { NULL, signal_fd, ZMQ_POLLIN, 0 };
     zloop_poller (loop, &signal_item, s_on_signal, &self);
-    zloop_timer (loop, READY_TIMEOUT_MSEC, 1, s_on_ready_timeout, &self);
+    zloop_timer (loop, LP_READY_TIMEOUT_MSEC, 1, s_on_ready_timeout, &self);
     lp_hub_expect (self.hub, options.engines, s_on_ready, &self);
     lp_hub_run (self.hub);
     rc = self.failed? 1: 0;

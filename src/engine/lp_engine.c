@@ -40,9 +40,14 @@
     =========================================================================
 */
 #include "lp_engine.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_luavalue.h"
 #include <lauxlib.h>
 #include <lualib.h>
 #include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -60,8 +65,17 @@
 void __sanitizer_purge_allocator (void);
 #endif
 
-#ifndef LP_LUA_DIR
-#   define LP_LUA_DIR "."
+//  Where the engine's Lua files are (CMake sets all three): installed in
+//  LP_LUA_INSTALL_DIR (<prefix>/share/luaparallel/lua), or in the source
+//  tree's lua/ for an engine run from the build folder LP_BUILD_DIR.
+#ifndef LP_LUA_INSTALL_DIR
+#   define LP_LUA_INSTALL_DIR "/usr/local/share/luaparallel/lua"
+#endif
+#ifndef LP_LUA_SOURCE_DIR
+#   define LP_LUA_SOURCE_DIR "lua"
+#endif
+#ifndef LP_BUILD_DIR
+#   define LP_BUILD_DIR ""
 #endif
 
 //  Registry keys: addresses of static chars
@@ -213,7 +227,7 @@ s_borrow (void *ud, const char *data, size_t len,
     size_t head = lp_lua_string_head ();
     if (head == 0)
         return false;
-    void *block = (char *) data - head;
+    void *block = LP_UNCONST (char *, data) - head;
     s_pin_t *pin = self->pins;
     while (pin && pin->block != block)
         pin = pin->next;
@@ -382,6 +396,33 @@ l_clock (lua_State *L)
     return 1;
 }
 
+//  The engine's Lua folder: the source tree's lua/ when this executable
+//  is the one in the build folder; else <bindir>/../share/luaparallel/lua
+//  when it exists (an install moved as a whole, `cmake --install --prefix`);
+//  else the compiled-in install folder.
+static void
+s_lua_dir (char *out, size_t size)
+{
+    char exe [PATH_MAX];
+    ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe [n] = 0;
+        const char *bindir = dirname (exe);
+        char build [PATH_MAX];
+        if (*LP_BUILD_DIR && realpath (LP_BUILD_DIR, build) && streq (bindir, build)) {
+            snprintf (out, size, "%s", LP_LUA_SOURCE_DIR);
+            return;
+        }
+        char share [PATH_MAX];
+        snprintf (share, sizeof share, "%s/../share/luaparallel/lua", bindir);
+        if (zsys_file_exists (share)) {
+            snprintf (out, size, "%s", share);
+            return;
+        }
+    }
+    snprintf (out, size, "%s", LP_LUA_INSTALL_DIR);
+}
+
 static int
 s_setup (lua_State *L)
 {
@@ -415,8 +456,10 @@ s_setup (lua_State *L)
     lua_pop (L, 2);
 
     //  package.path gets the engine's Lua folder first
+    char dir [PATH_MAX];
+    s_lua_dir (dir, sizeof dir);
     lua_getglobal (L, "package");
-    lua_pushfstring (L, LP_LUA_DIR "/?.lua;");
+    lua_pushfstring (L, "%s/?.lua;", dir);
     lua_getfield (L, -2, "path");
     lua_concat (L, 2);
     lua_setfield (L, -2, "path");
@@ -573,13 +616,6 @@ lp_engine_stdout (lp_engine_t *self, size_t *len_p)
     if (len_p)
         *len_p = self->out_len;
     return self->out? self->out: "";
-}
-
-size_t
-lp_engine_memory_used (lp_engine_t *self)
-{
-    assert (self);
-    return self->memory_used;
 }
 
 //  --------------------------------------------------------------------------
@@ -1170,7 +1206,7 @@ s_job_run (lua_State *L)
                              "too many arguments");
             //  Arguments are read once: large ones are adopted, not copied
             for (size_t i = 0; i < nargs; i++)
-                lp_lua_push_value_take (L, (lp_value_t *) lp_value_at (job->arg, i));
+                lp_lua_push_value_take (L, LP_UNCONST (lp_value_t *, lp_value_at (job->arg, i)));
             if (s_call (L, job, (int) nargs, LUA_MULTRET) != LUA_OK)
                 return 0;
             s_collect_results (L, job, 1);
@@ -1206,7 +1242,7 @@ s_job_run (lua_State *L)
                     s_job_fail (job, LP_ENAME_PROTOCOL, "push_request: ns keys must be non-empty strings", "");
                     return 0;
                 }
-                lp_lua_push_value_take (L, (lp_value_t *) lp_value_value_at (job->arg, i));
+                lp_lua_push_value_take (L, LP_UNCONST (lp_value_t *, lp_value_value_at (job->arg, i)));
                 s_set_path (L, name);
             }
             break;
@@ -1403,7 +1439,7 @@ lp_engine_push (lp_engine_t *self, const lp_value_t *ns)
     assert (self);
     assert (ns);
     lp_value_t *content = s_run (self, S_PUSH, "", ns);
-    lp_value_t *values = content? (lp_value_t *) lp_value_get (content, "values"): NULL;
+    lp_value_t *values = content? LP_UNCONST (lp_value_t *, lp_value_get (content, "values")): NULL;
     //  push_reply carries only status
     if (values) {
         lp_value_t *ok = lp_value_map ();

@@ -11,16 +11,7 @@
 #ifndef LP_ENGINE_H_INCLUDED
 #define LP_ENGINE_H_INCLUDED
 
-#include "lp_common.h"
-
-#define LP_ENGINE_CACHE_MAX      1024             //  compiled functions kept
-#define LP_ENGINE_STDOUT_MAX     (64 * 1024 * 1024) //  reply "stdout" cap, bytes
-#define LP_ENGINE_SEND_TIMEOUT_MSEC 1000          //  a send with no peer gives up
-#define LP_ENGINE_DONE_IDS       1024             //  completed msg_ids remembered
-#define LP_ENGINE_ABORT_MARKS    4096             //  aborted msg_ids waiting to come
-#ifndef LP_REPLAY_WINDOW_MSEC
-#   define LP_REPLAY_WINDOW_MSEC 60000            //  abort marks expire after
-#endif
+#include "lp_prelude.h"
 
 typedef struct _lp_engine_t lp_engine_t;
 
@@ -47,8 +38,6 @@ lp_value_t *lp_engine_clear (lp_engine_t *self);
 const char *lp_engine_stdout (lp_engine_t *self, size_t *len_p);
 //  Empties that capture (for a request answered without running).
 void        lp_engine_clear_stdout (lp_engine_t *self);
-//  Bytes the Lua state holds now.
-size_t      lp_engine_memory_used (lp_engine_t *self);
 
 //  Any thread: interrupts the running request. Returns true when one was
 //  running (it then ends with an Interrupted error).

@@ -30,6 +30,9 @@
 */
 #include "lp_heart.h"
 #include "lp_session.h"
+#include "lp_proto.h"
+#include "lp_msg.h"
+#include "lp_wire.h"
 #include <inttypes.h>
 #include <unistd.h>
 

@@ -14,7 +14,7 @@
 #define LP_HEART_H_INCLUDED
 
 #include <signal.h>
-#include "lp_common.h"
+#include "lp_prelude.h"
 #include "lp_engine.h"
 
 //  Everything the actor needs; read only while zactor_new runs, except

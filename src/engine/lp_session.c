@@ -14,6 +14,9 @@
 
     Backoff: LP_RECONNECT_MIN_MSEC doubling to LP_RECONNECT_MAX_MSEC, plus
     up to half again of random jitter so a crowd of engines spreads out.
+    While it waits for a registration_reply, a connection file newer than
+    the one it loaded (a restarted controller) makes it register again at
+    once, with no backoff.
     Every DEALER uses the engine uuid as its identity, kept across
     reconnects. The registration and heartbeat sockets never reconnect by
     themselves (ZMQ_RECONNECT_IVL -1): once the controller is gone its
@@ -39,6 +42,11 @@
 */
 #include "lp_session.h"
 #include "lp_heart.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_msg.h"
+#include "lp_wire.h"
+#include "lp_conn.h"
 #include <lua.h>
 #include <pwd.h>
 #include <sys/stat.h>
@@ -193,7 +201,8 @@ s_conn_stamp (lp_session_t *self)
     }
 }
 
-//  True when a controller has written a new connection file since
+//  True when a controller has written a new connection file since we
+//  loaded ours (another inode or modification time).
 static bool
 s_conn_changed (lp_session_t *self)
 {

@@ -9,12 +9,8 @@
 #define LP_SESSION_H_INCLUDED
 
 #include <signal.h>
-#include "lp_common.h"
+#include "lp_conn.h"
 #include "lp_engine.h"
-
-#define LP_ENGINE_POLL_MSEC      500    //  main loop wakes to check signals
-#define LP_ENGINE_RECONNECT_IVL_MSEC     100   //  mux/task/control/iopub reconnect
-#define LP_ENGINE_RECONNECT_IVL_MAX_MSEC 2000  //  its backoff cap
 
 typedef struct _lp_session_t lp_session_t;
 

@@ -38,7 +38,7 @@
     exists.
     =========================================================================
 */
-#include "lp_common.h"
+#include "lp_conn.h"
 #include "lp_engine.h"
 #include "lp_session.h"
 #include <errno.h>

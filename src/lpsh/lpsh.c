@@ -21,7 +21,7 @@
     luaparallel/lua (the install), then the source tree (LPSH_SOURCE_DIR).
     =========================================================================
 */
-#include "lp_common.h"
+#include "lp_util.h"
 #include <lauxlib.h>
 #include <lualib.h>
 #include <histedit.h>
@@ -39,7 +39,6 @@
 #   define LPSH_INSTALL_DIR "/usr/local/share/luaparallel/lua"
 #endif
 
-#define LPSH_HISTORY_SIZE   1000        //  lines kept in the history file
 #define LPSH_HISTORY_NAME   "lpsh_history"
 
 int luaopen_luaparallel (lua_State *L);

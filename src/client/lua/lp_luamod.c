@@ -87,7 +87,7 @@
     wait.
     =========================================================================
 */
-#include "lp_common.h"
+#include "lp_luavalue.h"
 #include <lauxlib.h>
 #include <lualib.h>
 #include <string.h>
@@ -96,8 +96,6 @@
 #define VIEW_MT     "lp.View"
 #define RESULT_MT   "lp.Result"
 #define ERROR_MT    "lp.RemoteError"
-
-#define LUAMOD_POLL_MSEC    100         //  wait slice of a blocking call
 
 typedef struct {
     lp_client_t *client;                //  NULL once closed
@@ -358,7 +356,7 @@ s_wait (lp_result_t *r, lp_view_t *interrupt, int timeout_ms)
             rc = lp_result_ready (r)? LP_OK: LP_ETIMEOUT;
             break;
         }
-        rc = lp_result_wait (r, left < LUAMOD_POLL_MSEC? (int) left: LUAMOD_POLL_MSEC);
+        rc = lp_result_wait (r, left < LP_LUA_POLL_MSEC? (int) left: LP_LUA_POLL_MSEC);
         if (rc == LP_OK || rc == LP_ELOST || rc == LP_ECLOSED)
             break;
         if (rc == LP_EINTR) {

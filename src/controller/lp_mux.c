@@ -23,7 +23,7 @@
     an engine that drops a request, or answers out of order, leaves no
     stale entry and no reply goes to the wrong request. A reply with no
     record is dropped and counted. The records of an engine (a list in
-    send order, lp_engines) give the queue counts for status, and when the
+    send order, lp_routes) give the queue counts for status, and when the
     hub says the engine died every one of them gets an error reply at once
     (ename from the hub: EngineError, or TimeLimit), so no client waits on
     a dead engine. Records are freed when final: memory is bounded by the
@@ -42,8 +42,14 @@
     =========================================================================
 */
 #include "lp_mux.h"
+#include "lp_bind.h"
 #include "lp_reply.h"
-#include "lp_engines.h"
+#include "lp_routes.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_codec.h"
+#include "lp_msg.h"
+#include "lp_wire.h"
 
 #define LP_RECORD_KEY_CHARS  300        //  "<msg_id>/<engine id>"
 
@@ -53,7 +59,7 @@ typedef struct {
     zframe_t *client;                   //  client routing identity
     zframe_t *header;                   //  request header as sent (decoded
                                         //  only for an error reply)
-    lp_engine_ref_t *engine;            //  where it went (the table outlives it)
+    lp_route_t *engine;                 //  where it went (the table outlives it)
     void *handle;                       //  its place in engine->sent
     int64_t sent_at;                    //  wall clock, usec
 } s_record_t;
@@ -66,7 +72,7 @@ typedef struct {
     char name [32];                     //  "controller/<channel>", for logs
     zsock_t *client;                    //  client-facing ROUTER
     zsock_t *engine;                    //  engine-facing ROUTER
-    lp_engines_t *engines;              //  record lists (own the records)
+    lp_routes_t *engines;               //  record lists (own the records)
     zhashx_t *records;                  //  key -> s_record_t (borrowed)
     int64_t *targets;                   //  scratch for folded targets
     size_t targets_size;                //  slots in targets
@@ -135,7 +141,7 @@ s_record_error (self_t *self, s_record_t *record, int64_t engine_id,
 //  and records it. msg is taken. Returns 0, or -1 when the engine cannot
 //  be reached.
 static int
-s_forward (self_t *self, lp_engine_ref_t *engine, zmsg_t **msg_p,
+s_forward (self_t *self, lp_route_t *engine, zmsg_t **msg_p,
            zframe_t *client, lp_value_t *header, const char *msg_id)
 {
     zmsg_t *msg = *msg_p;
@@ -200,7 +206,7 @@ s_handle_client (self_t *self, zmsg_t *msg)
                        "request has no targets (header.targets must be a non-empty array of engine ids)");
         goto done;
     }
-    size_t room = lp_engines_active (self->engines) + 1;
+    size_t room = lp_routes_active (self->engines) + 1;
     if (room > self->targets_size) {
         int64_t *grown = (int64_t *) realloc (self->targets, room * sizeof *grown);
         if (!grown) {
@@ -210,14 +216,14 @@ s_handle_client (self_t *self, zmsg_t *msg)
         self->targets = grown;
         self->targets_size = room;
     }
-    int64_t ntargets = lp_engines_fold (self->engines, targets, self->targets, why, sizeof why);
+    int64_t ntargets = lp_routes_fold (self->engines, targets, self->targets, why, sizeof why);
     if (ntargets < 0) {
         s_reply_error (self, client, header, -1, LP_ENAME_PROTOCOL, why);
         goto done;
     }
     for (int64_t i = 0; i < ntargets; i++) {
         int64_t id = self->targets [i];
-        lp_engine_ref_t *engine = lp_engines_by_id (self->engines, id);
+        lp_route_t *engine = lp_routes_by_id (self->engines, id);
         if (!engine || !engine->active) {
             snprintf (why, sizeof why, "engine %lld is not registered", (long long) id);
             s_reply_error (self, client, header, id, LP_ENAME_ENGINE, why);
@@ -276,7 +282,7 @@ s_handle_engine (self_t *self, zmsg_t *msg)
     }
     //  Only parent_header.msg_id is read, from the frame's bytes.
     char parent_id [LP_RECORD_KEY_CHARS] = "";
-    lp_engine_ref_t *engine = lp_engines_by_uuid (self->engines, uuid);
+    lp_route_t *engine = lp_routes_by_uuid (self->engines, uuid);
     s_record_t *record = NULL;
     if (engine
     &&  lp_reply_map_str (lp_reply_frame (msg, delim, LP_FRAME_PARENT), LP_HDR_MSG_ID,
@@ -335,7 +341,7 @@ s_on_engine (zloop_t *loop, zsock_t *sock, void *arg)
 static void
 s_engine_remove (self_t *self, int id, const char *reason, const char *ename)
 {
-    lp_engine_ref_t *engine = lp_engines_by_id (self->engines, id);
+    lp_route_t *engine = lp_routes_by_id (self->engines, id);
     if (!engine)
         return;
     //  Replies the engine sent before it left may wait in our socket (an
@@ -345,7 +351,7 @@ s_engine_remove (self_t *self, int id, const char *reason, const char *ename)
     zmsg_t *msg;
     for (int n = 0; n < LP_DRAIN_BATCH && (msg = zmsg_recv (self->engine)); n++)
         s_handle_engine (self, msg);
-    lp_engines_deactivate (self->engines, engine);
+    lp_routes_deactivate (self->engines, engine);
     char why [256];
     snprintf (why, sizeof why, "engine %d %s", id, reason);
     s_record_t *record;
@@ -358,12 +364,12 @@ s_engine_remove (self_t *self, int id, const char *reason, const char *ename)
 static void
 s_send_queues (self_t *self)
 {
-    size_t span = lp_engines_span (self->engines);
+    size_t span = lp_routes_span (self->engines);
     size_t size = 16 + span * 24;
     char *text = (char *) zmalloc (size);
     size_t used = 0;
     for (size_t id = 0; id < span; id++) {
-        lp_engine_ref_t *engine = lp_engines_by_id (self->engines, (int64_t) id);
+        lp_route_t *engine = lp_routes_by_id (self->engines, (int64_t) id);
         if (engine && engine->active)
             used += snprintf (text + used, size - used, "%zu:%zu ", id,
                               zlistx_size (engine->sent));
@@ -376,8 +382,8 @@ s_send_queues (self_t *self)
 static void
 s_shutdown_engines (self_t *self)
 {
-    for (size_t id = 0; id < lp_engines_span (self->engines); id++) {
-        lp_engine_ref_t *engine = lp_engines_by_id (self->engines, (int64_t) id);
+    for (size_t id = 0; id < lp_routes_span (self->engines); id++) {
+        lp_route_t *engine = lp_routes_by_id (self->engines, (int64_t) id);
         if (!engine || !engine->active)
             continue;
         lp_msg_t *request = lp_msg_new (LP_SHUTDOWN_REQUEST);
@@ -419,7 +425,7 @@ s_handle_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
         id = id_text? atoi (id_text): -1;
         free (id_text);
         if (streq (command, "ADD"))
-            lp_engines_add (self->engines, id, text? text: "");
+            lp_routes_add (self->engines, id, text? text: "");
         else
             s_engine_remove (self, id, text? text: "died",
                              ename && *ename? ename: LP_ENAME_ENGINE);
@@ -450,7 +456,7 @@ s_self_destroy (self_t **self_p)
     zsock_destroy (&self->engine);
     //  Records are owned by the engine lists; the index only points.
     zhashx_destroy (&self->records);
-    lp_engines_destroy (&self->engines);
+    lp_routes_destroy (&self->engines);
     free (self->targets);
     lp_wire_destroy (&self->wire);
     free (self);
@@ -466,7 +472,7 @@ s_self_new (zsock_t *pipe, lp_mux_config_t *config)
     self->wire = lp_wire_new (config->key, config->key_len, self->name);
     if (self->wire && config->guard)
         lp_wire_set_guard (self->wire, config->guard);
-    self->engines = lp_engines_new (s_record_free);
+    self->engines = lp_routes_new (s_record_free);
     self->records = zhashx_new ();
     self->loop = zloop_new ();
     if (!self->wire || !self->engines || !self->records || !self->loop) {
@@ -484,15 +490,15 @@ s_self_new (zsock_t *pipe, lp_mux_config_t *config)
         zsock_set_router_mandatory (self->engine, 1);
         zsock_set_router_handover (self->engine, 1);
     }
-    //  The mux on I/O thread 0, the scheduler on 1 (lp_engines_io_affinity);
+    //  The mux on I/O thread 0, the scheduler on 1 (lp_routes_io_affinity);
     //  the control channel anywhere.
-    uint64_t affinity = streq (self->channel, "mux")? lp_engines_io_affinity (0): 0;
+    uint64_t affinity = streq (self->channel, "mux")? lp_routes_io_affinity (0): 0;
     if (self->engine)
         zsock_set_affinity (self->engine, (int) affinity);
     if (self->client)
         zsock_set_affinity (self->client, (int) affinity);
-    if (lp_wire_bind (self->engine, config->ip, self->endpoints [0], 128)
-    ||  lp_wire_bind (self->client, config->ip, self->endpoints [1], 128)) {
+    if (lp_bind_tcp (self->engine, config->ip, self->endpoints [0], 128)
+    ||  lp_bind_tcp (self->client, config->ip, self->endpoints [1], 128)) {
         zsys_error ("controller/%s: cannot bind on %s: %s", self->channel, config->ip,
                     zmq_strerror (zmq_errno ()));
         s_self_destroy (&self);

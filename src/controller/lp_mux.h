@@ -1,5 +1,6 @@
 /*  lp_mux.h - the direct multiplexer actor of the controller: one per
-    channel ("mux" for direct requests, "control" for interrupt/shutdown).
+    channel ("mux" for direct requests, "control" for interrupt, shutdown
+    and abort).
 
     Commands on the actor pipe (hub -> mux), each a czmq picture message:
       "ADD"     i s     engine id, uuid: route to it from now on
@@ -15,7 +16,7 @@
 #ifndef LP_MUX_H_INCLUDED
 #define LP_MUX_H_INCLUDED
 
-#include "lp_common.h"
+#include "lp_guard.h"
 
 typedef struct {
     const char *ip;                     //  address to bind
@@ -25,7 +26,8 @@ typedef struct {
     lp_guard_t *guard;                  //  the controller's replay guard (shared)
 } lp_mux_config_t;
 
-//  zactor_new (lp_mux_actor, &config): binds its six sockets, then signals.
+//  zactor_new (lp_mux_actor, &config): binds its two sockets (client-facing
+//  and engine-facing ROUTER), then signals.
 //  On a bind failure it signals -1 and exits.
 void lp_mux_actor (zsock_t *pipe, void *args);
 

@@ -4,9 +4,9 @@
     The hub owns the engine table and decides who is alive. It runs the
     controller's reactor (zloop) on the main thread, and starts the actors
     that carry the data path, each on its own thread: a mux for direct
-    requests and one for control (src/scheduler/lp_mux.c), the task
-    scheduler (src/scheduler/lp_scheduler.c) and the iopub relay
-    (src/controller/lp_relay.c). They talk only through actor pipes.
+    requests and one for control (lp_mux.c), the task
+    scheduler (lp_scheduler.c) and the iopub relay
+    (lp_relay.c). They talk only through actor pipes.
 
     Registration is two exchanges, not a heartbeat cycle:
         engine  registration_request  ->  hub     (id assigned, reply)
@@ -34,9 +34,16 @@
     =========================================================================
 */
 #include "lp_hub.h"
+#include "lp_bind.h"
 #include "lp_mux.h"
 #include "lp_scheduler.h"
 #include "lp_relay.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_msg.h"
+#include "lp_guard.h"
+#include "lp_wire.h"
+#include "lp_conn.h"
 
 #include <sodium.h>
 
@@ -742,10 +749,10 @@ lp_hub_new (const lp_hub_config_t *config, char *err, size_t errlen)
         lp_hub_destroy (&self);
         return NULL;
     }
-    if (lp_wire_bind (self->registration, config->ip, self->endpoint [0], 128)
-    ||  lp_wire_bind (self->hb_ping, config->ip, self->endpoint [1], 128)
-    ||  lp_wire_bind (self->hb_pong, config->ip, self->endpoint [2], 128)
-    ||  lp_wire_bind (self->notify, config->ip, self->endpoint [3], 128)) {
+    if (lp_bind_tcp (self->registration, config->ip, self->endpoint [0], 128)
+    ||  lp_bind_tcp (self->hb_ping, config->ip, self->endpoint [1], 128)
+    ||  lp_bind_tcp (self->hb_pong, config->ip, self->endpoint [2], 128)
+    ||  lp_bind_tcp (self->notify, config->ip, self->endpoint [3], 128)) {
         snprintf (err, errlen, "cannot listen on %s: %s", config->ip,
                   zmq_strerror (zmq_errno ()));
         lp_hub_destroy (&self);
@@ -760,7 +767,7 @@ lp_hub_new (const lp_hub_config_t *config, char *err, size_t errlen)
     if (s_start_actor (&self->mux, lp_mux_actor, &mux_config, self->mux_endpoint)
     ||  s_start_actor (&self->control, lp_mux_actor, &control_config, self->control_endpoint)
     ||  s_start_actor (&self->scheduler, lp_scheduler_actor, &scheduler_config, self->task_endpoint)
-    ||  s_start_actor (&self->relay, lp_relay_actor, (void *) config->ip, self->iopub_endpoint)) {
+    ||  s_start_actor (&self->relay, lp_relay_actor, LP_UNCONST (void *, config->ip), self->iopub_endpoint)) {
         snprintf (err, errlen, "cannot start the data path on %s", config->ip);
         lp_hub_destroy (&self);
         return NULL;

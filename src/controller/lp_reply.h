@@ -5,7 +5,7 @@
 #ifndef LP_REPLY_H_INCLUDED
 #define LP_REPLY_H_INCLUDED
 
-#include "lp_common.h"
+#include "lp_wire.h"
 
 //  Sends "<type>_reply" (type from header.msg_type, "_request" replaced)
 //  to client through sock, with parent = header, metadata {engine,

@@ -36,7 +36,7 @@
     signed again, so the client only sees the msg_id it sent. An engine
     error with metadata ename "Aborted" is final.
 
-    targets follow the mux's rule (lp_engines_fold): folded, and refused
+    targets follow the mux's rule (lp_routes_fold): folded, and refused
     with one ProtocolError when they name more engines than are
     registered or an id that is not an integer; they are kept sorted, so
     checking an engine against them is a binary search.
@@ -52,19 +52,19 @@
     =========================================================================
 */
 #include "lp_scheduler.h"
+#include "lp_bind.h"
 #include "lp_reply.h"
-#include "lp_engines.h"
+#include "lp_routes.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_codec.h"
+#include "lp_msg.h"
+#include "lp_wire.h"
 
 #include <malloc.h>
 #include <sodium.h>
 
-#define LP_TASK_HISTORY      65536      //  outcomes kept for dependencies
 #define LP_OUTCOME_SLOTS     (2 * LP_TASK_HISTORY)  //  index slots (power of 2)
-#define TIMEOUT_CHECK_MSEC   20         //  timeout resolution
-#define LP_TRIM_AFTER_TASKS  10000      //  tasks between malloc_trim calls
-#define LP_CLIENT_TASKS_MAX  4096       //  unfinished tasks of one client at most
-#define LP_CLIENT_RCVHWM     8192       //  messages queued in ZeroMQ, then clients
-#define LP_TASK_ID_MAX       64         //  longer task msg_ids are refused
 
 typedef enum { TASK_WAITING, TASK_ASSIGNED } s_where_t;
 
@@ -75,7 +75,7 @@ typedef struct {
     int attempts;                       //  attempts sent so far
     s_where_t where;                    //  waiting list or an engine's list
     void *handle;                       //  its place in that list
-    lp_engine_ref_t *engine;            //  when assigned
+    lp_route_t *engine;                 //  when assigned
     int64_t submitted;                  //  wall usec: received
     int64_t assigned;                   //  wall usec: last sent to an engine
     zmsg_t *msg;                        //  [client] <LPMSG> ... (for retries)
@@ -114,7 +114,7 @@ typedef struct {
     char endpoints [2][128];            //  engine, client
     lp_scheme_t scheme;                 //  picking rule
     int hwm;                            //  per-engine bound, 0 = none
-    lp_engines_t *engines;              //  lists of assigned s_task_t (own them)
+    lp_routes_t *engines;               //  lists of assigned s_task_t (own them)
     zlistx_t *waiting;                  //  unassigned s_task_t (owns)
     size_t with_deadline;               //  waiting tasks with a timeout
     int timer;                          //  timeout check timer, -1 when off
@@ -291,7 +291,7 @@ s_task_new (self_t *self, zmsg_t **msg_p, const lp_value_t *header, char *why, s
     if (targets && lp_value_type (targets) == LP_ARRAY) {
         //  The targets rule of the mux: folded, refused when longer than
         //  the registered engines; kept sorted for lookups.
-        size_t room = lp_engines_active (self->engines) + 1;
+        size_t room = lp_routes_active (self->engines) + 1;
         if (room > self->fold_size) {
             int64_t *grown = (int64_t *) realloc (self->fold, room * sizeof *grown);
             if (grown) {
@@ -300,7 +300,7 @@ s_task_new (self_t *self, zmsg_t **msg_p, const lp_value_t *header, char *why, s
             }
         }
         int64_t count = room <= self->fold_size
-                      ? lp_engines_fold (self->engines, targets, self->fold, why, whylen): -1;
+                      ? lp_routes_fold (self->engines, targets, self->fold, why, whylen): -1;
         if (count < 0) {
             if (room > self->fold_size)
                 snprintf (why, whylen, "controller out of memory");
@@ -342,7 +342,7 @@ s_task_free (void **item)
 //  Engines
 
 static size_t
-s_load (lp_engine_ref_t *engine)
+s_load (lp_route_t *engine)
 {
     return zlistx_size (engine->sent);
 }
@@ -547,7 +547,7 @@ s_check_deps (self_t *self, s_task_t *task, int *where, char *why, size_t whylen
     if (wait)
         return DEPS_WAIT;
     if (*where >= 0) {
-        lp_engine_ref_t *engine = lp_engines_by_id (self->engines, *where);
+        lp_route_t *engine = lp_routes_by_id (self->engines, *where);
         if (!engine || !engine->active) {
             snprintf (why, whylen, "follows tasks that ran on engine %d, which is gone", *where);
             return DEPS_IMPOSSIBLE;
@@ -560,7 +560,7 @@ s_check_deps (self_t *self, s_task_t *task, int *where, char *why, size_t whylen
 //  Picking an engine
 
 static bool
-s_eligible (self_t *self, s_task_t *task, lp_engine_ref_t *engine, int where)
+s_eligible (self_t *self, s_task_t *task, lp_route_t *engine, int where)
 {
     if (!engine->active)
         return false;
@@ -578,14 +578,14 @@ s_eligible (self_t *self, s_task_t *task, lp_engine_ref_t *engine, int where)
 
 //  True when a is the better of two by load, then by lru order.
 static bool
-s_less_loaded (lp_engine_ref_t *a, lp_engine_ref_t *b)
+s_less_loaded (lp_route_t *a, lp_route_t *b)
 {
     return s_load (a) < s_load (b)
         || (s_load (a) == s_load (b) && a->last_used < b->last_used);
 }
 
-static lp_engine_ref_t *
-s_weighted_pick (lp_engine_ref_t **list, size_t count)
+static lp_route_t *
+s_weighted_pick (lp_route_t **list, size_t count)
 {
     double total = 0;
     for (size_t i = 0; i < count; i++)
@@ -599,24 +599,24 @@ s_weighted_pick (lp_engine_ref_t **list, size_t count)
     return list [count - 1];
 }
 
-static lp_engine_ref_t *
+static lp_route_t *
 s_pick (self_t *self, s_task_t *task, int where)
 {
-    lp_engine_ref_t *stack [64];
-    lp_engine_ref_t **list = stack;
+    lp_route_t *stack [64];
+    lp_route_t **list = stack;
     size_t count = 0;
-    size_t span = lp_engines_span (self->engines);
+    size_t span = lp_routes_span (self->engines);
     if (span > 64) {
-        list = (lp_engine_ref_t **) malloc (span * sizeof *list);
+        list = (lp_route_t **) malloc (span * sizeof *list);
         if (!list)
             return NULL;
     }
     for (size_t i = 0; i < span; i++) {
-        lp_engine_ref_t *engine = lp_engines_by_id (self->engines, (int64_t) i);
+        lp_route_t *engine = lp_routes_by_id (self->engines, (int64_t) i);
         if (engine && s_eligible (self, task, engine, where))
             list [count++] = engine;
     }
-    lp_engine_ref_t *choice = NULL;
+    lp_route_t *choice = NULL;
     //  Avoid the engine that just failed this task, when there is another.
     if (count > 1 && task->avoid >= 0)
         for (size_t i = 0; i < count; i++)
@@ -636,14 +636,14 @@ s_pick (self_t *self, s_task_t *task, int where)
                 choice = list [randombytes_uniform ((uint32_t) count)];
                 break;
             case LP_SCHEME_TWOBIN: {
-                lp_engine_ref_t *a = list [randombytes_uniform ((uint32_t) count)];
-                lp_engine_ref_t *b = list [randombytes_uniform ((uint32_t) count)];
+                lp_route_t *a = list [randombytes_uniform ((uint32_t) count)];
+                lp_route_t *b = list [randombytes_uniform ((uint32_t) count)];
                 choice = s_less_loaded (a, b)? a: b;
                 break;
             }
             case LP_SCHEME_WEIGHTED: {
-                lp_engine_ref_t *a = s_weighted_pick (list, count);
-                lp_engine_ref_t *b = s_weighted_pick (list, count);
+                lp_route_t *a = s_weighted_pick (list, count);
+                lp_route_t *b = s_weighted_pick (list, count);
                 choice = s_less_loaded (a, b)? a: b;
                 break;
             }
@@ -662,8 +662,8 @@ s_pick (self_t *self, s_task_t *task, int where)
 static bool
 s_any_capacity (self_t *self)
 {
-    for (size_t i = 0; i < lp_engines_span (self->engines); i++) {
-        lp_engine_ref_t *engine = lp_engines_by_id (self->engines, (int64_t) i);
+    for (size_t i = 0; i < lp_routes_span (self->engines); i++) {
+        lp_route_t *engine = lp_routes_by_id (self->engines, (int64_t) i);
         if (engine && engine->active
         &&  (self->hwm == 0 || s_load (engine) < (size_t) self->hwm))
             return true;
@@ -703,7 +703,7 @@ s_new_attempt (self_t *self, s_task_t *task, zmsg_t *out)
 //  be reached (the task stays unassigned, or fails when it was sent
 //  without a copy and so is gone).
 static int
-s_assign (self_t *self, s_task_t **task_p, lp_engine_ref_t *engine)
+s_assign (self_t *self, s_task_t **task_p, lp_route_t *engine)
 {
     s_task_t *task = *task_p;
     bool keep = task->retries > 0;
@@ -721,7 +721,7 @@ s_assign (self_t *self, s_task_t **task_p, lp_engine_ref_t *engine)
     if (zmsg_pushmem (out, engine->uuid, LP_ID_CHARS) != 0
     ||  zmsg_send (&out, self->engine) != 0) {
         zmsg_destroy (&out);
-        lp_engines_deactivate (self->engines, engine);
+        lp_routes_deactivate (self->engines, engine);
         zsys_warning ("scheduler: engine %d not reachable; not using it", engine->id);
         if (!keep) {
             char why [96];
@@ -773,7 +773,7 @@ s_enqueue (self_t *self, s_task_t *task, bool front)
         self->with_deadline++;
         //  The timeout check runs only while some task has a deadline.
         if (self->timer < 0)
-            self->timer = zloop_timer (self->loop, TIMEOUT_CHECK_MSEC, 0, s_on_timer, self);
+            self->timer = zloop_timer (self->loop, LP_TIMEOUT_CHECK_MSEC, 0, s_on_timer, self);
     }
 }
 
@@ -790,7 +790,7 @@ s_dispatch (self_t *self)
         int where = -1;
         s_deps_t deps = (task->nafter || task->nfollow)
                       ? s_check_deps (self, task, &where, why, sizeof why): DEPS_MET;
-        lp_engine_ref_t *engine = NULL;
+        lp_route_t *engine = NULL;
         if (deps == DEPS_IMPOSSIBLE || (deps == DEPS_MET && (engine = s_pick (self, task, where)))) {
             //  Leaves the waiting list (detach keeps the task alive).
             zlistx_detach (self->waiting, cursor);
@@ -1002,7 +1002,7 @@ s_handle_engine (self_t *self, zmsg_t *msg)
     //  to, never by position.
     //  Only parent_header.msg_id is read, from the frame's bytes.
     char parent_id [LP_TASK_ID_MAX + 1] = "";
-    lp_engine_ref_t *engine = lp_engines_by_uuid (self->engines, uuid);
+    lp_route_t *engine = lp_routes_by_uuid (self->engines, uuid);
     s_task_t *task = NULL;
     if (engine
     &&  lp_reply_map_str (lp_reply_frame (msg, delim, LP_FRAME_PARENT), LP_HDR_MSG_ID,
@@ -1106,17 +1106,17 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
 static void
 s_engine_add (self_t *self, int id, const char *uuid)
 {
-    lp_engines_add (self->engines, id, uuid);
+    lp_routes_add (self->engines, id, uuid);
     s_dispatch (self);
 }
 
 static void
 s_engine_remove (self_t *self, int id, const char *reason, const char *ename)
 {
-    lp_engine_ref_t *engine = lp_engines_by_id (self->engines, id);
+    lp_route_t *engine = lp_routes_by_id (self->engines, id);
     if (!engine)
         return;
-    lp_engines_deactivate (self->engines, engine);
+    lp_routes_deactivate (self->engines, engine);
     char why [256];
     snprintf (why, sizeof why, "engine %d %s", id, reason);
     //  Newest first, so that resubmitted tasks keep their order at the head.
@@ -1138,12 +1138,12 @@ s_engine_remove (self_t *self, int id, const char *reason, const char *ename)
 static void
 s_send_queues (self_t *self)
 {
-    size_t span = lp_engines_span (self->engines);
+    size_t span = lp_routes_span (self->engines);
     size_t size = 64 + span * 64;
     char *text = (char *) zmalloc (size);
     size_t used = 0;
     for (size_t id = 0; id < span; id++) {
-        lp_engine_ref_t *engine = lp_engines_by_id (self->engines, (int64_t) id);
+        lp_route_t *engine = lp_routes_by_id (self->engines, (int64_t) id);
         if (engine && engine->active) {
             size_t load = s_load (engine);
             used += snprintf (text + used, size - used, "%zu:%zu:%zu:%llu ", id,
@@ -1210,7 +1210,7 @@ s_self_destroy (self_t **self_p)
     zhashx_destroy (&self->pending);
     zhashx_destroy (&self->clients);
     zhashx_destroy (&self->attempts);
-    lp_engines_destroy (&self->engines);
+    lp_routes_destroy (&self->engines);
     zlistx_destroy (&self->waiting);
     free (self->fold);
     free (self->outcomes);
@@ -1231,7 +1231,7 @@ s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
     if (self->wire && config->guard)
         lp_wire_set_guard (self->wire, config->guard);
     self->loop = zloop_new ();
-    self->engines = lp_engines_new (s_task_free);
+    self->engines = lp_routes_new (s_task_free);
     self->waiting = zlistx_new ();
     self->pending = zhashx_new ();
     self->attempts = zhashx_new ();
@@ -1259,19 +1259,19 @@ s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
     }
     zsock_set_router_mandatory (self->engine, 1);
     zsock_set_router_handover (self->engine, 1);
-    //  The scheduler on I/O thread 1, the mux on 0 (lp_engines_io_affinity).
-    uint64_t affinity = lp_engines_io_affinity (1);
+    //  The scheduler on I/O thread 1, the mux on 0 (lp_routes_io_affinity).
+    uint64_t affinity = lp_routes_io_affinity (1);
     zsock_set_affinity (self->engine, (int) affinity);
     zsock_set_affinity (self->client, (int) affinity);
-    if (lp_wire_bind (self->engine, config->ip, self->endpoints [0], 128)
-    ||  lp_wire_bind (self->client, config->ip, self->endpoints [1], 128)) {
+    if (lp_bind_tcp (self->engine, config->ip, self->endpoints [0], 128)
+    ||  lp_bind_tcp (self->client, config->ip, self->endpoints [1], 128)) {
         zsys_error ("scheduler: cannot bind on %s: %s", config->ip, zmq_strerror (zmq_errno ()));
         s_self_destroy (&self);
         return NULL;
     }
     zsock_set_rcvtimeo (self->client, 0);
     zsock_set_rcvtimeo (self->engine, 0);
-    //  Set after lp_wire_bind's tuning (HWM 0); applies to new connections.
+    //  Set after lp_bind_tcp's tuning (HWM 0); applies to new connections.
     zsock_set_rcvhwm (self->client, LP_CLIENT_RCVHWM);
     zloop_reader (self->loop, pipe, s_on_pipe, self);
     zloop_reader (self->loop, self->client, s_on_client, self);

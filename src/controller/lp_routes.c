@@ -1,9 +1,10 @@
-/*  lp_engines.c - the engine table of a data-path actor, see lp_engines.h */
-#include "lp_engines.h"
+/*  lp_routes.c - the routing table of a data-path actor, see lp_routes.h */
+#include "lp_routes.h"
+#include "lp_util.h"
 
-struct _lp_engines_t {
-    zhashx_t *by_uuid;                  //  uuid -> lp_engine_ref_t (owns)
-    lp_engine_ref_t **by_id;            //  id -> engine (borrowed)
+struct _lp_routes_t {
+    zhashx_t *by_uuid;                  //  uuid -> lp_route_t (owns)
+    lp_route_t **by_id;                 //  id -> engine (borrowed)
     size_t span;                        //  slots in by_id
     size_t active;                      //  engines with active set
     zlistx_destructor_fn *sent_free;    //  for records left in the lists
@@ -15,7 +16,7 @@ struct _lp_engines_t {
 static void
 s_engine_free (void **item)
 {
-    lp_engine_ref_t *engine = (lp_engine_ref_t *) *item;
+    lp_route_t *engine = (lp_route_t *) *item;
     if (engine) {
         zlistx_destroy (&engine->sent);
         free (engine);
@@ -23,10 +24,10 @@ s_engine_free (void **item)
     }
 }
 
-lp_engines_t *
-lp_engines_new (zlistx_destructor_fn *sent_free)
+lp_routes_t *
+lp_routes_new (zlistx_destructor_fn *sent_free)
 {
-    lp_engines_t *self = (lp_engines_t *) calloc (1, sizeof (lp_engines_t));
+    lp_routes_t *self = (lp_routes_t *) calloc (1, sizeof (lp_routes_t));
     if (!self)
         return NULL;
     self->by_uuid = zhashx_new ();
@@ -40,9 +41,9 @@ lp_engines_new (zlistx_destructor_fn *sent_free)
 }
 
 void
-lp_engines_destroy (lp_engines_t **self_p)
+lp_routes_destroy (lp_routes_t **self_p)
 {
-    lp_engines_t *self = *self_p;
+    lp_routes_t *self = *self_p;
     if (self) {
         zhashx_destroy (&self->by_uuid);
         free (self->by_id);
@@ -53,7 +54,7 @@ lp_engines_destroy (lp_engines_t **self_p)
 }
 
 void
-lp_engines_deactivate (lp_engines_t *self, lp_engine_ref_t *engine)
+lp_routes_deactivate (lp_routes_t *self, lp_route_t *engine)
 {
     if (engine && engine->active) {
         engine->active = false;
@@ -61,23 +62,23 @@ lp_engines_deactivate (lp_engines_t *self, lp_engine_ref_t *engine)
     }
 }
 
-lp_engine_ref_t *
-lp_engines_add (lp_engines_t *self, int id, const char *uuid)
+lp_route_t *
+lp_routes_add (lp_routes_t *self, int id, const char *uuid)
 {
     if (id < 0 || strlen (uuid) != LP_ID_CHARS)
         return NULL;
     if ((size_t) id >= self->span) {
         size_t span = (size_t) id * 2 + 16;
-        lp_engine_ref_t **grown = (lp_engine_ref_t **) realloc (self->by_id, span * sizeof *grown);
+        lp_route_t **grown = (lp_route_t **) realloc (self->by_id, span * sizeof *grown);
         if (!grown)
             return NULL;
         memset (grown + self->span, 0, (span - self->span) * sizeof *grown);
         self->by_id = grown;
         self->span = span;
     }
-    lp_engine_ref_t *engine = (lp_engine_ref_t *) zhashx_lookup (self->by_uuid, uuid);
+    lp_route_t *engine = (lp_route_t *) zhashx_lookup (self->by_uuid, uuid);
     if (!engine) {
-        engine = (lp_engine_ref_t *) calloc (1, sizeof (lp_engine_ref_t));
+        engine = (lp_route_t *) calloc (1, sizeof (lp_route_t));
         if (!engine)
             return NULL;
         memcpy (engine->uuid, uuid, LP_ID_CHARS + 1);
@@ -91,7 +92,7 @@ lp_engines_add (lp_engines_t *self, int id, const char *uuid)
             zlistx_set_destructor (engine->sent, self->sent_free);
     }
     if (self->by_id [id] && self->by_id [id] != engine)
-        lp_engines_deactivate (self, self->by_id [id]);
+        lp_routes_deactivate (self, self->by_id [id]);
     //  The entry may have been under another id before.
     if (engine->active && engine->id != id && self->by_id [engine->id] == engine)
         self->by_id [engine->id] = NULL;
@@ -104,32 +105,32 @@ lp_engines_add (lp_engines_t *self, int id, const char *uuid)
     return engine;
 }
 
-lp_engine_ref_t *
-lp_engines_by_id (lp_engines_t *self, int64_t id)
+lp_route_t *
+lp_routes_by_id (lp_routes_t *self, int64_t id)
 {
     return id >= 0 && (size_t) id < self->span? self->by_id [id]: NULL;
 }
 
-lp_engine_ref_t *
-lp_engines_by_uuid (lp_engines_t *self, const char *uuid)
+lp_route_t *
+lp_routes_by_uuid (lp_routes_t *self, const char *uuid)
 {
-    return *uuid? (lp_engine_ref_t *) zhashx_lookup (self->by_uuid, uuid): NULL;
+    return *uuid? (lp_route_t *) zhashx_lookup (self->by_uuid, uuid): NULL;
 }
 
 size_t
-lp_engines_span (lp_engines_t *self)
+lp_routes_span (lp_routes_t *self)
 {
     return self->span;
 }
 
 size_t
-lp_engines_active (lp_engines_t *self)
+lp_routes_active (lp_routes_t *self)
 {
     return self->active;
 }
 
 int64_t
-lp_engines_fold (lp_engines_t *self, const lp_value_t *targets,
+lp_routes_fold (lp_routes_t *self, const lp_value_t *targets,
                  int64_t *out, char *why, size_t whylen)
 {
     size_t length = lp_value_len (targets);
@@ -191,7 +192,7 @@ lp_engines_fold (lp_engines_t *self, const lp_value_t *targets,
 }
 
 uint64_t
-lp_engines_io_affinity (int thread)
+lp_routes_io_affinity (int thread)
 {
     //  A message forwarded from one socket to the other then stays on one
     //  I/O thread: the thread that just received it is often still awake

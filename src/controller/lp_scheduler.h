@@ -14,7 +14,7 @@
 #ifndef LP_SCHEDULER_H_INCLUDED
 #define LP_SCHEDULER_H_INCLUDED
 
-#include "lp_common.h"
+#include "lp_guard.h"
 
 typedef enum {
     LP_SCHEME_LEASTLOAD = 0,

@@ -1,10 +1,10 @@
 /*  lp_hub.h - the hub: registration, engine table, heartbeat monitor,
     notifications and queries. It runs the controller's main reactor and
-    owns the mux actor (src/scheduler/lp_mux.c). */
+    starts the data-path actors (lp_mux.c, lp_scheduler.c, lp_relay.c). */
 #ifndef LP_HUB_H_INCLUDED
 #define LP_HUB_H_INCLUDED
 
-#include "lp_common.h"
+#include "lp_prelude.h"
 
 typedef struct _lp_hub_t lp_hub_t;
 

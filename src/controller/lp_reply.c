@@ -1,5 +1,8 @@
 /*  lp_reply.c - error replies made by the controller, see lp_reply.h */
 #include "lp_reply.h"
+#include "lp_proto.h"
+#include "lp_msg.h"
+#include "lp_wire.h"
 
 int
 lp_reply_error (lp_wire_t *wire, zsock_t *sock, zframe_t *client,
