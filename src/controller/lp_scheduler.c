@@ -5,6 +5,9 @@
     the task channel with no engine named; this actor picks one with the
     configured scheme and forwards the frames unchanged, exactly as the mux
     does:   [client] <LPMSG> ...  ->  [uuid][client] <LPMSG> ...
+    The decisions themselves (which engine, whether a task's dependencies
+    are met) are pure functions in lp_policy.c; this file keeps the
+    sockets, the records and the messages, and asks it.
 
     Scheduling flags travel in the request header (docs/scheduling.md):
         targets     engines allowed (default: any)
@@ -52,14 +55,14 @@
     =========================================================================
 */
 #include "lp_scheduler.h"
-#include "lp_bind.h"
+#include "lp_actor.h"
 #include "lp_reply.h"
-#include "lp_routes.h"
 #include "lp_proto.h"
 #include "lp_util.h"
 #include "lp_codec.h"
 #include "lp_msg.h"
 #include "lp_wire.h"
+#include "lp_policy.h"
 
 #include <malloc.h>
 #include <sodium.h>
@@ -106,15 +109,18 @@ typedef struct {
 } s_outcome_t;
 
 typedef struct {
-    zsock_t *pipe;                      //  to the hub
+    lp_actor_t *actor;                  //  sockets, reactor, engine table
+    //  Borrowed from the actor, for brevity:
     zloop_t *loop;                      //  reactor
     lp_wire_t *wire;                    //  verify / sign
     zsock_t *client;                    //  ROUTER facing clients
     zsock_t *engine;                    //  ROUTER facing engines
-    char endpoints [2][128];            //  engine, client
-    lp_scheme_t scheme;                 //  picking rule
-    int hwm;                            //  per-engine bound, 0 = none
-    lp_routes_t *engines;               //  lists of assigned s_task_t (own them)
+    //  Our own:
+    lp_policy_t policy;                 //  scheme and per-engine bound (hwm)
+    lp_policy_engine_t *table;          //  scratch: the engines, for a pick
+    size_t table_size;                  //  slots in table
+    lp_routes_t *engines;               //  lists of assigned s_task_t (own
+                                        //  them; the actor's, borrowed)
     zlistx_t *waiting;                  //  unassigned s_task_t (owns)
     size_t with_deadline;               //  waiting tasks with a timeout
     int timer;                          //  timeout check timer, -1 when off
@@ -135,21 +141,16 @@ typedef struct {
     lp_store_t *store;                  //  task store hooks, NULL when off
 } self_t;
 
-static const char *s_schemes [] = { "leastload", "lru", "plainrandom", "weighted", "twobin" };
-
 int
 lp_scheme_from_name (const char *name)
 {
-    for (int i = 0; i < 5; i++)
-        if (name && streq (name, s_schemes [i]))
-            return i;
-    return -1;
+    return lp_policy_scheme (name);
 }
 
 const char *
-lp_scheme_name (lp_scheme_t scheme)
+lp_scheme_name (int scheme)
 {
-    return (int) scheme >= 0 && (int) scheme < 5? s_schemes [scheme]: "?";
+    return lp_policy_scheme_name (scheme);
 }
 
 //  --------------------------------------------------------------------
@@ -241,13 +242,6 @@ s_flags_why (const lp_value_t *header)
     return NULL;
 }
 
-static int
-s_compare_ids (const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
-    return x < y? -1: x > y;
-}
-
 //  Builds a task from a verified request; the message is taken when a
 //  task is returned (else left to the caller, for its error reply), the
 //  decoded header only read. NULL with why filled when the flags are
@@ -317,7 +311,7 @@ s_task_new (self_t *self, zmsg_t **msg_p, const lp_value_t *header, char *why, s
             return NULL;
         }
         memcpy (task->targets, self->fold, (size_t) count * sizeof (int64_t));
-        qsort (task->targets, task->ntargets, sizeof (int64_t), s_compare_ids);
+        lp_policy_sort_targets (task->targets, task->ntargets);
     }
     if (!task->client || !task->header || task->retries < 0
     ||  (targets && lp_value_type (targets) != LP_ARRAY && lp_value_type (targets) != LP_NIL)
@@ -538,156 +532,63 @@ s_task_fail (self_t *self, s_task_t **task_p, int engine, const char *ename, con
     s_task_finished (self, task_p, false, engine);
 }
 
-typedef enum { DEPS_MET, DEPS_WAIT, DEPS_IMPOSSIBLE } s_deps_t;
+//  What the record knows of dependency msg_id, for lp_policy_deps: a
+//  remembered outcome, else pending (has a record), else unknown.
+static lp_dep_t
+s_dep_state (void *arg, const char *msg_id)
+{
+    self_t *self = (self_t *) arg;
+    s_outcome_t *outcome = s_outcome_find (self, msg_id);
+    if (outcome)
+        return (lp_dep_t) { outcome->ok? LP_DEP_SUCCEEDED: LP_DEP_FAILED, outcome->engine };
+    return (lp_dep_t) { zhashx_lookup (self->pending, msg_id)? LP_DEP_PENDING: LP_DEP_UNKNOWN, -1 };
+}
 
-//  Checks after and follow; *where gets the follow engine (or -1).
-static s_deps_t
+static bool
+s_engine_alive (void *arg, int id)
+{
+    lp_route_t *engine = lp_routes_by_id (((self_t *) arg)->engines, id);
+    return engine && engine->active;
+}
+
+//  Checks after and follow (lp_policy_deps); *where gets the follow
+//  engine (or -1).
+static lp_deps_t
 s_check_deps (self_t *self, s_task_t *task, int *where, char *why, size_t whylen)
 {
-    *where = -1;
-    bool wait = false;
-    for (int list = 0; list < 2; list++) {
-        char **ids = list? task->follow: task->after;
-        size_t count = list? task->nfollow: task->nafter;
-        for (size_t i = 0; i < count; i++) {
-            s_outcome_t *outcome = s_outcome_find (self, ids [i]);
-            if (!outcome) {
-                if (zhashx_lookup (self->pending, ids [i])) {
-                    wait = true;
-                    continue;
-                }
-                snprintf (why, whylen, "depends on task %s, which is unknown here", ids [i]);
-                return DEPS_IMPOSSIBLE;
-            }
-            if (!((outcome->ok && task->success_ok) || (!outcome->ok && task->failure_ok))) {
-                snprintf (why, whylen, "depends on task %s, which %s", ids [i],
-                          outcome->ok? "succeeded (failure=true, success=false required)"
-                                     : "failed (success required)");
-                return DEPS_IMPOSSIBLE;
-            }
-            if (list) {
-                if (*where >= 0 && *where != outcome->engine) {
-                    snprintf (why, whylen, "follows tasks that ran on engines %d and %d",
-                              *where, outcome->engine);
-                    return DEPS_IMPOSSIBLE;
-                }
-                *where = outcome->engine;
-            }
-        }
-    }
-    if (wait)
-        return DEPS_WAIT;
-    if (*where >= 0) {
-        lp_route_t *engine = lp_routes_by_id (self->engines, *where);
-        if (!engine || !engine->active) {
-            snprintf (why, whylen, "follows tasks that ran on engine %d, which is gone", *where);
-            return DEPS_IMPOSSIBLE;
-        }
-    }
-    return DEPS_MET;
+    lp_policy_deps_t deps = { (const char *const *) task->after, task->nafter,
+                              (const char *const *) task->follow, task->nfollow,
+                              task->success_ok, task->failure_ok };
+    return lp_policy_deps (&deps, s_dep_state, s_engine_alive, self, where, why, whylen);
 }
 
 //  --------------------------------------------------------------------
 //  Picking an engine
 
-static bool
-s_eligible (self_t *self, s_task_t *task, lp_route_t *engine, int where)
-{
-    if (!engine->active)
-        return false;
-    if (self->hwm > 0 && s_load (engine) >= (size_t) self->hwm)
-        return false;
-    if (where >= 0 && engine->id != where)
-        return false;
-    if (task->targets) {
-        int64_t id = engine->id;
-        if (!bsearch (&id, task->targets, task->ntargets, sizeof (int64_t), s_compare_ids))
-            return false;
-    }
-    return true;
-}
-
-//  True when a is the better of two by load, then by lru order.
-static bool
-s_less_loaded (lp_route_t *a, lp_route_t *b)
-{
-    return s_load (a) < s_load (b)
-        || (s_load (a) == s_load (b) && a->last_used < b->last_used);
-}
-
-static lp_route_t *
-s_weighted_pick (lp_route_t **list, size_t count)
-{
-    double total = 0;
-    for (size_t i = 0; i < count; i++)
-        total += 1.0 / (1.0 + (double) s_load (list [i]));
-    double point = total * ((double) randombytes_random () / 4294967296.0);
-    for (size_t i = 0; i < count; i++) {
-        point -= 1.0 / (1.0 + (double) s_load (list [i]));
-        if (point < 0)
-            return list [i];
-    }
-    return list [count - 1];
-}
-
+//  The engine that takes task now (lp_policy_pick over the engine table),
+//  or NULL; where is its follow engine (or -1).
 static lp_route_t *
 s_pick (self_t *self, s_task_t *task, int where)
 {
-    lp_route_t *stack [64];
-    lp_route_t **list = stack;
-    size_t count = 0;
     size_t span = lp_routes_span (self->engines);
-    if (span > 64) {
-        list = (lp_route_t **) malloc (span * sizeof *list);
-        if (!list)
+    if (span > self->table_size) {
+        lp_policy_engine_t *grown = (lp_policy_engine_t *) realloc (self->table,
+                                                                    span * sizeof *grown);
+        if (!grown)
             return NULL;
+        self->table = grown;
+        self->table_size = span;
     }
+    size_t count = 0;
     for (size_t i = 0; i < span; i++) {
         lp_route_t *engine = lp_routes_by_id (self->engines, (int64_t) i);
-        if (engine && s_eligible (self, task, engine, where))
-            list [count++] = engine;
+        if (engine)
+            self->table [count++] = (lp_policy_engine_t) {
+                engine->id, engine->active, s_load (engine), engine->last_used };
     }
-    lp_route_t *choice = NULL;
-    //  Avoid the engine that just failed this task, when there is another.
-    if (count > 1 && task->avoid >= 0)
-        for (size_t i = 0; i < count; i++)
-            if (list [i]->id == task->avoid) {
-                list [i] = list [--count];
-                break;
-            }
-    if (count > 0) {
-        switch (self->scheme) {
-            case LP_SCHEME_LRU:
-                choice = list [0];
-                for (size_t i = 1; i < count; i++)
-                    if (list [i]->last_used < choice->last_used)
-                        choice = list [i];
-                break;
-            case LP_SCHEME_PLAINRANDOM:
-                choice = list [randombytes_uniform ((uint32_t) count)];
-                break;
-            case LP_SCHEME_TWOBIN: {
-                lp_route_t *a = list [randombytes_uniform ((uint32_t) count)];
-                lp_route_t *b = list [randombytes_uniform ((uint32_t) count)];
-                choice = s_less_loaded (a, b)? a: b;
-                break;
-            }
-            case LP_SCHEME_WEIGHTED: {
-                lp_route_t *a = s_weighted_pick (list, count);
-                lp_route_t *b = s_weighted_pick (list, count);
-                choice = s_less_loaded (a, b)? a: b;
-                break;
-            }
-            default:
-                choice = list [0];
-                for (size_t i = 1; i < count; i++)
-                    if (s_less_loaded (list [i], choice))
-                        choice = list [i];
-        }
-    }
-    if (list != stack)
-        free (list);
-    return choice;
+    lp_policy_place_t place = { task->targets, task->ntargets, where, task->avoid };
+    int id = lp_policy_pick (&self->policy, self->table, count, &place);
+    return id >= 0? lp_routes_by_id (self->engines, id): NULL;
 }
 
 static bool
@@ -696,7 +597,7 @@ s_any_capacity (self_t *self)
     for (size_t i = 0; i < lp_routes_span (self->engines); i++) {
         lp_route_t *engine = lp_routes_by_id (self->engines, (int64_t) i);
         if (engine && engine->active
-        &&  (self->hwm == 0 || s_load (engine) < (size_t) self->hwm))
+        &&  lp_policy_has_room (&self->policy, s_load (engine)))
             return true;
     }
     return false;
@@ -820,16 +721,17 @@ s_dispatch (self_t *self)
         void *cursor = zlistx_cursor (self->waiting);
         char why [256];
         int where = -1;
-        s_deps_t deps = (task->nafter || task->nfollow)
-                      ? s_check_deps (self, task, &where, why, sizeof why): DEPS_MET;
+        lp_deps_t deps = (task->nafter || task->nfollow)
+                       ? s_check_deps (self, task, &where, why, sizeof why): LP_DEPS_MET;
         lp_route_t *engine = NULL;
-        if (deps == DEPS_IMPOSSIBLE || (deps == DEPS_MET && (engine = s_pick (self, task, where)))) {
+        if (deps == LP_DEPS_IMPOSSIBLE
+        ||  (deps == LP_DEPS_MET && (engine = s_pick (self, task, where)))) {
             //  Leaves the waiting list (detach keeps the task alive).
             zlistx_detach (self->waiting, cursor);
             if (task->deadline)
                 self->with_deadline--;
-            if (deps == DEPS_IMPOSSIBLE)
-                s_task_fail (self, &task, -1, "DependencyError", why);
+            if (deps == LP_DEPS_IMPOSSIBLE)
+                s_task_fail (self, &task, -1, LP_ENAME_DEPENDENCY, why);
             else
             if (s_assign (self, &task, engine) != 0) {
                 //  The engine is now unused; the task goes back to the head.
@@ -905,20 +807,14 @@ s_handle_abort (self_t *self, zmsg_t *msg, lp_value_t *header, size_t delim)
     lp_value_destroy (&content);
 }
 
+//  A task (verified by the skeleton; one refused for its date, because a
+//  client held it too long or its clock is off, or for a full guard was
+//  answered there, not left silent).
 static void
-s_handle_client (self_t *self, zmsg_t *msg)
+s_handle_client (void *arg, zmsg_t *msg, lp_value_t *header)
 {
-    size_t delim = 0;
-    lp_value_t *header = lp_wire_verify (self->wire, msg, &delim);
-    //  A task refused for its date (a client held it too long, or its
-    //  clock is off) or a full guard is answered, not left silent.
-    if (!header)
-        lp_reply_refused (self->wire, self->client, msg);
-    if (!header || delim != 1) {
-        lp_value_destroy (&header);
-        zmsg_destroy (&msg);
-        return;
-    }
+    self_t *self = (self_t *) arg;
+    size_t delim = 1;                   //  the skeleton's guarantee
     const char *type = lp_value_as_string (lp_value_get (header, LP_HDR_MSG_TYPE), NULL);
     if (type && streq (type, LP_ABORT_REQUEST)) {
         s_handle_abort (self, msg, header, delim);
@@ -929,10 +825,10 @@ s_handle_client (self_t *self, zmsg_t *msg)
     s_task_t *task = s_task_new (self, &msg, header, why, sizeof why);
     if (!task)
         lp_reply_error (self->wire, self->client, zmsg_first (msg), header, -1,
-                        "ProtocolError", why);
+                        LP_ENAME_PROTOCOL, why);
     else
     if (zhashx_lookup (self->pending, task->msg_id)) {
-        lp_reply_error (self->wire, self->client, task->client, header, -1, "ProtocolError",
+        lp_reply_error (self->wire, self->client, task->client, header, -1, LP_ENAME_PROTOCOL,
                         "a task with this msg_id is already pending");
         s_task_destroy (&task);
     }
@@ -940,8 +836,8 @@ s_handle_client (self_t *self, zmsg_t *msg)
         int where;
         s_store_request (self, task);
         if ((task->nafter || task->nfollow)
-        &&  s_check_deps (self, task, &where, why, sizeof why) == DEPS_IMPOSSIBLE)
-            s_task_fail (self, &task, -1, "DependencyError", why);
+        &&  s_check_deps (self, task, &where, why, sizeof why) == LP_DEPS_IMPOSSIBLE)
+            s_task_fail (self, &task, -1, LP_ENAME_DEPENDENCY, why);
         else
         if (s_client_take (self, task->client) != 0) {
             char text [160];
@@ -1007,43 +903,20 @@ s_reply_as_original (self_t *self, s_task_t *task, zmsg_t *msg)
     return 0;
 }
 
+//  A reply from an engine (the skeleton verified it and took the hellos).
+//  Matched by parent msg_id (the attempt's) and the engine it was sent
+//  to, never by position.
 static void
-s_handle_engine (self_t *self, zmsg_t *msg)
+s_handle_reply (void *arg, lp_actor_reply_t *reply)
 {
-    zframe_t *uuid_frame = zmsg_pop (msg);
-    char uuid [LP_ID_CHARS + 1] = "";
-    if (uuid_frame && zframe_size (uuid_frame) == LP_ID_CHARS)
-        memcpy (uuid, zframe_data (uuid_frame), LP_ID_CHARS);
-    zframe_destroy (&uuid_frame);
-    zframe_t *next = zmsg_first (msg);
-    if (next && zframe_streq (next, LP_DELIMITER)) {
-        lp_msg_t *hello = lp_wire_decode (self->wire, &msg);
-        if (hello && *uuid && streq (lp_msg_type (hello), LP_ENGINE_HELLO))
-            zsock_send (self->pipe, "siss", "HELLO", (int) lp_msg_get_int (hello, "id", -1),
-                        uuid, "task");
-        lp_msg_destroy (&hello);
-        return;
-    }
-    size_t delim = 0;
-    lp_value_t *header = lp_wire_verify_reply (self->wire, msg, &delim);
-    if (!header || delim != 1) {
-        lp_value_destroy (&header);
-        zmsg_destroy (&msg);
-        return;
-    }
-    lp_value_destroy (&header);
-    //  Matched by parent msg_id (the attempt's) and the engine it was sent
-    //  to, never by position.
-    //  Only parent_header.msg_id is read, from the frame's bytes.
-    char parent_id [LP_TASK_ID_MAX + 1] = "";
-    lp_route_t *engine = lp_routes_by_uuid (self->engines, uuid);
-    s_task_t *task = NULL;
-    if (engine
-    &&  lp_reply_map_str (lp_reply_frame (msg, delim, LP_FRAME_PARENT), LP_HDR_MSG_ID,
-                          parent_id, sizeof parent_id) == 0)
-        task = (s_task_t *) zhashx_lookup (self->attempts, parent_id);
+    self_t *self = (self_t *) arg;
+    zmsg_t *msg = reply->msg;
+    size_t delim = reply->delim;
+    lp_route_t *engine = reply->engine;
+    s_task_t *task = engine && *reply->parent_id
+                   ? (s_task_t *) zhashx_lookup (self->attempts, reply->parent_id): NULL;
     if (!task || task->engine != engine) {
-        lp_reply_unmatched (&self->unmatched, "controller/task", uuid, parent_id);
+        lp_reply_unmatched (&self->unmatched, "controller/task", reply->uuid, reply->parent_id);
         zmsg_destroy (&msg);
         return;
     }
@@ -1070,41 +943,26 @@ s_handle_engine (self_t *self, zmsg_t *msg)
     zmsg_destroy (&msg);
 }
 
-//  Each wake-up drains up to LP_DRAIN_BATCH messages (receive timeout 0).
-//  Memory is bounded per client, not by ceasing to read: a client may
-//  have at most LP_CLIENT_TASKS_MAX unfinished tasks here (more are
-//  refused with ProtocolError; the C library holds its own surplus), so
-//  the scheduler always reads, an abort is always heard, a task is
-//  verified as it arrives (never aged past the replay window in our
-//  socket queue), and one busy client cannot stall the others.
-static int
-s_on_client (zloop_t *loop, zsock_t *sock, void *arg)
+//  The skeleton reads up to LP_DRAIN_BATCH messages a wake-up (receive
+//  timeout 0). Memory is bounded per client, not by ceasing to read: a
+//  client may have at most LP_CLIENT_TASKS_MAX unfinished tasks here
+//  (more are refused with ProtocolError; the C library holds its own
+//  surplus), so the scheduler always reads, an abort is always heard, a
+//  task is verified as it arrives (never aged past the replay window in
+//  our socket queue), and one busy client cannot stall the others.
+//
+//  After a batch of engine replies: a burst of tasks is over, give its
+//  memory back to the system, so the controller stays small between
+//  bursts (the message buffers were allocated by ZeroMQ's I/O thread and
+//  freed here, which leaves free memory in several malloc arenas).
+static void
+s_engine_drained (void *arg)
 {
-    (void) loop;
     self_t *self = (self_t *) arg;
-    zmsg_t *msg;
-    for (int n = 0; n < LP_DRAIN_BATCH && (msg = zmsg_recv (sock)); n++)
-        s_handle_client (self, msg);
-    return 0;
-}
-
-static int
-s_on_engine (zloop_t *loop, zsock_t *sock, void *arg)
-{
-    (void) loop;
-    self_t *self = (self_t *) arg;
-    zmsg_t *msg;
-    for (int n = 0; n < LP_DRAIN_BATCH && (msg = zmsg_recv (sock)); n++)
-        s_handle_engine (self, msg);
-    //  A burst of tasks is over: give its memory back to the system, so
-    //  the controller stays small between bursts (the message buffers were
-    //  allocated by ZeroMQ's I/O thread and freed here, which leaves free
-    //  memory in several malloc arenas).
     if (zlistx_size (self->waiting) == 0 && self->finished >= LP_TRIM_AFTER_TASKS) {
         malloc_trim (0);
         self->finished = 0;
     }
-    return 0;
 }
 
 static int
@@ -1126,7 +984,7 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
             char why [128];
             snprintf (why, sizeof why, "no engine took the task within its timeout of %lld ms",
                       (long long) task->timeout);
-            s_task_fail (self, &task, -1, "TimeoutError", why);
+            s_task_fail (self, &task, -1, LP_ENAME_TIMEOUT, why);
             task = (s_task_t *) zlistx_first (self->waiting);
             continue;
         }
@@ -1138,22 +996,20 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
 //  --------------------------------------------------------------------
 //  Hub commands
 
+//  (the skeleton added engine id to the table)
 static void
-s_engine_add (self_t *self, int id, const char *uuid)
+s_engine_add (void *arg, int id, const char *uuid)
 {
-    lp_routes_add (self->engines, id, uuid);
-    s_dispatch (self);
+    (void) id; (void) uuid;
+    s_dispatch ((self_t *) arg);
 }
 
 static void
-s_engine_remove (self_t *self, int id, const char *reason, const char *ename)
+s_engine_remove (void *arg, lp_route_t *engine, const char *why, const char *ename)
 {
-    lp_route_t *engine = lp_routes_by_id (self->engines, id);
-    if (!engine)
-        return;
+    self_t *self = (self_t *) arg;
+    int id = engine->id;
     lp_routes_deactivate (self->engines, engine);
-    char why [256];
-    snprintf (why, sizeof why, "engine %d %s", id, reason);
     //  Newest first, so that resubmitted tasks keep their order at the head.
     //  Each retry will be a new attempt with its own msg_id.
     s_task_t *task;
@@ -1170,62 +1026,10 @@ s_engine_remove (self_t *self, int id, const char *reason, const char *ename)
     s_dispatch (self);
 }
 
-static void
-s_send_queues (self_t *self)
+static size_t
+s_waiting (void *arg)
 {
-    size_t span = lp_routes_span (self->engines);
-    size_t size = 64 + span * 64;
-    char *text = (char *) zmalloc (size);
-    size_t used = 0;
-    for (size_t id = 0; id < span; id++) {
-        lp_route_t *engine = lp_routes_by_id (self->engines, (int64_t) id);
-        if (engine && engine->active) {
-            size_t load = s_load (engine);
-            used += snprintf (text + used, size - used, "%zu:%zu:%zu:%llu ", id,
-                              load > 0? load - 1: 0, load > 0? (size_t) 1: 0,
-                              (unsigned long long) engine->done);
-        }
-    }
-    snprintf (text + used, size - used, "unassigned:%zu", zlistx_size (self->waiting));
-    zsock_send (self->pipe, "ss", "QUEUES", text);
-    free (text);
-}
-
-static int
-s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
-{
-    (void) loop;
-    self_t *self = (self_t *) arg;
-    zmsg_t *msg = zmsg_recv (pipe);
-    if (!msg)
-        return -1;
-    char *command = zmsg_popstr (msg);
-    int rc = 0;
-    if (!command || streq (command, "$TERM"))
-        rc = -1;
-    else
-    if (streq (command, "ADD") || streq (command, "REMOVE")) {
-        char *id_text = zmsg_popstr (msg);
-        char *text = zmsg_popstr (msg);
-        char *ename = zmsg_popstr (msg);    //  REMOVE only
-        int id = id_text? atoi (id_text): -1;
-        if (streq (command, "ADD"))
-            s_engine_add (self, id, text? text: "");
-        else
-            s_engine_remove (self, id, text? text: "died",
-                             ename && *ename? ename: LP_ENAME_ENGINE);
-        free (id_text);
-        free (text);
-        free (ename);
-    }
-    else
-    if (streq (command, "QUEUES"))
-        s_send_queues (self);
-    else
-        assert (false);                 //  the hub speaks only these
-    free (command);
-    zmsg_destroy (&msg);
-    return rc;
+    return zlistx_size (((self_t *) arg)->waiting);
 }
 
 //  --------------------------------------------------------------------
@@ -1236,38 +1040,45 @@ s_self_destroy (self_t **self_p)
     self_t *self = *self_p;
     if (!self)
         return;
-    zloop_destroy (&self->loop);
-    zsock_destroy (&self->client);
-    zsock_destroy (&self->engine);
     //  Tasks live in the waiting list or in an engine FIFO; both own them
     //  (a task moves between them by detaching).
     //  The indexes borrow their keys from the tasks: they go first.
     zhashx_destroy (&self->pending);
     zhashx_destroy (&self->clients);
     zhashx_destroy (&self->attempts);
-    lp_routes_destroy (&self->engines);
+    lp_actor_destroy (&self->actor);
     zlistx_destroy (&self->waiting);
     free (self->fold);
+    free (self->table);
     free (self->outcomes);
     free (self->history);
-    lp_wire_destroy (&self->wire);
     free (self);
     *self_p = NULL;
 }
+
+static const lp_actor_handlers_t s_handlers = {
+    .client = s_handle_client,
+    .reply = s_handle_reply,
+    .engine_drained = s_engine_drained,
+    .add = s_engine_add,
+    .remove = s_engine_remove,
+    .waiting = s_waiting
+};
 
 static self_t *
 s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
 {
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
-    self->pipe = pipe;
-    self->scheme = config->scheme;
-    self->hwm = config->hwm;
     self->store = config->store;
-    self->wire = lp_wire_new (config->key, config->key_len, "controller/scheduler");
-    if (self->wire && config->guard)
-        lp_wire_set_guard (self->wire, config->guard);
-    self->loop = zloop_new ();
-    self->engines = lp_routes_new (s_task_free);
+    self->policy = (lp_policy_t) { config->scheme, config->hwm, { NULL, NULL } };
+    self->timer = -1;
+    //  The scheduler on I/O thread 1, the mux on 0 (lp_routes_io_affinity).
+    lp_actor_config_t actor = {
+        .ip = config->ip, .key = config->key, .key_len = config->key_len,
+        .guard = config->guard, .name = "controller/scheduler", .channel = "task",
+        .io_thread = 1, .client_rcvhwm = LP_CLIENT_RCVHWM, .answer_refused = true,
+        .sent_free = s_task_free, .handlers = &s_handlers, .arg = self };
+    self->actor = lp_actor_new (pipe, &actor);
     self->waiting = zlistx_new ();
     self->pending = zhashx_new ();
     self->attempts = zhashx_new ();
@@ -1275,14 +1086,16 @@ s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
     self->outcomes = (uint32_t *) calloc (LP_OUTCOME_SLOTS, sizeof (uint32_t));
     self->history = (s_outcome_t *) calloc (LP_TASK_HISTORY, sizeof (s_outcome_t));
     randombytes_buf (self->outcome_key, sizeof self->outcome_key);
-    self->client = zsock_new (ZMQ_ROUTER);
-    self->engine = zsock_new (ZMQ_ROUTER);
-    if (!self->wire || !self->loop || !self->engines || !self->waiting || !self->pending
-    ||  !self->attempts || !self->clients
-    ||  !self->outcomes || !self->history || !self->client || !self->engine) {
+    if (!self->actor || !self->waiting || !self->pending || !self->attempts || !self->clients
+    ||  !self->outcomes || !self->history) {
         s_self_destroy (&self);
         return NULL;
     }
+    self->loop = self->actor->loop;
+    self->wire = self->actor->wire;
+    self->client = self->actor->client;
+    self->engine = self->actor->engine;
+    self->engines = self->actor->engines;
     zlistx_set_destructor (self->waiting, s_task_free);
     //  No key copies (two allocations per task each): pending and
     //  attempts are keyed by the task's own msg_id / attempt strings,
@@ -1293,28 +1106,6 @@ s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
         zhashx_set_key_duplicator (indexes [i], NULL);
         zhashx_set_key_destructor (indexes [i], NULL);
     }
-    zsock_set_router_mandatory (self->engine, 1);
-    zsock_set_router_handover (self->engine, 1);
-    //  The scheduler on I/O thread 1, the mux on 0 (lp_routes_io_affinity).
-    uint64_t affinity = lp_routes_io_affinity (1);
-    zsock_set_affinity (self->engine, (int) affinity);
-    zsock_set_affinity (self->client, (int) affinity);
-    if (lp_bind_tcp (self->engine, config->ip, self->endpoints [0], 128)
-    ||  lp_bind_tcp (self->client, config->ip, self->endpoints [1], 128)) {
-        zsys_error ("scheduler: cannot bind on %s: %s", config->ip, zmq_strerror (zmq_errno ()));
-        s_self_destroy (&self);
-        return NULL;
-    }
-    zsock_set_rcvtimeo (self->client, 0);
-    zsock_set_rcvtimeo (self->engine, 0);
-    //  Set after lp_bind_tcp's tuning (HWM 0); applies to new connections.
-    zsock_set_rcvhwm (self->client, LP_CLIENT_RCVHWM);
-    zloop_reader (self->loop, pipe, s_on_pipe, self);
-    zloop_reader (self->loop, self->client, s_on_client, self);
-    zloop_reader (self->loop, self->engine, s_on_engine, self);
-    zloop_reader_set_tolerant (self->loop, self->engine);
-    zloop_reader_set_tolerant (self->loop, self->client);
-    self->timer = -1;
     return self;
 }
 
@@ -1322,17 +1113,6 @@ void
 lp_scheduler_actor (zsock_t *pipe, void *args)
 {
     self_t *self = s_self_new (pipe, (lp_scheduler_config_t *) args);
-    if (!self) {
-        zsock_signal (pipe, 1);
-        return;
-    }
-    zsock_signal (pipe, 0);
-    char *command = zstr_recv (pipe);
-    bool go = command && streq (command, "ENDPOINTS");
-    if (go)
-        zsock_send (pipe, "ss", self->endpoints [0], self->endpoints [1]);
-    free (command);
-    if (go)
-        zloop_start (self->loop);
+    lp_actor_serve (self? self->actor: NULL, pipe);
     s_self_destroy (&self);
 }

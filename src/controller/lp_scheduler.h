@@ -1,15 +1,10 @@
 /*  lp_scheduler.h - the load-balanced task scheduler actor.
 
-    Commands on the actor pipe (hub -> scheduler):
-      "ENDPOINTS"       reply s s: task engine endpoint, task client endpoint
-      "ADD"     i s     engine id, uuid: may receive tasks from now on
-      "REMOVE"  i s s   engine id, reason, ename: resubmit or fail its
-                        tasks (with ename: EngineError, TimeLimit)
-      "QUEUES"          reply "QUEUES" s: "id:queued:running:done ..." then
-                        "unassigned:N"
-      "$TERM"
-    Events (scheduler -> hub):
-      "HELLO"   i s s   engine id, uuid, "task"
+    The pipe speaks the data-path actors' common commands and events
+    (ENDPOINTS, ADD, REMOVE, QUEUES, HELLO with channel "task":
+    src/controller/lp_actor.h). REMOVE resubmits the engine's tasks that
+    have retries left and fails the others; QUEUES counts the tasks
+    waiting for an engine as waiting.
 */
 #ifndef LP_SCHEDULER_H_INCLUDED
 #define LP_SCHEDULER_H_INCLUDED
@@ -17,28 +12,21 @@
 #include "lp_guard.h"
 #include "lp_store.h"
 
-typedef enum {
-    LP_SCHEME_LEASTLOAD = 0,
-    LP_SCHEME_LRU,
-    LP_SCHEME_PLAINRANDOM,
-    LP_SCHEME_WEIGHTED,
-    LP_SCHEME_TWOBIN
-} lp_scheme_t;
-
 typedef struct {
     const char *ip;                     //  address to bind
     const uint8_t *key;                 //  signing key
     size_t key_len;
-    lp_scheme_t scheme;                 //  how to pick an engine
+    int scheme;                         //  how to pick an engine: an index
+                                        //  in the scheme table (lp_policy.h)
     int hwm;                            //  most tasks outstanding per engine, 0 = no limit
     lp_guard_t *guard;                  //  the controller's replay guard (shared)
     lp_store_t *store;                  //  the task store (hooks), NULL when off
 } lp_scheduler_config_t;
 
 //  Scheme by name ("leastload", "lru", "plainrandom", "weighted",
-//  "twobin"); -1 when unknown.
+//  "twobin": the table in lp_policy.c); -1 when unknown.
 int  lp_scheme_from_name (const char *name);
-const char *lp_scheme_name (lp_scheme_t scheme);
+const char *lp_scheme_name (int scheme);
 
 //  zactor_new (lp_scheduler_actor, &config): binds, then signals 0 (or 1
 //  on failure, and exits).
