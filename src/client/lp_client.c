@@ -1151,7 +1151,7 @@ lp_client_history (lp_client_t *self, const lp_value_t *query, int timeout_ms)
     lp_msg_destroy (&reply);
     if (!records || lp_value_type (records) != LP_ARRAY) {
         lp_value_destroy (&records);
-        lp_client_fail (self, LP_EREMOTE, "history_reply without records");
+        lp_client_fail (self, LP_EREMOTE, "%s without records", LP_HISTORY_REPLY);
         return NULL;
     }
     return records;
@@ -1172,7 +1172,7 @@ lp_client_purge (lp_client_t *self, const char *before, int timeout_ms)
     int64_t removed = lp_msg_get_int (reply, "removed", -1);
     lp_msg_destroy (&reply);
     if (removed < 0)
-        lp_client_fail (self, LP_EREMOTE, "purge_reply without a count");
+        lp_client_fail (self, LP_EREMOTE, "%s without a count", LP_PURGE_REPLY);
     return removed;
 }
 
