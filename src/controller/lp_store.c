@@ -31,7 +31,7 @@
                                             //  the whole message is too large
 #define LP_STORE_QUEUE_BYTES    (256 * 1024 * 1024)
 #define LP_STORE_BUSY_MSEC      5000
-#define LP_STORE_LINGER_USEC    2000        //  gather a batch after a wake-up
+#define LP_STORE_LINGER_USEC    20000       //  gather a batch after a wake-up
 
 typedef enum { REC_REQUEST, REC_STARTED, REC_REPLY, REC_ERROR } s_rec_type_t;
 
@@ -408,9 +408,36 @@ s_bind_text (sqlite3_stmt *stmt, int i, const char *s, size_t cap)
     }
 }
 
-static lp_value_t *
-s_decode (zmsg_t *frames, size_t which)
+//  Frame `which` (from the delimiter) of a record's blob: its bytes, or
+//  false when the copy does not have it. No allocation.
+static bool
+s_frame_bytes (s_rec_t *rec, size_t which, const uint8_t **data, size_t *len)
 {
+    size_t at = 0;
+    for (size_t i = 0; rec->blob && at + 4 <= rec->blob_size; i++) {
+        const uint8_t *p = rec->blob + at;
+        size_t size = ((size_t) p [0] << 24) | ((size_t) p [1] << 16)
+                    | ((size_t) p [2] << 8) | p [3];
+        if (size > rec->blob_size - at - 4)
+            return false;
+        if (i == which) {
+            *data = p + 4;
+            *len = size;
+            return true;
+        }
+        at += 4 + size;
+    }
+    return false;
+}
+
+//  Decodes map frame `which` (the rare cases: flags, long text, errors);
+//  the content with the copy's buffers, which it may refer to.
+static lp_value_t *
+s_decode (s_rec_t *rec, size_t which)
+{
+    if (!rec->frames && rec->blob)
+        rec->frames = s_blob_frames (rec->blob, rec->blob_size);
+    zmsg_t *frames = rec->frames;
     if (!frames)
         return NULL;
     zframe_t *f = zmsg_first (frames);
@@ -418,7 +445,6 @@ s_decode (zmsg_t *frames, size_t which)
         f = zmsg_next (frames);
     if (!f)
         return NULL;
-    //  Buffers, when the copy has them, for content that refers to them.
     zframe_t *buffers [64];
     size_t nbuffers = 0;
     if (which == LP_FRAME_CONTENT) {
@@ -430,38 +456,31 @@ s_decode (zmsg_t *frames, size_t which)
                             nbuffers, err, sizeof err);
 }
 
-static zframe_t *
-s_frame (zmsg_t *frames, size_t which)
-{
-    zframe_t *f = frames? zmsg_first (frames): NULL;
-    for (size_t i = 0; f && i < which; i++)
-        f = zmsg_next (frames);
-    return f;
-}
-
 //  The str at key of a map frame, scanned from its bytes (no decoding:
 //  the writer's common case); out must hold size bytes. NULL when absent,
 //  not a str or too long.
 static const char *
-s_scan (zmsg_t *frames, size_t which, const char *key, char *out, size_t size)
+s_scan (s_rec_t *rec, size_t which, const char *key, char *out, size_t size)
 {
-    zframe_t *f = s_frame (frames, which);
-    return f && lp_reply_map_str (f, key, out, size) == 0? out: NULL;
+    const uint8_t *data;
+    size_t len;
+    return s_frame_bytes (rec, which, &data, &len)
+        && lp_reply_bytes_str (data, len, key, out, size) == 0? out: NULL;
 }
 
 //  True when the map frame's bytes contain key as a msgpack fixstr (it
 //  may be a key of the map: worth decoding).
 static bool
-s_has_key (zmsg_t *frames, size_t which, const char *key)
+s_has_key (s_rec_t *rec, size_t which, const char *key)
 {
-    zframe_t *f = s_frame (frames, which);
-    size_t len = strlen (key);
-    if (!f || len > 31)
+    const uint8_t *data;
+    size_t len, key_len = strlen (key);
+    if (key_len > 31 || !s_frame_bytes (rec, which, &data, &len))
         return false;
     char pattern [32];
-    pattern [0] = (char) (0xa0 | len);
-    memcpy (pattern + 1, key, len);
-    return memmem (zframe_data (f), zframe_size (f), pattern, len + 1) != NULL;
+    pattern [0] = (char) (0xa0 | key_len);
+    memcpy (pattern + 1, key, key_len);
+    return memmem (data, len, pattern, key_len + 1) != NULL;
 }
 
 static const char *
@@ -552,17 +571,17 @@ s_write_request (lp_store_t *self, s_rec_t *rec)
                                    LP_HDR_SUCCESS, LP_HDR_FAILURE };
     bool decode = false;
     for (size_t k = 0; k < sizeof keys / sizeof keys [0] && !decode; k++)
-        decode = s_has_key (rec->frames, LP_FRAME_HEADER, keys [k]);
-    lp_value_t *header = decode? s_decode (rec->frames, LP_FRAME_HEADER): NULL;
+        decode = s_has_key (rec, LP_FRAME_HEADER, keys [k]);
+    lp_value_t *header = decode? s_decode (rec, LP_FRAME_HEADER): NULL;
     lp_value_t *content = NULL;
     char session [LP_STORE_ID_MAX * 2 + 1], msg_type [64];
-    const char *code = s_scan (rec->frames, LP_FRAME_CONTENT, "code", self->scratch,
+    const char *code = s_scan (rec, LP_FRAME_CONTENT, "code", self->scratch,
                                LP_STORE_CODE_MAX + 1);
     if (!code)
-        code = s_scan (rec->frames, LP_FRAME_CONTENT, "fn", self->scratch, LP_STORE_CODE_MAX + 1);
-    if (!code && (s_has_key (rec->frames, LP_FRAME_CONTENT, "code")
-              ||  s_has_key (rec->frames, LP_FRAME_CONTENT, "fn"))) {
-        content = s_decode (rec->frames, LP_FRAME_CONTENT);
+        code = s_scan (rec, LP_FRAME_CONTENT, "fn", self->scratch, LP_STORE_CODE_MAX + 1);
+    if (!code && (s_has_key (rec, LP_FRAME_CONTENT, "code")
+              ||  s_has_key (rec, LP_FRAME_CONTENT, "fn"))) {
+        content = s_decode (rec, LP_FRAME_CONTENT);
         code = s_str (content, "code");
         if (!code)
             code = s_str (content, "fn");
@@ -585,10 +604,10 @@ s_write_request (lp_store_t *self, s_rec_t *rec)
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
     if (stmt) {
         sqlite3_bind_text (stmt, 1, rec->msg_id, -1, SQLITE_STATIC);
-        s_bind_text (stmt, 2, s_scan (rec->frames, LP_FRAME_HEADER, LP_HDR_SESSION,
+        s_bind_text (stmt, 2, s_scan (rec, LP_FRAME_HEADER, LP_HDR_SESSION,
                                       session, sizeof session), 256);
         sqlite3_bind_text (stmt, 3, s_kinds [rec->kind], -1, SQLITE_STATIC);
-        s_bind_text (stmt, 4, s_scan (rec->frames, LP_FRAME_HEADER, LP_HDR_MSG_TYPE,
+        s_bind_text (stmt, 4, s_scan (rec, LP_FRAME_HEADER, LP_HDR_MSG_TYPE,
                                       msg_type, sizeof msg_type), 64);
         s_bind_text (stmt, 5, code, LP_STORE_CODE_MAX);
         s_bind_text (stmt, 6, rec->targets? rec->targets: *targets? targets: NULL, 1 << 20);
@@ -597,14 +616,10 @@ s_write_request (lp_store_t *self, s_rec_t *rec)
                            SQLITE_STATIC);
         sqlite3_bind_text (stmt, 9, submitted, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64 (stmt, 10, (sqlite3_int64) rec->size);
-        zframe_t *hf = NULL;
-        if (rec->frames) {
-            hf = zmsg_first (rec->frames);
-            for (int i = 0; hf && i < LP_FRAME_HEADER; i++)
-                hf = zmsg_next (rec->frames);
-        }
-        if (hf)
-            sqlite3_bind_blob (stmt, 11, zframe_data (hf), (int) zframe_size (hf), SQLITE_STATIC);
+        const uint8_t *header_data;
+        size_t header_len;
+        if (s_frame_bytes (rec, LP_FRAME_HEADER, &header_data, &header_len))
+            sqlite3_bind_blob (stmt, 11, header_data, (int) header_len, SQLITE_TRANSIENT);
         if (rec->complete && rec->blob) {
             sqlite3_bind_blob (stmt, 12, rec->blob, (int) rec->blob_size, free);
             rec->blob = NULL;           //  SQLite's now
@@ -649,23 +664,23 @@ s_write_reply (lp_store_t *self, s_rec_t *rec)
     char state_text [16], started_text [40], completed_text [40];
     if (rec->type == REC_REPLY) {
         //  Scanned from the bytes; decoded only for a long stdout or an error
-        const char *s = s_scan (rec->frames, LP_FRAME_METADATA, LP_META_STATUS,
+        const char *s = s_scan (rec, LP_FRAME_METADATA, LP_META_STATUS,
                                 state_text, sizeof state_text);
         status = s && streq (s, LP_STATUS_OK)? LP_STATUS_OK: LP_STATUS_ERROR;
-        stdout_text = s_scan (rec->frames, LP_FRAME_METADATA, LP_META_STDOUT, self->scratch,
+        stdout_text = s_scan (rec, LP_FRAME_METADATA, LP_META_STDOUT, self->scratch,
                               LP_STORE_STDOUT_MAX + 1);
-        started = s_scan (rec->frames, LP_FRAME_METADATA, LP_META_STARTED,
+        started = s_scan (rec, LP_FRAME_METADATA, LP_META_STARTED,
                           started_text, sizeof started_text);
-        completed = s_scan (rec->frames, LP_FRAME_METADATA, LP_META_COMPLETED,
+        completed = s_scan (rec, LP_FRAME_METADATA, LP_META_COMPLETED,
                             completed_text, sizeof completed_text);
-        if (!stdout_text && s_has_key (rec->frames, LP_FRAME_METADATA, LP_META_STDOUT)) {
-            metadata = s_decode (rec->frames, LP_FRAME_METADATA);
+        if (!stdout_text && s_has_key (rec, LP_FRAME_METADATA, LP_META_STDOUT)) {
+            metadata = s_decode (rec, LP_FRAME_METADATA);
             stdout_text = s_str (metadata, LP_META_STDOUT);
         }
         if (!streq (status, LP_STATUS_OK)) {
             if (!metadata)
-                metadata = s_decode (rec->frames, LP_FRAME_METADATA);
-            content = s_decode (rec->frames, LP_FRAME_CONTENT);
+                metadata = s_decode (rec, LP_FRAME_METADATA);
+            content = s_decode (rec, LP_FRAME_CONTENT);
             ename = s_str (content, LP_CONTENT_ENAME);
             if (!ename)
                 ename = s_str (metadata, LP_META_ENAME);
@@ -674,7 +689,7 @@ s_write_reply (lp_store_t *self, s_rec_t *rec)
     }
     if (!completed)
         completed = now;
-    bool keep = rec->type == REC_REPLY && rec->complete && rec->frames;
+    bool keep = rec->type == REC_REPLY && rec->complete && rec->blob;
     //  The request's state, in memory
     bool final = true, failed = !streq (status, LP_STATUS_OK);
     bool aborted = ename && streq (ename, LP_ENAME_ABORTED);
@@ -781,19 +796,30 @@ s_writer (void *arg)
         zlist_t *finals = zlist_new ();
         zlist_autofree (finals);
         uint64_t count = 0;
+        //  A task that started and ended within the batch needs no
+        //  'running' row: its reply sets the final state.
+        zhashx_t *ended = zhashx_new ();
+        if (ended) {
+            zhashx_set_key_duplicator (ended, NULL);
+            zhashx_set_key_destructor (ended, NULL);
+            for (s_rec_t *rec = batch; rec; rec = rec->next)
+                if (rec->type == REC_REPLY || rec->type == REC_ERROR)
+                    zhashx_insert (ended, rec->msg_id, rec);
+        }
         sqlite3_exec (self->db, "BEGIN", NULL, NULL, NULL);
         for (s_rec_t *rec = batch; rec; rec = rec->next, count++) {
-            if (rec->blob)
-                rec->frames = s_blob_frames (rec->blob, rec->blob_size);
             if (rec->type == REC_REQUEST)
                 s_write_request (self, rec);
             else
-            if (rec->type == REC_STARTED)
-                s_write_started (self, rec);
+            if (rec->type == REC_STARTED) {
+                if (!ended || !zhashx_lookup (ended, rec->msg_id))
+                    s_write_started (self, rec);
+            }
             else
             if (s_write_reply (self, rec) && finals)
                 zlist_append (finals, rec->msg_id);
         }
+        zhashx_destroy (&ended);
         char *errmsg = NULL;
         if (sqlite3_exec (self->db, "COMMIT", NULL, NULL, &errmsg) != SQLITE_OK) {
             zsys_error ("store: %s: cannot commit: %s", self->path, errmsg? errmsg: "?");
@@ -850,7 +876,7 @@ s_open (const char *path, char *err, size_t errlen)
         sqlite3_busy_timeout (db, LP_STORE_BUSY_MSEC);
         //  journal_mode reads the file: a corrupt one fails here.
         rc = sqlite3_exec (db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-                           " PRAGMA cache_size = -16384;", NULL, NULL, &errmsg);
+                           " PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4000;", NULL, NULL, &errmsg);
     }
     if (rc == SQLITE_OK)
         rc = sqlite3_exec (db, s_schema, NULL, NULL, &errmsg);
