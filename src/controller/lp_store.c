@@ -94,6 +94,7 @@ struct _lp_store_t {
     sqlite3_stmt *st_update;            //  the request after a reply
     sqlite3_stmt *st_orphan;            //  a reply without a request row
     sqlite3_stmt *st_rowid;             //  a request's rowid by msg_id
+    sqlite3_stmt *st_frames;            //  INSERT a request's frames
     char scratch [LP_STORE_STDOUT_MAX + 1];  //  writer's text buffer
 };
 
@@ -379,7 +380,13 @@ static const char *s_schema =
     " code TEXT, targets TEXT, flags TEXT, status TEXT, engine INTEGER,"
     " submitted TEXT, started TEXT, completed TEXT, stdout TEXT,"
     " ename TEXT, evalue TEXT, replies INTEGER NOT NULL DEFAULT 0,"
-    " size INTEGER, header BLOB, request BLOB);"
+    " size INTEGER);"
+    //  The request's signed frames, apart: a row of requests is updated
+    //  when replies come, and SQLite rewrites a whole row (its blobs too)
+    //  on every update. complete: all the frames (it can be resubmitted),
+    //  else only header .. metadata (content when small).
+    "CREATE TABLE IF NOT EXISTS request_frames ("
+    " request INTEGER PRIMARY KEY, complete INTEGER NOT NULL, frames BLOB);"
     //  Replies are keyed by their request's rowid, which grows: their
     //  index is appended to, not updated at random places as an index of
     //  random msg_ids would be (that cost a page read and write per task).
@@ -600,8 +607,8 @@ s_write_request (lp_store_t *self, s_rec_t *rec)
     s_iso (rec->when, submitted);
     sqlite3_stmt *stmt = s_stmt (self, &self->st_request,
         "INSERT OR IGNORE INTO requests (msg_id, session, kind, msg_type, code, targets,"
-        " flags, status, submitted, size, header, request)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+        " flags, status, submitted, size)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
     if (stmt) {
         sqlite3_bind_text (stmt, 1, rec->msg_id, -1, SQLITE_STATIC);
         s_bind_text (stmt, 2, s_scan (rec, LP_FRAME_HEADER, LP_HDR_SESSION,
@@ -616,19 +623,24 @@ s_write_request (lp_store_t *self, s_rec_t *rec)
                            SQLITE_STATIC);
         sqlite3_bind_text (stmt, 9, submitted, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64 (stmt, 10, (sqlite3_int64) rec->size);
-        const uint8_t *header_data;
-        size_t header_len;
-        if (s_frame_bytes (rec, LP_FRAME_HEADER, &header_data, &header_len))
-            sqlite3_bind_blob (stmt, 11, header_data, (int) header_len, SQLITE_TRANSIENT);
-        if (rec->complete && rec->blob) {
-            sqlite3_bind_blob (stmt, 12, rec->blob, (int) rec->blob_size, free);
-            rec->blob = NULL;           //  SQLite's now
-        }
+        int64_t rowid = 0;
         if (s_exec (stmt) != 0)
             zsys_warning ("store: %s: %s", self->path, sqlite3_errmsg (self->db));
         else
-        if (sqlite3_changes (self->db) == 1)
-            s_set_rowid (self, rec->msg_id, sqlite3_last_insert_rowid (self->db));
+        if (sqlite3_changes (self->db) == 1) {
+            rowid = sqlite3_last_insert_rowid (self->db);
+            s_set_rowid (self, rec->msg_id, rowid);
+        }
+        stmt = rowid && rec->blob? s_stmt (self, &self->st_frames,
+            "INSERT OR REPLACE INTO request_frames (request, complete, frames)"
+            " VALUES (?1, ?2, ?3)"): NULL;
+        if (stmt) {
+            sqlite3_bind_int64 (stmt, 1, rowid);
+            sqlite3_bind_int (stmt, 2, rec->complete);
+            sqlite3_bind_blob (stmt, 3, rec->blob, (int) rec->blob_size, free);
+            rec->blob = NULL;           //  SQLite's now
+            s_exec (stmt);
+        }
     }
     lp_value_destroy (&header);
     lp_value_destroy (&content);
@@ -855,7 +867,8 @@ s_writer (void *arg)
     }
     pthread_mutex_unlock (&self->lock);
     sqlite3_stmt **stmts [] = { &self->st_request, &self->st_started, &self->st_reply,
-                                &self->st_update, &self->st_orphan, &self->st_rowid };
+                                &self->st_update, &self->st_orphan, &self->st_rowid,
+                                &self->st_frames };
     for (size_t i = 0; i < sizeof stmts / sizeof stmts [0]; i++) {
         sqlite3_finalize (*stmts [i]);
         *stmts [i] = NULL;
@@ -1132,14 +1145,17 @@ lp_store_replies (lp_store_t *self, const char *msg_id, lp_wire_t *wire)
     //  The request's header, for the parent of replies made here
     lp_value_t *header = NULL;
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2 (self->reader, "SELECT header FROM requests WHERE msg_id = ?1",
+    if (sqlite3_prepare_v2 (self->reader, "SELECT frames FROM request_frames WHERE request ="
+                            " (SELECT rowid FROM requests WHERE msg_id = ?1)",
                             -1, &stmt, NULL) == SQLITE_OK) {
         sqlite3_bind_text (stmt, 1, msg_id, -1, SQLITE_STATIC);
         if (sqlite3_step (stmt) == SQLITE_ROW && sqlite3_column_bytes (stmt, 0) > 0) {
+            zmsg_t *frames = s_blob_frames ((const uint8_t *) sqlite3_column_blob (stmt, 0),
+                                            (size_t) sqlite3_column_bytes (stmt, 0));
             char err [128];
-            header = lp_codec_decode (sqlite3_column_blob (stmt, 0),
-                                      (size_t) sqlite3_column_bytes (stmt, 0), NULL, 0,
-                                      err, sizeof err);
+            header = frames? lp_wire_decode_frame (frames, 0, LP_FRAME_HEADER, err, sizeof err)
+                           : NULL;
+            zmsg_destroy (&frames);
         }
         sqlite3_finalize (stmt);
     }
@@ -1269,12 +1285,18 @@ lp_store_purge (lp_store_t *self, const char *before, char *err, size_t errlen)
         snprintf (err, errlen, "%s", sqlite3_errmsg (self->reader));
         return -1;
     }
-    snprintf (sql, sizeof sql, "DELETE FROM replies WHERE request IN (%s)", where);
-    if (sqlite3_prepare_v2 (self->reader, sql, -1, &stmt, NULL) == SQLITE_OK) {
-        s_bind_text (stmt, 1, before, 40);
-        if (s_exec (stmt) == 0)
-            count = 0;
-        sqlite3_finalize (stmt);
+    for (int table = 0; table < 2; table++) {
+        snprintf (sql, sizeof sql, "DELETE FROM %s WHERE request IN (%s)",
+                  table? "request_frames": "replies", where);
+        count = -1;
+        if (sqlite3_prepare_v2 (self->reader, sql, -1, &stmt, NULL) == SQLITE_OK) {
+            s_bind_text (stmt, 1, before, 40);
+            if (s_exec (stmt) == 0)
+                count = 0;
+            sqlite3_finalize (stmt);
+        }
+        if (count < 0)
+            break;
     }
     snprintf (sql, sizeof sql, "DELETE FROM requests WHERE rowid IN (%s)", where);
     if (count == 0 && sqlite3_prepare_v2 (self->reader, sql, -1, &stmt, NULL) == SQLITE_OK) {
@@ -1301,7 +1323,9 @@ lp_store_request_frames (lp_store_t *self, const char *msg_id, int *kind_p)
     assert (self);
     sqlite3_stmt *stmt = NULL;
     zmsg_t *frames = NULL;
-    if (sqlite3_prepare_v2 (self->reader, "SELECT kind, request FROM requests WHERE msg_id = ?1",
+    if (sqlite3_prepare_v2 (self->reader, "SELECT r.kind, f.frames FROM requests r"
+                            " JOIN request_frames f ON f.request = r.rowid"
+                            " WHERE r.msg_id = ?1 AND f.complete = 1",
                             -1, &stmt, NULL) == SQLITE_OK) {
         sqlite3_bind_text (stmt, 1, msg_id, -1, SQLITE_STATIC);
         if (sqlite3_step (stmt) == SQLITE_ROW && sqlite3_column_bytes (stmt, 1) > 0) {
