@@ -22,6 +22,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 
 #define LP_STORE_TAG            0x1b0c0011
 #define LP_STORE_ID_MAX         64          //  longer msg_ids are not stored
@@ -32,6 +33,7 @@
 #define LP_STORE_QUEUE_BYTES    (256 * 1024 * 1024)
 #define LP_STORE_BUSY_MSEC      5000
 #define LP_STORE_LINGER_USEC    20000       //  gather a batch after a wake-up
+#define LP_STORE_NICE           10          //  the writer yields to the data path
 
 typedef enum { REC_REQUEST, REC_STARTED, REC_REPLY, REC_ERROR } s_rec_type_t;
 
@@ -63,7 +65,7 @@ typedef struct {
     bool aborted;                       //  ... ename Aborted
     bool final;                         //  written final, leaves after commit
     bool watched;                       //  announce DONE when it leaves
-    int64_t rowid;                      //  its row in requests (writer), 0 unknown
+    char msg_id [LP_STORE_ID_MAX + 1];  //  its key in `pending` (not copied)
 } s_pending_t;
 
 struct _lp_store_t {
@@ -85,6 +87,7 @@ struct _lp_store_t {
     int64_t stripped_logged;            //  zclock_mono of the last log line
     bool stop;                          //  destroy asked
     zhashx_t *pending;                  //  msg_id -> s_pending_t
+    zhashx_t *rowids;                   //  msg_id -> rowid, writer only
     zsock_t *events_out;                //  PAIR, writer's end
     zsock_t *events_in;                 //  PAIR, hub's end
     //  The writer's statements, prepared once (writer thread only)
@@ -218,11 +221,11 @@ s_copy_blob (zmsg_t *msg, size_t delim, size_t max, bool *complete, size_t *size
 //  --------------------------------------------------------------------
 //  Hooks (data path)
 
+//  Queues rec for the writer (lock held).
 static void
-s_enqueue (lp_store_t *self, s_rec_t *rec)
+s_enqueue_locked (lp_store_t *self, s_rec_t *rec)
 {
     size_t bytes = rec->blob? rec->blob_size: 0;
-    pthread_mutex_lock (&self->lock);
     if (self->queued_bytes + bytes > LP_STORE_QUEUE_BYTES && rec->blob) {
         //  The disk cannot keep up: the row stays, its frames go.
         free (rec->blob);
@@ -246,6 +249,13 @@ s_enqueue (lp_store_t *self, s_rec_t *rec)
     self->queued++;
     if (was_empty)
         pthread_cond_signal (&self->wake);
+}
+
+static void
+s_enqueue (lp_store_t *self, s_rec_t *rec)
+{
+    pthread_mutex_lock (&self->lock);
+    s_enqueue_locked (self, rec);
     pthread_mutex_unlock (&self->lock);
 }
 
@@ -274,7 +284,8 @@ s_pending_touch (lp_store_t *self, const char *msg_id, int kind)
         if (!entry)
             return NULL;
         entry->kind = kind;
-        if (zhashx_insert (self->pending, msg_id, entry) != 0) {
+        snprintf (entry->msg_id, sizeof entry->msg_id, "%s", msg_id);
+        if (zhashx_insert (self->pending, entry->msg_id, entry) != 0) {
             free (entry);
             return NULL;
         }
@@ -317,9 +328,9 @@ lp_store_request (lp_store_t *self, lp_store_kind_t kind, const char *msg_id,
         entry->nengines = copy? nengines: 0;
         copy = NULL;
     }
+    s_enqueue_locked (self, rec);
     pthread_mutex_unlock (&self->lock);
     free (copy);
-    s_enqueue (self, rec);
 }
 
 void
@@ -536,14 +547,12 @@ s_exec (sqlite3_stmt *stmt)
     return rc == SQLITE_DONE || rc == SQLITE_ROW? 0: -1;
 }
 
+//  The writer's own map msg_id -> rowid of the requests not final yet
+//  (no lock: only the writer uses it).
 static void
 s_set_rowid (lp_store_t *self, const char *msg_id, int64_t rowid)
 {
-    pthread_mutex_lock (&self->lock);
-    s_pending_t *entry = (s_pending_t *) zhashx_lookup (self->pending, msg_id);
-    if (entry)
-        entry->rowid = rowid;
-    pthread_mutex_unlock (&self->lock);
+    zhashx_update (self->rowids, msg_id, (void *) (intptr_t) rowid);
 }
 
 //  The rowid of msg_id's request row: from memory, else looked up; 0
@@ -551,10 +560,7 @@ s_set_rowid (lp_store_t *self, const char *msg_id, int64_t rowid)
 static int64_t
 s_rowid (lp_store_t *self, const char *msg_id)
 {
-    pthread_mutex_lock (&self->lock);
-    s_pending_t *entry = (s_pending_t *) zhashx_lookup (self->pending, msg_id);
-    int64_t rowid = entry? entry->rowid: 0;
-    pthread_mutex_unlock (&self->lock);
+    int64_t rowid = (int64_t) (intptr_t) zhashx_lookup (self->rowids, msg_id);
     sqlite3_stmt *stmt;
     if (rowid == 0
     &&  (stmt = s_stmt (self, &self->st_rowid, "SELECT rowid FROM requests WHERE msg_id = ?1"))) {
@@ -788,6 +794,10 @@ s_writer (void *arg)
 {
     lp_store_t *self = (lp_store_t *) arg;
     pthread_setname_np (pthread_self (), "lp-store");
+    //  Below the data path: when the CPUs are busy, forwarding goes first
+    //  and the writer catches up in the gaps (its queue absorbs bursts).
+    if (setpriority (PRIO_PROCESS, (id_t) gettid (), LP_STORE_NICE) != 0)
+        zsys_warning ("store: cannot lower the writer's priority: %s", strerror (errno));
     pthread_mutex_lock (&self->lock);
     while (true) {
         while (!self->head && !self->stop)
@@ -854,9 +864,12 @@ s_writer (void *arg)
                 if (entry->watched && done)
                     zlist_append (done, id);
                 zhashx_delete (self->pending, id);
+                s_pending_free ((void **) &entry);
             }
         }
         self->written += count;
+        for (char *id = finals? (char *) zlist_first (finals): NULL; id; id = (char *) zlist_next (finals))
+            zhashx_delete (self->rowids, id);
         pthread_cond_broadcast (&self->synced);
         pthread_mutex_unlock (&self->lock);
         for (char *id = done? (char *) zlist_first (done): NULL; id; id = (char *) zlist_next (done))
@@ -940,8 +953,13 @@ lp_store_new (const char *path, size_t max_result, char *err, size_t errlen)
     pthread_cond_init (&self->wake, NULL);
     pthread_cond_init (&self->synced, NULL);
     self->pending = zhashx_new ();
-    if (self->pending)
-        zhashx_set_destructor (self->pending, s_pending_free);
+    self->rowids = zhashx_new ();
+    //  Keys are the entries' own msg_id; entries are freed by hand after
+    //  they leave the index (s_pending_free).
+    if (self->pending) {
+        zhashx_set_key_duplicator (self->pending, NULL);
+        zhashx_set_key_destructor (self->pending, NULL);
+    }
     self->db = s_open (path, err, errlen);
     if (self->db)
         self->reader = s_open (path, err, errlen);
@@ -961,7 +979,7 @@ lp_store_new (const char *path, size_t max_result, char *err, size_t errlen)
                 zsock_destroy (&self->events_in);
         }
     }
-    if (!self->path || !self->pending || !self->db || !self->reader
+    if (!self->path || !self->pending || !self->rowids || !self->db || !self->reader
     ||  !self->events_out || !self->events_in) {
         if (self->db && self->reader)
             snprintf (err, errlen, "task store %s: out of memory", path);
@@ -1001,7 +1019,12 @@ lp_store_destroy (lp_store_t **self_p)
     zsock_destroy (&self->events_out);
     sqlite3_close (self->reader);
     sqlite3_close (self->db);
-    zhashx_destroy (&self->pending);
+    if (self->pending) {
+        for (void *entry = zhashx_first (self->pending); entry; entry = zhashx_next (self->pending))
+            s_pending_free (&entry);
+        zhashx_destroy (&self->pending);
+    }
+    zhashx_destroy (&self->rowids);
     pthread_cond_destroy (&self->wake);
     pthread_cond_destroy (&self->synced);
     pthread_mutex_destroy (&self->lock);
