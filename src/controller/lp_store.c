@@ -2,10 +2,15 @@
     lp_store - the task store, see lp_store.h
 
     Threads: the hooks run on the data-path actors' threads and only copy
-    frames and queue a record under `lock`; the writer thread (s_writer)
-    takes the whole queue at once, decodes each record (header, content,
-    metadata: never on the data path) and writes the batch in one
-    transaction on its own connection. The hub reads and purges on a
+    the frames into one blob and queue a record under `lock`; the writer
+    thread (s_writer, nice LP_STORE_NICE) gathers for LP_STORE_LINGER_USEC,
+    takes the whole queue at once, reads the fields it needs from each
+    blob (scanning the msgpack bytes; decoding only flags, long text and
+    errors: never on the data path) and writes the batch in one
+    transaction on its own connection. Rows are addressed by rowid
+    (requests: the writer's own msg_id -> rowid map; replies and
+    request_frames keyed by the request's rowid), so a task costs appends,
+    not updates of random index pages. The hub reads and purges on a
     second connection (WAL: readers do not block the writer, and a purge
     waits for the writer's transaction at most LP_STORE_BUSY_MSEC).
 

@@ -4,9 +4,10 @@
     <profile>/db/tasks.sqlite3 (WAL), tables `requests` (one row per
     request a client sent: msg_id, session, kind, msg_type, code, targets,
     flags, status, engine, submitted/started/completed, stdout, ename,
-    evalue, the request's signed frames) and `replies` (one row per reply
-    of a request: one for a task, one per engine for a direct request,
-    with the reply's signed frames when they fit under max_result).
+    evalue), `request_frames` (its signed frames: all of them when they
+    fit under max_result, so it can be resubmitted) and `replies` (one row
+    per reply: one for a task, one per engine for a direct request, with
+    the reply's signed frames when they fit under max_result).
     docs/operations.md describes the columns.
 
     The data-path actors (mux, scheduler) call the hooks below from their
