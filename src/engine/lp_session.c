@@ -247,6 +247,10 @@ s_output (void *arg, const char *text, size_t len)
     //  reply's stdout keeps what fits in the capture)
     if (len > LP_MAX_FRAME_BYTES / 2)
         len = LP_MAX_FRAME_BYTES / 2;
+    //  offset: where text starts in the request's output (the capture
+    //  has not appended it yet), so a client can tell a dropped message
+    size_t offset = 0;
+    lp_engine_stdout (self->engine, &offset);
     lp_msg_t *msg = lp_msg_new_reply (self->request, LP_STREAM);
     zmsg_t *routing = zmsg_new ();
     lp_value_t *content = lp_value_map ();
@@ -254,6 +258,7 @@ s_output (void *arg, const char *text, size_t len)
     ||  zmsg_addstr (routing, self->topic)
     ||  lp_value_set (content, "name", lp_value_string ("stdout"))
     ||  lp_value_set (content, "text", s_text_value (text, len))
+    ||  lp_value_set (content, "offset", lp_value_int ((int64_t) offset))
     ||  lp_value_set (lp_msg_metadata (msg), LP_META_ENGINE, lp_value_int (self->id))) {
         lp_msg_destroy (&msg);
         zmsg_destroy (&routing);

@@ -3,7 +3,7 @@
     serving docs/protocol.md
 
     lpengine --file lp-engine.json [-n N] [--memory-limit MB] [--lost-exit MSEC]
-             [--id N] [--log FILE] [--daemon --pid-file PATH] [--help]
+             [--stdout-max BYTES] [--id N] [--log FILE] [--daemon --pid-file PATH] [--help]
 
     Memory: each Lua state is capped (protocol.md, MemoryError); without
     --memory-limit the cap is LP_ENGINE_MEMORY_SHARE % of physical memory
@@ -61,17 +61,20 @@ s_usage (FILE *out)
 {
     fprintf (out,
         "usage: lpengine --file lp-engine.json [-n N] [--memory-limit MB] [--lost-exit MSEC]\n"
-        "                [--id N] [--log FILE] [--daemon --pid-file PATH] [--help]\n"
+        "                [--stdout-max BYTES] [--id N] [--log FILE] [--daemon --pid-file PATH] [--help]\n"
         "  --file FILE         engine connection file (written by lpcontroller)\n"
         "  -n N                run N engines under a supervisor process\n"
         "  --memory-limit MB   cap on each Lua state's memory (0 = none; default\n"
         "                      %d%% of physical memory divided by N)\n"
         "  --lost-exit MSEC    exit when no controller was heard for MSEC (default: never)\n"
+        "  --stdout-max BYTES  most output kept per request for its reply; more is\n"
+        "                      dropped and counted in a marker line (default %d MiB;\n"
+        "                      also from $LP_ENGINE_STDOUT_MAX)\n"
         "  --id N              ask for engine id N when registering (without -n)\n"
         "  --log FILE          append log lines and output to FILE\n"
         "  --daemon            detach from the terminal (setsid)\n"
         "  --pid-file PATH     write the (supervisor's) pid there; removed on exit\n",
-        LP_ENGINE_MEMORY_SHARE);
+        LP_ENGINE_MEMORY_SHARE, LP_ENGINE_STDOUT_MAX / (1024 * 1024));
 }
 
 static void
@@ -100,6 +103,16 @@ s_install_handlers (void)
 //  One engine in this process; returns the exit code
 static int64_t s_lost_exit = 0;         //  --lost-exit ms, 0 = never
 static int s_ask_id = -1;               //  --id, -1 = any
+static long long s_stdout_max = -1;     //  --stdout-max bytes, -1 = default
+
+//  A byte count from an option or the environment; -1 when not one
+static long long
+s_bytes (const char *text)
+{
+    char *end = NULL;
+    long long bytes = text && *text? strtoll (text, &end, 10): -1;
+    return end && !*end && bytes >= 0? bytes: -1;
+}
 
 static int
 s_engine_main (const char *file, lp_conn_t **conn_p, size_t memory_limit)
@@ -128,6 +141,8 @@ s_engine_main (const char *file, lp_conn_t **conn_p, size_t memory_limit)
         lp_conn_destroy (conn_p);
         return 1;
     }
+    if (s_stdout_max >= 0)
+        lp_engine_set_stdout_max (engine, (size_t) s_stdout_max);
     lp_session_t *session = lp_session_new (file, conn_p, engine);
     if (!session) {
         lp_engine_destroy (&engine);
@@ -261,9 +276,24 @@ main (int argc, char *argv [])
             }
             s_lost_exit = (int64_t) msec;
         }
+        else
+        if (streq (arg, "--stdout-max") && has_value) {
+            s_stdout_max = s_bytes (argv [++i]);
+            if (s_stdout_max < 0) {
+                fprintf (stderr, "lpengine: --stdout-max wants a number of bytes\n");
+                return 1;
+            }
+        }
         else {
             fprintf (stderr, "lpengine: unknown or incomplete option '%s'\n", arg);
             s_usage (stderr);
+            return 1;
+        }
+    }
+    if (s_stdout_max < 0 && getenv ("LP_ENGINE_STDOUT_MAX")) {
+        s_stdout_max = s_bytes (getenv ("LP_ENGINE_STDOUT_MAX"));
+        if (s_stdout_max < 0) {
+            fprintf (stderr, "lpengine: LP_ENGINE_STDOUT_MAX wants a number of bytes\n");
             return 1;
         }
     }
