@@ -110,7 +110,8 @@ s_usage (FILE *out)
         "  -h, --help           this text\n"
         "Settings may also come from <profile>/lpcontroller_config.lua\n"
         "(scheduler, hwm, heartbeat_msec, max_misses, ip, location, engine_memory_mb,\n"
-        "restart_engines, replay_window_msec); options win.\n",
+        "restart_engines, replay_window_msec, log_max_mb, log_keep, engine_wait_sec);\n"
+        "options win.\n",
         LP_HEARTBEAT_MSEC, LP_HEARTBEAT_MAX_MISSES, LP_TASK_HWM, LP_ENGINE_MEMORY_SHARE,
         LP_REPLAY_WINDOW_MSEC, LP_LOG_MAX_MB, LP_LOG_KEEP, LP_ENGINE_LOST_EXIT_MSEC / 1000);
 }
@@ -364,6 +365,9 @@ s_parse (int argc, char **argv, s_options_t *options)
     file->hwm = -1;
     file->engine_memory_mb = -1;
     file->restart_engines = -1;
+    file->log_max_mb = -1;
+    file->log_keep = -1;
+    file->engine_wait_sec = -1;
     snprintf (path, sizeof path, "%s/lpcontroller_config.lua", options->profile_dir);
     if (lp_config_load (path, file, err, sizeof err) != 0) {
         fprintf (stderr, "lpcontroller: %s\n", err);
@@ -388,11 +392,12 @@ s_parse (int argc, char **argv, s_options_t *options)
     if (!options->replay_window_msec && file->replay_window_msec > 0)
         options->replay_window_msec = file->replay_window_msec;
     if (options->log_max_mb < 0)
-        options->log_max_mb = LP_LOG_MAX_MB;
+        options->log_max_mb = file->log_max_mb >= 0? file->log_max_mb: LP_LOG_MAX_MB;
     if (options->log_keep < 0)
-        options->log_keep = LP_LOG_KEEP;
+        options->log_keep = file->log_keep >= 0? file->log_keep: LP_LOG_KEEP;
     if (options->engine_wait_sec < 0)
-        options->engine_wait_sec = LP_ENGINE_LOST_EXIT_MSEC / 1000;
+        options->engine_wait_sec = file->engine_wait_sec >= 0? file->engine_wait_sec
+                                 : LP_ENGINE_LOST_EXIT_MSEC / 1000;
     if (lp_scheme_from_name (options->scheduler) < 0) {
         fprintf (stderr, "lpcontroller: unknown scheduler '%s' (leastload, lru, plainrandom, "
                  "weighted, twobin)\n", options->scheduler);

@@ -7,7 +7,8 @@
 #  With --engine-wait 3, after kill -9 of the controller the orphaned
 #  engine exits by itself (it notices the loss after max-misses heartbeats,
 #  then waits 3 s): within 20 s. `./cluster.sh engines --engine-wait S`
-#  passes the same to remote engines (checked on its command line). Only
+#  passes the same to remote engines (checked on its command line), and
+#  engine_wait_sec in the profile's lpcontroller_config.lua sets it too. Only
 #  processes this test started are signalled, by pid.
 set -u
 BUILD=${1:?usage: engine_wait.sh BUILD_DIR}
@@ -35,6 +36,14 @@ cmdline() { tr '\0' ' ' < "/proc/$1/cmdline" 2>/dev/null; }
 start
 E=$(echo $ENGINE_PIDS)
 cmdline "$E" | grep -q -- '--lost-exit 60000 ' || fail "default engine command line: $(cmdline "$E")"
+timeout 60 ./cluster.sh stop --profile "$NAME" >/dev/null 2>&1 || fail "./cluster.sh stop failed"
+wait_gone "$CTRL_PID" 15 || fail "controller still running after stop"
+
+#  1b. from the profile's config file (options win over it)
+printf 'engine_wait_sec = 4\nlog_keep = 1\n' > "$DIR/lpcontroller_config.lua"
+start
+E=$(echo $ENGINE_PIDS)
+cmdline "$E" | grep -q -- '--lost-exit 4000 ' || fail "engine_wait_sec = 4 in the config file: $(cmdline "$E")"
 timeout 60 ./cluster.sh stop --profile "$NAME" >/dev/null 2>&1 || fail "./cluster.sh stop failed"
 wait_gone "$CTRL_PID" 15 || fail "controller still running after stop"
 
