@@ -71,7 +71,8 @@
 #define LP_CLIENT_TASKS_MAX        4096        //  scheduler: unfinished tasks of one client
 #define LP_CLIENT_RCVHWM           8192        //  scheduler: messages queued in ZeroMQ per client
 #define LP_TASK_ID_MAX             64          //  scheduler: longer task msg_ids are refused
-#define LP_LOG_MAX_MB              10          //  a log file is rotated past this (--log-max)
+#define LP_LOG_MAX_MB              10          //  a log file is rotated past this (--log-max;
+                                               //  also lpengine's, for --pipe-log)
 #define LP_LOG_KEEP                5           //  rotated files kept per log (--log-keep)
 #define LP_LOG_CHECK_MSEC          250         //  the controller's own log: size checked this often
 #define LP_LOG_CHUNK_BYTES         (64 * 1024) //  engine output read from its pipe at a time

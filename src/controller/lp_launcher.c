@@ -10,7 +10,9 @@
 
     Every engine runs in a slot k: `lpengine --file F --id k --memory-limit
     MB --lost-exit MSEC`, its stdout and stderr a pipe that the log
-    thread copies into log/engine-<k>.log (rotated by size), its pid in
+    thread copies into log/engine-<k>.log (rotated by size; --pipe-log
+    tells the engine to write that file itself should the controller
+    die), its pid in
     pid/engine-<k>.pid while it runs. The pid files are for
     `cluster.sh stop` after the controller itself was killed (-9): the
     engines would otherwise run until --lost-exit. A restart (the
@@ -113,7 +115,8 @@ s_spawn (lp_launcher_t *self, int slot, int id, char *err, size_t errlen)
     snprintf (id_text, sizeof id_text, "%d", id);
     snprintf (memory_text, sizeof memory_text, "%ld", self->memory_mb);
     snprintf (lost_text, sizeof lost_text, "%ld", self->lost_exit_msec);
-    char *argv [12];
+    char max_text [24], keep_text [24];
+    char *argv [20];
     int argc = 0;
     argv [argc++] = "lpengine";
     argv [argc++] = "--file";
@@ -127,6 +130,21 @@ s_spawn (lp_launcher_t *self, int slot, int id, char *err, size_t errlen)
     if (self->lost_exit_msec > 0) {
         argv [argc++] = "--lost-exit";
         argv [argc++] = lost_text;
+    }
+    if (self->log) {
+        //  Should the controller die, the engine writes its log itself
+        uint64_t max_bytes;
+        int keep;
+        lp_log_settings (self->log, &max_bytes, &keep);
+        snprintf (max_text, sizeof max_text, "%llu",
+                  (unsigned long long) (max_bytes / (1024 * 1024)));
+        snprintf (keep_text, sizeof keep_text, "%d", keep);
+        argv [argc++] = "--pipe-log";
+        argv [argc++] = log_path;
+        argv [argc++] = "--log-max";
+        argv [argc++] = max_text;
+        argv [argc++] = "--log-keep";
+        argv [argc++] = keep_text;
     }
     argv [argc] = NULL;
     //  Output: a pipe to the log thread, so the log rotates and a chatty

@@ -6,7 +6,9 @@
 #  enough to start the controller again); `--engine-wait 3` gives 3000.
 #  With --engine-wait 3, after kill -9 of the controller the orphaned
 #  engine exits by itself (it notices the loss after max-misses heartbeats,
-#  then waits 3 s): within 20 s. `./cluster.sh engines --engine-wait S`
+#  then waits 3 s): within 20 s, and its last words are in its log (it
+#  writes the log itself once the controller's end of its output pipe is
+#  gone, lpengine --pipe-log). `./cluster.sh engines --engine-wait S`
 #  passes the same to remote engines (checked on its command line), and
 #  engine_wait_sec in the profile's lpcontroller_config.lua sets it too. Only
 #  processes this test started are signalled, by pid.
@@ -59,8 +61,13 @@ if wait_gone "$E" 20; then
 else
     fail "engine with --engine-wait 3 still runs 20 s after its controller was killed"
 fi
+#  Its output went through the killed controller: it then writes its log
+#  itself (--pipe-log), so its last words are there
+grep -q 'writing .*engine-0.log directly' "$DIR/log/engine-0.log" 2>/dev/null \
+    || fail "the orphaned engine did not take over its log"
 grep -q 'lost-exit 3000' "$DIR/log/engine-0.log" 2>/dev/null \
-    || say "(the engine's last words are not in its log: its output went through the killed controller)"
+    || fail "the orphaned engine's last words (--lost-exit) are not in its log"
+tail -n 3 "$DIR/log/engine-0.log"
 CTRL_PID=""
 ./cluster.sh stop --profile "$NAME" >/dev/null 2>&1
 

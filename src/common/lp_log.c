@@ -391,6 +391,97 @@ lp_log_dropped (lp_log_t *self)
     return dropped;
 }
 
+void
+lp_log_settings (lp_log_t *self, uint64_t *max_bytes, int *keep)
+{
+    *max_bytes = self->max_bytes;
+    *keep = self->keep;
+}
+
+//  --------------------------------------------------------------------------
+//  An engine's log after its controller is gone
+
+typedef struct {
+    char *path;                         //  the engine's log file
+    uint64_t max_bytes;                 //  its rotation
+    int keep;
+} s_adopt_t;
+
+static lp_log_t *s_adopted = NULL;      //  set once, by the watcher
+static pthread_mutex_t s_adopted_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *
+s_watch (void *arg)
+{
+    s_adopt_t *adopt = (s_adopt_t *) arg;
+    //  A pipe's write end reports POLLERR once no reader is left
+    struct pollfd item = { STDOUT_FILENO, 0, 0 };
+    while (poll (&item, 1, -1) < 0 || !(item.revents & (POLLERR | POLLNVAL)))
+        ;
+    lp_log_t *log = lp_log_new (adopt->max_bytes, adopt->keep);
+    int fds [2];
+    char err [1200];
+    if (log && pipe2 (fds, O_CLOEXEC) == 0) {
+        dup2 (fds [1], STDOUT_FILENO);
+        dup2 (fds [1], STDERR_FILENO);
+        close (fds [1]);
+        if (lp_log_follow (log, fds [0], adopt->path, err, sizeof err) == 0) {
+            pthread_mutex_lock (&s_adopted_lock);
+            s_adopted = log;
+            pthread_mutex_unlock (&s_adopted_lock);
+            log = NULL;
+            zsys_warning ("the controller's end of the output pipe is gone: "
+                          "writing %s directly", adopt->path);
+        }
+    }
+    lp_log_destroy (&log);
+    free (adopt->path);
+    free (adopt);
+    return NULL;
+}
+
+int
+lp_log_adopt_on_loss (const char *path, uint64_t max_bytes, int keep)
+{
+    struct stat info;
+    if (fstat (STDOUT_FILENO, &info) != 0 || !S_ISFIFO (info.st_mode))
+        return -1;
+    s_adopt_t *adopt = (s_adopt_t *) calloc (1, sizeof (s_adopt_t));
+    if (!adopt || !(adopt->path = strdup (path))) {
+        free (adopt);
+        return -1;
+    }
+    adopt->max_bytes = max_bytes;
+    adopt->keep = keep;
+    pthread_attr_t attr;
+    pthread_attr_init (&attr);
+    pthread_attr_setstacksize (&attr, 64 * 1024);
+    pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t thread;
+    int rc = pthread_create (&thread, &attr, s_watch, adopt);
+    pthread_attr_destroy (&attr);
+    if (rc != 0) {
+        free (adopt->path);
+        free (adopt);
+        return -1;
+    }
+    return 0;
+}
+
+void
+lp_log_adopted_flush (void)
+{
+    pthread_mutex_lock (&s_adopted_lock);
+    lp_log_t *log = s_adopted;
+    s_adopted = NULL;
+    pthread_mutex_unlock (&s_adopted_lock);
+    if (log) {
+        fflush (stdout);
+        fflush (stderr);
+        lp_log_destroy (&log);
+    }
+}
+
 int
 lp_log_check_writable (const char *path, char *err, size_t errlen)
 {
