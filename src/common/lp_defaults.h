@@ -83,6 +83,9 @@
 #define LP_ENGINE_RECONNECT_IVL_MAX_MSEC 2000  //  its backoff cap
 #define LP_ENGINE_CACHE_MAX        1024        //  compiled functions kept
 #define LP_ENGINE_STDOUT_MAX       (64 * 1024 * 1024)  //  bytes: reply "stdout" cap
+#define LP_STREAM_WINDOW_MSEC      20          //  stream messages counted per window:
+#define LP_STREAM_WINDOW_MSGS      100         //  past this many, prints are batched
+#define LP_STREAM_BATCH_BYTES      (64 * 1024) //  a batch goes out at this size
 #define LP_ENGINE_SEND_TIMEOUT_MSEC 1000       //  a send with no peer gives up
 #define LP_ENGINE_DONE_IDS         1024        //  completed msg_ids remembered
 #define LP_ENGINE_ABORT_MARKS      4096        //  aborted msg_ids waiting to come
