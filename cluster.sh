@@ -186,8 +186,8 @@ build_in () {
     (( $# )) && shift
     targets=("$@")
     log=$(mktemp "${TMPDIR:-/tmp}/lp-build.XXXXXX")
-    if [[ ! -f $dir/CMakeCache.txt ]] || (( ${#opts[@]} )); then
-        if ! cmake -S "$ROOT" -B "$dir" "${opts[@]}" >"$log" 2>&1; then
+    if [[ ! -f $dir/CMakeCache.txt ]] || (( ${#opts[@]} )) || [[ -n ${LP_WERROR:-} ]]; then
+        if ! cmake -S "$ROOT" -B "$dir" -DLP_WERROR="${LP_WERROR:-OFF}" "${opts[@]}" >"$log" 2>&1; then
             cat "$log" >&2; rm -f "$log"
             die "cmake configure failed in $dir"
         fi

@@ -152,15 +152,15 @@ s_startup (int argc, char *argv [])
         s_usage ();
         return 2;
     }
-    const char *controller = argv [2], *dir = argv [3];
+    char *controller = argv [2], *dir = argv [3];
     int n = atoi (argv [4]);
     char **args = calloc (argc + 8, sizeof (char *));
     if (!args)
         return 1;
     int k = 0;
-    args [k++] = (char *) controller;
+    args [k++] = controller;
     args [k++] = "--profile-dir";
-    args [k++] = (char *) dir;
+    args [k++] = dir;
     args [k++] = "-n";
     args [k++] = argv [4];
     args [k++] = "--daemon";

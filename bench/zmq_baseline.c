@@ -150,7 +150,7 @@ static void
 s_send_zc (void *socket, const void *data, size_t size, int flags)
 {
     zmq_msg_t msg;
-    if (zmq_msg_init_data (&msg, (void *) data, size, s_free_big, NULL))
+    if (zmq_msg_init_data (&msg, (void *) (uintptr_t) data, size, s_free_big, NULL))
         s_die ("msg init");
     if (zmq_msg_send (&msg, socket, flags) < 0)
         s_die ("send");

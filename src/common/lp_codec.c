@@ -283,7 +283,7 @@ s_pack (s_encoder_t *enc, const lp_value_t *value, int depth)
                 return s_pack_out_of_band (enc, LP_EXT_BYTES, 0,
                                            LP_EXT_FLAG_PLAIN, s, len,
                                            !lp_value_str_borrowed (value),
-                                           (lp_value_t *) value);
+                                           LP_UNCONST (lp_value_t *, value));
             rc = msgpack_pack_str_with_body (pk, s, len);
             break;
         }
@@ -293,7 +293,7 @@ s_pack (s_encoder_t *enc, const lp_value_t *value, int depth)
             if (len > LP_INLINE_MAX_BYTES)
                 return s_pack_out_of_band (enc, LP_EXT_BYTES, 0, 0, s, len,
                                            !lp_value_str_borrowed (value),
-                                           (lp_value_t *) value);
+                                           LP_UNCONST (lp_value_t *, value));
             rc = msgpack_pack_bin_with_body (pk, s, len);
             break;
         }
@@ -332,7 +332,7 @@ s_pack (s_encoder_t *enc, const lp_value_t *value, int depth)
                                        lp_value_typed_data (value),
                                        count * lp_dtype_size (dtype),
                                        lp_value_typed_owned (value),
-                                       (lp_value_t *) value);
+                                       LP_UNCONST (lp_value_t *, value));
         }
     }
     return rc? s_oom (enc): 0;
@@ -561,6 +561,13 @@ s_dec_oom (s_decoder_t *dec)
     return NULL;
 }
 
+//  value, or NULL with the out-of-memory error when it is NULL
+static lp_value_t *
+s_dec_made (s_decoder_t *dec, lp_value_t *value)
+{
+    return value? value: s_dec_oom (dec);
+}
+
 static lp_value_t *
 s_convert_ext (s_decoder_t *dec, const msgpack_object_ext *ext)
 {
@@ -664,22 +671,22 @@ s_convert (s_decoder_t *dec, const msgpack_object *obj)
 {
     switch (obj->type) {
         case MSGPACK_OBJECT_NIL:
-            return lp_value_nil ()?: s_dec_oom (dec);
+            return s_dec_made (dec, lp_value_nil ());
         case MSGPACK_OBJECT_BOOLEAN:
-            return lp_value_bool (obj->via.boolean)?: s_dec_oom (dec);
+            return s_dec_made (dec, lp_value_bool (obj->via.boolean));
         case MSGPACK_OBJECT_POSITIVE_INTEGER:
             if (obj->via.u64 > INT64_MAX)   //  only representable as a number
-                return lp_value_number ((double) obj->via.u64)?: s_dec_oom (dec);
-            return lp_value_int ((int64_t) obj->via.u64)?: s_dec_oom (dec);
+                return s_dec_made (dec, lp_value_number ((double) obj->via.u64));
+            return s_dec_made (dec, lp_value_int ((int64_t) obj->via.u64));
         case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-            return lp_value_int (obj->via.i64)?: s_dec_oom (dec);
+            return s_dec_made (dec, lp_value_int (obj->via.i64));
         case MSGPACK_OBJECT_FLOAT32:
         case MSGPACK_OBJECT_FLOAT64:
-            return lp_value_number (obj->via.f64)?: s_dec_oom (dec);
+            return s_dec_made (dec, lp_value_number (obj->via.f64));
         case MSGPACK_OBJECT_STR:
-            return lp_value_lstring (obj->via.str.ptr, obj->via.str.size)?: s_dec_oom (dec);
+            return s_dec_made (dec, lp_value_lstring (obj->via.str.ptr, obj->via.str.size));
         case MSGPACK_OBJECT_BIN:
-            return lp_value_bytes (obj->via.bin.ptr, obj->via.bin.size)?: s_dec_oom (dec);
+            return s_dec_made (dec, lp_value_bytes (obj->via.bin.ptr, obj->via.bin.size));
         case MSGPACK_OBJECT_EXT:
             return s_convert_ext (dec, &obj->via.ext);
         case MSGPACK_OBJECT_ARRAY: {

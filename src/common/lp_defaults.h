@@ -54,6 +54,8 @@
 #ifndef LP_DROP_LOG_PEERS
 #   define LP_DROP_LOG_PEERS       4096        //  peers remembered for drop logging
 #endif
+#define LP_MSG_ID_MAX_CHARS        256         //  longer msg_ids are malformed
+#define LP_PEER_SHOW_BYTES         32          //  identity bytes shown in drop logs
 #define LP_MAP_INDEX_MIN           16          //  value maps: hash index above this many keys
 #define LP_PRINT_MAX_ITEMS         20          //  lp_value_print: elements per container
 #define LP_GUARD_MIN_CAP           1024        //  replay guard: smallest ring

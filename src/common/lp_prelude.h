@@ -17,4 +17,9 @@
 #include "luaparallel.h"
 #include "lp_defaults.h"
 
+//  A const pointer handed to an API that takes a plain one for data it
+//  does not change (zmq_msg_init_data, a value taken through a const
+//  accessor by its owner): one visible, greppable cast.
+#define LP_UNCONST(type, pointer)   ((type) (uintptr_t) (pointer))
+
 #endif

@@ -21,13 +21,19 @@
 //  content | buffer 0 | buffer 1 ...
 
 #define LP_FRAME_DELIMITER      0       //  "<LPMSG>"
-#define LP_FRAME_SIGNATURE      1       //  64 hex chars
+#define LP_FRAME_SIGNATURE      1       //  64 hex chars (+ digest block)
 #define LP_FRAME_HEADER         2       //  first signed frame
 #define LP_FRAME_PARENT         3       //  parent_header map
 #define LP_FRAME_METADATA       4
 #define LP_FRAME_CONTENT        5
 #define LP_FRAME_BUFFERS        6       //  first out-of-band buffer
 #define LP_FRAMES_MIN           6       //  delimiter .. content
+//  The signature frame: 64 hex chars, then (when buffers follow) the hex of
+//  the digest block: a nonce, then a Poly1305 tag per buffer, keyed by
+//  BLAKE2b (personal LP_DIGEST_PERSONAL) of nonce + buffer index.
+#define LP_DIGEST_NONCE_BYTES   16
+#define LP_DIGEST_TAG_BYTES     16      //  crypto_onetimeauth_BYTES
+#define LP_DIGEST_PERSONAL      "lp-buffer-key"
 
 //  ---------------------------------------------------------------------
 //  Header fields

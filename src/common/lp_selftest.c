@@ -1,5 +1,7 @@
 /*  =========================================================================
     lp_selftest - runs the self-tests of the src/common and src/lua classes
+    and of the classes elsewhere that need no sockets (policy: the
+    scheduler's decisions, src/controller)
 
     Usage: lp_selftest [--list] [--test NAME] [--verbose]
     Without --test every class runs, in dependency order. An unknown name
@@ -16,6 +18,7 @@
 #include "lp_wire.h"
 #include "lp_conn.h"
 #include "lp_luavalue.h"
+#include "lp_policy.h"                  //  the scheduler's pure decisions
 //  Contracts and self-tests assert in release builds too, as in czmq
 #undef NDEBUG
 #include <assert.h>
@@ -35,6 +38,7 @@ static const s_test_t s_tests [] = {
     { "wire",     lp_wire_test },
     { "conn",     lp_conn_test },
     { "luavalue", lp_luavalue_test },
+    { "policy",   lp_policy_test },
     { NULL, NULL }
 };
 

@@ -195,7 +195,7 @@ lp_value_str_borrow (lp_type_t type, const char *data, size_t len,
     lp_value_t *self = s_new (type);
     if (!self)
         return NULL;
-    self->u.str.data = (char *) data;
+    self->u.str.data = LP_UNCONST (char *, data);
     self->u.str.len = len;
     self->u.str.release = release;
     self->u.str.release_arg = arg;
@@ -710,7 +710,7 @@ lp_value_get (const lp_value_t *self, const char *key)
     if (self->u.map.index) {
         lp_value_t probe;
         probe.type = LP_STRING;
-        probe.u.str.data = (char *) key;
+        probe.u.str.data = LP_UNCONST (char *, key);
         probe.u.str.len = len;
         ssize_t pos = s_map_find (self, &probe);
         return pos >= 0? self->u.map.vals [pos]: NULL;
@@ -735,7 +735,7 @@ lp_value_take (lp_value_t *self, const char *key)
     for (size_t k = 0; k < self->u.map.len; k++)
         if (self->u.map.vals [k] == found) {
             self->u.map.vals [k] = nil;
-            return (lp_value_t *) found;
+            return LP_UNCONST (lp_value_t *, found);
         }
     lp_value_destroy (&nil);
     return NULL;
@@ -1439,14 +1439,14 @@ lp_value_test (bool verbose)
     //  @end
     //  lp_value_take: out of the map without a copy, nil left behind
     {
-        lp_value_t *map = lp_value_map ();
-        assert (lp_value_set (map, "values", lp_value_string ("big")) == 0);
-        lp_value_t *taken = lp_value_take (map, "values");
-        assert (taken && lp_value_type (taken) == LP_STRING);
-        assert (lp_value_type (lp_value_get (map, "values")) == LP_NIL);
-        assert (lp_value_take (map, "absent") == NULL);
-        lp_value_destroy (&taken);
-        lp_value_destroy (&map);
+        lp_value_t *holder = lp_value_map ();
+        assert (lp_value_set (holder, "values", lp_value_string ("big")) == 0);
+        lp_value_t *took = lp_value_take (holder, "values");
+        assert (took && lp_value_type (took) == LP_STRING);
+        assert (lp_value_type (lp_value_get (holder, "values")) == LP_NIL);
+        assert (lp_value_take (holder, "absent") == NULL);
+        lp_value_destroy (&took);
+        lp_value_destroy (&holder);
     }
     printf ("OK\n");
 }

@@ -58,20 +58,10 @@
 #include <sodium.h>
 #include <inttypes.h>
 
-#ifndef LP_LINGER_MSEC
-#   define LP_LINGER_MSEC       200     //  unsent messages kept on close
-#endif
-#ifndef LP_DROP_LOG_PEERS
-#   define LP_DROP_LOG_PEERS    4096    //  peers remembered for drop logging
-#endif
-#define LP_MSG_ID_MAX_CHARS     256     //  longer msg_ids are malformed
-#define LP_PEER_SHOW_BYTES      32      //  identity bytes shown in logs
 #define LP_WIRE_FRAMES_MIN      LP_FRAMES_MIN
 #define LP_WIRE_SIGNED_FIRST    LP_FRAME_HEADER
-#define LP_DIGEST_MAPS          4       //  header, parent, metadata, content
-#define LP_DIGEST_NONCE_BYTES   16      //  random, first in the digest block
-#define LP_DIGEST_TAG_BYTES     crypto_onetimeauth_BYTES   //  16, per buffer
-#define LP_DIGEST_PERSONAL      "lp-buffer-key"            //  BLAKE2b personal
+#define LP_DIGEST_MAPS          (LP_FRAME_BUFFERS - LP_FRAME_HEADER)   //  signed maps
+_Static_assert (LP_DIGEST_TAG_BYTES == crypto_onetimeauth_BYTES, "Poly1305 tag size");
 
 struct _lp_wire_t {
     uint8_t key [crypto_generichash_KEYBYTES_MAX]; //  signing key
@@ -616,7 +606,7 @@ lp_wire_out_send (lp_wire_out_t **self_p, zsock_t *sock)
         lp_piece_t *piece = self->pieces [i];
         zmq_msg_t part;
         //  ZeroMQ frees the piece's reference (lp_piece_free) once sent
-        if (zmq_msg_init_data (&part, (void *) piece->data, piece->size,
+        if (zmq_msg_init_data (&part, LP_UNCONST (void *, piece->data), piece->size,
                                lp_piece_free, piece->hold)) {
             rc = -1;
             break;

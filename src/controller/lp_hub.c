@@ -767,7 +767,7 @@ lp_hub_new (const lp_hub_config_t *config, char *err, size_t errlen)
     if (s_start_actor (&self->mux, lp_mux_actor, &mux_config, self->mux_endpoint)
     ||  s_start_actor (&self->control, lp_mux_actor, &control_config, self->control_endpoint)
     ||  s_start_actor (&self->scheduler, lp_scheduler_actor, &scheduler_config, self->task_endpoint)
-    ||  s_start_actor (&self->relay, lp_relay_actor, (void *) config->ip, self->iopub_endpoint)) {
+    ||  s_start_actor (&self->relay, lp_relay_actor, LP_UNCONST (void *, config->ip), self->iopub_endpoint)) {
         snprintf (err, errlen, "cannot start the data path on %s", config->ip);
         lp_hub_destroy (&self);
         return NULL;

@@ -5,6 +5,9 @@
     the task channel with no engine named; this actor picks one with the
     configured scheme and forwards the frames unchanged, exactly as the mux
     does:   [client] <LPMSG> ...  ->  [uuid][client] <LPMSG> ...
+    The decisions themselves (which engine, whether a task's dependencies
+    are met) are pure functions in lp_policy.c; this file keeps the
+    sockets, the records and the messages, and asks it.
 
     Scheduling flags travel in the request header (docs/scheduling.md):
         targets     engines allowed (default: any)
@@ -60,6 +63,7 @@
 #include "lp_codec.h"
 #include "lp_msg.h"
 #include "lp_wire.h"
+#include "lp_policy.h"
 
 #include <malloc.h>
 #include <sodium.h>
@@ -112,8 +116,9 @@ typedef struct {
     zsock_t *client;                    //  ROUTER facing clients
     zsock_t *engine;                    //  ROUTER facing engines
     char endpoints [2][128];            //  engine, client
-    lp_scheme_t scheme;                 //  picking rule
-    int hwm;                            //  per-engine bound, 0 = none
+    lp_policy_t policy;                 //  scheme and per-engine bound (hwm)
+    lp_policy_engine_t *table;          //  scratch: the engines, for a pick
+    size_t table_size;                  //  slots in table
     lp_routes_t *engines;               //  lists of assigned s_task_t (own them)
     zlistx_t *waiting;                  //  unassigned s_task_t (owns)
     size_t with_deadline;               //  waiting tasks with a timeout
@@ -134,21 +139,16 @@ typedef struct {
     uint64_t finished;                  //  tasks ended since the last trim
 } self_t;
 
-static const char *s_schemes [] = { "leastload", "lru", "plainrandom", "weighted", "twobin" };
-
 int
 lp_scheme_from_name (const char *name)
 {
-    for (int i = 0; i < 5; i++)
-        if (name && streq (name, s_schemes [i]))
-            return i;
-    return -1;
+    return lp_policy_scheme (name);
 }
 
 const char *
-lp_scheme_name (lp_scheme_t scheme)
+lp_scheme_name (int scheme)
 {
-    return (int) scheme >= 0 && (int) scheme < 5? s_schemes [scheme]: "?";
+    return lp_policy_scheme_name (scheme);
 }
 
 //  --------------------------------------------------------------------
@@ -240,13 +240,6 @@ s_flags_why (const lp_value_t *header)
     return NULL;
 }
 
-static int
-s_compare_ids (const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
-    return x < y? -1: x > y;
-}
-
 //  Builds a task from a verified request; the message is taken when a
 //  task is returned (else left to the caller, for its error reply), the
 //  decoded header only read. NULL with why filled when the flags are
@@ -316,7 +309,7 @@ s_task_new (self_t *self, zmsg_t **msg_p, const lp_value_t *header, char *why, s
             return NULL;
         }
         memcpy (task->targets, self->fold, (size_t) count * sizeof (int64_t));
-        qsort (task->targets, task->ntargets, sizeof (int64_t), s_compare_ids);
+        lp_policy_sort_targets (task->targets, task->ntargets);
     }
     if (!task->client || !task->header || task->retries < 0
     ||  (targets && lp_value_type (targets) != LP_ARRAY && lp_value_type (targets) != LP_NIL)
@@ -507,156 +500,63 @@ s_task_fail (self_t *self, s_task_t **task_p, int engine, const char *ename, con
     s_task_finished (self, task_p, false, engine);
 }
 
-typedef enum { DEPS_MET, DEPS_WAIT, DEPS_IMPOSSIBLE } s_deps_t;
+//  What the record knows of dependency msg_id, for lp_policy_deps: a
+//  remembered outcome, else pending (has a record), else unknown.
+static lp_dep_t
+s_dep_state (void *arg, const char *msg_id)
+{
+    self_t *self = (self_t *) arg;
+    s_outcome_t *outcome = s_outcome_find (self, msg_id);
+    if (outcome)
+        return (lp_dep_t) { outcome->ok? LP_DEP_SUCCEEDED: LP_DEP_FAILED, outcome->engine };
+    return (lp_dep_t) { zhashx_lookup (self->pending, msg_id)? LP_DEP_PENDING: LP_DEP_UNKNOWN, -1 };
+}
 
-//  Checks after and follow; *where gets the follow engine (or -1).
-static s_deps_t
+static bool
+s_engine_alive (void *arg, int id)
+{
+    lp_route_t *engine = lp_routes_by_id (((self_t *) arg)->engines, id);
+    return engine && engine->active;
+}
+
+//  Checks after and follow (lp_policy_deps); *where gets the follow
+//  engine (or -1).
+static lp_deps_t
 s_check_deps (self_t *self, s_task_t *task, int *where, char *why, size_t whylen)
 {
-    *where = -1;
-    bool wait = false;
-    for (int list = 0; list < 2; list++) {
-        char **ids = list? task->follow: task->after;
-        size_t count = list? task->nfollow: task->nafter;
-        for (size_t i = 0; i < count; i++) {
-            s_outcome_t *outcome = s_outcome_find (self, ids [i]);
-            if (!outcome) {
-                if (zhashx_lookup (self->pending, ids [i])) {
-                    wait = true;
-                    continue;
-                }
-                snprintf (why, whylen, "depends on task %s, which is unknown here", ids [i]);
-                return DEPS_IMPOSSIBLE;
-            }
-            if (!((outcome->ok && task->success_ok) || (!outcome->ok && task->failure_ok))) {
-                snprintf (why, whylen, "depends on task %s, which %s", ids [i],
-                          outcome->ok? "succeeded (failure=true, success=false required)"
-                                     : "failed (success required)");
-                return DEPS_IMPOSSIBLE;
-            }
-            if (list) {
-                if (*where >= 0 && *where != outcome->engine) {
-                    snprintf (why, whylen, "follows tasks that ran on engines %d and %d",
-                              *where, outcome->engine);
-                    return DEPS_IMPOSSIBLE;
-                }
-                *where = outcome->engine;
-            }
-        }
-    }
-    if (wait)
-        return DEPS_WAIT;
-    if (*where >= 0) {
-        lp_route_t *engine = lp_routes_by_id (self->engines, *where);
-        if (!engine || !engine->active) {
-            snprintf (why, whylen, "follows tasks that ran on engine %d, which is gone", *where);
-            return DEPS_IMPOSSIBLE;
-        }
-    }
-    return DEPS_MET;
+    lp_policy_deps_t deps = { (const char *const *) task->after, task->nafter,
+                              (const char *const *) task->follow, task->nfollow,
+                              task->success_ok, task->failure_ok };
+    return lp_policy_deps (&deps, s_dep_state, s_engine_alive, self, where, why, whylen);
 }
 
 //  --------------------------------------------------------------------
 //  Picking an engine
 
-static bool
-s_eligible (self_t *self, s_task_t *task, lp_route_t *engine, int where)
-{
-    if (!engine->active)
-        return false;
-    if (self->hwm > 0 && s_load (engine) >= (size_t) self->hwm)
-        return false;
-    if (where >= 0 && engine->id != where)
-        return false;
-    if (task->targets) {
-        int64_t id = engine->id;
-        if (!bsearch (&id, task->targets, task->ntargets, sizeof (int64_t), s_compare_ids))
-            return false;
-    }
-    return true;
-}
-
-//  True when a is the better of two by load, then by lru order.
-static bool
-s_less_loaded (lp_route_t *a, lp_route_t *b)
-{
-    return s_load (a) < s_load (b)
-        || (s_load (a) == s_load (b) && a->last_used < b->last_used);
-}
-
-static lp_route_t *
-s_weighted_pick (lp_route_t **list, size_t count)
-{
-    double total = 0;
-    for (size_t i = 0; i < count; i++)
-        total += 1.0 / (1.0 + (double) s_load (list [i]));
-    double point = total * ((double) randombytes_random () / 4294967296.0);
-    for (size_t i = 0; i < count; i++) {
-        point -= 1.0 / (1.0 + (double) s_load (list [i]));
-        if (point < 0)
-            return list [i];
-    }
-    return list [count - 1];
-}
-
+//  The engine that takes task now (lp_policy_pick over the engine table),
+//  or NULL; where is its follow engine (or -1).
 static lp_route_t *
 s_pick (self_t *self, s_task_t *task, int where)
 {
-    lp_route_t *stack [64];
-    lp_route_t **list = stack;
-    size_t count = 0;
     size_t span = lp_routes_span (self->engines);
-    if (span > 64) {
-        list = (lp_route_t **) malloc (span * sizeof *list);
-        if (!list)
+    if (span > self->table_size) {
+        lp_policy_engine_t *grown = (lp_policy_engine_t *) realloc (self->table,
+                                                                    span * sizeof *grown);
+        if (!grown)
             return NULL;
+        self->table = grown;
+        self->table_size = span;
     }
+    size_t count = 0;
     for (size_t i = 0; i < span; i++) {
         lp_route_t *engine = lp_routes_by_id (self->engines, (int64_t) i);
-        if (engine && s_eligible (self, task, engine, where))
-            list [count++] = engine;
+        if (engine)
+            self->table [count++] = (lp_policy_engine_t) {
+                engine->id, engine->active, s_load (engine), engine->last_used };
     }
-    lp_route_t *choice = NULL;
-    //  Avoid the engine that just failed this task, when there is another.
-    if (count > 1 && task->avoid >= 0)
-        for (size_t i = 0; i < count; i++)
-            if (list [i]->id == task->avoid) {
-                list [i] = list [--count];
-                break;
-            }
-    if (count > 0) {
-        switch (self->scheme) {
-            case LP_SCHEME_LRU:
-                choice = list [0];
-                for (size_t i = 1; i < count; i++)
-                    if (list [i]->last_used < choice->last_used)
-                        choice = list [i];
-                break;
-            case LP_SCHEME_PLAINRANDOM:
-                choice = list [randombytes_uniform ((uint32_t) count)];
-                break;
-            case LP_SCHEME_TWOBIN: {
-                lp_route_t *a = list [randombytes_uniform ((uint32_t) count)];
-                lp_route_t *b = list [randombytes_uniform ((uint32_t) count)];
-                choice = s_less_loaded (a, b)? a: b;
-                break;
-            }
-            case LP_SCHEME_WEIGHTED: {
-                lp_route_t *a = s_weighted_pick (list, count);
-                lp_route_t *b = s_weighted_pick (list, count);
-                choice = s_less_loaded (a, b)? a: b;
-                break;
-            }
-            default:
-                choice = list [0];
-                for (size_t i = 1; i < count; i++)
-                    if (s_less_loaded (list [i], choice))
-                        choice = list [i];
-        }
-    }
-    if (list != stack)
-        free (list);
-    return choice;
+    lp_policy_place_t place = { task->targets, task->ntargets, where, task->avoid };
+    int id = lp_policy_pick (&self->policy, self->table, count, &place);
+    return id >= 0? lp_routes_by_id (self->engines, id): NULL;
 }
 
 static bool
@@ -665,7 +565,7 @@ s_any_capacity (self_t *self)
     for (size_t i = 0; i < lp_routes_span (self->engines); i++) {
         lp_route_t *engine = lp_routes_by_id (self->engines, (int64_t) i);
         if (engine && engine->active
-        &&  (self->hwm == 0 || s_load (engine) < (size_t) self->hwm))
+        &&  lp_policy_has_room (&self->policy, s_load (engine)))
             return true;
     }
     return false;
@@ -788,16 +688,17 @@ s_dispatch (self_t *self)
         void *cursor = zlistx_cursor (self->waiting);
         char why [256];
         int where = -1;
-        s_deps_t deps = (task->nafter || task->nfollow)
-                      ? s_check_deps (self, task, &where, why, sizeof why): DEPS_MET;
+        lp_deps_t deps = (task->nafter || task->nfollow)
+                       ? s_check_deps (self, task, &where, why, sizeof why): LP_DEPS_MET;
         lp_route_t *engine = NULL;
-        if (deps == DEPS_IMPOSSIBLE || (deps == DEPS_MET && (engine = s_pick (self, task, where)))) {
+        if (deps == LP_DEPS_IMPOSSIBLE
+        ||  (deps == LP_DEPS_MET && (engine = s_pick (self, task, where)))) {
             //  Leaves the waiting list (detach keeps the task alive).
             zlistx_detach (self->waiting, cursor);
             if (task->deadline)
                 self->with_deadline--;
-            if (deps == DEPS_IMPOSSIBLE)
-                s_task_fail (self, &task, -1, "DependencyError", why);
+            if (deps == LP_DEPS_IMPOSSIBLE)
+                s_task_fail (self, &task, -1, LP_ENAME_DEPENDENCY, why);
             else
             if (s_assign (self, &task, engine) != 0) {
                 //  The engine is now unused; the task goes back to the head.
@@ -897,18 +798,18 @@ s_handle_client (self_t *self, zmsg_t *msg)
     s_task_t *task = s_task_new (self, &msg, header, why, sizeof why);
     if (!task)
         lp_reply_error (self->wire, self->client, zmsg_first (msg), header, -1,
-                        "ProtocolError", why);
+                        LP_ENAME_PROTOCOL, why);
     else
     if (zhashx_lookup (self->pending, task->msg_id)) {
-        lp_reply_error (self->wire, self->client, task->client, header, -1, "ProtocolError",
+        lp_reply_error (self->wire, self->client, task->client, header, -1, LP_ENAME_PROTOCOL,
                         "a task with this msg_id is already pending");
         s_task_destroy (&task);
     }
     else {
         int where;
         if ((task->nafter || task->nfollow)
-        &&  s_check_deps (self, task, &where, why, sizeof why) == DEPS_IMPOSSIBLE)
-            s_task_fail (self, &task, -1, "DependencyError", why);
+        &&  s_check_deps (self, task, &where, why, sizeof why) == LP_DEPS_IMPOSSIBLE)
+            s_task_fail (self, &task, -1, LP_ENAME_DEPENDENCY, why);
         else
         if (s_client_take (self, task->client) != 0) {
             char text [160];
@@ -1091,7 +992,7 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
             char why [128];
             snprintf (why, sizeof why, "no engine took the task within its timeout of %lld ms",
                       (long long) task->timeout);
-            s_task_fail (self, &task, -1, "TimeoutError", why);
+            s_task_fail (self, &task, -1, LP_ENAME_TIMEOUT, why);
             task = (s_task_t *) zlistx_first (self->waiting);
             continue;
         }
@@ -1213,6 +1114,7 @@ s_self_destroy (self_t **self_p)
     lp_routes_destroy (&self->engines);
     zlistx_destroy (&self->waiting);
     free (self->fold);
+    free (self->table);
     free (self->outcomes);
     free (self->history);
     lp_wire_destroy (&self->wire);
@@ -1225,8 +1127,7 @@ s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
 {
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
     self->pipe = pipe;
-    self->scheme = config->scheme;
-    self->hwm = config->hwm;
+    self->policy = (lp_policy_t) { config->scheme, config->hwm, { NULL, NULL } };
     self->wire = lp_wire_new (config->key, config->key_len, "controller/scheduler");
     if (self->wire && config->guard)
         lp_wire_set_guard (self->wire, config->guard);

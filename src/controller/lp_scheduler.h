@@ -16,27 +16,20 @@
 
 #include "lp_guard.h"
 
-typedef enum {
-    LP_SCHEME_LEASTLOAD = 0,
-    LP_SCHEME_LRU,
-    LP_SCHEME_PLAINRANDOM,
-    LP_SCHEME_WEIGHTED,
-    LP_SCHEME_TWOBIN
-} lp_scheme_t;
-
 typedef struct {
     const char *ip;                     //  address to bind
     const uint8_t *key;                 //  signing key
     size_t key_len;
-    lp_scheme_t scheme;                 //  how to pick an engine
+    int scheme;                         //  how to pick an engine: an index
+                                        //  in the scheme table (lp_policy.h)
     int hwm;                            //  most tasks outstanding per engine, 0 = no limit
     lp_guard_t *guard;                  //  the controller's replay guard (shared)
 } lp_scheduler_config_t;
 
 //  Scheme by name ("leastload", "lru", "plainrandom", "weighted",
-//  "twobin"); -1 when unknown.
+//  "twobin": the table in lp_policy.c); -1 when unknown.
 int  lp_scheme_from_name (const char *name);
-const char *lp_scheme_name (lp_scheme_t scheme);
+const char *lp_scheme_name (int scheme);
 
 //  zactor_new (lp_scheduler_actor, &config): binds, then signals 0 (or 1
 //  on failure, and exits).

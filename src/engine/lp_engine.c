@@ -230,7 +230,7 @@ s_borrow (void *ud, const char *data, size_t len,
     size_t head = lp_lua_string_head ();
     if (head == 0)
         return false;
-    void *block = (char *) data - head;
+    void *block = LP_UNCONST (char *, data) - head;
     s_pin_t *pin = self->pins;
     while (pin && pin->block != block)
         pin = pin->next;
@@ -1248,7 +1248,7 @@ s_job_run (lua_State *L)
                              "too many arguments");
             //  Arguments are read once: large ones are adopted, not copied
             for (size_t i = 0; i < nargs; i++)
-                lp_lua_push_value_take (L, (lp_value_t *) lp_value_at (job->arg, i));
+                lp_lua_push_value_take (L, LP_UNCONST (lp_value_t *, lp_value_at (job->arg, i)));
             if (s_call (L, job, (int) nargs, LUA_MULTRET) != LUA_OK)
                 return 0;
             s_collect_results (L, job, 1);
@@ -1284,7 +1284,7 @@ s_job_run (lua_State *L)
                     s_job_fail (job, LP_ENAME_PROTOCOL, "push_request: ns keys must be non-empty strings", "");
                     return 0;
                 }
-                lp_lua_push_value_take (L, (lp_value_t *) lp_value_value_at (job->arg, i));
+                lp_lua_push_value_take (L, LP_UNCONST (lp_value_t *, lp_value_value_at (job->arg, i)));
                 s_set_path (L, name);
             }
             break;
@@ -1483,7 +1483,7 @@ lp_engine_push (lp_engine_t *self, const lp_value_t *ns)
     assert (self);
     assert (ns);
     lp_value_t *content = s_run (self, S_PUSH, "", ns);
-    lp_value_t *values = content? (lp_value_t *) lp_value_get (content, "values"): NULL;
+    lp_value_t *values = content? LP_UNCONST (lp_value_t *, lp_value_get (content, "values")): NULL;
     //  push_reply carries only status
     if (values) {
         lp_value_t *ok = lp_value_map ();

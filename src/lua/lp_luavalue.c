@@ -584,7 +584,7 @@ static void s_push (lua_State *L, lp_value_t *v, bool take);
 void
 lp_lua_push_value (lua_State *L, const lp_value_t *v)
 {
-    s_push (L, (lp_value_t *) v, false);
+    s_push (L, LP_UNCONST (lp_value_t *, v), false);
 }
 
 void
@@ -620,7 +620,7 @@ s_push (lua_State *L, lp_value_t *v, bool take)
             &&  lp_value_str_has_head (v, s_str_head)) {
                 //  A block from lp_codec has s_str_head bytes before s
                 s_adopt_t a = { .tag = LUA_TSTRING, .str = s, .len = len,
-                                .block = (char *) s - s_str_head,
+                                .block = LP_UNCONST (char *, s) - s_str_head,
                                 .size = s_str_head + len + 1 };
                 s_adopt_run (L, &a);
                 if (a.taken)
@@ -633,7 +633,7 @@ s_push (lua_State *L, lp_value_t *v, bool take)
             len = lp_value_len (v);
             lua_createtable (L, len > INT_MAX? INT_MAX: (int) len, 0);
             for (size_t k = 0; k < len; k++) {
-                s_push (L, (lp_value_t *) lp_value_at (v, k), take);
+                s_push (L, LP_UNCONST (lp_value_t *, lp_value_at (v, k)), take);
                 lua_rawseti (L, -2, (lua_Integer) k + 1);
             }
             break;
@@ -648,7 +648,7 @@ s_push (lua_State *L, lp_value_t *v, bool take)
                 || (lp_value_type (key) == LP_NUMBER && isnan (lp_value_as_number (key))))
                     continue;
                 lp_lua_push_value (L, key);
-                s_push (L, (lp_value_t *) lp_value_value_at (v, k), take);
+                s_push (L, LP_UNCONST (lp_value_t *, lp_value_value_at (v, k)), take);
                 lua_rawset (L, -3);
             }
             break;
@@ -667,7 +667,7 @@ s_push (lua_State *L, lp_value_t *v, bool take)
                 size_t bytes = len * lp_dtype_size (dtype);
                 s_adopt_t a = { .tag = LUA_TUSERDATA, .str = data,
                                 .dtype = dtype, .count = len,
-                                .block = (char *) data - s_typed_head,
+                                .block = LP_UNCONST (char *, data) - s_typed_head,
                                 .size = s_typed_head + bytes };
                 s_adopt_run (L, &a);
                 if (a.taken)
@@ -781,6 +781,13 @@ s_oom (s_conv_t *c)
     return NULL;
 }
 
+//  value, or NULL with the out-of-memory error when it is NULL
+static lp_value_t *
+s_made (s_conv_t *c, lp_value_t *value)
+{
+    return value? value: s_oom (c);
+}
+
 static lp_value_t *s_to_value (s_conv_t *c, int idx, int depth);
 
 //  Sequence of n numbers, all integers (else all floats), as a typed array
@@ -858,7 +865,7 @@ s_table_to_value (s_conv_t *c, int idx, int depth)
         lua_pop (L, 1);
     }
     if (keys == 0)
-        return lp_value_array ()?: s_oom (c);
+        return s_made (c, lp_value_array ());
 
     if (sequence && keys == n && n > LP_SEQUENCE_TYPED_MIN && (all_int || all_float))
         return s_sequence_to_typed (c, idx, (size_t) n, all_int);
@@ -918,13 +925,13 @@ s_to_value (s_conv_t *c, int idx, int depth)
     lua_State *L = c->L;
     switch (lua_type (L, idx)) {
         case LUA_TNIL:
-            return lp_value_nil ()?: s_oom (c);
+            return s_made (c, lp_value_nil ());
         case LUA_TBOOLEAN:
-            return lp_value_bool (lua_toboolean (L, idx))?: s_oom (c);
+            return s_made (c, lp_value_bool (lua_toboolean (L, idx)));
         case LUA_TNUMBER:
             if (lua_isinteger (L, idx))
-                return lp_value_int ((int64_t) lua_tointeger (L, idx))?: s_oom (c);
-            return lp_value_number ((double) lua_tonumber (L, idx))?: s_oom (c);
+                return s_made (c, lp_value_int ((int64_t) lua_tointeger (L, idx)));
+            return s_made (c, lp_value_number ((double) lua_tonumber (L, idx)));
         case LUA_TSTRING: {
             size_t len;
             const char *s = lua_tolstring (L, idx, &len);
