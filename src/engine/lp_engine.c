@@ -1239,7 +1239,7 @@ s_job_run (lua_State *L)
                 const lp_value_t *key = lp_value_key_at (job->arg, i);
                 const char *name = lp_value_as_string (key, NULL);
                 if (lp_value_type (key) != LP_STRING || !name || !*name) {
-                    s_job_fail (job, LP_ENAME_PROTOCOL, "push_request: ns keys must be non-empty strings", "");
+                    s_job_fail (job, LP_ENAME_PROTOCOL, LP_PUSH_REQUEST ": ns keys must be non-empty strings", "");
                     return 0;
                 }
                 lp_lua_push_value_take (L, LP_UNCONST (lp_value_t *, lp_value_value_at (job->arg, i)));
@@ -1253,7 +1253,7 @@ s_job_run (lua_State *L)
                 const lp_value_t *item = lp_value_at (job->arg, i);
                 const char *name = lp_value_as_string (item, NULL);
                 if (lp_value_type (item) != LP_STRING || !name) {
-                    s_job_fail (job, LP_ENAME_PROTOCOL, "pull_request: names must be strings", "");
+                    s_job_fail (job, LP_ENAME_PROTOCOL, LP_PULL_REQUEST ": names must be strings", "");
                     return 0;
                 }
                 s_push_path (L, name);
