@@ -1368,7 +1368,18 @@ s_run (lp_engine_t *self, s_op_t op, const char *text, const lp_value_t *arg)
         //  Give back what the request took: to Lua (full cycle, the stack
         //  is empty) and to the system (malloc_trim returns the freed
         //  pages of glibc's heaps; large blocks were mmapped and are gone).
-        lua_gc (self->L, LUA_GCCOLLECT);
+        //  A cycle halves Lua's string table at most once (checkSizes),
+        //  and a bomb of short strings (a million numbers as keys or
+        //  concatenated) leaves megabytes of empty buckets: collect until
+        //  the count stops falling.
+        int kb = lua_gc (self->L, LUA_GCCOUNT);
+        for (int i = 0; i < 24; i++) {
+            lua_gc (self->L, LUA_GCCOLLECT);
+            int now = lua_gc (self->L, LUA_GCCOUNT);
+            if (now >= kb)
+                break;
+            kb = now;
+        }
         lp_value_destroy (&job.values);
         malloc_trim (0);
 #ifdef S_ASAN
