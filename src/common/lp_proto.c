@@ -3,7 +3,8 @@
     =========================================================================
 */
 
-#include "lp_common.h"
+#include "lp_prelude.h"
+#include "lp_proto.h"
 
 #define S_REQUEST_SUFFIX "_request"
 #define S_REPLY_SUFFIX   "_reply"

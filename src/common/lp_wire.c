@@ -54,7 +54,13 @@
     =========================================================================
 */
 
-#include "lp_common.h"
+#include "lp_wire.h"
+#include "lp_codec.h"
+#include "lp_guard.h"
+#include "lp_msg.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_value.h"
 #include <sodium.h>
 #include <inttypes.h>
 
