@@ -699,24 +699,6 @@ typedef struct {
     } path [LP_VALUE_MAX_DEPTH + 2];    //  how we got to each level
 } s_conv_t;
 
-static bool
-s_is_identifier (const char *s, size_t len)
-{
-    static const char *keywords [] = {
-        "and", "break", "do", "else", "elseif", "end", "false", "for",
-        "function", "goto", "if", "in", "local", "nil", "not", "or",
-        "repeat", "return", "then", "true", "until", "while", NULL
-    };
-    if (len == 0 || !(isalpha ((unsigned char) s [0]) || s [0] == '_'))
-        return false;
-    for (size_t k = 1; k < len; k++)
-        if (!(isalnum ((unsigned char) s [k]) || s [k] == '_'))
-            return false;
-    for (int k = 0; keywords [k]; k++)
-        if (strcmp (s, keywords [k]) == 0)
-            return false;
-    return true;
-}
 
 //  Fills err with "<what> (at <path>)" for a failure at depth
 static lp_value_t *
@@ -746,7 +728,7 @@ s_fail (s_conv_t *c, int depth, const char *what)
             case LUA_TSTRING: {
                 size_t len;
                 const char *s = lua_tolstring (L, idx, &len);
-                if (s_is_identifier (s, len))
+                if (lp_util_lua_name (s, len))
                     S_APPEND (".%s", s);
                 else
                     S_APPEND ("[\"%.40s\"]", s);
