@@ -244,6 +244,17 @@ l_array_call (lua_State *L)
     return l_array_new (L);
 }
 
+//  The integer key at stack index 2 of an __index / __newindex call
+static lua_Integer
+s_array_key (lua_State *L)
+{
+    int isnum;
+    lua_Integer i = lua_tointegerx (L, 2, &isnum);
+    if (!isnum)
+        luaL_error (L, "lp.array index must be an integer, got %s", luaL_typename (L, 2));
+    return i;
+}
+
 static int
 l_array_index (lua_State *L)
 {
@@ -253,11 +264,7 @@ l_array_index (lua_State *L)
         lua_rawget (L, lua_upvalueindex (1));       //  methods
         return 1;
     }
-    int isnum;
-    lua_Integer i = lua_tointegerx (L, 2, &isnum);
-    if (!isnum)
-        return luaL_error (L, "lp.array index must be an integer, got %s",
-                           luaL_typename (L, 2));
+    lua_Integer i = s_array_key (L);
     if (i < 1 || (lua_Unsigned) i > self->count)
         lua_pushnil (L);
     else
@@ -269,11 +276,7 @@ static int
 l_array_newindex (lua_State *L)
 {
     s_array_t *self = (s_array_t *) luaL_checkudata (L, 1, LP_ARRAY_MT);
-    int isnum;
-    lua_Integer i = lua_tointegerx (L, 2, &isnum);
-    if (!isnum)
-        return luaL_error (L, "lp.array index must be an integer, got %s",
-                           luaL_typename (L, 2));
+    lua_Integer i = s_array_key (L);
     if (i < 1 || (lua_Unsigned) i > self->count)
         return luaL_error (L, "lp.array index %I out of range 1..%I",
                            i, (lua_Integer) self->count);
