@@ -8,7 +8,6 @@
 #define LP_DEFAULTS_H_INCLUDED
 
 #define LP_PROTOCOL_VERSION        "1.0"
-#define LP_DELIMITER               "<LPMSG>"
 #define LP_SIGNATURE_SCHEME        "blake2b-256"
 #define LP_KEY_BYTES               32          //  random key per cluster
 #define LP_SIGNATURE_HEX_CHARS     64          //  keyed BLAKE2b-256 as hex

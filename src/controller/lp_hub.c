@@ -1,12 +1,14 @@
 /*  =========================================================================
     lp_hub.c - the hub of the controller
 
-    The hub owns the engine table and decides who is alive. It runs the
-    controller's reactor (zloop) on the main thread, and starts the actors
-    that carry the data path, each on its own thread: a mux for direct
-    requests and one for control (lp_mux.c), the task
-    scheduler (lp_scheduler.c) and the iopub relay
-    (lp_relay.c). They talk only through actor pipes.
+    The hub owns the engine table and decides who is alive. It is an
+    actor of the controller (lpcontroller.c starts it, writes the
+    connection files from the endpoints it reports, and tells it which
+    local engine processes exited), with its own reactor (zloop) on its
+    own thread. It starts the actors that carry the data path, each on its
+    own thread: a mux for direct requests and one for control (lp_mux.c),
+    the task scheduler (lp_scheduler.c) and the iopub relay (lp_relay.c).
+    They talk only through actor pipes.
 
     Registration is two exchanges, not a heartbeat cycle:
         engine  registration_request  ->  hub     (id assigned, reply)
@@ -20,8 +22,8 @@
     engine's heart thread echoes it on hb_pong. An engine silent for
     max_misses periods is dead (checked every period/4, so death is seen
     between max_misses and max_misses + 1/4 periods). Local engines are
-    also child processes of the controller: their exit is reported through
-    lp_hub_process_exited at once. A dead engine's unanswered requests are
+    also child processes of the controller: their exit is reported on the
+    pipe (EXITED, DEAD) at once. A dead engine's unanswered requests are
     failed by the data-path actors (REMOVE id reason ename: EngineError, or
     TimeLimit for an engine that ended itself over a stuck request), and
     engine_unregistered is published.
@@ -31,9 +33,17 @@
     that a client can tell a quiet controller from a lost one. The hub owns
     the controller's one replay guard (lp_guard), shared by its own wire
     and every actor's.
+
+    Queries: a client's status_request needs the queue figures of the mux
+    and the scheduler. The hub asks both ("QUEUES" with a number, see
+    lp_actor.h), keeps the request, and answers it when both structured
+    replies have come back through its reactor, so it never waits on an
+    actor: heartbeats and registrations go on meanwhile. An actor that
+    does not answer within LP_STATUS_WAIT_MSEC counts as all zeros.
     =========================================================================
 */
 #include "lp_hub.h"
+#include "lp_actor.h"
 #include "lp_bind.h"
 #include "lp_mux.h"
 #include "lp_scheduler.h"
@@ -43,9 +53,14 @@
 #include "lp_msg.h"
 #include "lp_guard.h"
 #include "lp_wire.h"
-#include "lp_conn.h"
 
 #include <sodium.h>
+
+//  Longest wait for the actors' queue figures before a status reply goes
+//  out without them.
+#define LP_STATUS_WAIT_MSEC 2000
+
+typedef struct _lp_hub_t lp_hub_t;
 
 typedef enum { ENGINE_REGISTERING, ENGINE_READY, ENGINE_DEAD } s_state_t;
 
@@ -60,16 +75,18 @@ typedef struct {
     char registered [32];               //  ISO date of registration
     s_state_t state;                    //  see above
     bool hello [3];                     //  hello seen on mux, control, task
+    bool exited;                        //  its local process has exited (the
+                                        //  controller said EXITED, DEAD follows)
     int64_t last_seen;                  //  zclock_mono of the last pong
     uint64_t pong_seq;                  //  newest ping it answered (or the
                                         //  last sent when it registered)
 } s_engine_t;
 
 struct _lp_hub_t {
-    lp_hub_config_t config;             //  copy; strings owned below
-    char *ip;                           //  config.ip
-    char *location;                     //  config.location
-    uint8_t key [LP_KEY_BYTES];         //  fresh random key
+    lp_hub_config_t config;             //  copy: endpoints; no ip, no key
+    zsock_t *pipe;                      //  to the controller
+    bool terminated;                    //  $TERM seen
+    uint8_t key [LP_KEY_BYTES];         //  the controller's key
     lp_wire_t *wire;                    //  signing on our sockets
     lp_guard_t *guard;                  //  THE replay guard of the controller,
                                         //  shared by every actor's wire
@@ -82,20 +99,17 @@ struct _lp_hub_t {
     zactor_t *control;                  //  data path: interrupt, shutdown
     zactor_t *scheduler;                //  data path: load-balanced tasks
     zactor_t *relay;                    //  data path: iopub
-    char task_endpoint [2][128];        //  scheduler: engine, client
-    char control_endpoint [2][128];     //  control: engine, client
-    char iopub_endpoint [2][128];       //  relay: engine, client
-    char endpoint [4][128];             //  registration, ping, pong, notify
-    char mux_endpoint [2][128];         //  mux: engine, client
     s_engine_t **engines;               //  by id, NULL for holes (owns)
     size_t engines_size;                //  slots in engines
     int next_id;                        //  next fresh id
     zhashx_t *by_uuid;                  //  uuid -> engine (borrowed)
     uint64_t ping_seq;                  //  last ping sent
-    int expect_count;                   //  for the ready hook
-    lp_hub_ready_fn *ready_fn;          //  called once
-    void *ready_arg;                    //  its argument
+    int expect_count;                   //  EXPECT: engines to wait for
+    bool expecting;                     //  READY not yet sent
+    zlistx_t *statuses;                 //  s_status_t waiting for figures (owns)
+    int status_seq;                     //  last QUEUES number
     char hostname [256];                //  this host, for local pids
+
 };
 
 
@@ -136,8 +150,8 @@ s_notify (lp_hub_t *self, const char *type, s_engine_t *engine, const char *reas
     lp_wire_send (self->wire, &msg, self->notify);
 }
 
-int
-lp_hub_engines (lp_hub_t *self)
+static int
+s_engines_ready (lp_hub_t *self)
 {
     int count = 0;
     for (size_t i = 0; i < self->engines_size; i++)
@@ -146,16 +160,23 @@ lp_hub_engines (lp_hub_t *self)
     return count;
 }
 
-int
-lp_hub_engine_id (lp_hub_t *self, int pid)
+//  EXITED: the id of the engine of this host whose process has (or had)
+//  that pid, a live one first; -1 when none. The controller restarts a
+//  local engine under its old id. Its live engines are marked exited.
+static int
+s_process_exited (lp_hub_t *self, int pid)
 {
     int id = -1;
+    bool live = false;
     for (size_t i = 0; i < self->engines_size; i++) {
         s_engine_t *engine = self->engines [i];
         if (engine && engine->pid == pid && streq (engine->host, self->hostname)) {
-            id = engine->id;
-            if (engine->state != ENGINE_DEAD)
-                break;
+            if (!live)
+                id = engine->id;
+            if (engine->state != ENGINE_DEAD) {
+                live = true;
+                engine->exited = true;
+            }
         }
     }
     return id;
@@ -164,10 +185,10 @@ lp_hub_engine_id (lp_hub_t *self, int pid)
 static void
 s_check_ready (lp_hub_t *self)
 {
-    if (self->ready_fn && lp_hub_engines (self) >= self->expect_count) {
-        lp_hub_ready_fn *fn = self->ready_fn;
-        self->ready_fn = NULL;
-        fn (lp_hub_engines (self), NULL, self->ready_arg);
+    int count = s_engines_ready (self);
+    if (self->expecting && count >= self->expect_count) {
+        self->expecting = false;
+        zsock_send (self->pipe, "si", "READY", count);
     }
 }
 
@@ -268,6 +289,12 @@ s_handle_registration (lp_hub_t *self, lp_msg_t *msg)
     }
     else {
         int64_t wanted = lp_msg_get_int (msg, "id", -1);
+        //  A restarted engine asks for the id of the one whose process
+        //  exited; the controller says DEAD right after starting it, but
+        //  should the registration come first, that engine dies now.
+        if (wanted >= 0 && (size_t) wanted < self->engines_size && self->engines [wanted]
+        &&  self->engines [wanted]->exited)
+            s_engine_dead (self, self->engines [wanted], "died: process exited", "EngineError");
         int64_t id = (wanted >= 0 && wanted < 1000000 && !s_id_in_use (self, wanted))
                    ? wanted: self->next_id;
         if (s_engines_grow (self, (size_t) id) != 0) {
@@ -294,6 +321,7 @@ s_handle_registration (lp_hub_t *self, lp_msg_t *msg)
     engine->pid = lp_msg_get_int (msg, "pid", -1);
     engine->state = ENGINE_REGISTERING;
     engine->hello [0] = engine->hello [1] = engine->hello [2] = false;
+    engine->exited = false;
     engine->last_seen = zclock_mono ();
     engine->pong_seq = self->ping_seq;
     lp_util_iso_now (engine->registered);
@@ -322,86 +350,78 @@ s_handle_unregistration (lp_hub_t *self, lp_msg_t *msg)
         s_engine_dead (self, engine, "shutdown", "EngineError");
 }
 
-//  Asks an actor (mux or scheduler) for its queue counts (see their
-//  headers). Hellos that arrive meanwhile are handled in order.
-static void s_handle_hello (lp_hub_t *self, int id, const char *uuid, const char *channel);
+//  --------------------------------------------------------------------
+//  Status: a client's status_request waits here for the queue figures of
+//  the mux and the scheduler (lp_actor.h, "QUEUES").
 
-static char *
-s_actor_queues (lp_hub_t *self, zactor_t *actor)
-{
-    if (zstr_send (actor, "QUEUES") != 0)
-        return NULL;
-    zpoller_t *poller = zpoller_new (actor, NULL);
-    char *queues = NULL;
-    int64_t deadline = zclock_mono () + 2000;
-    while (!queues && poller && zclock_mono () < deadline) {
-        if (!zpoller_wait (poller, (int) (deadline - zclock_mono ())))
-            break;
-        zmsg_t *reply = zmsg_recv (actor);
-        char *command = reply? zmsg_popstr (reply): NULL;
-        if (command && streq (command, "QUEUES"))
-            queues = zmsg_popstr (reply);
-        else
-        if (command && streq (command, "HELLO")) {
-            char *id = zmsg_popstr (reply), *uuid = zmsg_popstr (reply),
-                 *channel = zmsg_popstr (reply);
-            if (id && uuid && channel)
-                s_handle_hello (self, atoi (id), uuid, channel);
-            free (id); free (uuid); free (channel);
-        }
-        free (command);
-        zmsg_destroy (&reply);
-    }
-    zpoller_destroy (&poller);
-    return queues;
-}
+typedef struct {
+    lp_msg_t *request;                  //  the client's request
+    int seq;                            //  the number its QUEUES carried
+    int64_t deadline;                   //  zclock_mono: answer by then
+    zframe_t *figures [2];              //  mux, scheduler: lp_actor_figures_t
+                                        //  rows in id order; NULL until told
+    int waiting;                        //  the scheduler's unassigned tasks
+} s_status_t;
 
-//  Field `field` (0-based, after the key) of entry `key` in "key:a:b ...".
-static int64_t
-s_queue_of (const char *queues, const char *key, int field)
+static void
+s_status_destroy (s_status_t **self_p)
 {
-    size_t len = strlen (key);
-    for (const char *p = queues; p && *p; ) {
-        if (strncmp (p, key, len) == 0 && p [len] == ':') {
-            const char *q = p + len + 1;
-            for (int i = 0; i < field && q; i++) {
-                q = strchr (q, ':');
-                if (q)
-                    q++;
-            }
-            return q? atoll (q): 0;
-        }
-        p = strchr (p, ' ');
-        if (p)
-            p++;
+    s_status_t *self = *self_p;
+    if (self) {
+        lp_msg_destroy (&self->request);
+        zframe_destroy (&self->figures [0]);
+        zframe_destroy (&self->figures [1]);
+        free (self);
+        *self_p = NULL;
     }
-    return 0;
 }
 
 static void
-s_handle_status (lp_hub_t *self, lp_msg_t *msg)
+s_status_free (void **item)
 {
-    char *queues = s_actor_queues (self, self->mux);
-    char *tasks = s_actor_queues (self, self->scheduler);
+    s_status_destroy ((s_status_t **) item);
+}
+
+//  The figures of engine id in rows (ascending ids, read from *at on:
+//  the hub asks in ascending order too), zeros when it has none.
+static lp_actor_figures_t
+s_figures_of (zframe_t *rows, size_t *at, int id)
+{
+    lp_actor_figures_t row = { id, 0, 0 };
+    size_t count = rows? zframe_size (rows) / sizeof row: 0;
+    for (; *at < count; (*at)++) {
+        lp_actor_figures_t next;
+        //  Copied out: a frame's bytes need not be aligned.
+        memcpy (&next, zframe_data (rows) + *at * sizeof next, sizeof next);
+        if (next.id > id)
+            break;
+        if (next.id == id)
+            return next;
+    }
+    return row;
+}
+
+static void
+s_status_answer (lp_hub_t *self, s_status_t *status)
+{
     lp_value_t *content = lp_value_map ();
     lp_value_t *list = lp_value_array ();
     if (!content || !list) {
         lp_value_destroy (&content);
         lp_value_destroy (&list);
-        free (queues);
-        free (tasks);
         return;
     }
+    size_t at [2] = { 0, 0 };
     for (size_t i = 0; i < self->engines_size; i++) {
         s_engine_t *engine = self->engines [i];
         if (!engine || engine->state != ENGINE_READY)
             continue;
-        char key [16];
-        snprintf (key, sizeof key, "%d", engine->id);
-        int64_t queue = s_queue_of (queues, key, 0);
-        int64_t tasks_queued = s_queue_of (tasks, key, 0);
-        int64_t tasks_running = s_queue_of (tasks, key, 1);
-        int64_t tasks_done = s_queue_of (tasks, key, 2);
+        lp_actor_figures_t direct = s_figures_of (status->figures [0], &at [0], engine->id);
+        lp_actor_figures_t tasks = s_figures_of (status->figures [1], &at [1], engine->id);
+        int64_t queue = direct.outstanding;
+        //  An engine runs one task at a time: the oldest sent there.
+        int64_t tasks_running = tasks.outstanding > 0? 1: 0;
+        int64_t tasks_queued = tasks.outstanding - tasks_running;
         lp_value_t *row = lp_value_map ();
         if (!row)
             break;
@@ -417,18 +437,79 @@ s_handle_status (lp_hub_t *self, lp_msg_t *msg)
         lp_value_set (row, "direct_queue", lp_value_int (queue));
         lp_value_set (row, "tasks_queued", lp_value_int (tasks_queued));
         lp_value_set (row, "tasks_running", lp_value_int (tasks_running));
-        lp_value_set (row, "tasks_done", lp_value_int (tasks_done));
+        lp_value_set (row, "tasks_done", lp_value_int (tasks.done));
         lp_value_set (row, "registered", lp_value_string (engine->registered));
         lp_value_append (list, row);
     }
-    lp_value_set (content, "unassigned", lp_value_int (s_queue_of (tasks, "unassigned", 0)));
-    free (queues);
-    free (tasks);
+    lp_value_set (content, "unassigned", lp_value_int (status->waiting));
     lp_value_set (content, "status", lp_value_string ("ok"));
     lp_value_set (content, "scheme", lp_value_string (lp_scheme_name (self->config.scheme)));
     lp_value_set (content, "hwm", lp_value_int (self->config.hwm));
     lp_value_set (content, "engines", list);
-    s_reply (self, msg, LP_STATUS_REPLY, content);
+    s_reply (self, status->request, LP_STATUS_REPLY, content);
+}
+
+//  Takes the request; it is answered when the figures are in.
+static void
+s_handle_status (lp_hub_t *self, lp_msg_t **msg_p)
+{
+    s_status_t *status = (s_status_t *) calloc (1, sizeof (s_status_t));
+    if (!status)
+        return;
+    status->request = *msg_p;
+    *msg_p = NULL;
+    status->seq = ++self->status_seq;
+    status->deadline = zclock_mono () + LP_STATUS_WAIT_MSEC;
+    if (!zlistx_add_end (self->statuses, status)) {
+        s_status_destroy (&status);
+        return;
+    }
+    zsock_send (self->mux, "si", "QUEUES", status->seq);
+    zsock_send (self->scheduler, "si", "QUEUES", status->seq);
+}
+
+//  An actor's "QUEUES" seq waiting rows: which == 0 the mux, 1 the
+//  scheduler. A status with both is answered.
+static void
+s_handle_queues (lp_hub_t *self, int which, zmsg_t *msg)
+{
+    char *seq = zmsg_popstr (msg);
+    char *waiting = zmsg_popstr (msg);
+    zframe_t *rows = zmsg_pop (msg);
+    int number = seq? atoi (seq): -1;
+    s_status_t *status = (s_status_t *) zlistx_first (self->statuses);
+    while (status && status->seq != number)
+        status = (s_status_t *) zlistx_next (self->statuses);
+    if (status && rows && !status->figures [which]) {
+        status->figures [which] = rows;
+        rows = NULL;
+        if (which == 1)
+            status->waiting = waiting? atoi (waiting): 0;
+        if (status->figures [0] && status->figures [1]) {
+            s_status_answer (self, status);
+            zlistx_delete (self->statuses, zlistx_cursor (self->statuses));
+        }
+    }
+    zframe_destroy (&rows);
+    free (seq);
+    free (waiting);
+}
+
+//  Statuses whose figures did not all come in time go out as they are.
+static void
+s_statuses_overdue (lp_hub_t *self)
+{
+    int64_t now = zclock_mono ();
+    s_status_t *status = (s_status_t *) zlistx_first (self->statuses);
+    while (status) {
+        if (now >= status->deadline) {
+            s_status_answer (self, status);
+            zlistx_delete (self->statuses, zlistx_cursor (self->statuses));
+            status = (s_status_t *) zlistx_first (self->statuses);
+        }
+        else
+            status = (s_status_t *) zlistx_next (self->statuses);
+    }
 }
 
 //  One message on the registration channel; -1 asks the loop to end.
@@ -444,7 +525,7 @@ s_handle_registration_msg (lp_hub_t *self, lp_msg_t *msg)
         s_handle_unregistration (self, msg);
     else
     if (streq (type, LP_STATUS_REQUEST))
-        s_handle_status (self, msg);
+        s_handle_status (self, &msg);
     else
     if (streq (type, LP_SHUTDOWN_REQUEST)) {
         lp_value_t *content = lp_value_map ();
@@ -454,6 +535,7 @@ s_handle_registration_msg (lp_hub_t *self, lp_msg_t *msg)
         }
         zsys_info ("hub: shutdown requested by a client");
         zstr_send (self->control, "SHUTDOWN");
+        zstr_send (self->pipe, "SHUTDOWN");
         rc = -1;
     }
     else {
@@ -509,26 +591,26 @@ s_handle_hello (lp_hub_t *self, int id, const char *uuid, const char *channel)
     }
 }
 
+//  Events from the data-path actors: hellos, queue figures.
 static int
-s_on_mux (zloop_t *loop, zsock_t *sock, void *arg)
+s_on_actor (zloop_t *loop, zsock_t *sock, void *arg)
 {
     (void) loop;
     lp_hub_t *self = (lp_hub_t *) arg;
-    char *command = NULL, *uuid = NULL, *channel = NULL;
-    int id = -1;
-    //  The message zloop saw may be gone already: s_actor_queues (a status
-    //  request handled earlier in the same loop pass) reads and handles
-    //  the hellos that arrive while it waits. A blocking receive here then
-    //  hung the hub for good.
-    if (!(zsock_events (sock) & ZMQ_POLLIN))
-        return 0;
-    if (zsock_recv (sock, "siss", &command, &id, &uuid, &channel) != 0)
-        return 0;
-    if (command && streq (command, "HELLO") && uuid && channel)
-        s_handle_hello (self, id, uuid, channel);
+    zmsg_t *msg = zmsg_recv (sock);
+    char *command = msg? zmsg_popstr (msg): NULL;
+    if (command && streq (command, "HELLO")) {
+        char *id = zmsg_popstr (msg), *uuid = zmsg_popstr (msg),
+             *channel = zmsg_popstr (msg);
+        if (id && uuid && channel)
+            s_handle_hello (self, atoi (id), uuid, channel);
+        free (id); free (uuid); free (channel);
+    }
+    else
+    if (command && streq (command, "QUEUES"))
+        s_handle_queues (self, sock == zactor_sock (self->mux)? 0: 1, msg);
     free (command);
-    free (uuid);
-    free (channel);
+    zmsg_destroy (&msg);
     return 0;
 }
 
@@ -577,10 +659,9 @@ s_on_ping_timer (zloop_t *loop, int timer_id, void *arg)
 {
     (void) loop; (void) timer_id;
     lp_hub_t *self = (lp_hub_t *) arg;
-    uint8_t ping [12] = { 'L', 'P', 'H', 'B' };
+    uint8_t ping [LP_HB_BYTES];
     uint64_t seq = ++self->ping_seq;
-    for (int i = 0; i < 8; i++)
-        ping [4 + i] = (uint8_t) (seq >> (56 - 8 * i));
+    lp_proto_ping_encode (ping, seq);
     zframe_t *frame = zframe_new (ping, sizeof ping);
     if (frame && zframe_send (&frame, self->hb_ping, 0) != 0)
         zframe_destroy (&frame);
@@ -593,15 +674,13 @@ s_handle_pong (lp_hub_t *self, zsock_t *sock, zmsg_t *msg)
 {
     zframe_t *peer = zmsg_first (msg);
     zframe_t *pong = zmsg_next (msg);
+    uint64_t seq = 0;
     if (peer && pong && zmsg_size (msg) == 2
-    &&  zframe_size (peer) == LP_ID_CHARS && zframe_size (pong) == 12
-    &&  memcmp (zframe_data (pong), "LPHB", 4) == 0) {
+    &&  zframe_size (peer) == LP_ID_CHARS
+    &&  lp_proto_ping_decode (zframe_data (pong), zframe_size (pong), &seq)) {
         char uuid [LP_ID_CHARS + 1];
         memcpy (uuid, zframe_data (peer), LP_ID_CHARS);
         uuid [LP_ID_CHARS] = 0;
-        uint64_t seq = 0;
-        for (int i = 0; i < 8; i++)
-            seq = (seq << 8) | zframe_data (pong) [4 + i];
         s_engine_t *engine = (s_engine_t *) zhashx_lookup (self->by_uuid, uuid);
         if (engine && engine->state != ENGINE_DEAD
         &&  seq <= self->ping_seq && seq + 2 * (uint64_t) self->config.max_misses >= self->ping_seq) {
@@ -667,19 +746,15 @@ s_on_check_timer (zloop_t *loop, int timer_id, void *arg)
             s_engine_dead (self, engine, reason, "EngineError");
         }
     }
+    s_statuses_overdue (self);
     return 0;
 }
 
 //  --------------------------------------------------------------------
 
-void
-lp_hub_process_exited (lp_hub_t *self, int pid, const char *reason)
-{
-    lp_hub_process_exited_ename (self, pid, reason, "EngineError");
-}
-
-void
-lp_hub_process_exited_ename (lp_hub_t *self, int pid, const char *reason, const char *ename)
+//  DEAD: the local process pid has exited; its engine is dead.
+static void
+s_process_dead (lp_hub_t *self, int pid, const char *reason, const char *ename)
 {
     for (size_t i = 0; i < self->engines_size; i++) {
         s_engine_t *engine = self->engines [i];
@@ -712,20 +787,27 @@ s_start_actor (zactor_t **actor_p, zactor_fn *fn, void *args, char endpoints [2]
     return rc;
 }
 
-lp_hub_t *
-lp_hub_new (const lp_hub_config_t *config, char *err, size_t errlen)
+static void s_hub_destroy (lp_hub_t **self_p);
+static int s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg);
+
+//  Binds, starts the data-path actors, fills self->config.endpoints.
+//  NULL with err on failure.
+static lp_hub_t *
+s_hub_new (zsock_t *pipe, const lp_hub_config_t *config, char *err, size_t errlen)
 {
     lp_hub_t *self = (lp_hub_t *) zmalloc (sizeof (lp_hub_t));
     self->config = *config;
-    self->ip = strdup (config->ip);
-    self->location = strdup (config->location? config->location: config->ip);
-    self->config.ip = self->ip;
-    self->config.location = self->location;
+    self->config.ip = NULL;
+    self->config.key = NULL;
+    self->pipe = pipe;
     if (gethostname (self->hostname, sizeof self->hostname - 1) != 0)
         strcpy (self->hostname, "localhost");
-    char scratch [LP_ID_CHARS + 1];
-    lp_util_random_id (scratch);            //  initialises libsodium
-    randombytes_buf (self->key, sizeof self->key);
+    if (config->key_len != sizeof self->key) {
+        snprintf (err, errlen, "the hub wants a key of %d bytes", LP_KEY_BYTES);
+        s_hub_destroy (&self);
+        return NULL;
+    }
+    memcpy (self->key, config->key, sizeof self->key);
     self->wire = lp_wire_new (self->key, sizeof self->key, "controller/hub");
     //  One replay guard for the whole controller (docs/protocol.md,
     //  "Replays"): a msg_id seen on any channel is a replay.
@@ -733,6 +815,9 @@ lp_hub_new (const lp_hub_config_t *config, char *err, size_t errlen)
     if (self->wire && self->guard)
         lp_wire_set_guard (self->wire, self->guard);
     self->by_uuid = zhashx_new ();
+    self->statuses = zlistx_new ();
+    if (self->statuses)
+        zlistx_set_destructor (self->statuses, s_status_free);
     self->loop = zloop_new ();
     self->registration = zsock_new (ZMQ_ROUTER);
     self->hb_ping = zsock_new (ZMQ_PUB);
@@ -743,19 +828,19 @@ lp_hub_new (const lp_hub_config_t *config, char *err, size_t errlen)
     if (self->hb_pong)
         zsock_set_router_handover (self->hb_pong, 1);
     self->notify = zsock_new (ZMQ_PUB);
-    if (!self->ip || !self->location || !self->wire || !self->guard || !self->by_uuid
-    ||  !self->loop) {
+    if (!self->wire || !self->guard || !self->by_uuid || !self->statuses || !self->loop) {
         snprintf (err, errlen, "out of memory");
-        lp_hub_destroy (&self);
+        s_hub_destroy (&self);
         return NULL;
     }
-    if (lp_bind_tcp (self->registration, config->ip, self->endpoint [0], 128)
-    ||  lp_bind_tcp (self->hb_ping, config->ip, self->endpoint [1], 128)
-    ||  lp_bind_tcp (self->hb_pong, config->ip, self->endpoint [2], 128)
-    ||  lp_bind_tcp (self->notify, config->ip, self->endpoint [3], 128)) {
+    char (*endpoints) [128] = self->config.endpoints;
+    if (lp_bind_tcp (self->registration, config->ip, endpoints [LP_HUB_REGISTRATION], 128)
+    ||  lp_bind_tcp (self->hb_ping, config->ip, endpoints [LP_HUB_HB_PING], 128)
+    ||  lp_bind_tcp (self->hb_pong, config->ip, endpoints [LP_HUB_HB_PONG], 128)
+    ||  lp_bind_tcp (self->notify, config->ip, endpoints [LP_HUB_NOTIFICATION], 128)) {
         snprintf (err, errlen, "cannot listen on %s: %s", config->ip,
                   zmq_strerror (zmq_errno ()));
-        lp_hub_destroy (&self);
+        s_hub_destroy (&self);
         return NULL;
     }
     lp_mux_config_t mux_config = { config->ip, self->key, sizeof self->key, "mux",
@@ -764,12 +849,15 @@ lp_hub_new (const lp_hub_config_t *config, char *err, size_t errlen)
                                        self->guard };
     lp_scheduler_config_t scheduler_config = { config->ip, self->key, sizeof self->key,
                                                config->scheme, config->hwm, self->guard };
-    if (s_start_actor (&self->mux, lp_mux_actor, &mux_config, self->mux_endpoint)
-    ||  s_start_actor (&self->control, lp_mux_actor, &control_config, self->control_endpoint)
-    ||  s_start_actor (&self->scheduler, lp_scheduler_actor, &scheduler_config, self->task_endpoint)
-    ||  s_start_actor (&self->relay, lp_relay_actor, LP_UNCONST (void *, config->ip), self->iopub_endpoint)) {
+    if (s_start_actor (&self->mux, lp_mux_actor, &mux_config, endpoints + LP_HUB_MUX_ENGINE)
+    ||  s_start_actor (&self->control, lp_mux_actor, &control_config,
+                       endpoints + LP_HUB_CONTROL_ENGINE)
+    ||  s_start_actor (&self->scheduler, lp_scheduler_actor, &scheduler_config,
+                       endpoints + LP_HUB_TASK_ENGINE)
+    ||  s_start_actor (&self->relay, lp_relay_actor, LP_UNCONST (void *, config->ip),
+                       endpoints + LP_HUB_IOPUB_ENGINE)) {
         snprintf (err, errlen, "cannot start the data path on %s", config->ip);
-        lp_hub_destroy (&self);
+        s_hub_destroy (&self);
         return NULL;
     }
     zsock_set_rcvtimeo (self->registration, 0);
@@ -782,17 +870,18 @@ lp_hub_new (const lp_hub_config_t *config, char *err, size_t errlen)
     zloop_reader (self->loop, self->registration, s_on_registration, self);
     zloop_reader (self->loop, self->hb_pong, s_on_pong, self);
     zloop_reader (self->loop, self->notify, s_on_notify, self);
-    zloop_reader (self->loop, zactor_sock (self->mux), s_on_mux, self);
-    zloop_reader (self->loop, zactor_sock (self->control), s_on_mux, self);
-    zloop_reader (self->loop, zactor_sock (self->scheduler), s_on_mux, self);
+    zloop_reader (self->loop, zactor_sock (self->mux), s_on_actor, self);
+    zloop_reader (self->loop, zactor_sock (self->control), s_on_actor, self);
+    zloop_reader (self->loop, zactor_sock (self->scheduler), s_on_actor, self);
+    zloop_reader (self->loop, pipe, s_on_pipe, self);
     zloop_timer (self->loop, (size_t) config->heartbeat_msec, 0, s_on_ping_timer, self);
     int check = config->heartbeat_msec / LP_HEARTBEAT_CHECK_DIV;
     zloop_timer (self->loop, (size_t) (check > 0? check: 1), 0, s_on_check_timer, self);
     return self;
 }
 
-void
-lp_hub_destroy (lp_hub_t **self_p)
+static void
+s_hub_destroy (lp_hub_t **self_p)
 {
     lp_hub_t *self = *self_p;
     if (!self)
@@ -812,73 +901,77 @@ lp_hub_destroy (lp_hub_t **self_p)
         s_engine_destroy (&self->engines [i]);
     free (self->engines);
     zhashx_destroy (&self->by_uuid);
+    zlistx_destroy (&self->statuses);
     lp_wire_destroy (&self->wire);
     //  After every wire that uses it (the actors' went with the actors).
     lp_guard_destroy (&self->guard);
-    free (self->ip);
-    free (self->location);
     sodium_memzero (self->key, sizeof self->key);
     free (self);
     *self_p = NULL;
 }
 
-//  Rewrites tcp://ip:port as tcp://location:port.
-static void
-s_located (lp_hub_t *self, const char *endpoint, char *out, size_t size)
+//  Controller commands (lp_hub.h). -1 ends the reactor: on $TERM, and on
+//  STOP (the hub serves no one any more, but still answers the pipe).
+static int
+s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
 {
-    const char *port = strrchr (endpoint, ':');
-    snprintf (out, size, "tcp://%s%s", self->location, port? port: "");
-}
-
-int
-lp_hub_write_files (lp_hub_t *self, const char *folder, char *err, size_t errlen)
-{
-    static const char *engine_names [] = { "registration", "hb_ping", "hb_pong", "mux", "control", "iopub", "task" };
-    const char *engine_eps [] = { self->endpoint [0], self->endpoint [1], self->endpoint [2],
-                                  self->mux_endpoint [0], self->control_endpoint [0],
-                                  self->iopub_endpoint [0], self->task_endpoint [0] };
-    static const char *client_names [] = { "registration", "mux", "control", "iopub", "notification", "task" };
-    const char *client_eps [] = { self->endpoint [0], self->mux_endpoint [1], self->control_endpoint [1],
-                                  self->iopub_endpoint [1], self->endpoint [3], self->task_endpoint [1] };
-    char path [1024], located [256];
+    (void) loop;
+    lp_hub_t *self = (lp_hub_t *) arg;
+    zmsg_t *msg = zmsg_recv (pipe);
+    char *command = msg? zmsg_popstr (msg): NULL;
+    char *first = msg? zmsg_popstr (msg): NULL;
+    int number = first? atoi (first): -1;
     int rc = 0;
-    for (int kind = 0; kind < 2 && rc == 0; kind++) {
-        lp_conn_t *conn = lp_conn_new (kind? "engine": "client");
-        if (!conn) {
-            snprintf (err, errlen, "out of memory");
-            return -1;
-        }
-        lp_conn_set_key (conn, self->key, sizeof self->key);
-        lp_conn_set_location (conn, self->location);
-        int count = kind? 7: 6;
-        for (int i = 0; i < count; i++) {
-            s_located (self, kind? engine_eps [i]: client_eps [i], located, sizeof located);
-            lp_conn_set_endpoint (conn, kind? engine_names [i]: client_names [i], located);
-        }
-        snprintf (path, sizeof path, "%s/lp-%s.json", folder, kind? "engine": "client");
-        rc = lp_conn_save (conn, path, err, errlen);
-        lp_conn_destroy (&conn);
+    if (!command || streq (command, "$TERM")) {
+        self->terminated = true;
+        rc = -1;
     }
+    else
+    if (streq (command, "EXPECT")) {
+        self->expect_count = number;
+        self->expecting = true;
+        s_check_ready (self);
+    }
+    else
+    if (streq (command, "EXITED"))
+        zsock_send (pipe, "si", "EXITED", s_process_exited (self, number));
+    else
+    if (streq (command, "DEAD")) {
+        char *reason = zmsg_popstr (msg);
+        char *ename = zmsg_popstr (msg);
+        s_process_dead (self, number, reason? reason: "exited", ename);
+        free (reason);
+        free (ename);
+    }
+    else
+    if (streq (command, "ENGINES"))
+        zsock_send (pipe, "si", "ENGINES", s_engines_ready (self));
+    else
+    if (streq (command, "STOP"))
+        rc = -1;
+    else
+        zsys_error ("hub: unknown command '%s' from the controller", command);
+    free (command);
+    free (first);
+    zmsg_destroy (&msg);
     return rc;
 }
 
-zloop_t *
-lp_hub_loop (lp_hub_t *self)
-{
-    return self->loop;
-}
-
 void
-lp_hub_expect (lp_hub_t *self, int count, lp_hub_ready_fn *fn, void *arg)
+lp_hub_actor (zsock_t *pipe, void *args)
 {
-    self->expect_count = count;
-    self->ready_fn = fn;
-    self->ready_arg = arg;
-    s_check_ready (self);
-}
-
-void
-lp_hub_run (lp_hub_t *self)
-{
+    lp_hub_config_t *config = (lp_hub_config_t *) args;
+    lp_hub_t *self = s_hub_new (pipe, config, config->error, sizeof config->error);
+    config->ok = self != NULL;
+    if (self)
+        memcpy (config->endpoints, self->config.endpoints, sizeof config->endpoints);
+    zsock_signal (pipe, self? 0: 1);
+    if (!self)
+        return;
+    //  Until $TERM, STOP, or a client's shutdown_request.
     zloop_start (self->loop);
+    //  Stopped: the controller may still ask (EXITED, ENGINES) until $TERM.
+    while (!self->terminated)
+        s_on_pipe (NULL, pipe, self);
+    s_hub_destroy (&self);
 }

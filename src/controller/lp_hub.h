@@ -1,48 +1,61 @@
-/*  lp_hub.h - the hub: registration, engine table, heartbeat monitor,
-    notifications and queries. It runs the controller's main reactor and
-    starts the data-path actors (lp_mux.c, lp_scheduler.c, lp_relay.c). */
+/*  lp_hub.h - the hub actor: registration, engine table, heartbeat
+    monitor, notifications and queries, on its own thread. It starts and
+    owns the data-path actors (mux, control, scheduler, relay).
+
+    zactor_new (lp_hub_actor, &config) binds every socket, starts the
+    data-path actors, fills config.endpoints (or config.error) and
+    signals; then config is no longer read.
+
+    Commands on the actor pipe (controller -> hub), czmq pictures:
+      "EXPECT"  i        send READY once that many engines are registered
+      "EXITED"  i        a local engine process with this pid has exited:
+                         reply "EXITED" i, the id of its engine (a live
+                         one first; -1 when none), which keeps its id
+                         for a restart; DEAD follows
+      "DEAD"    i s s    pid, reason, ename: that process's engine is dead;
+                         its unanswered requests fail with ename
+                         (EngineError, or TimeLimit when it ended itself
+                         over a request stuck past its time limit)
+      "ENGINES"          reply "ENGINES" i: registered engines
+      "STOP"             stop serving (before the engines are stopped)
+      "$TERM"
+    Events (hub -> controller):
+      "READY"   i        the EXPECTed count of engines is registered
+      "SHUTDOWN"         a client asked the cluster to shut down; the hub
+                         has stopped serving (as after STOP)
+*/
 #ifndef LP_HUB_H_INCLUDED
 #define LP_HUB_H_INCLUDED
 
 #include "lp_prelude.h"
 
-typedef struct _lp_hub_t lp_hub_t;
+//  The controller's endpoints, as the hub's actors bound them.
+typedef enum {
+    LP_HUB_REGISTRATION,                //  registration / query ROUTER
+    LP_HUB_HB_PING,                     //  heartbeat PUB
+    LP_HUB_HB_PONG,                     //  heartbeat ROUTER
+    LP_HUB_NOTIFICATION,                //  notification PUB
+    LP_HUB_MUX_ENGINE, LP_HUB_MUX_CLIENT,
+    LP_HUB_CONTROL_ENGINE, LP_HUB_CONTROL_CLIENT,
+    LP_HUB_IOPUB_ENGINE, LP_HUB_IOPUB_CLIENT,
+    LP_HUB_TASK_ENGINE, LP_HUB_TASK_CLIENT,
+    LP_HUB_ENDPOINTS                    //  how many
+} lp_hub_endpoint_t;
 
 typedef struct {
     const char *ip;                     //  where to bind
-    const char *location;               //  address written into the files
+    const uint8_t *key;                 //  signing key (copied)
+    size_t key_len;
     int heartbeat_msec;                 //  ping period
     int max_misses;                     //  pings missed before dead
     int scheme;                         //  lp_scheme_t of the task scheduler
     int hwm;                            //  tasks outstanding per engine, 0 = any
+    //  Filled by the hub before it signals:
+    bool ok;                            //  started
+    char error [256];                   //  why not
+    char endpoints [LP_HUB_ENDPOINTS][128];
 } lp_hub_config_t;
 
-//  Binds every socket and starts the mux. NULL with err on failure.
-lp_hub_t *lp_hub_new (const lp_hub_config_t *config, char *err, size_t errlen);
-void      lp_hub_destroy (lp_hub_t **self_p);
-//  Writes lp-client.json and lp-engine.json into folder. 0 / -1 with err.
-int       lp_hub_write_files (lp_hub_t *self, const char *folder, char *err, size_t errlen);
-//  The reactor, for the controller's own readers (signals).
-zloop_t  *lp_hub_loop (lp_hub_t *self);
-//  Called once when `count` engines are registered; or with count -1 and
-//  a reason when the hub cannot get there (set by lp_hub_expect).
-typedef void (lp_hub_ready_fn) (int count, const char *reason, void *arg);
-void      lp_hub_expect (lp_hub_t *self, int count, lp_hub_ready_fn *fn, void *arg);
-//  A local engine process exited: the engine with that pid is dead now.
-void      lp_hub_process_exited (lp_hub_t *self, int pid, const char *reason);
-//  The same, with the ename its unanswered requests fail with
-//  ("EngineError", or "TimeLimit" when the engine ended itself because a
-//  request was stuck past its time limit, docs/protocol.md).
-void      lp_hub_process_exited_ename (lp_hub_t *self, int pid, const char *reason,
-                                       const char *ename);
-//  The id of the engine of this host whose process has (or had) that pid,
-//  a live one first; -1 when none. The launcher restarts a local engine
-//  under its old id.
-int       lp_hub_engine_id (lp_hub_t *self, int pid);
-//  Runs until a reader of the loop returns -1 (the controller's signal
-//  reader does) or a client asks for shutdown.
-void      lp_hub_run (lp_hub_t *self);
-//  Registered (live) engine count.
-int       lp_hub_engines (lp_hub_t *self);
+void lp_hub_actor (zsock_t *pipe, void *config);
 
 #endif

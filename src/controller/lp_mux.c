@@ -42,9 +42,8 @@
     =========================================================================
 */
 #include "lp_mux.h"
-#include "lp_bind.h"
+#include "lp_actor.h"
 #include "lp_reply.h"
-#include "lp_routes.h"
 #include "lp_proto.h"
 #include "lp_util.h"
 #include "lp_codec.h"
@@ -65,19 +64,19 @@ typedef struct {
 } s_record_t;
 
 typedef struct {
-    zsock_t *pipe;                      //  to the hub
-    zloop_t *loop;                      //  our reactor
+    lp_actor_t *actor;                  //  sockets, reactor, engine table
+    //  Borrowed from the actor, for brevity:
     lp_wire_t *wire;                    //  verify / sign
     const char *channel;                //  "mux" or "control"
-    char name [32];                     //  "controller/<channel>", for logs
+    const char *name;                   //  "controller/<channel>", for logs
     zsock_t *client;                    //  client-facing ROUTER
     zsock_t *engine;                    //  engine-facing ROUTER
     lp_routes_t *engines;               //  record lists (own the records)
+    //  Our own:
     zhashx_t *records;                  //  key -> s_record_t (borrowed)
     int64_t *targets;                   //  scratch for folded targets
     size_t targets_size;                //  slots in targets
     lp_unmatched_t unmatched;           //  engine replies with no record
-    char endpoints [2][128];            //  engine, client
 } self_t;
 
 
@@ -153,7 +152,7 @@ s_forward (self_t *self, lp_route_t *engine, zmsg_t **msg_p,
         //  [client] <LPMSG> signature header: the bytes, not a decoded
         //  copy (a tree of allocations per request, needed only when the
         //  engine dies first).
-        zframe_t *bytes = lp_reply_frame (msg, 1, LP_FRAME_HEADER);
+        zframe_t *bytes = lp_wire_frame (msg, 1, LP_FRAME_HEADER);
         record->header = bytes? zframe_dup (bytes): NULL;
         record->engine = engine;
         record->sent_at = lp_util_wall_usec ();
@@ -184,19 +183,10 @@ s_forward (self_t *self, lp_route_t *engine, zmsg_t **msg_p,
 }
 
 //  A request from a client: verify, fold targets, fan out.
-static int
-s_handle_client (self_t *self, zmsg_t *msg)
+static void
+s_handle_client (void *arg, zmsg_t *msg, lp_value_t *header)
 {
-    size_t delim = 0;
-    lp_value_t *header = lp_wire_verify (self->wire, msg, &delim);
-    //  A request refused for its date is dropped here (docs/protocol.md,
-    //  "Replays"); unlike the scheduler, the mux holds nothing back, so a
-    //  stale date is the sender's clock or a captured message.
-    if (!header || delim != 1) {
-        lp_value_destroy (&header);
-        zmsg_destroy (&msg);
-        return 0;
-    }
+    self_t *self = (self_t *) arg;
     zframe_t *client = zframe_dup (zmsg_first (msg));
     const char *msg_id = lp_value_as_string (lp_value_get (header, LP_HDR_MSG_ID), NULL);
     const lp_value_t *targets = lp_value_get (header, LP_HDR_TARGETS);
@@ -248,49 +238,19 @@ done:
     zframe_destroy (&client);
     lp_value_destroy (&header);
     zmsg_destroy (&msg);
-    return 0;
 }
 
-//  A message from an engine: a hello (no client frame) or a reply.
-static int
-s_handle_engine (self_t *self, zmsg_t *msg)
+//  A reply from an engine (the skeleton verified it and took the hellos).
+static void
+s_handle_reply (void *arg, lp_actor_reply_t *reply)
 {
-    zframe_t *uuid_frame = zmsg_pop (msg);
-    char uuid [LP_ID_CHARS + 1] = "";
-    if (uuid_frame && zframe_size (uuid_frame) == LP_ID_CHARS)
-        memcpy (uuid, zframe_data (uuid_frame), LP_ID_CHARS);
-    zframe_destroy (&uuid_frame);
-    zframe_t *next = zmsg_first (msg);
-    bool hello = next && zframe_streq (next, LP_DELIMITER);
-
-    if (hello) {
-        lp_msg_t *decoded = lp_wire_decode (self->wire, &msg);
-        if (decoded && *uuid && streq (lp_msg_type (decoded), LP_ENGINE_HELLO)) {
-            int64_t id = lp_msg_get_int (decoded, "id", -1);
-            zsock_send (self->pipe, "siss", "HELLO", (int) id, uuid,
-                        self->channel);
-        }
-        lp_msg_destroy (&decoded);
-        return 0;
-    }
-    size_t delim = 0;
-    lp_value_t *header = lp_wire_verify_reply (self->wire, msg, &delim);
-    if (!header || delim != 1) {
-        lp_value_destroy (&header);
-        zmsg_destroy (&msg);
-        return 0;
-    }
-    //  Only parent_header.msg_id is read, from the frame's bytes.
-    char parent_id [LP_RECORD_KEY_CHARS] = "";
-    lp_route_t *engine = lp_routes_by_uuid (self->engines, uuid);
+    self_t *self = (self_t *) arg;
+    zmsg_t *msg = reply->msg;
+    lp_route_t *engine = reply->engine;
     s_record_t *record = NULL;
-    if (engine
-    &&  lp_reply_map_str (lp_reply_frame (msg, delim, LP_FRAME_PARENT), LP_HDR_MSG_ID,
-                          parent_id, sizeof parent_id) != 0)
-        parent_id [0] = 0;
-    if (engine && *parent_id) {
+    if (engine && *reply->parent_id) {
         char key [LP_RECORD_KEY_CHARS];
-        s_record_key (key, parent_id, engine->id);
+        s_record_key (key, reply->parent_id, engine->id);
         record = (s_record_t *) zhashx_lookup (self->records, key);
     }
     if (record) {
@@ -307,75 +267,28 @@ s_handle_engine (self_t *self, zmsg_t *msg)
     }
     else
     if (!zframe_streq (zmsg_first (msg), "controller"))
-        lp_reply_unmatched (&self->unmatched, self->name, uuid, parent_id);
+        lp_reply_unmatched (&self->unmatched, self->name, reply->uuid, reply->parent_id);
     //  (else: an engine's answer to our own shutdown_request, expected)
-    lp_value_destroy (&header);
     zmsg_destroy (&msg);
-    return 0;
-}
-
-//  Each wake-up drains up to LP_DRAIN_BATCH messages (the data sockets
-//  have a receive timeout of 0): under load one poll serves many messages.
-static int
-s_on_client (zloop_t *loop, zsock_t *sock, void *arg)
-{
-    (void) loop;
-    zmsg_t *msg;
-    for (int n = 0; n < LP_DRAIN_BATCH && (msg = zmsg_recv (sock)); n++)
-        s_handle_client ((self_t *) arg, msg);
-    return 0;
-}
-
-static int
-s_on_engine (zloop_t *loop, zsock_t *sock, void *arg)
-{
-    (void) loop;
-    zmsg_t *msg;
-    for (int n = 0; n < LP_DRAIN_BATCH && (msg = zmsg_recv (sock)); n++)
-        s_handle_engine ((self_t *) arg, msg);
-    return 0;
 }
 
 //  The hub says the engine is gone: every request recorded on it fails
 //  now, with ename (EngineError, or TimeLimit).
 static void
-s_engine_remove (self_t *self, int id, const char *reason, const char *ename)
+s_engine_remove (void *arg, lp_route_t *engine, const char *why, const char *ename)
 {
-    lp_route_t *engine = lp_routes_by_id (self->engines, id);
-    if (!engine)
-        return;
+    self_t *self = (self_t *) arg;
     //  Replies the engine sent before it left may wait in our socket (an
     //  engine answers shutdown_request, then unregisters on another
     //  connection, which the hub may read first): they end their requests
     //  before the rest fail.
-    zmsg_t *msg;
-    for (int n = 0; n < LP_DRAIN_BATCH && (msg = zmsg_recv (self->engine)); n++)
-        s_handle_engine (self, msg);
+    lp_actor_drain_engines (self->actor);
     lp_routes_deactivate (self->engines, engine);
-    char why [256];
-    snprintf (why, sizeof why, "engine %d %s", id, reason);
     s_record_t *record;
     while ((record = (s_record_t *) zlistx_first (engine->sent))) {
-        s_record_error (self, record, id, ename, why);
+        s_record_error (self, record, engine->id, ename, why);
         s_record_final (self, record);
     }
-}
-
-static void
-s_send_queues (self_t *self)
-{
-    size_t span = lp_routes_span (self->engines);
-    size_t size = 16 + span * 24;
-    char *text = (char *) zmalloc (size);
-    size_t used = 0;
-    for (size_t id = 0; id < span; id++) {
-        lp_route_t *engine = lp_routes_by_id (self->engines, (int64_t) id);
-        if (engine && engine->active)
-            used += snprintf (text + used, size - used, "%zu:%zu ", id,
-                              zlistx_size (engine->sent));
-    }
-    zsock_send (self->pipe, "ss", "QUEUES", text);
-    free (text);
 }
 
 //  The cluster is shutting down: every engine is asked to exit.
@@ -400,49 +313,16 @@ s_shutdown_engines (self_t *self)
     }
 }
 
-static int
-s_handle_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
+//  "SHUTDOWN" is the mux's own command; the skeleton takes the rest.
+static void
+s_handle_command (void *arg, const char *command, zmsg_t *msg)
 {
-    (void) loop;
+    (void) msg;
     self_t *self = (self_t *) arg;
-    char *command = NULL, *text = NULL;
-    int id = -1;
-    zmsg_t *msg = zmsg_recv (pipe);
-    if (!msg)
-        return -1;
-    command = zmsg_popstr (msg);
-    int rc = 0;
-    if (!command)
-        rc = -1;
-    else
-    if (streq (command, "$TERM"))
-        rc = -1;
-    else
-    if (streq (command, "ADD") || streq (command, "REMOVE")) {
-        char *id_text = zmsg_popstr (msg);
-        text = zmsg_popstr (msg);
-        char *ename = zmsg_popstr (msg);    //  REMOVE only
-        id = id_text? atoi (id_text): -1;
-        free (id_text);
-        if (streq (command, "ADD"))
-            lp_routes_add (self->engines, id, text? text: "");
-        else
-            s_engine_remove (self, id, text? text: "died",
-                             ename && *ename? ename: LP_ENAME_ENGINE);
-        free (ename);
-    }
-    else
-    if (streq (command, "QUEUES"))
-        s_send_queues (self);
-    else
     if (streq (command, "SHUTDOWN"))
         s_shutdown_engines (self);
     else
-        assert (false);                 //  the hub speaks only these
-    free (command);
-    free (text);
-    zmsg_destroy (&msg);
-    return rc;
+        zsys_error ("%s: unknown command '%s' from the hub", self->name, command);
 }
 
 static void
@@ -451,31 +331,37 @@ s_self_destroy (self_t **self_p)
     self_t *self = *self_p;
     if (!self)
         return;
-    zloop_destroy (&self->loop);
-    zsock_destroy (&self->client);
-    zsock_destroy (&self->engine);
     //  Records are owned by the engine lists; the index only points.
     zhashx_destroy (&self->records);
-    lp_routes_destroy (&self->engines);
+    lp_actor_destroy (&self->actor);
     free (self->targets);
-    lp_wire_destroy (&self->wire);
     free (self);
     *self_p = NULL;
 }
+
+static const lp_actor_handlers_t s_handlers = {
+    .client = s_handle_client,
+    .reply = s_handle_reply,
+    .remove = s_engine_remove,
+    .command = s_handle_command
+};
 
 static self_t *
 s_self_new (zsock_t *pipe, lp_mux_config_t *config)
 {
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
-    self->pipe = pipe;
-    snprintf (self->name, sizeof self->name, "controller/%s", config->channel);
-    self->wire = lp_wire_new (config->key, config->key_len, self->name);
-    if (self->wire && config->guard)
-        lp_wire_set_guard (self->wire, config->guard);
-    self->engines = lp_routes_new (s_record_free);
+    char name [32];
+    snprintf (name, sizeof name, "controller/%s", config->channel);
+    //  The mux on I/O thread 0, the scheduler on 1; the control channel
+    //  anywhere.
+    lp_actor_config_t actor = {
+        .ip = config->ip, .key = config->key, .key_len = config->key_len,
+        .guard = config->guard, .name = name, .channel = config->channel,
+        .io_thread = streq (config->channel, "mux")? 0: -1,
+        .sent_free = s_record_free, .handlers = &s_handlers, .arg = self };
+    self->actor = lp_actor_new (pipe, &actor);
     self->records = zhashx_new ();
-    self->loop = zloop_new ();
-    if (!self->wire || !self->engines || !self->records || !self->loop) {
+    if (!self->actor || !self->records) {
         s_self_destroy (&self);
         return NULL;
     }
@@ -483,35 +369,12 @@ s_self_new (zsock_t *pipe, lp_mux_config_t *config)
     //  entry leaves the index before its record is freed.
     zhashx_set_key_duplicator (self->records, NULL);
     zhashx_set_key_destructor (self->records, NULL);
-    self->channel = config->channel;
-    self->engine = zsock_new (ZMQ_ROUTER);
-    self->client = zsock_new (ZMQ_ROUTER);
-    if (self->engine) {
-        zsock_set_router_mandatory (self->engine, 1);
-        zsock_set_router_handover (self->engine, 1);
-    }
-    //  The mux on I/O thread 0, the scheduler on 1 (lp_routes_io_affinity);
-    //  the control channel anywhere.
-    uint64_t affinity = streq (self->channel, "mux")? lp_routes_io_affinity (0): 0;
-    if (self->engine)
-        zsock_set_affinity (self->engine, (int) affinity);
-    if (self->client)
-        zsock_set_affinity (self->client, (int) affinity);
-    if (lp_bind_tcp (self->engine, config->ip, self->endpoints [0], 128)
-    ||  lp_bind_tcp (self->client, config->ip, self->endpoints [1], 128)) {
-        zsys_error ("controller/%s: cannot bind on %s: %s", self->channel, config->ip,
-                    zmq_strerror (zmq_errno ()));
-        s_self_destroy (&self);
-        return NULL;
-    }
-    zsock_set_rcvtimeo (self->client, 0);
-    zsock_set_rcvtimeo (self->engine, 0);
-    zloop_reader (self->loop, pipe, s_handle_pipe, self);
-    zloop_reader (self->loop, self->client, s_on_client, self);
-    zloop_reader (self->loop, self->engine, s_on_engine, self);
-    //  A handler error (EHOSTUNREACH, EAGAIN...) must not end the loop.
-    zloop_reader_set_tolerant (self->loop, self->engine);
-    zloop_reader_set_tolerant (self->loop, self->client);
+    self->wire = self->actor->wire;
+    self->channel = self->actor->channel;
+    self->name = self->actor->name;
+    self->client = self->actor->client;
+    self->engine = self->actor->engine;
+    self->engines = self->actor->engines;
     return self;
 }
 
@@ -519,18 +382,6 @@ void
 lp_mux_actor (zsock_t *pipe, void *args)
 {
     self_t *self = s_self_new (pipe, (lp_mux_config_t *) args);
-    if (!self) {
-        zsock_signal (pipe, 1);
-        return;
-    }
-    zsock_signal (pipe, 0);
-    //  The hub asks for the endpoints right after start.
-    char *command = zstr_recv (pipe);
-    if (command && streq (command, "ENDPOINTS"))
-        zsock_send (pipe, "ss", self->endpoints [0], self->endpoints [1]);
-    bool go = command && streq (command, "ENDPOINTS");
-    free (command);
-    if (go)
-        zloop_start (self->loop);
+    lp_actor_serve (self? self->actor: NULL, pipe);
     s_self_destroy (&self);
 }

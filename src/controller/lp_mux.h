@@ -2,16 +2,10 @@
     channel ("mux" for direct requests, "control" for interrupt, shutdown
     and abort).
 
-    Commands on the actor pipe (hub -> mux), each a czmq picture message:
-      "ADD"     i s     engine id, uuid: route to it from now on
-      "REMOVE"  i s s   engine id, reason, ename: fail its unanswered
-                        requests with ename (EngineError, TimeLimit)
-      "QUEUES"          reply "QUEUES" s: "id:n id:n ..." unanswered per engine
-      "ENDPOINTS"       reply s s: engine endpoint, client endpoint
+    The pipe speaks the data-path actors' common commands and events
+    (ENDPOINTS, ADD, REMOVE, QUEUES, HELLO: src/controller/lp_actor.h),
+    and one of its own:
       "SHUTDOWN"        ask every engine to exit (control shutdown_request)
-      "$TERM"
-    Events (mux -> hub):
-      "HELLO"   i s s   engine id, uuid, channel (the actor's)
 */
 #ifndef LP_MUX_H_INCLUDED
 #define LP_MUX_H_INCLUDED
@@ -27,8 +21,8 @@ typedef struct {
 } lp_mux_config_t;
 
 //  zactor_new (lp_mux_actor, &config): binds its two sockets (client-facing
-//  and engine-facing ROUTER), then signals.
-//  On a bind failure it signals -1 and exits.
+//  and engine-facing ROUTER), then signals 0; on a bind failure it signals
+//  1 and exits.
 void lp_mux_actor (zsock_t *pipe, void *args);
 
 #endif

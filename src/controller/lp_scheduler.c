@@ -55,9 +55,8 @@
     =========================================================================
 */
 #include "lp_scheduler.h"
-#include "lp_bind.h"
+#include "lp_actor.h"
 #include "lp_reply.h"
-#include "lp_routes.h"
 #include "lp_proto.h"
 #include "lp_util.h"
 #include "lp_codec.h"
@@ -110,16 +109,18 @@ typedef struct {
 } s_outcome_t;
 
 typedef struct {
-    zsock_t *pipe;                      //  to the hub
+    lp_actor_t *actor;                  //  sockets, reactor, engine table
+    //  Borrowed from the actor, for brevity:
     zloop_t *loop;                      //  reactor
     lp_wire_t *wire;                    //  verify / sign
     zsock_t *client;                    //  ROUTER facing clients
     zsock_t *engine;                    //  ROUTER facing engines
-    char endpoints [2][128];            //  engine, client
+    //  Our own:
     lp_policy_t policy;                 //  scheme and per-engine bound (hwm)
     lp_policy_engine_t *table;          //  scratch: the engines, for a pick
     size_t table_size;                  //  slots in table
-    lp_routes_t *engines;               //  lists of assigned s_task_t (own them)
+    lp_routes_t *engines;               //  lists of assigned s_task_t (own
+                                        //  them; the actor's, borrowed)
     zlistx_t *waiting;                  //  unassigned s_task_t (owns)
     size_t with_deadline;               //  waiting tasks with a timeout
     int timer;                          //  timeout check timer, -1 when off
@@ -256,9 +257,7 @@ s_task_new (self_t *self, zmsg_t **msg_p, const lp_value_t *header, char *why, s
     task->avoid = -1;
     task->client = zframe_dup (zmsg_first (msg));
     //  [client] <LPMSG> signature header ...: keep the header's bytes.
-    zframe_t *frame = zmsg_first (msg);
-    for (int i = 0; frame && i < 1 + LP_FRAME_HEADER; i++)
-        frame = zmsg_next (msg);
+    zframe_t *frame = lp_wire_frame (msg, 1, LP_FRAME_HEADER);
     task->header = frame? zframe_dup (frame): NULL;
     const char *id = lp_value_as_string (lp_value_get (header, LP_HDR_MSG_ID), NULL);
     if (!id || strlen (id) > LP_TASK_ID_MAX) {
@@ -774,20 +773,14 @@ s_handle_abort (self_t *self, zmsg_t *msg, lp_value_t *header, size_t delim)
     lp_value_destroy (&content);
 }
 
+//  A task (verified by the skeleton; one refused for its date, because a
+//  client held it too long or its clock is off, or for a full guard was
+//  answered there, not left silent).
 static void
-s_handle_client (self_t *self, zmsg_t *msg)
+s_handle_client (void *arg, zmsg_t *msg, lp_value_t *header)
 {
-    size_t delim = 0;
-    lp_value_t *header = lp_wire_verify (self->wire, msg, &delim);
-    //  A task refused for its date (a client held it too long, or its
-    //  clock is off) or a full guard is answered, not left silent.
-    if (!header)
-        lp_reply_refused (self->wire, self->client, msg);
-    if (!header || delim != 1) {
-        lp_value_destroy (&header);
-        zmsg_destroy (&msg);
-        return;
-    }
+    self_t *self = (self_t *) arg;
+    size_t delim = 1;                   //  the skeleton's guarantee
     const char *type = lp_value_as_string (lp_value_get (header, LP_HDR_MSG_TYPE), NULL);
     if (type && streq (type, LP_ABORT_REQUEST)) {
         s_handle_abort (self, msg, header, delim);
@@ -837,7 +830,7 @@ s_handle_client (self_t *self, zmsg_t *msg)
 static bool
 s_reply_ok (zmsg_t *msg, size_t delim, bool *final)
 {
-    zframe_t *metadata = lp_reply_frame (msg, delim, LP_FRAME_METADATA);
+    zframe_t *metadata = lp_wire_frame (msg, delim, LP_FRAME_METADATA);
     char status [16], ename [32];
     bool ok = lp_reply_map_str (metadata, LP_META_STATUS, status, sizeof status) == 0
            && streq (status, LP_STATUS_OK);
@@ -862,9 +855,7 @@ s_reply_as_original (self_t *self, s_task_t *task, zmsg_t *msg)
     if (task->attempts > 1) {
         //  [client] <LPMSG> signature header parent ...: the original
         //  header's bytes, verbatim, then a new signature.
-        zframe_t *parent = zmsg_first (msg);
-        for (int i = 0; parent && i < 1 + LP_FRAME_PARENT; i++)
-            parent = zmsg_next (msg);
+        zframe_t *parent = lp_wire_frame (msg, 1, LP_FRAME_PARENT);
         if (!parent)
             return -1;
         zframe_reset (parent, zframe_data (task->header), zframe_size (task->header));
@@ -874,43 +865,20 @@ s_reply_as_original (self_t *self, s_task_t *task, zmsg_t *msg)
     return 0;
 }
 
+//  A reply from an engine (the skeleton verified it and took the hellos).
+//  Matched by parent msg_id (the attempt's) and the engine it was sent
+//  to, never by position.
 static void
-s_handle_engine (self_t *self, zmsg_t *msg)
+s_handle_reply (void *arg, lp_actor_reply_t *reply)
 {
-    zframe_t *uuid_frame = zmsg_pop (msg);
-    char uuid [LP_ID_CHARS + 1] = "";
-    if (uuid_frame && zframe_size (uuid_frame) == LP_ID_CHARS)
-        memcpy (uuid, zframe_data (uuid_frame), LP_ID_CHARS);
-    zframe_destroy (&uuid_frame);
-    zframe_t *next = zmsg_first (msg);
-    if (next && zframe_streq (next, LP_DELIMITER)) {
-        lp_msg_t *hello = lp_wire_decode (self->wire, &msg);
-        if (hello && *uuid && streq (lp_msg_type (hello), LP_ENGINE_HELLO))
-            zsock_send (self->pipe, "siss", "HELLO", (int) lp_msg_get_int (hello, "id", -1),
-                        uuid, "task");
-        lp_msg_destroy (&hello);
-        return;
-    }
-    size_t delim = 0;
-    lp_value_t *header = lp_wire_verify_reply (self->wire, msg, &delim);
-    if (!header || delim != 1) {
-        lp_value_destroy (&header);
-        zmsg_destroy (&msg);
-        return;
-    }
-    lp_value_destroy (&header);
-    //  Matched by parent msg_id (the attempt's) and the engine it was sent
-    //  to, never by position.
-    //  Only parent_header.msg_id is read, from the frame's bytes.
-    char parent_id [LP_TASK_ID_MAX + 1] = "";
-    lp_route_t *engine = lp_routes_by_uuid (self->engines, uuid);
-    s_task_t *task = NULL;
-    if (engine
-    &&  lp_reply_map_str (lp_reply_frame (msg, delim, LP_FRAME_PARENT), LP_HDR_MSG_ID,
-                          parent_id, sizeof parent_id) == 0)
-        task = (s_task_t *) zhashx_lookup (self->attempts, parent_id);
+    self_t *self = (self_t *) arg;
+    zmsg_t *msg = reply->msg;
+    size_t delim = reply->delim;
+    lp_route_t *engine = reply->engine;
+    s_task_t *task = engine && *reply->parent_id
+                   ? (s_task_t *) zhashx_lookup (self->attempts, reply->parent_id): NULL;
     if (!task || task->engine != engine) {
-        lp_reply_unmatched (&self->unmatched, "controller/task", uuid, parent_id);
+        lp_reply_unmatched (&self->unmatched, "controller/task", reply->uuid, reply->parent_id);
         zmsg_destroy (&msg);
         return;
     }
@@ -936,41 +904,26 @@ s_handle_engine (self_t *self, zmsg_t *msg)
     zmsg_destroy (&msg);
 }
 
-//  Each wake-up drains up to LP_DRAIN_BATCH messages (receive timeout 0).
-//  Memory is bounded per client, not by ceasing to read: a client may
-//  have at most LP_CLIENT_TASKS_MAX unfinished tasks here (more are
-//  refused with ProtocolError; the C library holds its own surplus), so
-//  the scheduler always reads, an abort is always heard, a task is
-//  verified as it arrives (never aged past the replay window in our
-//  socket queue), and one busy client cannot stall the others.
-static int
-s_on_client (zloop_t *loop, zsock_t *sock, void *arg)
+//  The skeleton reads up to LP_DRAIN_BATCH messages a wake-up (receive
+//  timeout 0). Memory is bounded per client, not by ceasing to read: a
+//  client may have at most LP_CLIENT_TASKS_MAX unfinished tasks here
+//  (more are refused with ProtocolError; the C library holds its own
+//  surplus), so the scheduler always reads, an abort is always heard, a
+//  task is verified as it arrives (never aged past the replay window in
+//  our socket queue), and one busy client cannot stall the others.
+//
+//  After a batch of engine replies: a burst of tasks is over, give its
+//  memory back to the system, so the controller stays small between
+//  bursts (the message buffers were allocated by ZeroMQ's I/O thread and
+//  freed here, which leaves free memory in several malloc arenas).
+static void
+s_engine_drained (void *arg)
 {
-    (void) loop;
     self_t *self = (self_t *) arg;
-    zmsg_t *msg;
-    for (int n = 0; n < LP_DRAIN_BATCH && (msg = zmsg_recv (sock)); n++)
-        s_handle_client (self, msg);
-    return 0;
-}
-
-static int
-s_on_engine (zloop_t *loop, zsock_t *sock, void *arg)
-{
-    (void) loop;
-    self_t *self = (self_t *) arg;
-    zmsg_t *msg;
-    for (int n = 0; n < LP_DRAIN_BATCH && (msg = zmsg_recv (sock)); n++)
-        s_handle_engine (self, msg);
-    //  A burst of tasks is over: give its memory back to the system, so
-    //  the controller stays small between bursts (the message buffers were
-    //  allocated by ZeroMQ's I/O thread and freed here, which leaves free
-    //  memory in several malloc arenas).
     if (zlistx_size (self->waiting) == 0 && self->finished >= LP_TRIM_AFTER_TASKS) {
         malloc_trim (0);
         self->finished = 0;
     }
-    return 0;
 }
 
 static int
@@ -1004,22 +957,20 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
 //  --------------------------------------------------------------------
 //  Hub commands
 
+//  (the skeleton added engine id to the table)
 static void
-s_engine_add (self_t *self, int id, const char *uuid)
+s_engine_add (void *arg, int id, const char *uuid)
 {
-    lp_routes_add (self->engines, id, uuid);
-    s_dispatch (self);
+    (void) id; (void) uuid;
+    s_dispatch ((self_t *) arg);
 }
 
 static void
-s_engine_remove (self_t *self, int id, const char *reason, const char *ename)
+s_engine_remove (void *arg, lp_route_t *engine, const char *why, const char *ename)
 {
-    lp_route_t *engine = lp_routes_by_id (self->engines, id);
-    if (!engine)
-        return;
+    self_t *self = (self_t *) arg;
+    int id = engine->id;
     lp_routes_deactivate (self->engines, engine);
-    char why [256];
-    snprintf (why, sizeof why, "engine %d %s", id, reason);
     //  Newest first, so that resubmitted tasks keep their order at the head.
     //  Each retry will be a new attempt with its own msg_id.
     s_task_t *task;
@@ -1036,62 +987,10 @@ s_engine_remove (self_t *self, int id, const char *reason, const char *ename)
     s_dispatch (self);
 }
 
-static void
-s_send_queues (self_t *self)
+static size_t
+s_waiting (void *arg)
 {
-    size_t span = lp_routes_span (self->engines);
-    size_t size = 64 + span * 64;
-    char *text = (char *) zmalloc (size);
-    size_t used = 0;
-    for (size_t id = 0; id < span; id++) {
-        lp_route_t *engine = lp_routes_by_id (self->engines, (int64_t) id);
-        if (engine && engine->active) {
-            size_t load = s_load (engine);
-            used += snprintf (text + used, size - used, "%zu:%zu:%zu:%llu ", id,
-                              load > 0? load - 1: 0, load > 0? (size_t) 1: 0,
-                              (unsigned long long) engine->done);
-        }
-    }
-    snprintf (text + used, size - used, "unassigned:%zu", zlistx_size (self->waiting));
-    zsock_send (self->pipe, "ss", "QUEUES", text);
-    free (text);
-}
-
-static int
-s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
-{
-    (void) loop;
-    self_t *self = (self_t *) arg;
-    zmsg_t *msg = zmsg_recv (pipe);
-    if (!msg)
-        return -1;
-    char *command = zmsg_popstr (msg);
-    int rc = 0;
-    if (!command || streq (command, "$TERM"))
-        rc = -1;
-    else
-    if (streq (command, "ADD") || streq (command, "REMOVE")) {
-        char *id_text = zmsg_popstr (msg);
-        char *text = zmsg_popstr (msg);
-        char *ename = zmsg_popstr (msg);    //  REMOVE only
-        int id = id_text? atoi (id_text): -1;
-        if (streq (command, "ADD"))
-            s_engine_add (self, id, text? text: "");
-        else
-            s_engine_remove (self, id, text? text: "died",
-                             ename && *ename? ename: LP_ENAME_ENGINE);
-        free (id_text);
-        free (text);
-        free (ename);
-    }
-    else
-    if (streq (command, "QUEUES"))
-        s_send_queues (self);
-    else
-        assert (false);                 //  the hub speaks only these
-    free (command);
-    zmsg_destroy (&msg);
-    return rc;
+    return zlistx_size (((self_t *) arg)->waiting);
 }
 
 //  --------------------------------------------------------------------
@@ -1102,37 +1001,44 @@ s_self_destroy (self_t **self_p)
     self_t *self = *self_p;
     if (!self)
         return;
-    zloop_destroy (&self->loop);
-    zsock_destroy (&self->client);
-    zsock_destroy (&self->engine);
     //  Tasks live in the waiting list or in an engine FIFO; both own them
     //  (a task moves between them by detaching).
     //  The indexes borrow their keys from the tasks: they go first.
     zhashx_destroy (&self->pending);
     zhashx_destroy (&self->clients);
     zhashx_destroy (&self->attempts);
-    lp_routes_destroy (&self->engines);
+    lp_actor_destroy (&self->actor);
     zlistx_destroy (&self->waiting);
     free (self->fold);
     free (self->table);
     free (self->outcomes);
     free (self->history);
-    lp_wire_destroy (&self->wire);
     free (self);
     *self_p = NULL;
 }
+
+static const lp_actor_handlers_t s_handlers = {
+    .client = s_handle_client,
+    .reply = s_handle_reply,
+    .engine_drained = s_engine_drained,
+    .add = s_engine_add,
+    .remove = s_engine_remove,
+    .waiting = s_waiting
+};
 
 static self_t *
 s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
 {
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
-    self->pipe = pipe;
     self->policy = (lp_policy_t) { config->scheme, config->hwm, { NULL, NULL } };
-    self->wire = lp_wire_new (config->key, config->key_len, "controller/scheduler");
-    if (self->wire && config->guard)
-        lp_wire_set_guard (self->wire, config->guard);
-    self->loop = zloop_new ();
-    self->engines = lp_routes_new (s_task_free);
+    self->timer = -1;
+    //  The scheduler on I/O thread 1, the mux on 0 (lp_routes_io_affinity).
+    lp_actor_config_t actor = {
+        .ip = config->ip, .key = config->key, .key_len = config->key_len,
+        .guard = config->guard, .name = "controller/scheduler", .channel = "task",
+        .io_thread = 1, .client_rcvhwm = LP_CLIENT_RCVHWM, .answer_refused = true,
+        .sent_free = s_task_free, .handlers = &s_handlers, .arg = self };
+    self->actor = lp_actor_new (pipe, &actor);
     self->waiting = zlistx_new ();
     self->pending = zhashx_new ();
     self->attempts = zhashx_new ();
@@ -1140,14 +1046,16 @@ s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
     self->outcomes = (uint32_t *) calloc (LP_OUTCOME_SLOTS, sizeof (uint32_t));
     self->history = (s_outcome_t *) calloc (LP_TASK_HISTORY, sizeof (s_outcome_t));
     randombytes_buf (self->outcome_key, sizeof self->outcome_key);
-    self->client = zsock_new (ZMQ_ROUTER);
-    self->engine = zsock_new (ZMQ_ROUTER);
-    if (!self->wire || !self->loop || !self->engines || !self->waiting || !self->pending
-    ||  !self->attempts || !self->clients
-    ||  !self->outcomes || !self->history || !self->client || !self->engine) {
+    if (!self->actor || !self->waiting || !self->pending || !self->attempts || !self->clients
+    ||  !self->outcomes || !self->history) {
         s_self_destroy (&self);
         return NULL;
     }
+    self->loop = self->actor->loop;
+    self->wire = self->actor->wire;
+    self->client = self->actor->client;
+    self->engine = self->actor->engine;
+    self->engines = self->actor->engines;
     zlistx_set_destructor (self->waiting, s_task_free);
     //  No key copies (two allocations per task each): pending and
     //  attempts are keyed by the task's own msg_id / attempt strings,
@@ -1158,28 +1066,6 @@ s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
         zhashx_set_key_duplicator (indexes [i], NULL);
         zhashx_set_key_destructor (indexes [i], NULL);
     }
-    zsock_set_router_mandatory (self->engine, 1);
-    zsock_set_router_handover (self->engine, 1);
-    //  The scheduler on I/O thread 1, the mux on 0 (lp_routes_io_affinity).
-    uint64_t affinity = lp_routes_io_affinity (1);
-    zsock_set_affinity (self->engine, (int) affinity);
-    zsock_set_affinity (self->client, (int) affinity);
-    if (lp_bind_tcp (self->engine, config->ip, self->endpoints [0], 128)
-    ||  lp_bind_tcp (self->client, config->ip, self->endpoints [1], 128)) {
-        zsys_error ("scheduler: cannot bind on %s: %s", config->ip, zmq_strerror (zmq_errno ()));
-        s_self_destroy (&self);
-        return NULL;
-    }
-    zsock_set_rcvtimeo (self->client, 0);
-    zsock_set_rcvtimeo (self->engine, 0);
-    //  Set after lp_bind_tcp's tuning (HWM 0); applies to new connections.
-    zsock_set_rcvhwm (self->client, LP_CLIENT_RCVHWM);
-    zloop_reader (self->loop, pipe, s_on_pipe, self);
-    zloop_reader (self->loop, self->client, s_on_client, self);
-    zloop_reader (self->loop, self->engine, s_on_engine, self);
-    zloop_reader_set_tolerant (self->loop, self->engine);
-    zloop_reader_set_tolerant (self->loop, self->client);
-    self->timer = -1;
     return self;
 }
 
@@ -1187,17 +1073,6 @@ void
 lp_scheduler_actor (zsock_t *pipe, void *args)
 {
     self_t *self = s_self_new (pipe, (lp_scheduler_config_t *) args);
-    if (!self) {
-        zsock_signal (pipe, 1);
-        return;
-    }
-    zsock_signal (pipe, 0);
-    char *command = zstr_recv (pipe);
-    bool go = command && streq (command, "ENDPOINTS");
-    if (go)
-        zsock_send (pipe, "ss", self->endpoints [0], self->endpoints [1]);
-    free (command);
-    if (go)
-        zloop_start (self->loop);
+    lp_actor_serve (self? self->actor: NULL, pipe);
     s_self_destroy (&self);
 }

@@ -1,15 +1,10 @@
 /*  lp_scheduler.h - the load-balanced task scheduler actor.
 
-    Commands on the actor pipe (hub -> scheduler):
-      "ENDPOINTS"       reply s s: task engine endpoint, task client endpoint
-      "ADD"     i s     engine id, uuid: may receive tasks from now on
-      "REMOVE"  i s s   engine id, reason, ename: resubmit or fail its
-                        tasks (with ename: EngineError, TimeLimit)
-      "QUEUES"          reply "QUEUES" s: "id:queued:running:done ..." then
-                        "unassigned:N"
-      "$TERM"
-    Events (scheduler -> hub):
-      "HELLO"   i s s   engine id, uuid, "task"
+    The pipe speaks the data-path actors' common commands and events
+    (ENDPOINTS, ADD, REMOVE, QUEUES, HELLO with channel "task":
+    src/controller/lp_actor.h). REMOVE resubmits the engine's tasks that
+    have retries left and fails the others; QUEUES counts the tasks
+    waiting for an engine as waiting.
 */
 #ifndef LP_SCHEDULER_H_INCLUDED
 #define LP_SCHEDULER_H_INCLUDED

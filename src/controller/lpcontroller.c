@@ -1,30 +1,34 @@
 /*  =========================================================================
     lpcontroller.c - the controller process
 
-    One process: the hub's reactor on the main thread (registration,
-    heartbeat, notifications, queries), the mux actor on its own thread
-    (direct requests, control, output), and the local engines as child
-    processes. Signals are blocked before any thread starts and read from a
-    signalfd inside the reactor: SIGCHLD reaps engines (their death is
-    known at once), SIGTERM / SIGINT stop the controller cleanly, SIGHUP
-    reopens the log files.
+    One process of actors: the hub (registration, heartbeat, notifications,
+    queries, lp_hub.c) on its own thread, which starts the
+    data-path actors (mux, control, scheduler, relay) on theirs. The main
+    thread parses the configuration, makes the key, starts the hub, writes
+    the connection files from the endpoints it reports, launches the local
+    engines as child processes and then waits: signals are blocked before
+    any thread starts and read from a signalfd in the main thread's
+    reactor, with the hub's pipe. SIGCHLD reaps engines (their death is
+    known at once and told to the hub), SIGTERM / SIGINT stop the
+    controller cleanly, and so does the hub's SHUTDOWN (a client asked);
+    SIGHUP reopens the log files.
 
     Supervision of local engines (docs/operations.md): each gets
     --memory-limit (its share of physical memory, or --engine-memory),
     --lost-exit (--engine-wait, default LP_ENGINE_LOST_EXIT_MSEC: long
     enough for a restart with --restore, and engines of a controller killed
-    -9 still end by themselves) and a pid file.
+    -9 still end by themselves) and a pid file. An engine that exits with
+    LP_EXIT_STUCK ended itself because a request stayed stuck in a C call
+    past its time limit: the hub fails its requests with TimeLimit and a
+    new engine starts in its place asking for the same id. With
+    --restart-engines any other crash is restarted the same way.
 
     Logs (lp_log.c): the daemon's stdout/stderr are log/lpcontroller.log,
     local engines write into pipes that the log thread copies into
     log/engine-<k>.log; every file rotates past --log-max MB keeping
     --log-keep old ones, and SIGHUP reopens them (logrotate). A log folder
     that cannot be written stops the start before the fork, with its
-    reason on the caller's terminal. An engine that exits with
-    LP_EXIT_STUCK ended itself because a request stayed stuck in a C call
-    past its time limit: the hub fails its requests with TimeLimit and a
-    new engine starts in its place asking for the same id. With
-    --restart-engines any other crash is restarted the same way.
+    reason on the caller's terminal.
 
     --daemon forks before any ZeroMQ state exists. The parent waits on a
     pipe until the daemon reports "N engines registered" or an error, prints
@@ -36,12 +40,14 @@
 #include <malloc.h>
 
 #include "lp_hub.h"
+#include "lp_conn.h"
 #include "lp_launcher.h"
 #include "lp_log.h"
 #include "lp_config.h"
 #include "lp_scheduler.h"
 
 #include <getopt.h>
+#include <sodium.h>
 #include <poll.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -68,13 +74,14 @@ typedef struct {
 
 typedef struct {
     s_options_t *options;               //  what we were asked
-    lp_hub_t *hub;                      //  the hub
+    zactor_t *hub;                      //  the hub actor
     lp_launcher_t *launcher;            //  local engines
     lp_log_t *log;                      //  log files and their rotation
     int ready_fd;                       //  daemon's report pipe, -1 once used
     int64_t started;                    //  zclock_mono at start
     bool failed;                        //  could not get ready
     bool reported;                      //  readiness said once
+    bool stopping;                      //  the hub said SHUTDOWN
 } s_controller_t;
 
 static void
@@ -144,17 +151,64 @@ s_report (s_controller_t *self, const char *line, bool ok)
 }
 
 static void
-s_on_ready (int count, const char *reason, void *arg)
+s_on_ready (s_controller_t *self, int count)
 {
-    s_controller_t *self = (s_controller_t *) arg;
     char line [1200];
-    if (count >= 0)
-        snprintf (line, sizeof line, "%d engine%s registered in %lld ms (profile %s)",
-                  count, count == 1? "": "s", (long long) (zclock_mono () - self->started),
-                  self->options->profile_dir);
+    snprintf (line, sizeof line, "%d engine%s registered in %lld ms (profile %s)",
+              count, count == 1? "": "s", (long long) (zclock_mono () - self->started),
+              self->options->profile_dir);
+    s_report (self, line, true);
+}
+
+//  An event from the hub (READY, SHUTDOWN; lp_hub.h). Takes msg. -1 when
+//  the controller is to stop.
+static int
+s_hub_event (s_controller_t *self, zmsg_t *msg)
+{
+    char *command = zmsg_popstr (msg);
+    char *count = zmsg_popstr (msg);
+    if (command && streq (command, "READY") && count)
+        s_on_ready (self, atoi (count));
     else
-        snprintf (line, sizeof line, "%s", reason);
-    s_report (self, line, count >= 0);
+    if (command && streq (command, "SHUTDOWN"))
+        self->stopping = true;
+    free (command);
+    free (count);
+    zmsg_destroy (&msg);
+    return self->stopping? -1: 0;
+}
+
+static int
+s_on_hub (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    zmsg_t *msg = zmsg_recv (sock);
+    return msg? s_hub_event ((s_controller_t *) arg, msg): -1;
+}
+
+//  Asks the hub (EXITED pid, ENGINES) and returns the number it answers,
+//  -1 if none. Events that come first are handled in order.
+static int
+s_hub_ask (s_controller_t *self, const char *command, int arg)
+{
+    if (arg >= 0)
+        zsock_send (self->hub, "si", command, arg);
+    else
+        zstr_send (self->hub, command);
+    zmsg_t *msg;
+    while ((msg = zmsg_recv (self->hub))) {
+        if (zframe_streq (zmsg_first (msg), command)) {
+            zmsg_t *reply = msg;
+            free (zmsg_popstr (reply));
+            char *number = zmsg_popstr (reply);
+            int value = number? atoi (number): -1;
+            free (number);
+            zmsg_destroy (&reply);
+            return value;
+        }
+        s_hub_event (self, msg);
+    }
+    return -1;
 }
 
 static void
@@ -165,12 +219,13 @@ s_on_child_exit (int pid, int index, int status, const char *reason, void *arg)
     bool crashed = WIFSIGNALED (status)
                || (WIFEXITED (status) && WEXITSTATUS (status) != 0
                &&  WEXITSTATUS (status) != 127);
+    //  The hub marks the engine's process exited: should the new engine's
+    //  registration reach it before DEAD below, the old engine dies then,
+    //  so the new one gets the old id back either way. (Asked first: a
+    //  READY the hub sent before its answer is handled meanwhile.)
+    int id = s_hub_ask (self, "EXITED", pid);
     bool restart = self->reported && !self->failed
                 && (stuck || (crashed && self->options->restart_engines));
-    int id = lp_hub_engine_id (self->hub, pid);
-    //  The new engine's registration is read by this same reactor thread
-    //  after this callback, when the hub already counts the old one dead:
-    //  so it gets the old id back.
     char err [512] = "";
     if (restart && lp_launcher_restart (self->launcher, index, id, err, sizeof err) != 0) {
         zsys_error ("engine %d (pid %d) %s: %s", id, pid, reason, err);
@@ -192,7 +247,7 @@ s_on_child_exit (int pid, int index, int status, const char *reason, void *arg)
                   "engine not restarted, its state was lost");
     else
         snprintf (text, sizeof text, "%s", reason);
-    lp_hub_process_exited_ename (self->hub, pid, text, stuck? "TimeLimit": "EngineError");
+    zsock_send (self->hub, "siss", "DEAD", pid, text, stuck? "TimeLimit": "EngineError");
     if (!self->reported) {
         char line [1200];
         snprintf (line, sizeof line, "engine %d (pid %d) %s before registering; see %s/log/engine-%d.log",
@@ -220,7 +275,7 @@ s_on_signal (zloop_t *loop, zmq_pollitem_t *item, void *arg)
         return 0;
     if (info.ssi_signo == SIGCHLD) {
         lp_launcher_reap (self->launcher, s_on_child_exit, self);
-        return self->failed? -1: 0;
+        return self->failed || self->stopping? -1: 0;
     }
     if (info.ssi_signo == SIGHUP) {
         s_reopen_logs (self);
@@ -239,7 +294,7 @@ s_on_ready_timeout (zloop_t *loop, int timer_id, void *arg)
         return 0;
     char line [256];
     snprintf (line, sizeof line, "only %d of %d engines registered within %d s",
-              lp_hub_engines (self->hub), self->options->engines, LP_READY_TIMEOUT_MSEC / 1000);
+              s_hub_ask (self, "ENGINES", -1), self->options->engines, LP_READY_TIMEOUT_MSEC / 1000);
     s_report (self, line, false);
     return -1;
 }
@@ -465,6 +520,50 @@ s_write_pid_file (const char *pid_path)
     }
 }
 
+//  Rewrites tcp://ip:port as tcp://location:port.
+static void
+s_located (const char *location, const char *endpoint, char *out, size_t size)
+{
+    const char *port = strrchr (endpoint, ':');
+    snprintf (out, size, "tcp://%s%s", location, port? port: "");
+}
+
+//  Writes lp-client.json and lp-engine.json into folder: the hub's
+//  endpoints, with location for the address. 0 / -1 with err.
+static int
+s_write_files (const lp_hub_config_t *hub, const char *location, const char *folder,
+               char *err, size_t errlen)
+{
+    static const char *engine_names [] = { "registration", "hb_ping", "hb_pong", "mux", "control", "iopub", "task" };
+    static const int engine_eps [] = { LP_HUB_REGISTRATION, LP_HUB_HB_PING, LP_HUB_HB_PONG,
+                                       LP_HUB_MUX_ENGINE, LP_HUB_CONTROL_ENGINE,
+                                       LP_HUB_IOPUB_ENGINE, LP_HUB_TASK_ENGINE };
+    static const char *client_names [] = { "registration", "mux", "control", "iopub", "notification", "task" };
+    static const int client_eps [] = { LP_HUB_REGISTRATION, LP_HUB_MUX_CLIENT, LP_HUB_CONTROL_CLIENT,
+                                       LP_HUB_IOPUB_CLIENT, LP_HUB_NOTIFICATION, LP_HUB_TASK_CLIENT };
+    char path [1200], located [256];
+    int rc = 0;
+    for (int kind = 0; kind < 2 && rc == 0; kind++) {
+        lp_conn_t *conn = lp_conn_new (kind? "engine": "client");
+        if (!conn) {
+            snprintf (err, errlen, "out of memory");
+            return -1;
+        }
+        lp_conn_set_key (conn, hub->key, hub->key_len);
+        lp_conn_set_location (conn, location);
+        int count = kind? 7: 6;
+        for (int i = 0; i < count; i++) {
+            s_located (location, hub->endpoints [kind? engine_eps [i]: client_eps [i]],
+                       located, sizeof located);
+            lp_conn_set_endpoint (conn, kind? engine_names [i]: client_names [i], located);
+        }
+        snprintf (path, sizeof path, "%s/lp-%s.json", folder, kind? "engine": "client");
+        rc = lp_conn_save (conn, path, err, errlen);
+        lp_conn_destroy (&conn);
+    }
+    return rc;
+}
+
 //  --daemon: the parent waits for the daemon's one-line report.
 static int
 s_wait_for_daemon (int fd, pid_t child)
@@ -570,6 +669,7 @@ main (int argc, char **argv)
     zsys_set_io_threads (2);
     zsys_init ();
     int rc = 1;
+    zloop_t *loop = NULL;
     if (s_start_log (&self, log_path) != 0)
         goto done;
     //  The replay guard's window (lp_guard_window_default reads it)
@@ -579,15 +679,23 @@ main (int argc, char **argv)
         setenv ("LP_REPLAY_WINDOW_MSEC", text, 1);
     }
 
-    lp_hub_config_t config = { options.ip, options.location? options.location: options.ip,
-                               options.heartbeat_msec, options.max_misses,
-                               lp_scheme_from_name (options.scheduler), options.hwm };
-    self.hub = lp_hub_new (&config, err, sizeof err);
-    if (!self.hub) {
-        s_report (&self, err, false);
+    //  A fresh key for this run, signing every channel.
+    uint8_t key [LP_KEY_BYTES];
+    char scratch [LP_ID_CHARS + 1];
+    lp_util_random_id (scratch);            //  initialises libsodium
+    randombytes_buf (key, sizeof key);
+    lp_hub_config_t config = { .ip = options.ip, .key = key, .key_len = sizeof key,
+                               .heartbeat_msec = options.heartbeat_msec,
+                               .max_misses = options.max_misses,
+                               .scheme = lp_scheme_from_name (options.scheduler),
+                               .hwm = options.hwm };
+    self.hub = zactor_new (lp_hub_actor, &config);
+    if (!self.hub || !config.ok) {
+        s_report (&self, self.hub? config.error: "cannot start the hub", false);
         goto done;
     }
-    if (lp_hub_write_files (self.hub, security, err, sizeof err) != 0) {
+    if (s_write_files (&config, options.location? options.location: options.ip,
+                       security, err, sizeof err) != 0) {
         s_report (&self, err, false);
         goto done;
     }
@@ -620,18 +728,30 @@ main (int argc, char **argv)
         s_report (&self, self.launcher? err: "out of memory", false);
         goto done;
     }
-    zloop_t *loop = lp_hub_loop (self.hub);
+    //  Waits for a signal, or the hub's SHUTDOWN.
+    loop = zloop_new ();
     zmq_pollitem_t signal_item = { NULL, signal_fd, ZMQ_POLLIN, 0 };
+    if (!loop) {
+        s_report (&self, "out of memory", false);
+        goto done;
+    }
     zloop_poller (loop, &signal_item, s_on_signal, &self);
+    zloop_reader (loop, zactor_sock (self.hub), s_on_hub, &self);
     zloop_timer (loop, LP_READY_TIMEOUT_MSEC, 1, s_on_ready_timeout, &self);
-    lp_hub_expect (self.hub, options.engines, s_on_ready, &self);
-    lp_hub_run (self.hub);
+    zsock_send (self.hub, "si", "EXPECT", options.engines);
+    zloop_start (loop);
     rc = self.failed? 1: 0;
 done:
+    //  The hub serves no one while the engines stop (as before a client's
+    //  shutdown), then goes with its actors.
+    if (self.hub && config.ok)
+        zstr_send (self.hub, "STOP");
     if (self.launcher)
         lp_launcher_stop (self.launcher, LP_SHUTDOWN_GRACE_MSEC);
     lp_launcher_destroy (&self.launcher);
-    lp_hub_destroy (&self.hub);
+    zactor_destroy (&self.hub);
+    zloop_destroy (&loop);
+    sodium_memzero (key, sizeof key);
     lp_log_destroy (&self.log);         //  after the engines: their last words
     char path [1200];
     snprintf (path, sizeof path, "%s/lp-client.json", security);

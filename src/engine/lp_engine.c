@@ -1281,7 +1281,7 @@ s_job_run (lua_State *L)
                 const lp_value_t *key = lp_value_key_at (job->arg, i);
                 const char *name = lp_value_as_string (key, NULL);
                 if (lp_value_type (key) != LP_STRING || !name || !*name) {
-                    s_job_fail (job, LP_ENAME_PROTOCOL, "push_request: ns keys must be non-empty strings", "");
+                    s_job_fail (job, LP_ENAME_PROTOCOL, LP_PUSH_REQUEST ": ns keys must be non-empty strings", "");
                     return 0;
                 }
                 lp_lua_push_value_take (L, LP_UNCONST (lp_value_t *, lp_value_value_at (job->arg, i)));
@@ -1295,7 +1295,7 @@ s_job_run (lua_State *L)
                 const lp_value_t *item = lp_value_at (job->arg, i);
                 const char *name = lp_value_as_string (item, NULL);
                 if (lp_value_type (item) != LP_STRING || !name) {
-                    s_job_fail (job, LP_ENAME_PROTOCOL, "pull_request: names must be strings", "");
+                    s_job_fail (job, LP_ENAME_PROTOCOL, LP_PULL_REQUEST ": names must be strings", "");
                     return 0;
                 }
                 s_push_path (L, name);
@@ -1412,7 +1412,18 @@ s_run (lp_engine_t *self, s_op_t op, const char *text, const lp_value_t *arg)
         //  Give back what the request took: to Lua (full cycle, the stack
         //  is empty) and to the system (malloc_trim returns the freed
         //  pages of glibc's heaps; large blocks were mmapped and are gone).
-        lua_gc (self->L, LUA_GCCOLLECT);
+        //  A cycle halves Lua's string table at most once (checkSizes),
+        //  and a bomb of short strings (a million numbers as keys or
+        //  concatenated) leaves megabytes of empty buckets: collect until
+        //  the count stops falling.
+        int kb = lua_gc (self->L, LUA_GCCOUNT);
+        for (int i = 0; i < 24; i++) {
+            lua_gc (self->L, LUA_GCCOLLECT);
+            int now = lua_gc (self->L, LUA_GCCOUNT);
+            if (now >= kb)
+                break;
+            kb = now;
+        }
         lp_value_destroy (&job.values);
         malloc_trim (0);
 #ifdef S_ASAN

@@ -370,7 +370,7 @@ s_await_reply (lp_session_t *self, const char *msg_id)
     while (!*self->stop && !s_lost_too_long (self)) {
         int64_t left = deadline - zclock_mono ();
         if (left <= 0) {
-            zsys_warning ("no registration_reply within %d ms", LP_REGISTER_TIMEOUT_MSEC);
+            zsys_warning ("no " LP_REGISTRATION_REPLY " within %d ms", LP_REGISTER_TIMEOUT_MSEC);
             break;
         }
         if (s_conn_changed (self)) {

@@ -22,7 +22,7 @@ s_run_file (const char *path)
         if (size == capacity) {
             capacity = capacity * 2 + 4096;
             uint8_t *grown = (uint8_t *) realloc (data, capacity);
-            assert (grown);
+            CHECK (grown, "out of memory");
             data = grown;
         }
         size_t got = fread (data + size, 1, capacity - size, file);
@@ -48,7 +48,7 @@ main (int argc, char *argv [])
         }
         if (S_ISDIR (st.st_mode)) {
             DIR *dir = opendir (argv [i]);
-            assert (dir);
+            CHECK (dir, "%s: cannot list", argv [i]);
             struct dirent *entry;
             while ((entry = readdir (dir))) {
                 if (entry->d_name [0] == '.')

@@ -24,24 +24,24 @@ s_message (const uint8_t *data, size_t size)
 {
     uint8_t flags = size? data [0]: 0;
     zlist_t *frames = lp_fuzz_split (size? data + 1: data, size? size - 1: 0);
-    assert (frames);
+    CHECK (frames, "out of memory");
     zmsg_t *zmsg = zmsg_new ();
-    assert (zmsg);
+    CHECK (zmsg, "out of memory");
     if (!(flags & 4))
-        assert (zmsg_addstr (zmsg, "peer") == 0);
+        CHECK (zmsg_addstr (zmsg, "peer") == 0, "out of memory");
     size_t delim = zmsg_size (zmsg);
     if (!(flags & 2))
-        assert (zmsg_addstr (zmsg, LP_DELIMITER) == 0);
-    assert (zmsg_addmem (zmsg, NULL, 0) == 0);          //  signature
+        CHECK (zmsg_addstr (zmsg, LP_DELIMITER) == 0, "out of memory");
+    CHECK (zmsg_addmem (zmsg, NULL, 0) == 0, "out of memory");          //  signature
     zframe_t *frame = (zframe_t *) zlist_pop (frames);
     while (frame) {
-        assert (zmsg_append (zmsg, &frame) == 0);
+        CHECK (zmsg_append (zmsg, &frame) == 0, "out of memory");
         frame = (zframe_t *) zlist_pop (frames);
     }
     lp_fuzz_free (&frames);
     //  Sign when the message is long enough to have a signature
     if (!(flags & 2) && zmsg_size (zmsg) >= delim + LP_FRAMES_MIN) {
-        assert (lp_wire_resign (s_signer, zmsg, delim) == 0);
+        CHECK (lp_wire_resign (s_signer, zmsg, delim) == 0, "signing failed");
         if (flags & 1) {
             zframe_t *sig = zmsg_first (zmsg);
             for (size_t i = 0; i < delim + LP_FRAME_SIGNATURE; i++)
@@ -60,11 +60,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         zsys_set_logstream (NULL);          //  drops are expected: no log spam
         zsys_set_logsystem (false);
         s_signer = lp_wire_new (s_key, sizeof (s_key), "fuzz/signer");
-        assert (s_signer);
+        CHECK (s_signer, "out of memory");
     }
     zmsg_t *zmsg = s_message (data, size);
     lp_wire_t *wire = lp_wire_new (s_key, sizeof (s_key), "fuzz");
-    assert (wire);
+    CHECK (wire, "out of memory");
 
     //  Forwarder path
     size_t delim = 0;
@@ -75,9 +75,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         if (parent) {
             (void) lp_wire_map_string (parent, LP_HDR_MSG_ID);
             zmsg_t *copy = zmsg_dup (zmsg);
-            assert (copy);
+            CHECK (copy, "out of memory");
             if (lp_wire_replace (s_signer, copy, delim, LP_FRAME_PARENT, header) == 0)
-                assert (lp_wire_resign (s_signer, copy, delim) == 0);
+                CHECK (lp_wire_resign (s_signer, copy, delim) == 0,
+                       "signing again after lp_wire_replace failed");
             zmsg_destroy (&copy);
             lp_value_destroy (&parent);
         }
@@ -87,25 +88,25 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         //  The forwarder used the id up: a fresh wire decodes it
         lp_wire_destroy (&wire);
         wire = lp_wire_new (s_key, sizeof (s_key), "fuzz");
-        assert (wire);
+        CHECK (wire, "out of memory");
     }
     //  Receiver path, and what decodes is sent again
     lp_msg_t *msg = lp_wire_decode (wire, &zmsg);
-    assert (zmsg == NULL);
+    CHECK (zmsg == NULL, "lp_wire_decode did not take the message");
     if (getenv ("LP_FUZZ_VERBOSE"))
         printf ("%s\n", msg? lp_msg_type (msg): lp_wire_last_error (wire));
     if (msg) {
-        assert (lp_msg_id (msg) && lp_msg_type (msg));
+        CHECK (lp_msg_id (msg) && lp_msg_type (msg), "a decoded message without msg_id or msg_type");
         char err [256];
         zmsg_t *again = lp_wire_encode (s_signer, &msg, err, sizeof (err));
-        assert (msg == NULL);
+        CHECK (msg == NULL, "lp_wire_encode did not take the message");
         if (again) {
             lp_wire_t *fresh = lp_wire_new (s_key, sizeof (s_key), "fuzz");
-            assert (fresh);
+            CHECK (fresh, "out of memory");
             lp_msg_t *back = lp_wire_decode (fresh, &again);
             if (!back)
                 fprintf (stderr, "re-encoded message dropped: %s\n", lp_wire_last_error (fresh));
-            assert (back);
+            CHECK (back, "a message encoded again does not decode");
             lp_msg_destroy (&back);
             lp_wire_destroy (&fresh);
         }

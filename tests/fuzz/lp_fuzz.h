@@ -8,7 +8,13 @@
 #ifndef LP_FUZZ_H_INCLUDED
 #define LP_FUZZ_H_INCLUDED
 
-#include "lp_common.h"
+#include "lp_codec.h"
+#include "lp_msg.h"
+#include "lp_value.h"
+#include "lp_wire.h"
+//  CHECK aborts in a fuzz target: libFuzzer records a crash and its input
+#define LP_CHECK_ABORT
+#include "lp_check.h"
 
 #define LP_FUZZ_SEP      "#LPF"
 #define LP_FUZZ_SEP_LEN  4
@@ -31,7 +37,7 @@ lp_fuzz_split (const uint8_t *data, size_t size)
                    && zlist_size (frames) + 1 < LP_FUZZ_FRAMES;
         if (at_sep || i >= size) {
             zframe_t *frame = zframe_new (data + start, (at_sep? i: size) - start);
-            assert (frame);
+            CHECK (frame, "out of memory");
             zlist_append (frames, frame);
             if (!at_sep)
                 break;

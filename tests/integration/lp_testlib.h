@@ -1,13 +1,15 @@
 /*  lp_testlib.h - tiny header-only helpers for the integration tests
 
     Every integration test is its own program, run by run_with_cluster.sh
-    with the client connection file in argv[1]. CHECK fails loudly (file,
-    line, message) and exits 1; nothing waits without a deadline. The
+    with the client connection file in argv[1]. CHECK (tests/lp_check.h)
+    fails loudly (file, line, message) and exits 1, SKIP exits 77; nothing
+    waits without a deadline. The
     deadlines are generous because the test machine has 2 noisy cores.
 */
 #ifndef LP_TESTLIB_H_INCLUDED
 #define LP_TESTLIB_H_INCLUDED
 
+#include "lp_check.h"          //  CHECK, FAIL, SKIP
 #include <luaparallel.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,16 +20,6 @@
 
 #define LPT_DEADLINE_MS  30000      //  generous deadline for any one event
 #define LPT_ENGINES      4
-
-#define CHECK(cond, ...) do { \
-    if (!(cond)) { \
-        fprintf (stderr, "%s:%d: CHECK failed: %s\n    ", __FILE__, __LINE__, #cond); \
-        fprintf (stderr, __VA_ARGS__); \
-        fprintf (stderr, "\n"); \
-        fflush (stderr); \
-        exit (1); \
-    } \
-} while (0)
 
 static inline void
 lpt_say (const char *fmt, ...)

@@ -7,36 +7,15 @@
 #  process of that cluster is left. Uses BUILD_DIR's binaries (no rebuild).
 set -u
 BUILD=${1:?usage: cluster_cli.sh BUILD_DIR}
-CTRL_PID=""
-ENGINE_PIDS=""
-FAILS=0
-
-say() { echo "cluster_cli: $*"; }
-fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
-. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+lp_test cluster_cli
 cli_profile cli "clitest$$"
-
-[ -x "$CLI" ] || { say "FAIL: $CLI not found or not executable"; exit 1; }
-for b in lpcontroller lpengine; do
-    [ -x "$BUILD/$b" ] || { say "FAIL: $BUILD/$b not built"; exit 1; }
-done
+need_built lpcontroller lpengine
 cd "$ROOT" || exit 1
 
 # --- start ---------------------------------------------------------------
-out=$(timeout 120 ./cluster.sh start -n 4 --profile "$NAME" --no-build 2>&1)
-rc=$?
-echo "$out"
-if [ "$rc" -ne 0 ]; then
-    say "FAIL: ./cluster.sh start exited $rc"
-    show_logs
-    exit 1
-fi
-echo "$out" | grep -qE '\b4 engines registered' || fail "start did not say that 4 engines are registered"
-[ -f "$DIR/pid/lpcontroller.pid" ] || { say "FAIL: no $DIR/pid/lpcontroller.pid"; exit 1; }
-CTRL_PID=$(tr -dc '0-9' < "$DIR/pid/lpcontroller.pid")
-alive "$CTRL_PID" || { say "FAIL: controller pid '$CTRL_PID' not running"; exit 1; }
-ENGINE_PIDS=$(pgrep -P "$CTRL_PID" | tr '\n' ' ')
-say "controller pid $CTRL_PID, engine pids: $ENGINE_PIDS"
+cli_start -n 4
+echo "$CLI_OUT" | grep -qE '\b4 engines registered' || fail "start did not say that 4 engines are registered"
 [ "$(echo $ENGINE_PIDS | wc -w)" -eq 4 ] || fail "controller has $(echo $ENGINE_PIDS | wc -w) children, expected 4 engines"
 for f in lp-client.json lp-engine.json; do
     [ -f "$DIR/security/$f" ] || fail "no $DIR/security/$f"
@@ -86,9 +65,4 @@ echo "$out" | grep -qi 'no controller' || fail "status of a stopped cluster: unc
 # stopping again is harmless
 timeout 60 ./cluster.sh stop --profile "$NAME" >/dev/null 2>&1 || fail "a second stop failed"
 
-if [ "$FAILS" -ne 0 ]; then
-    show_logs
-    say "$FAILS check(s) failed"
-    exit 1
-fi
-say "OK"
+finish

@@ -11,25 +11,13 @@
 #  under its id, and stop still leaves nothing.
 set -u
 BUILD=${1:?usage: controller_kill9.sh BUILD_DIR}
-CTRL_PID=""
-ENGINE_PIDS=""
-FAILS=0
-
-say() { echo "controller_kill9: $*"; }
-fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
-. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+lp_test controller_kill9
 cli_profile kill9 "kill9test$$"
 
 start_cluster() {   # extra start options...
-    if ! "$CLI" start -n 2 --profile "$NAME" --no-build "$@"; then
-        fail "cluster.sh start failed"
-        show_logs
-        exit 1
-    fi
-    CTRL_PID=$(tr -dc '0-9' < "$DIR/pid/lpcontroller.pid")
-    ENGINE_PIDS=$(pgrep -P "$CTRL_PID" | tr '\n' ' ')
+    cli_start -n 2 "$@"
     [ -n "$ENGINE_PIDS" ] || { fail "no engine children of controller $CTRL_PID"; exit 1; }
-    say "controller pid $CTRL_PID, engine pids: $ENGINE_PIDS"
 }
 
 check_nothing_left() {   # what happened
@@ -126,10 +114,4 @@ else
 fi
 "$CLI" stop --profile "$NAME"
 check_nothing_left "cluster.sh stop"
-
-if [ "$FAILS" -ne 0 ]; then
-    show_logs
-    say "$FAILS failure(s)"
-    exit 1
-fi
-say "OK"
+finish

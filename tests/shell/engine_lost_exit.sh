@@ -13,38 +13,19 @@
 #  with SIGTERM. Only processes this test started are signalled, by pid.
 set -u
 BUILD=${1:?usage: engine_lost_exit.sh BUILD_DIR}
-BUILD=$(cd "$BUILD" && pwd) || exit 1
-TOP=$(mktemp -d "${TMPDIR:-/tmp}/lplostexit.XXXXXX") || exit 1
-FAILS=0
-CTRL_PID=""
-E1=""
-E2=""
-
-say() { echo "engine_lost_exit: $*"; }
-fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
-. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
-
-cleanup() {
-    local p
-    for p in $E1 $E2 $CTRL_PID; do
-        alive "$p" && kill -9 "$p" 2>/dev/null
-    done
-    rm -rf "$TOP"
-}
-trap cleanup EXIT
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+lp_test engine_lost_exit
+need_built lpcontroller lpengine
+lp_tmpdir TOP lostexit
 
 registered() { grep -q "registered as engine" "$1" 2>/dev/null; }
 
-if ! "$BUILD/lpcontroller" --profile-dir "$TOP" -n 0 --daemon >"$TOP/start.log" 2>&1; then
-    cat "$TOP/start.log"
-    fail "lpcontroller -n 0 --daemon did not start"
-    exit 1
-fi
-CTRL_PID=$(tr -dc '0-9' < "$TOP/pid/lpcontroller.pid")
+start_local_cluster "$TOP" 0 >/dev/null
 "$BUILD/lpengine" --file "$TOP/security/lp-engine.json" --lost-exit 2000 >"$TOP/e1.log" 2>&1 &
 E1=$!
 "$BUILD/lpengine" --file "$TOP/security/lp-engine.json" >"$TOP/e2.log" 2>&1 &
 E2=$!
+lp_track "$E1" "$E2"
 if ! wait_for 30 registered "$TOP/e1.log" || ! wait_for 30 registered "$TOP/e2.log"; then
     tail -n 5 "$TOP/e1.log" "$TOP/e2.log"
     fail "the engines did not register within 30 s"
@@ -54,7 +35,7 @@ say "two engines registered (pids $E1 with --lost-exit 2000, $E2 without)"
 
 kill -9 "$CTRL_PID"
 T0=$SECONDS
-if wait_for 20 bash -c "! kill -0 $E1 2>/dev/null"; then
+if wait_gone "$E1" 20; then
     wait "$E1"
     RC=$?
     say "engine with --lost-exit exited with status $RC, $((SECONDS - T0)) s after the controller was killed"
@@ -70,7 +51,6 @@ else
     fail "engine without --lost-exit exited"
 fi
 kill -TERM "$E2" 2>/dev/null
-wait_for 15 bash -c "! kill -0 $E2 2>/dev/null" || fail "engine $E2 ignored SIGTERM"
+wait_gone "$E2" 15 || fail "engine $E2 ignored SIGTERM"
 
-[ "$FAILS" = 0 ] && say "OK"
-exit $(( FAILS > 0 ))
+finish

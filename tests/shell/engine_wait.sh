@@ -14,13 +14,8 @@
 #  processes this test started are signalled, by pid.
 set -u
 BUILD=${1:?usage: engine_wait.sh BUILD_DIR}
-BUILD=$(cd "$BUILD" && pwd) || exit 1
-CTRL_PID=""
-ENGINE_PIDS=""
-FAILS=0
-say() { echo "engine_wait: $*"; }
-fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
-. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+lp_test engine_wait
 cli_profile ewait "ewait$$"
 cd "$ROOT" || exit 1
 
@@ -76,11 +71,10 @@ timeout 120 ./cluster.sh start -n 0 --profile "$NAME" --no-build >/dev/null 2>&1
 CTRL_PID=$(tr -dc '0-9' < "$DIR/pid/lpcontroller.pid" 2>/dev/null)
 out=$(timeout 60 ./cluster.sh engines -n 1 --profile "$NAME" --no-build --engine-wait 7 2>&1) || fail "engines: $out"
 SUP=$(echo "$out" | sed -n 's/.*supervisor pid \([0-9]*\).*/\1/p')
-ENGINE_PIDS="$SUP $(pgrep -P "$SUP" 2>/dev/null | tr '\n' ' ')"
+lp_track "$SUP" $(pgrep -P "$SUP" 2>/dev/null)
 cmdline "$SUP" | grep -q -- '--lost-exit 7000' || fail "cluster.sh engines --engine-wait 7: $(cmdline "$SUP")"
 timeout 60 ./cluster.sh stop --profile "$NAME" >/dev/null 2>&1 || fail "./cluster.sh stop failed"
 wait_gone "$CTRL_PID" 15 || fail "controller still running after stop"
 wait_gone "$SUP" 15 || fail "engines of cluster.sh engines still running after stop"
 CTRL_PID=""
-[ "$FAILS" = 0 ] && say "OK"
-exit $(( FAILS > 0 ))
+finish

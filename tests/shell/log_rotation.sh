@@ -11,13 +11,8 @@
 #  this test started are signalled, by pid.
 set -u
 BUILD=${1:?usage: log_rotation.sh BUILD_DIR}
-BUILD=$(cd "$BUILD" && pwd) || exit 1
-CTRL_PID=""
-ENGINE_PIDS=""
-FAILS=0
-say() { echo "log_rotation: $*"; }
-fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
-. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+lp_test log_rotation
 cli_profile logrot "logrot$$"
 cd "$ROOT" || exit 1
 MAX=$((1024 * 1024))
@@ -85,5 +80,4 @@ echo "$got" | grep -q '42' || fail "after the flood: $got"
 timeout 60 ./cluster.sh stop --profile "$NAME" >/dev/null 2>&1 || fail "./cluster.sh stop failed"
 wait_gone "$CTRL_PID" 15 || fail "controller still running after stop"
 CTRL_PID=""
-[ "$FAILS" = 0 ] && say "OK"
-exit $(( FAILS > 0 ))
+finish

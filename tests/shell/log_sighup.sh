@@ -10,13 +10,8 @@
 #  by pid.
 set -u
 BUILD=${1:?usage: log_sighup.sh BUILD_DIR}
-BUILD=$(cd "$BUILD" && pwd) || exit 1
-CTRL_PID=""
-ENGINE_PIDS=""
-FAILS=0
-say() { echo "log_sighup: $*"; }
-fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
-. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+lp_test log_sighup
 cli_profile hup "hup$$"
 cd "$ROOT" || exit 1
 
@@ -49,5 +44,4 @@ grep -q 'after-hup-line' "$DIR/log/engine-0.log.old" 2>/dev/null \
 timeout 60 ./cluster.sh stop --profile "$NAME" >/dev/null 2>&1 || fail "./cluster.sh stop failed"
 wait_gone "$CTRL_PID" 15 || fail "controller still running after stop"
 CTRL_PID=""
-[ "$FAILS" = 0 ] && say "OK"
-exit $(( FAILS > 0 ))
+finish

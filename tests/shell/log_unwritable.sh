@@ -20,13 +20,8 @@
 #  by pid.
 set -u
 BUILD=${1:?usage: log_unwritable.sh BUILD_DIR}
-BUILD=$(cd "$BUILD" && pwd) || exit 1
-CTRL_PID=""
-ENGINE_PIDS=""
-FAILS=0
-say() { echo "log_unwritable: $*"; }
-fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
-. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+lp_test log_unwritable
 cli_profile ro "ro$$"
 cd "$ROOT" || exit 1
 
@@ -110,5 +105,4 @@ fi
 timeout 60 ./cluster.sh stop --profile "$NAME" >/dev/null 2>&1 || fail "./cluster.sh stop failed"
 wait_gone "$CTRL_PID" 15 || fail "controller still running after stop"
 CTRL_PID=""
-[ "$FAILS" = 0 ] && say "OK"
-exit $(( FAILS > 0 ))
+finish

@@ -22,32 +22,19 @@
 #  signalled, always by pid.
 set -u
 BUILD=${1:?usage: lost_controller.sh BUILD_DIR}
-BUILD=$(cd "$BUILD" && pwd) || exit 1
-TOP=$(mktemp -d "${TMPDIR:-/tmp}/lplost.XXXXXX") || exit 1
-FAILS=0
-CTRL_PID=""
-ENGINE_PIDS=""
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+lp_test lost_controller
+need_built lpcontroller lpengine lpsh lplost lpstatus
+lp_tmpdir TOP lost
 LPSH_PID=""
 
-say() { echo "lost_controller: $*"; }
-fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
-. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
-
+#  stop_all: this part's lpsh, controller and engines, by pid (SIGKILL:
+#  the controller may be dead already, its engines then run on)
 stop_all() {
-    local p
-    for p in $LPSH_PID $CTRL_PID $ENGINE_PIDS; do
-        alive "$p" && kill -9 "$p" 2>/dev/null
-    done
-    for p in $LPSH_PID $CTRL_PID $ENGINE_PIDS; do wait_gone "$p" 10; done
+    kill_pids $LPSH_PID $CTRL_PID $ENGINE_PIDS
     LPSH_PID=""; CTRL_PID=""; ENGINE_PIDS=""
 }
-cleanup() { stop_all; rm -rf "$TOP"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-for b in lpcontroller lpengine lpsh lplost lpstatus; do
-    [ -x "$BUILD/$b" ] || { say "FAIL: $BUILD/$b not built"; exit 1; }
-done
+test_cleanup() { stop_all; }
 
 # --- 1. C API -------------------------------------------------------------
 D1=$TOP/c
@@ -100,17 +87,10 @@ grep -q "^after the map$" "$TOP/transcript" \
     || fail "lpsh did not go on with the next line after the failed map"
 # The engines the killed controller left behind: `cluster.sh stop` ends
 # them (from the profile's pid files) and leaves no process.
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-LP_HOME=$TOP LP_BUILD_DIR=$BUILD "$ROOT/cluster.sh" stop --profile lpsh \
+LP_HOME=$TOP LP_BUILD_DIR=$BUILD "$LP_TEST_ROOT/cluster.sh" stop --profile lpsh \
     || fail "cluster.sh stop failed after the controller was killed"
 for p in $ENGINE_PIDS; do
     wait_gone "$p" 10 || fail "engine pid $p still runs after cluster.sh stop"
 done
 stop_all
-
-if [ "$FAILS" -gt 0 ]; then
-    say "$FAILS failure(s)"
-    exit 1
-fi
-say "OK"
-exit 0
+finish

@@ -10,20 +10,9 @@
 #  Needs the lua5.4 interpreter (Debian package lua5.4).
 set -u
 BUILD=${1:?usage: lpsh_module.sh BUILD_DIR}
-BUILD=$(cd "$BUILD" && pwd) || exit 1
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/lpshmod.XXXXXX") || exit 1
-CTRL_PID=""
-FAILS=0
-
-say() { echo "lpsh_module: $*"; }
-fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
-. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
-. "$(dirname "${BASH_SOURCE[0]}")/lib/lua.sh"
-
-cleanup() { stop_local_cluster; rm -rf "$DIR"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+lp_test lpsh_module
+lp_tmpdir DIR shmod
 lua_setup
 start_local_cluster "$DIR" 4
 FILE=$DIR/security/lp-client.json
@@ -112,6 +101,5 @@ else
     fail "cmake --install failed"
 fi
 
-stop_local_cluster
-if [ "$FAILS" -gt 0 ]; then say "$FAILS failure(s)"; exit 1; fi
-say "ok"
+stop_local_cluster || fail "the cluster did not stop cleanly"
+finish

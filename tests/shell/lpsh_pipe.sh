@@ -11,23 +11,11 @@
 #  Starts its own cluster (4 engines) and stops it by pid.
 set -u
 BUILD=${1:?usage: lpsh_pipe.sh BUILD_DIR}
-BUILD=$(cd "$BUILD" && pwd) || exit 1
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/lpshpipe.XXXXXX") || exit 1
-CTRL_PID=""
-FAILS=0
-
-say() { echo "lpsh_pipe: $*"; }
-fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
-. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
-
-cleanup() { stop_local_cluster; rm -rf "$DIR"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-for b in lpcontroller lpengine lpsh; do
-    [ -x "$BUILD/$b" ] || { say "FAIL: $BUILD/$b not built"; exit 1; }
-done
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+lp_test lpsh_pipe
+need_built lpcontroller lpengine lpsh
+lp_tmpdir DIR shpipe
 start_local_cluster "$DIR" 4
 FILE=$DIR/security/lp-client.json
 
@@ -65,8 +53,5 @@ got=$(timeout 60 "$BUILD/lpsh" --file "$DIR/nonexistent.json" -e '1' 2>&1); rc=$
 [ "$rc" -eq 1 ] || fail "lpsh with a missing connection file exited $rc, expected 1"
 echo "$got" | grep -q 'nonexistent.json' || fail "missing connection file not named: $got"
 
-stop_local_cluster
-if [ "$FAILS" -gt 0 ]; then
-    say "$FAILS failure(s)"; exit 1
-fi
-say "ok"
+stop_local_cluster || fail "the cluster did not stop cleanly"
+finish

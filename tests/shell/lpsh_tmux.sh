@@ -12,29 +12,16 @@
 #  cluster are stopped, by socket name and pid.
 set -u
 BUILD=${1:?usage: lpsh_tmux.sh BUILD_DIR}
-BUILD=$(cd "$BUILD" && pwd) || exit 1
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/lpshtmux.XXXXXX") || exit 1
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+lp_test lpsh_tmux
 SOCK=lpshtest$$_$RANDOM
-CTRL_PID=""
 TMUX_STARTED=0
-FAILS=0
-
-say() { echo "lpsh_tmux: $*"; }
-fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
-. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
-
-cleanup() {
-    [ "$TMUX_STARTED" = 1 ] && tmux -L "$SOCK" kill-server 2>/dev/null
-    stop_local_cluster
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# this test's own tmux server, by its socket name
+test_cleanup() { [ "$TMUX_STARTED" = 1 ] && tmux -L "$SOCK" kill-server 2>/dev/null; }
 
 command -v tmux > /dev/null || { say "FAIL: tmux not installed"; exit 1; }
-for b in lpcontroller lpengine lpsh lpstatus; do
-    [ -x "$BUILD/$b" ] || { say "FAIL: $BUILD/$b not built"; exit 1; }
-done
+need_built lpcontroller lpengine lpsh lpstatus
+lp_tmpdir DIR shtmux
 start_local_cluster "$DIR" 4
 FILE=$DIR/security/lp-client.json
 
@@ -141,6 +128,5 @@ wait_pane '^LPSH-EXIT=0$' 15 || { show; fail "Ctrl-D did not exit lpsh with stat
 
 tmux -L "$SOCK" kill-server 2>/dev/null
 TMUX_STARTED=0
-stop_local_cluster
-if [ "$FAILS" -gt 0 ]; then say "$FAILS failure(s)"; exit 1; fi
-say "ok"
+stop_local_cluster || fail "the cluster did not stop cleanly"
+finish

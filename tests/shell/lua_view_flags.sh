@@ -14,18 +14,9 @@
 #  load-balanced view".
 set -u
 BUILD=${1:?usage: lua_view_flags.sh BUILD_DIR}
-BUILD=$(cd "$BUILD" && pwd) || exit 1
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/lpflags.XXXXXX") || exit 1
-CTRL_PID=""
-
-say() { echo "lua_view_flags: $*"; }
-. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
-. "$(dirname "${BASH_SOURCE[0]}")/lib/lua.sh"
-
-cleanup() { stop_local_cluster; rm -rf "$DIR"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+lp_test lua_view_flags
+lp_tmpdir DIR flags
 lua_setup
 start_local_cluster "$DIR" 4 >/dev/null
 FILE=$DIR/security/lp-client.json
@@ -154,8 +145,7 @@ LUA
 out=$(run_lua "$BUILD/lua/?.so" 180 flags.lua "$FILE" "$DIR" 2>&1); rc=$?
 echo "$out"
 if [ "$rc" -ne 0 ] || ! echo "$out" | grep -q '^flags ok$'; then
-    say "FAIL: the flag checks did not all pass (status $rc)"
-    exit 1
+    fail "the flag checks did not all pass (status $rc)"
 fi
-say "OK"
-exit 0
+stop_local_cluster || fail "the cluster did not stop cleanly"
+finish

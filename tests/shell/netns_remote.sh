@@ -8,7 +8,7 @@
 #
 #  Needs root and iproute2. When the environment truly cannot do it (not
 #  root, no `ip`, or the kernel/container refuses `ip netns add`), the test
-#  prints "SKIP: <reason>" and exits 0: there is nothing to test then.
+#  prints "SKIP: <reason>" and exits 77 (ctest: Skipped).
 set -u
 BUILD=${1:?usage: netns_remote.sh BUILD_DIR}
 NS=lptest-$$
@@ -18,32 +18,25 @@ K=$(( $$ % 16384 ))
 NET=10.231.$(( K / 64 ))
 HOST_IP=$NET.$(( (K % 64) * 4 + 1 ))
 NS_IP=$NET.$(( (K % 64) * 4 + 2 ))
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+lp_test netns_remote
 PROFILE=""
 ECOPY=""
 ENGINE_PID=""
-CTRL_PID=""
 NS_MADE=0
 
-say() { echo "netns_remote: $*"; }
-. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
-
-cleanup() {
+#  the engine first (before its controller), then the namespace and link
+test_cleanup() {
     stop_pid "$ENGINE_PID" lpengine
     wait "$ENGINE_PID" 2>/dev/null
-    if [ -z "$CTRL_PID" ] && [ -n "$PROFILE" ] && [ -f "$PROFILE/pid/lpcontroller.pid" ]; then
-        CTRL_PID=$(tr -dc '0-9' < "$PROFILE/pid/lpcontroller.pid")
-    fi
-    stop_pid "$CTRL_PID" lpcontroller
+    stop_local_cluster >/dev/null 2>&1
     if [ "$NS_MADE" = 1 ]; then
         ip netns del "$NS" 2>/dev/null
         ip link del "$VH" 2>/dev/null
     fi
-    [ -n "$PROFILE" ] && rm -rf "$PROFILE"
-    [ -n "$ECOPY" ] && rm -rf "$ECOPY"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
+#  the controller's log and the remote engine's
 show_logs() {
     [ -n "$PROFILE" ] && [ -f "$PROFILE/log/lpcontroller.log" ] && {
         echo "----- lpcontroller.log -----"; tail -n 30 "$PROFILE/log/lpcontroller.log"; }
@@ -53,20 +46,11 @@ show_logs() {
 
 die() { say "FAIL: $*"; show_logs; exit 1; }
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "SKIP: not root (network namespaces need root)"
-    exit 0
-fi
-if ! command -v ip >/dev/null 2>&1; then
-    echo "SKIP: no 'ip' command (iproute2 not installed)"
-    exit 0
-fi
-for b in lpcontroller lpengine lpcall; do
-    [ -x "$BUILD/$b" ] || die "$BUILD/$b is not built"
-done
+[ "$(id -u)" -eq 0 ] || skip "not root (network namespaces need root)"
+command -v ip >/dev/null 2>&1 || skip "no 'ip' command (iproute2 not installed)"
+need_built lpcontroller lpengine lpcall
 if ! err=$(ip netns add "$NS" 2>&1); then
-    echo "SKIP: 'ip netns add' is not permitted here: $err"
-    exit 0
+    skip "'ip netns add' is not permitted here: $err"
 fi
 NS_MADE=1
 ip link add "$VH" type veth peer name "$VN" || die "cannot create a veth pair"
@@ -78,13 +62,9 @@ ip netns exec "$NS" ip link set "$VN" up || die "cannot bring $VN up"
 ip netns exec "$NS" ip link set lo up || die "cannot bring lo up in $NS"
 say "namespace $NS: engine side $NS_IP, controller side $HOST_IP"
 
-PROFILE=$(mktemp -d "${TMPDIR:-/tmp}/lpnetns.XXXXXX") || die "mktemp"
-ECOPY=$(mktemp -d "${TMPDIR:-/tmp}/lpremote.XXXXXX") || die "mktemp"
-out=$("$BUILD/lpcontroller" --profile-dir "$PROFILE" --ip "$HOST_IP" --location "$HOST_IP" \
-      -n 0 --daemon 2>&1) || die "lpcontroller --daemon failed: $out"
-echo "$out"
-CTRL_PID=$(tr -dc '0-9' < "$PROFILE/pid/lpcontroller.pid") || die "no controller pid file"
-alive "$CTRL_PID" || die "controller pid $CTRL_PID not running"
+lp_tmpdir PROFILE netns
+lp_tmpdir ECOPY remote
+start_local_cluster "$PROFILE" 0 --ip "$HOST_IP" --location "$HOST_IP"
 grep -q "$HOST_IP" "$PROFILE/security/lp-engine.json" \
     || die "lp-engine.json does not use $HOST_IP: $(cat "$PROFILE/security/lp-engine.json")"
 if grep -q '127\.0\.0\.1' "$PROFILE/security/lp-engine.json"; then
@@ -118,7 +98,5 @@ alive "$ENGINE_PID" || die "the remote engine exited"
 stop_pid "$ENGINE_PID" lpengine || die "lpengine did not stop on SIGTERM"
 wait "$ENGINE_PID" 2>/dev/null
 ENGINE_PID=""
-stop_pid "$CTRL_PID" lpcontroller || die "lpcontroller did not stop on SIGTERM"
-CTRL_PID=""
-say "OK"
-exit 0
+stop_local_cluster || die "lpcontroller did not stop cleanly on SIGTERM"
+finish

@@ -9,13 +9,8 @@
 #  signalled, by pid.
 set -u
 BUILD=${1:?usage: pid_file_mode.sh BUILD_DIR}
-BUILD=$(cd "$BUILD" && pwd) || exit 1
-CTRL_PID=""
-ENGINE_PIDS=""
-FAILS=0
-say() { echo "pid_file_mode: $*"; }
-fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
-. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+lp_test pid_file_mode
 cli_profile pidmode "pidmode$$"
 cd "$ROOT" || exit 1
 
@@ -44,5 +39,4 @@ done
 timeout 60 ./cluster.sh stop --profile "$NAME" >/dev/null 2>&1 || fail "./cluster.sh stop failed"
 wait_gone "$CTRL_PID" 15 || fail "controller still running after stop"
 CTRL_PID=""
-[ "$FAILS" = 0 ] && say "OK"
-exit $(( FAILS > 0 ))
+finish

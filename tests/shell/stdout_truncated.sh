@@ -13,16 +13,9 @@
 #  engine) and stops it by pid.
 set -u
 BUILD=${1:?usage: stdout_truncated.sh BUILD_DIR}
-BUILD=$(cd "$BUILD" && pwd) || exit 1
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/lpstdoutcap.XXXXXX") || exit 1
-CTRL_PID=""
-FAILS=0
-say() { echo "stdout_truncated: $*"; }
-fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
-. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
-cleanup() { stop_local_cluster; kill_leftovers $(strays "$DIR"); rm -rf "$DIR"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+lp_test stdout_truncated
+lp_tmpdir DIR stdoutcap
 
 for b in lpcontroller lpengine lpsh; do
     [ -x "$BUILD/$b" ] || { say "FAIL: $BUILD/$b not built"; exit 1; }
@@ -84,5 +77,4 @@ timeout 60 "$BUILD/lpsh" --file "$FILE" --wait 1 -e '%px for i = 1, 100 do print
 grep -q 'output truncated' "$DIR/t3" && fail "a print under the cap shows a truncation marker"
 
 stop_local_cluster
-[ "$FAILS" = 0 ] && say "OK"
-exit $(( FAILS > 0 ))
+finish

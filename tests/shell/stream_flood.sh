@@ -12,16 +12,9 @@
 #  its own cluster (one engine) and stops it by pid.
 set -u
 BUILD=${1:?usage: stream_flood.sh BUILD_DIR}
-BUILD=$(cd "$BUILD" && pwd) || exit 1
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/lpflood.XXXXXX") || exit 1
-CTRL_PID=""
-FAILS=0
-say() { echo "stream_flood: $*"; }
-fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
-. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
-cleanup() { stop_local_cluster; kill_leftovers $(strays "$DIR"); rm -rf "$DIR"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+lp_test stream_flood
+lp_tmpdir DIR flood
 
 for b in lpcontroller lpengine lpsh; do
     [ -x "$BUILD/$b" ] || { say "FAIL: $BUILD/$b not built"; exit 1; }
@@ -42,5 +35,4 @@ say "2,000,000 lines shown in $((SECONDS - T0)) s; controller peak RSS ${hwm} kB
 [ "${hwm:-999999999}" -lt 262144 ] || fail "controller peak RSS ${hwm} kB, more than 256 MB"
 
 stop_local_cluster
-[ "$FAILS" = 0 ] && say "OK"
-exit $(( FAILS > 0 ))
+finish

@@ -13,10 +13,10 @@
     names the controller's endpoint, and that a new request then fails at
     once with LP_ELOST. Prints "OK" and exits 0 on success, 1 otherwise.
 */
+#include "lp_check.h"
 #include <luaparallel.h>
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,18 +34,6 @@ s_now_ms (void)
     return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
 }
 
-static void
-s_fail (const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    fprintf (stderr, "lplost: FAIL: ");
-    vfprintf (stderr, format, args);
-    fprintf (stderr, "\n");
-    va_end (args);
-    exit (1);
-}
-
 int
 main (int argc, char **argv)
 {
@@ -56,20 +44,20 @@ main (int argc, char **argv)
     FILE *file = fopen (argv [2], "r");
     long pid = 0;
     if (!file || fscanf (file, "%ld", &pid) != 1 || pid <= 1)
-        s_fail ("cannot read a controller pid from %s", argv [2]);
+        FAIL ("cannot read a controller pid from %s", argv [2]);
     fclose (file);
 
     lp_client_t *client = lp_client_connect (argv [1], DEADLINE_MS);
     if (!client)
-        s_fail ("connect: %s", lp_last_error ());
+        FAIL ("connect: %s", lp_last_error ());
     if (lp_client_wait_for_engines (client, 2, DEADLINE_MS))
-        s_fail ("engines: %s", lp_client_error (client));
+        FAIL ("engines: %s", lp_client_error (client));
 
     lp_view_t *lb = lp_client_balanced (client);
     lp_result_t *r = lb? lp_view_map (lb, "function(x) lp.sleep(60) return x end",
                                       lp_value_int_range (1, 8)): NULL;
     if (!r)
-        s_fail ("map: %s", lp_client_error (client));
+        FAIL ("map: %s", lp_client_error (client));
 
     //  Wait (on the event, with a deadline) until tasks run on engines
     double until = s_now_ms () + DEADLINE_MS;
@@ -77,7 +65,7 @@ main (int argc, char **argv)
     while (running == 0 && s_now_ms () < until) {
         lp_value_t *status = lp_client_queue_status (client, DEADLINE_MS);
         if (!status)
-            s_fail ("queue status: %s", lp_client_error (client));
+            FAIL ("queue status: %s", lp_client_error (client));
         const lp_value_t *engines = lp_value_get (status, "engines");
         for (size_t i = 0; engines && i < lp_value_len (engines); i++)
             running += (long) lp_value_as_int (lp_value_get (lp_value_at (engines, i),
@@ -87,31 +75,31 @@ main (int argc, char **argv)
             lp_client_poll (client, 50);
     }
     if (running == 0)
-        s_fail ("no task started within %d ms", DEADLINE_MS);
+        FAIL ("no task started within %d ms", DEADLINE_MS);
     printf ("  %ld tasks running; kill -9 of controller pid %ld\n", running, pid);
     fflush (stdout);
 
     if (kill ((pid_t) pid, SIGKILL))
-        s_fail ("kill -9 %ld: %s", pid, strerror (errno));
+        FAIL ("kill -9 %ld: %s", pid, strerror (errno));
     double killed_at = s_now_ms ();
     int rc = lp_result_wait (r, DEADLINE_MS);
     double took = s_now_ms () - killed_at;
     printf ("  lp_result_wait returned %d (%s) after %.0f ms: %s\n",
             rc, lp_strerror (rc), took, lp_client_error (client));
     if (rc != LP_ELOST)
-        s_fail ("lp_result_wait returned %d (%s), expected LP_ELOST (%d)",
+        FAIL ("lp_result_wait returned %d (%s), expected LP_ELOST (%d)",
                 rc, lp_strerror (rc), LP_ELOST);
     if (took > 3000 + LOST_SLACK_MS)
-        s_fail ("the lost controller was noticed after %.0f ms (lost_after 3000 ms)", took);
+        FAIL ("the lost controller was noticed after %.0f ms (lost_after 3000 ms)", took);
     for (int i = 0; i < lp_result_count (r); i++) {
         const char *ename = lp_result_ename (r, i);
         const char *evalue = lp_result_evalue (r, i);
         if (!ename || strcmp (ename, "ControllerLost"))
-            s_fail ("slot %d ended with %s, expected ControllerLost", i,
+            FAIL ("slot %d ended with %s, expected ControllerLost", i,
                     ename? ename: "a value");
         if (!evalue || !strstr (evalue, "controller at tcp://")
         ||  !strstr (evalue, "lost"))
-            s_fail ("slot %d evalue does not name the controller: %s", i,
+            FAIL ("slot %d evalue does not name the controller: %s", i,
                     evalue? evalue: "(null)");
     }
     printf ("  every slot: %s\n", lp_result_error (r, 0));
@@ -120,13 +108,13 @@ main (int argc, char **argv)
     double t0 = s_now_ms ();
     lp_result_t *again = lp_view_execute (lb, "return 1");
     if (again)
-        s_fail ("a request while the controller is lost was accepted");
+        FAIL ("a request while the controller is lost was accepted");
     if (lp_client_errcode (client) != LP_ELOST)
-        s_fail ("a request while lost failed with %d (%s): %s, expected LP_ELOST",
+        FAIL ("a request while lost failed with %d (%s): %s, expected LP_ELOST",
                 lp_client_errcode (client), lp_strerror (lp_client_errcode (client)),
                 lp_client_error (client));
     if (s_now_ms () - t0 > 1000)
-        s_fail ("a request while lost took %.0f ms to fail", s_now_ms () - t0);
+        FAIL ("a request while lost took %.0f ms to fail", s_now_ms () - t0);
 
     lp_result_destroy (&r);
     lp_view_destroy (&lb);

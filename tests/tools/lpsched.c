@@ -14,6 +14,7 @@
                   sent one at a time it must get far less than its uniform
                   share of 25 (both picks must be engine 0 for it to win).
 */
+#include "lp_check.h"
 #include <luaparallel.h>
 #include <math.h>
 #include <stdio.h>
@@ -23,9 +24,6 @@
 #define ENGINES 4
 #define DEADLINE_MS 60000
 
-#define CHECK(cond, ...) do { if (!(cond)) { \
-    fprintf (stderr, "lpsched %s:%d: CHECK failed: %s\n    ", __FILE__, __LINE__, #cond); \
-    fprintf (stderr, __VA_ARGS__); fprintf (stderr, "\n"); exit (1); } } while (0)
 
 static lp_client_t *client;
 static lp_view_t *lb;
