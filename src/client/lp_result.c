@@ -437,8 +437,9 @@ lp_result_handle_stream (lp_result_t *self, lp_msg_t *msg)
     slot_t *slot = s_find_slot (self, parent_id, s_msg_engine (msg));
     if (!slot)
         return;                 //  reply already here: it has the full text
-    //  A stream message may be lost on the way (a PUB socket drops past
-    //  its high-water mark): its "offset" then differs from what we hold.
+    //  A stream message may be lost on the way (a PUB socket drops what
+    //  no subscription has reached yet): its "offset" then differs from
+    //  what we hold.
     //  From there on the output waits for the reply's complete text, so
     //  what was shown stays a prefix of it and no line goes missing.
     if (slot->out_gap)
