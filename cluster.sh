@@ -251,14 +251,17 @@ usage: $PROG start [-n N] [--profile P] [--ip IP] [--location HOST]
                    [--heartbeat MSEC] [--max-misses N]
                    [--scheduler NAME] [--hwm N] [--engine-memory MB]
                    [--restart-engines] [--replay-window MSEC]
-                   [--no-db] [--db-max-result BYTES] [--no-build]
+                   [--no-db] [--db-max-result BYTES]
+                   [--log-max MB] [--log-keep N] [--engine-wait S] [--no-build]
 
 Builds (unless --no-build), then runs
   build/lpcontroller --profile P --daemon -n N [...]
-which returns once the N engines are registered. The controller writes
+which returns once the N engines are registered (its output ends then:
+out=\$($PROG start ...) returns). The controller writes
 \$LP_HOME/profile_P/security/lp-client.json and lp-engine.json (mode 0600),
-pid/lpcontroller.pid and log/. Refuses when a controller of that profile
-is already running.
+pid/lpcontroller.pid (mode 0600) and log/. Refuses when a controller of
+that profile is already running, and fails at once, naming the path and
+the reason, when the log folder cannot be written.
 
   -n N              local engines to launch (default: number of CPUs;
                     0 for a controller that waits for remote engines)
@@ -285,8 +288,17 @@ is already running.
   --db-max-result BYTES
                     largest reply the task store keeps (default 1048576);
                     larger ones are recorded as too large to keep
-Local engines exit by themselves 30 s after losing their controller; their
-pids are in \$LP_HOME/profile_P/pid/engine-<k>.pid.
+  --log-max MB      rotate log/lpcontroller.log and each log/engine-<k>.log
+                    past MB megabytes (default 10; 0 = never): FILE ->
+                    FILE.1 -> ... -> FILE.<N>; engine output (also what
+                    an engine writes to its stderr) goes through the
+                    controller, so an engine's logs never pass (N+1) x MB
+  --log-keep N      rotated files kept per log (default 5)
+  --engine-wait S   local engines exit by themselves S seconds after losing
+                    their controller (default 60: long enough to start it
+                    again; 0 = never)
+SIGHUP to the controller reopens its log files (for logrotate); SIGTERM
+stops it. Local engines' pids are in \$LP_HOME/profile_P/pid/engine-<k>.pid.
 Options not given come from \$LP_HOME/profile_P/lpcontroller_config.lua
 when that file exists (template: profiles/default/).
 EOF
@@ -317,15 +329,19 @@ EOF
 
 usage_engines () {
     cat <<EOF
-usage: $PROG engines -n N --file lp-engine.json [--no-build]
+usage: $PROG engines -n N --file lp-engine.json [--engine-wait S] [--no-build]
        $PROG engines --stop --file lp-engine.json
        $PROG engines -n N --profile P          (uses P's own lp-engine.json)
 
-Runs 'build/lpengine --file F -n N --daemon --pid-file PIDFILE': N engines
-under one supervisor that connect to the controller named in F (copy
-security/lp-engine.json from the controller's profile). The pid file and a
-log go to \$LP_HOME/engines/. --stop stops every engine group started here
-for that file.
+Runs 'build/lpengine --file F -n N --daemon --pid-file PIDFILE --lost-exit
+MSEC': N engines under one supervisor that connect to the controller named
+in F (copy security/lp-engine.json from the controller's profile). The pid
+file and a log go to \$LP_HOME/engines/. --stop stops every engine group
+started here for that file.
+
+  --engine-wait S   the engines exit by themselves after S seconds without
+                    a controller (default 60: long enough to restart it;
+                    0 = never, they keep trying to register again)
 EOF
 }
 
@@ -405,6 +421,7 @@ controller_pid () {
 cmd_start () {
     local n="" profile=default ip="" location="" hb="" misses="" sched="" hwm=""
     local memory="" restart="" window="" nodb="" dbmax=""
+    local log_max="" log_keep="" engine_wait=""
     while (( $# )); do
         case $1 in
             -h|--help) usage_start; exit 0 ;;
@@ -421,6 +438,9 @@ cmd_start () {
             --replay-window) need_int "$@"; window=$2; shift 2 ;;
             --no-db) nodb=1; shift ;;
             --db-max-result) need_count "$@"; dbmax=$2; shift 2 ;;
+            --log-max) need_count "$@"; log_max=$2; shift 2 ;;
+            --log-keep) need_count "$@"; log_keep=$2; shift 2 ;;
+            --engine-wait) need_count "$@"; engine_wait=$2; shift 2 ;;
             --no-build) NO_BUILD=1; shift ;;
             *) die "start: unknown option '$1' (see $PROG start --help)" ;;
         esac
@@ -449,6 +469,9 @@ cmd_start () {
     [[ -n $window ]] && args+=(--replay-window "$window")
     [[ -n $nodb ]] && args+=(--no-db)
     [[ -n $dbmax ]] && args+=(--db-max-result "$dbmax")
+    [[ -n $log_max ]] && args+=(--log-max "$log_max")
+    [[ -n $log_keep ]] && args+=(--log-keep "$log_keep")
+    [[ -n $engine_wait ]] && args+=(--engine-wait "$engine_wait")
     "$BUILD/lpcontroller" "${args[@]}"
 }
 
@@ -583,7 +606,7 @@ cmd_status () {
 }
 
 cmd_engines () {
-    local n="" file="" profile="" stop=""
+    local n="" file="" profile="" stop="" engine_wait=60
     while (( $# )); do
         case $1 in
             -h|--help) usage_engines; exit 0 ;;
@@ -591,6 +614,7 @@ cmd_engines () {
             --file) need_value "$@"; file=$2; shift 2 ;;
             --profile) need_value "$@"; profile=$2; shift 2 ;;
             --stop) stop=1; shift ;;
+            --engine-wait) need_count "$@"; engine_wait=$2; shift 2 ;;
             --no-build) NO_BUILD=1; shift ;;
             *) die "engines: unknown option '$1' (see $PROG engines --help)" ;;
         esac
@@ -629,7 +653,7 @@ cmd_engines () {
     printf '%s\n' "$abs" > "$base.file"
     rm -f "$base.pid"
     if ! "$BUILD/lpengine" --file "$abs" -n "$n" --daemon --pid-file "$base.pid" \
-            --log "$base.log"; then
+            --log "$base.log" --lost-exit $(( engine_wait * 1000 )); then
         rm -f "$base.file" "$base.pid"
         die "lpengine failed (log: $base.log)"
     fi

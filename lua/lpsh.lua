@@ -256,24 +256,39 @@ end
 local WAIT_SLICE_MSEC = 50
 local INTERRUPT_GRACE_MSEC = 10000
 
+-- Prints text as lines "[stdout:E] line" (a last line without its
+-- newline gets one), about a megabyte at a time: a 64 MiB output costs
+-- neither a write nor a string per line.
+local OUT_BLOCK = 1 << 20
+local function out_lines (e, text)
+    local prefix = "[stdout:" .. e .. "] "
+    local pos, n = 1, #text
+    while pos <= n do
+        local stop = n
+        if pos + OUT_BLOCK <= n then
+            stop = text:find ("\n", pos + OUT_BLOCK, true) or n
+        end
+        local block = text:sub (pos, stop)
+        if block:sub (-1) ~= "\n" then block = block .. "\n" end
+        out_file:write ((block:gsub ("([^\n]*)\n", prefix .. "%1\n")))
+        pos = stop + 1
+    end
+    out_file:flush ()
+end
+
 -- Prints complete new lines of each reply's output; final = also the
--- unterminated rest.
+-- unterminated rest. The client keeps what was streamed a prefix of the
+-- final text (it stops at a lost stream message until the reply), so
+-- showing from the byte reached never skips a line.
 local function show_stream (rec, final)
     local r = rec.r
     for i = 1, r:count () do
-        local text = r:stdout (i)
         local done = rec.shown [i] or 0
-        if #text > done then
-            local chunk = text:sub (done + 1)
+        local chunk = r:stdout (i, done + 1)
+        if #chunk > 0 then
             local upto = final and #chunk or (chunk:match (".*\n()") or 1) - 1
             if upto > 0 then
-                local e = r:engine (i)
-                local piece = chunk:sub (1, upto)
-                for line in piece:gmatch ("([^\n]*)\n") do
-                    out ("[stdout:", e, "] ", line, "\n")
-                end
-                local rest = piece:match ("[^\n]+$")
-                if rest then out ("[stdout:", e, "] ", rest, "\n") end
+                out_lines (r:engine (i), chunk:sub (1, upto))
                 rec.shown [i] = done + upto
             end
         end
@@ -290,12 +305,9 @@ end
 
 local function show_stdout (rec, i)
     local r = rec.r
-    local text = r:stdout (i):sub ((rec.shown [i] or 0) + 1)
+    local text = r:stdout (i, (rec.shown [i] or 0) + 1)
     if text == "" then return end
-    local e = r:engine (i)
-    for line in (text:sub (-1) == "\n" and text or text .. "\n"):gmatch ("([^\n]*)\n") do
-        out ("[stdout:", e, "] ", line, "\n")
-    end
+    out_lines (r:engine (i), text)
 end
 
 local function show_out (rec, i)

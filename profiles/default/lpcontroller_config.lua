@@ -19,3 +19,7 @@
                              -- 0 = no cap)
 -- restart_engines = false   -- restart a local engine after any crash
 -- replay_window_msec = 60000 -- requests dated further from now are refused
+-- log_max_mb = 10           -- rotate each log file past this (0 = never)
+-- log_keep = 5              -- rotated files kept per log
+-- engine_wait_sec = 60      -- local engines exit after this long without
+                             -- their controller (0 = never)

@@ -754,7 +754,7 @@ s_status_full (lp_client_t *self, int timeout_ms, lp_value_t **engines_p, lp_val
         return -1;
     const lp_value_t *engines = lp_value_get (lp_msg_content (reply), "engines");
     if (!engines || lp_value_type (engines) != LP_ARRAY) {
-        lp_client_set_error (self, "status_reply without an engines array");
+        lp_client_set_error (self, LP_STATUS_REPLY " without an engines array");
         lp_msg_destroy (&reply);
         return -1;
     }

@@ -54,6 +54,8 @@ typedef struct {
     char *error;                        //  "[engine N] ename: evalue\n..."
     char *out;                          //  output so far, NUL-terminated
     size_t out_len;                     //  bytes in out
+    bool out_gap;                       //  a stream message was lost: the
+                                        //  rest of out waits for the reply
     size_t out_cap;                     //  allocated bytes of out
     char submitted [32];                //  ISO date the request was sent
     char started [32];                  //  ISO date the engine started it
@@ -267,7 +269,7 @@ s_slot_set_out (slot_t *slot, const char *text, size_t len)
     slot->out_cap = len + 1;
 }
 
-static void
+static bool
 s_slot_append_out (slot_t *slot, const char *text, size_t len)
 {
     if (slot->out_len + len + 1 > slot->out_cap) {
@@ -276,13 +278,14 @@ s_slot_append_out (slot_t *slot, const char *text, size_t len)
             cap *= 2;
         char *out = (char *) realloc (slot->out, cap);
         if (!out)
-            return;
+            return false;
         slot->out = out;
         slot->out_cap = cap;
     }
     memcpy (slot->out + slot->out_len, text, len);
     slot->out_len += len;
     slot->out [slot->out_len] = 0;
+    return true;
 }
 
 static void
@@ -434,12 +437,25 @@ lp_result_handle_stream (lp_result_t *self, lp_msg_t *msg)
     slot_t *slot = s_find_slot (self, parent_id, s_msg_engine (msg));
     if (!slot)
         return;                 //  reply already here: it has the full text
+    //  A stream message may be lost on the way (a PUB socket drops what
+    //  no subscription has reached yet): its "offset" then differs from
+    //  what we hold.
+    //  From there on the output waits for the reply's complete text, so
+    //  what was shown stays a prefix of it and no line goes missing.
+    if (slot->out_gap)
+        return;
     const lp_value_t *text = lp_value_get (lp_msg_content (msg), "text");
+    const lp_value_t *offset = lp_value_get (lp_msg_content (msg), "offset");
+    if (offset && lp_value_type (offset) == LP_INT
+    &&  lp_value_as_int (offset) != (int64_t) slot->out_len) {
+        slot->out_gap = true;
+        return;
+    }
     if (text && (lp_value_type (text) == LP_STRING || lp_value_type (text) == LP_BYTES)) {
         size_t len = 0;
         const char *s = lp_value_as_string (text, &len);
-        if (s)
-            s_slot_append_out (slot, s, len);
+        if (s && !s_slot_append_out (slot, s, len))
+            slot->out_gap = true;
     }
 }
 

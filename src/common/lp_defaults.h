@@ -8,7 +8,6 @@
 #define LP_DEFAULTS_H_INCLUDED
 
 #define LP_PROTOCOL_VERSION        "1.0"
-#define LP_DELIMITER               "<LPMSG>"
 #define LP_SIGNATURE_SCHEME        "blake2b-256"
 #define LP_KEY_BYTES               32          //  random key per cluster
 #define LP_SIGNATURE_HEX_CHARS     64          //  keyed BLAKE2b-256 as hex
@@ -41,7 +40,8 @@
 #define LP_CLIENT_ABORT_MSEC       5000        //  client: wait for abort replies
 #define LP_LUA_WAIT_MSEC           3600000     //  Lua/lpsh blocking call default deadline
 #define LP_SHUTDOWN_GRACE_MSEC     2000        //  before SIGKILL of local engines
-#define LP_ENGINE_LOST_EXIT_MSEC   30000       //  local engines exit when the controller is gone this long
+#define LP_ENGINE_LOST_EXIT_MSEC   60000       //  engines the controller or cluster.sh starts exit
+                                               //  when the controller is gone this long (--engine-wait)
 #define LP_STUCK_GRACE_MSEC        5000        //  engine: past time_limit / interrupt, then exit
 #define LP_EXIT_STUCK              75          //  engine exit status: request stuck in a C call
 #define LP_ENGINE_MEMORY_SHARE     50          //  engine: default cap, % of physical memory / -n
@@ -72,6 +72,11 @@
 #define LP_CLIENT_TASKS_MAX        4096        //  scheduler: unfinished tasks of one client
 #define LP_CLIENT_RCVHWM           8192        //  scheduler: messages queued in ZeroMQ per client
 #define LP_TASK_ID_MAX             64          //  scheduler: longer task msg_ids are refused
+#define LP_LOG_MAX_MB              10          //  a log file is rotated past this (--log-max;
+                                               //  also lpengine's, for --pipe-log)
+#define LP_LOG_KEEP                5           //  rotated files kept per log (--log-keep)
+#define LP_LOG_CHECK_MSEC          250         //  the controller's own log: size checked this often
+#define LP_LOG_CHUNK_BYTES         (64 * 1024) //  engine output read from its pipe at a time
 
 //  Engine (src/engine)
 #define LP_ENGINE_POLL_MSEC        500         //  main loop wakes to check signals
@@ -79,6 +84,9 @@
 #define LP_ENGINE_RECONNECT_IVL_MAX_MSEC 2000  //  its backoff cap
 #define LP_ENGINE_CACHE_MAX        1024        //  compiled functions kept
 #define LP_ENGINE_STDOUT_MAX       (64 * 1024 * 1024)  //  bytes: reply "stdout" cap
+#define LP_STREAM_WINDOW_MSEC      20          //  stream messages counted per window:
+#define LP_STREAM_WINDOW_MSGS      100         //  past this many, prints are batched
+#define LP_STREAM_BATCH_BYTES      (64 * 1024) //  a batch goes out at this size
 #define LP_ENGINE_SEND_TIMEOUT_MSEC 1000       //  a send with no peer gives up
 #define LP_ENGINE_DONE_IDS         1024        //  completed msg_ids remembered
 #define LP_ENGINE_ABORT_MARKS      4096        //  aborted msg_ids waiting to come

@@ -330,9 +330,9 @@ lp_msg_test (bool verbose)
 {
     printf (" * msg: ");
     //  @selftest
-    lp_msg_t *request = lp_msg_new ("execute_request");
+    lp_msg_t *request = lp_msg_new (LP_EXECUTE_REQUEST);
     assert (request);
-    assert (streq (lp_msg_type (request), "execute_request"));
+    assert (streq (lp_msg_type (request), LP_EXECUTE_REQUEST));
     const char *msg_id = lp_msg_id (request);
     assert (msg_id && strlen (msg_id) == LP_ID_CHARS);
     lp_value_t *header = lp_msg_header (request);
@@ -356,7 +356,7 @@ lp_msg_test (bool verbose)
     assert (lp_msg_parent_id (request) == NULL);
 
     //  Two messages never share an id
-    lp_msg_t *other = lp_msg_new ("execute_request");
+    lp_msg_t *other = lp_msg_new (LP_EXECUTE_REQUEST);
     assert (other);
     assert (!streq (lp_msg_id (other), lp_msg_id (request)));
     lp_msg_destroy (&other);
@@ -394,11 +394,11 @@ lp_msg_test (bool verbose)
     assert (routing == NULL);
     assert (zmsg_size (lp_msg_routing (request)) == 1);
 
-    lp_msg_t *reply = lp_msg_new_reply (request, "execute_reply");
+    lp_msg_t *reply = lp_msg_new_reply (request, LP_EXECUTE_REPLY);
     assert (reply);
-    assert (streq (lp_msg_type (reply), "execute_reply"));
+    assert (streq (lp_msg_type (reply), LP_EXECUTE_REPLY));
     assert (streq (lp_msg_parent_id (reply), lp_msg_id (request)));
-    assert (streq (s_get_string (lp_msg_parent (reply), LP_HDR_MSG_TYPE), "execute_request"));
+    assert (streq (s_get_string (lp_msg_parent (reply), LP_HDR_MSG_TYPE), LP_EXECUTE_REQUEST));
     assert (lp_value_equal (lp_msg_parent (reply), lp_msg_header (request)));
     assert (lp_msg_parent (reply) != lp_msg_header (request));
     assert (!streq (lp_msg_id (reply), lp_msg_id (request)));
@@ -410,9 +410,9 @@ lp_msg_test (bool verbose)
     //  Replacing the header
     lp_value_t *new_header = lp_value_dup (lp_msg_header (request));
     assert (new_header);
-    assert (lp_value_set (new_header, "msg_type", lp_value_string ("apply_request")) == 0);
+    assert (lp_value_set (new_header, "msg_type", lp_value_string (LP_APPLY_REQUEST)) == 0);
     lp_msg_set_header (request, new_header);
-    assert (streq (lp_msg_type (request), "apply_request"));
+    assert (streq (lp_msg_type (request), LP_APPLY_REQUEST));
 
     //  A NULL routing resets to an empty envelope
     zmsg_t *none = NULL;

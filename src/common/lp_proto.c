@@ -3,7 +3,8 @@
     =========================================================================
 */
 
-#include "lp_common.h"
+#include "lp_prelude.h"
+#include "lp_proto.h"
 
 #define S_REQUEST_SUFFIX "_request"
 #define S_REPLY_SUFFIX   "_reply"
@@ -19,6 +20,27 @@ bool
 lp_proto_is_request (const char *msg_type)
 {
     return msg_type && s_ends_with (msg_type, S_REQUEST_SUFFIX);
+}
+
+void
+lp_proto_ping_encode (uint8_t out [LP_HB_BYTES], uint64_t seq)
+{
+    memcpy (out, "LPHB", 4);
+    for (int i = 0; i < 8; i++)
+        out [4 + i] = (uint8_t) (seq >> (56 - 8 * i));
+}
+
+bool
+lp_proto_ping_decode (const uint8_t *data, size_t size, uint64_t *seq_p)
+{
+    if (size != LP_HB_BYTES || memcmp (data, "LPHB", 4) != 0)
+        return false;
+    uint64_t seq = 0;
+    for (int i = 0; i < 8; i++)
+        seq = (seq << 8) | data [4 + i];
+    if (seq_p)
+        *seq_p = seq;
+    return true;
 }
 
 const char *

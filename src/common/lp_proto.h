@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 //  ---------------------------------------------------------------------
 //  Frames, counted from the delimiter frame (index delim in the zmsg):
@@ -28,6 +29,15 @@
 #define LP_FRAME_CONTENT        5
 #define LP_FRAME_BUFFERS        6       //  first out-of-band buffer
 #define LP_FRAMES_MIN           6       //  delimiter .. content
+#define LP_DELIMITER            "<LPMSG>"
+
+//  Heartbeat ping and pong (hb_ping PUB -> engine -> hb_pong): one frame
+//  of 12 bytes, "LPHB" then the ping's sequence number, 8 bytes big-endian;
+//  the engine echoes it unchanged.
+#define LP_HB_BYTES             12
+void    lp_proto_ping_encode (uint8_t out [LP_HB_BYTES], uint64_t seq);
+//  True when data is a ping (or pong); its sequence number in *seq_p.
+bool    lp_proto_ping_decode (const uint8_t *data, size_t size, uint64_t *seq_p);
 //  The signature frame: 64 hex chars, then (when buffers follow) the hex of
 //  the digest block: a nonce, then a Poly1305 tag per buffer, keyed by
 //  BLAKE2b (personal LP_DIGEST_PERSONAL) of nonce + buffer index.

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <time.h>
+#include <ctype.h>
 #include <sys/mman.h>
 
 static pthread_once_t s_sodium_once = PTHREAD_ONCE_INIT;
@@ -62,6 +63,29 @@ lp_util_advise_huge (void *ptr, size_t size)
     uintptr_t end = ((uintptr_t) ptr + size) & ~(huge - 1);
     if (end > start)
         madvise ((void *) start, end - start, MADV_HUGEPAGE);
+}
+
+//  ---------------------------------------------------------------------
+//  True when s (len bytes) is a Lua name that is not a keyword, so that a
+//  table key can be printed as `name = ...` rather than `["name"] = ...`.
+
+bool
+lp_util_lua_name (const char *s, size_t len)
+{
+    static const char *keywords [] = {
+        "and", "break", "do", "else", "elseif", "end", "false", "for",
+        "function", "goto", "if", "in", "local", "nil", "not", "or",
+        "repeat", "return", "then", "true", "until", "while", NULL
+    };
+    if (len == 0 || !(isalpha ((unsigned char) s [0]) || s [0] == '_'))
+        return false;
+    for (size_t k = 1; k < len; k++)
+        if (!(isalnum ((unsigned char) s [k]) || s [k] == '_'))
+            return false;
+    for (int k = 0; keywords [k]; k++)
+        if (strlen (keywords [k]) == len && memcmp (s, keywords [k], len) == 0)
+            return false;
+    return true;
 }
 
 void

@@ -12,6 +12,8 @@
 #define LP_ID_CHARS 32                  //  hex chars of a random id
 //  Fills out with 32 random hex chars and a NUL (libsodium randombytes).
 void    lp_util_random_id (char out[LP_ID_CHARS + 1]);
+//  True when s (len bytes) is a Lua name and not a keyword.
+bool    lp_util_lua_name (const char *s, size_t len);
 //  Transparent huge pages for a large block about to be filled (advice).
 void    lp_util_advise_huge (void *ptr, size_t size);
 bool    lp_util_utf8_valid (const char *s, size_t len);

@@ -23,6 +23,7 @@
 */
 
 #include "lp_value.h"
+#include "lp_util.h"
 //  Contracts and self-tests assert in release builds too, as in czmq
 #undef NDEBUG
 #include <assert.h>
@@ -1014,23 +1015,8 @@ s_buf_quoted (s_buf_t *buf, const char *s, size_t len)
 static bool
 s_is_identifier (const lp_value_t *key)
 {
-    static const char *keywords [] = {
-        "and", "break", "do", "else", "elseif", "end", "false", "for",
-        "function", "goto", "if", "in", "local", "nil", "not", "or",
-        "repeat", "return", "then", "true", "until", "while", NULL
-    };
-    if (key->type != LP_STRING || key->u.str.len == 0)
-        return false;
-    const char *s = key->u.str.data;
-    if (!(isalpha ((unsigned char) s [0]) || s [0] == '_'))
-        return false;
-    for (size_t k = 1; k < key->u.str.len; k++)
-        if (!(isalnum ((unsigned char) s [k]) || s [k] == '_'))
-            return false;
-    for (int k = 0; keywords [k]; k++)
-        if (strcmp (s, keywords [k]) == 0)
-            return false;
-    return true;
+    return key->type == LP_STRING
+        && lp_util_lua_name (key->u.str.data, key->u.str.len);
 }
 
 static void

@@ -54,7 +54,13 @@
     =========================================================================
 */
 
-#include "lp_common.h"
+#include "lp_wire.h"
+#include "lp_codec.h"
+#include "lp_guard.h"
+#include "lp_msg.h"
+#include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_value.h"
 #include <sodium.h>
 #include <inttypes.h>
 
@@ -893,10 +899,8 @@ lp_wire_verify_reply (lp_wire_t *self, zmsg_t *zmsg, size_t *delim_p)
 //  Forwarder helpers: frames of a message already verified (or built by
 //  this process), addressed relative to its delimiter.
 
-//  The frame at delim + offset, or NULL when delim is not the delimiter or
-//  the message is too short.
-static zframe_t *
-s_frame_at (zmsg_t *zmsg, size_t delim, size_t offset)
+zframe_t *
+lp_wire_frame (zmsg_t *zmsg, size_t delim, size_t offset)
 {
     size_t nframes = zmsg_size (zmsg);
     if (nframes < delim + LP_WIRE_FRAMES_MIN || nframes <= delim + offset)
@@ -918,7 +922,7 @@ lp_wire_resign (lp_wire_t *self, zmsg_t *zmsg, size_t delim)
 {
     assert (self);
     assert (zmsg);
-    if (!s_frame_at (zmsg, delim, LP_FRAME_DELIMITER))
+    if (!lp_wire_frame (zmsg, delim, LP_FRAME_DELIMITER))
         return -1;
     return s_sign_zmsg (self, zmsg, delim);
 }
@@ -936,7 +940,7 @@ lp_wire_decode_frame (zmsg_t *zmsg, size_t delim, size_t which, char *err, size_
         snprintf (err, errlen, "frame %zu is not a map frame", which);
         return NULL;
     }
-    if (!s_frame_at (zmsg, delim, which)) {
+    if (!lp_wire_frame (zmsg, delim, which)) {
         snprintf (err, errlen, "no delimiter at frame %zu, or too few frames", delim);
         return NULL;
     }
@@ -978,7 +982,7 @@ lp_wire_replace (lp_wire_t *self, zmsg_t *zmsg, size_t delim, size_t which,
     if (which < LP_FRAME_HEADER || which > LP_FRAME_CONTENT
     ||  lp_value_type (map) != LP_MAP)
         return -1;
-    zframe_t *frame = s_frame_at (zmsg, delim, which);
+    zframe_t *frame = lp_wire_frame (zmsg, delim, which);
     if (!frame)
         return -1;
     zlist_t *buffers = zlist_new ();
@@ -1153,7 +1157,7 @@ lp_wire_tune_socket (zsock_t *sock)
 static lp_msg_t *
 s_test_request (size_t count)
 {
-    lp_msg_t *msg = lp_msg_new ("apply_request");
+    lp_msg_t *msg = lp_msg_new (LP_APPLY_REQUEST);
     assert (msg);
     lp_value_t *content = lp_msg_content (msg);
     assert (lp_value_set (content, "fn", lp_value_string ("function(t) return #t end")) == 0);
@@ -1322,7 +1326,7 @@ lp_wire_test (bool verbose)
     assert (zmsg == NULL);
     assert (msg);
     assert (streq (lp_msg_id (msg), msg_id));
-    assert (streq (lp_msg_type (msg), "apply_request"));
+    assert (streq (lp_msg_type (msg), LP_APPLY_REQUEST));
     assert (lp_value_equal (lp_msg_content (msg), content_copy));
     assert (lp_msg_get_int (msg, "nothing", -5) == -5);
     assert (lp_value_as_int (lp_value_get (lp_msg_metadata (msg), "engine")) == 3);
@@ -1580,7 +1584,7 @@ lp_wire_test (bool verbose)
         lp_wire_set_guard (mux, shared);
         lp_wire_set_guard (task, shared);
         assert (lp_wire_guard (task) == shared);
-        lp_msg_t *request = lp_msg_new ("execute_request");
+        lp_msg_t *request = lp_msg_new (LP_EXECUTE_REQUEST);
         assert (request);
         zmsg_t *captured = lp_wire_encode (sender, &request, err, sizeof (err));
         assert (captured);
@@ -1592,7 +1596,7 @@ lp_wire_test (bool verbose)
         zmsg_destroy (&copy);
         s_expect_drop (task, captured, "replayed msg_id", verbose);
         for (int i = 0; i < 70000; i++) {
-            lp_msg_t *other = lp_msg_new ("execute_request");
+            lp_msg_t *other = lp_msg_new (LP_EXECUTE_REQUEST);
             assert (other);
             zmsg_t *z = lp_wire_encode (sender, &other, err, sizeof (err));
             assert (z);
@@ -1614,7 +1618,7 @@ lp_wire_test (bool verbose)
             struct tm tm;
             gmtime_r (&secs, &tm);
             strftime (stamp, sizeof (stamp), "%Y-%m-%dT%H:%M:%S.000000Z", &tm);
-            lp_msg_t *old = lp_msg_new ("execute_request");
+            lp_msg_t *old = lp_msg_new (LP_EXECUTE_REQUEST);
             assert (old);
             assert (lp_value_set (lp_msg_header (old), LP_HDR_DATE, lp_value_string (stamp)) == 0);
             zmsg_t *z = lp_wire_encode (sender, &old, err, sizeof (err));
@@ -1637,7 +1641,7 @@ lp_wire_test (bool verbose)
             lp_msg_destroy (&accepted);
             lp_wire_destroy (&engine);
         }
-        lp_msg_t *undated = lp_msg_new ("execute_request");
+        lp_msg_t *undated = lp_msg_new (LP_EXECUTE_REQUEST);
         assert (undated);
         lp_value_t *bad_date = lp_value_int (5);
         assert (lp_value_set (lp_msg_header (undated), LP_HDR_DATE, bad_date) == 0);
@@ -1646,7 +1650,7 @@ lp_wire_test (bool verbose)
         s_expect_drop (mux, z, "no valid date", verbose);
         zmsg_destroy (&z);
         //  A malformed message gives its id back to the shared guard
-        lp_msg_t *later = lp_msg_new ("execute_request");
+        lp_msg_t *later = lp_msg_new (LP_EXECUTE_REQUEST);
         assert (later);
         z = lp_wire_encode (sender, &later, err, sizeof (err));
         assert (z);
@@ -1667,13 +1671,13 @@ lp_wire_test (bool verbose)
     //  4c. Forwarder helpers: parent of a reply, metadata, replace and
     //  re-sign (a retry's new header; a reply's parent swapped back)
     {
-        lp_msg_t *request = lp_msg_new ("apply_request");
+        lp_msg_t *request = lp_msg_new (LP_APPLY_REQUEST);
         assert (request);
         zmsg_t *route = zmsg_new ();
         assert (route);
         assert (zmsg_addstr (route, "client") == 0);
         lp_msg_set_routing (request, &route);
-        lp_msg_t *reply = lp_msg_new_reply (request, "apply_reply");
+        lp_msg_t *reply = lp_msg_new_reply (request, LP_APPLY_REPLY);
         assert (reply);
         assert (lp_value_set (lp_msg_metadata (reply), LP_META_ENAME,
                               lp_value_string ("Aborted")) == 0);
@@ -1733,7 +1737,7 @@ lp_wire_test (bool verbose)
 
     //  Encoding errors: content nested too deep is refused, msg destroyed
     {
-        msg = lp_msg_new ("execute_request");
+        msg = lp_msg_new (LP_EXECUTE_REQUEST);
         assert (msg);
         lp_value_t *deep = lp_value_int (1);
         for (int i = 0; i < 40; i++) {
@@ -1778,7 +1782,7 @@ lp_wire_test (bool verbose)
     assert (zmsg_size (routing) == 1);
     assert (zframe_streq (zmsg_first (routing), "engine-uuid"));
 
-    lp_msg_t *reply = lp_msg_new_reply (request, "apply_reply");
+    lp_msg_t *reply = lp_msg_new_reply (request, LP_APPLY_REPLY);
     assert (reply);
     assert (lp_value_set (lp_msg_content (reply), "status", lp_value_string ("ok")) == 0);
     assert (lp_value_set (lp_msg_content (reply), "values",
@@ -1787,7 +1791,7 @@ lp_wire_test (bool verbose)
     lp_msg_t *answer = lp_wire_recv (sender, dealer);
     assert (answer);
     assert (zmsg_size (lp_msg_routing (answer)) == 0);
-    assert (streq (lp_msg_type (answer), "apply_reply"));
+    assert (streq (lp_msg_type (answer), LP_APPLY_REPLY));
     assert (streq (lp_msg_parent_id (answer), msg_id));
     assert (streq (lp_msg_get_string (answer, "status"), "ok"));
     assert (lp_value_equal (lp_value_get (lp_msg_content (answer), "values"),
@@ -1813,7 +1817,7 @@ lp_wire_test (bool verbose)
         for (size_t k = 0; k < 200000; k++)
             own [k] = -(double) k;
         s_test_frees = 0;
-        msg = lp_msg_new ("push_request");
+        msg = lp_msg_new (LP_PUSH_REQUEST);
         assert (msg);
         lp_value_t *ns = lp_value_map ();
         assert (ns);
@@ -1837,7 +1841,7 @@ lp_wire_test (bool verbose)
         lp_msg_destroy (&request);
         lp_value_destroy (&expected);
         //  Encoding fails (too deep): the taken buffers are freed, no send
-        msg = lp_msg_new ("push_request");
+        msg = lp_msg_new (LP_PUSH_REQUEST);
         lp_value_t *deep = lp_value_typed (LP_DTYPE_U8, 3 * LP_PIECE_BYTES);
         for (int d = 0; d < 40; d++) {
             lp_value_t *outer = lp_value_array ();
@@ -1852,7 +1856,7 @@ lp_wire_test (bool verbose)
     }
 
     //  A replayed message over the socket is dropped, nothing else lost
-    msg = lp_msg_new ("status_request");
+    msg = lp_msg_new (LP_STATUS_REQUEST);
     assert (msg);
     zmsg = lp_wire_encode (sender, &msg, err, sizeof (err));
     assert (zmsg);
@@ -1864,7 +1868,7 @@ lp_wire_test (bool verbose)
     assert (lp_wire_send (sender, &msg, dealer) == 0);
     uint64_t before = lp_wire_dropped (receiver);
     request = lp_wire_recv (receiver, router);
-    assert (request && streq (lp_msg_type (request), "status_request"));
+    assert (request && streq (lp_msg_type (request), LP_STATUS_REQUEST));
     lp_msg_destroy (&request);
     assert (lp_wire_recv (receiver, router) == NULL);
     assert (lp_wire_dropped (receiver) == before + 1);

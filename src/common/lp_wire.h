@@ -95,6 +95,9 @@ lp_guard_t *lp_wire_guard (lp_wire_t *self);            //  the one in use
 //  Recomputes the signature frame over every frame after it (after the
 //  caller changed header, parent, metadata, content or buffers). 0, or -1
 //  when delim is not the delimiter, too few frames, or out of memory.
+//  The frame `which` (LP_FRAME_*) of a message whose delimiter is frame
+//  delim; NULL when delim is not the delimiter or the message is short.
+zframe_t   *lp_wire_frame (zmsg_t *zmsg, size_t delim, size_t which);
 int         lp_wire_resign (lp_wire_t *self, zmsg_t *zmsg, size_t delim);
 //  Decodes one map frame (LP_FRAME_HEADER .. LP_FRAME_CONTENT) with the
 //  same checks as lp_wire_decode. NULL and err filled when malformed.

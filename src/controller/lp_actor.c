@@ -57,7 +57,7 @@ s_reply (lp_actor_t *self, const char *uuid, zmsg_t *msg)
     char parent_id [LP_PARENT_ID_MAX] = "";
     reply.engine = lp_routes_by_uuid (self->engines, uuid);
     if (reply.engine
-    &&  lp_reply_map_str (lp_reply_frame (msg, reply.delim, LP_FRAME_PARENT), LP_HDR_MSG_ID,
+    &&  lp_reply_map_str (lp_wire_frame (msg, reply.delim, LP_FRAME_PARENT), LP_HDR_MSG_ID,
                           parent_id, sizeof parent_id) == 0)
         reply.parent_id = parent_id;
     self->handlers.reply (self->arg, &reply);

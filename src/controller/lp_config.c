@@ -105,7 +105,10 @@ lp_config_load (const char *path, lp_config_t *config, char *err, size_t errlen)
         &&  s_string (L, "location", config->location, sizeof config->location, err, errlen, path) == 0
         &&  s_integer (L, "engine_memory_mb", &config->engine_memory_mb, err, errlen, path) == 0
         &&  s_boolean (L, "restart_engines", &config->restart_engines, err, errlen, path) == 0
-        &&  s_integer (L, "replay_window_msec", &config->replay_window_msec, err, errlen, path) == 0)
+        &&  s_integer (L, "replay_window_msec", &config->replay_window_msec, err, errlen, path) == 0
+        &&  s_integer (L, "log_max_mb", &config->log_max_mb, err, errlen, path) == 0
+        &&  s_integer (L, "log_keep", &config->log_keep, err, errlen, path) == 0
+        &&  s_integer (L, "engine_wait_sec", &config->engine_wait_sec, err, errlen, path) == 0)
             rc = 0;
     }
     lua_close (L);

@@ -11,6 +11,9 @@
         engine_memory_mb = 2048     -- per local engine, 0 = no cap
         restart_engines = true      -- restart crashed local engines
         replay_window_msec = 60000  -- replay guard window
+        log_max_mb = 10             -- rotate log files past this, 0 = never
+        log_keep = 5                -- rotated files kept per log
+        engine_wait_sec = 60        -- local engines' wait for a lost controller
     Command-line options override it. */
 #ifndef LP_CONFIG_H_INCLUDED
 #define LP_CONFIG_H_INCLUDED
@@ -28,6 +31,9 @@ typedef struct {
     int engine_memory_mb;               //  -1 when unset
     int restart_engines;                //  -1 unset, 0 false, 1 true
     int replay_window_msec;             //  0 when unset
+    int log_max_mb;                     //  -1 when unset
+    int log_keep;                       //  -1 when unset
+    int engine_wait_sec;                //  -1 when unset
 } lp_config_t;
 
 //  Reads path into config (fields the file does not set stay unset).

@@ -664,10 +664,9 @@ s_on_ping_timer (zloop_t *loop, int timer_id, void *arg)
 {
     (void) loop; (void) timer_id;
     lp_hub_t *self = (lp_hub_t *) arg;
-    uint8_t ping [12] = { 'L', 'P', 'H', 'B' };
+    uint8_t ping [LP_HB_BYTES];
     uint64_t seq = ++self->ping_seq;
-    for (int i = 0; i < 8; i++)
-        ping [4 + i] = (uint8_t) (seq >> (56 - 8 * i));
+    lp_proto_ping_encode (ping, seq);
     zframe_t *frame = zframe_new (ping, sizeof ping);
     if (frame && zframe_send (&frame, self->hb_ping, 0) != 0)
         zframe_destroy (&frame);
@@ -680,15 +679,13 @@ s_handle_pong (lp_hub_t *self, zsock_t *sock, zmsg_t *msg)
 {
     zframe_t *peer = zmsg_first (msg);
     zframe_t *pong = zmsg_next (msg);
+    uint64_t seq = 0;
     if (peer && pong && zmsg_size (msg) == 2
-    &&  zframe_size (peer) == LP_ID_CHARS && zframe_size (pong) == 12
-    &&  memcmp (zframe_data (pong), "LPHB", 4) == 0) {
+    &&  zframe_size (peer) == LP_ID_CHARS
+    &&  lp_proto_ping_decode (zframe_data (pong), zframe_size (pong), &seq)) {
         char uuid [LP_ID_CHARS + 1];
         memcpy (uuid, zframe_data (peer), LP_ID_CHARS);
         uuid [LP_ID_CHARS] = 0;
-        uint64_t seq = 0;
-        for (int i = 0; i < 8; i++)
-            seq = (seq << 8) | zframe_data (pong) [4 + i];
         s_engine_t *engine = (s_engine_t *) zhashx_lookup (self->by_uuid, uuid);
         if (engine && engine->state != ENGINE_DEAD
         &&  seq <= self->ping_seq && seq + 2 * (uint64_t) self->config.max_misses >= self->ping_seq) {

@@ -9,7 +9,10 @@
     PID 1, which on these machines reaps only every second or so.
 
     Every engine runs in a slot k: `lpengine --file F --id k --memory-limit
-    MB --lost-exit MSEC`, output to log/engine-<k>.log, its pid in
+    MB --lost-exit MSEC`, its stdout and stderr a pipe that the log
+    thread copies into log/engine-<k>.log (rotated by size; --pipe-log
+    tells the engine to write that file itself should the controller
+    die), its pid in
     pid/engine-<k>.pid while it runs. The pid files are for
     `cluster.sh stop` after the controller itself was killed (-9): the
     engines would otherwise run until --lost-exit. A restart (the
@@ -27,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,6 +48,7 @@ struct _lp_launcher_t {
     char *pid_dir;                      //  where pid files go
     long memory_mb;                     //  --memory-limit, < 0 none passed
     long lost_exit_msec;                //  --lost-exit, 0 none passed
+    lp_log_t *log;                      //  engine output through it, or NULL
     s_child_t *children;                //  one per slot
     size_t count;                       //  slots used
     size_t capacity;                    //  slots allocated
@@ -61,6 +66,7 @@ lp_launcher_new (const lp_launcher_config_t *config)
     self->pid_dir = strdup (config->pid_dir);
     self->memory_mb = config->memory_mb;
     self->lost_exit_msec = config->lost_exit_msec;
+    self->log = config->log;
     if (!self->engine_path || !self->engine_file || !self->log_dir || !self->pid_dir)
         lp_launcher_destroy (&self);
     return self;
@@ -109,7 +115,8 @@ s_spawn (lp_launcher_t *self, int slot, int id, char *err, size_t errlen)
     snprintf (id_text, sizeof id_text, "%d", id);
     snprintf (memory_text, sizeof memory_text, "%ld", self->memory_mb);
     snprintf (lost_text, sizeof lost_text, "%ld", self->lost_exit_msec);
-    char *argv [12];
+    char max_text [24], keep_text [24];
+    char *argv [20];
     int argc = 0;
     argv [argc++] = "lpengine";
     argv [argc++] = "--file";
@@ -124,10 +131,36 @@ s_spawn (lp_launcher_t *self, int slot, int id, char *err, size_t errlen)
         argv [argc++] = "--lost-exit";
         argv [argc++] = lost_text;
     }
+    if (self->log) {
+        //  Should the controller die, the engine writes its log itself
+        uint64_t max_bytes;
+        int keep;
+        lp_log_settings (self->log, &max_bytes, &keep);
+        snprintf (max_text, sizeof max_text, "%llu",
+                  (unsigned long long) (max_bytes / (1024 * 1024)));
+        snprintf (keep_text, sizeof keep_text, "%d", keep);
+        argv [argc++] = "--pipe-log";
+        argv [argc++] = log_path;
+        argv [argc++] = "--log-max";
+        argv [argc++] = max_text;
+        argv [argc++] = "--log-keep";
+        argv [argc++] = keep_text;
+    }
     argv [argc] = NULL;
+    //  Output: a pipe to the log thread, so the log rotates and a chatty
+    //  engine waits instead of filling the disk
+    int out_pipe [2] = { -1, -1 };
+    if (self->log && pipe2 (out_pipe, O_CLOEXEC) != 0) {
+        snprintf (err, errlen, "cannot start engine %d: pipe: %s", slot, strerror (errno));
+        return -1;
+    }
     pid_t pid = fork ();
     if (pid < 0) {
         snprintf (err, errlen, "cannot start engine %d: fork: %s", slot, strerror (errno));
+        if (out_pipe [0] >= 0) {
+            close (out_pipe [0]);
+            close (out_pipe [1]);
+        }
         return -1;
     }
     if (pid == 0) {
@@ -137,7 +170,8 @@ s_spawn (lp_launcher_t *self, int slot, int id, char *err, size_t errlen)
         sigprocmask (SIG_SETMASK, &none, NULL);
         setpgid (0, 0);             //  a terminal's Ctrl-C is not for engines
         int in = open ("/dev/null", O_RDONLY);
-        int out = open (log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        int out = out_pipe [1] >= 0? out_pipe [1]
+                : open (log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (in >= 0)
             dup2 (in, 0);
         if (out >= 0) {
@@ -147,6 +181,12 @@ s_spawn (lp_launcher_t *self, int slot, int id, char *err, size_t errlen)
         execv (self->engine_path, argv);
         _exit (127);
     }
+    if (out_pipe [0] >= 0) {
+        close (out_pipe [1]);
+        char log_err [1200];
+        if (lp_log_follow (self->log, out_pipe [0], log_path, log_err, sizeof log_err) != 0)
+            fprintf (stderr, "lpcontroller: engine %d's output is lost: %s\n", slot, log_err);
+    }
     self->children [slot].pid = pid;
     self->children [slot].started = s_mono_msec ();
     //  The pid file: written whole under a temporary name, then renamed,
@@ -154,9 +194,12 @@ s_spawn (lp_launcher_t *self, int slot, int id, char *err, size_t errlen)
     char path [1100], tmp [1120];
     s_pid_path (self, slot, path, sizeof path);
     snprintf (tmp, sizeof tmp, "%s.tmp", path);
-    FILE *file = fopen (tmp, "w");
-    if (!file || fprintf (file, "%d\n", (int) pid) < 0 || fclose (file) != 0
-    ||  rename (tmp, path) != 0) {
+    //  (mode 0600 whatever the umask)
+    int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    char text [32];
+    int len = snprintf (text, sizeof text, "%d\n", (int) pid);
+    if (fd < 0 || fchmod (fd, 0600) != 0 || write (fd, text, (size_t) len) != len
+    ||  close (fd) != 0 || rename (tmp, path) != 0) {
         //  The engine runs all the same; only a crashed controller's
         //  cleanup is harder. Say so in the controller's log.
         fprintf (stderr, "lpcontroller: cannot write %s: %s\n", path, strerror (errno));

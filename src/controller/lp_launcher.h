@@ -3,12 +3,15 @@
     so an engine's death is seen at once and stop is prompt. Each engine
     has a slot k: log/engine-<k>.log, pid/engine-<k>.pid (so that
     `cluster.sh stop` finds engines a killed controller left behind), and
-    a restart puts a new process in the same slot. */
+    a restart puts a new process in the same slot. An engine's stdout and
+    stderr are a pipe that the log thread (lp_log.h) copies into its
+    rotated log file. */
 #ifndef LP_LAUNCHER_H_INCLUDED
 #define LP_LAUNCHER_H_INCLUDED
 
 #include <stdbool.h>
 #include <stddef.h>
+#include "lp_log.h"
 
 typedef struct _lp_launcher_t lp_launcher_t;
 
@@ -19,6 +22,8 @@ typedef struct {
     const char *pid_dir;                //  engine-<k>.pid go there
     long memory_mb;                     //  --memory-limit MB; < 0: not passed
     long lost_exit_msec;                //  --lost-exit MSEC; 0: not passed
+    lp_log_t *log;                      //  engine output goes through it
+                                        //  (rotated); NULL: straight to the file
 } lp_launcher_config_t;
 
 //  How a child ended, for lp_launcher_exit_fn. status is waitpid's.

@@ -180,7 +180,7 @@ s_forward (self_t *self, lp_route_t *engine, zmsg_t **msg_p,
         //  [client] <LPMSG> signature header: the bytes, not a decoded
         //  copy (a tree of allocations per request, needed only when the
         //  engine dies first).
-        zframe_t *bytes = lp_reply_frame (msg, 1, LP_FRAME_HEADER);
+        zframe_t *bytes = lp_wire_frame (msg, 1, LP_FRAME_HEADER);
         record->header = bytes? zframe_dup (bytes): NULL;
         record->engine = engine;
         record->sent_at = lp_util_wall_usec ();

@@ -211,15 +211,6 @@ lp_reply_bytes_str (const uint8_t *data, size_t bytes, const char *key, char *ou
     return -1;
 }
 
-zframe_t *
-lp_reply_frame (zmsg_t *zmsg, size_t delim, size_t which)
-{
-    zframe_t *frame = zmsg_first (zmsg);
-    for (size_t i = 0; frame && i < delim + which; i++)
-        frame = zmsg_next (zmsg);
-    return frame;
-}
-
 void
 lp_reply_unmatched (lp_unmatched_t *self, const char *who,
                     const char *uuid, const char *parent_id)

@@ -34,9 +34,6 @@ int lp_reply_map_str (zframe_t *frame, const char *key, char *out, size_t size);
 int lp_reply_bytes_str (const uint8_t *data, size_t bytes, const char *key,
                         char *out, size_t size);
 
-//  The frame at delim + which (LP_FRAME_*), or NULL when the message is
-//  too short.
-zframe_t *lp_reply_frame (zmsg_t *zmsg, size_t delim, size_t which);
 
 //  Engine replies that match no record: counted, logged at most once a
 //  minute (the first at once). who names the actor in the log line.

@@ -258,9 +258,7 @@ s_task_new (self_t *self, zmsg_t **msg_p, const lp_value_t *header, char *why, s
     task->avoid = -1;
     task->client = zframe_dup (zmsg_first (msg));
     //  [client] <LPMSG> signature header ...: keep the header's bytes.
-    zframe_t *frame = zmsg_first (msg);
-    for (int i = 0; frame && i < 1 + LP_FRAME_HEADER; i++)
-        frame = zmsg_next (msg);
+    zframe_t *frame = lp_wire_frame (msg, 1, LP_FRAME_HEADER);
     task->header = frame? zframe_dup (frame): NULL;
     const char *id = lp_value_as_string (lp_value_get (header, LP_HDR_MSG_ID), NULL);
     if (!id || strlen (id) > LP_TASK_ID_MAX) {
@@ -866,7 +864,7 @@ s_handle_client (void *arg, zmsg_t *msg, lp_value_t *header)
 static bool
 s_reply_ok (zmsg_t *msg, size_t delim, bool *final)
 {
-    zframe_t *metadata = lp_reply_frame (msg, delim, LP_FRAME_METADATA);
+    zframe_t *metadata = lp_wire_frame (msg, delim, LP_FRAME_METADATA);
     char status [16], ename [32];
     bool ok = lp_reply_map_str (metadata, LP_META_STATUS, status, sizeof status) == 0
            && streq (status, LP_STATUS_OK);
@@ -891,9 +889,7 @@ s_reply_as_original (self_t *self, s_task_t *task, zmsg_t *msg)
     if (task->attempts > 1) {
         //  [client] <LPMSG> signature header parent ...: the original
         //  header's bytes, verbatim, then a new signature.
-        zframe_t *parent = zmsg_first (msg);
-        for (int i = 0; parent && i < 1 + LP_FRAME_PARENT; i++)
-            parent = zmsg_next (msg);
+        zframe_t *parent = lp_wire_frame (msg, 1, LP_FRAME_PARENT);
         if (!parent)
             return -1;
         zframe_reset (parent, zframe_data (task->header), zframe_size (task->header));

@@ -10,16 +10,25 @@
     any thread starts and read from a signalfd in the main thread's
     reactor, with the hub's pipe. SIGCHLD reaps engines (their death is
     known at once and told to the hub), SIGTERM / SIGINT stop the
-    controller cleanly, and so does the hub's SHUTDOWN (a client asked).
+    controller cleanly, and so does the hub's SHUTDOWN (a client asked);
+    SIGHUP reopens the log files.
 
     Supervision of local engines (docs/operations.md): each gets
     --memory-limit (its share of physical memory, or --engine-memory),
-    --lost-exit LP_ENGINE_LOST_EXIT_MSEC (so engines of a controller killed
-    -9 end by themselves) and a pid file. An engine that exits with
+    --lost-exit (--engine-wait, default LP_ENGINE_LOST_EXIT_MSEC: long
+    enough for a restart with --restore, and engines of a controller killed
+    -9 still end by themselves) and a pid file. An engine that exits with
     LP_EXIT_STUCK ended itself because a request stayed stuck in a C call
     past its time limit: the hub fails its requests with TimeLimit and a
     new engine starts in its place asking for the same id. With
     --restart-engines any other crash is restarted the same way.
+
+    Logs (lp_log.c): the daemon's stdout/stderr are log/lpcontroller.log,
+    local engines write into pipes that the log thread copies into
+    log/engine-<k>.log; every file rotates past --log-max MB keeping
+    --log-keep old ones, and SIGHUP reopens them (logrotate). A log folder
+    that cannot be written stops the start before the fork, with its
+    reason on the caller's terminal.
 
     --daemon forks before any ZeroMQ state exists. The parent waits on a
     pipe until the daemon reports "N engines registered" or an error, prints
@@ -33,6 +42,7 @@
 #include "lp_hub.h"
 #include "lp_conn.h"
 #include "lp_launcher.h"
+#include "lp_log.h"
 #include "lp_config.h"
 #include "lp_scheduler.h"
 #include "lp_store.h"
@@ -59,6 +69,9 @@ typedef struct {
     long replay_window_msec;            //  0 unset
     bool no_db;                         //  --no-db: no task store
     long db_max_result;                 //  --db-max-result, -1 unset
+    long log_max_mb;                    //  rotate logs past this, -1 unset
+    long log_keep;                      //  rotated logs kept, -1 unset
+    long engine_wait_sec;               //  local engines' --lost-exit, -1 unset
     lp_config_t file;                   //  the profile's config file
 } s_options_t;
 
@@ -67,6 +80,7 @@ typedef struct {
     zactor_t *hub;                      //  the hub actor
     lp_launcher_t *launcher;            //  local engines
     lp_store_t *store;                  //  the task store, NULL when off
+    lp_log_t *log;                      //  log files and their rotation
     int ready_fd;                       //  daemon's report pipe, -1 once used
     int64_t started;                    //  zclock_mono at start
     bool failed;                        //  could not get ready
@@ -101,13 +115,21 @@ s_usage (FILE *out)
         "                       cannot be fetched by id, history is not kept\n"
         "  --db-max-result BYTES  largest reply the task store keeps (default %d);\n"
         "                       larger ones are recorded as too large to keep\n"
+        "  --log-max MB         rotate each log file past MB megabytes (default %d;\n"
+        "                       0 = never)\n"
+        "  --log-keep N         rotated files kept per log (default %d)\n"
+        "  --engine-wait SEC    local engines exit after SEC seconds without their\n"
+        "                       controller (default %d; 0 = never)\n"
         "  --daemon             detach; return once the engines are registered\n"
+        "                       (SIGHUP reopens the log files)\n"
         "  -h, --help           this text\n"
         "Settings may also come from <profile>/lpcontroller_config.lua\n"
         "(scheduler, hwm, heartbeat_msec, max_misses, ip, location, engine_memory_mb,\n"
-        "restart_engines, replay_window_msec); options win.\n",
+        "restart_engines, replay_window_msec, log_max_mb, log_keep, engine_wait_sec);\n"
+        "options win.\n",
         LP_HEARTBEAT_MSEC, LP_HEARTBEAT_MAX_MISSES, LP_TASK_HWM, LP_ENGINE_MEMORY_SHARE,
-        LP_REPLAY_WINDOW_MSEC, LP_STORE_MAX_RESULT);
+        LP_REPLAY_WINDOW_MSEC, LP_STORE_MAX_RESULT,
+        LP_LOG_MAX_MB, LP_LOG_KEEP, LP_ENGINE_LOST_EXIT_MSEC / 1000);
 }
 
 //  Reports readiness (or failure) once: to the daemon's parent, or stdout.
@@ -243,6 +265,15 @@ s_on_child_exit (int pid, int index, int status, const char *reason, void *arg)
     }
 }
 
+//  SIGHUP: every log file reopened by its name (after a logrotate)
+static void
+s_reopen_logs (s_controller_t *self)
+{
+    zsys_info ("SIGHUP: reopening the log files");
+    if (self->log)
+        lp_log_reopen (self->log);
+}
+
 static int
 s_on_signal (zloop_t *loop, zmq_pollitem_t *item, void *arg)
 {
@@ -254,6 +285,10 @@ s_on_signal (zloop_t *loop, zmq_pollitem_t *item, void *arg)
     if (info.ssi_signo == SIGCHLD) {
         lp_launcher_reap (self->launcher, s_on_child_exit, self);
         return self->failed || self->stopping? -1: 0;
+    }
+    if (info.ssi_signo == SIGHUP) {
+        s_reopen_logs (self);
+        return 0;
     }
     zsys_info ("signal %d: stopping", (int) info.ssi_signo);
     return -1;
@@ -346,6 +381,9 @@ s_parse (int argc, char **argv, s_options_t *options)
         { "replay-window", required_argument, 0, 'W' },
         { "no-db", no_argument, 0, 'N' },
         { "db-max-result", required_argument, 0, 'X' },
+        { "log-max", required_argument, 0, 'L' },
+        { "log-keep", required_argument, 0, 'K' },
+        { "engine-wait", required_argument, 0, 'E' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 }
     };
@@ -368,13 +406,18 @@ s_parse (int argc, char **argv, s_options_t *options)
             case 'W': options->replay_window_msec = s_number (optarg, "--replay-window"); break;
             case 'N': options->no_db = true; break;
             case 'X': options->db_max_result = s_number (optarg, "--db-max-result"); break;
+            case 'L': options->log_max_mb = s_number (optarg, "--log-max"); break;
+            case 'K': options->log_keep = s_number (optarg, "--log-keep"); break;
+            case 'E': options->engine_wait_sec = s_number (optarg, "--engine-wait"); break;
             case 'h': s_usage (stdout); exit (0);
             default:  s_usage (stderr); return -1;
         }
     }
     if (optind < argc || options->engines < 0 || options->heartbeat_msec < 0
     ||  options->max_misses < 0 || options->engine_memory_mb < -1
-    ||  options->replay_window_msec < 0 || options->db_max_result < -1) {
+    ||  options->replay_window_msec < 0 || options->log_max_mb < -1
+    ||  options->log_keep < -1 || options->engine_wait_sec < -1
+    ||  options->db_max_result < -1) {
         fprintf (stderr, "lpcontroller: bad arguments (see --help)\n");
         return -1;
     }
@@ -391,6 +434,9 @@ s_parse (int argc, char **argv, s_options_t *options)
     file->hwm = -1;
     file->engine_memory_mb = -1;
     file->restart_engines = -1;
+    file->log_max_mb = -1;
+    file->log_keep = -1;
+    file->engine_wait_sec = -1;
     snprintf (path, sizeof path, "%s/lpcontroller_config.lua", options->profile_dir);
     if (lp_config_load (path, file, err, sizeof err) != 0) {
         fprintf (stderr, "lpcontroller: %s\n", err);
@@ -414,6 +460,13 @@ s_parse (int argc, char **argv, s_options_t *options)
         options->restart_engines = true;
     if (!options->replay_window_msec && file->replay_window_msec > 0)
         options->replay_window_msec = file->replay_window_msec;
+    if (options->log_max_mb < 0)
+        options->log_max_mb = file->log_max_mb >= 0? file->log_max_mb: LP_LOG_MAX_MB;
+    if (options->log_keep < 0)
+        options->log_keep = file->log_keep >= 0? file->log_keep: LP_LOG_KEEP;
+    if (options->engine_wait_sec < 0)
+        options->engine_wait_sec = file->engine_wait_sec >= 0? file->engine_wait_sec
+                                 : LP_ENGINE_LOST_EXIT_MSEC / 1000;
     if (lp_scheme_from_name (options->scheduler) < 0) {
         fprintf (stderr, "lpcontroller: unknown scheduler '%s' (leastload, lru, plainrandom, "
                  "weighted, twobin)\n", options->scheduler);
@@ -424,6 +477,61 @@ s_parse (int argc, char **argv, s_options_t *options)
         return -1;
     }
     return 0;
+}
+
+//  The daemon holds nothing of its caller: stdin, stdout and stderr are
+//  /dev/null until the log takes stdout and stderr (s_start_log), so a
+//  caller reading our output (out=$(cluster.sh start)) sees its end when
+//  the starting parent exits, whatever the daemon does next.
+static void
+s_detach_stdio (void)
+{
+    int null_fd = open ("/dev/null", O_RDWR);
+    if (null_fd >= 0) {
+        dup2 (null_fd, STDIN_FILENO);
+        dup2 (null_fd, STDOUT_FILENO);
+        dup2 (null_fd, STDERR_FILENO);
+        if (null_fd > STDERR_FILENO)
+            close (null_fd);
+    }
+}
+
+//  The log thread; a daemon's stdout and stderr become its log file.
+//  0, or -1 once the failure is reported.
+static int
+s_start_log (s_controller_t *self, const char *log_path)
+{
+    char err [1300];
+    uint64_t max_bytes = (uint64_t) self->options->log_max_mb * 1024 * 1024;
+    self->log = lp_log_new (max_bytes, (int) self->options->log_keep);
+    if (!self->log) {
+        s_report (self, "cannot start the log thread", false);
+        return -1;
+    }
+    if (self->options->daemon && lp_log_own (self->log, log_path, err, sizeof err) != 0) {
+        char line [1400];
+        snprintf (line, sizeof line, "cannot write the log %s", err);
+        s_report (self, line, false);
+        return -1;
+    }
+    return 0;
+}
+
+//  The pid file: mode 0600 whatever the umask, written whole under a
+//  temporary name and renamed, so a reader never sees half a number.
+static void
+s_write_pid_file (const char *pid_path)
+{
+    char tmp [1200];
+    snprintf (tmp, sizeof tmp, "%s.tmp", pid_path);
+    int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    char text [32];
+    int len = snprintf (text, sizeof text, "%d\n", (int) getpid ());
+    if (fd < 0 || fchmod (fd, 0600) != 0 || write (fd, text, (size_t) len) != len
+    ||  close (fd) != 0 || rename (tmp, pid_path) != 0) {
+        zsys_error ("cannot write the pid file %s: %s", pid_path, strerror (errno));
+        unlink (tmp);
+    }
 }
 
 //  Rewrites tcp://ip:port as tcp://location:port.
@@ -532,7 +640,8 @@ s_wait_for_daemon (int fd, pid_t child)
 int
 main (int argc, char **argv)
 {
-    s_options_t options = { .hwm = -1, .engine_memory_mb = -1, .db_max_result = -1 };
+    s_options_t options = { .hwm = -1, .engine_memory_mb = -1, .log_max_mb = -1,
+                            .log_keep = -1, .engine_wait_sec = -1, .db_max_result = -1 };
     if (s_parse (argc, argv, &options) != 0)
         return 2;
     //  Large values cross as 1 MiB frames that ZeroMQ's I/O threads
@@ -551,6 +660,11 @@ main (int argc, char **argv)
     snprintf (pid_path, sizeof pid_path, "%s/pid/lpcontroller.pid", options.profile_dir);
     snprintf (security, sizeof security, "%s/security", options.profile_dir);
     snprintf (log_path, sizeof log_path, "%s/log/lpcontroller.log", options.profile_dir);
+    //  Before the fork: the caller's terminal hears why a start fails
+    if (lp_log_check_writable (log_path, err, sizeof err) != 0) {
+        fprintf (stderr, "lpcontroller: %s (the log folder must be writable)\n", err);
+        return 1;
+    }
     int running = s_running_pid (pid_path);
     if (running) {
         fprintf (stderr, "lpcontroller: a controller is already running for %s (pid %d)\n",
@@ -577,10 +691,7 @@ main (int argc, char **argv)
         close (fds [0]);
         self.ready_fd = fds [1];
         setsid ();
-        int in = open ("/dev/null", O_RDONLY);
-        int out = open (log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (in >= 0) { dup2 (in, 0); close (in); }
-        if (out >= 0) { dup2 (out, 1); dup2 (out, 2); close (out); }
+        s_detach_stdio ();
     }
 
     //  Signals first, before any thread exists, so every thread blocks them.
@@ -598,6 +709,10 @@ main (int argc, char **argv)
     //  junk) must not hold up heartbeats on another.
     zsys_set_io_threads (2);
     zsys_init ();
+    int rc = 1;
+    zloop_t *loop = NULL;
+    if (s_start_log (&self, log_path) != 0)
+        goto done;
     //  The replay guard's window (lp_guard_window_default reads it)
     if (options.replay_window_msec > 0) {
         char text [32];
@@ -615,8 +730,6 @@ main (int argc, char **argv)
                                .max_misses = options.max_misses,
                                .scheme = lp_scheme_from_name (options.scheduler),
                                .hwm = options.hwm };
-    zloop_t *loop = NULL;
-    int rc = 1;
     //  The task store first: the hub's actors report to it.
     if (s_open_store (&self, err, sizeof err) != 0) {
         s_report (&self, err, false);
@@ -633,11 +746,7 @@ main (int argc, char **argv)
         s_report (&self, err, false);
         goto done;
     }
-    FILE *pid_file = fopen (pid_path, "w");
-    if (pid_file) {
-        fprintf (pid_file, "%d\n", (int) getpid ());
-        fclose (pid_file);
-    }
+    s_write_pid_file (pid_path);
     //  lpengine lives next to lpcontroller.
     char engine_path [1200], engine_file [1200], log_dir [1200];
     char self_path [1024];
@@ -654,11 +763,11 @@ main (int argc, char **argv)
     long memory_mb = options.engine_memory_mb >= 0? options.engine_memory_mb
                    : lp_launcher_default_memory_mb (options.engines);
     lp_launcher_config_t launch = { engine_path, engine_file, log_dir, pid_dir,
-                                    memory_mb, LP_ENGINE_LOST_EXIT_MSEC };
+                                    memory_mb, options.engine_wait_sec * 1000, self.log };
     if (options.engines > 0)
-        zsys_info ("local engines: memory cap %ld MB each%s, exit after %d s without "
+        zsys_info ("local engines: memory cap %ld MB each%s, exit after %ld s without "
                    "the controller%s", memory_mb, memory_mb? "": " (none)",
-                   LP_ENGINE_LOST_EXIT_MSEC / 1000,
+                   options.engine_wait_sec,
                    options.restart_engines? ", restarted after a crash": "");
     self.launcher = lp_launcher_new (&launch);
     if (!self.launcher
@@ -692,6 +801,7 @@ done:
     sodium_memzero (key, sizeof key);
     //  After the hub: the actors' last records are queued; written now.
     lp_store_destroy (&self.store);
+    lp_log_destroy (&self.log);         //  after the engines: their last words
     char path [1200];
     snprintf (path, sizeof path, "%s/lp-client.json", security);
     unlink (path);

@@ -104,7 +104,10 @@ struct _lp_engine_t {
     char *out;                          //  captured stdout of this request
     size_t out_len;                     //  bytes in out
     size_t out_cap;                     //  bytes allocated
-    bool out_truncated;                 //  capture hit LP_ENGINE_STDOUT_MAX
+    bool out_truncated;                 //  capture hit out_max
+    size_t out_max;                     //  capture cap, bytes
+    uint64_t out_dropped;               //  bytes past the cap this request
+    bool out_marked;                    //  truncation marker appended
     pthread_mutex_t lock;               //  guards L swaps, hook, running
     uint64_t seq;                       //  request counter
     _Atomic uint64_t running;           //  seq of the running request, 0 none
@@ -262,37 +265,57 @@ s_self (lua_State *L)
 //  --------------------------------------------------------------------------
 //  Output capture
 
+//  The capture keeps the first out_max bytes of a request's output and
+//  counts the rest; the reply's stdout then ends with a marker that says
+//  how many bytes were dropped (lp_engine_stdout). Only what is kept is
+//  streamed, so the streamed text is always a prefix of the reply's.
+static bool
+s_out_grow (lp_engine_t *self, size_t need)
+{
+    if (need <= self->out_cap)
+        return true;
+    size_t cap = self->out_cap? self->out_cap: 256;
+    while (cap < need)
+        cap *= 2;
+    char *out = (char *) realloc (self->out, cap);
+    if (!out)
+        return false;
+    self->out = out;
+    self->out_cap = cap;
+    return true;
+}
+
 static void
 s_output (lp_engine_t *self, const char *text, size_t len)
 {
     if (len == 0)
         return;
-    if (self->output_fn)
-        self->output_fn (self->output_arg, text, len);
-    if (self->out_truncated)
+    if (self->out_truncated) {
+        self->out_dropped += len;
         return;
-    if (self->out_len + len > LP_ENGINE_STDOUT_MAX) {
+    }
+    size_t kept = len;
+    if (self->out_len + len > self->out_max) {
         //  keep what fits, then nothing more
         self->out_truncated = true;
-        len = LP_ENGINE_STDOUT_MAX - self->out_len;
-        if (len == 0)
-            return;
+        kept = self->out_max - self->out_len;
     }
-    if (self->out_len + len + 1 > self->out_cap) {
-        size_t cap = self->out_cap? self->out_cap: 256;
-        while (cap < self->out_len + len + 1)
-            cap *= 2;
-        char *out = (char *) realloc (self->out, cap);
-        if (!out) {
-            self->out_truncated = true;
-            return;
-        }
-        self->out = out;
-        self->out_cap = cap;
+    if (kept > 0 && !s_out_grow (self, self->out_len + kept + 1)) {
+        self->out_truncated = true;
+        kept = 0;
     }
-    memcpy (self->out + self->out_len, text, len);
-    self->out_len += len;
+    if (kept == 0) {
+        self->out_dropped += len;
+        return;
+    }
+    //  Streamed before it is appended: the stream's offset is out_len
+    //  (and out_dropped is still 0: lp_engine_stdout adds no marker yet)
+    if (self->output_fn)
+        self->output_fn (self->output_arg, text, kept);
+    memcpy (self->out + self->out_len, text, kept);
+    self->out_len += kept;
     self->out [self->out_len] = 0;
+    self->out_dropped += len - kept;
 }
 
 //  print: tostring of each argument, tabs between, newline at the end
@@ -540,6 +563,7 @@ lp_engine_new (size_t memory_limit)
     if (!self)
         return NULL;
     self->memory_limit = memory_limit;
+    self->out_max = LP_ENGINE_STDOUT_MAX;
     self->id = -1;
     pthread_mutex_init (&self->lock, NULL);
     atomic_init (&self->running, 0);
@@ -609,10 +633,28 @@ lp_engine_set_output (lp_engine_t *self, lp_engine_output_fn *fn, void *arg)
     self->output_arg = arg;
 }
 
+void
+lp_engine_set_stdout_max (lp_engine_t *self, size_t bytes)
+{
+    assert (self);
+    self->out_max = bytes;
+}
+
 const char *
 lp_engine_stdout (lp_engine_t *self, size_t *len_p)
 {
     assert (self);
+    if (self->out_dropped && !self->out_marked) {
+        char marker [96];
+        bool newline = self->out_len == 0 || self->out [self->out_len - 1] == '\n';
+        int size = snprintf (marker, sizeof marker, "%s[output truncated: %llu bytes dropped]\n",
+                             newline? "": "\n", (unsigned long long) self->out_dropped);
+        if (s_out_grow (self, self->out_len + (size_t) size + 1)) {
+            memcpy (self->out + self->out_len, marker, (size_t) size + 1);
+            self->out_len += (size_t) size;
+        }
+        self->out_marked = true;
+    }
     if (len_p)
         *len_p = self->out_len;
     return self->out? self->out: "";
@@ -1239,7 +1281,7 @@ s_job_run (lua_State *L)
                 const lp_value_t *key = lp_value_key_at (job->arg, i);
                 const char *name = lp_value_as_string (key, NULL);
                 if (lp_value_type (key) != LP_STRING || !name || !*name) {
-                    s_job_fail (job, LP_ENAME_PROTOCOL, "push_request: ns keys must be non-empty strings", "");
+                    s_job_fail (job, LP_ENAME_PROTOCOL, LP_PUSH_REQUEST ": ns keys must be non-empty strings", "");
                     return 0;
                 }
                 lp_lua_push_value_take (L, LP_UNCONST (lp_value_t *, lp_value_value_at (job->arg, i)));
@@ -1253,7 +1295,7 @@ s_job_run (lua_State *L)
                 const lp_value_t *item = lp_value_at (job->arg, i);
                 const char *name = lp_value_as_string (item, NULL);
                 if (lp_value_type (item) != LP_STRING || !name) {
-                    s_job_fail (job, LP_ENAME_PROTOCOL, "pull_request: names must be strings", "");
+                    s_job_fail (job, LP_ENAME_PROTOCOL, LP_PULL_REQUEST ": names must be strings", "");
                     return 0;
                 }
                 s_push_path (L, name);
@@ -1306,6 +1348,8 @@ lp_engine_clear_stdout (lp_engine_t *self)
     assert (self);
     self->out_len = 0;
     self->out_truncated = false;
+    self->out_dropped = 0;
+    self->out_marked = false;
     if (self->out)
         self->out [0] = 0;
 }
@@ -1368,7 +1412,18 @@ s_run (lp_engine_t *self, s_op_t op, const char *text, const lp_value_t *arg)
         //  Give back what the request took: to Lua (full cycle, the stack
         //  is empty) and to the system (malloc_trim returns the freed
         //  pages of glibc's heaps; large blocks were mmapped and are gone).
-        lua_gc (self->L, LUA_GCCOLLECT);
+        //  A cycle halves Lua's string table at most once (checkSizes),
+        //  and a bomb of short strings (a million numbers as keys or
+        //  concatenated) leaves megabytes of empty buckets: collect until
+        //  the count stops falling.
+        int kb = lua_gc (self->L, LUA_GCCOUNT);
+        for (int i = 0; i < 24; i++) {
+            lua_gc (self->L, LUA_GCCOLLECT);
+            int now = lua_gc (self->L, LUA_GCCOUNT);
+            if (now >= kb)
+                break;
+            kb = now;
+        }
         lp_value_destroy (&job.values);
         malloc_trim (0);
 #ifdef S_ASAN

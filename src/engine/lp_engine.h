@@ -34,8 +34,14 @@ lp_value_t *lp_engine_push (lp_engine_t *self, const lp_value_t *ns);
 lp_value_t *lp_engine_pull (lp_engine_t *self, const lp_value_t *names);
 lp_value_t *lp_engine_clear (lp_engine_t *self);
 
-//  All the last request printed (NUL-terminated; valid until the next one).
+//  All the last request printed (NUL-terminated; valid until the next one):
+//  its first bytes up to the cap, then, when more was printed, a line
+//  "[output truncated: N bytes dropped]". Only the kept bytes are given
+//  to the output fn, so what was streamed is a prefix of this text.
 const char *lp_engine_stdout (lp_engine_t *self, size_t *len_p);
+//  The cap on a request's captured output (default LP_ENGINE_STDOUT_MAX;
+//  lpengine --stdout-max).
+void        lp_engine_set_stdout_max (lp_engine_t *self, size_t bytes);
 //  Empties that capture (for a request answered without running).
 void        lp_engine_clear_stdout (lp_engine_t *self);
 

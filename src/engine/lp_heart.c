@@ -36,7 +36,6 @@
 #include <inttypes.h>
 #include <unistd.h>
 
-#define S_PING_BYTES 12                 //  "LPHB" + u64 big-endian
 
 typedef struct {
     zsock_t *pipe;                      //  to the main thread
@@ -137,7 +136,7 @@ s_abort (self_t *self, lp_msg_t *request)
     const lp_value_t *ids = lp_value_get (lp_msg_content (request), "msg_ids");
     if (!ids || lp_value_type (ids) != LP_ARRAY)
         return lp_engine_error_content (LP_ENAME_PROTOCOL,
-                                        "abort_request: missing or mistyped field 'msg_ids'", "");
+                                        LP_ABORT_REQUEST ": missing or mistyped field 'msg_ids'", "");
     lp_value_t *aborted = lp_value_array ();
     lp_value_t *not_aborted = lp_value_array ();
     lp_value_t *content = lp_value_map ();
@@ -152,13 +151,13 @@ s_abort (self_t *self, lp_msg_t *request)
             lp_value_destroy (&not_aborted);
             lp_value_destroy (&content);
             return lp_engine_error_content (LP_ENAME_PROTOCOL,
-                                            "abort_request: msg_ids must be strings", "");
+                                            LP_ABORT_REQUEST ": msg_ids must be strings", "");
         }
         int rc = lp_engine_abort (self->engine, text);
         if (lp_value_append (rc == 1? aborted: not_aborted, lp_value_string (text)))
             goto nomem;
     }
-    zsys_info ("abort_request: %zu aborted, %zu not (running or done)",
+    zsys_info (LP_ABORT_REQUEST ": %zu aborted, %zu not (running or done)",
                lp_value_len (aborted), lp_value_len (not_aborted));
     if (lp_value_set (content, LP_CONTENT_STATUS, lp_value_string (LP_STATUS_OK)))
         goto nomem;
@@ -205,7 +204,7 @@ s_handle_control (self_t *self)
         && (lp_value_set (content, LP_CONTENT_STATUS, lp_value_string (LP_STATUS_OK))
         ||  lp_value_set (content, "interrupted", lp_value_bool (interrupted))))
             lp_value_destroy (&content);
-        zsys_info ("interrupt_request: %s", interrupted? "interrupted": "idle");
+        zsys_info (LP_INTERRUPT_REQUEST ": %s", interrupted? "interrupted": "idle");
     }
     else
     if (type && streq (type, LP_ABORT_REQUEST))
@@ -241,7 +240,7 @@ s_handle_control (self_t *self)
     lp_value_destroy (&content);
     lp_msg_destroy (&request);
     if (shutdown) {
-        zsys_info ("shutdown_request: stopping");
+        zsys_info (LP_SHUTDOWN_REQUEST ": stopping");
         lp_engine_interrupt (self->engine);
         zstr_send (self->pipe, "SHUTDOWN");
     }
@@ -253,7 +252,7 @@ s_handle_ping (self_t *self)
     zframe_t *frame = zframe_recv (self->sub);
     if (!frame)
         return;
-    if (zframe_size (frame) == S_PING_BYTES && memcmp (zframe_data (frame), "LPHB", 4) == 0) {
+    if (lp_proto_ping_decode (zframe_data (frame), zframe_size (frame), NULL)) {
         self->last_ping = zclock_mono ();
         if (zframe_send (&frame, self->pong, ZFRAME_DONTWAIT))
             zframe_destroy (&frame);

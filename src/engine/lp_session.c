@@ -77,6 +77,12 @@ struct _lp_session_t {
     int64_t lost_exit;                  //  --lost-exit ms, 0 = never
     int64_t lost_since;                 //  zclock_mono since when no
                                         //  controller, 0 = registered
+    char *pend;                         //  output batched for iopub
+    size_t pend_len;                    //  bytes in pend
+    size_t pend_cap;                    //  bytes allocated
+    size_t pend_offset;                 //  its offset in the output
+    int64_t window_start;               //  zclock_mono of the window
+    int window_msgs;                    //  stream messages sent in it
 };
 
 //  --------------------------------------------------------------------------
@@ -146,6 +152,7 @@ lp_session_destroy (lp_session_t **self_p)
         s_disconnect (self);
         lp_conn_destroy (&self->conn);
         free (self->conn_path);
+        free (self->pend);
         free (self);
         *self_p = NULL;
     }
@@ -236,17 +243,16 @@ s_send (lp_session_t *self, zsock_t *sock, const char *type, lp_value_t *content
     return lp_wire_send (self->wire, &msg, sock);
 }
 
-//  print / io.write from Lua: publish at once on iopub
+//  One stream message on iopub: text at offset in the request's output
+//  (so a client can tell a lost message: protocol.md, Output)
 static void
-s_output (void *arg, const char *text, size_t len)
+s_publish (lp_session_t *self, const char *text, size_t len, size_t offset)
 {
-    lp_session_t *self = (lp_session_t *) arg;
-    if (!self->iopub || !self->request)
-        return;
     //  One print larger than a frame may be: publish its start only (the
     //  reply's stdout keeps what fits in the capture)
     if (len > LP_MAX_FRAME_BYTES / 2)
         len = LP_MAX_FRAME_BYTES / 2;
+    self->window_msgs++;
     lp_msg_t *msg = lp_msg_new_reply (self->request, LP_STREAM);
     zmsg_t *routing = zmsg_new ();
     lp_value_t *content = lp_value_map ();
@@ -254,6 +260,7 @@ s_output (void *arg, const char *text, size_t len)
     ||  zmsg_addstr (routing, self->topic)
     ||  lp_value_set (content, "name", lp_value_string ("stdout"))
     ||  lp_value_set (content, "text", s_text_value (text, len))
+    ||  lp_value_set (content, "offset", lp_value_int ((int64_t) offset))
     ||  lp_value_set (lp_msg_metadata (msg), LP_META_ENGINE, lp_value_int (self->id))) {
         lp_msg_destroy (&msg);
         zmsg_destroy (&routing);
@@ -263,6 +270,63 @@ s_output (void *arg, const char *text, size_t len)
     lp_msg_set_routing (msg, &routing);
     lp_msg_set_content (msg, content);
     lp_wire_send (self->wire, &msg, self->iopub);
+}
+
+static void
+s_stream_flush (lp_session_t *self)
+{
+    if (self->pend_len && self->iopub && self->request)
+        s_publish (self, self->pend, self->pend_len, self->pend_offset);
+    self->pend_len = 0;
+}
+
+//  print / io.write from Lua: published at once on iopub, one message per
+//  call, up to LP_STREAM_WINDOW_MSGS messages per LP_STREAM_WINDOW_MSEC;
+//  past that (a loop printing millions of lines) calls are batched into
+//  messages of up to LP_STREAM_BATCH_BYTES, sent when full, at the first
+//  call of a new window, or when the request ends. Every queue on the way
+//  is unbounded (a full queue blocks, it never drops): one message per
+//  line of a 10^7-line loop held gigabytes in the controller and client.
+static void
+s_output (void *arg, const char *text, size_t len)
+{
+    lp_session_t *self = (lp_session_t *) arg;
+    if (!self->iopub || !self->request)
+        return;
+    //  offset: where text starts in the request's output (the capture
+    //  has not appended it yet)
+    size_t offset = 0;
+    lp_engine_stdout (self->engine, &offset);
+    int64_t now = zclock_mono ();
+    bool new_window = now - self->window_start >= LP_STREAM_WINDOW_MSEC;
+    if (new_window) {
+        s_stream_flush (self);
+        self->window_start = now;
+        self->window_msgs = 0;
+    }
+    if (self->pend_len == 0 && self->window_msgs < LP_STREAM_WINDOW_MSGS) {
+        s_publish (self, text, len, offset);
+        return;
+    }
+    if (self->pend_len + len > self->pend_cap) {
+        size_t cap = self->pend_cap? self->pend_cap: LP_STREAM_BATCH_BYTES;
+        while (cap < self->pend_len + len)
+            cap *= 2;
+        char *pend = (char *) realloc (self->pend, cap);
+        if (!pend) {
+            s_stream_flush (self);
+            s_publish (self, text, len, offset);
+            return;
+        }
+        self->pend = pend;
+        self->pend_cap = cap;
+    }
+    if (self->pend_len == 0)
+        self->pend_offset = offset;
+    memcpy (self->pend + self->pend_len, text, len);
+    self->pend_len += len;
+    if (self->pend_len >= LP_STREAM_BATCH_BYTES)
+        s_stream_flush (self);
 }
 
 //  --------------------------------------------------------------------------
@@ -306,7 +370,7 @@ s_await_reply (lp_session_t *self, const char *msg_id)
     while (!*self->stop && !s_lost_too_long (self)) {
         int64_t left = deadline - zclock_mono ();
         if (left <= 0) {
-            zsys_warning ("no registration_reply within %d ms", LP_REGISTER_TIMEOUT_MSEC);
+            zsys_warning ("no " LP_REGISTRATION_REPLY " within %d ms", LP_REGISTER_TIMEOUT_MSEC);
             break;
         }
         if (s_conn_changed (self)) {
@@ -633,7 +697,9 @@ s_handle_request (lp_session_t *self, lp_msg_t *request, zsock_t *origin, const 
         if (limit)
             lp_engine_set_time_limit (self->engine, lp_value_as_int (limit));
         self->request = request;
+        self->window_start = 0;         //  its first prints go out at once
         content = s_dispatch (self, request, type);
+        s_stream_flush (self);          //  before the reply
         self->request = NULL;
         //  A request refused before it ran must not pass its limit on
         lp_engine_set_time_limit (self->engine, 0);

@@ -3,7 +3,7 @@
     serving docs/protocol.md
 
     lpengine --file lp-engine.json [-n N] [--memory-limit MB] [--lost-exit MSEC]
-             [--id N] [--log FILE] [--daemon --pid-file PATH] [--help]
+             [--stdout-max BYTES] [--pipe-log FILE [--log-max MB] [--log-keep N]] [--id N] [--log FILE] [--daemon --pid-file PATH] [--help]
 
     Memory: each Lua state is capped (protocol.md, MemoryError); without
     --memory-limit the cap is LP_ENGINE_MEMORY_SHARE % of physical memory
@@ -41,6 +41,7 @@
 #include "lp_conn.h"
 #include "lp_engine.h"
 #include "lp_session.h"
+#include "lp_log.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -61,17 +62,25 @@ s_usage (FILE *out)
 {
     fprintf (out,
         "usage: lpengine --file lp-engine.json [-n N] [--memory-limit MB] [--lost-exit MSEC]\n"
+        "                [--stdout-max BYTES] [--pipe-log FILE [--log-max MB] [--log-keep N]]\n"
         "                [--id N] [--log FILE] [--daemon --pid-file PATH] [--help]\n"
         "  --file FILE         engine connection file (written by lpcontroller)\n"
         "  -n N                run N engines under a supervisor process\n"
         "  --memory-limit MB   cap on each Lua state's memory (0 = none; default\n"
         "                      %d%% of physical memory divided by N)\n"
         "  --lost-exit MSEC    exit when no controller was heard for MSEC (default: never)\n"
+        "  --stdout-max BYTES  most output kept per request for its reply; more is\n"
+        "                      dropped and counted in a marker line (default %d MiB;\n"
+        "                      also from $LP_ENGINE_STDOUT_MAX)\n"
         "  --id N              ask for engine id N when registering (without -n)\n"
+        "  --pipe-log FILE     stdout/stderr are a pipe to the controller, which\n"
+        "                      writes FILE: should it die, write FILE directly,\n"
+        "                      rotated past --log-max MB (default %d) keeping\n"
+        "                      --log-keep N old files (default %d)\n"
         "  --log FILE          append log lines and output to FILE\n"
         "  --daemon            detach from the terminal (setsid)\n"
         "  --pid-file PATH     write the (supervisor's) pid there; removed on exit\n",
-        LP_ENGINE_MEMORY_SHARE);
+        LP_ENGINE_MEMORY_SHARE, LP_ENGINE_STDOUT_MAX / (1024 * 1024), LP_LOG_MAX_MB, LP_LOG_KEEP);
 }
 
 static void
@@ -100,6 +109,19 @@ s_install_handlers (void)
 //  One engine in this process; returns the exit code
 static int64_t s_lost_exit = 0;         //  --lost-exit ms, 0 = never
 static int s_ask_id = -1;               //  --id, -1 = any
+static long long s_stdout_max = -1;     //  --stdout-max bytes, -1 = default
+static const char *s_pipe_log = NULL;   //  --pipe-log file, or NULL
+static long s_log_max_mb = LP_LOG_MAX_MB;   //  --log-max, for --pipe-log
+static long s_log_keep = LP_LOG_KEEP;   //  --log-keep, for --pipe-log
+
+//  A byte count from an option or the environment; -1 when not one
+static long long
+s_bytes (const char *text)
+{
+    char *end = NULL;
+    long long bytes = text && *text? strtoll (text, &end, 10): -1;
+    return end && !*end && bytes >= 0? bytes: -1;
+}
 
 static int
 s_engine_main (const char *file, lp_conn_t **conn_p, size_t memory_limit)
@@ -114,6 +136,11 @@ s_engine_main (const char *file, lp_conn_t **conn_p, size_t memory_limit)
     pthread_sigmask (SIG_BLOCK, &block, &old);
     zsys_init ();
     s_install_handlers ();
+    //  --pipe-log: the watcher (and the log thread it may start) block
+    //  our signals too
+    if (s_pipe_log && lp_log_adopt_on_loss (s_pipe_log, (uint64_t) s_log_max_mb * 1024 * 1024,
+                                            (int) s_log_keep) != 0)
+        fprintf (stderr, "lpengine: --pipe-log %s: stdout is not a pipe; ignored\n", s_pipe_log);
     pthread_sigmask (SIG_SETMASK, &old, NULL);
     zsys_set_logstream (stderr);
     char ident [32];
@@ -128,6 +155,8 @@ s_engine_main (const char *file, lp_conn_t **conn_p, size_t memory_limit)
         lp_conn_destroy (conn_p);
         return 1;
     }
+    if (s_stdout_max >= 0)
+        lp_engine_set_stdout_max (engine, (size_t) s_stdout_max);
     lp_session_t *session = lp_session_new (file, conn_p, engine);
     if (!session) {
         lp_engine_destroy (&engine);
@@ -141,6 +170,7 @@ s_engine_main (const char *file, lp_conn_t **conn_p, size_t memory_limit)
     lp_session_destroy (&session);
     lp_engine_destroy (&engine);
     zsys_shutdown ();
+    lp_log_adopted_flush ();
     return rc;
 }
 
@@ -261,9 +291,36 @@ main (int argc, char *argv [])
             }
             s_lost_exit = (int64_t) msec;
         }
+        else
+        if (streq (arg, "--pipe-log") && has_value)
+            s_pipe_log = argv [++i];
+        else
+        if ((streq (arg, "--log-max") || streq (arg, "--log-keep")) && has_value) {
+            long value = strtol (argv [++i], &end, 10);
+            if (*end || value < 0 || value > 1000000) {
+                fprintf (stderr, "lpengine: %s wants a number >= 0\n", arg);
+                return 1;
+            }
+            *(streq (arg, "--log-max")? &s_log_max_mb: &s_log_keep) = value;
+        }
+        else
+        if (streq (arg, "--stdout-max") && has_value) {
+            s_stdout_max = s_bytes (argv [++i]);
+            if (s_stdout_max < 0) {
+                fprintf (stderr, "lpengine: --stdout-max wants a number of bytes\n");
+                return 1;
+            }
+        }
         else {
             fprintf (stderr, "lpengine: unknown or incomplete option '%s'\n", arg);
             s_usage (stderr);
+            return 1;
+        }
+    }
+    if (s_stdout_max < 0 && getenv ("LP_ENGINE_STDOUT_MAX")) {
+        s_stdout_max = s_bytes (getenv ("LP_ENGINE_STDOUT_MAX"));
+        if (s_stdout_max < 0) {
+            fprintf (stderr, "lpengine: LP_ENGINE_STDOUT_MAX wants a number of bytes\n");
             return 1;
         }
     }

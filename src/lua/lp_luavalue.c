@@ -244,6 +244,17 @@ l_array_call (lua_State *L)
     return l_array_new (L);
 }
 
+//  The integer key at stack index 2 of an __index / __newindex call
+static lua_Integer
+s_array_key (lua_State *L)
+{
+    int isnum;
+    lua_Integer i = lua_tointegerx (L, 2, &isnum);
+    if (!isnum)
+        luaL_error (L, "lp.array index must be an integer, got %s", luaL_typename (L, 2));
+    return i;
+}
+
 static int
 l_array_index (lua_State *L)
 {
@@ -253,11 +264,7 @@ l_array_index (lua_State *L)
         lua_rawget (L, lua_upvalueindex (1));       //  methods
         return 1;
     }
-    int isnum;
-    lua_Integer i = lua_tointegerx (L, 2, &isnum);
-    if (!isnum)
-        return luaL_error (L, "lp.array index must be an integer, got %s",
-                           luaL_typename (L, 2));
+    lua_Integer i = s_array_key (L);
     if (i < 1 || (lua_Unsigned) i > self->count)
         lua_pushnil (L);
     else
@@ -269,11 +276,7 @@ static int
 l_array_newindex (lua_State *L)
 {
     s_array_t *self = (s_array_t *) luaL_checkudata (L, 1, LP_ARRAY_MT);
-    int isnum;
-    lua_Integer i = lua_tointegerx (L, 2, &isnum);
-    if (!isnum)
-        return luaL_error (L, "lp.array index must be an integer, got %s",
-                           luaL_typename (L, 2));
+    lua_Integer i = s_array_key (L);
     if (i < 1 || (lua_Unsigned) i > self->count)
         return luaL_error (L, "lp.array index %I out of range 1..%I",
                            i, (lua_Integer) self->count);
@@ -699,24 +702,6 @@ typedef struct {
     } path [LP_VALUE_MAX_DEPTH + 2];    //  how we got to each level
 } s_conv_t;
 
-static bool
-s_is_identifier (const char *s, size_t len)
-{
-    static const char *keywords [] = {
-        "and", "break", "do", "else", "elseif", "end", "false", "for",
-        "function", "goto", "if", "in", "local", "nil", "not", "or",
-        "repeat", "return", "then", "true", "until", "while", NULL
-    };
-    if (len == 0 || !(isalpha ((unsigned char) s [0]) || s [0] == '_'))
-        return false;
-    for (size_t k = 1; k < len; k++)
-        if (!(isalnum ((unsigned char) s [k]) || s [k] == '_'))
-            return false;
-    for (int k = 0; keywords [k]; k++)
-        if (strcmp (s, keywords [k]) == 0)
-            return false;
-    return true;
-}
 
 //  Fills err with "<what> (at <path>)" for a failure at depth
 static lp_value_t *
@@ -746,7 +731,7 @@ s_fail (s_conv_t *c, int depth, const char *what)
             case LUA_TSTRING: {
                 size_t len;
                 const char *s = lua_tolstring (L, idx, &len);
-                if (s_is_identifier (s, len))
+                if (lp_util_lua_name (s, len))
                     S_APPEND (".%s", s);
                 else
                     S_APPEND ("[\"%.40s\"]", s);

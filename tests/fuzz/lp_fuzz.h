@@ -8,7 +8,10 @@
 #ifndef LP_FUZZ_H_INCLUDED
 #define LP_FUZZ_H_INCLUDED
 
-#include "lp_common.h"
+#include "lp_codec.h"
+#include "lp_msg.h"
+#include "lp_value.h"
+#include "lp_wire.h"
 //  CHECK aborts in a fuzz target: libFuzzer records a crash and its input
 #define LP_CHECK_ABORT
 #include "lp_check.h"

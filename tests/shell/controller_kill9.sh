@@ -55,18 +55,18 @@ for p in $ENGINE_PIDS; do
     alive "$p" || fail "engine $p not running after start"
 done
 # local engines get a memory cap (50 % of physical memory / 2 engines)
-# and give up on a lost controller after 30 s
+# and give up on a lost controller after 60 s (--engine-wait)
 MEM_KB=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)
 PAGES=$(getconf _PHYS_PAGES) PAGE=$(getconf PAGESIZE)
 DEFAULT_MB=$(( PAGES * PAGE / 100 * 50 / 2 / 1048576 ))
-check_engine_args --memory-limit "$DEFAULT_MB" --lost-exit 30000
+check_engine_args --memory-limit "$DEFAULT_MB" --lost-exit 60000
 say "engines capped at $DEFAULT_MB MB each (MemTotal $MEM_KB kB)"
 kill -9 "$CTRL_PID"
 wait_gone "$CTRL_PID" 10 || fail "controller $CTRL_PID survives SIGKILL"
 OUT=$("$CLI" stop --profile "$NAME" 2>&1)
 echo "$OUT"
 check_nothing_left "kill -9 of the controller and cluster.sh stop"
-# the engines were stopped by stop, not by themselves (--lost-exit is 30 s)
+# the engines were stopped by stop, not by themselves (--lost-exit is 60 s)
 # and stop said so
 echo "$OUT" | grep -q "local engine(s) left by the controller stopped" \
     || fail "cluster.sh stop did not report stopping the controller's engines"
@@ -74,7 +74,7 @@ echo "$OUT" | grep -q "local engine(s) left by the controller stopped" \
 # 2. --restart-engines: an engine killed -9 is started again under its id
 #    (and --engine-memory sets the engines' cap)
 start_cluster --restart-engines --engine-memory 64
-check_engine_args --memory-limit 64 --lost-exit 30000
+check_engine_args --memory-limit 64 --lost-exit 60000
 VICTIM=${ENGINE_PIDS%% *}
 VICTIM_SLOT=""
 for f in "$DIR"/pid/engine-*.pid; do

@@ -26,15 +26,13 @@
 #  First the checker checks itself: a planted file with one offender of
 #  each kind must be caught. Then src/.
 #
-#  ENFORCE: while src/ still has offenders the lead is removing, the test
-#  lists them and is reported as skipped (77), never as passed; once they
-#  are gone, set ENFORCE=1 (or run with LP_PROTO_ENFORCE=1) and any new
-#  literal fails the test.
+#  Enforced: any offender fails the test (LP_PROTO_ENFORCE=0 lists them
+#  and reports the test as skipped, for a tree being cleaned up).
 set -u
 BUILD=${1:?usage: proto_literals.sh BUILD_DIR}
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 lp_test proto_literals
-ENFORCE=${LP_PROTO_ENFORCE:-0}
+ENFORCE=${LP_PROTO_ENFORCE:-1}
 SRC=${LP_PROTO_SRC:-$LP_TEST_ROOT/src}
 PROTO_H=$LP_TEST_ROOT/src/common/lp_proto.h
 command -v python3 >/dev/null || skip "no python3"

@@ -52,7 +52,7 @@
     Non-blocking calls return a result object:
 
         r:get ([timeout_ms])  r:ready ()  r:wait ([timeout_ms]) --> bool
-        r:count ()  r:failed ()  r:engine (i)  r:stdout (i)  r:value (i)
+        r:count ()  r:failed ()  r:engine (i)  r:stdout (i [, from])  r:value (i)
         r:values (i) (all returned values, a list)  r:state (i)
         ("pending", "ok", "error")  r:error (i) (error object or nil)
         r:msg_id (i)  r:submitted (i)  r:started (i)  r:completed (i)
@@ -1243,12 +1243,21 @@ l_result_engine (lua_State *L)
     return 1;
 }
 
+//  r:stdout (i [, from]): the text from byte `from` on (default 1), so a
+//  reader that shows it as it grows copies only what is new
 static int
 l_result_stdout (lua_State *L)
 {
     lp_result_t *r = s_result (L, 1);
     const char *out = lp_result_stdout (r, s_index (L, r));
-    lua_pushstring (L, out? out: "");
+    lua_Integer from = luaL_optinteger (L, 3, 1);
+    size_t len = out? strlen (out): 0;
+    if (from < 1)
+        from = 1;
+    if ((size_t) (from - 1) >= len)
+        lua_pushliteral (L, "");
+    else
+        lua_pushlstring (L, out + from - 1, len - (size_t) (from - 1));
     return 1;
 }
 
