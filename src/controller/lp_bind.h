@@ -6,6 +6,9 @@
     frame cap, no HWM drops, short linger), a listen backlog of
     LP_LISTEN_BACKLOG, and a port the kernel picks; the endpoint is then
     written into the connection files. Engines and clients only connect.
+    A restored controller (lpcontroller --restore) binds the endpoints of
+    its connection files again instead: the caller puts them into the
+    endpoint buffers before the call.
     =========================================================================
 */
 #ifndef LP_BIND_H_INCLUDED
@@ -14,7 +17,9 @@
 #include "lp_prelude.h"
 
 //  Tunes sock and binds it to a free TCP port on ip; writes
-//  "tcp://ip:port" into endpoint. 0, or -1 (sock NULL or bind failed).
+//  "tcp://ip:port" into endpoint. When endpoint already holds an endpoint
+//  ("tcp://ip:port", --restore), binds exactly that one and keeps it.
+//  0, or -1 (sock NULL or bind failed).
 int     lp_bind_tcp (zsock_t *sock, const char *ip, char *endpoint, size_t size);
 
 #endif

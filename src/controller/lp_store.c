@@ -1369,6 +1369,28 @@ lp_store_request_frames (lp_store_t *self, const char *msg_id, int *kind_p)
     return frames;
 }
 
+int64_t
+lp_store_restore (lp_store_t *self, const char *ename, const char *evalue)
+{
+    assert (self);
+    sqlite3_stmt *stmt = NULL;
+    int64_t count = 0;
+    if (sqlite3_prepare_v2 (self->reader, "SELECT msg_id FROM requests"
+                            " WHERE status IN ('queued', 'running') ORDER BY rowid",
+                            -1, &stmt, NULL) != SQLITE_OK)
+        return -1;
+    while (sqlite3_step (stmt) == SQLITE_ROW) {
+        const char *msg_id = (const char *) sqlite3_column_text (stmt, 0);
+        if (msg_id) {
+            lp_store_error (self, msg_id, -1, ename, evalue);
+            count++;
+        }
+    }
+    sqlite3_finalize (stmt);
+    lp_store_sync (self);
+    return count;
+}
+
 //  --------------------------------------------------------------------
 //  Self-test
 

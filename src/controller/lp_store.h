@@ -85,6 +85,12 @@ int64_t     lp_store_purge (lp_store_t *self, const char *before, char *err, siz
 //  The stored signed frames of a request (from its delimiter), NULL when
 //  unknown or not kept (over the size cap); *kind_p gets its kind.
 zmsg_t     *lp_store_request_frames (lp_store_t *self, const char *msg_id, int *kind_p);
+//  lpcontroller --restore, before the data path starts: every request
+//  that the dead controller left queued or running ends with the error
+//  ename/evalue (its reply row: engine -1), written before this returns,
+//  so that a client asking for it (result_request) gets that error.
+//  The count, or -1.
+int64_t     lp_store_restore (lp_store_t *self, const char *ename, const char *evalue);
 //  Records written, dropped (queue over its cap) so far.
 uint64_t    lp_store_written (lp_store_t *self);
 //  Waits until every record queued so far is committed (tests).
