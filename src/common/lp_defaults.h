@@ -99,6 +99,7 @@
 #define LP_CLIENT_SNDTIMEO_MSEC    5000        //  a send that blocks this long fails
 #define LP_CLIENT_TICK_MIN_MSEC    10          //  shortest lost-detection tick
 #define LP_CLIENT_TASK_WINDOW      4096        //  tasks in flight; more wait in the client
+#define LP_CLIENT_RECOVER_IDS      4096        //  msg_ids per result_request after a restart
 #define LP_RESULT_SEARCH_MAX       16          //  result slots searched in place; more: indexed
 #define LP_LUA_POLL_MSEC           100         //  Lua module: wait slice of a blocking call
 #define LPSH_HISTORY_SIZE          1000        //  lpsh: lines kept in the history file
