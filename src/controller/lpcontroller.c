@@ -30,6 +30,13 @@
     that cannot be written stops the start before the fork, with its
     reason on the caller's terminal.
 
+    --restore takes over from a controller of the profile that died
+    (docs/operations.md, "Restarting a controller"): the key and ports of
+    its connection files (the hub binds those endpoints again), its live
+    local engines adopted by pid (lp_launcher_adopt), and what it left
+    queued or running in the task store ended with ControllerRestarted
+    before the hub serves anyone.
+
     --daemon forks before any ZeroMQ state exists. The parent waits on a
     pipe until the daemon reports "N engines registered" or an error, prints
     that one line and exits 0 or 1; so `cluster.sh start` returns exactly

@@ -11,7 +11,9 @@
                                                nor completed), abort_reply
                         --shutdown_request---> reply, interrupt, "SHUTDOWN"
         pipe     <--"LOST <ms silent>" when no ping came for 2 x max_misses
-                    periods ("LOST" alone after an LPRE)
+                    periods, or for 1.5 periods when the connection file
+                    was rewritten meanwhile (a controller restarted with
+                    --restore); "LOST" alone after an LPRE
 
     Control requests are received in two steps (lp_wire_decode_request), so one whose
     content does not decode still gets a ProtocolError reply. Every check
