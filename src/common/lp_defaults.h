@@ -31,6 +31,11 @@
 #define LP_DROP_LOG_MSEC           60000       //  drop log: once per peer per minute
 
 #define LP_LISTEN_BACKLOG          4096        //  pending TCP connections per port
+#define LP_BIND_PORT_MIN           10000       //  controller ports: random in [this, ephemeral low)
+#define LP_BIND_PORTS_MIN          1000        //  ... when that range has at least this many
+#define LP_BIND_ATTEMPTS           64          //  random ports tried before the kernel picks
+#define LP_RESTORE_BIND_MSEC       5000        //  --restore: wait this long for a held port
+#define LP_RESTORE_BIND_RETRY_MSEC 20          //  ... trying again this often
 #define LP_DRAIN_BATCH             256         //  messages handled per wake-up
 #define LP_TASK_HWM                2           //  tasks outstanding per engine
 

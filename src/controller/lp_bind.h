@@ -4,7 +4,10 @@
     Every socket the controller binds (hub, mux, scheduler, relay) goes
     through lp_bind_tcp: the wire's socket options (lp_wire_tune_socket:
     frame cap, no HWM drops, short linger), a listen backlog of
-    LP_LISTEN_BACKLOG, and a port the kernel picks; the endpoint is then
+    LP_LISTEN_BACKLOG, and a free port chosen at random below the kernel's
+    ephemeral range (ip_local_port_range: no outgoing connection of any
+    program can take it while the controller is down, so --restore finds
+    it free), or one the kernel picks when that fails; the endpoint is then
     written into the connection files. Engines and clients only connect.
     A restored controller (lpcontroller --restore) binds the endpoints of
     its connection files again instead: the caller puts them into the

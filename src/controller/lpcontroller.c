@@ -640,20 +640,23 @@ s_read_files (lp_hub_config_t *hub, uint8_t *key, const char *ip, const char *fo
 }
 
 //  --restore: what the dead controller left unfinished in the store ends
-//  with ControllerRestarted before anything is served.
+//  with ControllerRestarted before anything is served, but tasks with
+//  retries left, which lp_fetch resubmits once the scheduler runs.
 static void
 s_restore_requests (s_controller_t *self)
 {
     if (!self->store)
         return;
+    int64_t resubmit = 0;
     int64_t count = lp_store_restore (self->store, LP_ENAME_CONTROLLER_RESTARTED,
         "the controller stopped (killed or crashed) before this request ended; "
-        "restarted with --restore");
+        "restarted with --restore", &resubmit);
     if (count < 0)
         zsys_warning ("--restore: cannot read the unfinished requests from the task store");
     else
-        zsys_info ("--restore: %lld unfinished request%s ended with %s", (long long) count,
-                   count == 1? "": "s", LP_ENAME_CONTROLLER_RESTARTED);
+        zsys_info ("--restore: %lld unfinished request%s ended with %s, %lld task%s with "
+                   "retries left resubmitted", (long long) count, count == 1? "": "s",
+                   LP_ENAME_CONTROLLER_RESTARTED, (long long) resubmit, resubmit == 1? "": "s");
 }
 
 //  The task store <profile>/db/tasks.sqlite3, unless --no-db. 0, or -1

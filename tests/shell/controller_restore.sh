@@ -11,8 +11,10 @@
 #  - start --restore returns within 5 s with the same 4 engine processes
 #    (adopted, not started again) registered;
 #  - the client (which stayed up) gets every one of its 1,000 results
-#    exactly once, a value or a clear error, none hangs; the same engine
-#    ids are back with x = 42; no task ran twice (lprestore checks these);
+#    exactly once, a value or a clear error, none hangs; the last 100
+#    (sent with retries 1) are resubmitted and end with their value; the
+#    same engine ids are back with x = 42; no task ran twice (lprestore
+#    checks these);
 #  - `./cluster.sh stop` stops the restored controller and the adopted
 #    engines (by pid), leaving no pid or connection file.
 #  Every process is one this test started, stopped by pid.

@@ -6,12 +6,15 @@
     Connects (lost_after 60 s: it rides out the restart), waits for the
     engines, pushes x = 42 to all of them, then submits <tasks>
     load-balanced tasks k = 1..<tasks>, each of which counts its own run
-    on its engine (seen[k] = seen[k] + 1), sleeps 10 ms and returns lp.id.
+    on its engine (seen[k] = seen[k] + 1), sleeps 10 ms and returns lp.id;
+    the last 100 with retries = 1, so the restored controller resubmits
+    them (they are still queued when the controller dies).
     It prints "submitted", then "progress" once 100 results are in (the
     shell kills the controller with SIGKILL then and starts it again with
     --restore), and waits for every result with one 120 s deadline.
 
     Checks, once all are in:
+    - the tasks with retries ended with a value (resubmitted);
     - every result ended: a value (the engine id) or a clear error
       (ControllerRestarted, or UnknownRequest for a task that the dead
       controller never recorded); none hangs;
@@ -32,6 +35,7 @@
 #define DEADLINE_MS     120000      //  for all the results together
 #define PROGRESS_AT     100         //  results in when "progress" is said
 #define MAX_ENGINES     64
+#define RETRY_TASKS     100         //  the last ones, sent with retries 1
 
 static long long
 s_now_ms (void)
@@ -80,13 +84,15 @@ main (int argc, char **argv)
     lp_result_destroy (&r);
 
     lp_view_t *lb = lp_client_balanced (client);
-    CHECK (lb, "balanced view: %s", lp_client_error (client));
+    lp_view_t *lb_retry = lp_client_balanced (client);
+    CHECK (lb && lb_retry, "balanced view: %s", lp_client_error (client));
+    lp_view_set_retries (lb_retry, 1);
     lp_result_t **tasks = (lp_result_t **) calloc ((size_t) ntasks, sizeof *tasks);
     CHECK (tasks, "out of memory");
     for (int k = 1; k <= ntasks; k++) {
         lp_value_t *args = lp_value_array ();
         lp_value_append (args, lp_value_int (k));
-        tasks [k - 1] = lp_view_apply (lb, "function (k) seen = seen or {}; "
+        tasks [k - 1] = lp_view_apply (k > ntasks - RETRY_TASKS? lb_retry: lb, "function (k) seen = seen or {}; "
                                        "seen [k] = (seen [k] or 0) + 1; lp.sleep (0.01); "
                                        "return lp.id end", args);
         CHECK (tasks [k - 1], "task %d: %s", k, lp_client_error (client));
@@ -95,7 +101,7 @@ main (int argc, char **argv)
     fflush (stdout);
 
     long long deadline = s_now_ms () + DEADLINE_MS;
-    int ok = 0, restarted = 0, unknown = 0, other = 0, hung = 0;
+    int ok = 0, restarted = 0, unknown = 0, other = 0, hung = 0, retried_failed = 0;
     int *ran_on = (int *) calloc ((size_t) ntasks + 1, sizeof (int));
     CHECK (ran_on, "out of memory");
     for (int k = 1; k <= ntasks; k++) {
@@ -107,6 +113,9 @@ main (int argc, char **argv)
             continue;
         }
         const char *error = lp_result_error (task, 0);
+        if (error && k > ntasks - RETRY_TASKS && retried_failed++ < 5)
+            fprintf (stderr, "task %d (retries 1, still queued when the controller died) "
+                     "was not resubmitted: %s\n", k, error);
         if (!error) {
             ok++;
             ran_on [k] = (int) lp_value_as_int (lp_result_value (task, 0)) + 1;
@@ -129,6 +138,7 @@ main (int argc, char **argv)
             ok, restarted + unknown + other, restarted, unknown, other, hung);
     fflush (stdout);
     CHECK (hung == 0, "%d of %d tasks got no result", hung, ntasks);
+    CHECK (retried_failed == 0, "%d tasks with retries left were not resubmitted", retried_failed);
     CHECK (other == 0, "%d tasks ended with an unexpected error", other);
     CHECK (ok + restarted + unknown == ntasks, "results do not add up");
 
@@ -186,6 +196,7 @@ main (int argc, char **argv)
     free (ran_on);
     free (where);
     lp_view_destroy (&lb);
+    lp_view_destroy (&lb_retry);
     lp_view_destroy (&all);
     lp_client_destroy (&client);
     return 0;
