@@ -1240,13 +1240,31 @@ lp_store_replies (lp_store_t *self, const char *msg_id, lp_wire_t *wire)
     return list;
 }
 
+//  date in the stored form into out; NULL when date is NULL or no date
+static const char *
+s_iso_normal (const char *date, char out [32])
+{
+    int64_t usec;
+    if (!date || lp_util_iso_parse (date, &usec) != 0)
+        return NULL;
+    s_iso (usec, out);
+    return out;
+}
+
 lp_value_t *
 lp_store_history (lp_store_t *self, const lp_value_t *query, char *err, size_t errlen)
 {
     assert (self);
     const char *status = s_str (query, "status");
-    const char *since = s_str (query, "since");
-    const char *until = s_str (query, "until");
+    //  Dates compared as text in the stored form (microseconds, "Z"):
+    //  "...T20:00:00Z" would sort after "...T20:00:00.5Z".
+    char since_text [32], until_text [32];
+    const char *since = s_iso_normal (s_str (query, "since"), since_text);
+    const char *until = s_iso_normal (s_str (query, "until"), until_text);
+    if ((s_str (query, "since") && !since) || (s_str (query, "until") && !until)) {
+        snprintf (err, errlen, "since and until must be ISO 8601 UTC dates");
+        return NULL;
+    }
     const lp_value_t *engine = query? lp_value_get (query, "engine"): NULL;
     const lp_value_t *limit = query? lp_value_get (query, "limit"): NULL;
     const char *sql =
@@ -1306,7 +1324,11 @@ lp_store_purge (lp_store_t *self, const char *before, char *err, size_t errlen)
     const char *where =
         "SELECT rowid FROM requests WHERE status NOT IN ('queued', 'running')"
         " AND (?1 IS NULL OR completed < ?1)";
-    char sql [512];
+    char sql [512], before_text [32];
+    if (before && !(before = s_iso_normal (before, before_text))) {
+        snprintf (err, errlen, "before must be an ISO 8601 UTC date");
+        return -1;
+    }
     sqlite3_stmt *stmt = NULL;
     int64_t count = -1;
     if (sqlite3_exec (self->reader, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
@@ -1444,7 +1466,24 @@ lp_store_test (bool verbose)
     lp_value_destroy (&query);
     records = lp_store_history (store, NULL, err, sizeof err);
     assert (records && lp_value_len (records) == 2);
+    //  Dates in any ISO form: "...T20:00:00Z" is before "...T20:00:00.5Z"
+    char oldest [32];
+    snprintf (oldest, sizeof oldest, "%s",
+              s_str (lp_value_at (records, 1), "submitted"));
+    strcpy (oldest + 19, "Z");
     lp_value_destroy (&records);
+    query = lp_value_map ();
+    lp_value_set (query, "since", lp_value_string (oldest));
+    records = lp_store_history (store, query, err, sizeof err);
+    assert (records && lp_value_len (records) == 2);
+    lp_value_destroy (&records);
+    lp_value_set (query, "until", lp_value_string (oldest));
+    records = lp_store_history (store, query, err, sizeof err);
+    assert (records && lp_value_len (records) == 0);
+    lp_value_destroy (&records);
+    lp_value_set (query, "since", lp_value_string ("yesterday"));
+    assert (lp_store_history (store, query, err, sizeof err) == NULL);
+    lp_value_destroy (&query);
     //  Resubmittable: the request's frames were kept
     int kind = -1;
     zmsg_t *frames = lp_store_request_frames (store, id, &kind);
