@@ -38,7 +38,7 @@
 #define LP_STORE_QUEUE_BYTES    (256 * 1024 * 1024)
 #define LP_STORE_BUSY_MSEC      5000
 #define LP_STORE_LINGER_USEC    20000       //  gather a batch after a wake-up
-#define LP_STORE_NICE           10          //  the writer yields to the data path
+#define LP_STORE_NICE           19          //  the writer yields to the data path
 
 typedef enum { REC_REQUEST, REC_STARTED, REC_REPLY, REC_ERROR } s_rec_type_t;
 
@@ -1223,8 +1223,12 @@ lp_store_replies (lp_store_t *self, const char *msg_id, lp_wire_t *wire)
             else {
                 char why [300];
                 if (too_large && status && streq (status, LP_STATUS_OK)) {
-                    snprintf (why, sizeof why, "the result (%lld bytes) was too large to keep "
-                              "in the task store (lpcontroller --db-max-result)", size);
+                    if (size >= 0 && (size_t) size <= self->max_result)
+                        snprintf (why, sizeof why, "the result (%lld bytes) was not kept: the "
+                                  "task store's writer was behind (its queue was full)", size);
+                    else
+                        snprintf (why, sizeof why, "the result (%lld bytes) was too large to "
+                                  "keep in the task store (lpcontroller --db-max-result)", size);
                     ename = "ResultTooLarge";
                     evalue = why;
                 }
