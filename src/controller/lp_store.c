@@ -56,6 +56,7 @@ typedef struct _s_rec_t {
     bool complete;                      //  frames are the whole message
     size_t size;                        //  bytes of the whole message
     char *targets;                      //  "0,1,2" (direct REQUEST)
+    size_t nengines;                    //  replies that end it (direct), 0: one
     char *ename;                        //  REC_ERROR
     char *evalue;                       //  REC_ERROR
 } s_rec_t;
@@ -68,7 +69,6 @@ typedef struct {
     size_t done;                        //  replies written
     bool failed;                        //  some reply was an error
     bool aborted;                       //  ... ename Aborted
-    bool final;                         //  written final, leaves after commit
     bool watched;                       //  announce DONE when it leaves
     char msg_id [LP_STORE_ID_MAX + 1];  //  its key in `pending` (not copied)
 } s_pending_t;
@@ -142,6 +142,13 @@ s_pending_free (void **item)
         free (self);
         *item = NULL;
     }
+}
+
+static void
+s_wstate_free (void **item)
+{
+    free (*item);
+    *item = NULL;
 }
 
 static void
@@ -308,6 +315,7 @@ lp_store_request (lp_store_t *self, lp_store_kind_t kind, const char *msg_id,
     if (!rec)
         return;
     rec->kind = kind;
+    rec->nengines = nengines;
     if (msg)
         rec->blob = s_copy_blob (msg, delim, self->max_result, &rec->complete, &rec->size,
                                  &rec->blob_size);
@@ -552,12 +560,40 @@ s_exec (sqlite3_stmt *stmt)
     return rc == SQLITE_DONE || rc == SQLITE_ROW? 0: -1;
 }
 
-//  The writer's own map msg_id -> rowid of the requests not final yet
-//  (no lock: only the writer uses it).
+//  The writer's own state of a request not final yet (map `rowids`, no
+//  lock: only the writer uses it, so its work never holds up the data
+//  path's hooks): the row, and the replies that end it.
+typedef struct {
+    int64_t rowid;                      //  in requests, 0 unknown
+    size_t expected;                    //  replies that end it
+    size_t done;                        //  replies written
+    bool failed;                        //  one was an error
+    bool aborted;                       //  ... Aborted
+} s_wstate_t;
+
+static s_wstate_t *
+s_wstate (lp_store_t *self, const char *msg_id)
+{
+    s_wstate_t *state = (s_wstate_t *) zhashx_lookup (self->rowids, msg_id);
+    if (!state) {
+        state = (s_wstate_t *) calloc (1, sizeof (s_wstate_t));
+        if (!state)
+            return NULL;
+        state->expected = 1;
+        if (zhashx_insert (self->rowids, msg_id, state) != 0) {
+            free (state);
+            return NULL;
+        }
+    }
+    return state;
+}
+
 static void
 s_set_rowid (lp_store_t *self, const char *msg_id, int64_t rowid)
 {
-    zhashx_update (self->rowids, msg_id, (void *) (intptr_t) rowid);
+    s_wstate_t *state = s_wstate (self, msg_id);
+    if (state)
+        state->rowid = rowid;
 }
 
 //  The rowid of msg_id's request row: from memory, else looked up; 0
@@ -565,7 +601,8 @@ s_set_rowid (lp_store_t *self, const char *msg_id, int64_t rowid)
 static int64_t
 s_rowid (lp_store_t *self, const char *msg_id)
 {
-    int64_t rowid = (int64_t) (intptr_t) zhashx_lookup (self->rowids, msg_id);
+    s_wstate_t *state = (s_wstate_t *) zhashx_lookup (self->rowids, msg_id);
+    int64_t rowid = state? state->rowid: 0;
     sqlite3_stmt *stmt;
     if (rowid == 0
     &&  (stmt = s_stmt (self, &self->st_rowid, "SELECT rowid FROM requests WHERE msg_id = ?1"))) {
@@ -638,9 +675,13 @@ s_write_request (lp_store_t *self, s_rec_t *rec)
         if (s_exec (stmt) != 0)
             zsys_warning ("store: %s: %s", self->path, sqlite3_errmsg (self->db));
         else
-        if (sqlite3_changes (self->db) == 1) {
+        if (sqlite3_changes (self->db) == 1)
             rowid = sqlite3_last_insert_rowid (self->db);
-            s_set_rowid (self, rec->msg_id, rowid);
+        s_wstate_t *state = s_wstate (self, rec->msg_id);
+        if (state) {
+            if (rowid)
+                state->rowid = rowid;
+            state->expected = rec->nengines? rec->nengines: 1;
         }
         stmt = rowid && rec->blob? s_stmt (self, &self->st_frames,
             "INSERT OR REPLACE INTO request_frames (request, complete, frames)"
@@ -716,19 +757,15 @@ s_write_reply (lp_store_t *self, s_rec_t *rec)
     //  The request's state, in memory
     bool final = true, failed = !streq (status, LP_STATUS_OK);
     bool aborted = ename && streq (ename, LP_ENAME_ABORTED);
-    pthread_mutex_lock (&self->lock);
-    s_pending_t *entry = (s_pending_t *) zhashx_lookup (self->pending, rec->msg_id);
+    s_wstate_t *entry = (s_wstate_t *) zhashx_lookup (self->rowids, rec->msg_id);
     if (entry) {
         entry->done++;
         entry->failed |= failed;
         entry->aborted |= aborted;
         failed = entry->failed;
         aborted = entry->aborted;
-        size_t expected = entry->nengines? entry->nengines: 1;
-        final = rec->engine == -1 || entry->done >= expected;
-        entry->final = final;
+        final = rec->engine == -1 || entry->done >= entry->expected;
     }
-    pthread_mutex_unlock (&self->lock);
 
     const char *state = !final? "running": aborted? "aborted": failed? "error": "ok";
     int64_t rowid = s_rowid (self, rec->msg_id);
@@ -739,7 +776,11 @@ s_write_reply (lp_store_t *self, s_rec_t *rec)
             " ename, evalue) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)"))) {
         //  A reply with no request row (its request was not recorded)
         sqlite3_bind_text (stmt, 1, rec->msg_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text (stmt, 2, entry? s_kinds [entry->kind]: "task", -1, SQLITE_TRANSIENT);
+        pthread_mutex_lock (&self->lock);
+        s_pending_t *pending = (s_pending_t *) zhashx_lookup (self->pending, rec->msg_id);
+        int kind = pending? pending->kind: LP_STORE_TASK;
+        pthread_mutex_unlock (&self->lock);
+        sqlite3_bind_text (stmt, 2, s_kinds [kind], -1, SQLITE_STATIC);
         sqlite3_bind_text (stmt, 3, state, -1, SQLITE_STATIC);
         sqlite3_bind_int (stmt, 4, rec->engine);
         sqlite3_bind_text (stmt, 5, completed, -1, SQLITE_TRANSIENT);
@@ -863,13 +904,20 @@ s_writer (void *arg)
         zlist_t *done = zlist_new ();
         zlist_autofree (done);
         pthread_mutex_lock (&self->lock);
+        size_t held = 0;
         for (char *id = finals? (char *) zlist_first (finals): NULL; id; id = (char *) zlist_next (finals)) {
             s_pending_t *entry = (s_pending_t *) zhashx_lookup (self->pending, id);
-            if (entry && entry->final) {
+            if (entry) {
                 if (entry->watched && done)
                     zlist_append (done, id);
                 zhashx_delete (self->pending, id);
                 s_pending_free ((void **) &entry);
+            }
+            //  Never hold the data path's hooks up for long (this thread
+            //  runs at a low priority: it may be preempted holding it).
+            if (++held % 64 == 0) {
+                pthread_mutex_unlock (&self->lock);
+                pthread_mutex_lock (&self->lock);
             }
         }
         self->written += count;
@@ -959,6 +1007,8 @@ lp_store_new (const char *path, size_t max_result, char *err, size_t errlen)
     pthread_cond_init (&self->synced, NULL);
     self->pending = zhashx_new ();
     self->rowids = zhashx_new ();
+    if (self->rowids)
+        zhashx_set_destructor (self->rowids, s_wstate_free);
     //  Keys are the entries' own msg_id; entries are freed by hand after
     //  they leave the index (s_pending_free).
     if (self->pending) {
