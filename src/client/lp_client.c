@@ -722,10 +722,11 @@ lp_client_send (lp_client_t *self, lp_channel_t channel, lp_msg_t **msg_p,
 }
 
 void
-lp_client_unroute (lp_client_t *self, const char *msg_id)
+lp_client_unroute (lp_client_t *self, const char *msg_id, lp_result_t *result)
 {
     assert (self);
-    zhashx_delete (self->routes, msg_id);
+    if (zhashx_lookup (self->routes, msg_id) == result)
+        zhashx_delete (self->routes, msg_id);
 }
 
 void *
@@ -1153,7 +1154,8 @@ lp_client_fetch (lp_client_t *self, const char *msg_id, int timeout_ms)
         lp_client_fail (self, LP_EINVAL, "fetch: no msg_id");
         return NULL;
     }
-    if (zhashx_lookup (self->routes, msg_id)) {
+    lp_result_t *own = (lp_result_t *) zhashx_lookup (self->routes, msg_id);
+    if (own && !lp_result_ready (own)) {
         lp_client_fail (self, LP_EINVAL, "fetch: %s is a pending request of this client: "
                         "wait on its own result", msg_id);
         return NULL;
@@ -1186,6 +1188,9 @@ lp_client_fetch (lp_client_t *self, const char *msg_id, int timeout_ms)
     if (result && lp_value_len (engines) == 0 && lp_result_add_slot (result, msg_id, -1) != 0)
         lp_result_destroy (&result);
     lp_msg_destroy (&reply);
+    //  A result of this client that has ended gives its route over.
+    if (result)
+        zhashx_delete (self->routes, msg_id);
     if (!result || zhashx_insert (self->routes, msg_id, result) != 0) {
         lp_result_destroy (&result);
         lp_client_fail (self, LP_ENOMEM, "fetch: out of memory");

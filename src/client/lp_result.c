@@ -173,7 +173,7 @@ lp_result_destroy (lp_result_t **self_p)
     assert (self->tag == LP_RESULT_TAG);
     for (int i = 0; i < self->nslots; i++) {
         if (self->client)
-            lp_client_unroute (self->client, self->slots [i].msg_id);
+            lp_client_unroute (self->client, self->slots [i].msg_id, self);
         s_slot_clear (&self->slots [i]);
     }
     if (self->client)

@@ -134,9 +134,12 @@ static void
 s_store_error (self_t *self, const lp_value_t *header, int64_t engine,
                const char *ename, const char *evalue)
 {
-    if (self->store)
-        lp_store_error (self->store, lp_value_as_string (lp_value_get (header, LP_HDR_MSG_ID),
-                        NULL), (int) engine, ename, evalue);
+    const char *msg_id = lp_value_as_string (lp_value_get (header, LP_HDR_MSG_ID), NULL);
+    if (!self->store)
+        return;
+    if (engine == -1)                   //  refused as a whole: never recorded yet
+        s_store_request (self, NULL, msg_id, NULL, 0);
+    lp_store_error (self->store, msg_id, (int) engine, ename, evalue);
 }
 
 //  Sends an error reply from the controller for a request.

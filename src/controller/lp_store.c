@@ -38,7 +38,7 @@
 #define LP_STORE_QUEUE_BYTES    (256 * 1024 * 1024)
 #define LP_STORE_BUSY_MSEC      5000
 #define LP_STORE_LINGER_USEC    20000       //  gather a batch after a wake-up
-#define LP_STORE_NICE           10          //  the writer yields to the data path
+#define LP_STORE_NICE           19          //  the writer yields to the data path
 
 typedef enum { REC_REQUEST, REC_STARTED, REC_REPLY, REC_ERROR } s_rec_type_t;
 
@@ -56,6 +56,7 @@ typedef struct _s_rec_t {
     bool complete;                      //  frames are the whole message
     size_t size;                        //  bytes of the whole message
     char *targets;                      //  "0,1,2" (direct REQUEST)
+    size_t nengines;                    //  replies that end it (direct), 0: one
     char *ename;                        //  REC_ERROR
     char *evalue;                       //  REC_ERROR
 } s_rec_t;
@@ -68,7 +69,6 @@ typedef struct {
     size_t done;                        //  replies written
     bool failed;                        //  some reply was an error
     bool aborted;                       //  ... ename Aborted
-    bool final;                         //  written final, leaves after commit
     bool watched;                       //  announce DONE when it leaves
     char msg_id [LP_STORE_ID_MAX + 1];  //  its key in `pending` (not copied)
 } s_pending_t;
@@ -144,6 +144,13 @@ s_pending_free (void **item)
         free (self);
         *item = NULL;
     }
+}
+
+static void
+s_wstate_free (void **item)
+{
+    free (*item);
+    *item = NULL;
 }
 
 static void
@@ -310,6 +317,7 @@ lp_store_request (lp_store_t *self, lp_store_kind_t kind, const char *msg_id,
     if (!rec)
         return;
     rec->kind = kind;
+    rec->nengines = nengines;
     if (msg)
         rec->blob = s_copy_blob (msg, delim, self->max_result, &rec->complete, &rec->size,
                                  &rec->blob_size);
@@ -554,12 +562,40 @@ s_exec (sqlite3_stmt *stmt)
     return rc == SQLITE_DONE || rc == SQLITE_ROW? 0: -1;
 }
 
-//  The writer's own map msg_id -> rowid of the requests not final yet
-//  (no lock: only the writer uses it).
+//  The writer's own state of a request not final yet (map `rowids`, no
+//  lock: only the writer uses it, so its work never holds up the data
+//  path's hooks): the row, and the replies that end it.
+typedef struct {
+    int64_t rowid;                      //  in requests, 0 unknown
+    size_t expected;                    //  replies that end it
+    size_t done;                        //  replies written
+    bool failed;                        //  one was an error
+    bool aborted;                       //  ... Aborted
+} s_wstate_t;
+
+static s_wstate_t *
+s_wstate (lp_store_t *self, const char *msg_id)
+{
+    s_wstate_t *state = (s_wstate_t *) zhashx_lookup (self->rowids, msg_id);
+    if (!state) {
+        state = (s_wstate_t *) calloc (1, sizeof (s_wstate_t));
+        if (!state)
+            return NULL;
+        state->expected = 1;
+        if (zhashx_insert (self->rowids, msg_id, state) != 0) {
+            free (state);
+            return NULL;
+        }
+    }
+    return state;
+}
+
 static void
 s_set_rowid (lp_store_t *self, const char *msg_id, int64_t rowid)
 {
-    zhashx_update (self->rowids, msg_id, (void *) (intptr_t) rowid);
+    s_wstate_t *state = s_wstate (self, msg_id);
+    if (state)
+        state->rowid = rowid;
 }
 
 //  The rowid of msg_id's request row: from memory, else looked up; 0
@@ -567,7 +603,8 @@ s_set_rowid (lp_store_t *self, const char *msg_id, int64_t rowid)
 static int64_t
 s_rowid (lp_store_t *self, const char *msg_id)
 {
-    int64_t rowid = (int64_t) (intptr_t) zhashx_lookup (self->rowids, msg_id);
+    s_wstate_t *state = (s_wstate_t *) zhashx_lookup (self->rowids, msg_id);
+    int64_t rowid = state? state->rowid: 0;
     sqlite3_stmt *stmt;
     if (rowid == 0
     &&  (stmt = s_stmt (self, &self->st_rowid, "SELECT rowid FROM requests WHERE msg_id = ?1"))) {
@@ -640,9 +677,13 @@ s_write_request (lp_store_t *self, s_rec_t *rec)
         if (s_exec (stmt) != 0)
             zsys_warning ("store: %s: %s", self->path, sqlite3_errmsg (self->db));
         else
-        if (sqlite3_changes (self->db) == 1) {
+        if (sqlite3_changes (self->db) == 1)
             rowid = sqlite3_last_insert_rowid (self->db);
-            s_set_rowid (self, rec->msg_id, rowid);
+        s_wstate_t *state = s_wstate (self, rec->msg_id);
+        if (state) {
+            if (rowid)
+                state->rowid = rowid;
+            state->expected = rec->nengines? rec->nengines: 1;
         }
         stmt = rowid && rec->blob? s_stmt (self, &self->st_frames,
             "INSERT OR REPLACE INTO request_frames (request, complete, frames)"
@@ -718,19 +759,15 @@ s_write_reply (lp_store_t *self, s_rec_t *rec)
     //  The request's state, in memory
     bool final = true, failed = !streq (status, LP_STATUS_OK);
     bool aborted = ename && streq (ename, LP_ENAME_ABORTED);
-    pthread_mutex_lock (&self->lock);
-    s_pending_t *entry = (s_pending_t *) zhashx_lookup (self->pending, rec->msg_id);
+    s_wstate_t *entry = (s_wstate_t *) zhashx_lookup (self->rowids, rec->msg_id);
     if (entry) {
         entry->done++;
         entry->failed |= failed;
         entry->aborted |= aborted;
         failed = entry->failed;
         aborted = entry->aborted;
-        size_t expected = entry->nengines? entry->nengines: 1;
-        final = rec->engine == -1 || entry->done >= expected;
-        entry->final = final;
+        final = rec->engine == -1 || entry->done >= entry->expected;
     }
-    pthread_mutex_unlock (&self->lock);
 
     const char *state = !final? "running": aborted? "aborted": failed? "error": "ok";
     int64_t rowid = s_rowid (self, rec->msg_id);
@@ -741,7 +778,11 @@ s_write_reply (lp_store_t *self, s_rec_t *rec)
             " ename, evalue) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)"))) {
         //  A reply with no request row (its request was not recorded)
         sqlite3_bind_text (stmt, 1, rec->msg_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text (stmt, 2, entry? s_kinds [entry->kind]: "task", -1, SQLITE_TRANSIENT);
+        pthread_mutex_lock (&self->lock);
+        s_pending_t *pending = (s_pending_t *) zhashx_lookup (self->pending, rec->msg_id);
+        int kind = pending? pending->kind: LP_STORE_TASK;
+        pthread_mutex_unlock (&self->lock);
+        sqlite3_bind_text (stmt, 2, s_kinds [kind], -1, SQLITE_STATIC);
         sqlite3_bind_text (stmt, 3, state, -1, SQLITE_STATIC);
         sqlite3_bind_int (stmt, 4, rec->engine);
         sqlite3_bind_text (stmt, 5, completed, -1, SQLITE_TRANSIENT);
@@ -865,13 +906,20 @@ s_writer (void *arg)
         zlist_t *done = zlist_new ();
         zlist_autofree (done);
         pthread_mutex_lock (&self->lock);
+        size_t held = 0;
         for (char *id = finals? (char *) zlist_first (finals): NULL; id; id = (char *) zlist_next (finals)) {
             s_pending_t *entry = (s_pending_t *) zhashx_lookup (self->pending, id);
-            if (entry && entry->final) {
+            if (entry) {
                 if (entry->watched && done)
                     zlist_append (done, id);
                 zhashx_delete (self->pending, id);
                 s_pending_free ((void **) &entry);
+            }
+            //  Never hold the data path's hooks up for long (this thread
+            //  runs at a low priority: it may be preempted holding it).
+            if (++held % 64 == 0) {
+                pthread_mutex_unlock (&self->lock);
+                pthread_mutex_lock (&self->lock);
             }
         }
         self->written += count;
@@ -961,6 +1009,8 @@ lp_store_new (const char *path, size_t max_result, char *err, size_t errlen)
     pthread_cond_init (&self->synced, NULL);
     self->pending = zhashx_new ();
     self->rowids = zhashx_new ();
+    if (self->rowids)
+        zhashx_set_destructor (self->rowids, s_wstate_free);
     //  Keys are the entries' own msg_id; entries are freed by hand after
     //  they leave the index (s_pending_free).
     if (self->pending) {
@@ -1226,8 +1276,12 @@ lp_store_replies (lp_store_t *self, const char *msg_id, lp_wire_t *wire)
             else {
                 char why [300];
                 if (too_large && status && streq (status, LP_STATUS_OK)) {
-                    snprintf (why, sizeof why, "the result (%lld bytes) was too large to keep "
-                              "in the task store (lpcontroller --db-max-result)", size);
+                    if (size >= 0 && (size_t) size <= self->max_result)
+                        snprintf (why, sizeof why, "the result (%lld bytes) was not kept: the "
+                                  "task store's writer was behind (its queue was full)", size);
+                    else
+                        snprintf (why, sizeof why, "the result (%lld bytes) was too large to "
+                                  "keep in the task store (lpcontroller --db-max-result)", size);
                     ename = "ResultTooLarge";
                     evalue = why;
                 }
@@ -1243,13 +1297,31 @@ lp_store_replies (lp_store_t *self, const char *msg_id, lp_wire_t *wire)
     return list;
 }
 
+//  date in the stored form into out; NULL when date is NULL or no date
+static const char *
+s_iso_normal (const char *date, char out [32])
+{
+    int64_t usec;
+    if (!date || lp_util_iso_parse (date, &usec) != 0)
+        return NULL;
+    s_iso (usec, out);
+    return out;
+}
+
 lp_value_t *
 lp_store_history (lp_store_t *self, const lp_value_t *query, char *err, size_t errlen)
 {
     assert (self);
     const char *status = s_str (query, "status");
-    const char *since = s_str (query, "since");
-    const char *until = s_str (query, "until");
+    //  Dates compared as text in the stored form (microseconds, "Z"):
+    //  "...T20:00:00Z" would sort after "...T20:00:00.5Z".
+    char since_text [32], until_text [32];
+    const char *since = s_iso_normal (s_str (query, "since"), since_text);
+    const char *until = s_iso_normal (s_str (query, "until"), until_text);
+    if ((s_str (query, "since") && !since) || (s_str (query, "until") && !until)) {
+        snprintf (err, errlen, "since and until must be ISO 8601 UTC dates");
+        return NULL;
+    }
     const lp_value_t *engine = query? lp_value_get (query, "engine"): NULL;
     const lp_value_t *limit = query? lp_value_get (query, "limit"): NULL;
     const char *sql =
@@ -1309,7 +1381,11 @@ lp_store_purge (lp_store_t *self, const char *before, char *err, size_t errlen)
     const char *where =
         "SELECT rowid FROM requests WHERE status NOT IN ('queued', 'running')"
         " AND (?1 IS NULL OR completed < ?1)";
-    char sql [512];
+    char sql [512], before_text [32];
+    if (before && !(before = s_iso_normal (before, before_text))) {
+        snprintf (err, errlen, "before must be an ISO 8601 UTC date");
+        return -1;
+    }
     sqlite3_stmt *stmt = NULL;
     int64_t count = -1;
     if (sqlite3_exec (self->reader, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
@@ -1530,7 +1606,24 @@ lp_store_test (bool verbose)
     lp_value_destroy (&query);
     records = lp_store_history (store, NULL, err, sizeof err);
     assert (records && lp_value_len (records) == 2);
+    //  Dates in any ISO form: "...T20:00:00Z" is before "...T20:00:00.5Z"
+    char oldest [32];
+    snprintf (oldest, sizeof oldest, "%s",
+              s_str (lp_value_at (records, 1), "submitted"));
+    strcpy (oldest + 19, "Z");
     lp_value_destroy (&records);
+    query = lp_value_map ();
+    lp_value_set (query, "since", lp_value_string (oldest));
+    records = lp_store_history (store, query, err, sizeof err);
+    assert (records && lp_value_len (records) == 2);
+    lp_value_destroy (&records);
+    lp_value_set (query, "until", lp_value_string (oldest));
+    records = lp_store_history (store, query, err, sizeof err);
+    assert (records && lp_value_len (records) == 0);
+    lp_value_destroy (&records);
+    lp_value_set (query, "since", lp_value_string ("yesterday"));
+    assert (lp_store_history (store, query, err, sizeof err) == NULL);
+    lp_value_destroy (&query);
     //  Resubmittable: the request's frames were kept
     int kind = -1;
     zmsg_t *frames = lp_store_request_frames (store, id, &kind);

@@ -140,6 +140,39 @@ EOF
     wait_for 10 grown || fail "rows after restart: $(count) (before: $BEFORE)"
     AFTER=$(count)
     say "restart: $AFTER rows ($BEFORE before)"
+    #  The Lua module's history, resubmit, msg_ids, purge; lpsh's magics
+    VALUE=$(sqlite3 "$DB" "select code from requests where msg_id = '$OLD'")
+    VALUE=${VALUE#return }
+    cat > "$LP_HOME/more.lua" <<'EOF'
+local lp = require "luaparallel"
+local rc = lp.connect (arg [1])
+local old, value = arg [2], tonumber (arg [3])
+local h = rc:history {status = "ok", limit = 5}
+assert (#h == 5 and h [1].msg_id and h [1].status == "ok", "history: " .. #h)
+local again = rc:resubmit (old)
+assert (again:get () == value, "resubmit: " .. tostring (again:get ()))
+local ids = again:msg_ids ()
+assert (#ids == 1 and ids [1] ~= old, "msg_ids")
+assert (rc:fetch (ids [1]):get () == value, "fetch of the resubmitted id")
+assert (rc:purge ("2000-01-01T00:00:00Z") == 0, "purge before 2000")
+print ("history, resubmit, msg_ids, purge: ok")
+EOF
+    if ! OUT=$(cd "$LP_HOME" && LUA_CPATH="$CPATH" timeout 60 "$LUA" more.lua \
+               "$DIR/security/lp-client.json" "$OLD" "$VALUE" 2>&1); then
+        fail "Lua history/resubmit/purge: $OUT"
+    fi
+    echo "    $OUT"
+    OUT=$(timeout 60 "$BUILD/lpsh" --profile-dir "$DIR" --bail -e '%history 3' \
+          -e "%fetch $OLD" 2>&1)
+    echo "$OUT" | sed 's/^/    /'
+    case "$OUT" in
+        *"3 records"*) ;;
+        *) fail "lpsh %history 3 does not list 3 records" ;;
+    esac
+    case "$OUT" in
+        *"]: $VALUE"*) ;;
+        *) fail "lpsh %fetch $OLD does not show its value $VALUE" ;;
+    esac
     "$CLI" stop --profile "$NAME" >/dev/null 2>&1
 fi
 
