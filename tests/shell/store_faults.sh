@@ -17,6 +17,10 @@ CLIENT_PID=""
 lp_test store_faults
 cli_profile store "storetest$$"
 lua_setup
+#  A sanitizer build's module needs the ASan runtime loaded first in the
+#  uninstrumented lua5.4 (lib.sh sets PRELOAD then)
+LUA_ENV=""
+[ -n "$PRELOAD" ] && LUA_ENV="LD_PRELOAD=$PRELOAD ASAN_OPTIONS=detect_leaks=0"
 #  An immutable folder must not outlive the test (rm would fail)
 test_cleanup() { [ -d "$DIR/db" ] && chattr -i "$DIR/db" 2>/dev/null; true; }
 command -v sqlite3 >/dev/null || { say "FAIL: sqlite3 not installed (Debian package sqlite3)"; exit 1; }
@@ -95,7 +99,7 @@ for i = 1, 1000000 do
     if not ok then break end
 end
 EOF
-(cd "$LP_HOME" && LUA_CPATH="$CPATH" exec "$LUA" flood.lua "$DIR/security/lp-client.json") \
+(cd "$LP_HOME" && LUA_CPATH="$CPATH" exec env $LUA_ENV "$LUA" flood.lua "$DIR/security/lp-client.json") \
     > "$LP_HOME/flood.out" 2>&1 &
 
 CLIENT_PID=$!
@@ -131,7 +135,7 @@ assert (again:wait (30000))
 print ("fetched after restart", again:state (1), again:get ())
 EOF
     OLD=$(sqlite3 "$DB" "select msg_id from requests where status = 'ok' limit 1")
-    if ! OUT=$(cd "$LP_HOME" && LUA_CPATH="$CPATH" timeout 60 "$LUA" one.lua \
+    if ! OUT=$(cd "$LP_HOME" && LUA_CPATH="$CPATH" timeout 60 env $LUA_ENV "$LUA" one.lua \
                "$DIR/security/lp-client.json" "$OLD" 2>&1); then
         fail "a task after the restart: $OUT"
     fi
@@ -157,7 +161,7 @@ assert (rc:fetch (ids [1]):get () == value, "fetch of the resubmitted id")
 assert (rc:purge ("2000-01-01T00:00:00Z") == 0, "purge before 2000")
 print ("history, resubmit, msg_ids, purge: ok")
 EOF
-    if ! OUT=$(cd "$LP_HOME" && LUA_CPATH="$CPATH" timeout 60 "$LUA" more.lua \
+    if ! OUT=$(cd "$LP_HOME" && LUA_CPATH="$CPATH" timeout 60 env $LUA_ENV "$LUA" more.lua \
                "$DIR/security/lp-client.json" "$OLD" "$VALUE" 2>&1); then
         fail "Lua history/resubmit/purge: $OUT"
     fi
@@ -191,7 +195,7 @@ local ok, err = pcall (rc.fetch, rc, "any")
 assert (not ok and tostring (err):find ("task store is off", 1, true), tostring (err))
 print ("fetch without a store:", err)
 EOF
-    if ! OUT=$(cd "$LP_HOME" && LUA_CPATH="$CPATH" timeout 60 "$LUA" nodb.lua \
+    if ! OUT=$(cd "$LP_HOME" && LUA_CPATH="$CPATH" timeout 60 env $LUA_ENV "$LUA" nodb.lua \
                "$DIR/security/lp-client.json" 2>&1); then
         fail "--no-db: $OUT"
     fi
