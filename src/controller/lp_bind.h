@@ -6,6 +6,9 @@
     frame cap, no HWM drops, short linger), a listen backlog of
     LP_LISTEN_BACKLOG, and a port the kernel picks; the endpoint is then
     written into the connection files. Engines and clients only connect.
+    In a secure cluster (lp_bind_set_curve) every socket is also a CURVE
+    server with the controller's certificate, its handshakes checked by
+    the ZAP handler (lp_zap.c) under the domain LP_ZAP_DOMAIN.
     =========================================================================
 */
 #ifndef LP_BIND_H_INCLUDED
@@ -13,8 +16,16 @@
 
 #include "lp_prelude.h"
 
-//  Tunes sock and binds it to a free TCP port on ip; writes
+//  Tunes sock (keeping a ZMQ_MAXMSGSIZE the caller set lower than the
+//  wire's) and binds it to a free TCP port on ip; writes
 //  "tcp://ip:port" into endpoint. 0, or -1 (sock NULL or bind failed).
 int     lp_bind_tcp (zsock_t *sock, const char *ip, char *endpoint, size_t size);
+//  Every later lp_bind_tcp makes a CURVE server with this certificate
+//  (kept by the caller until the sockets are gone). Call before the
+//  actors start; NULL (the default) for an insecure cluster.
+void    lp_bind_set_curve (zcert_t *server_cert);
+bool    lp_bind_secure (void);
+
+#define LP_ZAP_DOMAIN "luaparallel"
 
 #endif

@@ -9,6 +9,9 @@ lp_relay_actor (zsock_t *pipe, void *ip)
     zsock_t *from_engines = zsock_new (ZMQ_XSUB);
     zsock_t *to_clients = zsock_new (ZMQ_XPUB);
     char endpoints [2][128];
+    //  Clients only send subscriptions here: small frames
+    if (to_clients)
+        zsock_set_maxmsgsize (to_clients, LP_SMALL_MAX_FRAME);
     if (lp_bind_tcp (from_engines, (const char *) ip, endpoints [0], 128)
     ||  lp_bind_tcp (to_clients, (const char *) ip, endpoints [1], 128)) {
         zsys_error ("controller/iopub: cannot bind on %s: %s", (const char *) ip,
