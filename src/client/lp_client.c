@@ -38,6 +38,7 @@
     =========================================================================
 */
 #include "lp_client_private.h"
+#include <stdatomic.h>
 #include "lp_proto.h"
 #include "lp_util.h"
 #include "lp_msg.h"
@@ -785,8 +786,12 @@ s_status (lp_client_t *self, int timeout_ms, lp_value_t **engines_p)
 static void
 s_watch_handshake (lp_client_t *self, zsock_t *sock)
 {
+    //  A new name for each client of the process (an address could be
+    //  reused, and a monitor's inproc endpoint outlives it a while)
+    static atomic_uint monitors;
     char endpoint [64];
-    snprintf (endpoint, sizeof endpoint, "inproc://lp-client-handshake-%p", (void *) self);
+    snprintf (endpoint, sizeof endpoint, "inproc://lp-client-handshake-%u",
+              atomic_fetch_add (&monitors, 1));
     if (zmq_socket_monitor (zsock_resolve (sock), endpoint,
                             ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
                           | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
