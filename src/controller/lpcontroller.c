@@ -361,6 +361,19 @@ s_number (const char *text, const char *option)
     return value;
 }
 
+static bool s_loopback (const char *ip);
+
+//  On the caller's terminal (before a --daemon fork), as well as in the
+//  log (s_start_security): --insecure on an address others can reach.
+static void
+s_warn_insecure (const s_options_t *options)
+{
+    if (options->secure == 0 && !s_loopback (options->ip))
+        fprintf (stderr, "lpcontroller: warning: --insecure on %s, not a loopback address: "
+                 "anyone who reaches it can read the traffic and the engines' output "
+                 "(docs/operations.md, Security)\n", options->ip);
+}
+
 static int
 s_parse (int argc, char **argv, s_options_t *options)
 {
@@ -474,6 +487,7 @@ s_parse (int argc, char **argv, s_options_t *options)
         fprintf (stderr, "lpcontroller: the heartbeat period must be at least 10 ms\n");
         return -1;
     }
+    s_warn_insecure (options);
     return 0;
 }
 
