@@ -953,8 +953,9 @@ lp_client_connect (const char *connection_file, int timeout_ms)
         else
         if (failure)
             snprintf (text, sizeof text, "no CURVE handshake with the controller at %s (%s): "
-                      "the key of the controller in %s is not the one of the cluster running "
-                      "there, or that controller is not secure", self->endpoint,
+                      "the controller there has another key than the one in %s, is not "
+                      "secure, or no longer listens on that port (each start picks new "
+                      "ports and rewrites the file)", self->endpoint,
                       failure == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL? "protocol error"
                                                                     : zmq_strerror (value),
                       path);

@@ -4,8 +4,7 @@
     `lpcontroller --secure` (the default on a non-loopback address) keeps
     three CURVE certificates in <profile>/security/ (czmq zcert files,
     mode 0600): controller.key, client.key and engine.key, each with its
-    _secret twin. They are made on the first secure start and reused after,
-    so connection files copied to other hosts stay good across restarts;
+    _secret twin. They are made on the first secure start and reused after;
     `cluster.sh rekey` removes them (the controller stopped) and the next
     start makes new ones.
 
