@@ -57,12 +57,13 @@ capture() {
     wait "$TCPDUMP_PID" 2>/dev/null
     TCPDUMP_PID=""
     say "$mode: $(grep 'packets captured' "$dir/tcpdump.err")"
+    cp "$dir/security/lp-client.json" "$dir/client-copy.json"     #  removed at stop
     stop_local_cluster || fail "$mode: the controller did not stop cleanly"
 }
 
 lp_tmpdir PLAIN plain
 capture "$PLAIN" --insecure
-grep -q '"curve"' "$PLAIN/security/lp-client.json" \
+grep -q '"curve"' "$PLAIN/client-copy.json" \
     && fail "--insecure: lp-client.json carries CURVE keys"
 n=$(grep -a -c "secret-marker" "$PLAIN/capture.pcap")
 say "--insecure: the capture holds \"secret-marker\" in $n packet(s)"
@@ -70,7 +71,7 @@ say "--insecure: the capture holds \"secret-marker\" in $n packet(s)"
 
 lp_tmpdir SECURE secure
 capture "$SECURE" --secure
-grep -q '"curve"' "$SECURE/security/lp-client.json" \
+grep -q '"curve"' "$SECURE/client-copy.json" \
     || fail "--secure: lp-client.json carries no CURVE keys"
 n=$(grep -a -c "secret-marker" "$SECURE/capture.pcap")
 packets=$(grep -o '^[0-9]* packets captured' "$SECURE/tcpdump.err" | cut -d' ' -f1)
