@@ -144,7 +144,7 @@ stop_pid () {
 DEPS_BUILD=(gcc make libc6-dev cmake pkg-config libzmq3-dev libczmq-dev
             libmsgpack-dev liblua5.4-dev libsodium-dev libjansson-dev
             libedit-dev libsqlite3-dev iproute2 procps)
-DEPS_TEST=(tmux lua5.4 python3-zmq python3-msgpack tcpdump)
+DEPS_TEST=(tmux lua5.4 python3-zmq python3-msgpack sqlite3 tcpdump)
 #  libFuzzer: Debian 12's clang 14 finds libclang_rt.fuzzer in libclang-rt-14-dev
 DEPS_FUZZ=(clang libclang-rt-14-dev)
 FUZZ_SECONDS=${LP_FUZZ_SECONDS:-60}
@@ -252,6 +252,7 @@ usage: $PROG start [-n N] [--profile P] [--ip IP] [--location HOST]
                    [--heartbeat MSEC] [--max-misses N]
                    [--scheduler NAME] [--hwm N] [--engine-memory MB]
                    [--restart-engines] [--replay-window MSEC]
+                   [--no-db] [--db-max-result BYTES]
                    [--log-max MB] [--log-keep N] [--engine-wait S]
                    [--secure | --insecure] [--no-build]
 
@@ -284,6 +285,11 @@ the reason, when the log folder cannot be written.
   --replay-window MSEC
                     requests dated further than this from the controller's
                     clock are refused (default 60000)
+  --no-db           no task store (\$LP_HOME/profile_P/db/tasks.sqlite3):
+                    results cannot be fetched by msg_id from another client
+  --db-max-result BYTES
+                    largest reply the task store keeps (default 1048576);
+                    larger ones are recorded as too large to keep
   --log-max MB      rotate log/lpcontroller.log and each log/engine-<k>.log
                     past MB megabytes (default 10; 0 = never): FILE ->
                     FILE.1 -> ... -> FILE.<N>; engine output (also what
@@ -422,7 +428,8 @@ controller_pid () {
 
 cmd_start () {
     local n="" profile=default ip="" location="" hb="" misses="" sched="" hwm=""
-    local memory="" restart="" window="" log_max="" log_keep="" engine_wait=""
+    local memory="" restart="" window="" nodb="" dbmax=""
+    local log_max="" log_keep="" engine_wait=""
     local secure=""
     while (( $# )); do
         case $1 in
@@ -438,6 +445,8 @@ cmd_start () {
             --engine-memory) need_count "$@"; memory=$2; shift 2 ;;
             --restart-engines) restart=1; shift ;;
             --replay-window) need_int "$@"; window=$2; shift 2 ;;
+            --no-db) nodb=1; shift ;;
+            --db-max-result) need_count "$@"; dbmax=$2; shift 2 ;;
             --log-max) need_count "$@"; log_max=$2; shift 2 ;;
             --log-keep) need_count "$@"; log_keep=$2; shift 2 ;;
             --engine-wait) need_count "$@"; engine_wait=$2; shift 2 ;;
@@ -468,6 +477,8 @@ cmd_start () {
     [[ -n $memory ]] && args+=(--engine-memory "$memory")
     [[ -n $restart ]] && args+=(--restart-engines)
     [[ -n $window ]] && args+=(--replay-window "$window")
+    [[ -n $nodb ]] && args+=(--no-db)
+    [[ -n $dbmax ]] && args+=(--db-max-result "$dbmax")
     [[ -n $log_max ]] && args+=(--log-max "$log_max")
     [[ -n $log_keep ]] && args+=(--log-keep "$log_keep")
     [[ -n $engine_wait ]] && args+=(--engine-wait "$engine_wait")

@@ -188,9 +188,9 @@ def run_kv(cmd, env, timeout, check=True):
 class Cluster:
     """One running cluster of either system, started in its own profile."""
 
-    def __init__(self, system, n, build, scheme=None, timeout=120, extra=()):
+    def __init__(self, system, n, build, scheme=None, timeout=120, extra=None):
         self.system, self.n, self.build, self.scheme = system, n, build, scheme
-        self.extra = list(extra)        # more lpcontroller options (--secure)
+        self.extra = extra or []           # more lpcontroller options (ours only)
         self.tag = new_tag()
         self.env = env_for(self.tag)
         self.dir = os.path.join(TMP, f"{system}-{self.tag}")
@@ -783,6 +783,37 @@ def main():
             secure_rows([(r_lb_c, "tasks_per_s", 1)], "lb", lb_lp)
             judge(r_lb_c, f">= 0.5 x without CURVE ({fmt(times(0.5, r_lb.med()))}/s)",
                   [("luaparallel", r_lb_c.med(), ">=", times(0.5, r_lb.med()))])
+            #  The task store's cost (issue 11): two fresh clusters, store on
+            #  and off (--no-db), runs alternated, at least 3 each.
+            log("load-balanced tasks, task store on and off")
+            r_on = add("lb_store_on", f"load-balanced no-op tasks, task store on ({lb_lp:,}, "
+                       "fresh cluster)", "tasks/s", "higher", note="ours only")
+            r_off = add("lb_store_off", f"load-balanced no-op tasks, task store off (--no-db, "
+                        f"{lb_lp:,}, fresh cluster)", "tasks/s", "higher", note="ours only")
+            store_c = {}
+            for row, extra in ((r_on, []), (r_off, ["--no-db"])):
+                c = Cluster("lp", n, build, extra=extra)
+                clusters.append(c)
+                try:
+                    c.start()
+                    store_c[row.key] = c
+                except (RuntimeError, subprocess.TimeoutExpired, OSError) as e:
+                    log(f"lp {row.key}: cluster FAILED to start: {short(e)}")
+                    failed(row, "lp", short(e))
+            for i in range(max(reps, 3)):
+                for row in (r_on, r_off):
+                    c = store_c.get(row.key)
+                    if c is None:
+                        continue
+                    try:
+                        row.lp.append(c.run("lb", lb_lp, timeout=wl_timeout)["tasks_per_s"])
+                    except (RuntimeError, subprocess.TimeoutExpired, KeyError, OSError) as e:
+                        log(f"lp {row.key}: FAILED: {short(e)}")
+                        failed(row, "lp", short(e))
+            for c in store_c.values():
+                c.stop()
+            judge(r_on, "within 10 % of store off (issue 11)",
+                  [("luaparallel", r_on.med(), ">=", times(0.9, r_off.med()))])
         if want("map"):
             r_map = add("lb_map", f"load-balanced map, chunksize 1 ({lb_lp:,} / {lb_ipp:,} items)",
                         "items/s", "higher")

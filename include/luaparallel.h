@@ -193,6 +193,36 @@ int          lp_client_poll (lp_client_t *self, int timeout_ms);
 int          lp_client_shutdown_cluster (lp_client_t *self, int timeout_ms);
 
 //  ---------------------------------------------------------------------
+//  Task store: results by msg_id from any client (docs/api.md, "Task
+//  store"). The controller keeps every request and its replies in
+//  <profile>/db/tasks.sqlite3 unless started with --no-db (then these
+//  fail with LP_EREMOTE, "the task store is off").
+
+//  The result of the request msg_id (sent by any client, this one or
+//  another, even one that has gone): a result like the one its sender
+//  got, already complete when the request has ended, else pending until
+//  it ends (wait on it as usual). timeout_ms bounds the lookup. NULL when
+//  the store has no record of msg_id (LP_EINVAL), or on error.
+lp_result_t *lp_client_fetch (lp_client_t *self, const char *msg_id, int timeout_ms);
+//  Records of the store, newest first: an array of maps {msg_id, session,
+//  kind, msg_type, code, targets, flags, status, engine, submitted,
+//  started, completed, stdout, ename, evalue, replies}. query (may be
+//  NULL; not taken) is a map of optional filters: status ("queued",
+//  "running", "ok", "error", "aborted", or "pending" / "done"), engine
+//  (id), since / until (ISO 8601 UTC dates of submission), limit (default
+//  100). Caller destroys; NULL on error.
+lp_value_t  *lp_client_history (lp_client_t *self, const lp_value_t *query, int timeout_ms);
+//  Removes the records of requests that ended before the ISO 8601 UTC
+//  date `before` (NULL: every ended request). Returns how many, or -1.
+int64_t      lp_client_purge (lp_client_t *self, const char *before, int timeout_ms);
+//  Sends the stored request msg_id again under a new msg_id (to the
+//  scheduler, or the mux for a direct request), as ipyparallel's
+//  resubmit; returns the new request's result (pending), as
+//  lp_client_fetch of the new id. NULL when the request is unknown or its
+//  frames were too large to keep.
+lp_result_t *lp_client_resubmit (lp_client_t *self, const char *msg_id, int timeout_ms);
+
+//  ---------------------------------------------------------------------
 //  Views
 
 //  Direct view; targets NULL,0 = all engines registered at the time of
@@ -289,6 +319,9 @@ const char  *lp_result_traceback (lp_result_t *self, int i);  //  may be ""
 const char  *lp_result_stdout (lp_result_t *self, int i);
 int          lp_result_engine (lp_result_t *self, int i);     //  engine id, -1 unknown
 const char  *lp_result_msg_id (lp_result_t *self, int i);
+//  The distinct msg_ids of this result's requests, in order, as an array
+//  of strings (caller destroys): what lp_client_fetch takes.
+lp_value_t  *lp_result_msg_ids (lp_result_t *self);
 //  Seconds since the epoch (UTC) when reply i's request was sent (tasks),
 //  started and completed on its engine; -1 when unknown.
 double       lp_result_submitted (lp_result_t *self, int i);

@@ -6,7 +6,7 @@ module `luaparallel`. Returns main(options) -> exit status.
 
 A line is, in this order:
   - a magic: %px, %%px (a cell ended by a blank line), %autopx, %pxresult,
-    %result, %targets, %pxconfig, %engines, %help;
+    %result, %targets, %pxconfig, %engines, %history, %fetch, %help;
   - in %autopx mode: code for the engines;
   - else local Lua, as in the stand-alone lua: `return <line>` is tried
     first, so an expression prints its value; an incomplete statement
@@ -463,6 +463,11 @@ dv a direct view on all engines, lp the luaparallel module.
   %pxconfig [--block|--noblock] [--targets SPEC] [--stream|--no-stream]
                        [--group-outputs=engine|order] [--wait-timeout MS]
   %engines             engines with their state and queue
+  %history [N] [STATUS]  the last N requests of the task store (default 20),
+                       newest first; STATUS: ok, error, aborted, queued,
+                       running, pending, done
+  %fetch ID            wait for and show the result of request ID (any
+                       client's, from the task store)
   %help                this text
 Ctrl-C while waiting interrupts the engines; a second Ctrl-C stops waiting.
 ]]
@@ -611,6 +616,39 @@ magics ["engines"] = function ()
             tostring (e.pid), tostring (e.state), tostring (e.queue)))
     end
     out (("%d engine%s\n"):format (#engines, #engines == 1 and "" or "s"))
+end
+
+-- One line per request of the task store, newest first
+magics ["history"] = function (rest)
+    local query = { limit = 20 }
+    for word in rest:gmatch ("%S+") do
+        if word:match ("^%d+$") then query.limit = tonumber (word)
+        else query.status = word end
+    end
+    local records = S.rc:history (query)
+    out (("%-32s %-7s %-8s %-6s %-27s %s\n"):format ("msg_id", "kind", "status", "engine",
+         "submitted", "code"))
+    for _, rec in ipairs (records) do
+        local code = tostring (rec.code or rec.msg_type or ""):gsub ("%s+", " ")
+        if #code > 40 then code = code:sub (1, 37) .. "..." end
+        out (("%-32s %-7s %-8s %-6s %-27s %s\n"):format (tostring (rec.msg_id),
+             tostring (rec.kind), tostring (rec.status), tostring (rec.engine or "-"),
+             tostring (rec.submitted), code))
+    end
+    out (("%d record%s\n"):format (#records, #records == 1 and "" or "s"))
+end
+
+-- The result of any request by its msg_id, shown as %px shows its own
+magics ["fetch"] = function (rest)
+    local id = rest:match ("^(%S+)$")
+    if not id then error ("usage: %fetch MSG_ID (%history lists them)", 0) end
+    local r = S.rc:fetch (id)
+    S.count = S.count + 1
+    -- No view to interrupt: Ctrl-C only stops waiting.
+    local rec = { r = r, count = S.count, shown = {},
+                  view = { interrupt = function () return nil end } }
+    S.last = rec
+    if wait_for (rec, false) then display (rec) end
 end
 
 magics ["help"] = function () out (HELP) end

@@ -346,6 +346,11 @@ s_dispatch (lp_client_t *self, zsock_t *sock, lp_msg_t *msg)
             self->sync_id [0] = 0;
             return;             //  kept
         }
+        //  Replies fetched from the task store (lp_client_fetch)
+        lp_result_t *result = parent_id?
+            (lp_result_t *) zhashx_lookup (self->routes, parent_id): NULL;
+        if (result)
+            lp_result_handle_reply (result, msg);
     }
     lp_msg_destroy (&msg);
 }
@@ -641,10 +646,11 @@ lp_client_send (lp_client_t *self, lp_channel_t channel, lp_msg_t **msg_p,
 }
 
 void
-lp_client_unroute (lp_client_t *self, const char *msg_id)
+lp_client_unroute (lp_client_t *self, const char *msg_id, lp_result_t *result)
 {
     assert (self);
-    zhashx_delete (self->routes, msg_id);
+    if (zhashx_lookup (self->routes, msg_id) == result)
+        zhashx_delete (self->routes, msg_id);
 }
 
 void *
@@ -682,17 +688,22 @@ lp_client_forget_view (lp_client_t *self, void *handle)
 //  One synchronous query on the registration channel. Returns the reply
 //  (caller destroys) or NULL with the error set.
 
+static lp_msg_t *s_query_with (lp_client_t *self, const char *msg_type,
+                               lp_value_t *content, int timeout_ms);
+
 static lp_msg_t *
 s_query (lp_client_t *self, const char *msg_type, int timeout_ms)
 {
-    lp_msg_t *msg = lp_msg_new (msg_type);
+    return s_query_with (self, msg_type, lp_value_map (), timeout_ms);
+}
+
+//  The same with a content (taken).
+static lp_msg_t *
+s_query_with (lp_client_t *self, const char *msg_type, lp_value_t *content, int timeout_ms)
+{
+    lp_msg_t *msg = content? lp_msg_new (msg_type): NULL;
     if (!msg) {
-        lp_client_set_error (self, "out of memory");
-        return NULL;
-    }
-    lp_value_t *content = lp_value_map ();
-    if (!content) {
-        lp_msg_destroy (&msg);
+        lp_value_destroy (&content);
         lp_client_set_error (self, "out of memory");
         return NULL;
     }
@@ -1117,4 +1128,165 @@ lp_client_shutdown_cluster (lp_client_t *self, int timeout_ms)
         return -1;
     lp_msg_destroy (&reply);
     return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Task store (docs/api.md, "Task store"; docs/protocol.md, "Task store
+//  queries")
+
+//  {msg_ids = [msg_id]}
+static lp_value_t *
+s_ids_content (const char *msg_id)
+{
+    lp_value_t *content = lp_value_map ();
+    lp_value_t *ids = lp_value_array ();
+    if (!content || !ids || lp_value_append (ids, lp_value_string (msg_id))
+    ||  lp_value_set (content, "msg_ids", ids)) {
+        lp_value_destroy (&content);
+        return NULL;
+    }
+    return content;
+}
+
+lp_result_t *
+lp_client_fetch (lp_client_t *self, const char *msg_id, int timeout_ms)
+{
+    assert (self);
+    if (!msg_id || !*msg_id || strlen (msg_id) > LP_ID_CHARS * 2) {
+        lp_client_fail (self, LP_EINVAL, "fetch: no msg_id");
+        return NULL;
+    }
+    lp_result_t *own = (lp_result_t *) zhashx_lookup (self->routes, msg_id);
+    if (own && !lp_result_ready (own)) {
+        lp_client_fail (self, LP_EINVAL, "fetch: %s is a pending request of this client: "
+                        "wait on its own result", msg_id);
+        return NULL;
+    }
+    if (timeout_ms <= 0)
+        timeout_ms = LP_CONNECT_TIMEOUT_MSEC;
+    //  1. What the store knows: the replies to expect (one per engine of
+    //  a direct request, one for a task).
+    lp_msg_t *reply = s_query_with (self, LP_FETCH_REQUEST, s_ids_content (msg_id), timeout_ms);
+    if (!reply)
+        return NULL;
+    const lp_value_t *records = lp_value_get (lp_msg_content (reply), "records");
+    const lp_value_t *record = records? lp_value_at (records, 0): NULL;
+    const char *state = lp_wire_map_string (record, "state");
+    const char *kind = lp_wire_map_string (record, "kind");
+    const lp_value_t *engines = record? lp_value_get (record, "engines"): NULL;
+    if (!state || streq (state, "unknown") || !engines || lp_value_type (engines) != LP_ARRAY) {
+        lp_client_fail (self, LP_EINVAL, "fetch: the task store has no record of %s", msg_id);
+        lp_msg_destroy (&reply);
+        return NULL;
+    }
+    lp_result_t *result = lp_result_new (self, LP_COMBINE_EACH);
+    bool task = kind && streq (kind, "task");
+    for (size_t i = 0; result && i < lp_value_len (engines); i++) {
+        int engine = (int) lp_value_as_int (lp_value_at (engines, i));
+        if ((task? lp_result_add_task_slot (result, msg_id, ""):
+                   lp_result_add_slot (result, msg_id, engine)) != 0)
+            lp_result_destroy (&result);
+    }
+    if (result && lp_value_len (engines) == 0 && lp_result_add_slot (result, msg_id, -1) != 0)
+        lp_result_destroy (&result);
+    lp_msg_destroy (&reply);
+    //  A result of this client that has ended gives its route over.
+    if (result)
+        zhashx_delete (self->routes, msg_id);
+    if (!result || zhashx_insert (self->routes, msg_id, result) != 0) {
+        lp_result_destroy (&result);
+        lp_client_fail (self, LP_ENOMEM, "fetch: out of memory");
+        return NULL;
+    }
+    //  2. The replies: at once when stored, else when the request ends.
+    //  They come on the registration channel with the original request as
+    //  parent, and are routed to the result like any reply.
+    lp_msg_t *msg = lp_msg_new (LP_RESULT_REQUEST);
+    lp_value_t *content = s_ids_content (msg_id);
+    if (!msg || !content) {
+        lp_msg_destroy (&msg);
+        lp_value_destroy (&content);
+        lp_result_destroy (&result);
+        lp_client_fail (self, LP_ENOMEM, "fetch: out of memory");
+        return NULL;
+    }
+    lp_msg_set_content (msg, content);
+    char sent [LP_ID_CHARS + 1];
+    if (lp_client_send (self, LP_CHANNEL_REGISTRATION, &msg, NULL, sent) != 0) {
+        lp_result_destroy (&result);
+        return NULL;
+    }
+    return result;
+}
+
+lp_value_t *
+lp_client_history (lp_client_t *self, const lp_value_t *query, int timeout_ms)
+{
+    assert (self);
+    if (timeout_ms <= 0)
+        timeout_ms = LP_CONNECT_TIMEOUT_MSEC;
+    if (query && lp_value_type (query) != LP_MAP) {
+        lp_client_fail (self, LP_EINVAL, "history: the query must be a map");
+        return NULL;
+    }
+    lp_value_t *content = query? lp_value_dup (query): lp_value_map ();
+    lp_msg_t *reply = s_query_with (self, LP_HISTORY_REQUEST, content, timeout_ms);
+    if (!reply)
+        return NULL;
+    lp_value_t *records = lp_value_take (lp_msg_content (reply), "records");
+    lp_msg_destroy (&reply);
+    if (!records || lp_value_type (records) != LP_ARRAY) {
+        lp_value_destroy (&records);
+        lp_client_fail (self, LP_EREMOTE, "%s without records", LP_HISTORY_REPLY);
+        return NULL;
+    }
+    return records;
+}
+
+int64_t
+lp_client_purge (lp_client_t *self, const char *before, int timeout_ms)
+{
+    assert (self);
+    if (timeout_ms <= 0)
+        timeout_ms = LP_CONNECT_TIMEOUT_MSEC;
+    lp_value_t *content = lp_value_map ();
+    if (content && before)
+        lp_value_set (content, "before", lp_value_string (before));
+    lp_msg_t *reply = s_query_with (self, LP_PURGE_REQUEST, content, timeout_ms);
+    if (!reply)
+        return -1;
+    int64_t removed = lp_msg_get_int (reply, "removed", -1);
+    lp_msg_destroy (&reply);
+    if (removed < 0)
+        lp_client_fail (self, LP_EREMOTE, "%s without a count", LP_PURGE_REPLY);
+    return removed;
+}
+
+lp_result_t *
+lp_client_resubmit (lp_client_t *self, const char *msg_id, int timeout_ms)
+{
+    assert (self);
+    if (!msg_id || !*msg_id) {
+        lp_client_fail (self, LP_EINVAL, "resubmit: no msg_id");
+        return NULL;
+    }
+    if (timeout_ms <= 0)
+        timeout_ms = LP_CONNECT_TIMEOUT_MSEC;
+    lp_msg_t *reply = s_query_with (self, LP_RESUBMIT_REQUEST, s_ids_content (msg_id), timeout_ms);
+    if (!reply)
+        return NULL;
+    const lp_value_t *ids = lp_value_get (lp_msg_content (reply), "msg_ids");
+    const lp_value_t *fresh = ids? lp_value_at (ids, 0): NULL;
+    char new_id [LP_ID_CHARS * 2 + 1] = "";
+    if (fresh && lp_value_type (fresh) == LP_STRING)
+        snprintf (new_id, sizeof new_id, "%s", lp_value_as_string (fresh, NULL));
+    if (!*new_id) {
+        const char *why = lp_wire_map_string (lp_value_get (lp_msg_content (reply), "errors"),
+                                              msg_id);
+        lp_client_fail (self, LP_EINVAL, "resubmit: %s", why? why: "refused");
+        lp_msg_destroy (&reply);
+        return NULL;
+    }
+    lp_msg_destroy (&reply);
+    return lp_client_fetch (self, new_id, timeout_ms);
 }

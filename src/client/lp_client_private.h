@@ -61,8 +61,9 @@ void    lp_client_forget_view (lp_client_t *self, void *handle);
 //  Takes a task the client still holds (not sent: too many in flight)
 //  out of its backlog; true when it was there (it never reaches anyone).
 bool    lp_client_unhold (lp_client_t *self, const char *msg_id);
-//  Stops routing replies with this msg_id anywhere.
-void    lp_client_unroute (lp_client_t *self, const char *msg_id);
+//  Stops routing replies with this msg_id to result (a later
+//  lp_client_fetch of the same id may have taken the route over).
+void    lp_client_unroute (lp_client_t *self, const char *msg_id, lp_result_t *result);
 
 //  ---------------------------------------------------------------------
 //  lp_result internals (lp_result.c)

@@ -173,7 +173,7 @@ lp_result_destroy (lp_result_t **self_p)
     assert (self->tag == LP_RESULT_TAG);
     for (int i = 0; i < self->nslots; i++) {
         if (self->client)
-            lp_client_unroute (self->client, self->slots [i].msg_id);
+            lp_client_unroute (self->client, self->slots [i].msg_id, self);
         s_slot_clear (&self->slots [i]);
     }
     if (self->client)
@@ -618,6 +618,22 @@ lp_result_engine (lp_result_t *self, int i)
 {
     slot_t *slot = s_slot (self, i);
     return slot? slot->engine: -1;
+}
+
+lp_value_t *
+lp_result_msg_ids (lp_result_t *self)
+{
+    assert (self);
+    lp_value_t *ids = lp_value_array ();
+    for (int i = 0; ids && i < self->nslots; i++) {
+        const char *id = self->slots [i].msg_id;
+        //  Slots of one msg_id are next to each other
+        if (i > 0 && streq (self->slots [i - 1].msg_id, id))
+            continue;
+        if (lp_value_append (ids, lp_value_string (id)) != 0)
+            lp_value_destroy (&ids);
+    }
+    return ids;
 }
 
 const char *

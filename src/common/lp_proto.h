@@ -112,6 +112,17 @@ bool    lp_proto_ping_decode (const uint8_t *data, size_t size, uint64_t *seq_p)
 #define LP_STATUS_REQUEST       "status_request"
 #define LP_STATUS_REPLY         "status_reply"
 #define LP_ENGINE_HELLO         "engine_hello"
+//  registration channel: the task store (docs/protocol.md, "Task store queries")
+#define LP_FETCH_REQUEST        "fetch_request"
+#define LP_FETCH_REPLY          "fetch_reply"
+#define LP_RESULT_REQUEST       "result_request"
+#define LP_RESULT_REPLY         "result_reply"
+#define LP_HISTORY_REQUEST      "history_request"
+#define LP_HISTORY_REPLY        "history_reply"
+#define LP_PURGE_REQUEST        "purge_request"
+#define LP_PURGE_REPLY          "purge_reply"
+#define LP_RESUBMIT_REQUEST     "resubmit_request"
+#define LP_RESUBMIT_REPLY       "resubmit_reply"
 //  iopub and notification
 #define LP_STREAM               "stream"
 #define LP_ENGINE_REGISTERED    "engine_registered"
@@ -131,6 +142,9 @@ bool    lp_proto_ping_decode (const uint8_t *data, size_t size, uint64_t *seq_p)
 #define LP_ENAME_MEMORY         "MemoryError"
 #define LP_ENAME_INTERRUPTED    "Interrupted"
 #define LP_ENAME_CONTROLLER_LOST "ControllerLost"
+#define LP_ENAME_UNKNOWN_REQUEST "UnknownRequest"     //  no record of that msg_id
+#define LP_ENAME_STORE          "StoreError"          //  store off or failing
+#define LP_ENAME_TOO_LARGE      "ResultTooLarge"      //  not kept by the store
 
 //  ---------------------------------------------------------------------
 //  Functions

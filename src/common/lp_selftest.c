@@ -25,6 +25,9 @@
 #undef NDEBUG
 #include <assert.h>
 
+//  The controller's task store (built into this program, see CMakeLists.txt)
+void lp_store_test (bool verbose);
+
 typedef struct {
     const char *name;                   //  class name
     void (*test) (bool verbose);        //  its self-test
@@ -42,6 +45,7 @@ static const s_test_t s_tests [] = {
     { "luavalue", lp_luavalue_test },
     { "policy",   lp_policy_test },
     { "zap",      lp_zap_test },
+    { "store",    lp_store_test },      //  src/controller/lp_store.c
     { NULL, NULL }
 };
 

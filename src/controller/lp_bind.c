@@ -12,6 +12,15 @@ lp_bind_set_curve (zcert_t *server_cert)
     s_server_cert = server_cert;
 }
 
+void
+lp_bind_connect_self (zsock_t *sock)
+{
+    if (s_server_cert) {
+        zcert_apply (s_server_cert, sock);
+        zsock_set_curve_serverkey (sock, zcert_public_txt (s_server_cert));
+    }
+}
+
 bool
 lp_bind_secure (void)
 {

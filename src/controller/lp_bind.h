@@ -25,6 +25,11 @@ int     lp_bind_tcp (zsock_t *sock, const char *ip, char *endpoint, size_t size)
 //  actors start; NULL (the default) for an insecure cluster.
 void    lp_bind_set_curve (zcert_t *server_cert);
 bool    lp_bind_secure (void);
+//  A socket of the controller that connects to one of its own endpoints
+//  (the task store's resubmissions): in a secure cluster, a CURVE client
+//  with the controller's own key pair, which the ZAP handler admits too.
+//  Call before zsock_connect.
+void    lp_bind_connect_self (zsock_t *sock);
 
 #define LP_ZAP_DOMAIN "luaparallel"
 

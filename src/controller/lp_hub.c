@@ -53,6 +53,7 @@
 #include "lp_msg.h"
 #include "lp_guard.h"
 #include "lp_wire.h"
+#include "lp_fetch.h"
 
 #include <sodium.h>
 
@@ -99,6 +100,7 @@ struct _lp_hub_t {
     zactor_t *control;                  //  data path: interrupt, shutdown
     zactor_t *scheduler;                //  data path: load-balanced tasks
     zactor_t *relay;                    //  data path: iopub
+    lp_fetch_t *fetch;                  //  task store queries (lp_fetch.c)
     s_engine_t **engines;               //  by id, NULL for holes (owns)
     size_t engines_size;                //  slots in engines
     int next_id;                        //  next fresh id
@@ -538,6 +540,9 @@ s_handle_registration_msg (lp_hub_t *self, lp_msg_t *msg)
         zstr_send (self->pipe, "SHUTDOWN");
         rc = -1;
     }
+    else
+    if (lp_fetch_handle (self->fetch, msg))
+        ;                               //  fetch, result, history, purge, resubmit
     else {
         char why [160];
         snprintf (why, sizeof why, "unknown message type '%.100s' on the registration channel", type);
@@ -860,11 +865,12 @@ s_hub_new (zsock_t *pipe, const lp_hub_config_t *config, char *err, size_t errle
         return NULL;
     }
     lp_mux_config_t mux_config = { config->ip, self->key, sizeof self->key, "mux",
-                                   self->guard };
+                                   self->guard, config->store };
     lp_mux_config_t control_config = { config->ip, self->key, sizeof self->key, "control",
-                                       self->guard };
+                                       self->guard, config->store };
     lp_scheduler_config_t scheduler_config = { config->ip, self->key, sizeof self->key,
-                                               config->scheme, config->hwm, self->guard };
+                                               config->scheme, config->hwm, self->guard,
+                                               config->store };
     if (s_start_actor (&self->mux, lp_mux_actor, &mux_config, endpoints + LP_HUB_MUX_ENGINE)
     ||  s_start_actor (&self->control, lp_mux_actor, &control_config,
                        endpoints + LP_HUB_CONTROL_ENGINE)
@@ -873,6 +879,14 @@ s_hub_new (zsock_t *pipe, const lp_hub_config_t *config, char *err, size_t errle
     ||  s_start_actor (&self->relay, lp_relay_actor, LP_UNCONST (void *, config->ip),
                        endpoints + LP_HUB_IOPUB_ENGINE)) {
         snprintf (err, errlen, "cannot start the data path on %s", config->ip);
+        s_hub_destroy (&self);
+        return NULL;
+    }
+    //  The task store's queries (results by id, history, purge, resubmit)
+    self->fetch = lp_fetch_new (config->store, self->wire, self->registration, self->loop,
+                                endpoints [LP_HUB_TASK_CLIENT], endpoints [LP_HUB_MUX_CLIENT]);
+    if (!self->fetch) {
+        snprintf (err, errlen, "cannot start the task store's queries");
         s_hub_destroy (&self);
         return NULL;
     }
@@ -908,6 +922,7 @@ s_hub_destroy (lp_hub_t **self_p)
     if (self->relay)
         zstr_send (self->relay, "TERMINATE");
     zactor_destroy (&self->relay);
+    lp_fetch_destroy (&self->fetch);
     zloop_destroy (&self->loop);
     zsock_destroy (&self->registration);
     zsock_destroy (&self->hb_ping);

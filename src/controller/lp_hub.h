@@ -28,6 +28,7 @@
 #define LP_HUB_H_INCLUDED
 
 #include "lp_prelude.h"
+#include "lp_store.h"
 
 //  The controller's endpoints, as the hub's actors bound them.
 typedef enum {
@@ -50,6 +51,7 @@ typedef struct {
     int max_misses;                     //  pings missed before dead
     int scheme;                         //  lp_scheme_t of the task scheduler
     int hwm;                            //  tasks outstanding per engine, 0 = any
+    lp_store_t *store;                  //  the task store, NULL when off
     //  Filled by the hub before it signals:
     bool ok;                            //  started
     char error [256];                   //  why not

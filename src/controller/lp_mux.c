@@ -77,6 +77,7 @@ typedef struct {
     int64_t *targets;                   //  scratch for folded targets
     size_t targets_size;                //  slots in targets
     lp_unmatched_t unmatched;           //  engine replies with no record
+    lp_store_t *store;                  //  task store hooks, NULL when off
 } self_t;
 
 
@@ -112,12 +113,42 @@ s_record_final (self_t *self, s_record_t *record)
     zlistx_delete (record->engine->sent, record->handle);
 }
 
+//  Task store hooks (lp_store.h): what the store records of a request.
+static void
+s_store_request (self_t *self, zmsg_t *msg, const char *msg_id,
+                 const int64_t *targets, int64_t ntargets)
+{
+    if (self->store)
+        lp_store_request (self->store, streq (self->channel, "mux")? LP_STORE_DIRECT
+                          : LP_STORE_CONTROL, msg_id, msg, 1, targets, (size_t) ntargets);
+}
+
+static void
+s_store_reply (self_t *self, const char *msg_id, int engine, zmsg_t *msg)
+{
+    if (self->store)
+        lp_store_reply (self->store, msg_id, engine, msg, 1);
+}
+
+static void
+s_store_error (self_t *self, const lp_value_t *header, int64_t engine,
+               const char *ename, const char *evalue)
+{
+    const char *msg_id = lp_value_as_string (lp_value_get (header, LP_HDR_MSG_ID), NULL);
+    if (!self->store)
+        return;
+    if (engine == -1)                   //  refused as a whole: never recorded yet
+        s_store_request (self, NULL, msg_id, NULL, 0);
+    lp_store_error (self->store, msg_id, (int) engine, ename, evalue);
+}
+
 //  Sends an error reply from the controller for a request.
 static void
 s_reply_error (self_t *self, zframe_t *client, lp_value_t *header,
                int64_t engine_id, const char *ename, const char *evalue)
 {
     lp_reply_error (self->wire, self->client, client, header, engine_id, ename, evalue);
+    s_store_error (self, header, engine_id, ename, evalue);
 }
 
 //  The same for a recorded request, whose header is kept as bytes.
@@ -211,6 +242,7 @@ s_handle_client (void *arg, zmsg_t *msg, lp_value_t *header)
         s_reply_error (self, client, header, -1, LP_ENAME_PROTOCOL, why);
         goto done;
     }
+    s_store_request (self, msg, msg_id, self->targets, ntargets);
     for (int64_t i = 0; i < ntargets; i++) {
         int64_t id = self->targets [i];
         lp_route_t *engine = lp_routes_by_id (self->engines, id);
@@ -259,8 +291,10 @@ s_handle_reply (void *arg, lp_actor_reply_t *reply)
         zframe_t *routing = zmsg_pop (msg);
         zframe_destroy (&routing);
         routing = zframe_dup (record->client);
-        if (routing && zmsg_prepend (msg, &routing) == 0)
+        if (routing && zmsg_prepend (msg, &routing) == 0) {
+            s_store_reply (self, reply->parent_id, engine->id, msg);
             zmsg_send (&msg, self->client);
+        }
         zframe_destroy (&routing);
         engine->done++;
         s_record_final (self, record);
@@ -375,6 +409,7 @@ s_self_new (zsock_t *pipe, lp_mux_config_t *config)
     self->client = self->actor->client;
     self->engine = self->actor->engine;
     self->engines = self->actor->engines;
+    self->store = config->store;
     return self;
 }
 

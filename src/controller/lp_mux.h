@@ -11,6 +11,7 @@
 #define LP_MUX_H_INCLUDED
 
 #include "lp_guard.h"
+#include "lp_store.h"
 
 typedef struct {
     const char *ip;                     //  address to bind
@@ -18,6 +19,7 @@ typedef struct {
     size_t key_len;
     const char *channel;                //  "mux" or "control"
     lp_guard_t *guard;                  //  the controller's replay guard (shared)
+    lp_store_t *store;                  //  the task store (hooks), NULL when off
 } lp_mux_config_t;
 
 //  zactor_new (lp_mux_actor, &config): binds its two sockets (client-facing

@@ -170,10 +170,16 @@ s_str_at (const uint8_t *data, size_t size, size_t pos, const uint8_t **str, siz
 int
 lp_reply_map_str (zframe_t *frame, const char *key, char *out, size_t size)
 {
-    if (!frame || size == 0)
+    if (!frame)
         return -1;
-    const uint8_t *data = zframe_data (frame);
-    size_t bytes = zframe_size (frame);
+    return lp_reply_bytes_str (zframe_data (frame), zframe_size (frame), key, out, size);
+}
+
+int
+lp_reply_bytes_str (const uint8_t *data, size_t bytes, const char *key, char *out, size_t size)
+{
+    if (!data || size == 0)
+        return -1;
     if (bytes == 0)
         return -1;
     uint64_t extra, items;

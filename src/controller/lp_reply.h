@@ -30,6 +30,9 @@ void lp_reply_refused (lp_wire_t *wire, zsock_t *sock, zmsg_t *zmsg);
 //  reply, so it scans the bytes instead of decoding the map into values:
 //  no allocation, no out-of-band buffer is touched.
 int lp_reply_map_str (zframe_t *frame, const char *key, char *out, size_t size);
+//  The same on bytes (a map frame kept elsewhere: the task store's copies).
+int lp_reply_bytes_str (const uint8_t *data, size_t bytes, const char *key,
+                        char *out, size_t size);
 
 
 //  Engine replies that match no record: counted, logged at most once a

@@ -138,6 +138,7 @@ typedef struct {
     uint8_t outcome_key [crypto_shorthash_KEYBYTES];  //  random per scheduler
     uint64_t stamp;                     //  lru clock
     uint64_t finished;                  //  tasks ended since the last trim
+    lp_store_t *store;                  //  task store hooks, NULL when off
 } self_t;
 
 int
@@ -484,9 +485,39 @@ s_task_finished (self_t *self, s_task_t **task_p, bool ok, int engine)
     self->finished++;
 }
 
+//  Task store hooks (lp_store.h): what the store records of a task.
+static void
+s_store_request (self_t *self, s_task_t *task)
+{
+    if (self->store)
+        lp_store_request (self->store, LP_STORE_TASK, task->msg_id, task->msg, 1, NULL, 0);
+}
+
+static void
+s_store_started (self_t *self, s_task_t *task)
+{
+    if (self->store)
+        lp_store_started (self->store, task->msg_id, task->engine->id);
+}
+
+static void
+s_store_reply (self_t *self, s_task_t *task, int engine, zmsg_t *msg)
+{
+    if (self->store)
+        lp_store_reply (self->store, task->msg_id, engine, msg, 1);
+}
+
+static void
+s_store_error (self_t *self, s_task_t *task, int engine, const char *ename, const char *evalue)
+{
+    if (self->store)
+        lp_store_error (self->store, task->msg_id, engine, ename, evalue);
+}
+
 static void
 s_task_fail (self_t *self, s_task_t **task_p, int engine, const char *ename, const char *evalue)
 {
+    s_store_error (self, *task_p, engine, ename, evalue);
     s_task_t *task = *task_p;
     char err [128];
     lp_value_t *header = lp_codec_decode (zframe_data (task->header), zframe_size (task->header),
@@ -639,6 +670,7 @@ s_assign (self_t *self, s_task_t **task_p, lp_route_t *engine)
     task->where = TASK_ASSIGNED;
     task->engine = engine;
     task->assigned = lp_util_wall_usec ();
+    s_store_started (self, task);
     if (zhashx_insert (self->attempts, task->attempt, task) != 0) {
         zlistx_detach (engine->sent, task->handle);
         s_task_fail (self, task_p, engine->id, LP_ENAME_ENGINE,
@@ -800,6 +832,7 @@ s_handle_client (void *arg, zmsg_t *msg, lp_value_t *header)
     }
     else {
         int where;
+        s_store_request (self, task);
         if ((task->nafter || task->nfollow)
         &&  s_check_deps (self, task, &where, why, sizeof why) == LP_DEPS_IMPOSSIBLE)
             s_task_fail (self, &task, -1, LP_ENAME_DEPENDENCY, why);
@@ -811,6 +844,7 @@ s_handle_client (void *arg, zmsg_t *msg, lp_value_t *header)
                       LP_CLIENT_TASKS_MAX, LP_CLIENT_TASKS_MAX);
             lp_reply_error (self->wire, self->client, task->client, header, -1,
                             LP_ENAME_PROTOCOL, text);
+            s_store_error (self, task, -1, LP_ENAME_PROTOCOL, text);
             s_task_destroy (&task);
         }
         else {
@@ -894,6 +928,7 @@ s_handle_reply (void *arg, lp_actor_reply_t *reply)
     }
     else
     if (s_reply_as_original (self, task, msg) == 0) {
+        s_store_reply (self, task, engine->id, msg);
         zmsg_send (&msg, self->client);
         s_task_finished (self, &task, ok, engine->id);
     }
@@ -1030,6 +1065,7 @@ static self_t *
 s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
 {
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
+    self->store = config->store;
     self->policy = (lp_policy_t) { config->scheme, config->hwm, { NULL, NULL } };
     self->timer = -1;
     //  The scheduler on I/O thread 1, the mux on 0 (lp_routes_io_affinity).

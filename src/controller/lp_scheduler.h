@@ -10,6 +10,7 @@
 #define LP_SCHEDULER_H_INCLUDED
 
 #include "lp_guard.h"
+#include "lp_store.h"
 
 typedef struct {
     const char *ip;                     //  address to bind
@@ -19,6 +20,7 @@ typedef struct {
                                         //  in the scheme table (lp_policy.h)
     int hwm;                            //  most tasks outstanding per engine, 0 = no limit
     lp_guard_t *guard;                  //  the controller's replay guard (shared)
+    lp_store_t *store;                  //  the task store (hooks), NULL when off
 } lp_scheduler_config_t;
 
 //  Scheme by name ("leastload", "lru", "plainrandom", "weighted",

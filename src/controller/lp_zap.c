@@ -82,6 +82,9 @@ s_answer (zsock_t *handler, lp_keys_t *keys, int64_t *refused)
         else
         if (memcmp (zframe_data (credentials), zcert_public_key (keys->engine), 32) == 0)
             user = "engine";
+        else
+        if (memcmp (zframe_data (credentials), zcert_public_key (keys->controller), 32) == 0)
+            user = "controller";            //  itself: the task store's resubmissions
     }
     if (!user) {
         //  A stranger may knock often: the first ten refusals, then one in

@@ -10,8 +10,9 @@
 
     The ZAP handler (RFC 27) is an actor bound on inproc://zeromq.zap.01:
     libzmq asks it about every CURVE handshake on the controller's sockets
-    and it allows exactly the client's and the engine's public keys; a
-    refused key is logged (a warning with the key and the peer's address).
+    and it allows exactly the client's and the engine's public keys (and
+    the controller's own, for its sockets that connect to its endpoints:
+    lp_bind_connect_self); a refused key is logged (a warning with the key and the peer's address).
     =========================================================================
 */
 #ifndef LP_ZAP_H_INCLUDED

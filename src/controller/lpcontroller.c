@@ -47,6 +47,7 @@
 #include "lp_scheduler.h"
 #include "lp_bind.h"
 #include "lp_zap.h"
+#include "lp_store.h"
 
 #include <getopt.h>
 #include <sodium.h>
@@ -68,6 +69,8 @@ typedef struct {
     long engine_memory_mb;              //  per local engine, -1 unset
     bool restart_engines;               //  restart crashed local engines
     long replay_window_msec;            //  0 unset
+    bool no_db;                         //  --no-db: no task store
+    long db_max_result;                 //  --db-max-result, -1 unset
     long log_max_mb;                    //  rotate logs past this, -1 unset
     long log_keep;                      //  rotated logs kept, -1 unset
     long engine_wait_sec;               //  local engines' --lost-exit, -1 unset
@@ -81,6 +84,7 @@ typedef struct {
     lp_keys_t keys;                     //  CURVE certificates (a secure cluster)
     zactor_t *zap;                      //  the ZAP handler (a secure cluster)
     lp_launcher_t *launcher;            //  local engines
+    lp_store_t *store;                  //  the task store, NULL when off
     lp_log_t *log;                      //  log files and their rotation
     int ready_fd;                       //  daemon's report pipe, -1 once used
     int64_t started;                    //  zclock_mono at start
@@ -112,6 +116,10 @@ s_usage (FILE *out)
         "                       engines stuck in a C call are always restarted)\n"
         "  --replay-window MSEC requests dated further than this from now are refused,\n"
         "                       and ids are remembered this long (default %d)\n"
+        "  --no-db              no task store (<profile>/db/tasks.sqlite3): results\n"
+        "                       cannot be fetched by id, history is not kept\n"
+        "  --db-max-result BYTES  largest reply the task store keeps (default %d);\n"
+        "                       larger ones are recorded as too large to keep\n"
         "  --log-max MB         rotate each log file past MB megabytes (default %d;\n"
         "                       0 = never)\n"
         "  --log-keep N         rotated files kept per log (default %d)\n"
@@ -128,7 +136,8 @@ s_usage (FILE *out)
         "restart_engines, replay_window_msec, log_max_mb, log_keep, engine_wait_sec);\n"
         "options win.\n",
         LP_HEARTBEAT_MSEC, LP_HEARTBEAT_MAX_MISSES, LP_TASK_HWM, LP_ENGINE_MEMORY_SHARE,
-        LP_REPLAY_WINDOW_MSEC, LP_LOG_MAX_MB, LP_LOG_KEEP, LP_ENGINE_LOST_EXIT_MSEC / 1000);
+        LP_REPLAY_WINDOW_MSEC, LP_STORE_MAX_RESULT,
+        LP_LOG_MAX_MB, LP_LOG_KEEP, LP_ENGINE_LOST_EXIT_MSEC / 1000);
 }
 
 //  Reports readiness (or failure) once: to the daemon's parent, or stdout.
@@ -391,6 +400,8 @@ s_parse (int argc, char **argv, s_options_t *options)
         { "engine-memory", required_argument, 0, 'M' },
         { "restart-engines", no_argument, 0, 'R' },
         { "replay-window", required_argument, 0, 'W' },
+        { "no-db", no_argument, 0, 'N' },
+        { "db-max-result", required_argument, 0, 'X' },
         { "log-max", required_argument, 0, 'L' },
         { "log-keep", required_argument, 0, 'K' },
         { "engine-wait", required_argument, 0, 'E' },
@@ -416,6 +427,8 @@ s_parse (int argc, char **argv, s_options_t *options)
             case 'M': options->engine_memory_mb = s_number (optarg, "--engine-memory"); break;
             case 'R': options->restart_engines = true; break;
             case 'W': options->replay_window_msec = s_number (optarg, "--replay-window"); break;
+            case 'N': options->no_db = true; break;
+            case 'X': options->db_max_result = s_number (optarg, "--db-max-result"); break;
             case 'L': options->log_max_mb = s_number (optarg, "--log-max"); break;
             case 'K': options->log_keep = s_number (optarg, "--log-keep"); break;
             case 'E': options->engine_wait_sec = s_number (optarg, "--engine-wait"); break;
@@ -428,7 +441,8 @@ s_parse (int argc, char **argv, s_options_t *options)
     if (optind < argc || options->engines < 0 || options->heartbeat_msec < 0
     ||  options->max_misses < 0 || options->engine_memory_mb < -1
     ||  options->replay_window_msec < 0 || options->log_max_mb < -1
-    ||  options->log_keep < -1 || options->engine_wait_sec < -1) {
+    ||  options->log_keep < -1 || options->engine_wait_sec < -1
+    ||  options->db_max_result < -1) {
         fprintf (stderr, "lpcontroller: bad arguments (see --help)\n");
         return -1;
     }
@@ -648,6 +662,33 @@ s_stop_security (s_controller_t *self)
     lp_keys_destroy (&self->keys);
 }
 
+//  The task store <profile>/db/tasks.sqlite3, unless --no-db. 0, or -1
+//  with err naming the path and the reason (unwritable folder, a file
+//  that is not a database).
+static int
+s_open_store (s_controller_t *self, char *err, size_t errlen)
+{
+    s_options_t *options = self->options;
+    if (options->no_db) {
+        zsys_info ("task store off (--no-db)");
+        return 0;
+    }
+    char dir [1100], path [1200];
+    snprintf (dir, sizeof dir, "%s/db", options->profile_dir);
+    if (mkdir (dir, 0700) != 0 && errno != EEXIST) {
+        snprintf (err, errlen, "task store %s: cannot create the folder: %s", dir, strerror (errno));
+        return -1;
+    }
+    snprintf (path, sizeof path, "%s/tasks.sqlite3", dir);
+    size_t max_result = options->db_max_result >= 0? (size_t) options->db_max_result
+                      : LP_STORE_MAX_RESULT;
+    self->store = lp_store_new (path, max_result, err, errlen);
+    if (!self->store)
+        return -1;
+    zsys_info ("task store %s (replies up to %zu bytes kept)", path, max_result);
+    return 0;
+}
+
 //  --daemon: the parent waits for the daemon's one-line report.
 static int
 s_wait_for_daemon (int fd, pid_t child)
@@ -684,7 +725,8 @@ int
 main (int argc, char **argv)
 {
     s_options_t options = { .hwm = -1, .engine_memory_mb = -1, .log_max_mb = -1,
-                            .log_keep = -1, .engine_wait_sec = -1, .secure = -1 };
+                            .log_keep = -1, .engine_wait_sec = -1, .db_max_result = -1,
+                            .secure = -1 };
     if (s_parse (argc, argv, &options) != 0)
         return 2;
     //  Large values cross as 1 MiB frames that ZeroMQ's I/O threads
@@ -775,6 +817,12 @@ main (int argc, char **argv)
                                .max_misses = options.max_misses,
                                .scheme = lp_scheme_from_name (options.scheduler),
                                .hwm = options.hwm };
+    //  The task store first: the hub's actors report to it.
+    if (s_open_store (&self, err, sizeof err) != 0) {
+        s_report (&self, err, false);
+        goto done;
+    }
+    config.store = self.store;
     self.hub = zactor_new (lp_hub_actor, &config);
     if (!self.hub || !config.ok) {
         s_report (&self, self.hub? config.error: "cannot start the hub", false);
@@ -839,6 +887,8 @@ done:
     s_stop_security (&self);
     zloop_destroy (&loop);
     sodium_memzero (key, sizeof key);
+    //  After the hub: the actors' last records are queued; written now.
+    lp_store_destroy (&self.store);
     lp_log_destroy (&self.log);         //  after the engines: their last words
     char path [1200];
     snprintf (path, sizeof path, "%s/lp-client.json", security);

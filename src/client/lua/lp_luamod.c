@@ -629,7 +629,88 @@ l_client_close (lua_State *L)
     return 0;
 }
 
+//  ---------------------------------------------------------------------
+//  Task store (docs/api.md, "Task store")
+
+//  rc:fetch (msg_id [, ms]) --> result (pending until the request ends)
+static int
+l_client_fetch (lua_State *L)
+{
+    lp_client_t *client = s_client (L, 1);
+    const char *msg_id = luaL_checkstring (L, 2);
+    int timeout = (int) luaL_optinteger (L, 3, LP_CONNECT_TIMEOUT_MSEC);
+    lp_result_t *r = lp_client_fetch (client, msg_id, timeout);
+    if (!r)
+        return luaL_error (L, "luaparallel: %s", lp_client_error (client));
+    s_push_result (L, r, 1);
+    return 1;
+}
+
+//  rc:resubmit (msg_id [, ms]) --> result of the new request
+static int
+l_client_resubmit (lua_State *L)
+{
+    lp_client_t *client = s_client (L, 1);
+    const char *msg_id = luaL_checkstring (L, 2);
+    int timeout = (int) luaL_optinteger (L, 3, LP_CONNECT_TIMEOUT_MSEC);
+    lp_result_t *r = lp_client_resubmit (client, msg_id, timeout);
+    if (!r)
+        return luaL_error (L, "luaparallel: %s", lp_client_error (client));
+    s_push_result (L, r, 1);
+    return 1;
+}
+
+//  rc:history {status=, engine=, since=, until=, limit=} --> list of records
+static int
+l_client_history (lua_State *L)
+{
+    lp_client_t *client = s_client (L, 1);
+    lp_value_t *query = lp_value_map ();
+    if (!query)
+        return luaL_error (L, "luaparallel: out of memory");
+    if (!lua_isnoneornil (L, 2)) {
+        luaL_checktype (L, 2, LUA_TTABLE);
+        static const char *text [] = { "status", "since", "until" };
+        for (int i = 0; i < 3; i++) {
+            if (lua_getfield (L, 2, text [i]) != LUA_TNIL)
+                lp_value_set (query, text [i], lp_value_string (luaL_checkstring (L, -1)));
+            lua_pop (L, 1);
+        }
+        static const char *ints [] = { "engine", "limit" };
+        for (int i = 0; i < 2; i++) {
+            if (lua_getfield (L, 2, ints [i]) != LUA_TNIL)
+                lp_value_set (query, ints [i], lp_value_int (luaL_checkinteger (L, -1)));
+            lua_pop (L, 1);
+        }
+    }
+    lp_value_t *records = lp_client_history (client, query, LP_CONNECT_TIMEOUT_MSEC);
+    lp_value_destroy (&query);
+    if (!records)
+        return luaL_error (L, "luaparallel: %s", lp_client_error (client));
+    lp_lua_push_value (L, records);
+    lp_value_destroy (&records);
+    return 1;
+}
+
+//  rc:purge ([before]) --> number of records removed (before: ISO date;
+//  none: every ended request)
+static int
+l_client_purge (lua_State *L)
+{
+    lp_client_t *client = s_client (L, 1);
+    const char *before = luaL_optstring (L, 2, NULL);
+    int64_t removed = lp_client_purge (client, before, LP_CONNECT_TIMEOUT_MSEC);
+    if (removed < 0)
+        return luaL_error (L, "luaparallel: %s", lp_client_error (client));
+    lua_pushinteger (L, (lua_Integer) removed);
+    return 1;
+}
+
 static const luaL_Reg s_client_methods [] = {
+    { "fetch", l_client_fetch },
+    { "resubmit", l_client_resubmit },
+    { "history", l_client_history },
+    { "purge", l_client_purge },
     { "ids", l_client_ids },
     { "wait_for_engines", l_client_wait_for_engines },
     { "status", l_client_status },
@@ -1263,6 +1344,19 @@ l_result_msg_id (lua_State *L)
     return 1;
 }
 
+//  r:msg_ids () --> list of the distinct msg_ids of its requests
+static int
+l_result_msg_ids (lua_State *L)
+{
+    lp_result_t *r = s_result (L, 1);
+    lp_value_t *ids = lp_result_msg_ids (r);
+    if (!ids)
+        return luaL_error (L, "luaparallel: out of memory");
+    lp_lua_push_value (L, ids);
+    lp_value_destroy (&ids);
+    return 1;
+}
+
 static int
 l_result_tostring (lua_State *L)
 {
@@ -1288,6 +1382,7 @@ static const luaL_Reg s_result_methods [] = {
     { "state", l_result_state },
     { "error", l_result_error },
     { "msg_id", l_result_msg_id },
+    { "msg_ids", l_result_msg_ids },
     { "abort", l_result_abort },
     { "submitted", l_result_submitted },
     { "started", l_result_started },
