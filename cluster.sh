@@ -254,7 +254,7 @@ usage: $PROG start [-n N] [--profile P] [--ip IP] [--location HOST]
                    [--restart-engines] [--replay-window MSEC]
                    [--no-db] [--db-max-result BYTES]
                    [--log-max MB] [--log-keep N] [--engine-wait S]
-                   [--secure | --insecure] [--no-build]
+                   [--secure | --insecure] [--restore | --fresh] [--no-build]
 
 Builds (unless --no-build), then runs
   build/lpcontroller --profile P --daemon -n N [...]
@@ -305,6 +305,21 @@ the reason, when the log folder cannot be written.
                     a loopback address)
   --insecure        no CURVE even on a non-loopback --ip (a warning in the
                     log); for loopback-only testing
+  --restore         take over from a controller of profile P that died
+                    (killed, crashed): the same ports and key (read from
+                    security/), its local engines that still run adopted
+                    (not started twice; they re-register under their ids
+                    with their Lua state), engines only started in the
+                    slots whose engine is gone (-n: how many slots; default:
+                    as many as the dead controller had), its unfinished
+                    requests ended with ControllerRestarted in the task
+                    store; clients that stayed up reconnect and get their
+                    pending results (docs/operations.md, "Restarting a
+                    controller")
+  --fresh           when the profile's controller died: stop what it left
+                    (its engines, by pid) and start a new cluster (new
+                    ports and key). Without --restore or --fresh, start
+                    on such a profile exits 1 and says so.
 SIGHUP to the controller reopens its log files (for logrotate); SIGTERM
 stops it. Local engines' pids are in \$LP_HOME/profile_P/pid/engine-<k>.pid.
 Options not given come from \$LP_HOME/profile_P/lpcontroller_config.lua
@@ -426,14 +441,38 @@ controller_pid () {
     return 0
 }
 
+#  A profile whose controller died (its pid file names a process that is
+#  gone, its connection files are still there): start says so and stops,
+#  unless --restore (take over) or --fresh (clean up, then start anew).
+check_dead_controller () {   # profile dir, name, restore, fresh
+    local dir=$1 profile=$2 restore=$3 fresh=$4 pid
+    pid=$(read_pid "$dir/pid/lpcontroller.pid")
+    if [[ -z $pid || ! -f $dir/security/lp-client.json ]]; then
+        [[ -z $restore ]] || die "start --restore: no controller of profile '$profile' to take over from ($dir has no pid file or connection files); start without --restore"
+        return 0
+    fi
+    [[ -n $restore ]] && return 0
+    if [[ -n $fresh ]]; then
+        say "the controller of profile '$profile' (pid $pid) died; --fresh: stopping what it left and starting anew"
+        rm -f "$dir/pid/lpcontroller.pid" "$dir/security/lp-client.json" "$dir/security/lp-engine.json"
+        stop_local_engines "$dir"
+        return 0
+    fi
+    die "the controller of profile '$profile' (pid $pid) died without stopping ($dir): its engines may still run, with their state, and its unfinished requests are in the task store.
+  take over from it:   $PROG start --restore --profile $profile
+  or discard it:       $PROG start --fresh --profile $profile  (or $PROG stop --profile $profile first)"
+}
+
 cmd_start () {
     local n="" profile=default ip="" location="" hb="" misses="" sched="" hwm=""
     local memory="" restart="" window="" nodb="" dbmax=""
-    local log_max="" log_keep="" engine_wait=""
+    local log_max="" log_keep="" engine_wait="" restore="" fresh=""
     local secure=""
     while (( $# )); do
         case $1 in
             -h|--help) usage_start; exit 0 ;;
+            --restore) restore=1; shift ;;
+            --fresh) fresh=1; shift ;;
             -n) need_count "$@"; n=$2; shift 2 ;;
             --profile) need_value "$@"; profile=$2; shift 2 ;;
             --ip) need_value "$@"; ip=$2; shift 2 ;;
@@ -455,19 +494,24 @@ cmd_start () {
             *) die "start: unknown option '$1' (see $PROG start --help)" ;;
         esac
     done
-    [[ -n $n ]] || n=$(nproc 2>/dev/null || echo 2)
+    [[ -n $restore && -n $fresh ]] && die "start: --restore and --fresh exclude each other"
+    #  --restore without -n: as many engine slots as the dead controller had
+    [[ -n $n || -n $restore ]] || n=$(nproc 2>/dev/null || echo 2)
     local dir pid
     dir=$(profile_dir "$profile")
     pid=$(controller_pid "$dir")
     if [[ -n $pid ]]; then
         die "a controller for profile '$profile' is already running (pid $pid, $dir); stop it first: $PROG stop --profile $profile"
     fi
+    check_dead_controller "$dir" "$profile" "$restore" "$fresh"
     ensure_built
     need_bin lpcontroller
     (( n == 0 )) || need_bin lpengine
     #  The controller makes the profile folder; make its parent first.
     ( umask 077; mkdir -p "$(lp_root)" ) || die "cannot create $(lp_root)"
-    local args=(--profile "$profile" --daemon -n "$n")
+    local args=(--profile "$profile" --daemon)
+    [[ -n $n ]] && args+=(-n "$n")
+    [[ -n $restore ]] && args+=(--restore)
     [[ -n $ip ]] && args+=(--ip "$ip")
     [[ -n $location ]] && args+=(--location "$location")
     [[ -n $hb ]] && args+=(--heartbeat "$hb")

@@ -31,6 +31,20 @@
     work) starts a new listening period, so an idle client is never
     declared lost for not having listened.
 
+    Restarted controller (lpcontroller --restore: same ports, same key):
+    our sockets reconnect by themselves (ZeroMQ), and the first
+    notification or query answer signed by a hub of another session than
+    the one that answered before (connecting is a query) says the
+    controller is a new one. Nothing in flight will be answered by the old one, so
+    the client asks the new one (result_request on the registration
+    channel) for every msg_id it still waits for: the task store sends
+    each stored reply (a request the dead controller left unfinished
+    ended with ControllerRestarted), or the reply once it comes, or
+    UnknownRequest for a request the dead controller never recorded.
+    Duplicates find no pending slot and are dropped, so each request
+    still ends once. This works while the controller is back within
+    lost_after (docs/operations.md, "Restarting a controller").
+
     A library must not install signal handlers, so czmq's are switched
     off before the first socket. Results and views made from a client are
     kept in lists; destroying the client detaches them, so a result that
@@ -80,6 +94,8 @@ struct _lp_client_t {
     bool lost;                          //  controller taken for lost
     bool heard_ever;                    //  connected: a message verified
     char lost_text [512];               //  "controller at ... lost: ..."
+    char hub_session [LP_ID_CHARS + 1]; //  the controller's (its hub's
+                                        //  session), "" until heard
     size_t task_inflight;               //  tasks sent, not yet answered
     zlistx_t *backlog;                  //  s_held_t: tasks not sent yet
     zhashx_t *held;                     //  msg_id -> backlog handle (abort)
@@ -306,6 +322,63 @@ lp_client_cached_ids (lp_client_t *self, const int **ids_p)
 //  --------------------------------------------------------------------------
 //  Dispatch of one incoming message
 
+//  After a controller restart: asks the new controller for the replies
+//  of every request we still wait for (sent ones; held tasks go later),
+//  in result_requests of at most LP_CLIENT_RECOVER_IDS msg_ids.
+static void
+s_recover (lp_client_t *self)
+{
+    self->task_inflight = 0;            //  the old controller answers none
+    lp_value_t *ids = NULL;
+    size_t asked = 0;
+    lp_result_t *result = (lp_result_t *) zhashx_first (self->routes);
+    while (true) {
+        const char *msg_id = result? (const char *) zhashx_cursor (self->routes): NULL;
+        if (msg_id && !zhashx_lookup (self->held, msg_id)
+        &&  lp_result_waits_for (result, msg_id)) {
+            if (!ids)
+                ids = lp_value_array ();
+            if (ids && lp_value_append (ids, lp_value_string (msg_id)) == 0)
+                asked++;
+        }
+        if (ids && (!msg_id || lp_value_len (ids) >= LP_CLIENT_RECOVER_IDS)) {
+            lp_msg_t *msg = lp_msg_new (LP_RESULT_REQUEST);
+            lp_value_t *content = lp_value_map ();
+            if (msg && content && lp_value_set (content, "msg_ids", ids) == 0) {
+                ids = NULL;
+                lp_msg_set_content (msg, content);
+                content = NULL;
+                char sent [LP_ID_CHARS + 1];
+                lp_client_send (self, LP_CHANNEL_REGISTRATION, &msg, NULL, sent);
+            }
+            lp_msg_destroy (&msg);
+            lp_value_destroy (&content);
+            lp_value_destroy (&ids);
+        }
+        if (!msg_id)
+            break;
+        result = (lp_result_t *) zhashx_next (self->routes);
+    }
+    zsys_info ("lp_client: the controller at %s restarted; asked it for %zu pending "
+               "request%s", self->endpoint, asked, asked == 1? "": "s");
+}
+
+//  A notification from the hub: a session other than the one we knew is
+//  a restarted controller.
+static void
+s_check_restart (lp_client_t *self, lp_msg_t *msg)
+{
+    const lp_value_t *value = lp_value_get (lp_msg_header (msg), LP_HDR_SESSION);
+    const char *session = value && lp_value_type (value) == LP_STRING
+                        ? lp_value_as_string (value, NULL): NULL;
+    if (!session || !*session || streq (session, self->hub_session))
+        return;
+    bool restarted = *self->hub_session != 0;
+    snprintf (self->hub_session, sizeof self->hub_session, "%s", session);
+    if (restarted)
+        s_recover (self);
+}
+
 static void
 s_dispatch (lp_client_t *self, zsock_t *sock, lp_msg_t *msg)
 {
@@ -328,6 +401,7 @@ s_dispatch (lp_client_t *self, zsock_t *sock, lp_msg_t *msg)
     }
     else
     if (sock == self->notification) {
+        s_check_restart (self, msg);
         lp_value_t *content = lp_msg_content (msg);
         const lp_value_t *id = lp_value_get (content, "id");
         if (id && lp_value_type (id) == LP_INT) {
@@ -340,7 +414,12 @@ s_dispatch (lp_client_t *self, zsock_t *sock, lp_msg_t *msg)
     }
     else
     if (sock == self->registration) {
-        if (parent_id && *self->sync_id && streq (parent_id, self->sync_id)) {
+        //  The hub's own answers (queries, probes) carry its session;
+        //  replies fetched from the task store carry their engine's.
+        bool query = parent_id && *self->sync_id && streq (parent_id, self->sync_id);
+        if (query || streq (lp_msg_type (msg), LP_STATUS_REPLY))
+            s_check_restart (self, msg);
+        if (query) {
             lp_msg_destroy (&self->sync_reply);
             self->sync_reply = msg;
             self->sync_id [0] = 0;

@@ -79,6 +79,8 @@ void    lp_result_handle_reply (lp_result_t *self, lp_msg_t *msg);
 void    lp_result_handle_stream (lp_result_t *self, lp_msg_t *msg);
 //  The controller is lost: every pending slot ends with ControllerLost.
 void    lp_result_lose (lp_result_t *self, const char *evalue);
+//  True while a slot of msg_id waits for its reply.
+bool    lp_result_waits_for (lp_result_t *self, const char *msg_id);
 //  The client is going away: never touch it again.
 void    lp_result_detach (lp_result_t *self);
 

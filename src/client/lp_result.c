@@ -459,6 +459,20 @@ lp_result_handle_stream (lp_result_t *self, lp_msg_t *msg)
     }
 }
 
+bool
+lp_result_waits_for (lp_result_t *self, const char *msg_id)
+{
+    assert (self);
+    intptr_t first = s_first_slot (self, msg_id);
+    for (int i = first? (int) first - 1: self->nslots; i < self->nslots; i++) {
+        if (!streq (self->slots [i].msg_id, msg_id))
+            break;
+        if (self->slots [i].state == SLOT_PENDING)
+            return true;
+    }
+    return false;
+}
+
 void
 lp_result_lose (lp_result_t *self, const char *evalue)
 {

@@ -34,6 +34,11 @@
 #define LP_DROP_LOG_MSEC           60000       //  drop log: once per peer per minute
 
 #define LP_LISTEN_BACKLOG          4096        //  pending TCP connections per port
+#define LP_BIND_PORT_MIN           10000       //  controller ports: random in [this, ephemeral low)
+#define LP_BIND_PORTS_MIN          1000        //  ... when that range has at least this many
+#define LP_BIND_ATTEMPTS           64          //  random ports tried before the kernel picks
+#define LP_RESTORE_BIND_MSEC       5000        //  --restore: wait this long for a held port
+#define LP_RESTORE_BIND_RETRY_MSEC 20          //  ... trying again this often
 #define LP_DRAIN_BATCH             256         //  messages handled per wake-up
 #define LP_TASK_HWM                2           //  tasks outstanding per engine
 
@@ -102,6 +107,7 @@
 #define LP_CLIENT_SNDTIMEO_MSEC    5000        //  a send that blocks this long fails
 #define LP_CLIENT_TICK_MIN_MSEC    10          //  shortest lost-detection tick
 #define LP_CLIENT_TASK_WINDOW      4096        //  tasks in flight; more wait in the client
+#define LP_CLIENT_RECOVER_IDS      4096        //  msg_ids per result_request after a restart
 #define LP_RESULT_SEARCH_MAX       16          //  result slots searched in place; more: indexed
 #define LP_LUA_POLL_MSEC           100         //  Lua module: wait slice of a blocking call
 #define LPSH_HISTORY_SIZE          1000        //  lpsh: lines kept in the history file

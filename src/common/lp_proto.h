@@ -143,6 +143,8 @@ bool    lp_proto_ping_decode (const uint8_t *data, size_t size, uint64_t *seq_p)
 #define LP_ENAME_INTERRUPTED    "Interrupted"
 #define LP_ENAME_CONTROLLER_LOST "ControllerLost"
 #define LP_ENAME_UNKNOWN_REQUEST "UnknownRequest"     //  no record of that msg_id
+#define LP_ENAME_CONTROLLER_RESTARTED "ControllerRestarted" //  unfinished when the
+                                                    //  controller died (--restore)
 #define LP_ENAME_STORE          "StoreError"          //  store off or failing
 #define LP_ENAME_TOO_LARGE      "ResultTooLarge"      //  not kept by the store
 

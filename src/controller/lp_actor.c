@@ -216,6 +216,9 @@ lp_actor_new (zsock_t *pipe, const lp_actor_config_t *config)
     uint64_t affinity = config->io_thread >= 0? lp_routes_io_affinity (config->io_thread): 0;
     zsock_set_affinity (self->engine, (int) affinity);
     zsock_set_affinity (self->client, (int) affinity);
+    for (int i = 0; i < 2; i++)
+        if (config->want [i])
+            snprintf (self->endpoints [i], 128, "%s", config->want [i]);
     if (lp_bind_tcp (self->engine, config->ip, self->endpoints [0], 128)
     ||  lp_bind_tcp (self->client, config->ip, self->endpoints [1], 128)) {
         zsys_error ("%s: cannot bind on %s: %s", self->name, config->ip,

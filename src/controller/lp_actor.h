@@ -69,6 +69,8 @@ typedef struct {
 
 typedef struct {
     const char *ip;                     //  address to bind
+    const char *want [2];               //  engine-side, client-side endpoint
+                                        //  to bind again (--restore), or NULL
     const uint8_t *key;                 //  signing key
     size_t key_len;
     lp_guard_t *guard;                  //  the controller's replay guard (shared)

@@ -134,6 +134,47 @@ s_on_dealer (zloop_t *loop, zsock_t *sock, void *arg)
     return 0;
 }
 
+//  lpcontroller --restore: the tasks with retries left that the dead
+//  controller left unfinished go to the scheduler again under their own
+//  msg_id (pending in the store already, so their clients' result_request
+//  waits for them), with a fresh date, a fresh signature, and one retry
+//  less when they were running (that attempt is spent). Their replies
+//  come to our DEALER (dropped) and, through the store, to their clients.
+static void
+s_resubmit_restored (lp_fetch_t *self)
+{
+    bool running = false;
+    char *msg_id;
+    while ((msg_id = lp_store_restored_next (self->store, &running))) {
+        int kind = LP_STORE_TASK;
+        zmsg_t *frames = lp_store_request_frames (self->store, msg_id, &kind);
+        char err [128], date [32];
+        lp_value_t *header = frames? lp_wire_decode_frame (frames, 0, LP_FRAME_HEADER,
+                                                           err, sizeof err): NULL;
+        const lp_value_t *value = header? lp_value_get (header, LP_HDR_RETRIES): NULL;
+        int64_t retries = value && lp_value_type (value) == LP_INT? lp_value_as_int (value): 0;
+        lp_util_iso_now (date);
+        int rc = -1;
+        if (header
+        &&  lp_value_set (header, LP_HDR_DATE, lp_value_string (date)) == 0
+        &&  lp_value_set (header, LP_HDR_RETRIES,
+                          lp_value_int (running && retries > 0? retries - 1: retries)) == 0) {
+            lp_value_t *gone = lp_value_take (header, LP_HDR_TASK_ID);
+            lp_value_destroy (&gone);
+            if (lp_wire_replace (self->wire, frames, 0, LP_FRAME_HEADER, header) == 0
+            &&  zmsg_send (&frames, self->task) == 0)
+                rc = 0;
+        }
+        if (rc != 0)
+            lp_store_error (self->store, msg_id, -1, LP_ENAME_CONTROLLER_RESTARTED,
+                            "the controller stopped before this task ended, and the "
+                            "restored one could not resubmit it");
+        lp_value_destroy (&header);
+        zmsg_destroy (&frames);
+        free (msg_id);
+    }
+}
+
 lp_fetch_t *
 lp_fetch_new (lp_store_t *store, lp_wire_t *wire, zsock_t *registration,
               zloop_t *loop, const char *task_endpoint, const char *mux_endpoint)
@@ -169,6 +210,7 @@ lp_fetch_new (lp_store_t *store, lp_wire_t *wire, zsock_t *registration,
         zloop_reader (loop, lp_store_events (store), s_on_store, self);
         zloop_reader (loop, self->task, s_on_dealer, self);
         zloop_reader (loop, self->mux, s_on_dealer, self);
+        s_resubmit_restored (self);
     }
     return self;
 }

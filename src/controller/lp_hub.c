@@ -864,19 +864,27 @@ s_hub_new (zsock_t *pipe, const lp_hub_config_t *config, char *err, size_t errle
         s_hub_destroy (&self);
         return NULL;
     }
+    //  Endpoints that came filled in (--restore) are bound again
     lp_mux_config_t mux_config = { config->ip, self->key, sizeof self->key, "mux",
-                                   self->guard, config->store };
+                                   self->guard, config->store,
+                                   { endpoints [LP_HUB_MUX_ENGINE], endpoints [LP_HUB_MUX_CLIENT] } };
     lp_mux_config_t control_config = { config->ip, self->key, sizeof self->key, "control",
-                                       self->guard, config->store };
+                                       self->guard, config->store,
+                                       { endpoints [LP_HUB_CONTROL_ENGINE],
+                                         endpoints [LP_HUB_CONTROL_CLIENT] } };
     lp_scheduler_config_t scheduler_config = { config->ip, self->key, sizeof self->key,
                                                config->scheme, config->hwm, self->guard,
-                                               config->store };
+                                               config->store,
+                                               { endpoints [LP_HUB_TASK_ENGINE],
+                                                 endpoints [LP_HUB_TASK_CLIENT] } };
+    lp_relay_config_t relay_config = { config->ip, { endpoints [LP_HUB_IOPUB_ENGINE],
+                                                     endpoints [LP_HUB_IOPUB_CLIENT] } };
     if (s_start_actor (&self->mux, lp_mux_actor, &mux_config, endpoints + LP_HUB_MUX_ENGINE)
     ||  s_start_actor (&self->control, lp_mux_actor, &control_config,
                        endpoints + LP_HUB_CONTROL_ENGINE)
     ||  s_start_actor (&self->scheduler, lp_scheduler_actor, &scheduler_config,
                        endpoints + LP_HUB_TASK_ENGINE)
-    ||  s_start_actor (&self->relay, lp_relay_actor, LP_UNCONST (void *, config->ip),
+    ||  s_start_actor (&self->relay, lp_relay_actor, &relay_config,
                        endpoints + LP_HUB_IOPUB_ENGINE)) {
         snprintf (err, errlen, "cannot start the data path on %s", config->ip);
         s_hub_destroy (&self);

@@ -55,6 +55,8 @@ typedef struct {
     //  Filled by the hub before it signals:
     bool ok;                            //  started
     char error [256];                   //  why not
+    //  The endpoints bound; an entry filled in before the start
+    //  ("tcp://ip:port", lpcontroller --restore) is bound as it is.
     char endpoints [LP_HUB_ENDPOINTS][128];
 } lp_hub_config_t;
 

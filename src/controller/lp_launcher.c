@@ -18,6 +18,12 @@
     engines would otherwise run until --lost-exit. A restart (the
     controller decides when: lpcontroller.c) reuses the slot, asking for
     the engine's old id.
+
+    lp_launcher_adopt (lpcontroller --restore): an engine whose pid file
+    names a live lpengine process was started by a controller that died;
+    it keeps running (it re-registers by itself) and the slot adopts it.
+    It is not our child: its end is seen by polling its pid (a zombie
+    counts as ended: init reaps orphans late), stop signals it by pid.
     =========================================================================
 */
 #include "lp_launcher.h"
@@ -39,6 +45,8 @@ typedef struct {
     pid_t pid;                          //  0 once reaped
     int64_t started;                    //  s_mono_msec at the last start
     int quick_exits;                    //  quick exits in a row
+    bool adopted;                       //  a dead controller's engine (not
+                                        //  our child: watched by pid)
 } s_child_t;
 
 struct _lp_launcher_t {
@@ -105,6 +113,7 @@ s_pid_path (lp_launcher_t *self, int slot, char *out, size_t size)
 }
 
 static int64_t s_mono_msec (void);
+#define LP_ADOPTED_POLL_MSEC    10      //  how often stop looks at adopted pids
 
 //  Forks and execs lpengine in slot, asking for id. 0 / -1 with err.
 static int
@@ -223,7 +232,7 @@ lp_launcher_start (lp_launcher_t *self, int n, char *err, size_t errlen)
             self->capacity = capacity;
         }
         int slot = (int) self->count;
-        self->children [slot] = (s_child_t) { 0, 0, 0 };
+        self->children [slot] = (s_child_t) { 0, 0, 0, false };
         self->count++;
         if (s_spawn (self, slot, slot, err, errlen) != 0)
             return -1;
@@ -245,6 +254,79 @@ lp_launcher_restart (lp_launcher_t *self, int slot, int id, char *err, size_t er
         return -1;
     }
     return s_spawn (self, slot, id >= 0? id: slot, err, errlen);
+}
+
+bool
+lp_launcher_pid_alive (int pid)
+{
+    if (pid <= 0 || kill (pid, 0) != 0)
+        return false;
+    char path [64], text [512];
+    snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return false;
+    size_t got = fread (text, 1, sizeof text - 1, file);
+    fclose (file);
+    text [got] = 0;
+    const char *paren = strrchr (text, ')');
+    return !(paren && paren [1] == ' ' && (paren [2] == 'Z' || paren [2] == 'X'));
+}
+
+//  The lpengine process a pid file names, alive; 0 when none
+static pid_t
+s_live_engine (const char *pid_path)
+{
+    FILE *file = fopen (pid_path, "r");
+    int pid = 0;
+    if (!file)
+        return 0;
+    if (fscanf (file, "%d", &pid) != 1)
+        pid = 0;
+    fclose (file);
+    if (pid <= 0 || !lp_launcher_pid_alive (pid))
+        return 0;
+    //  Not another program that got the number since
+    char path [64], cmdline [4096];
+    snprintf (path, sizeof path, "/proc/%d/cmdline", pid);
+    file = fopen (path, "r");
+    size_t got = file? fread (cmdline, 1, sizeof cmdline - 1, file): 0;
+    if (file)
+        fclose (file);
+    cmdline [got] = 0;
+    const char *base = strrchr (cmdline, '/');
+    return strncmp (base? base + 1: cmdline, "lpengine", 8) == 0? (pid_t) pid: 0;
+}
+
+int
+lp_launcher_adopt (lp_launcher_t *self, int n, int *adopted_p, char *err, size_t errlen)
+{
+    int adopted = 0;
+    for (int i = 0; i < n; i++) {
+        char path [1100];
+        s_pid_path (self, (int) self->count, path, sizeof path);
+        pid_t pid = s_live_engine (path);
+        if (!pid) {
+            if (lp_launcher_start (self, 1, err, errlen) != 0)
+                return -1;
+            continue;
+        }
+        if (self->count == self->capacity) {
+            size_t capacity = self->capacity * 2 + 8;
+            s_child_t *grown = (s_child_t *) realloc (self->children, capacity * sizeof *grown);
+            if (!grown) {
+                snprintf (err, errlen, "out of memory");
+                return -1;
+            }
+            self->children = grown;
+            self->capacity = capacity;
+        }
+        self->children [self->count++] = (s_child_t) { pid, s_mono_msec (), 0, true };
+        adopted++;
+    }
+    if (adopted_p)
+        *adopted_p = adopted;
+    return 0;
 }
 
 static void
@@ -271,10 +353,18 @@ lp_launcher_reap (lp_launcher_t *self, lp_launcher_exit_fn *fn, void *arg)
         if (self->children [i].pid <= 0)
             continue;
         int status = 0;
-        pid_t pid = waitpid (self->children [i].pid, &status, WNOHANG);
+        pid_t pid = self->children [i].adopted
+                  ? (lp_launcher_pid_alive (self->children [i].pid)? 0: self->children [i].pid)
+                  : waitpid (self->children [i].pid, &status, WNOHANG);
         if (pid == self->children [i].pid) {
+            //  An adopted engine's status is not ours to know
+            bool adopted = self->children [i].adopted;
+            self->children [i].adopted = false;
             char reason [128], path [1100];
-            s_describe (status, reason, sizeof reason);
+            if (adopted)
+                snprintf (reason, sizeof reason, "process exited (adopted: status unknown)");
+            else
+                s_describe (status, reason, sizeof reason);
             self->children [i].pid = 0;
             if (s_mono_msec () - self->children [i].started < LP_QUICK_EXIT_MSEC)
                 self->children [i].quick_exits++;
@@ -320,6 +410,12 @@ s_wait_until (lp_launcher_t *self, int64_t deadline)
         int64_t left = deadline - s_mono_msec ();
         if (left <= 0)
             break;
+        //  Adopted engines send no SIGCHLD: their pids are polled
+        bool adopted = false;
+        for (size_t i = 0; i < self->count; i++)
+            adopted |= self->children [i].pid > 0 && self->children [i].adopted;
+        if (adopted && left > LP_ADOPTED_POLL_MSEC)
+            left = LP_ADOPTED_POLL_MSEC;
         struct timespec timeout = { left / 1000, (left % 1000) * 1000000 };
         sigtimedwait (&chld, NULL, &timeout);
         lp_launcher_reap (self, NULL, NULL);

@@ -36,6 +36,11 @@ void  lp_launcher_destroy (lp_launcher_t **self_p);
 //  Starts n more engines in new slots; slot k asks for engine id k (so
 //  engine-<k>.log is usually engine k's). 0, or -1 when a fork failed.
 int   lp_launcher_start (lp_launcher_t *self, int n, char *err, size_t errlen);
+//  lpcontroller --restore: n slots, each adopting the live lpengine that
+//  its pid file names (left by a controller that died: not our child,
+//  watched and stopped by pid), or starting a new engine asking for id k.
+//  *adopted_p gets how many were adopted. 0, or -1 with err.
+int   lp_launcher_adopt (lp_launcher_t *self, int n, int *adopted_p, char *err, size_t errlen);
 //  Starts a new engine in the slot of an exited one, asking for engine id
 //  `id` (its old id; -1: the slot's number). 0, or -1 with err.
 int   lp_launcher_restart (lp_launcher_t *self, int slot, int id, char *err, size_t errlen);
@@ -46,6 +51,9 @@ size_t lp_launcher_running (lp_launcher_t *self);
 //  SIGTERM to all, waits up to grace_msec, then SIGKILL; reaps all and
 //  removes their pid files. SIGCHLD must be blocked in the calling thread.
 void  lp_launcher_stop (lp_launcher_t *self, int grace_msec);
+//  True while pid runs; a zombie counts as gone (a dead controller's
+//  orphan waits for init to reap it, which takes a while here).
+bool  lp_launcher_pid_alive (int pid);
 //  The default --memory-limit for n local engines: LP_ENGINE_MEMORY_SHARE
 //  percent of physical memory divided by n, in MB (at least 1).
 long  lp_launcher_default_memory_mb (int n);

@@ -389,7 +389,7 @@ s_self_new (zsock_t *pipe, lp_mux_config_t *config)
     //  The mux on I/O thread 0, the scheduler on 1; the control channel
     //  anywhere.
     lp_actor_config_t actor = {
-        .ip = config->ip, .key = config->key, .key_len = config->key_len,
+        .ip = config->ip, .want = { config->want [0], config->want [1] }, .key = config->key, .key_len = config->key_len,
         .guard = config->guard, .name = name, .channel = config->channel,
         .io_thread = streq (config->channel, "mux")? 0: -1,
         .sent_free = s_record_free, .handlers = &s_handlers, .arg = self };

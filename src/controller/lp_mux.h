@@ -20,6 +20,7 @@ typedef struct {
     const char *channel;                //  "mux" or "control"
     lp_guard_t *guard;                  //  the controller's replay guard (shared)
     lp_store_t *store;                  //  the task store (hooks), NULL when off
+    const char *want [2];               //  endpoints to bind again (--restore)
 } lp_mux_config_t;
 
 //  zactor_new (lp_mux_actor, &config): binds its two sockets (client-facing

@@ -9,7 +9,12 @@
 
 #include "lp_prelude.h"
 
-//  zactor_new (lp_relay_actor, (void *) ip)
-void lp_relay_actor (zsock_t *pipe, void *ip);
+typedef struct {
+    const char *ip;                     //  address to bind
+    const char *want [2];               //  endpoints to bind again (--restore)
+} lp_relay_config_t;
+
+//  zactor_new (lp_relay_actor, &config)
+void lp_relay_actor (zsock_t *pipe, void *config);
 
 #endif

@@ -1070,7 +1070,7 @@ s_self_new (zsock_t *pipe, lp_scheduler_config_t *config)
     self->timer = -1;
     //  The scheduler on I/O thread 1, the mux on 0 (lp_routes_io_affinity).
     lp_actor_config_t actor = {
-        .ip = config->ip, .key = config->key, .key_len = config->key_len,
+        .ip = config->ip, .want = { config->want [0], config->want [1] }, .key = config->key, .key_len = config->key_len,
         .guard = config->guard, .name = "controller/scheduler", .channel = "task",
         .io_thread = 1, .client_rcvhwm = LP_CLIENT_RCVHWM, .answer_refused = true,
         .sent_free = s_task_free, .handlers = &s_handlers, .arg = self };

@@ -21,6 +21,7 @@ typedef struct {
     int hwm;                            //  most tasks outstanding per engine, 0 = no limit
     lp_guard_t *guard;                  //  the controller's replay guard (shared)
     lp_store_t *store;                  //  the task store (hooks), NULL when off
+    const char *want [2];               //  endpoints to bind again (--restore)
 } lp_scheduler_config_t;
 
 //  Scheme by name ("leastload", "lru", "plainrandom", "weighted",

@@ -92,6 +92,8 @@ struct _lp_store_t {
     int64_t stripped_logged;            //  zclock_mono of the last log line
     bool stop;                          //  destroy asked
     zhashx_t *pending;                  //  msg_id -> s_pending_t
+    zlist_t *restored;                  //  lp_store_restore: "q"/"r" + msg_id
+                                        //  of tasks to resubmit
     zhashx_t *rowids;                   //  msg_id -> rowid, writer only
     zsock_t *events_out;                //  PAIR, writer's end
     zsock_t *events_in;                 //  PAIR, hub's end
@@ -1078,6 +1080,7 @@ lp_store_destroy (lp_store_t **self_p)
         for (void *entry = zhashx_first (self->pending); entry; entry = zhashx_next (self->pending))
             s_pending_free (&entry);
         zhashx_destroy (&self->pending);
+        zlist_destroy (&self->restored);
     }
     zhashx_destroy (&self->rowids);
     pthread_cond_destroy (&self->wake);
@@ -1443,6 +1446,89 @@ lp_store_request_frames (lp_store_t *self, const char *msg_id, int *kind_p)
         sqlite3_finalize (stmt);
     }
     return frames;
+}
+
+//  The retries a stored task asked for (its header's), 0 when none or
+//  when its frames are not kept
+static int64_t
+s_stored_retries (lp_store_t *self, const char *msg_id)
+{
+    int kind = LP_STORE_DIRECT;
+    zmsg_t *frames = lp_store_request_frames (self, msg_id, &kind);
+    char err [128];
+    lp_value_t *header = frames && kind == LP_STORE_TASK
+                       ? lp_wire_decode_frame (frames, 0, LP_FRAME_HEADER, err, sizeof err): NULL;
+    const lp_value_t *value = header? lp_value_get (header, LP_HDR_RETRIES): NULL;
+    int64_t retries = value && lp_value_type (value) == LP_INT? lp_value_as_int (value): 0;
+    lp_value_destroy (&header);
+    zmsg_destroy (&frames);
+    return retries;
+}
+
+int64_t
+lp_store_restore (lp_store_t *self, const char *ename, const char *evalue,
+                  int64_t *resubmit_p)
+{
+    assert (self);
+    sqlite3_stmt *stmt = NULL;
+    int64_t count = 0, resubmit = 0;
+    zlist_t *unfinished = zlist_new ();
+    if (!unfinished)
+        return -1;
+    zlist_autofree (unfinished);
+    if (sqlite3_prepare_v2 (self->reader, "SELECT msg_id, status FROM requests"
+                            " WHERE status IN ('queued', 'running') ORDER BY rowid",
+                            -1, &stmt, NULL) != SQLITE_OK) {
+        zlist_destroy (&unfinished);
+        return -1;
+    }
+    while (sqlite3_step (stmt) == SQLITE_ROW) {
+        const char *msg_id = (const char *) sqlite3_column_text (stmt, 0);
+        const char *status = (const char *) sqlite3_column_text (stmt, 1);
+        char item [LP_STORE_ID_MAX * 2 + 2];
+        if (msg_id && strlen (msg_id) <= LP_STORE_ID_MAX * 2) {
+            snprintf (item, sizeof item, "%c%s", status && streq (status, "running")? 'r': 'q',
+                      msg_id);
+            zlist_append (unfinished, item);
+        }
+    }
+    sqlite3_finalize (stmt);
+    if (!self->restored) {
+        self->restored = zlist_new ();
+        if (self->restored)
+            zlist_autofree (self->restored);
+    }
+    for (char *item = (char *) zlist_first (unfinished); item;
+               item = (char *) zlist_next (unfinished)) {
+        const char *msg_id = item + 1;
+        if (self->restored && s_stored_retries (self, msg_id) > 0
+        &&  zlist_append (self->restored, item) == 0) {
+            //  Pending from now: a client asking for it waits for its end
+            lp_store_expect (self, msg_id);
+            resubmit++;
+            continue;
+        }
+        lp_store_error (self, msg_id, -1, ename, evalue);
+        count++;
+    }
+    zlist_destroy (&unfinished);
+    lp_store_sync (self);
+    if (resubmit_p)
+        *resubmit_p = resubmit;
+    return count;
+}
+
+char *
+lp_store_restored_next (lp_store_t *self, bool *running_p)
+{
+    assert (self);
+    char *item = self->restored? (char *) zlist_pop (self->restored): NULL;
+    if (!item)
+        return NULL;
+    if (running_p)
+        *running_p = item [0] == 'r';
+    memmove (item, item + 1, strlen (item));
+    return item;
 }
 
 //  --------------------------------------------------------------------

@@ -85,6 +85,20 @@ int64_t     lp_store_purge (lp_store_t *self, const char *before, char *err, siz
 //  The stored signed frames of a request (from its delimiter), NULL when
 //  unknown or not kept (over the size cap); *kind_p gets its kind.
 zmsg_t     *lp_store_request_frames (lp_store_t *self, const char *msg_id, int *kind_p);
+//  lpcontroller --restore, before the data path starts: every request
+//  that the dead controller left queued or running ends with the error
+//  ename/evalue (its reply row: engine -1), written before this returns,
+//  so that a client asking for it (result_request) gets that error;
+//  except tasks whose header asked for retries (and whose frames are
+//  kept): those are pending again, to be resubmitted under their own
+//  msg_id (lp_store_restored_next; lp_fetch does it once the scheduler
+//  runs), *resubmit_p gets how many. The count failed, or -1.
+int64_t     lp_store_restore (lp_store_t *self, const char *ename, const char *evalue,
+                              int64_t *resubmit_p);
+//  The next task lp_store_restore left to resubmit: its msg_id (caller
+//  frees), *running_p true when it was running (an attempt was spent);
+//  NULL when none is left.
+char       *lp_store_restored_next (lp_store_t *self, bool *running_p);
 //  Records written, dropped (queue over its cap) so far.
 uint64_t    lp_store_written (lp_store_t *self);
 //  Waits until every record queued so far is committed (tests).

@@ -30,6 +30,13 @@
     that cannot be written stops the start before the fork, with its
     reason on the caller's terminal.
 
+    --restore takes over from a controller of the profile that died
+    (docs/operations.md, "Restarting a controller"): the key and ports of
+    its connection files (the hub binds those endpoints again), its live
+    local engines adopted by pid (lp_launcher_adopt), and what it left
+    queued or running in the task store ended with ControllerRestarted
+    before the hub serves anyone.
+
     --daemon forks before any ZeroMQ state exists. The parent waits on a
     pipe until the daemon reports "N engines registered" or an error, prints
     that one line and exits 0 or 1; so `cluster.sh start` returns exactly
@@ -75,6 +82,8 @@ typedef struct {
     long log_keep;                      //  rotated logs kept, -1 unset
     long engine_wait_sec;               //  local engines' --lost-exit, -1 unset
     int secure;                         //  CURVE: 1 --secure, 0 --insecure, -1 unset
+    bool restore;                       //  --restore: a dead controller's
+                                        //  ports, key, engines and requests
     lp_config_t file;                   //  the profile's config file
 } s_options_t;
 
@@ -128,6 +137,10 @@ s_usage (FILE *out)
         "  --secure             CURVE: encrypt every channel and admit only the keys of\n"
         "                       <profile>/security (the default on a non-loopback --ip)\n"
         "  --insecure           no CURVE, even on a non-loopback --ip (warns then)\n"
+        "  --restore            take over from a controller of this profile that died:\n"
+        "                       the same ports and key (from security/), its live local\n"
+        "                       engines adopted (they re-register under their ids), its\n"
+        "                       unfinished requests ended with ControllerRestarted\n"
         "  --daemon             detach; return once the engines are registered\n"
         "                       (SIGHUP reopens the log files)\n"
         "  -h, --help           this text\n"
@@ -352,7 +365,7 @@ s_running_pid (const char *pid_path)
     if (fscanf (file, "%d", &pid) != 1)
         pid = 0;
     fclose (file);
-    if (pid > 0 && kill (pid, 0) == 0 && pid != getpid ())
+    if (pid > 0 && lp_launcher_pid_alive (pid) && pid != getpid ())
         return pid;
     return 0;
 }
@@ -407,6 +420,7 @@ s_parse (int argc, char **argv, s_options_t *options)
         { "engine-wait", required_argument, 0, 'E' },
         { "secure", no_argument, 0, 'S' },
         { "insecure", no_argument, 0, 'I' },
+        { "restore", no_argument, 0, 'r' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 }
     };
@@ -434,6 +448,7 @@ s_parse (int argc, char **argv, s_options_t *options)
             case 'E': options->engine_wait_sec = s_number (optarg, "--engine-wait"); break;
             case 'S': options->secure = 1; break;
             case 'I': options->secure = 0; break;
+            case 'r': options->restore = true; break;
             case 'h': s_usage (stdout); exit (0);
             default:  s_usage (stderr); return -1;
         }
@@ -570,17 +585,19 @@ s_located (const char *location, const char *endpoint, char *out, size_t size)
 
 //  Writes lp-client.json and lp-engine.json into folder: the hub's
 //  endpoints, with location for the address. 0 / -1 with err.
+//  The channels of each connection file and the hub's endpoint of each
+static const char *engine_names [] = { "registration", "hb_ping", "hb_pong", "mux", "control", "iopub", "task" };
+static const int engine_eps [] = { LP_HUB_REGISTRATION, LP_HUB_HB_PING, LP_HUB_HB_PONG,
+                                   LP_HUB_MUX_ENGINE, LP_HUB_CONTROL_ENGINE,
+                                   LP_HUB_IOPUB_ENGINE, LP_HUB_TASK_ENGINE };
+static const char *client_names [] = { "registration", "mux", "control", "iopub", "notification", "task" };
+static const int client_eps [] = { LP_HUB_REGISTRATION, LP_HUB_MUX_CLIENT, LP_HUB_CONTROL_CLIENT,
+                                   LP_HUB_IOPUB_CLIENT, LP_HUB_NOTIFICATION, LP_HUB_TASK_CLIENT };
+
 static int
 s_write_files (const lp_hub_config_t *hub, const lp_keys_t *keys, const char *location,
                const char *folder, char *err, size_t errlen)
 {
-    static const char *engine_names [] = { "registration", "hb_ping", "hb_pong", "mux", "control", "iopub", "task" };
-    static const int engine_eps [] = { LP_HUB_REGISTRATION, LP_HUB_HB_PING, LP_HUB_HB_PONG,
-                                       LP_HUB_MUX_ENGINE, LP_HUB_CONTROL_ENGINE,
-                                       LP_HUB_IOPUB_ENGINE, LP_HUB_TASK_ENGINE };
-    static const char *client_names [] = { "registration", "mux", "control", "iopub", "notification", "task" };
-    static const int client_eps [] = { LP_HUB_REGISTRATION, LP_HUB_MUX_CLIENT, LP_HUB_CONTROL_CLIENT,
-                                       LP_HUB_IOPUB_CLIENT, LP_HUB_NOTIFICATION, LP_HUB_TASK_CLIENT };
     char path [1200], located [256];
     int rc = 0;
     for (int kind = 0; kind < 2 && rc == 0; kind++) {
@@ -627,6 +644,16 @@ s_start_security (s_controller_t *self, const char *folder)
 {
     s_options_t *options = self->options;
     bool loopback = s_loopback (options->ip);
+    if (options->secure < 0 && options->restore) {
+        //  A restored controller is as secure as the one it replaces: its
+        //  clients and engines keep the files (and keys) they have.
+        char path [1200], why [600];
+        snprintf (path, sizeof path, "%s/lp-client.json", folder);
+        lp_conn_t *conn = lp_conn_load (path, why, sizeof why);
+        if (conn)
+            options->secure = lp_conn_secure (conn)? 1: 0;
+        lp_conn_destroy (&conn);
+    }
     if (options->secure < 0)
         options->secure = loopback? 0: 1;
     if (!options->secure) {
@@ -662,6 +689,70 @@ s_stop_security (s_controller_t *self)
     lp_keys_destroy (&self->keys);
 }
 
+//  --restore: the key and the ports of the connection files in folder
+//  (a dead controller's), as endpoints on ip for the hub to bind again.
+//  0, or -1 with err.
+static int
+s_read_files (lp_hub_config_t *hub, uint8_t *key, const char *ip, const char *folder,
+              char *err, size_t errlen)
+{
+    char path [1200], why [600];
+    for (int kind = 0; kind < 2; kind++) {
+        snprintf (path, sizeof path, "%s/lp-%s.json", folder, kind? "engine": "client");
+        lp_conn_t *conn = lp_conn_load (path, why, sizeof why);
+        if (!conn) {
+            snprintf (err, errlen, "--restore: %s (nothing to restore: start without --restore)",
+                      why);
+            return -1;
+        }
+        size_t key_len = 0;
+        const uint8_t *file_key = lp_conn_key (conn, &key_len);
+        int count = kind? 7: 6;
+        int rc = file_key && key_len == LP_KEY_BYTES? 0: -1;
+        if (rc == 0)
+            memcpy (key, file_key, LP_KEY_BYTES);
+        else
+            snprintf (err, errlen, "--restore: %.900s: no key of %d bytes", path, LP_KEY_BYTES);
+        for (int i = 0; i < count && rc == 0; i++) {
+            const char *endpoint = lp_conn_endpoint (conn, kind? engine_names [i]: client_names [i]);
+            const char *colon = endpoint? strrchr (endpoint, ':'): NULL;
+            int port = colon? atoi (colon + 1): 0;
+            if (port <= 0 || port > 65535) {
+                snprintf (err, errlen, "--restore: %.900s: no port for %s", path,
+                          kind? engine_names [i]: client_names [i]);
+                rc = -1;
+            }
+            else
+                snprintf (hub->endpoints [kind? engine_eps [i]: client_eps [i]], 128,
+                          "tcp://%s:%d", ip, port);
+        }
+        lp_conn_destroy (&conn);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+//  --restore: what the dead controller left unfinished in the store ends
+//  with ControllerRestarted before anything is served, but tasks with
+//  retries left, which lp_fetch resubmits once the scheduler runs.
+static void
+s_restore_requests (s_controller_t *self)
+{
+    if (!self->store)
+        return;
+    int64_t resubmit = 0;
+    int64_t count = lp_store_restore (self->store, LP_ENAME_CONTROLLER_RESTARTED,
+        "the controller stopped (killed or crashed) before this request ended; "
+        "restarted with --restore", &resubmit);
+    if (count < 0)
+        zsys_warning ("--restore: cannot read the unfinished requests from the task store");
+    else
+        zsys_info ("--restore: %lld unfinished request%s ended with %s, %lld task%s with "
+                   "retries left resubmitted", (long long) count, count == 1? "": "s",
+                   LP_ENAME_CONTROLLER_RESTARTED, (long long) resubmit, resubmit == 1? "": "s");
+}
+
 //  The task store <profile>/db/tasks.sqlite3, unless --no-db. 0, or -1
 //  with err naming the path and the reason (unwritable folder, a file
 //  that is not a database).
@@ -686,6 +777,33 @@ s_open_store (s_controller_t *self, char *err, size_t errlen)
     if (!self->store)
         return -1;
     zsys_info ("task store %s (replies up to %zu bytes kept)", path, max_result);
+    return 0;
+}
+
+#define LP_RESTORE_SLOTS_MAX    4096    //  engine pid files looked for
+
+//  The local engines: -n new ones, or with --restore the live ones of the
+//  dead controller adopted (and new ones only in the slots whose engine
+//  is gone). 0, or -1 with err.
+static int
+s_start_engines (s_controller_t *self, char *err, size_t errlen)
+{
+    if (!self->options->restore)
+        return lp_launcher_start (self->launcher, self->options->engines, err, errlen);
+    //  Without -n: as many slots as the dead controller left pid files
+    if (self->options->engines == 0) {
+        char path [1200];
+        for (int slot = 0; slot < LP_RESTORE_SLOTS_MAX; slot++) {
+            snprintf (path, sizeof path, "%s/pid/engine-%d.pid", self->options->profile_dir, slot);
+            if (access (path, F_OK) == 0)
+                self->options->engines = slot + 1;
+        }
+    }
+    int adopted = 0;
+    if (lp_launcher_adopt (self->launcher, self->options->engines, &adopted, err, errlen) != 0)
+        return -1;
+    zsys_info ("--restore: %d live engine%s adopted, %d started", adopted,
+               adopted == 1? "": "s", self->options->engines - adopted);
     return 0;
 }
 
@@ -817,12 +935,20 @@ main (int argc, char **argv)
                                .max_misses = options.max_misses,
                                .scheme = lp_scheme_from_name (options.scheduler),
                                .hwm = options.hwm };
+    //  --restore: the dead controller's key and ports instead
+    if (options.restore
+    &&  s_read_files (&config, key, options.ip, security, err, sizeof err) != 0) {
+        s_report (&self, err, false);
+        goto done;
+    }
     //  The task store first: the hub's actors report to it.
     if (s_open_store (&self, err, sizeof err) != 0) {
         s_report (&self, err, false);
         goto done;
     }
     config.store = self.store;
+    if (options.restore)
+        s_restore_requests (&self);
     self.hub = zactor_new (lp_hub_actor, &config);
     if (!self.hub || !config.ok) {
         s_report (&self, self.hub? config.error: "cannot start the hub", false);
@@ -858,7 +984,7 @@ main (int argc, char **argv)
                    options.restart_engines? ", restarted after a crash": "");
     self.launcher = lp_launcher_new (&launch);
     if (!self.launcher
-    ||  lp_launcher_start (self.launcher, options.engines, err, sizeof err) != 0) {
+    ||  s_start_engines (&self, err, sizeof err) != 0) {
         s_report (&self, self.launcher? err: "out of memory", false);
         goto done;
     }

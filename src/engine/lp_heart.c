@@ -11,7 +11,9 @@
                                                nor completed), abort_reply
                         --shutdown_request---> reply, interrupt, "SHUTDOWN"
         pipe     <--"LOST <ms silent>" when no ping came for 2 x max_misses
-                    periods ("LOST" alone after an LPRE)
+                    periods, or for 1.5 periods when the connection file
+                    was rewritten meanwhile (a controller restarted with
+                    --restore); "LOST" alone after an LPRE
 
     Control requests are received in two steps (lp_wire_decode_request), so one whose
     content does not decode still gets a ProtocolError reply. Every check
@@ -51,9 +53,30 @@ typedef struct {
     int heartbeat_msec;                 //  ping period
     int max_misses;                     //  misses before lost
     int64_t last_ping;                  //  zclock_mono of the last ping
+    char *conn_path;                    //  the connection file, NULL if unknown
+    ino_t conn_ino;                     //  its version in use
+    struct timespec conn_mtime;
+    int64_t conn_checked;               //  zclock_mono of the last look at it
     bool lost;                          //  "LOST" sent
     bool terminated;                    //  $TERM received
 } self_t;
+
+//  True when the connection file is another version than ours (looked
+//  at once per heartbeat period at most)
+static bool
+s_conn_rewritten (self_t *self)
+{
+    int64_t now = zclock_mono ();
+    if (!self->conn_path || now - self->conn_checked < self->heartbeat_msec)
+        return false;
+    self->conn_checked = now;
+    struct stat st;
+    if (stat (self->conn_path, &st) != 0)
+        return false;
+    return st.st_ino != self->conn_ino
+        || st.st_mtim.tv_sec != self->conn_mtime.tv_sec
+        || st.st_mtim.tv_nsec != self->conn_mtime.tv_nsec;
+}
 
 static void
 s_self_destroy (self_t **self_p)
@@ -65,6 +88,7 @@ s_self_destroy (self_t **self_p)
         zsock_destroy (&self->pong);
         zsock_destroy (&self->control);
         lp_wire_destroy (&self->wire);
+        free (self->conn_path);
         free (self);
         *self_p = NULL;
     }
@@ -109,6 +133,9 @@ s_self_new (zsock_t *pipe, lp_heart_config_t *config)
     self->heartbeat_msec = config->heartbeat_msec > 0? config->heartbeat_msec: LP_HEARTBEAT_MSEC;
     self->max_misses = config->max_misses > 0? config->max_misses: LP_HEARTBEAT_MAX_MISSES;
     self->last_ping = zclock_mono ();
+    self->conn_path = config->conn_path? strdup (config->conn_path): NULL;
+    self->conn_ino = config->conn_ino;
+    self->conn_mtime = config->conn_mtime;
     self->wire = lp_wire_new (config->key, config->key_len, "engine/control");
     self->sub = zsock_new (ZMQ_SUB);
     if (self->sub) {
@@ -358,6 +385,12 @@ lp_heart_actor (zsock_t *pipe, void *args)
         //  within seconds.
         int64_t lost_after = 2 * (int64_t) self->max_misses * self->heartbeat_msec;
         int64_t silent = zclock_mono () - self->last_ping;
+        //  A controller restarted on the same ports (lpcontroller
+        //  --restore) rewrites the connection file: once a ping is
+        //  missing, a new version of the file says the controller we knew
+        //  is gone, so we register again now rather than after lost_after.
+        if (!self->lost && silent > self->heartbeat_msec * 3 / 2 && s_conn_rewritten (self))
+            lost_after = 0;
         if (!self->lost && silent > lost_after) {
             //  Pings may be waiting (this process was stopped, say): take
             //  them first, they answer the question.

@@ -14,6 +14,7 @@
 #define LP_HEART_H_INCLUDED
 
 #include <signal.h>
+#include <sys/stat.h>
 #include "lp_prelude.h"
 #include "lp_engine.h"
 #include "lp_conn.h"
@@ -33,6 +34,10 @@ typedef struct {
     int id;                             //  engine id
     int heartbeat_msec;                 //  ping period
     int max_misses;                     //  pings missed before "LOST"
+    const char *conn_path;              //  the connection file, and the
+    ino_t conn_ino;                     //  version of it in use: rewritten
+    struct timespec conn_mtime;         //  while pings are missing = a new
+                                        //  controller ("LOST" at once)
     int rc;                             //  out: 0, or -1 when setup failed
 } lp_heart_config_t;
 

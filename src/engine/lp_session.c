@@ -470,7 +470,8 @@ s_register (lp_session_t *self)
         .control = lp_conn_endpoint (self->conn, "control"),
         .uuid = self->uuid, .key = key, .key_len = key_len,
         .conn = self->conn, .id = self->id, .heartbeat_msec = self->heartbeat_msec,
-        .max_misses = self->max_misses, .rc = -1
+        .max_misses = self->max_misses, .conn_path = self->conn_path,
+        .conn_ino = self->conn_ino, .conn_mtime = self->conn_mtime, .rc = -1
     };
     if (!config.hb_ping || !config.hb_pong || !config.control) {
         zsys_error ("connection file lacks hb_ping, hb_pong or control");
