@@ -144,7 +144,7 @@ stop_pid () {
 DEPS_BUILD=(gcc make libc6-dev cmake pkg-config libzmq3-dev libczmq-dev
             libmsgpack-dev liblua5.4-dev libsodium-dev libjansson-dev
             libedit-dev libsqlite3-dev iproute2 procps)
-DEPS_TEST=(tmux lua5.4 python3-zmq python3-msgpack sqlite3)
+DEPS_TEST=(tmux lua5.4 python3-zmq python3-msgpack sqlite3 tcpdump)
 #  libFuzzer: Debian 12's clang 14 finds libclang_rt.fuzzer in libclang-rt-14-dev
 DEPS_FUZZ=(clang libclang-rt-14-dev)
 FUZZ_SECONDS=${LP_FUZZ_SECONDS:-60}
@@ -227,6 +227,7 @@ Commands:
   start -n N [--profile P] [--ip IP] [--location HOST]
                        build, then start a controller with N local engines
   stop [--profile P]   stop the controller of profile P (and its engines)
+  rekey [--profile P]  new CURVE keys for a stopped controller (old files refused)
   status [--profile P] list the engines: id, host, pid, state, queue
   engines -n N --file lp-engine.json [--stop]
                        start (or stop) N engines for a controller, e.g. on
@@ -253,7 +254,7 @@ usage: $PROG start [-n N] [--profile P] [--ip IP] [--location HOST]
                    [--restart-engines] [--replay-window MSEC]
                    [--no-db] [--db-max-result BYTES]
                    [--log-max MB] [--log-keep N] [--engine-wait S]
-                   [--restore | --fresh] [--no-build]
+                   [--secure | --insecure] [--restore | --fresh] [--no-build]
 
 Builds (unless --no-build), then runs
   build/lpcontroller --profile P --daemon -n N [...]
@@ -298,6 +299,12 @@ the reason, when the log folder cannot be written.
   --engine-wait S   local engines exit by themselves S seconds after losing
                     their controller (default 60: long enough to start it
                     again; 0 = never)
+  --secure          CURVE on every channel: encrypted, and only the holders
+                    of lp-client.json / lp-engine.json get in (keys kept in
+                    security/*.key*, mode 0600; default whenever --ip is not
+                    a loopback address)
+  --insecure        no CURVE even on a non-loopback --ip (a warning in the
+                    log); for loopback-only testing
   --restore         take over from a controller of profile P that died
                     (killed, crashed): the same ports and key (read from
                     security/), its local engines that still run adopted
@@ -460,6 +467,7 @@ cmd_start () {
     local n="" profile=default ip="" location="" hb="" misses="" sched="" hwm=""
     local memory="" restart="" window="" nodb="" dbmax=""
     local log_max="" log_keep="" engine_wait="" restore="" fresh=""
+    local secure=""
     while (( $# )); do
         case $1 in
             -h|--help) usage_start; exit 0 ;;
@@ -481,6 +489,7 @@ cmd_start () {
             --log-max) need_count "$@"; log_max=$2; shift 2 ;;
             --log-keep) need_count "$@"; log_keep=$2; shift 2 ;;
             --engine-wait) need_count "$@"; engine_wait=$2; shift 2 ;;
+            --secure|--insecure) secure=$1; shift ;;
             --no-build) NO_BUILD=1; shift ;;
             *) die "start: unknown option '$1' (see $PROG start --help)" ;;
         esac
@@ -517,7 +526,40 @@ cmd_start () {
     [[ -n $log_max ]] && args+=(--log-max "$log_max")
     [[ -n $log_keep ]] && args+=(--log-keep "$log_keep")
     [[ -n $engine_wait ]] && args+=(--engine-wait "$engine_wait")
+    [[ -n $secure ]] && args+=("$secure")
     "$BUILD/lpcontroller" "${args[@]}"
+}
+
+usage_rekey () {
+    cat <<EOF
+usage: $PROG rekey [--profile P]
+
+Removes the CURVE key pairs of profile P (security/controller.key*,
+client.key*, engine.key*) so that the next secure start makes new ones and
+writes them into new connection files. The controller must be stopped
+first ($PROG stop): keys are read at start. Copies of the old
+lp-client.json / lp-engine.json (on other hosts, say) are refused from
+then on; copy the new files where they are needed.
+EOF
+}
+
+cmd_rekey () {
+    local profile=default
+    while (( $# )); do
+        case $1 in
+            -h|--help) usage_rekey; exit 0 ;;
+            --profile) need_value "$@"; profile=$2; shift 2 ;;
+            *) die "rekey: unknown option '$1' (see $PROG rekey --help)" ;;
+        esac
+    done
+    local dir pid role
+    dir=$(profile_dir "$profile")
+    pid=$(controller_pid "$dir")
+    [[ -z $pid ]] || die "the controller of profile '$profile' is running (pid $pid): stop it first ($PROG stop --profile $profile), then rekey and start again"
+    for role in controller client engine; do
+        rm -f "$dir/security/$role.key" "$dir/security/$role.key_secret"
+    done
+    say "removed the CURVE keys of $dir/security: the next secure start makes new ones"
 }
 
 #  Engine groups recorded for a connection file: their pid files.
@@ -852,6 +894,7 @@ CMD=${1:-}
 case $CMD in
     start)   cmd_start "$@" ;;
     stop)    cmd_stop "$@" ;;
+    rekey)   cmd_rekey "$@" ;;
     status)  cmd_status "$@" ;;
     engines) cmd_engines "$@" ;;
     test)    cmd_test "$@" ;;

@@ -637,6 +637,46 @@ def main():
                     failed(row, sys_, short(e))
                 return None
 
+        #  A third cluster, ours with --secure (CURVE on every channel), for
+        #  the rows of rtt and lb measured with encryption (issue 12);
+        #  started at its first use, stopped with the main clusters.
+        secure_c = {}
+
+        def run_secure(rowlist, workload, *args):
+            c = secure_c.get("lp")
+            if c is None:
+                log("secure cluster (--secure: CURVE)")
+                c = secure_c["lp"] = Cluster("lp", n, build, extra=["--secure"])
+                clusters.append(c)
+                try:
+                    c.start()
+                except (RuntimeError, subprocess.TimeoutExpired, OSError) as e:
+                    log(f"lp --secure cluster FAILED to start: {short(e)}")
+                    fail_count[0] += 1
+                    c.broken = short(e)
+            if getattr(c, "broken", None):
+                for row in rowlist:
+                    failed(row, "lp", "secure cluster did not start")
+                return None
+            try:
+                return c.run(workload, *args, timeout=wl_timeout)
+            except (RuntimeError, subprocess.TimeoutExpired, OSError) as e:
+                log(f"lp --secure {workload}: FAILED: {short(e)}")
+                for row in rowlist:
+                    failed(row, "lp", short(e))
+                return None
+
+        def secure_rows(rowkeys, workload, *args):
+            for i in range(reps):
+                v = run_secure([r for r, _, _ in rowkeys], workload, *args)
+                if v is None:
+                    continue
+                for row, key, scale in rowkeys:
+                    if key in v:
+                        row.lp.append(v[key] * scale)
+                    else:
+                        failed(row, "lp", f"no {key} in the output")
+
         def both_multi(rowkeys, workload, *args, ipp_args=None):
             for i in range(reps):
                 for sys_ in systems:
@@ -668,6 +708,12 @@ def main():
                   [("luaparallel", r_rtt.med(), "<=", times(1.5, rtt2))])
             judge(r_p99, f"<= 2 x 2 raw RTT ({fmt(times(2, rtt2))} ms)",
                   [("luaparallel", r_p99.med(), "<=", times(2, rtt2))])
+            log("no-op round trips, --secure (CURVE)")
+            r_rtt_c = add("rtt_median_curve", "no-op round trip, 1 engine, --secure: CURVE (median)",
+                          "ms", "lower", note="ours only")
+            secure_rows([(r_rtt_c, "rtt_median_us", 1e-3)], "rtt", rtt_calls)
+            judge(r_rtt_c, f"<= 1.5 x without CURVE ({fmt(times(1.5, r_rtt.med()))} ms)",
+                  [("luaparallel", r_rtt_c.med(), "<=", times(1.5, r_rtt.med()))])
 
         if want("all"):
             r_all = add("all_median", f"no-op apply on all {n} engines (median)", "ms", "lower")
@@ -731,6 +777,12 @@ def main():
             r_lb = add("lb_leastload", f"load-balanced no-op tasks, leastload ({lb_lp:,} ours / {lb_ipp:,} ipp)",
                        "tasks/s", "higher")
             both_multi([(r_lb, "tasks_per_s", 1)], "lb", lb_lp, ipp_args=(lb_ipp,))
+            log("load-balanced tasks (leastload), --secure (CURVE)")
+            r_lb_c = add("lb_curve", f"load-balanced no-op tasks, leastload, --secure: CURVE "
+                         f"({lb_lp:,})", "tasks/s", "higher", note="ours only")
+            secure_rows([(r_lb_c, "tasks_per_s", 1)], "lb", lb_lp)
+            judge(r_lb_c, f">= 0.5 x without CURVE ({fmt(times(0.5, r_lb.med()))}/s)",
+                  [("luaparallel", r_lb_c.med(), ">=", times(0.5, r_lb.med()))])
             #  The task store's cost (issue 11): two fresh clusters, store on
             #  and off (--no-db), runs alternated, at least 3 each.
             log("load-balanced tasks, task store on and off")
@@ -852,6 +904,8 @@ def main():
                     (r_kill.lp if sys_ == "lp" else r_kill.ipp).append(v["kill_detect_ms"])
         for sys_ in main_c:
             main_c[sys_].stop()
+        for c in secure_c.values():
+            c.stop()
 
         def over_budget(what):
             if budget_s and time.monotonic() - t_run > budget_s:

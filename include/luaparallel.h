@@ -154,6 +154,9 @@ char       *lp_value_print (const lp_value_t *self);
 //  Connects using the client connection file; NULL = the default profile
 //  ($LP_HOME or ~/.luaparallel, profile_default/security/lp-client.json).
 //  Returns NULL on failure and prints nothing; lp_last_error() says why.
+//  A secure cluster's file carries CURVE keys, used on every socket with
+//  nothing to set; a refused key fails with "the controller at ENDPOINT
+//  refused this client's CURVE key ...", not with a timeout.
 lp_client_t *lp_client_connect (const char *connection_file, int timeout_ms);
 void         lp_client_destroy (lp_client_t **self_p);
 //  Error text of the last failed call on this thread with no client to hold it.

@@ -52,6 +52,7 @@
     =========================================================================
 */
 #include "lp_client_private.h"
+#include <stdatomic.h>
 #include "lp_proto.h"
 #include "lp_util.h"
 #include "lp_msg.h"
@@ -67,6 +68,8 @@ struct _lp_client_t {
     lp_conn_t *conn;                    //  the connection file
     lp_wire_t *wire;                    //  signing, decoding, replay guard
     zsock_t *registration;              //  DEALER: status, shutdown
+    zsock_t *handshakes;                //  PAIR: registration's handshake events
+                                        //  while connecting (secure cluster)
     zsock_t *mux;                       //  DEALER: direct requests
     zsock_t *control;                   //  DEALER: interrupt
     zsock_t *iopub;                     //  SUB: output streams
@@ -868,6 +871,60 @@ s_status (lp_client_t *self, int timeout_ms, lp_value_t **engines_p)
 //  --------------------------------------------------------------------------
 //  Connection
 
+//  A secure cluster: watches the registration socket's CURVE handshake,
+//  so that a refused key is told as such rather than as silence.
+static void
+s_watch_handshake (lp_client_t *self, zsock_t *sock)
+{
+    //  A new name for each client of the process (an address could be
+    //  reused, and a monitor's inproc endpoint outlives it a while)
+    static atomic_uint monitors;
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "inproc://lp-client-handshake-%u",
+              atomic_fetch_add (&monitors, 1));
+    if (zmq_socket_monitor (zsock_resolve (sock), endpoint,
+                            ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+                          | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+                          | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0) {
+        self->handshakes = zsock_new (ZMQ_PAIR);
+        if (self->handshakes && zsock_connect (self->handshakes, "%s", endpoint) != 0)
+            zsock_destroy (&self->handshakes);
+    }
+}
+
+//  The handshake events seen so far: 0 none, else the ZMQ_EVENT_* of the
+//  last failure (and its value: the ZAP status code, or an errno).
+static int
+s_handshake_failure (lp_client_t *self, int *value_p)
+{
+    int failure = 0;
+    while (self->handshakes && zsock_events (self->handshakes) & ZMQ_POLLIN) {
+        zmsg_t *event = zmsg_recv (self->handshakes);
+        zframe_t *head = event? zmsg_first (event): NULL;
+        if (head && zframe_size (head) == 6) {
+            uint16_t id;
+            uint32_t value;
+            memcpy (&id, zframe_data (head), 2);
+            memcpy (&value, zframe_data (head) + 2, 4);
+            failure = id;
+            *value_p = (int) value;
+        }
+        zmsg_destroy (&event);
+        if (!event)
+            break;
+    }
+    return failure;
+}
+
+static void
+s_unwatch_handshake (lp_client_t *self)
+{
+    if (self->handshakes) {
+        zmq_socket_monitor (zsock_resolve (self->registration), NULL, 0);
+        zsock_destroy (&self->handshakes);
+    }
+}
+
 static zsock_t *
 s_socket (lp_client_t *self, int type, const char *channel)
 {
@@ -882,6 +939,9 @@ s_socket (lp_client_t *self, int type, const char *channel)
         return NULL;
     }
     lp_wire_tune_socket (sock);
+    lp_conn_apply_curve (self->conn, sock);     //  a secure cluster's keys
+    if (streq (channel, "registration") && lp_conn_secure (self->conn))
+        s_watch_handshake (self, sock);
     zsock_set_rcvtimeo (sock, 0);       //  see s_drain_socket
     if (type == ZMQ_SUB)
         zsock_set_subscribe (sock, "");
@@ -972,9 +1032,29 @@ lp_client_connect (const char *connection_file, int timeout_ms)
         return NULL;
     }
     if (s_status (self, timeout_ms, NULL)) {
+        int value = 0;
+        int failure = s_handshake_failure (self, &value);
+        char text [2600] = "";
+        if (failure == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+            snprintf (text, sizeof text, "the controller at %s refused this client's CURVE key "
+                      "(ZAP status %d): %s does not hold the keys of the cluster running there "
+                      "(after `cluster.sh rekey`, use its new lp-client.json)",
+                      self->endpoint, value, path);
+        else
+        if (failure)
+            snprintf (text, sizeof text, "no CURVE handshake with the controller at %s (%s): "
+                      "the controller there has another key than the one in %s, is not "
+                      "secure, or no longer listens on that port (each start picks new "
+                      "ports and rewrites the file)", self->endpoint,
+                      failure == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL? "protocol error"
+                                                                    : zmq_strerror (value),
+                      path);
         lp_client_destroy (&self);
+        if (*text)
+            lp_set_last_error ("%s", text);
         return NULL;
     }
+    s_unwatch_handshake (self);
     return self;
 }
 
@@ -1005,6 +1085,7 @@ lp_client_destroy (lp_client_t **self_p)
     zhashx_destroy (&self->held);
     zlistx_destroy (&self->backlog);
     zhashx_destroy (&self->routes);
+    s_unwatch_handshake (self);
     zsock_destroy (&self->registration);
     zsock_destroy (&self->mux);
     zsock_destroy (&self->control);

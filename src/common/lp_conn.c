@@ -31,6 +31,10 @@ struct _lp_conn_t {
     uint8_t key [LP_KEY_BYTES];     //  signing key, raw bytes
     size_t key_len;                 //  bytes used in key
     json_t *endpoints;              //  object: channel name -> endpoint
+    //  CURVE keys, Z85 + NUL; empty strings for an insecure cluster
+    char server_key [41];           //  the controller's public key
+    char public_key [41];           //  this role's key pair
+    char secret_key [41];
 };
 
 //  ---------------------------------------------------------------------
@@ -66,6 +70,7 @@ lp_conn_destroy (lp_conn_t **self_p)
     lp_conn_t *self = *self_p;
     if (self) {
         sodium_memzero (self->key, sizeof (self->key));
+        sodium_memzero (self->secret_key, sizeof (self->secret_key));
         free (self->kind);
         free (self->location);
         json_decref (self->endpoints);
@@ -116,6 +121,16 @@ s_fail (lp_conn_t **self_p, char *err, size_t errlen, const char *path,
     if (self_p)
         lp_conn_destroy (self_p);
     return NULL;
+}
+
+//  True when s is a CURVE key in Z85: 40 characters that decode to 32 bytes.
+static bool
+s_z85_key_valid (const char *s)
+{
+    uint8_t bin [32];
+    bool valid = s && strlen (s) == 40 && zmq_z85_decode (bin, s) != NULL;
+    sodium_memzero (bin, sizeof (bin));
+    return valid;
 }
 
 //  ---------------------------------------------------------------------
@@ -208,6 +223,21 @@ lp_conn_load (const char *path, char *err, size_t errlen)
             goto failed;
         }
     }
+    json_t *curve = json_object_get (root, "curve");
+    if (curve) {
+        static const char *names [] = { "server_key", "public_key", "secret_key" };
+        for (int i = 0; i < 3 && !problem; i++) {
+            json_t *field = json_is_object (curve)? json_object_get (curve, names [i]): NULL;
+            if (!json_is_string (field) || !s_z85_key_valid (json_string_value (field))) {
+                snprintf (detail, sizeof (detail),
+                          "\"curve\" needs \"%s\": a CURVE key of 40 Z85 characters",
+                          names [i]);
+                problem = detail;
+            }
+        }
+        if (problem)
+            goto failed;
+    }
     self = lp_conn_new (json_string_value (kind));
     if (!self) {
         problem = "out of memory";
@@ -229,6 +259,11 @@ lp_conn_load (const char *path, char *err, size_t errlen)
         goto failed;
     }
     self->key_len = LP_KEY_BYTES;
+    if (curve)
+        lp_conn_set_curve (self,
+            json_string_value (json_object_get (curve, "server_key")),
+            json_string_value (json_object_get (curve, "public_key")),
+            json_string_value (json_object_get (curve, "secret_key")));
     if (location)
         lp_conn_set_location (self, json_string_value (location));
     json_decref (self->endpoints);
@@ -264,6 +299,14 @@ lp_conn_save (lp_conn_t *self, const char *path, char *err, size_t errlen)
                               "location", self->location,
                               "endpoints", self->endpoints);
     sodium_memzero (hex, sizeof (hex));
+    if (root && lp_conn_secure (self)
+    &&  json_object_set_new (root, "curve",
+            json_pack ("{s:s, s:s, s:s}", "server_key", self->server_key,
+                       "public_key", self->public_key,
+                       "secret_key", self->secret_key)) != 0) {
+        json_decref (root);
+        root = NULL;
+    }
     if (!root) {
         s_fail (NULL, err, errlen, path, "out of memory");
         return -1;
@@ -370,6 +413,36 @@ lp_conn_set_location (lp_conn_t *self, const char *location)
     }
 }
 
+bool
+lp_conn_secure (lp_conn_t *self)
+{
+    assert (self);
+    return *self->server_key != 0;
+}
+
+void
+lp_conn_set_curve (lp_conn_t *self, const char *server_key,
+                   const char *public_key, const char *secret_key)
+{
+    assert (self);
+    assert (server_key && public_key && secret_key);
+    snprintf (self->server_key, sizeof (self->server_key), "%s", server_key);
+    snprintf (self->public_key, sizeof (self->public_key), "%s", public_key);
+    snprintf (self->secret_key, sizeof (self->secret_key), "%s", secret_key);
+}
+
+void
+lp_conn_apply_curve (lp_conn_t *self, zsock_t *sock)
+{
+    assert (self);
+    assert (sock);
+    if (!lp_conn_secure (self))
+        return;
+    zsock_set_curve_serverkey (sock, self->server_key);
+    zsock_set_curve_publickey (sock, self->public_key);
+    zsock_set_curve_secretkey (sock, self->secret_key);
+}
+
 //  ---------------------------------------------------------------------
 //  Self-test helpers: write text to a file; load it and check that the
 //  error mentions path and the expected problem.
@@ -464,6 +537,28 @@ lp_conn_test (bool verbose)
     assert (streq (lp_conn_endpoint (conn, "iopub"), "tcp://[::1]:40004"));
     lp_conn_destroy (&conn);
 
+    //  CURVE keys round trip; a bad one is refused
+    conn = lp_conn_new ("engine");
+    assert (conn && !lp_conn_secure (conn));
+    zcert_t *server = zcert_new ();
+    zcert_t *mine = zcert_new ();
+    lp_conn_set_curve (conn, zcert_public_txt (server), zcert_public_txt (mine),
+                       zcert_secret_txt (mine));
+    lp_conn_set_endpoint (conn, "mux", "tcp://127.0.0.1:40003");
+    assert (lp_conn_save (conn, path, err, sizeof (err)) == 0);
+    lp_conn_destroy (&conn);
+    conn = lp_conn_load (path, err, sizeof (err));
+    assert (conn && lp_conn_secure (conn));
+    zsock_t *probe = zsock_new (ZMQ_DEALER);
+    lp_conn_apply_curve (conn, probe);
+    char *serverkey = zsock_curve_serverkey (probe);
+    assert (streq (serverkey, zcert_public_txt (server)));
+    zstr_free (&serverkey);
+    zsock_destroy (&probe);
+    lp_conn_destroy (&conn);
+    zcert_destroy (&server);
+    zcert_destroy (&mine);
+
     //  Two fresh connections get different random keys
     lp_conn_t *a = lp_conn_new ("engine");
     lp_conn_t *b = lp_conn_new ("engine");
@@ -536,6 +631,8 @@ lp_conn_test (bool verbose)
                   "\"control\": \"%s\"}}", bad_endpoints [i]);
         s_expect_error (bad, json, "endpoint \"control\" is not", verbose);
     }
+    s_expect_error (bad, "{\"version\": \"1.0\", \"kind\": \"engine\", " GOOD_KEY ", " GOOD_EP
+                    ", \"curve\": {\"server_key\": \"short\"}}", "\"curve\" needs \"server_key\"", verbose);
     s_expect_error (bad, "{\"version\": \"1.0\", \"kind\": \"engine\", \"location\": 7, "
                     GOOD_KEY ", " GOOD_EP "}", "\"location\" is not a string", verbose);
 #undef GOOD_KEY

@@ -3,7 +3,10 @@
 
     {"version":"1.0","kind":"engine"|"client","signature_scheme":
      "blake2b-256","key":"<hex>","location":"127.0.0.1",
-     "endpoints":{"registration":"tcp://127.0.0.1:40001", ...}}
+     "endpoints":{"registration":"tcp://127.0.0.1:40001", ...},
+     "curve":{"server_key":"<Z85>","public_key":"<Z85>","secret_key":"<Z85>"}}
+    ("curve" only for a secure cluster: the controller's public key and
+    this role's own key pair, 40 Z85 characters each.)
 
     Self-test: lp_conn_test, run by lp_selftest.
     =========================================================================
@@ -28,6 +31,15 @@ const uint8_t *lp_conn_key (lp_conn_t *self, size_t *len_p);
 void        lp_conn_set_key (lp_conn_t *self, const uint8_t *key, size_t len);
 const char *lp_conn_location (lp_conn_t *self);
 void        lp_conn_set_location (lp_conn_t *self, const char *location);
+//  CURVE (a secure cluster): the controller's public key and the role's
+//  key pair, Z85 (40 characters each). lp_conn_secure is false when the
+//  file has no "curve" object (an insecure, loopback cluster).
+bool        lp_conn_secure (lp_conn_t *self);
+void        lp_conn_set_curve (lp_conn_t *self, const char *server_key,
+                               const char *public_key, const char *secret_key);
+//  Makes sock a CURVE client of the controller with the file's keys (call
+//  before zsock_connect); does nothing for an insecure file.
+void        lp_conn_apply_curve (lp_conn_t *self, zsock_t *sock);
 void        lp_conn_test (bool verbose);
 
 #endif

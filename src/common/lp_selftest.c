@@ -1,7 +1,8 @@
 /*  =========================================================================
     lp_selftest - runs the self-tests of the src/common and src/lua classes
-    and of the classes elsewhere that need no sockets (policy: the
-    scheduler's decisions, src/controller)
+    and of the classes elsewhere that need no other process (policy: the
+    scheduler's decisions; zap: CURVE keys and the ZAP handler, over
+    loopback inside this process; both src/controller)
 
     Usage: lp_selftest [--list] [--test NAME] [--verbose]
     Without --test every class runs, in dependency order. An unknown name
@@ -19,6 +20,7 @@
 #include "lp_conn.h"
 #include "lp_luavalue.h"
 #include "lp_policy.h"                  //  the scheduler's pure decisions
+#include "lp_zap.h"                     //  CURVE keys and the ZAP handler
 //  Contracts and self-tests assert in release builds too, as in czmq
 #undef NDEBUG
 #include <assert.h>
@@ -42,6 +44,7 @@ static const s_test_t s_tests [] = {
     { "conn",     lp_conn_test },
     { "luavalue", lp_luavalue_test },
     { "policy",   lp_policy_test },
+    { "zap",      lp_zap_test },
     { "store",    lp_store_test },      //  src/controller/lp_store.c
     { NULL, NULL }
 };

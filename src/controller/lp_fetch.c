@@ -19,6 +19,7 @@
 #include "lp_fetch.h"
 #include "lp_proto.h"
 #include "lp_codec.h"
+#include "lp_bind.h"
 
 #define LP_FETCH_WAITERS_MAX    65536   //  clients waiting for pending results
 #define LP_FETCH_IDS_MAX        10000   //  msg_ids per request
@@ -192,6 +193,10 @@ lp_fetch_new (lp_store_t *store, lp_wire_t *wire, zsock_t *registration,
     if (store) {
         self->task = zsock_new (ZMQ_DEALER);
         self->mux = zsock_new (ZMQ_DEALER);
+        if (self->task && self->mux) {
+            lp_bind_connect_self (self->task);      //  CURVE keys (a secure cluster)
+            lp_bind_connect_self (self->mux);
+        }
         if (!self->task || !self->mux
         ||  zsock_connect (self->task, "%s", task_endpoint) != 0
         ||  zsock_connect (self->mux, "%s", mux_endpoint) != 0) {

@@ -795,6 +795,21 @@ s_start_actor (zactor_t **actor_p, zactor_fn *fn, void *args, char endpoints [2]
 static void s_hub_destroy (lp_hub_t **self_p);
 static int s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg);
 
+
+//  Before the binds (libzmq copies socket options into each connection):
+//  the registration socket carries requests and queries of a few hundred
+//  bytes and the notification PUB only reads subscriptions, so a stranger
+//  who sends them a larger frame is cut off at LP_SMALL_MAX_FRAME instead
+//  of the data channels' LP_MAX_FRAME_BYTES (lp_bind_tcp's default).
+static void
+s_limit_frames (lp_hub_t *self)
+{
+    if (self->registration)
+        zsock_set_maxmsgsize (self->registration, LP_SMALL_MAX_FRAME);
+    if (self->notify)
+        zsock_set_maxmsgsize (self->notify, LP_SMALL_MAX_FRAME);
+}
+
 //  Binds, starts the data-path actors, fills self->config.endpoints.
 //  NULL with err on failure.
 static lp_hub_t *
@@ -838,6 +853,7 @@ s_hub_new (zsock_t *pipe, const lp_hub_config_t *config, char *err, size_t errle
         s_hub_destroy (&self);
         return NULL;
     }
+    s_limit_frames (self);
     char (*endpoints) [128] = self->config.endpoints;
     if (lp_bind_tcp (self->registration, config->ip, endpoints [LP_HUB_REGISTRATION], 128)
     ||  lp_bind_tcp (self->hb_ping, config->ip, endpoints [LP_HUB_HB_PING], 128)

@@ -11,6 +11,9 @@ lp_relay_actor (zsock_t *pipe, void *args)
     zsock_t *from_engines = zsock_new (ZMQ_XSUB);
     zsock_t *to_clients = zsock_new (ZMQ_XPUB);
     char endpoints [2][128];
+    //  Clients only send subscriptions here: small frames
+    if (to_clients)
+        zsock_set_maxmsgsize (to_clients, LP_SMALL_MAX_FRAME);
     for (int i = 0; i < 2; i++)
         snprintf (endpoints [i], 128, "%s", config->want [i]? config->want [i]: "");
     if (lp_bind_tcp (from_engines, ip, endpoints [0], 128)

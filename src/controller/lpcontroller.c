@@ -52,6 +52,8 @@
 #include "lp_log.h"
 #include "lp_config.h"
 #include "lp_scheduler.h"
+#include "lp_bind.h"
+#include "lp_zap.h"
 #include "lp_store.h"
 
 #include <getopt.h>
@@ -79,6 +81,7 @@ typedef struct {
     long log_max_mb;                    //  rotate logs past this, -1 unset
     long log_keep;                      //  rotated logs kept, -1 unset
     long engine_wait_sec;               //  local engines' --lost-exit, -1 unset
+    int secure;                         //  CURVE: 1 --secure, 0 --insecure, -1 unset
     bool restore;                       //  --restore: a dead controller's
                                         //  ports, key, engines and requests
     lp_config_t file;                   //  the profile's config file
@@ -87,6 +90,8 @@ typedef struct {
 typedef struct {
     s_options_t *options;               //  what we were asked
     zactor_t *hub;                      //  the hub actor
+    lp_keys_t keys;                     //  CURVE certificates (a secure cluster)
+    zactor_t *zap;                      //  the ZAP handler (a secure cluster)
     lp_launcher_t *launcher;            //  local engines
     lp_store_t *store;                  //  the task store, NULL when off
     lp_log_t *log;                      //  log files and their rotation
@@ -129,6 +134,9 @@ s_usage (FILE *out)
         "  --log-keep N         rotated files kept per log (default %d)\n"
         "  --engine-wait SEC    local engines exit after SEC seconds without their\n"
         "                       controller (default %d; 0 = never)\n"
+        "  --secure             CURVE: encrypt every channel and admit only the keys of\n"
+        "                       <profile>/security (the default on a non-loopback --ip)\n"
+        "  --insecure           no CURVE, even on a non-loopback --ip (warns then)\n"
         "  --restore            take over from a controller of this profile that died:\n"
         "                       the same ports and key (from security/), its live local\n"
         "                       engines adopted (they re-register under their ids), its\n"
@@ -375,6 +383,19 @@ s_number (const char *text, const char *option)
     return value;
 }
 
+static bool s_loopback (const char *ip);
+
+//  On the caller's terminal (before a --daemon fork), as well as in the
+//  log (s_start_security): --insecure on an address others can reach.
+static void
+s_warn_insecure (const s_options_t *options)
+{
+    if (options->secure == 0 && !s_loopback (options->ip))
+        fprintf (stderr, "lpcontroller: warning: --insecure on %s, not a loopback address: "
+                 "anyone who reaches it can read the traffic and the engines' output "
+                 "(docs/operations.md, Security)\n", options->ip);
+}
+
 static int
 s_parse (int argc, char **argv, s_options_t *options)
 {
@@ -397,6 +418,8 @@ s_parse (int argc, char **argv, s_options_t *options)
         { "log-max", required_argument, 0, 'L' },
         { "log-keep", required_argument, 0, 'K' },
         { "engine-wait", required_argument, 0, 'E' },
+        { "secure", no_argument, 0, 'S' },
+        { "insecure", no_argument, 0, 'I' },
         { "restore", no_argument, 0, 'r' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 }
@@ -423,6 +446,8 @@ s_parse (int argc, char **argv, s_options_t *options)
             case 'L': options->log_max_mb = s_number (optarg, "--log-max"); break;
             case 'K': options->log_keep = s_number (optarg, "--log-keep"); break;
             case 'E': options->engine_wait_sec = s_number (optarg, "--engine-wait"); break;
+            case 'S': options->secure = 1; break;
+            case 'I': options->secure = 0; break;
             case 'r': options->restore = true; break;
             case 'h': s_usage (stdout); exit (0);
             default:  s_usage (stderr); return -1;
@@ -491,6 +516,7 @@ s_parse (int argc, char **argv, s_options_t *options)
         fprintf (stderr, "lpcontroller: the heartbeat period must be at least 10 ms\n");
         return -1;
     }
+    s_warn_insecure (options);
     return 0;
 }
 
@@ -569,8 +595,8 @@ static const int client_eps [] = { LP_HUB_REGISTRATION, LP_HUB_MUX_CLIENT, LP_HU
                                    LP_HUB_IOPUB_CLIENT, LP_HUB_NOTIFICATION, LP_HUB_TASK_CLIENT };
 
 static int
-s_write_files (const lp_hub_config_t *hub, const char *location, const char *folder,
-               char *err, size_t errlen)
+s_write_files (const lp_hub_config_t *hub, const lp_keys_t *keys, const char *location,
+               const char *folder, char *err, size_t errlen)
 {
     char path [1200], located [256];
     int rc = 0;
@@ -582,6 +608,11 @@ s_write_files (const lp_hub_config_t *hub, const char *location, const char *fol
         }
         lp_conn_set_key (conn, hub->key, hub->key_len);
         lp_conn_set_location (conn, location);
+        if (keys->controller) {
+            zcert_t *role = kind? keys->engine: keys->client;
+            lp_conn_set_curve (conn, zcert_public_txt (keys->controller),
+                               zcert_public_txt (role), zcert_secret_txt (role));
+        }
         int count = kind? 7: 6;
         for (int i = 0; i < count; i++) {
             s_located (location, hub->endpoints [kind? engine_eps [i]: client_eps [i]],
@@ -593,6 +624,69 @@ s_write_files (const lp_hub_config_t *hub, const char *location, const char *fol
         lp_conn_destroy (&conn);
     }
     return rc;
+}
+
+//  True for an address only this host can reach (127.0.0.0/8, ::1,
+//  localhost): the one case where the cluster may run without CURVE.
+static bool
+s_loopback (const char *ip)
+{
+    return strncmp (ip, "127.", 4) == 0 || streq (ip, "::1") || streq (ip, "[::1]")
+        || streq (ip, "localhost");
+}
+
+//  A secure cluster (--secure, or by default a non-loopback --ip): the
+//  CURVE certificates of <profile>/security, the ZAP handler that admits
+//  the client's and the engine's keys, and every socket lp_bind_tcp
+//  makes from now on a CURVE server. 0, or -1 once reported.
+static int
+s_start_security (s_controller_t *self, const char *folder)
+{
+    s_options_t *options = self->options;
+    bool loopback = s_loopback (options->ip);
+    if (options->secure < 0 && options->restore) {
+        //  A restored controller is as secure as the one it replaces: its
+        //  clients and engines keep the files (and keys) they have.
+        char path [1200], why [600];
+        snprintf (path, sizeof path, "%s/lp-client.json", folder);
+        lp_conn_t *conn = lp_conn_load (path, why, sizeof why);
+        if (conn)
+            options->secure = lp_conn_secure (conn)? 1: 0;
+        lp_conn_destroy (&conn);
+    }
+    if (options->secure < 0)
+        options->secure = loopback? 0: 1;
+    if (!options->secure) {
+        if (!loopback)
+            zsys_warning ("--insecure on %s, not a loopback address: anyone who reaches it "
+                          "can read the traffic, run code on the engines and read their "
+                          "output (see docs/operations.md, Security)", options->ip);
+        return 0;
+    }
+    char err [1400], line [1500];
+    if (lp_keys_load (&self->keys, folder, err, sizeof err) != 0) {
+        snprintf (line, sizeof line, "cannot set up CURVE: %s", err);
+        s_report (self, line, false);
+        return -1;
+    }
+    self->zap = zactor_new (lp_zap_actor, &self->keys);
+    if (!self->zap) {
+        s_report (self, "cannot start the ZAP handler (inproc://zeromq.zap.01 taken?)", false);
+        return -1;
+    }
+    lp_bind_set_curve (self->keys.controller);
+    zsys_info ("secure: CURVE on every socket, server key %s; admitting the keys of %s/"
+               "client.key and engine.key", zcert_public_txt (self->keys.controller), folder);
+    return 0;
+}
+
+//  After the hub and its sockets are gone.
+static void
+s_stop_security (s_controller_t *self)
+{
+    zactor_destroy (&self->zap);
+    lp_bind_set_curve (NULL);
+    lp_keys_destroy (&self->keys);
 }
 
 //  --restore: the key and the ports of the connection files in folder
@@ -749,7 +843,8 @@ int
 main (int argc, char **argv)
 {
     s_options_t options = { .hwm = -1, .engine_memory_mb = -1, .log_max_mb = -1,
-                            .log_keep = -1, .engine_wait_sec = -1, .db_max_result = -1 };
+                            .log_keep = -1, .engine_wait_sec = -1, .db_max_result = -1,
+                            .secure = -1 };
     if (s_parse (argc, argv, &options) != 0)
         return 2;
     //  Large values cross as 1 MiB frames that ZeroMQ's I/O threads
@@ -833,6 +928,8 @@ main (int argc, char **argv)
     char scratch [LP_ID_CHARS + 1];
     lp_util_random_id (scratch);            //  initialises libsodium
     randombytes_buf (key, sizeof key);
+    if (s_start_security (&self, security) != 0)
+        goto done;
     lp_hub_config_t config = { .ip = options.ip, .key = key, .key_len = sizeof key,
                                .heartbeat_msec = options.heartbeat_msec,
                                .max_misses = options.max_misses,
@@ -857,7 +954,7 @@ main (int argc, char **argv)
         s_report (&self, self.hub? config.error: "cannot start the hub", false);
         goto done;
     }
-    if (s_write_files (&config, options.location? options.location: options.ip,
+    if (s_write_files (&config, &self.keys, options.location? options.location: options.ip,
                        security, err, sizeof err) != 0) {
         s_report (&self, err, false);
         goto done;
@@ -913,6 +1010,7 @@ done:
         lp_launcher_stop (self.launcher, LP_SHUTDOWN_GRACE_MSEC);
     lp_launcher_destroy (&self.launcher);
     zactor_destroy (&self.hub);
+    s_stop_security (&self);
     zloop_destroy (&loop);
     sodium_memzero (key, sizeof key);
     //  After the hub: the actors' last records are queued; written now.

@@ -97,13 +97,15 @@ s_self_destroy (self_t **self_p)
 //  reconnect: the control channel re-opens by itself, the heartbeat
 //  socket never does (see lp_session.c)
 static zsock_t *
-s_dealer (const char *endpoint, const char *uuid, bool reconnect)
+s_dealer (lp_conn_t *conn, const char *endpoint, const char *uuid, bool reconnect)
 {
     zsock_t *sock = zsock_new (ZMQ_DEALER);
     if (!sock)
         return NULL;
     zsock_set_identity (sock, uuid);
     lp_wire_tune_socket (sock);
+    if (conn)
+        lp_conn_apply_curve (conn, sock);
     if (reconnect) {
         zsock_set_reconnect_ivl (sock, LP_ENGINE_RECONNECT_IVL_MSEC);
         zsock_set_reconnect_ivl_max (sock, LP_ENGINE_RECONNECT_IVL_MAX_MSEC);
@@ -138,6 +140,8 @@ s_self_new (zsock_t *pipe, lp_heart_config_t *config)
     self->sub = zsock_new (ZMQ_SUB);
     if (self->sub) {
         lp_wire_tune_socket (self->sub);
+        if (config->conn)
+            lp_conn_apply_curve (config->conn, self->sub);
         zsock_set_reconnect_ivl (self->sub, -1);
         zsock_set_subscribe (self->sub, "");
         if (zsock_connect (self->sub, "%s", config->hb_ping)) {
@@ -145,8 +149,8 @@ s_self_new (zsock_t *pipe, lp_heart_config_t *config)
             zsock_destroy (&self->sub);
         }
     }
-    self->pong = s_dealer (config->hb_pong, config->uuid, false);
-    self->control = s_dealer (config->control, config->uuid, true);
+    self->pong = s_dealer (config->conn, config->hb_pong, config->uuid, false);
+    self->control = s_dealer (config->conn, config->control, config->uuid, true);
     if (self->wire && self->sub && self->pong && self->control)
         self->poller = zpoller_new (pipe, self->sub, self->control, self->pong, NULL);
     if (!self->poller) {

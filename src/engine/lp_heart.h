@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include "lp_prelude.h"
 #include "lp_engine.h"
+#include "lp_conn.h"
 
 //  Everything the actor needs; read only while zactor_new runs, except
 //  engine and stop, which must outlive the actor.
@@ -29,6 +30,7 @@ typedef struct {
     const char *uuid;                   //  socket identity
     const uint8_t *key;                 //  signing key
     size_t key_len;
+    lp_conn_t *conn;                    //  CURVE keys (a secure cluster)
     int id;                             //  engine id
     int heartbeat_msec;                 //  ping period
     int max_misses;                     //  pings missed before "LOST"

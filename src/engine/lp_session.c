@@ -177,6 +177,7 @@ s_socket (lp_session_t *self, int type, const char *channel)
     if (type == ZMQ_DEALER)
         zsock_set_identity (sock, self->uuid);
     lp_wire_tune_socket (sock);
+    lp_conn_apply_curve (self->conn, sock);     //  a secure cluster's keys
     //  The registration socket never reconnects by itself: a dead
     //  controller's ports may be taken by another cluster; we rebuild every
     //  socket on reconnect. The data channels do (protocol.md: a channel
@@ -468,7 +469,7 @@ s_register (lp_session_t *self)
         .hb_pong = lp_conn_endpoint (self->conn, "hb_pong"),
         .control = lp_conn_endpoint (self->conn, "control"),
         .uuid = self->uuid, .key = key, .key_len = key_len,
-        .id = self->id, .heartbeat_msec = self->heartbeat_msec,
+        .conn = self->conn, .id = self->id, .heartbeat_msec = self->heartbeat_msec,
         .max_misses = self->max_misses, .conn_path = self->conn_path,
         .conn_ino = self->conn_ino, .conn_mtime = self->conn_mtime, .rc = -1
     };

@@ -4,7 +4,10 @@
 #  A "remote" engine: the engine runs in its own network namespace, joined
 #  to the host by a veth pair, with nothing but a copy of lp-engine.json.
 #  The controller binds the host end's address (--ip/--location); a client
-#  on the host must see the engine and run an apply on it.
+#  on the host must see the engine and run an apply on it. A non-loopback
+#  address makes the cluster secure by default (issue 12): the files carry
+#  CURVE keys, the controller says so in its log, and the remote engine
+#  gets in with the keys of its copy of lp-engine.json alone.
 #
 #  Needs root and iproute2. When the environment truly cannot do it (not
 #  root, no `ip`, or the kernel/container refuses `ip netns add`), the test
@@ -70,6 +73,11 @@ grep -q "$HOST_IP" "$PROFILE/security/lp-engine.json" \
 if grep -q '127\.0\.0\.1' "$PROFILE/security/lp-engine.json"; then
     die "lp-engine.json still points at 127.0.0.1: $(cat "$PROFILE/security/lp-engine.json")"
 fi
+
+grep -q '"curve"' "$PROFILE/security/lp-engine.json" \
+    || die "a controller on $HOST_IP is not secure by default: no CURVE keys in lp-engine.json"
+grep -q "secure: CURVE on every socket" "$PROFILE/log/lpcontroller.log" \
+    || die "the controller's log does not say it runs secure"
 
 # the remote side gets nothing but the engine connection file
 cp "$PROFILE/security/lp-engine.json" "$ECOPY/lp-engine.json"
