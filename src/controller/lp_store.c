@@ -20,6 +20,7 @@
     =========================================================================
 */
 #include "lp_store.h"
+#include <malloc.h>
 #include "lp_codec.h"
 #include "lp_msg.h"
 #include "lp_proto.h"
@@ -39,6 +40,8 @@
 #define LP_STORE_BUSY_MSEC      5000
 #define LP_STORE_LINGER_USEC    20000       //  gather a batch after a wake-up
 #define LP_STORE_NICE           19          //  the writer yields to the data path
+#define LP_STORE_CACHE_KIB      "2048"      //  SQLite page cache (PRAGMA cache_size)
+#define LP_STORE_TRIM_RECORDS   10000       //  records written between malloc_trim
 
 typedef enum { REC_REQUEST, REC_STARTED, REC_REPLY, REC_ERROR } s_rec_type_t;
 
@@ -846,6 +849,7 @@ s_writer (void *arg)
     //  and the writer catches up in the gaps (its queue absorbs bursts).
     if (setpriority (PRIO_PROCESS, (id_t) gettid (), LP_STORE_NICE) != 0)
         zsys_warning ("store: cannot lower the writer's priority: %s", strerror (errno));
+    uint64_t since_trim = 0;            //  records written since malloc_trim
     pthread_mutex_lock (&self->lock);
     while (true) {
         while (!self->head && !self->stop)
@@ -931,7 +935,17 @@ s_writer (void *arg)
             zsock_send (self->events_out, "ss", "DONE", id);
         zlist_destroy (&done);
         zlist_destroy (&finals);
+        //  After a burst, once the queue is empty, the records' memory
+        //  (freed by this thread, allocated by the data path's) goes back
+        //  to the kernel: the controller shrinks again after 10^5 tasks.
+        since_trim += count;
         pthread_mutex_lock (&self->lock);
+        if (!self->head && since_trim >= LP_STORE_TRIM_RECORDS) {
+            pthread_mutex_unlock (&self->lock);
+            malloc_trim (0);
+            since_trim = 0;
+            pthread_mutex_lock (&self->lock);
+        }
     }
     pthread_mutex_unlock (&self->lock);
     sqlite3_stmt **stmts [] = { &self->st_request, &self->st_started, &self->st_reply,
@@ -957,7 +971,7 @@ s_open (const char *path, char *err, size_t errlen)
         sqlite3_busy_timeout (db, LP_STORE_BUSY_MSEC);
         //  journal_mode reads the file: a corrupt one fails here.
         rc = sqlite3_exec (db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-                           " PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4000;", NULL, NULL, &errmsg);
+                           " PRAGMA cache_size = -" LP_STORE_CACHE_KIB "; PRAGMA wal_autocheckpoint = 4000;", NULL, NULL, &errmsg);
     }
     if (rc == SQLITE_OK)
         rc = sqlite3_exec (db, s_schema, NULL, NULL, &errmsg);
