@@ -217,20 +217,29 @@ s_spawn (lp_launcher_t *self, int slot, int id, char *err, size_t errlen)
     return 0;
 }
 
+//  Room for one more child in the table; 0, or -1 with err filled.
+static int
+s_room (lp_launcher_t *self, char *err, size_t errlen)
+{
+    if (self->count < self->capacity)
+        return 0;
+    size_t capacity = self->capacity * 2 + 8;
+    s_child_t *grown = (s_child_t *) realloc (self->children, capacity * sizeof *grown);
+    if (!grown) {
+        snprintf (err, errlen, "out of memory");
+        return -1;
+    }
+    self->children = grown;
+    self->capacity = capacity;
+    return 0;
+}
+
 int
 lp_launcher_start (lp_launcher_t *self, int n, char *err, size_t errlen)
 {
     for (int i = 0; i < n; i++) {
-        if (self->count == self->capacity) {
-            size_t capacity = self->capacity * 2 + 8;
-            s_child_t *grown = (s_child_t *) realloc (self->children, capacity * sizeof *grown);
-            if (!grown) {
-                snprintf (err, errlen, "out of memory");
-                return -1;
-            }
-            self->children = grown;
-            self->capacity = capacity;
-        }
+        if (s_room (self, err, errlen) != 0)
+            return -1;
         int slot = (int) self->count;
         self->children [slot] = (s_child_t) { 0, 0, 0, false };
         self->count++;
@@ -273,23 +282,30 @@ lp_launcher_pid_alive (int pid)
     return !(paren && paren [1] == ' ' && (paren [2] == 'Z' || paren [2] == 'X'));
 }
 
-//  The lpengine process a pid file names, alive; 0 when none
-static pid_t
-s_live_engine (const char *pid_path)
+int
+lp_launcher_pid_read (const char *pid_path)
 {
     FILE *file = fopen (pid_path, "r");
     int pid = 0;
     if (!file)
         return 0;
-    if (fscanf (file, "%d", &pid) != 1)
+    if (fscanf (file, "%d", &pid) != 1 || pid < 0)
         pid = 0;
     fclose (file);
+    return pid;
+}
+
+//  The lpengine process a pid file names, alive; 0 when none
+static pid_t
+s_live_engine (const char *pid_path)
+{
+    int pid = lp_launcher_pid_read (pid_path);
     if (pid <= 0 || !lp_launcher_pid_alive (pid))
         return 0;
     //  Not another program that got the number since
     char path [64], cmdline [4096];
     snprintf (path, sizeof path, "/proc/%d/cmdline", pid);
-    file = fopen (path, "r");
+    FILE *file = fopen (path, "r");
     size_t got = file? fread (cmdline, 1, sizeof cmdline - 1, file): 0;
     if (file)
         fclose (file);
@@ -311,16 +327,8 @@ lp_launcher_adopt (lp_launcher_t *self, int n, int *adopted_p, char *err, size_t
                 return -1;
             continue;
         }
-        if (self->count == self->capacity) {
-            size_t capacity = self->capacity * 2 + 8;
-            s_child_t *grown = (s_child_t *) realloc (self->children, capacity * sizeof *grown);
-            if (!grown) {
-                snprintf (err, errlen, "out of memory");
-                return -1;
-            }
-            self->children = grown;
-            self->capacity = capacity;
-        }
+        if (s_room (self, err, errlen) != 0)
+            return -1;
         self->children [self->count++] = (s_child_t) { pid, s_mono_msec (), 0, true };
         adopted++;
     }

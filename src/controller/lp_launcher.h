@@ -54,6 +54,8 @@ void  lp_launcher_stop (lp_launcher_t *self, int grace_msec);
 //  True while pid runs; a zombie counts as gone (a dead controller's
 //  orphan waits for init to reap it, which takes a while here).
 bool  lp_launcher_pid_alive (int pid);
+//  The pid a pid file holds; 0 when it is missing or holds none.
+int   lp_launcher_pid_read (const char *pid_path);
 //  The default --memory-limit for n local engines: LP_ENGINE_MEMORY_SHARE
 //  percent of physical memory divided by n, in MB (at least 1).
 long  lp_launcher_default_memory_mb (int n);

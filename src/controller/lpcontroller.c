@@ -358,13 +358,7 @@ s_mkdirs (const char *dir, char *err, size_t errlen)
 static int
 s_running_pid (const char *pid_path)
 {
-    FILE *file = fopen (pid_path, "r");
-    int pid = 0;
-    if (!file)
-        return 0;
-    if (fscanf (file, "%d", &pid) != 1)
-        pid = 0;
-    fclose (file);
+    int pid = lp_launcher_pid_read (pid_path);
     if (pid > 0 && lp_launcher_pid_alive (pid) && pid != getpid ())
         return pid;
     return 0;
