@@ -9,11 +9,14 @@
     error. The test asserts that the request ends with an error within 15 s,
     that the stuck engine's process is gone, and that the cluster keeps
     serving on the other engines. The same for an interrupt (no time
-    limit) that the call ignores. The controller sees the engine's exit
+    limit) that a C call ignores (os.execute of a child that sleeps; the
+    child announces itself in a file, so the interrupt is sent only once
+    the engine is inside the call). The controller sees the engine's exit
     status and ends the request with TimeLimit.
     Before the fix the engine stayed busy forever.
 */
 #include "lp_testlib.h"
+#include <errno.h>
 #include <signal.h>
 
 //  True while pid runs (a zombie counts as gone)
@@ -69,22 +72,36 @@ main (int argc, char **argv)
     CHECK (!s_alive (pid), "the stuck engine's process %ld still runs", pid);
     lpt_say ("engine %d (pid %ld) ended itself", stuck, pid);
 
-    //  An interrupt that the same kind of call ignores: no time limit; the
-    //  request prints first, so that the interrupt is sent once it runs
-    //  (its output arrives on iopub while it runs)
+    //  An interrupt that a C call ignores: no time limit. os.execute
+    //  blocks inside system () until its child ends; the child writes its
+    //  pid to a file first, so once the file exists the engine is inside
+    //  that one C call (no window where a Lua hook could still stop it).
+    //  The test ends the child by that pid after the engine is gone.
     CHECK (n >= 3, "need three engines, have %d", n);
     int second = ids[n - 2];
     long pid2 = lpt_engine_pid (client, second);
+    char dir[] = "/tmp/lp_stuck.XXXXXX";
+    CHECK (mkdtemp (dir), "mkdtemp: %s", strerror (errno));
+    char marker[64], code[256];
+    snprintf (marker, sizeof marker, "%s/child.pid", dir);
+    snprintf (code, sizeof code, "return os.execute ('echo $$ > %s.tmp && mv %s.tmp %s && exec sleep 60')",
+              marker, marker, marker);
     view = lp_client_view (client, &second, 1);
     CHECK (view, "no view: %s", lp_client_error (client));
-    r = lp_view_execute (view, "print ('started') "
-        "return string.find (string.rep ('a', 40) .. 'b', string.rep ('a*', 40) .. 'c')");
+    r = lp_view_execute (view, code);
     CHECK (r, "execute: %s", lp_client_error (client));
     t1 = lpt_now_ms ();
-    while (!strstr (lp_result_stdout (r, 0)? lp_result_stdout (r, 0): "", "started")) {
+    long child = 0;
+    while (!child) {
+        FILE *f = fopen (marker, "r");
+        if (f) {
+            CHECK (fscanf (f, "%ld", &child) == 1 && child > 0, "no pid in %s", marker);
+            fclose (f);
+            break;
+        }
         CHECK (lpt_now_ms () - t1 < LPT_DEADLINE_MS && !lp_result_ready (r),
-               "the stuck request did not start printing within %d ms", LPT_DEADLINE_MS);
-        lp_client_poll (client, 50);
+               "the stuck request did not start its child within %d ms", LPT_DEADLINE_MS);
+        lp_client_poll (client, 20);
     }
     t0 = lpt_now_ms ();
     lp_result_t *ir = lp_view_interrupt (view);
@@ -92,7 +109,10 @@ main (int argc, char **argv)
     lp_result_destroy (&ir);
     rc = lp_result_wait (r, 20000);
     elapsed = (lpt_now_ms () - t0) / 1000;
-    CHECK (rc == LP_OK, "a request stuck in string.find has not ended %.1f s after an interrupt",
+    kill ((pid_t) child, SIGKILL);
+    unlink (marker);
+    rmdir (dir);
+    CHECK (rc == LP_OK, "a request stuck in os.execute has not ended %.1f s after an interrupt",
            elapsed);
     ename = lp_result_ename (r, 0);
     CHECK (ename && strcmp (ename, "TimeLimit") == 0,
