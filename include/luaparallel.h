@@ -38,6 +38,14 @@ extern "C" {
 #define LP_VERSION_PATCH 0
 #define LP_VERSION_STRING "0.1.0"
 
+//  The library is built with hidden visibility: only what this header
+//  declares with LP_EXPORT is exported from libluaparallel.so.
+#if defined __GNUC__ && !defined LP_STATIC
+#   define LP_EXPORT __attribute__ ((visibility ("default")))
+#else
+#   define LP_EXPORT
+#endif
+
 typedef struct _lp_value_t lp_value_t;
 typedef struct _lp_client_t lp_client_t;
 typedef struct _lp_view_t lp_view_t;
@@ -63,7 +71,7 @@ typedef enum {
 } lp_err_t;
 
 //  "timed out", "controller lost", ...; "unknown error" for other numbers.
-const char  *lp_strerror (int err);
+LP_EXPORT const char  *lp_strerror (int err);
 
 //  ---------------------------------------------------------------------
 //  Values
@@ -89,48 +97,48 @@ typedef enum {
 } lp_dtype_t;
 
 //  Constructors return NULL only when out of memory.
-lp_value_t *lp_value_nil (void);
-lp_value_t *lp_value_bool (bool b);
-lp_value_t *lp_value_int (int64_t i);
-lp_value_t *lp_value_number (double d);
-lp_value_t *lp_value_string (const char *s);                 //  NUL-terminated, copied
-lp_value_t *lp_value_lstring (const char *s, size_t len);    //  copied
-lp_value_t *lp_value_bytes (const void *data, size_t len);   //  copied
-lp_value_t *lp_value_array (void);
-lp_value_t *lp_value_map (void);
+LP_EXPORT lp_value_t *lp_value_nil (void);
+LP_EXPORT lp_value_t *lp_value_bool (bool b);
+LP_EXPORT lp_value_t *lp_value_int (int64_t i);
+LP_EXPORT lp_value_t *lp_value_number (double d);
+LP_EXPORT lp_value_t *lp_value_string (const char *s);                 //  NUL-terminated, copied
+LP_EXPORT lp_value_t *lp_value_lstring (const char *s, size_t len);    //  copied
+LP_EXPORT lp_value_t *lp_value_bytes (const void *data, size_t len);   //  copied
+LP_EXPORT lp_value_t *lp_value_array (void);
+LP_EXPORT lp_value_t *lp_value_map (void);
 //  Typed array of count elements, zero-filled; fill through lp_value_typed_data.
-lp_value_t *lp_value_typed (lp_dtype_t dtype, size_t count);
+LP_EXPORT lp_value_t *lp_value_typed (lp_dtype_t dtype, size_t count);
 //  Typed array that takes `data` without copying; free_fn (may be NULL)
 //  is called on data when the value is destroyed.
-lp_value_t *lp_value_typed_take (lp_dtype_t dtype, void *data, size_t count,
+LP_EXPORT lp_value_t *lp_value_typed_take (lp_dtype_t dtype, void *data, size_t count,
                                  void (*free_fn) (void *data));
 //  Array of integers 1..n (or of given ints), a convenience for tests/examples.
-lp_value_t *lp_value_int_range (int64_t first, int64_t last);
+LP_EXPORT lp_value_t *lp_value_int_range (int64_t first, int64_t last);
 
-void        lp_value_destroy (lp_value_t **self_p);
-lp_value_t *lp_value_dup (const lp_value_t *self);            //  deep copy
+LP_EXPORT void        lp_value_destroy (lp_value_t **self_p);
+LP_EXPORT lp_value_t *lp_value_dup (const lp_value_t *self);            //  deep copy
 
-lp_type_t   lp_value_type (const lp_value_t *self);
-const char *lp_type_name (lp_type_t type);                   //  "nil", "boolean", ...
-bool        lp_value_as_bool (const lp_value_t *self);       //  false for nil/false only
-int64_t     lp_value_as_int (const lp_value_t *self);        //  ints; numbers truncated; else 0
-double      lp_value_as_number (const lp_value_t *self);     //  ints and numbers; else 0
-const char *lp_value_as_string (const lp_value_t *self, size_t *len_p); //  strings, bytes; else NULL
+LP_EXPORT lp_type_t   lp_value_type (const lp_value_t *self);
+LP_EXPORT const char *lp_type_name (lp_type_t type);                   //  "nil", "boolean", ...
+LP_EXPORT bool        lp_value_as_bool (const lp_value_t *self);       //  false for nil/false only
+LP_EXPORT int64_t     lp_value_as_int (const lp_value_t *self);        //  ints; numbers truncated; else 0
+LP_EXPORT double      lp_value_as_number (const lp_value_t *self);     //  ints and numbers; else 0
+LP_EXPORT const char *lp_value_as_string (const lp_value_t *self, size_t *len_p); //  strings, bytes; else NULL
 //  Element count of an array, map or typed array; byte length of a string or bytes.
-size_t      lp_value_len (const lp_value_t *self);
+LP_EXPORT size_t      lp_value_len (const lp_value_t *self);
 
 //  Arrays
-int               lp_value_append (lp_value_t *self, lp_value_t *item);  //  item taken; 0 / -1
-const lp_value_t *lp_value_at (const lp_value_t *self, size_t index);   //  NULL when out of range
+LP_EXPORT int               lp_value_append (lp_value_t *self, lp_value_t *item);  //  item taken; 0 / -1
+LP_EXPORT const lp_value_t *lp_value_at (const lp_value_t *self, size_t index);   //  NULL when out of range
 //  Maps (keys compared by type and content)
-int               lp_value_set (lp_value_t *self, const char *key, lp_value_t *item);    //  item taken
-int               lp_value_set_key (lp_value_t *self, lp_value_t *key, lp_value_t *item); //  both taken
-const lp_value_t *lp_value_get (const lp_value_t *self, const char *key);  //  NULL when absent
-const lp_value_t *lp_value_key_at (const lp_value_t *self, size_t index);
-const lp_value_t *lp_value_value_at (const lp_value_t *self, size_t index);
+LP_EXPORT int               lp_value_set (lp_value_t *self, const char *key, lp_value_t *item);    //  item taken
+LP_EXPORT int               lp_value_set_key (lp_value_t *self, lp_value_t *key, lp_value_t *item); //  both taken
+LP_EXPORT const lp_value_t *lp_value_get (const lp_value_t *self, const char *key);  //  NULL when absent
+LP_EXPORT const lp_value_t *lp_value_key_at (const lp_value_t *self, size_t index);
+LP_EXPORT const lp_value_t *lp_value_value_at (const lp_value_t *self, size_t index);
 //  Typed arrays
-lp_dtype_t  lp_value_dtype (const lp_value_t *self);
-void       *lp_value_typed_data (const lp_value_t *self);
+LP_EXPORT lp_dtype_t  lp_value_dtype (const lp_value_t *self);
+LP_EXPORT void       *lp_value_typed_data (const lp_value_t *self);
 //  A typed array flagged "sequence" stands for a plain Lua sequence of
 //  numbers: it arrives in Lua as a table, not an lp.array. A Lua table of
 //  more than 4096 elements (LP_SEQUENCE_TYPED_MIN), all integers or floats,
@@ -139,14 +147,14 @@ void       *lp_value_typed_data (const lp_value_t *self);
 //  3 GB); lp_value_at does not apply to it. Flag a typed array of your own
 //  to make it arrive in Lua as a table. set returns -1 when self is not a
 //  typed array.
-bool        lp_value_typed_is_sequence (const lp_value_t *self);
-int         lp_value_typed_set_sequence (lp_value_t *self, bool sequence);
-size_t      lp_dtype_size (lp_dtype_t dtype);                //  bytes per element, 0 if unknown
-const char *lp_dtype_name (lp_dtype_t dtype);                //  "f64", "f32", "i64", "i32", "u8"
+LP_EXPORT bool        lp_value_typed_is_sequence (const lp_value_t *self);
+LP_EXPORT int         lp_value_typed_set_sequence (lp_value_t *self, bool sequence);
+LP_EXPORT size_t      lp_dtype_size (lp_dtype_t dtype);                //  bytes per element, 0 if unknown
+LP_EXPORT const char *lp_dtype_name (lp_dtype_t dtype);                //  "f64", "f32", "i64", "i32", "u8"
 
-bool        lp_value_equal (const lp_value_t *a, const lp_value_t *b);
+LP_EXPORT bool        lp_value_equal (const lp_value_t *a, const lp_value_t *b);
 //  Lua-literal text of the value ({1, 2, x = "y"}); caller frees.
-char       *lp_value_print (const lp_value_t *self);
+LP_EXPORT char       *lp_value_print (const lp_value_t *self);
 
 //  ---------------------------------------------------------------------
 //  Client
@@ -157,13 +165,13 @@ char       *lp_value_print (const lp_value_t *self);
 //  A secure cluster's file carries CURVE keys, used on every socket with
 //  nothing to set; a refused key fails with "the controller at ENDPOINT
 //  refused this client's CURVE key ...", not with a timeout.
-lp_client_t *lp_client_connect (const char *connection_file, int timeout_ms);
-void         lp_client_destroy (lp_client_t **self_p);
+LP_EXPORT lp_client_t *lp_client_connect (const char *connection_file, int timeout_ms);
+LP_EXPORT void         lp_client_destroy (lp_client_t **self_p);
 //  Error text of the last failed call on this thread with no client to hold it.
-const char  *lp_last_error (void);
+LP_EXPORT const char  *lp_last_error (void);
 //  lp_err_t of the last failed call on this client (LP_OK when none); the
 //  text is lp_client_error. A call that returned NULL or -1 sets both.
-int          lp_client_errcode (lp_client_t *self);
+LP_EXPORT int          lp_client_errcode (lp_client_t *self);
 //  Lost controller: when a wait has heard nothing from the controller on
 //  any socket for lost_after_ms (default 3000, or $LP_LOST_AFTER_MS at
 //  connect), every pending reply ends with ename "ControllerLost" ("controller
@@ -172,28 +180,28 @@ int          lp_client_errcode (lp_client_t *self);
 //  heard again. While waiting the client asks the controller for its status
 //  when it has been quiet for half that time, so a live but silent
 //  controller is never taken for lost. 0 or less disables the detection.
-void         lp_client_set_lost_after (lp_client_t *self, int lost_after_ms);
+LP_EXPORT void         lp_client_set_lost_after (lp_client_t *self, int lost_after_ms);
 //  True while the controller is taken for lost.
-bool         lp_client_lost (lp_client_t *self);
+LP_EXPORT bool         lp_client_lost (lp_client_t *self);
 //  Ids of registered engines, ascending; returns count (or -1, see error).
-int          lp_client_ids (lp_client_t *self, int *ids, int max);
+LP_EXPORT int          lp_client_ids (lp_client_t *self, int *ids, int max);
 //  Waits until at least n engines are registered; 0, or -1 on timeout.
-int          lp_client_wait_for_engines (lp_client_t *self, int n, int timeout_ms);
+LP_EXPORT int          lp_client_wait_for_engines (lp_client_t *self, int n, int timeout_ms);
 //  Last error on this client, human-readable ("" when none).
-const char  *lp_client_error (lp_client_t *self);
+LP_EXPORT const char  *lp_client_error (lp_client_t *self);
 //  Engine table as a value: array of maps {id, host, pid, state, queue,
 //  direct_queue, tasks_queued, tasks_running, tasks_done, ...}.
-lp_value_t  *lp_client_status (lp_client_t *self, int timeout_ms);
+LP_EXPORT lp_value_t  *lp_client_status (lp_client_t *self, int timeout_ms);
 //  The whole status: map {engines = <as above>, unassigned = tasks waiting
 //  in the scheduler, scheme, hwm}.
-lp_value_t  *lp_client_queue_status (lp_client_t *self, int timeout_ms);
+LP_EXPORT lp_value_t  *lp_client_queue_status (lp_client_t *self, int timeout_ms);
 //  Processes incoming messages for up to timeout_ms (0: only what is there);
 //  may return sooner (it wakes every lost_after/10 ms to watch the
 //  controller). Returns the number handled, -1 when a signal interrupted it.
 //  Views and results call this themselves; exposed for event-driven callers.
-int          lp_client_poll (lp_client_t *self, int timeout_ms);
+LP_EXPORT int          lp_client_poll (lp_client_t *self, int timeout_ms);
 //  Asks the controller (and its engines) to shut down.
-int          lp_client_shutdown_cluster (lp_client_t *self, int timeout_ms);
+LP_EXPORT int          lp_client_shutdown_cluster (lp_client_t *self, int timeout_ms);
 
 //  ---------------------------------------------------------------------
 //  Task store: results by msg_id from any client (docs/api.md, "Task
@@ -206,7 +214,7 @@ int          lp_client_shutdown_cluster (lp_client_t *self, int timeout_ms);
 //  got, already complete when the request has ended, else pending until
 //  it ends (wait on it as usual). timeout_ms bounds the lookup. NULL when
 //  the store has no record of msg_id (LP_EINVAL), or on error.
-lp_result_t *lp_client_fetch (lp_client_t *self, const char *msg_id, int timeout_ms);
+LP_EXPORT lp_result_t *lp_client_fetch (lp_client_t *self, const char *msg_id, int timeout_ms);
 //  Records of the store, newest first: an array of maps {msg_id, session,
 //  kind, msg_type, code, targets, flags, status, engine, submitted,
 //  started, completed, stdout, ename, evalue, replies}. query (may be
@@ -214,81 +222,81 @@ lp_result_t *lp_client_fetch (lp_client_t *self, const char *msg_id, int timeout
 //  "running", "ok", "error", "aborted", or "pending" / "done"), engine
 //  (id), since / until (ISO 8601 UTC dates of submission), limit (default
 //  100). Caller destroys; NULL on error.
-lp_value_t  *lp_client_history (lp_client_t *self, const lp_value_t *query, int timeout_ms);
+LP_EXPORT lp_value_t  *lp_client_history (lp_client_t *self, const lp_value_t *query, int timeout_ms);
 //  Removes the records of requests that ended before the ISO 8601 UTC
 //  date `before` (NULL: every ended request). Returns how many, or -1.
-int64_t      lp_client_purge (lp_client_t *self, const char *before, int timeout_ms);
+LP_EXPORT int64_t      lp_client_purge (lp_client_t *self, const char *before, int timeout_ms);
 //  Sends the stored request msg_id again under a new msg_id (to the
 //  scheduler, or the mux for a direct request), as ipyparallel's
 //  resubmit; returns the new request's result (pending), as
 //  lp_client_fetch of the new id. NULL when the request is unknown or its
 //  frames were too large to keep.
-lp_result_t *lp_client_resubmit (lp_client_t *self, const char *msg_id, int timeout_ms);
+LP_EXPORT lp_result_t *lp_client_resubmit (lp_client_t *self, const char *msg_id, int timeout_ms);
 
 //  ---------------------------------------------------------------------
 //  Views
 
 //  Direct view; targets NULL,0 = all engines registered at the time of
 //  each call.
-lp_view_t   *lp_client_view (lp_client_t *self, const int *targets, int ntargets);
+LP_EXPORT lp_view_t   *lp_client_view (lp_client_t *self, const int *targets, int ntargets);
 //  Load-balanced view (the controller's task scheduler picks engines):
 //  execute, apply and map; each call is a task.
-lp_view_t   *lp_client_balanced (lp_client_t *self);
-void         lp_view_destroy (lp_view_t **self_p);
+LP_EXPORT lp_view_t   *lp_client_balanced (lp_client_t *self);
+LP_EXPORT void         lp_view_destroy (lp_view_t **self_p);
 
 //  Runs Lua code; like the stand-alone lua REPL it tries `return <code>`
 //  first. Each reply's value is what the chunk returned (see lp_result_value).
-lp_result_t *lp_view_execute (lp_view_t *self, const char *code);
+LP_EXPORT lp_result_t *lp_view_execute (lp_view_t *self, const char *code);
 //  Calls fn (Lua source "function(x) ... end" or a global name "math.sqrt")
 //  with the elements of args (an array, taken; NULL = no arguments).
-lp_result_t *lp_view_apply   (lp_view_t *self, const char *fn, lp_value_t *args);
+LP_EXPORT lp_result_t *lp_view_apply   (lp_view_t *self, const char *fn, lp_value_t *args);
 //  Calls fn on every element of seq (array, taken). Direct view: seq is
 //  split over the engines as scatter does. lp_result_get gives the results
 //  in order.
-lp_result_t *lp_view_map     (lp_view_t *self, const char *fn, lp_value_t *seq);
+LP_EXPORT lp_result_t *lp_view_map     (lp_view_t *self, const char *fn, lp_value_t *seq);
 //  Sets global `name` to value (taken) on every target.
-lp_result_t *lp_view_push    (lp_view_t *self, const char *name, lp_value_t *value);
+LP_EXPORT lp_result_t *lp_view_push    (lp_view_t *self, const char *name, lp_value_t *value);
 //  Sets every key of ns (a map with string keys, taken) as a global.
-lp_result_t *lp_view_push_map (lp_view_t *self, lp_value_t *ns);
+LP_EXPORT lp_result_t *lp_view_push_map (lp_view_t *self, lp_value_t *ns);
 //  Reads global `name` (a dotted path is allowed) from every target.
-lp_result_t *lp_view_pull    (lp_view_t *self, const char *name);
+LP_EXPORT lp_result_t *lp_view_pull    (lp_view_t *self, const char *name);
 //  Splits seq (array or typed array, taken) into contiguous chunks whose
 //  sizes differ by at most 1, in ascending engine order, and sets `name`
 //  on each engine to its chunk.
-lp_result_t *lp_view_scatter (lp_view_t *self, const char *name, lp_value_t *seq);
+LP_EXPORT lp_result_t *lp_view_scatter (lp_view_t *self, const char *name, lp_value_t *seq);
 //  Pulls `name` from every target and concatenates, in ascending engine
 //  order; lp_result_get gives the whole.
-lp_result_t *lp_view_gather  (lp_view_t *self, const char *name);
+LP_EXPORT lp_result_t *lp_view_gather  (lp_view_t *self, const char *name);
 //  Interrupts what the targets are running (served on the control channel
 //  even while an engine is busy).
-lp_result_t *lp_view_interrupt (lp_view_t *self);
+LP_EXPORT lp_result_t *lp_view_interrupt (lp_view_t *self);
 //  Number of targets this view addresses now (all: registered engines).
-int          lp_view_targets (lp_view_t *self, int *ids, int max);
+LP_EXPORT int          lp_view_targets (lp_view_t *self, int *ids, int max);
 
 //  Flags. They apply to the calls made after they are set (set them, call,
 //  set them back for per-call use). See docs/scheduling.md.
 //  Direct view: the engines addressed. Load-balanced view: the engines a
 //  task may run on (NULL,0 = any). Duplicate ids are folded (each engine
 //  once, in first-occurrence order); a negative id is refused (-1).
-int          lp_view_set_targets (lp_view_t *self, const int *targets, int ntargets);
+LP_EXPORT int          lp_view_set_targets (lp_view_t *self, const int *targets, int ntargets);
 //  Both views: longest running time of each request on an engine; past it
 //  the request ends with a TimeLimit error and the engine stays usable.
-void         lp_view_set_time_limit (lp_view_t *self, int time_limit_ms);
+LP_EXPORT void         lp_view_set_time_limit (lp_view_t *self, int time_limit_ms);
 //  Load-balanced view only:
 //  resubmissions after a failure or an engine's death (default 0);
-void         lp_view_set_retries (lp_view_t *self, int retries);
+LP_EXPORT void         lp_view_set_retries (lp_view_t *self, int retries);
 //  longest wait for an engine before TimeoutError (0 = none);
-void         lp_view_set_timeout (lp_view_t *self, int timeout_ms);
+LP_EXPORT void         lp_view_set_timeout (lp_view_t *self, int timeout_ms);
 //  items per task for lp_view_map (default 1);
-void         lp_view_set_chunksize (lp_view_t *self, int chunksize);
+LP_EXPORT void         lp_view_set_chunksize (lp_view_t *self, int chunksize);
 //  tasks that must finish first (every task of each result); NULL,0 clears;
-int          lp_view_set_after (lp_view_t *self, lp_result_t *const *deps, int ndeps);
+LP_EXPORT int          lp_view_set_after (lp_view_t *self, lp_result_t *const *deps, int ndeps);
 //  tasks whose engine the next tasks must run on (they must finish first);
-int          lp_view_set_follow (lp_view_t *self, lp_result_t *const *deps, int ndeps);
+LP_EXPORT int          lp_view_set_follow (lp_view_t *self, lp_result_t *const *deps, int ndeps);
 //  which outcomes of after / follow count as met (default: success only).
 //  A dependency that can never be met fails the task with DependencyError.
-void         lp_view_set_dependency_flags (lp_view_t *self, bool success, bool failure);
-bool         lp_view_is_balanced (lp_view_t *self);
+LP_EXPORT void         lp_view_set_dependency_flags (lp_view_t *self, bool success, bool failure);
+LP_EXPORT bool         lp_view_is_balanced (lp_view_t *self);
 
 //  ---------------------------------------------------------------------
 //  Results
@@ -302,34 +310,34 @@ bool         lp_view_is_balanced (lp_view_t *self);
 //  LP_ETIMEOUT (deadline passed), LP_ELOST (controller lost: the pending
 //  replies ended with ControllerLost), LP_ECLOSED (client destroyed:
 //  they ended with ClientError), LP_EINTR (a signal interrupted the wait).
-int          lp_result_wait  (lp_result_t *self, int timeout_ms);
-bool         lp_result_ready (lp_result_t *self);
-int          lp_result_count (lp_result_t *self);                   //  replies expected
-int          lp_result_failed (lp_result_t *self);                  //  replies that are errors
+LP_EXPORT int          lp_result_wait  (lp_result_t *self, int timeout_ms);
+LP_EXPORT bool         lp_result_ready (lp_result_t *self);
+LP_EXPORT int          lp_result_count (lp_result_t *self);                   //  replies expected
+LP_EXPORT int          lp_result_failed (lp_result_t *self);                  //  replies that are errors
 //  Value of reply i: the single returned value, nil for none, an array
 //  when a call returned several values. NULL while pending or on error.
-const lp_value_t *lp_result_value (lp_result_t *self, int i);
+LP_EXPORT const lp_value_t *lp_result_value (lp_result_t *self, int i);
 //  All values reply i returned, as an array (execute / apply).
-const lp_value_t *lp_result_values (lp_result_t *self, int i);
+LP_EXPORT const lp_value_t *lp_result_values (lp_result_t *self, int i);
 //  Combined value (see above); NULL while pending or when any reply failed.
-const lp_value_t *lp_result_get (lp_result_t *self);
+LP_EXPORT const lp_value_t *lp_result_get (lp_result_t *self);
 //  "[engine 2] LuaError: <message>\n<traceback>"; NULL when reply i succeeded.
-const char  *lp_result_error  (lp_result_t *self, int i);
-const char  *lp_result_ename  (lp_result_t *self, int i);     //  "LuaError", "SyntaxError", ...
-const char  *lp_result_evalue (lp_result_t *self, int i);     //  message only
-const char  *lp_result_traceback (lp_result_t *self, int i);  //  may be ""
+LP_EXPORT const char  *lp_result_error  (lp_result_t *self, int i);
+LP_EXPORT const char  *lp_result_ename  (lp_result_t *self, int i);     //  "LuaError", "SyntaxError", ...
+LP_EXPORT const char  *lp_result_evalue (lp_result_t *self, int i);     //  message only
+LP_EXPORT const char  *lp_result_traceback (lp_result_t *self, int i);  //  may be ""
 //  What reply i printed so far (grows while the request runs; "" if none).
-const char  *lp_result_stdout (lp_result_t *self, int i);
-int          lp_result_engine (lp_result_t *self, int i);     //  engine id, -1 unknown
-const char  *lp_result_msg_id (lp_result_t *self, int i);
+LP_EXPORT const char  *lp_result_stdout (lp_result_t *self, int i);
+LP_EXPORT int          lp_result_engine (lp_result_t *self, int i);     //  engine id, -1 unknown
+LP_EXPORT const char  *lp_result_msg_id (lp_result_t *self, int i);
 //  The distinct msg_ids of this result's requests, in order, as an array
 //  of strings (caller destroys): what lp_client_fetch takes.
-lp_value_t  *lp_result_msg_ids (lp_result_t *self);
+LP_EXPORT lp_value_t  *lp_result_msg_ids (lp_result_t *self);
 //  Seconds since the epoch (UTC) when reply i's request was sent (tasks),
 //  started and completed on its engine; -1 when unknown.
-double       lp_result_submitted (lp_result_t *self, int i);
-double       lp_result_started (lp_result_t *self, int i);
-double       lp_result_completed (lp_result_t *self, int i);
+LP_EXPORT double       lp_result_submitted (lp_result_t *self, int i);
+LP_EXPORT double       lp_result_started (lp_result_t *self, int i);
+LP_EXPORT double       lp_result_completed (lp_result_t *self, int i);
 //  Aborts this result's requests that have not started: tasks still
 //  waiting in the scheduler, tasks already queued on an engine, and direct
 //  requests queued on their engines. Each aborted request ends with an
@@ -340,12 +348,12 @@ double       lp_result_completed (lp_result_t *self, int i);
 //  Returns the number of requests aborted, or -1 (lp_client_errcode says
 //  why). The requests that could not be aborted are listed by
 //  lp_result_not_aborted.
-int          lp_result_abort (lp_result_t *self);
+LP_EXPORT int          lp_result_abort (lp_result_t *self);
 //  After lp_result_abort: array of maps {msg_id, engine, reason} for each
 //  request that was not aborted (reason "running or finished" or "engine N
 //  did not answer the abort"); NULL before any abort.
-const lp_value_t *lp_result_not_aborted (lp_result_t *self);
-void         lp_result_destroy (lp_result_t **self_p);
+LP_EXPORT const lp_value_t *lp_result_not_aborted (lp_result_t *self);
+LP_EXPORT void         lp_result_destroy (lp_result_t **self_p);
 
 #ifdef __cplusplus
 }
