@@ -313,6 +313,10 @@ LP_EXPORT bool         lp_view_is_balanced (lp_view_t *self);
 LP_EXPORT int          lp_result_wait  (lp_result_t *self, int timeout_ms);
 LP_EXPORT bool         lp_result_ready (lp_result_t *self);
 LP_EXPORT int          lp_result_count (lp_result_t *self);                   //  replies expected
+//  Replies in so far (values and errors): done == count once ready. Takes
+//  what already arrived without blocking, so a loop of lp_result_done and
+//  lp_client_poll can draw progress.
+LP_EXPORT int          lp_result_done (lp_result_t *self);
 LP_EXPORT int          lp_result_failed (lp_result_t *self);                  //  replies that are errors
 //  Value of reply i: the single returned value, nil for none, an array
 //  when a call returned several values. NULL while pending or on error.

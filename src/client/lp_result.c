@@ -512,6 +512,15 @@ lp_result_ready (lp_result_t *self)
 }
 
 int
+lp_result_done (lp_result_t *self)
+{
+    assert (self);
+    if (self->done < self->nslots && self->client)
+        lp_client_poll (self->client, 0);
+    return self->done;
+}
+
+int
 lp_result_wait (lp_result_t *self, int timeout_ms)
 {
     assert (self);
