@@ -742,6 +742,30 @@ lp_value_take (lp_value_t *self, const char *key)
     return NULL;
 }
 
+lp_value_t *
+lp_value_take_at (lp_value_t *self, size_t index)
+{
+    assert (self);
+    if (self->type != LP_ARRAY || index >= self->u.arr.len)
+        return NULL;
+    lp_value_t *nil = lp_value_nil ();
+    if (!nil)
+        return NULL;
+    lp_value_t *item = self->u.arr.items [index];
+    self->u.arr.items [index] = nil;
+    return item;
+}
+
+void *
+lp_value_typed_release (lp_value_t *self, void (**free_fn_p) (void *data))
+{
+    if (!self || !free_fn_p || self->type != LP_TYPED || !self->u.typed.free_fn)
+        return NULL;
+    //  The buffer as it is (a decoded frame's block, or the caller's):
+    //  no copy; the value keeps nothing to free.
+    return lp_value_detach (self, free_fn_p);
+}
+
 const lp_value_t *
 lp_value_key_at (const lp_value_t *self, size_t index)
 {

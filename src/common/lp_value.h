@@ -17,6 +17,9 @@
 //  Takes the value of key out of a map without copying it (the map keeps
 //  nil in its place); NULL when absent or out of memory. Caller owns it.
 lp_value_t *lp_value_take (lp_value_t *self, const char *key);
+//  Takes element index out of an array without copying it (nil takes its
+//  place); NULL when out of range or out of memory. Caller owns it.
+lp_value_t *lp_value_take_at (lp_value_t *self, size_t index);
 
 //  String (type LP_STRING) or bytes (LP_BYTES) that takes data, a malloc'd
 //  block of at least len + 1 bytes (data[len] is set to 0); data is freed

@@ -100,6 +100,8 @@ typedef struct {
     bool failed;                        //  could not get ready
     bool reported;                      //  readiness said once
     bool stopping;                      //  the hub said SHUTDOWN
+    int *restarts;                      //  pids a client asked to restart
+    size_t nrestarts;                   //  (signalled, not yet exited)
 } s_controller_t;
 
 static void
@@ -190,8 +192,48 @@ s_on_ready (s_controller_t *self, int count)
     s_report (self, line, true);
 }
 
-//  An event from the hub (READY, SHUTDOWN; lp_hub.h). Takes msg. -1 when
-//  the controller is to stop.
+//  A client asked to restart engine id, process pid (the hub's RESTART):
+//  a child of ours is stopped (SIGTERM) and restarted when it has
+//  exited (s_on_child_exit); the hub gets RESTARTING with "" or why not.
+static void
+s_on_restart (s_controller_t *self, int id, int pid)
+{
+    char why [256] = "";
+    int *grown = NULL;
+    if (pid <= 0 || lp_launcher_slot (self->launcher, pid) < 0)
+        snprintf (why, sizeof why, "engine %d (pid %d) was not started by this controller: "
+                  "only its local engines can be restarted", id, pid);
+    else
+    if (!(grown = (int *) realloc (self->restarts, (self->nrestarts + 1) * sizeof (int))))
+        snprintf (why, sizeof why, "out of memory");
+    else {
+        self->restarts = grown;
+        self->restarts [self->nrestarts++] = pid;
+        if (kill (pid, SIGTERM) != 0)
+            snprintf (why, sizeof why, "cannot stop engine %d (pid %d): %s", id, pid,
+                      strerror (errno));
+    }
+    if (*why)
+        zsys_warning ("restart of engine %d refused: %s", id, why);
+    else
+        zsys_info ("engine %d (pid %d): restart asked by a client", id, pid);
+    zsock_send (self->hub, "siis", "RESTARTING", id, pid, why);
+}
+
+//  True (once) when a client asked to restart pid.
+static bool
+s_restart_asked (s_controller_t *self, int pid)
+{
+    for (size_t i = 0; i < self->nrestarts; i++)
+        if (self->restarts [i] == pid) {
+            self->restarts [i] = self->restarts [--self->nrestarts];
+            return true;
+        }
+    return false;
+}
+
+//  An event from the hub (READY, SHUTDOWN, RESTART; lp_hub.h). Takes
+//  msg. -1 when the controller is to stop.
 static int
 s_hub_event (s_controller_t *self, zmsg_t *msg)
 {
@@ -202,6 +244,12 @@ s_hub_event (s_controller_t *self, zmsg_t *msg)
     else
     if (command && streq (command, "SHUTDOWN"))
         self->stopping = true;
+    else
+    if (command && streq (command, "RESTART") && count) {
+        char *pid = zmsg_popstr (msg);
+        s_on_restart (self, atoi (count), pid? atoi (pid): 0);
+        free (pid);
+    }
     free (command);
     free (count);
     zmsg_destroy (&msg);
@@ -254,8 +302,9 @@ s_on_child_exit (int pid, int index, int status, const char *reason, void *arg)
     //  so the new one gets the old id back either way. (Asked first: a
     //  READY the hub sent before its answer is handled meanwhile.)
     int id = s_hub_ask (self, "EXITED", pid);
+    bool asked = s_restart_asked (self, pid);
     bool restart = self->reported && !self->failed
-                && (stuck || (crashed && self->options->restart_engines));
+                && (stuck || asked || (crashed && self->options->restart_engines));
     char err [512] = "";
     if (restart && lp_launcher_restart (self->launcher, index, id, err, sizeof err) != 0) {
         zsys_error ("engine %d (pid %d) %s: %s", id, pid, reason, err);
@@ -268,6 +317,9 @@ s_on_child_exit (int pid, int index, int status, const char *reason, void *arg)
         if (stuck)
             snprintf (text, sizeof text, "request stuck inside a C call past its time limit or interrupt; "
                       "engine restarted, its state was lost");
+        else
+        if (asked)
+            snprintf (text, sizeof text, "engine restarted at a client's request, its state was lost");
         else
             snprintf (text, sizeof text, "%s; engine restarted, its state was lost", reason);
     }
@@ -1003,6 +1055,7 @@ done:
     if (self.launcher)
         lp_launcher_stop (self.launcher, LP_SHUTDOWN_GRACE_MSEC);
     lp_launcher_destroy (&self.launcher);
+    free (self.restarts);
     zactor_destroy (&self.hub);
     s_stop_security (&self);
     zloop_destroy (&loop);

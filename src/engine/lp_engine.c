@@ -130,7 +130,7 @@ struct _lp_engine_t {
 };
 
 //  What one request does and what it produced
-typedef enum { S_EXECUTE, S_APPLY, S_MAP, S_PUSH, S_PULL } s_op_t;
+typedef enum { S_EXECUTE, S_APPLY, S_MAP, S_MAP_STAR, S_PUSH, S_PULL } s_op_t;
 
 typedef struct {
     lp_engine_t *self;                  //  the engine
@@ -1254,18 +1254,35 @@ s_job_run (lua_State *L)
             s_collect_results (L, job, 1);
             break;
         }
-        case S_MAP: {
+        case S_MAP:
+        case S_MAP_STAR: {
             if (s_push_function (L, job, job->text))
                 return 0;
             bool typed = lp_value_type (job->arg) == LP_TYPED;
             size_t n = lp_value_len (job->arg);
             for (size_t i = 0; i < n; i++) {
                 lua_pushvalue (L, 1);
+                int nargs = 1;
                 if (typed)
                     s_push_typed_item (L, job->arg, i);
                 else
+                if (job->op == S_MAP_STAR) {
+                    //  A map over several sequences: item i holds the
+                    //  arguments of call i
+                    const lp_value_t *args = lp_value_at (job->arg, i);
+                    if (lp_value_type (args) != LP_ARRAY) {
+                        s_job_fail (job, LP_ENAME_PROTOCOL, LP_MAP_REQUEST ": " LP_MAP_STAR
+                                    " items must be arrays", "");
+                        return 0;
+                    }
+                    nargs = (int) lp_value_len (args);
+                    luaL_checkstack (L, nargs + LUA_MINSTACK, "too many arguments");
+                    for (int k = 0; k < nargs; k++)
+                        lp_lua_push_value (L, lp_value_at (args, (size_t) k));
+                }
+                else
                     lp_lua_push_value (L, lp_value_at (job->arg, i));
-                if (s_call (L, job, 1, 1) != LUA_OK)
+                if (s_call (L, job, nargs, 1) != LUA_OK)
                     return 0;
                 char root [40];
                 snprintf (root, sizeof root, "result[%zu]", i + 1);
@@ -1480,12 +1497,12 @@ lp_engine_apply (lp_engine_t *self, const char *fn, const lp_value_t *args)
 }
 
 lp_value_t *
-lp_engine_map (lp_engine_t *self, const char *fn, const lp_value_t *items)
+lp_engine_map (lp_engine_t *self, const char *fn, const lp_value_t *items, bool star)
 {
     assert (self);
     assert (fn);
     assert (items);
-    return s_run (self, S_MAP, fn, items);
+    return s_run (self, star? S_MAP_STAR: S_MAP, fn, items);
 }
 
 lp_value_t *

@@ -29,7 +29,10 @@ void        lp_engine_set_output (lp_engine_t *self, lp_engine_output_fn *fn, vo
 //  when the C heap is exhausted.
 lp_value_t *lp_engine_execute (lp_engine_t *self, const char *code);
 lp_value_t *lp_engine_apply (lp_engine_t *self, const char *fn, const lp_value_t *args);
-lp_value_t *lp_engine_map (lp_engine_t *self, const char *fn, const lp_value_t *items);
+//  star: each item is an array of the arguments of one call (a map over
+//  several sequences); else each item is the one argument.
+lp_value_t *lp_engine_map (lp_engine_t *self, const char *fn, const lp_value_t *items,
+                           bool star);
 lp_value_t *lp_engine_push (lp_engine_t *self, const lp_value_t *ns);
 lp_value_t *lp_engine_pull (lp_engine_t *self, const lp_value_t *names);
 lp_value_t *lp_engine_clear (lp_engine_t *self);

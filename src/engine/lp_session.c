@@ -553,7 +553,9 @@ s_dispatch (lp_session_t *self, lp_msg_t *request, const char *type)
             return s_protocol_error (type, "fn");
         if (streq (type, LP_MAP_REQUEST)) {
             const lp_value_t *items = s_field (request, "items", LP_ARRAY, LP_TYPED);
-            return items? lp_engine_map (self->engine, fn, items): s_protocol_error (type, "items");
+            const lp_value_t *star = lp_value_get (lp_msg_content (request), LP_MAP_STAR);
+            return items? lp_engine_map (self->engine, fn, items, star && lp_value_as_bool (star))
+                        : s_protocol_error (type, "items");
         }
         const lp_value_t *args = NULL;
         if (lp_value_get (lp_msg_content (request), "args")) {
