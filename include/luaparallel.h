@@ -212,11 +212,13 @@ LP_EXPORT int          lp_client_poll (lp_client_t *self, int timeout_ms);
 LP_EXPORT int          lp_client_shutdown_cluster (lp_client_t *self, int timeout_ms);
 //  Asks engine id to shut down (shutdown_request on the control channel);
 //  0 once it answered and the controller no longer lists it, -1 on error
-//  or timeout. Its queued requests end with EngineError.
+//  or timeout. Its running request ends with Interrupted, its queued ones
+//  with EngineError.
 LP_EXPORT int          lp_client_shutdown_engine (lp_client_t *self, int id, int timeout_ms);
 //  Restarts engine id, a local engine of the controller (lpcontroller
-//  started it): a new process under the same id, with a fresh Lua state.
-//  0 once the new process is registered, -1 on error or timeout
+//  started it): a new process under the same id, with a fresh Lua state
+//  (what it ran ends as with lp_client_shutdown_engine). 0 once the new
+//  process is registered, -1 on error or timeout
 //  (LP_EREMOTE when the controller cannot restart it: not its child).
 LP_EXPORT int          lp_client_restart_engine (lp_client_t *self, int id, int timeout_ms);
 //  A file descriptor for event loops (poll, epoll, libuv...), as ZMQ_FD:

@@ -289,8 +289,25 @@ s_restart_shutdown (lp_client_t *client, const int *ids)
     lp_result_destroy (&r);
     int64_t pid = s_pid (client, victim);
     CHECK (pid > 0, "engine %d has no pid", victim);
+    lp_result_t *busy = lp_view_execute (one, "lp.sleep (60) return 1");
+    CHECK (busy, "execute: %s", lp_client_error (client));
+    lp_result_t *queued = lp_view_execute (one, "return 2");
+    CHECK (queued, "execute: %s", lp_client_error (client));
+    lpt_wait_busy (client, victim);
     CHECK (lp_client_restart_engine (client, victim, LPT_DEADLINE_MS) == 0,
            "restart of engine %d: %s", victim, lp_client_error (client));
+    LPT_WAIT (busy, "the request running when its engine was restarted");
+    const char *why = lp_result_error (busy, 0);
+    lpt_say ("running request: %s", why? why: "(no error)");
+    CHECK (lp_result_ename (busy, 0) && strcmp (lp_result_ename (busy, 0), "Interrupted") == 0,
+           "the running request did not end Interrupted: %s", why? why: "(none)");
+    lp_result_destroy (&busy);
+    LPT_WAIT (queued, "the request queued when its engine was restarted");
+    why = lp_result_error (queued, 0);
+    lpt_say ("queued request: %s", why? why: "(no error)");
+    CHECK (lp_result_ename (queued, 0) && strcmp (lp_result_ename (queued, 0), "EngineError") == 0,
+           "the queued request did not end with EngineError: %s", why? why: "(none)");
+    lp_result_destroy (&queued);
     int64_t new_pid = s_pid (client, victim);
     CHECK (new_pid > 0 && new_pid != pid, "engine %d: pid %lld before, %lld after restart",
            victim, (long long) pid, (long long) new_pid);
