@@ -226,7 +226,8 @@ LP_EXPORT int          lp_client_restart_engine (lp_client_t *self, int id, int 
 //  readable again until they are processed. Never read or write it. Each
 //  time it is readable, and after every call that sends (a view call,
 //  abort, any wait), call lp_client_poll (self, 0) until it returns 0:
-//  see docs/api.md, "Event loops". -1 on error. Owned by the client.
+//  see docs/api.md, "Event loops". -1 on error. Owned by the client:
+//  closed by lp_client_destroy (take it out of the loop before).
 LP_EXPORT int          lp_client_fd (lp_client_t *self);
 //  Waits until one of results [0..n) has ended (all its replies in, as
 //  lp_result_ready) and returns its position (the first one, in order,

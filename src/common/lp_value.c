@@ -1226,6 +1226,25 @@ lp_value_test (bool verbose)
     assert (lp_value_as_number (v) == -2.75);
     s_check_print (v, "-2.75");
     lp_value_destroy (&v);
+
+    //  Taking out without copying: an array element, a typed buffer
+    v = lp_value_int_range (1, 3);
+    lp_value_t *two = lp_value_take_at (v, 1);
+    assert (two && lp_value_as_int (two) == 2);
+    assert (lp_value_type (lp_value_at (v, 1)) == LP_NIL);
+    assert (lp_value_len (v) == 3);
+    assert (lp_value_take_at (v, 3) == NULL);
+    lp_value_destroy (&two);
+    lp_value_destroy (&v);
+    v = lp_value_typed (LP_DTYPE_I32, 4);
+    void *block = lp_value_typed_data (v);
+    void (*release) (void *) = NULL;
+    assert (lp_value_typed_release (v, NULL) == NULL);
+    assert (lp_value_typed_release (v, &release) == block);
+    assert (release == free && lp_value_type (v) == LP_NIL);
+    assert (lp_value_typed_release (v, &release) == NULL);
+    release (block);
+    lp_value_destroy (&v);
     v = lp_value_number (1e300);
     assert (lp_value_as_int (v) == INT64_MAX);
     lp_value_destroy (&v);
