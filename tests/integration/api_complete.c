@@ -127,6 +127,16 @@ s_wait_any (lp_client_t *client, const int *ids)
     lpt_say ("wait_any: the quick result first, a timeout while the other is held, then it");
 }
 
+//  Replies not ended yet, as taken in so far (lp_result_state: no polling).
+static int
+s_pending (lp_result_t *r)
+{
+    int pending = 0;
+    for (int i = 0; i < lp_result_count (r); i++)
+        pending += lp_result_state (r, i) == LP_STATE_PENDING;
+    return pending;
+}
+
 static void
 s_fd (lp_client_t *client)
 {
@@ -134,16 +144,20 @@ s_fd (lp_client_t *client)
     CHECK (fd >= 0, "lp_client_fd: %s", lp_client_error (client));
     CHECK (lp_client_fd (client) == fd, "lp_client_fd changed");
     lp_view_t *all = lp_client_view (client, NULL, 0);
-    lp_result_t *r = lp_view_execute (all, "return lp.id * 2");
+    lp_result_t *r = lp_view_execute (all, s_held ("fd", "lp.id * 2"));
     CHECK (r, "execute: %s", lp_client_error (client));
-    int wakeups = 0;
-    double t0 = lpt_now_ms ();
-    //  After a send: drain, then sleep on the descriptor
+    //  After a send: drain, then sleep on the descriptor. The replies can
+    //  only come after the release, and only the drains after a wake-up
+    //  take them in, so the result ends through the descriptor or not at all.
     while (lp_client_poll (client, 0) > 0)
         ;
-    while (lp_result_done (r) < lp_result_count (r)) {
+    CHECK (s_pending (r) == lp_result_count (r), "replies before the release");
+    s_release ("fd");
+    int wakeups = 0;
+    double t0 = lpt_now_ms ();
+    while (s_pending (r) > 0) {
         CHECK (lpt_now_ms () - t0 < LPT_DEADLINE_MS, "no result through the fd within %d ms "
-               "(%d wake-ups)", LPT_DEADLINE_MS, wakeups);
+               "(%d wake-ups, %d replies pending)", LPT_DEADLINE_MS, wakeups, s_pending (r));
         struct pollfd item = { fd, POLLIN, 0 };
         int n = poll (&item, 1, 1000);
         CHECK (n >= 0, "poll: %s", strerror (errno));
