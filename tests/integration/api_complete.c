@@ -173,7 +173,23 @@ s_fd (lp_client_t *client)
         LPT_EXPECT_INT (r, i, lp_result_engine (r, i) * 2, "lp.id * 2");
     lp_result_destroy (&r);
     lp_view_destroy (&all);
-    lpt_say ("fd: %d replies through a poll () loop, %d wake-ups", LPT_ENGINES, wakeups);
+    //  Idle, drained: the descriptor is not readable (only the controller's
+    //  heartbeats, about one a second, wake it), so a loop sleeps instead
+    //  of spinning
+    int readable = 0, quiet = 0;
+    for (int k = 0; k < 20; k++) {
+        while (lp_client_poll (client, 0) > 0)
+            ;
+        struct pollfd item = { fd, POLLIN, 0 };
+        if (poll (&item, 1, 50) > 0)
+            readable++;
+        else
+            quiet++;
+    }
+    CHECK (quiet >= 10, "idle and drained, the descriptor was readable %d times of 20: "
+           "an event loop would spin", readable);
+    lpt_say ("fd: %d replies through a poll () loop, %d wake-ups; idle: %d of 20 sleeps "
+             "quiet", LPT_ENGINES, wakeups, quiet);
 }
 
 static void
