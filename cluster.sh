@@ -143,14 +143,14 @@ stop_pid () {
 
 DEPS_BUILD=(gcc make libc6-dev cmake pkg-config libzmq3-dev libczmq-dev
             libmsgpack-dev liblua5.4-dev libsodium-dev libjansson-dev
-            libedit-dev libsqlite3-dev iproute2 procps)
+            libedit-dev libsqlite3-dev libmicrohttpd-dev iproute2 procps)
 DEPS_TEST=(tmux lua5.4 python3-zmq python3-msgpack sqlite3 tcpdump)
 #  Launcher tests run against the real software (one array per launcher)
 DEPS_SSH=()
 DEPS_MPI=()
 DEPS_SLURM=()
 #  The dashboard (libmicrohttpd) and its browser test (chromium)
-DEPS_DASH=()
+DEPS_DASH=(chromium curl)
 #  libFuzzer: Debian 12's clang 14 finds libclang_rt.fuzzer in libclang-rt-14-dev
 DEPS_FUZZ=(clang libclang-rt-14-dev)
 FUZZ_SECONDS=${LP_FUZZ_SECONDS:-60}
