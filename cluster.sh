@@ -260,7 +260,8 @@ usage: $PROG start [-n N] [--profile P] [--ip IP] [--location HOST]
                    [--restart-engines] [--replay-window MSEC]
                    [--no-db] [--db-max-result BYTES]
                    [--log-max MB] [--log-keep N] [--engine-wait S]
-                   [--secure | --insecure] [--restore | --fresh] [--no-build]
+                   [--secure | --insecure] [--restore | --fresh]
+                   [--dashboard [ADDR:]PORT] [--no-build]
 
 Builds (unless --no-build), then runs
   build/lpcontroller --profile P --daemon -n N [...]
@@ -322,6 +323,12 @@ the reason, when the log folder cannot be written.
                     store; clients that stayed up reconnect and get their
                     pending results (docs/operations.md, "Restarting a
                     controller")
+  --dashboard [ADDR:]PORT
+                    serve the web dashboard there (ADDR default 127.0.0.1;
+                    PORT 0: a free one); its address is printed and kept in
+                    security/dashboard.url; a --secure controller asks for
+                    the token in security/dashboard.token
+                    (docs/operations.md, "Dashboard")
   --fresh           when the profile's controller died: stop what it left
                     (its engines, by pid) and start a new cluster (new
                     ports and key). Without --restore or --fresh, start
@@ -473,7 +480,7 @@ cmd_start () {
     local n="" profile=default ip="" location="" hb="" misses="" sched="" hwm=""
     local memory="" restart="" window="" nodb="" dbmax=""
     local log_max="" log_keep="" engine_wait="" restore="" fresh=""
-    local secure=""
+    local secure="" dashboard=""
     while (( $# )); do
         case $1 in
             -h|--help) usage_start; exit 0 ;;
@@ -496,6 +503,7 @@ cmd_start () {
             --log-keep) need_count "$@"; log_keep=$2; shift 2 ;;
             --engine-wait) need_count "$@"; engine_wait=$2; shift 2 ;;
             --secure|--insecure) secure=$1; shift ;;
+            --dashboard) need_value "$@"; dashboard=$2; shift 2 ;;
             --no-build) NO_BUILD=1; shift ;;
             *) die "start: unknown option '$1' (see $PROG start --help)" ;;
         esac
@@ -533,7 +541,13 @@ cmd_start () {
     [[ -n $log_keep ]] && args+=(--log-keep "$log_keep")
     [[ -n $engine_wait ]] && args+=(--engine-wait "$engine_wait")
     [[ -n $secure ]] && args+=("$secure")
-    "$BUILD/lpcontroller" "${args[@]}"
+    [[ -n $dashboard ]] && args+=(--dashboard "$dashboard")
+    "$BUILD/lpcontroller" "${args[@]}" || return
+    #  The dashboard's address (also when lpcontroller_config.lua asked for it)
+    if [[ -f $dir/security/dashboard.url ]]; then
+        echo "dashboard: $(cat "$dir/security/dashboard.url")"
+    fi
+    return 0
 }
 
 usage_rekey () {

@@ -987,6 +987,9 @@ main (int argc, char **argv)
         goto done;
     }
     config.store = self.store;
+    char url_path [1200];
+    snprintf (url_path, sizeof url_path, "%s/dashboard.url", security);
+    unlink (url_path);                  //  a dead controller's, if any
     if (options.dashboard && s_start_dashboard (&self, security) != 0)
         goto done;
     config.dashboard = self.dashboard? lp_dashboard_endpoint (self.dashboard): NULL;

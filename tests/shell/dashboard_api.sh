@@ -8,7 +8,8 @@
 #  secure controller (--secure, CURVE): 401 without the token or with a
 #  wrong one; 200 with `Authorization: Bearer`, with ?token= (which sets
 #  the cookie) and with that cookie; the token file is mode 0600 and the
-#  same after a restart. Also: the page, its script and its style sheet
+#  same after a restart (the dashboard asked for in lpcontroller_config.lua
+#  this time). Also: the page, its script and its style sheet
 #  come from the controller itself, and the event stream sends a state.
 #  Needs curl (cluster.sh: DEPS_DASH).
 set -u
@@ -23,6 +24,14 @@ code() {
     local url=$1
     shift
     curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@" "$url"
+}
+
+#  answers URL: polled by wait_for; true once URL answers anything but
+#  503 (a dashboard has no status before the hub's first snapshot)
+answers() {
+    local url=$1
+    shift
+    [ "$(code "$url" "$@")" != 503 ]
 }
 
 #  1. Open (loopback, not secure)
@@ -64,7 +73,7 @@ TOKEN=$(cat "$TOKEN_FILE" 2>/dev/null)
 [ "$(code "${URL}api/status" -H "Authorization: Bearer x$TOKEN")" = 401 ] \
     || fail "/api/status with a wrong token: not 401"
 #  503 until the hub's first snapshot (within a second of the start)
-wait_for 10 test "$(code "${URL}api/status" -H "Authorization: Bearer $TOKEN")" != 503
+wait_for 10 answers "${URL}api/status" -H "Authorization: Bearer $TOKEN"
 [ "$(code "${URL}api/status" -H "Authorization: Bearer $TOKEN")" = 200 ] \
     || fail "/api/status with the token: not 200"
 headers=$(curl -s -D - -o /dev/null --max-time 10 "${URL}?token=$TOKEN")
@@ -78,7 +87,14 @@ rc=$?
 say "$out"
 [ "$rc" -eq 0 ] || fail "/api/status and lp_client_queue_status disagree (secure dashboard)"
 stop_local_cluster || fail "the secure cluster did not stop cleanly"
-start_local_cluster "$SDIR" 1 --secure --dashboard 127.0.0.1:0 >/dev/null
+#  Again, the dashboard asked for by the profile's config file this time
+echo 'dashboard = "127.0.0.1:0"' > "$SDIR/lpcontroller_config.lua"
+start_local_cluster "$SDIR" 1 --secure >/dev/null
+URL=$(cat "$SDIR/security/dashboard.url" 2>/dev/null)
+[[ $URL == http://127.0.0.1:* ]] || fail "dashboard = ... in lpcontroller_config.lua: no dashboard"
 [ "$(cat "$TOKEN_FILE" 2>/dev/null)" = "$TOKEN" ] || fail "the token changed across a restart"
+wait_for 10 answers "${URL}api/status" -b "lp_dashboard_token=$TOKEN"
+[ "$(code "${URL}api/status" -b "lp_dashboard_token=$TOKEN")" = 200 ] \
+    || fail "the restarted dashboard did not answer 200 with the old token's cookie"
 stop_local_cluster || fail "the restarted secure cluster did not stop cleanly"
 finish
