@@ -61,7 +61,7 @@ typedef struct {
     int engine;
     double started, completed;          //  seconds since the epoch (engine's clock)
     bool ok;
-    char type [24];                     //  msg_type without "_request"
+    char type [24];                     //  its request's msg_type
 } s_task_t;
 
 struct _lp_dashboard_t {
@@ -271,9 +271,6 @@ s_read_store (s_collector_t *self)
         task->ok = ok;
         const char *type = s_column (self->rows, 7);
         snprintf (task->type, sizeof task->type, "%s", type? type: "?");
-        char *suffix = strstr (task->type, "_request");
-        if (suffix)
-            *suffix = 0;
     }
     if (rc != SQLITE_DONE && rc != SQLITE_BUSY && !self->db_failed) {
         self->db_failed = true;

@@ -149,7 +149,7 @@ main (int argc, char **argv)
     lp_value_t *seq = lp_value_int_range (1, 10);
     held [4] = lp_view_map (balanced, "function (x) lp.sleep (6) return x end", seq);
     int rc = 1;
-    char diff [512] = "no comparison made", figures [1024] = "";
+    char diff [1200] = "no comparison made", figures [1024] = "";
     double deadline = s_now () + 15;
     while (s_now () < deadline) {
         lp_value_t *status = lp_client_queue_status (client, 5000);
@@ -163,7 +163,7 @@ main (int argc, char **argv)
                 lp_value_destroy (&status);
                 break;
             }
-            snprintf (diff, sizeof diff, "agree, but the load is not there yet: %s", figures);
+            snprintf (diff, sizeof diff, "agree, but the load is not there yet: %.1100s", figures);
         }
         json_decref (api);
         lp_value_destroy (&status);
