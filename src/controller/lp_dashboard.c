@@ -30,6 +30,7 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -142,6 +143,7 @@ typedef struct {
     zsock_t *pull;                      //  the hub's snapshots
     sqlite3 *db;                        //  the store, read only; NULL: none
     sqlite3_stmt *rows;                 //  replies after a rowid
+    sqlite3_stmt *newest;               //  the largest rowid of replies
     int64_t last_row;                   //  newest replies rowid seen
     bool db_failed;                     //  a read failed (logged once)
     s_point_t points [LP_DASHBOARD_HISTORY];    //  ring
@@ -167,6 +169,17 @@ s_now (void)
     return (double) lp_util_wall_usec () / 1e6;
 }
 
+//  The largest rowid of replies (0 when empty or unreadable).
+static int64_t
+s_newest_row (s_collector_t *self)
+{
+    sqlite3_reset (self->newest);
+    int64_t newest = sqlite3_step (self->newest) == SQLITE_ROW
+                   ? sqlite3_column_int64 (self->newest, 0): 0;
+    sqlite3_reset (self->newest);
+    return newest;
+}
+
 //  The store's read connection, positioned after its newest reply.
 static void
 s_store_open (s_collector_t *self, const char *path)
@@ -180,21 +193,19 @@ s_store_open (s_collector_t *self, const char *path)
             "SELECT p.rowid, p.engine, p.status, p.started, p.completed, p.ename, p.evalue,"
             " r.msg_type, p.msg_id, CASE WHEN p.status = 'error' THEN p.frames END"
             " FROM replies p LEFT JOIN requests r ON r.rowid = p.request"
-            " WHERE p.rowid > ?1 ORDER BY p.rowid LIMIT ?2", -1, &self->rows, NULL) != SQLITE_OK) {
+            " WHERE p.rowid > ?1 ORDER BY p.rowid LIMIT ?2", -1, &self->rows, NULL) != SQLITE_OK
+    ||  sqlite3_prepare_v2 (self->db, "SELECT coalesce (max (rowid), 0) FROM replies",
+                            -1, &self->newest, NULL) != SQLITE_OK) {
         zsys_warning ("dashboard: cannot read the task store %s: %s", path,
                       self->db? sqlite3_errmsg (self->db): "out of memory");
         sqlite3_finalize (self->rows);
-        self->rows = NULL;
+        sqlite3_finalize (self->newest);
+        self->rows = self->newest = NULL;
         sqlite3_close (self->db);
         self->db = NULL;
         return;
     }
-    sqlite3_stmt *max = NULL;
-    if (sqlite3_prepare_v2 (self->db, "SELECT coalesce (max (rowid), 0) FROM replies",
-                            -1, &max, NULL) == SQLITE_OK
-    &&  sqlite3_step (max) == SQLITE_ROW)
-        self->last_row = sqlite3_column_int64 (max, 0);
-    sqlite3_finalize (max);
+    self->last_row = s_newest_row (self);
 }
 
 static const char *
@@ -236,6 +247,11 @@ s_read_store (s_collector_t *self)
 {
     if (!self->db)
         return;
+    //  A purge that took the newest rows lets SQLite hand out their
+    //  rowids again: follow it down, or new replies would be missed
+    int64_t newest = s_newest_row (self);
+    if (newest < self->last_row)
+        self->last_row = newest;
     sqlite3_reset (self->rows);
     sqlite3_bind_int64 (self->rows, 1, self->last_row);
     sqlite3_bind_int (self->rows, 2, LP_DASHBOARD_ROWS_MAX);
@@ -422,6 +438,7 @@ s_collector_actor (zsock_t *pipe, void *arg)
     zpoller_destroy (&poller);
     zsock_destroy (&self->pull);
     sqlite3_finalize (self->rows);
+    sqlite3_finalize (self->newest);
     sqlite3_close (self->db);
     json_decref (self->errors);
     json_decref (self->failed);
@@ -567,6 +584,30 @@ s_authorize (lp_dashboard_t *self, struct MHD_Connection *connection, bool *from
     return -1;
 }
 
+//  A dashboard on loopback answers only requests addressed to a loopback
+//  name or an IP literal: a web page whose domain is made to resolve to
+//  127.0.0.1 (DNS rebinding) names its own domain in Host, and is refused.
+static bool
+s_host_allowed (lp_dashboard_t *self, const char *host)
+{
+    if (!self->loopback)
+        return true;
+    if (!host)
+        return false;
+    char name [256];
+    if (*host == '[') {                 //  [v6]:port
+        const char *end = strchr (host, ']');
+        return end && end - host - 1 < (long) sizeof name;
+    }
+    size_t len = strcspn (host, ":");
+    if (len == 0 || len >= sizeof name)
+        return false;
+    memcpy (name, host, len);
+    name [len] = 0;
+    struct in_addr ip;
+    return streq (name, "localhost") || inet_pton (AF_INET, name, &ip) == 1;
+}
+
 static enum MHD_Result
 s_on_request (void *arg, struct MHD_Connection *connection, const char *url,
               const char *method, const char *version, const char *upload_data,
@@ -576,6 +617,11 @@ s_on_request (void *arg, struct MHD_Connection *connection, const char *url,
     lp_dashboard_t *self = (lp_dashboard_t *) arg;
     if (!streq (method, MHD_HTTP_METHOD_GET) && !streq (method, MHD_HTTP_METHOD_HEAD))
         return s_send_text (connection, MHD_HTTP_METHOD_NOT_ALLOWED, "GET only\n");
+    if (!s_host_allowed (self, MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
+                                                            MHD_HTTP_HEADER_HOST)))
+        return s_send_text (connection, MHD_HTTP_FORBIDDEN,
+                            "this dashboard answers http://127.0.0.1:PORT/ or "
+                            "http://localhost:PORT/ only\n");
     bool from_query;
     if (s_authorize (self, connection, &from_query) != 0) {
         static const char page [] =
@@ -847,6 +893,17 @@ lp_dashboard_test (bool verbose)
     assert (s_parse_address ("host:x", host, sizeof host, &port) == -1);
     assert (s_parse_address ("70000", host, sizeof host, &port) == -1);
     assert (s_parse_address (":80", host, sizeof host, &port) == -1);
+    //  Host names a loopback dashboard answers to
+    lp_dashboard_t fake = { .loopback = true };
+    assert (s_host_allowed (&fake, "127.0.0.1:8080"));
+    assert (s_host_allowed (&fake, "localhost:9000"));
+    assert (s_host_allowed (&fake, "[::1]:8080"));
+    assert (s_host_allowed (&fake, "10.1.2.3"));
+    assert (!s_host_allowed (&fake, "evil.example:8080"));
+    assert (!s_host_allowed (&fake, "127.0.0.1.evil.example:8080"));
+    assert (!s_host_allowed (&fake, NULL));
+    fake.loopback = false;
+    assert (s_host_allowed (&fake, "cluster-head:8080"));
     //  Values to JSON: integers stay integers, bad UTF-8 is null
     lp_value_t *map = lp_value_map ();
     lp_value_set (map, "n", lp_value_int (1234567890123LL));

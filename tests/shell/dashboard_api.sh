@@ -10,7 +10,8 @@
 #  the cookie) and with that cookie; the token file is mode 0600 and the
 #  same after a restart (the dashboard asked for in lpcontroller_config.lua
 #  this time). Also: the page, its script and its style sheet
-#  come from the controller itself, and the event stream sends a state.
+#  come from the controller itself, the event stream sends a state, and
+#  a request naming another host (DNS rebinding) is refused.
 #  Needs curl (cluster.sh: DEPS_DASH).
 set -u
 BUILD=${1:?usage: dashboard_api.sh BUILD_DIR}
@@ -51,6 +52,12 @@ for f in "" dashboard.js dashboard.css; do
 done
 curl -s --max-time 10 "$URL" | grep -q '<script src="dashboard.js"' || fail "GET /: not the dashboard page"
 [ "$(code "${URL}nothing")" = 404 ] || fail "GET /nothing: not 404"
+#  DNS rebinding: a page of another domain that resolves to 127.0.0.1
+port=${URL##*:}
+[ "$(code "${URL}api/status" -H "Host: rebound.example:${port%/}")" = 403 ] \
+    || fail "a request for another host name was not refused (403)"
+[ "$(code "${URL}api/status" -H "Host: localhost:9999")" = 200 ] \
+    || fail "a request for localhost (an ssh-forwarded port, say) was refused"
 #  The event stream: its first event is a state with the 4 engines
 event=$(curl -s -N --max-time 3 "${URL}api/events" | head -n 1)
 python3 -c 'import json, sys; s = json.loads(sys.argv[1][len("data: "):]); assert len(s["status"]["engines"]) == 4' \
