@@ -104,4 +104,12 @@ wait_for 10 answers "${URL}api/status" -b "lp_dashboard_token=$TOKEN"
 [ "$(code "${URL}api/status" -b "lp_dashboard_token=$TOKEN")" = 200 ] \
     || fail "the restarted dashboard did not answer 200 with the old token's cookie"
 stop_local_cluster || fail "the restarted secure cluster did not stop cleanly"
+if grep -l -E 'ERROR: (Leak|Address)Sanitizer|runtime error:' "$DIR"/log/*.log >/dev/null 2>&1; then
+    fail "sanitizer report in the cluster's logs ($DIR/log)"
+    grep -h -A 20 -E 'ERROR: (Leak|Address)Sanitizer|runtime error:' "$DIR"/log/*.log | head -n 60
+fi
+if grep -l -E 'ERROR: (Leak|Address)Sanitizer|runtime error:' "$SDIR"/log/*.log >/dev/null 2>&1; then
+    fail "sanitizer report in the cluster's logs ($SDIR/log)"
+    grep -h -A 20 -E 'ERROR: (Leak|Address)Sanitizer|runtime error:' "$SDIR"/log/*.log | head -n 60
+fi
 finish

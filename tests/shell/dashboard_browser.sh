@@ -51,4 +51,8 @@ else
     fail "no PNG screenshot in $OUT/dashboard.png"
 fi
 stop_local_cluster || fail "the cluster did not stop cleanly"
+if grep -l -E 'ERROR: (Leak|Address)Sanitizer|runtime error:' "$DIR"/log/*.log >/dev/null 2>&1; then
+    fail "sanitizer report in the cluster's logs ($DIR/log)"
+    grep -h -A 20 -E 'ERROR: (Leak|Address)Sanitizer|runtime error:' "$DIR"/log/*.log | head -n 60
+fi
 finish
