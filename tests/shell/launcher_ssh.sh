@@ -19,7 +19,8 @@
 #    each engine's SSH_CONNECTION names the namespace address it was
 #    started on, 2 engines on each;
 #  - the engines' copy of lp-engine.json has mode 0600;
-#  - ./cluster.sh stop leaves no engine and no sshd session running;
+#  - ./cluster.sh stop leaves no engine and no sshd session running, also
+#    after the controller was killed (-9): it runs the launcher's stop;
 #  - a host that fails (an address of the namespace range where nothing
 #    answers) fails the start with that host's name, and what the good
 #    host started is stopped.
@@ -198,6 +199,26 @@ for p in $ENGINES; do wait_gone "$p" 15 || fail "engine pid $p still running aft
 [ -z "$(remote_engines)" ] || fail "engines left after stop: $(remote_engines)"
 wait_for 10 test -z "$(sessions)" || fail "sshd sessions left after stop: $(sessions)"
 [ -f "$DIR/launcher/launcher.env" ] && fail "launcher.env left after a clean stop"
+CTRL_PID=""; ENGINE_PIDS=""
+
+# --- the controller killed: ./cluster.sh stop still ends the remote engines ---
+out=$(timeout 120 "$CLI" start --engines ssh --hosts "root@$NS1_IP%2222,lpnode2" -n 2 \
+      "${SSH_OPTS[@]}" --ip "$HOST1" --profile "$NAME" --no-build 2>&1)
+rc=$?
+echo "$out"
+[ "$rc" -eq 0 ] || die "second start (-n 2 over 2 hosts without counts) exited $rc"
+echo "$out" | grep -qE '\b2 engines registered' || fail "-n 2 over 2 hosts: not 2 engines registered"
+read_cluster_pids "$DIR" || die "no controller"
+ENGINES=$(remote_engines)
+lp_track $ENGINES
+kill -9 "$CTRL_PID"
+wait_gone "$CTRL_PID" 10 || fail "controller survived kill -9"
+for p in $ENGINES; do alive "$p" || fail "engine $p ended with its controller (it should not)"; done
+out=$(timeout 90 "$CLI" stop --profile "$NAME" 2>&1) || fail "stop after kill -9 exited $?: $out"
+echo "$out"
+echo "$out" | grep -q 'launcher ssh: its engines stopped' || fail "stop after kill -9 did not run the launcher's stop: $out"
+for p in $ENGINES; do wait_gone "$p" 15 || fail "engine pid $p still running after stop"; done
+[ -z "$(remote_engines)" ] || fail "engines left after stop: $(remote_engines)"
 CTRL_PID=""; ENGINE_PIDS=""
 
 # --- a host that fails -------------------------------------------------------------
