@@ -509,32 +509,6 @@ s_launcher_opt (s_options_t *options, int code, const char *arg)
     return 0;
 }
 
-//  The sum of the :count of each host of "h1:4,user@h2,h3%22:8" (1 for a
-//  host without one).
-static int
-s_hosts_count (const char *hosts)
-{
-    int total = 0;
-    const char *item = hosts;
-    while (*item) {
-        size_t len = strcspn (item, ",");
-        const char *colon = NULL;
-        for (const char *c = item; c < item + len; c++)
-            if (*c == ':')
-                colon = c;
-        int count = 1;
-        if (colon && colon + 1 < item + len
-        &&  strspn (colon + 1, "0123456789") == (size_t) (item + len - colon - 1))
-            count = atoi (colon + 1);
-        if (len > 0)
-            total += count;
-        item += len;
-        if (*item == ',')
-            item++;
-    }
-    return total;
-}
-
 //  Who starts the engines, and how many: the command line, else the
 //  config file, else --engines-default. Launcher options: the config
 //  file's first, then the command line's (which win, key by key). 0 / -1.
@@ -574,7 +548,7 @@ s_resolve_engines (s_options_t *options)
             if (strncmp (options->launcher_opts [i], "hosts=", 6) == 0)
                 hosts = options->launcher_opts [i] + 6;
         if (hosts && *hosts) {
-            options->engines = s_hosts_count (hosts);
+            options->engines = lp_remote_hosts_count (hosts);
             options->engines_set = true;
         }
         else {
