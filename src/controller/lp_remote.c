@@ -70,8 +70,11 @@ lp_remote_find (const char *kind, const char *exe_dir, char *path, size_t size,
     if (env_dir && *env_dir)
         snprintf (dirs [count++], sizeof dirs [0], "%s", env_dir);
     snprintf (dirs [count++], sizeof dirs [0], "%s/../libexec/luaparallel", exe_dir);
-#ifdef LP_LAUNCHER_SOURCE_DIR
-    snprintf (dirs [count++], sizeof dirs [0], "%s", LP_LAUNCHER_SOURCE_DIR);
+#if defined (LP_LAUNCHER_SOURCE_DIR) && defined (LP_CONTROLLER_BUILD_DIR)
+    //  The source tree's scripts for the lpcontroller of a build folder
+    //  only: an installed one takes its own prefix's
+    if (streq (exe_dir, LP_CONTROLLER_BUILD_DIR))
+        snprintf (dirs [count++], sizeof dirs [0], "%s", LP_LAUNCHER_SOURCE_DIR);
 #endif
     for (int i = 0; i < count; i++) {
         snprintf (path, size, "%s/lp-launch-%s", dirs [i], kind);

@@ -40,7 +40,8 @@ typedef struct {
 } lp_remote_config_t;
 
 //  Finds lp-launch-<kind>: $LP_LAUNCHER_DIR, then <exe_dir>/../libexec/
-//  luaparallel, then the source tree's src/launchers (a build folder).
+//  luaparallel, then, for the lpcontroller of a build folder (exe_dir),
+//  the source tree's src/launchers.
 //  0 with path, or -1 with err naming the kind and the folders tried.
 int   lp_remote_find (const char *kind, const char *exe_dir, char *path, size_t size,
                       char *err, size_t errlen);
