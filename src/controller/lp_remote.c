@@ -304,6 +304,12 @@ s_spawn (lp_remote_t *self, const char *verb, char *err, size_t errlen)
             dup2 (in, 0);
         dup2 (log_fd, 1);
         dup2 (log_fd, 2);
+        //  Nothing else of ours: a long-running launcher (ssh, mpiexec)
+        //  must not hold the controller's sockets, or a pipe its caller
+        //  reads to the end
+        if (close_range (3, ~0U, 0) != 0)
+            for (int fd = 3; fd < 1024; fd++)
+                close (fd);
         execve (self->script, argv, self->envp);
         static const char text [] = "lpcontroller: cannot run the launcher script\n";
         if (write (2, text, sizeof text - 1) < 0)
