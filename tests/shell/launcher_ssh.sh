@@ -179,6 +179,7 @@ say "measured: ./cluster.sh start --engines ssh to 4 engines registered: $ms ms"
 echo "$out" | grep -qE '\b4 engines registered' || fail "start did not say 4 engines registered"
 read_cluster_pids "$DIR" || die "no controller"
 cat "$DIR/log/launcher.log"
+# shellcheck disable=SC2046  # a list of pids
 lp_track $(remote_engines)
 
 out=$("$BUILD/lpcall" "$DIR/security/lp-client.json" -n 4 execute \
