@@ -298,7 +298,8 @@ the reason, when the log folder cannot be written.
                     -n the engine count is the sum). ssh options: engine=
                     PATH (lpengine on the hosts; default: this one's path),
                     ssh_config=FILE (ssh -F FILE), remote_dir=DIR (where
-                    lp-engine.json is copied, default ~/.luaparallel/remote)
+                    lp-engine.json is copied; default, under the remote
+                    home: .luaparallel/remote/profile_P)
   --mpi-args ARGS   mpi_args=ARGS (extra mpiexec arguments)
   --slurm-partition P, --slurm-time T, --slurm-account A
                     partition=P, time=T, account=A (sbatch)
