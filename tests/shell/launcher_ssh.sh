@@ -19,7 +19,7 @@
 #  The controller binds the host end of the first veth (a non-loopback
 #  address: secure, CURVE, by default). Checks what a user would:
 #  - 4 engines registered when start returns (the time is printed);
-#  - a %px-style execute on all of them answers 4 different lp.id, and
+#  - %px in lpsh (-e) on all of them answers 4 different lp.id, and
 #    each engine's SSH_CONNECTION names the namespace address it was
 #    started on, 2 engines on each;
 #  - the engines' copy of lp-engine.json has mode 0600;
@@ -71,7 +71,7 @@ for c in ssh ssh-keygen ssh-agent ssh-add; do
     command -v "$c" >/dev/null 2>&1 || skip "no $c (openssh-client is not installed)"
 done
 cli_profile ssh "ssh$$"
-need_built lpcontroller lpengine lpcall
+need_built lpcontroller lpengine lpsh
 lp_tmpdir T sshtest
 chmod 755 "$T"
 
@@ -182,17 +182,18 @@ cat "$DIR/log/launcher.log"
 # shellcheck disable=SC2046  # a list of pids
 lp_track $(remote_engines)
 
-out=$("$BUILD/lpcall" "$DIR/security/lp-client.json" -n 4 execute \
-      'return lp.id .. " " .. (os.getenv("SSH_CONNECTION") or "no-ssh")' 2>&1) \
-    || fail "execute on the 4 engines failed: $out"
+#  what a user types: %px in lpsh
+out=$(timeout 60 "$BUILD/lpsh" --file "$DIR/security/lp-client.json" --wait 4 \
+      -e '%px return lp.id .. " " .. (os.getenv("SSH_CONNECTION") or "no-ssh")' 2>&1) \
+    || fail "%px on the 4 engines failed: $out"
 echo "$out"
-#  lines: engine K: "ID CLIENT_ADDR PORT SERVER_ADDR PORT"
-out=$(echo "$out" | tr -d '"')
-ids=$(echo "$out" | awk '$1 == "engine" { print $3 }' | sort -u | wc -l)
+#  lines: Out[K:1]: "ID CLIENT_ADDR PORT SERVER_ADDR PORT"
+out=$(echo "$out" | grep '^Out\[' | tr -d '"')
+ids=$(echo "$out" | awk '{ print $2 }' | sort -u | wc -l)
 [ "$ids" -eq 4 ] || fail "expected 4 different lp.id, got $ids: $out"
 #  SSH_CONNECTION = "client port server port": the server is the host
-on1=$(echo "$out" | awk -v a="$NS1_IP" '$6 == a' | wc -l)
-on2=$(echo "$out" | awk -v a="$NS2_IP" '$6 == a' | wc -l)
+on1=$(echo "$out" | awk -v a="$NS1_IP" '$5 == a' | wc -l)
+on2=$(echo "$out" | awk -v a="$NS2_IP" '$5 == a' | wc -l)
 [ "$on1" -eq 2 ] && [ "$on2" -eq 2 ] \
     || fail "expected 2 engines started over ssh on $NS1_IP and 2 on $NS2_IP, got $on1 and $on2: $out"
 grep -q "Accepted publickey for root" "$T/sshd-1.log" || fail "sshd 1 did not log a key login"
