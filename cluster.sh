@@ -349,7 +349,9 @@ the reason, when the log folder cannot be written.
                     (not started twice; they re-register under their ids
                     with their Lua state), engines only started in the
                     slots whose engine is gone (-n: how many slots; default:
-                    as many as the dead controller had), its unfinished
+                    as many as the dead controller had; a launcher's
+                    engines with its kind and options from
+                    launcher/launcher.env), its unfinished
                     requests ended with ControllerRestarted in the task
                     store; clients that stayed up reconnect and get their
                     pending results (docs/operations.md, "Restarting a
@@ -559,6 +561,23 @@ cmd_start () {
         die "a controller for profile '$profile' is already running (pid $pid, $dir); stop it first: $PROG stop --profile $profile"
     fi
     check_dead_controller "$dir" "$profile" "$restore" "$fresh"
+    #  --restore of a launcher's cluster: its kind, count and options from
+    #  the dead controller's record (the command line's still win), so
+    #  the new controller's stop ends those engines the same way
+    if [[ -n $restore && -f $dir/launcher/launcher.env ]]; then
+        local line key recorded=()
+        while IFS= read -r line; do
+            case $line in
+                LP_LAUNCHER_KIND=*) [[ -n $kind ]] || kind=${line#*=} ;;
+                LP_N=*) [[ -n $n ]] || n=${line#*=} ;;
+                LP_OPT_*=*)
+                    key=${line%%=*}; key=${key#LP_OPT_}
+                    recorded+=(--launcher-opt "${key,,}=${line#*=}") ;;
+            esac
+        done < "$dir/launcher/launcher.env"
+        lopts=("${recorded[@]}" "${lopts[@]}")
+        say "--restore: the engines of launcher $kind ($n), as recorded in $dir/launcher/launcher.env"
+    fi
     ensure_built
     need_bin lpcontroller
     [[ $n == 0 ]] || need_bin lpengine

@@ -49,6 +49,7 @@ start)
     echo "lp-launch-fake: started $(( LP_N - ${LP_OPT_SHORT:-0} )) engines"
     ;;
 stop)
+    env | grep '^LP_' | sort > "$LP_STATE_DIR/env.stop"
     [ -f "$LP_STATE_DIR/pids" ] || exit 0
     while read -r pid; do kill -TERM "$pid" 2>/dev/null; done < "$LP_STATE_DIR/pids"
     while read -r pid; do
@@ -133,19 +134,22 @@ fi
 [ -f "$DIR/launcher/pids" ] && fail "the launcher's stop did not run after the timeout"
 
 # --- the controller killed: --restore takes its launcher's engines over ---------
-cli_start --engines fake -n 2
+cli_start --engines fake -n 2 --launcher-opt color=red
 PIDS=$(fake_pids)
 lp_track $PIDS
 starts=$(grep -c 'lp-launch-fake start$' "$DIR/log/launcher.log")
 kill -9 "$CTRL_PID"
 wait_gone "$CTRL_PID" 10 || fail "controller survived kill -9"
-cli_start --restore --engines fake -n 2
+#  the kind, count and options come from the dead controller's record
+cli_start --restore
 echo "$CLI_OUT" | grep -qE '\b2 engines registered' || fail "--restore: the 2 engines did not register again"
 [ "$(grep -c 'lp-launch-fake start$' "$DIR/log/launcher.log")" -eq "$starts" ] \
     || fail "--restore ran the launcher's start again (engines started twice)"
 [ "$(fake_pids)" = "$PIDS" ] || fail "--restore: engine pids $(fake_pids), expected the same $PIDS"
 out=$(timeout 90 "$CLI" stop --profile "$NAME" 2>&1) || fail "stop exited $?: $out"
 for p in $CTRL_PID $PIDS; do wait_gone "$p" 15 || fail "pid $p left after stop"; done
+grep -qxF LP_OPT_COLOR=red "$DIR/launcher/env.stop" \
+    || fail "the restored controller's stop lacked the recorded option color=red: $(cat "$DIR/launcher/env.stop")"
 CTRL_PID=""; ENGINE_PIDS=""
 
 # --- config file, and stop after the controller was killed -------------------
