@@ -211,6 +211,7 @@ wait_gone "$CTRL_PID" 15 || fail "controller still running after stop"
 for p in $ENGINES; do wait_gone "$p" 15 || fail "engine pid $p still running after stop"; done
 [ -z "$(remote_engines)" ] || fail "engines left after stop: $(remote_engines)"
 wait_for 10 test -z "$(sessions)" || fail "sshd sessions left after stop: $(sessions)"
+[ -e "$REMOTE/lp-engine.json" ] && fail "stop left the copy of lp-engine.json (the cluster's keys) on the hosts"
 [ -f "$DIR/launcher/launcher.env" ] && fail "launcher.env left after a clean stop"
 CTRL_PID=""; ENGINE_PIDS=""
 
