@@ -375,7 +375,8 @@ usage: $PROG stop [--profile P]
 Sends SIGTERM to the controller of profile P (pid from
 \$LP_HOME/profile_P/pid/lpcontroller.pid) and waits until it is gone; the
 controller stops and reaps its own engines, and runs its launcher's
-'stop' (--engines KIND). SIGKILL after ${STOP_DEADLINE_MSEC} ms. When the
+'stop' (--engines KIND). SIGKILL after ${STOP_DEADLINE_MSEC} ms (a minute more
+with a launcher). When the
 controller is gone (killed) but its launcher's record
 launcher/launcher.env is left, 'lp-launch-KIND stop' is run from here.
 Local engines still listed in pid/engine-<k>.pid afterwards (their
@@ -769,6 +770,9 @@ cmd_stop () {
         stop_launcher "$dir"
         return
     fi
+    #  A launcher's stop (ssh to each host, scancel) may take the
+    #  controller up to a minute (LP_LAUNCHER_STOP_MSEC) before it exits
+    [[ -f $dir/launcher/launcher.env ]] && STOP_DEADLINE_MSEC=$(( STOP_DEADLINE_MSEC + 60000 ))
     if ms=$(stop_pid "$pid" lpcontroller lpengine); then
         say "controller (pid $pid, profile '$profile') stopped in ${ms} ms"
     else
