@@ -172,6 +172,17 @@ for p in $PIDS; do wait_gone "$p" 15 || fail "engine $p still running after stop
 CTRL_PID=""; ENGINE_PIDS=""
 rm -f "$DIR/lpcontroller_config.lua"
 
+# --- a config file that says nonsense is refused, naming the key -------------
+for bad in 'engines = {}' 'launcher = "hosts=a"' 'launcher = { hosts = true }'; do
+    printf '%s\n' "$bad" > "$DIR/lpcontroller_config.lua"
+    out=$(timeout 60 "$CLI" start --profile "$NAME" --no-build 2>&1) \
+        && fail "config '$bad' was accepted"
+    key=${bad%% *}
+    echo "$out" | grep -q "lpcontroller_config.lua: $key must be" \
+        || fail "config '$bad': the error does not name $key: $out"
+done
+rm -f "$DIR/lpcontroller_config.lua"
+
 # --- unknown kind; local ------------------------------------------------------
 out=$(timeout 60 "$CLI" start --engines nosuch -n 1 --profile "$NAME" --no-build 2>&1) \
     && fail "an unknown launcher was accepted"
