@@ -148,7 +148,7 @@ DEPS_TEST=(tmux lua5.4 python3-zmq python3-msgpack sqlite3 tcpdump)
 #  Launcher tests run against the real software (one array per launcher)
 DEPS_SSH=()
 DEPS_MPI=()
-DEPS_SLURM=()
+DEPS_SLURM=(munge slurmctld slurmd slurm-client)
 #  The dashboard (libmicrohttpd) and its browser test (chromium)
 DEPS_DASH=()
 #  libFuzzer: Debian 12's clang 14 finds libclang_rt.fuzzer in libclang-rt-14-dev
