@@ -64,11 +64,12 @@ lp_batch_template() {
     lp_batch_die "no template $LP_BATCH_KIND.template in $LP_PROFILE_DIR nor in the installed profiles/default"
 }
 
-#  lp_batch_seconds TIME: seconds of a walltime written D-HH:MM:SS,
-#  D-HH[:MM], HH:MM:SS, MM:SS or MINUTES (Slurm's forms; PBS and SGE write
-#  HH:MM:SS), empty when TIME is empty or not understood
+#  lp_batch_seconds TIME [UNIT]: seconds of a walltime written
+#  D-HH:MM:SS, D-HH[:MM], HH:MM:SS, MM:SS or a bare number of UNIT seconds
+#  (60, Slurm's minutes, by default; PBS and SGE count seconds: 1); empty
+#  when TIME is empty or not understood
 lp_batch_seconds() {
-    local t=$1 d=0 h=0 m=0 s=0 a b c
+    local t=$1 unit=${2:-60} d=0 h=0 m=0 s=0 a b c
     [ -n "$t" ] || return 0
     if [[ $t == *-* ]]; then
         d=${t%%-*}; t=${t#*-}
@@ -79,7 +80,8 @@ lp_batch_seconds() {
         IFS=: read -r a b c <<< "$t"
         if [ -n "$c" ]; then h=$a; m=$b; s=$c
         elif [ -n "$b" ]; then m=$a; s=$b
-        else m=$a
+        elif [ "$unit" = 60 ]; then m=$a
+        else s=$a
         fi
     fi
     [[ "$h$m$s" =~ ^[0-9]+$ ]] || return 0
