@@ -11,7 +11,9 @@
 #  made here and munged's socket, pid and seed files; a slurm.conf written
 #  here (this host's short name as the only node, CPUs from nproc,
 #  proctrack/linuxproc, task/none, no cgroup, no accounting, MpiDefault=none,
-#  ports picked free on loopback); state, spool, pid and log files. The
+#  ports picked free; the daemons listen on 127.0.0.1 alone:
+#  CommunicationParameters=NoCtldInAddrAny,NoInAddrAny with the node and
+#  controller at 127.0.0.1); state, spool, pid and log files. The
 #  daemons run in the foreground (-D, munged -F) as the test's children, so
 #  their pids are known without pid files; the system's own Slurm and munge
 #  (/etc/slurm, /run/munge) are never read nor touched.
@@ -120,6 +122,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 MpiDefault=none
 SwitchType=switch/none
+CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
 PlugStackConfig=/dev/null
 ReturnToService=2
 SchedulerType=sched/backfill
