@@ -149,6 +149,9 @@ DEPS_TEST=(tmux lua5.4 python3-zmq python3-msgpack sqlite3 tcpdump)
 DEPS_SSH=()
 DEPS_MPI=()
 DEPS_SLURM=(munge slurmctld slurmd slurm-client)
+#  Grid Engine (launcher_sge); its postinst sets up Debian's own cell, which
+#  the test leaves alone (it makes a cell of its own)
+DEPS_SGE=(gridengine-master gridengine-exec gridengine-client)
 #  The dashboard (libmicrohttpd) and its browser test (chromium)
 DEPS_DASH=()
 #  libFuzzer: Debian 12's clang 14 finds libclang_rt.fuzzer in libclang-rt-14-dev
@@ -909,9 +912,9 @@ cmd_test () {
         esac
     done
     if [[ -n $fuzz ]]; then
-        check_deps "${DEPS_TEST[@]}" "${DEPS_SSH[@]}" "${DEPS_MPI[@]}" "${DEPS_SLURM[@]}" "${DEPS_DASH[@]}" "${DEPS_FUZZ[@]}"
+        check_deps "${DEPS_TEST[@]}" "${DEPS_SSH[@]}" "${DEPS_MPI[@]}" "${DEPS_SLURM[@]}" "${DEPS_SGE[@]}" "${DEPS_DASH[@]}" "${DEPS_FUZZ[@]}"
     else
-        check_deps "${DEPS_TEST[@]}" "${DEPS_SSH[@]}" "${DEPS_MPI[@]}" "${DEPS_SLURM[@]}" "${DEPS_DASH[@]}"
+        check_deps "${DEPS_TEST[@]}" "${DEPS_SSH[@]}" "${DEPS_MPI[@]}" "${DEPS_SLURM[@]}" "${DEPS_SGE[@]}" "${DEPS_DASH[@]}"
     fi
     NO_BUILD="" LP_SKIP_DEPS=1 ensure_built
     if [[ -n $quick ]]; then

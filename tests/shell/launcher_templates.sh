@@ -13,9 +13,9 @@
 #  walltime must be right. A profile's own template wins over the default;
 #  bad options and a missing qsub fail with a message that says so.
 #
-#  No PBS server exists in Debian, and Grid Engine is not tested against
-#  its daemons here (docs/operations.md, "SGE"): this is the content check
-#  the issue allows for them. Slurm is run for real by launcher_slurm.
+#  No PBS server exists in Debian: this is the content check the issue
+#  allows for it. Slurm and Grid Engine are also run for real
+#  (launcher_slurm, launcher_sge).
 #  Starts no process but the scripts themselves (label unit).
 set -u
 BUILD=${1:?usage: launcher_templates.sh BUILD_DIR}
