@@ -16,6 +16,10 @@
 #    engine, one with a 10 s limit runs;
 #  - ./cluster.sh stop cancels the job: squeue lists nothing, the engines
 #    and the controller are gone;
+#  - a partition Slurm does not know fails the start with sbatch's words;
+#  - slurm_mode=srun: one job whose step srun starts 2 engines (ids from
+#    SLURM_PROCID); the controller is killed -9 and ./cluster.sh stop
+#    still cancels the job;
 #  - the daemons are stopped by pid at the end, and are gone.
 #  Exits 77 only when the daemons cannot run here (slurm_start says why).
 set -u
@@ -134,7 +138,40 @@ done
 [ -e "$DIR/launcher/slurm.jobid" ] && fail "launcher/slurm.jobid left behind"
 CTRL_PID=""
 
-#  6. the daemons, stopped by pid
+#  6. a partition Slurm does not have: the start fails with sbatch's words,
+#  and leaves no controller and no job
+out=$(timeout 120 "$CLI" start --engines slurm -n 2 --slurm-partition nosuch \
+          --profile "$NAME" --no-build 2>&1) && fail "start with --slurm-partition nosuch succeeded"
+grep -qi "invalid partition" <<< "$out" || fail "start with a bad partition does not say why: $out"
+for p in $(strays "$LP_HOME"); do fail "the failed start left pid $p running"; done
+[ -z "$(slurm_jobs)" ] || fail "the failed start left jobs: $(slurm_jobs | tr '\n' ' ')"
+say "a bad partition: the start failed saying '$(grep -io 'invalid partition[^|]*' <<< "$out" | head -n 1)'"
+
+#  7. slurm_mode=srun: one job of 2 tasks that srun starts (the node has
+#  fewer CPUs than tasks: --overcommit); the controller killed -9, and
+#  ./cluster.sh stop still cancels the job (from launcher/launcher.env)
+cli_start --engines slurm -n 2 --launcher-opt slurm_mode=srun --launcher-opt sbatch_extra=--overcommit
+JOB=$(tr -dc '0-9' < "$DIR/launcher/slurm.jobid" 2>/dev/null)
+steps=$(squeue -h -s -j "$JOB" -o %i 2>&1 | grep -c "^$JOB\.0$")
+[ "$steps" = 1 ] || fail "srun mode: no step $JOB.0 in squeue -s: $(squeue -h -s -j "$JOB" 2>&1)"
+cat > "$DIR/srun.lua" <<'LUA'
+local rc = require ("luaparallel").connect (arg [1])
+assert (rc:wait_for_engines (2, 60000))
+local ids = rc:ids ()
+local v = rc:view (ids):execute ("return lp.id .. ':' .. os.getenv ('SLURM_PROCID') .. '/' .. os.getenv ('SLURM_JOB_ID')")
+print (table.concat (v, " "))
+LUA
+procs=$(run_lua "$BUILD/lua/?.so" 60 "$DIR/srun.lua" "$DIR/security/lp-client.json" 2>&1)
+[ "$procs" = "0:0/$JOB 1:1/$JOB" ] \
+    || fail "srun mode: engines' id:SLURM_PROCID/SLURM_JOB_ID are '$procs', not 0:0/$JOB 1:1/$JOB"
+kill -9 "$CTRL_PID"
+wait_gone "$CTRL_PID" 15 || fail "controller survived SIGKILL"
+out=$(timeout 120 "$CLI" stop --profile "$NAME" 2>&1) || fail "./cluster.sh stop after kill -9: $out"
+[ -z "$(slurm_jobs)" ] || fail "after kill -9 and stop, squeue lists: $(slurm_jobs | tr '\n' ' ')"
+CTRL_PID=""
+say "srun mode: step $JOB.0 ran engines 0 and 1; after kill -9 of the controller, stop cancelled it"
+
+#  8. the daemons, stopped by pid
 [ "$FAILS" -eq 0 ] || slurm_logs
 D1=$MUNGED_PID D2=$SLURMCTLD_PID D3=$SLURMD_PID
 slurm_stop || fail "the daemons did not stop cleanly"
