@@ -425,12 +425,12 @@ build-fuzz/crash-*. Then (unless --no-sanitize) configures build-asan/
 with -DLP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug and runs ctest again under
 AddressSanitizer (leak checks on) and UndefinedBehaviorSanitizer, all
 but the tests labelled "slow" (the 1 GB values), "launcher" (sshd, Open
-MPI, Slurm daemons) and "browser" (Chromium): the release pass runs them.
+MPI, Slurm and Grid Engine daemons) and "browser" (Chromium): the release pass runs them.
 Exit status is non-zero when any pass fails.
 
 Test labels (tests/CMakeLists.txt): unit (no cluster), integration (real
 processes), long (an integration test over ~6 s), slow (1 GB values),
-launcher (real sshd / Open MPI / Slurm), browser (headless Chromium).
+launcher (real sshd / Open MPI / Slurm / Grid Engine), browser (headless Chromium).
 A test that cannot run on this machine exits 77 and ctest reports it as
 skipped, with its reason in the output. One label or test by hand:
   ctest --test-dir build -L unit        ctest --test-dir build -R chaos
