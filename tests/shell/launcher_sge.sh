@@ -17,7 +17,8 @@
 #  - ./cluster.sh stop deletes the job (qdel): qstat lists nothing, the
 #    engines and the controller are gone;
 #  - the daemons are stopped by pid and the namespace removed.
-#  Exits 77 only when the namespace or the daemons cannot be had here.
+#  Exits 77 only when not run as root or when `ip netns add` is refused;
+#  a daemon that does not start fails the test, with its logs.
 set -u
 BUILD=${1:?usage: launcher_sge.sh BUILD_DIR}
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"

@@ -21,7 +21,8 @@
 #    SLURM_PROCID); the controller is killed -9 and ./cluster.sh stop
 #    still cancels the job;
 #  - the daemons are stopped by pid at the end, and are gone.
-#  Exits 77 only when the daemons cannot run here (slurm_start says why).
+#  Exits 77 only when not run as root (slurmd starts jobs as their user);
+#  a daemon that does not start fails the test, with its logs.
 set -u
 BUILD=${1:?usage: launcher_slurm.sh BUILD_DIR}
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
