@@ -34,12 +34,15 @@ MUNGED_PID=""
 SLURMCTLD_PID=""
 SLURMD_PID=""
 
-#  slurm_port: a TCP port nothing listens on (loopback or any address)
+#  slurm_port: a TCP port nothing listens on, below the kernel's range of
+#  ephemeral ports (which the clusters of other tests bind with tcp://*)
 slurm_port() {
-    local p used
-    used=$(ss -Htln 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }')
+    local p used low=32768 high
+    read -r low high < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null
+    [ "${low:-0}" -gt 12000 ] 2>/dev/null || low=32768
+    used=$(ss -Htan 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }')
     while :; do
-        p=$(( 20000 + RANDOM % 30000 ))
+        p=$(( 10000 + RANDOM % (low - 10000) ))
         echo "$used" | grep -qx "$p" || { echo "$p"; return; }
     done
 }
@@ -135,12 +138,13 @@ SelectTypeParameters=CR_Core
 MpiDefault=none
 SwitchType=switch/none
 CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
-PlugStackConfig=/dev/null
+PlugStackConfig=$d/plugstack.conf
 ReturnToService=2
 SchedulerType=sched/backfill
 NodeName=$SLURM_NODE NodeAddr=127.0.0.1 CPUs=$(nproc) State=UNKNOWN
 PartitionName=lp Nodes=$SLURM_NODE Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:8
 EOF
+        : > "$d/plugstack.conf"         # no SPANK plugins
         export SLURM_CONF=$d/slurm.conf
         slurmctld -D -i -f "$SLURM_CONF" >"$d/log/slurmctld.out" 2>&1 &
         SLURMCTLD_PID=$!
