@@ -146,7 +146,10 @@ DEPS_BUILD=(gcc make libc6-dev cmake pkg-config libzmq3-dev libczmq-dev
             libedit-dev libsqlite3-dev iproute2 procps)
 DEPS_TEST=(tmux lua5.4 python3-zmq python3-msgpack sqlite3 tcpdump)
 #  Launcher tests run against the real software (one array per launcher)
-DEPS_SSH=()
+#  ssh: the real sshd of tests/shell/launcher_ssh.sh (the test runs its own,
+#  in network namespaces; note that on a machine with systemd, installing
+#  openssh-server also enables its ssh service)
+DEPS_SSH=(openssh-server openssh-client)
 DEPS_MPI=()
 DEPS_SLURM=(munge slurmctld slurmd slurm-client)
 #  Grid Engine (launcher_sge); its postinst sets up Debian's own cell, which
@@ -261,7 +264,7 @@ usage_start () {
     cat <<EOF
 usage: $PROG start [-n N] [--engines N|KIND] [--launcher-opt KEY=VALUE]...
                    [--hosts LIST] [--mpi-args ARGS] [--slurm-partition P]
-                   [--slurm-time T] [--slurm-account A]
+                   [--slurm-time T] [--slurm-account A] [--ready-timeout S]
                    [--profile P] [--ip IP] [--location HOST]
                    [--heartbeat MSEC] [--max-misses N]
                    [--scheduler NAME] [--hwm N] [--engine-memory MB]
@@ -289,7 +292,7 @@ the reason, when the log folder cannot be written.
                     when the cluster stops; its output in log/launcher.log).
                     The start fails, quoting the launcher's last lines,
                     when it fails or its engines do not register within
-                    60 s. See docs/operations.md, "Launchers".
+                    --ready-timeout. See docs/operations.md, "Launchers".
   --launcher-opt KEY=VALUE
                     an option of the launcher (repeatable; the script sees
                     \$LP_OPT_KEY). Shorthands:
@@ -298,10 +301,13 @@ the reason, when the log folder cannot be written.
                     -n the engine count is the sum). ssh options: engine=
                     PATH (lpengine on the hosts; default: this one's path),
                     ssh_config=FILE (ssh -F FILE), remote_dir=DIR (where
-                    lp-engine.json is copied, default ~/.luaparallel/remote)
+                    lp-engine.json is copied; default, under the remote
+                    home: .luaparallel/remote/profile_P)
   --mpi-args ARGS   mpi_args=ARGS (extra mpiexec arguments)
   --slurm-partition P, --slurm-time T, --slurm-account A
                     partition=P, time=T, account=A (sbatch)
+  --ready-timeout S the engines must register within S seconds (default
+                    60; more for a batch queue), or the start fails
   --profile P       profile name (default "default")
   --ip IP           address to bind (default 127.0.0.1; 0.0.0.0 for all)
   --location HOST   address written into the connection files, the one
@@ -509,7 +515,7 @@ cmd_start () {
     local n="" profile=default ip="" location="" hb="" misses="" sched="" hwm=""
     local memory="" restart="" window="" nodb="" dbmax=""
     local log_max="" log_keep="" engine_wait="" restore="" fresh=""
-    local secure="" kind="" lopts=()
+    local secure="" kind="" lopts=() ready=""
     while (( $# )); do
         case $1 in
             -h|--help) usage_start; exit 0 ;;
@@ -517,6 +523,7 @@ cmd_start () {
                 need_value "$@"
                 if [[ $2 =~ ^[0-9]+$ ]]; then n=$2; else kind=$2; fi
                 shift 2 ;;
+            --ready-timeout) need_int "$@"; ready=$2; shift 2 ;;
             --launcher-opt|--hosts|--mpi-args|--slurm-partition|--slurm-time|--slurm-account)
                 need_value "$@"; lopts+=("$1" "$2"); shift 2 ;;
             --restore) restore=1; shift ;;
@@ -564,6 +571,7 @@ cmd_start () {
     [[ -n $n ]] && args+=(-n "$n")
     [[ -n $n || -n $restore ]] || args+=(--engines-default "$auto")
     [[ -n $kind ]] && args+=(--engines "$kind")
+    [[ -n $ready ]] && args+=(--ready-timeout "$ready")
     (( ${#lopts[@]} )) && args+=("${lopts[@]}")
     [[ -n $restore ]] && args+=(--restore)
     [[ -n $ip ]] && args+=(--ip "$ip")
