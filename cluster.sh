@@ -151,7 +151,10 @@ DEPS_TEST=(tmux lua5.4 python3-zmq python3-msgpack sqlite3 tcpdump)
 #  openssh-server also enables its ssh service)
 DEPS_SSH=(openssh-server openssh-client)
 DEPS_MPI=()
-DEPS_SLURM=()
+DEPS_SLURM=(munge slurmctld slurmd slurm-client)
+#  Grid Engine (launcher_sge); its postinst sets up Debian's own cell, which
+#  the test leaves alone (it makes a cell of its own)
+DEPS_SGE=(gridengine-master gridengine-exec gridengine-client)
 #  The dashboard (libmicrohttpd) and its browser test (chromium)
 DEPS_DASH=(chromium curl)
 #  libFuzzer: Debian 12's clang 14 finds libclang_rt.fuzzer in libclang-rt-14-dev
@@ -438,12 +441,12 @@ build-fuzz/crash-*. Then (unless --no-sanitize) configures build-asan/
 with -DLP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug and runs ctest again under
 AddressSanitizer (leak checks on) and UndefinedBehaviorSanitizer, all
 but the tests labelled "slow" (the 1 GB values), "launcher" (sshd, Open
-MPI, Slurm daemons) and "browser" (Chromium): the release pass runs them.
+MPI, Slurm and Grid Engine daemons) and "browser" (Chromium): the release pass runs them.
 Exit status is non-zero when any pass fails.
 
 Test labels (tests/CMakeLists.txt): unit (no cluster), integration (real
 processes), long (an integration test over ~6 s), slow (1 GB values),
-launcher (real sshd / Open MPI / Slurm), browser (headless Chromium).
+launcher (real sshd / Open MPI / Slurm / Grid Engine), browser (headless Chromium).
 A test that cannot run on this machine exits 77 and ctest reports it as
 skipped, with its reason in the output. One label or test by hand:
   ctest --test-dir build -L unit        ctest --test-dir build -R chaos
@@ -956,9 +959,9 @@ cmd_test () {
         esac
     done
     if [[ -n $fuzz ]]; then
-        check_deps "${DEPS_TEST[@]}" "${DEPS_SSH[@]}" "${DEPS_MPI[@]}" "${DEPS_SLURM[@]}" "${DEPS_DASH[@]}" "${DEPS_FUZZ[@]}"
+        check_deps "${DEPS_TEST[@]}" "${DEPS_SSH[@]}" "${DEPS_MPI[@]}" "${DEPS_SLURM[@]}" "${DEPS_SGE[@]}" "${DEPS_DASH[@]}" "${DEPS_FUZZ[@]}"
     else
-        check_deps "${DEPS_TEST[@]}" "${DEPS_SSH[@]}" "${DEPS_MPI[@]}" "${DEPS_SLURM[@]}" "${DEPS_DASH[@]}"
+        check_deps "${DEPS_TEST[@]}" "${DEPS_SSH[@]}" "${DEPS_MPI[@]}" "${DEPS_SLURM[@]}" "${DEPS_SGE[@]}" "${DEPS_DASH[@]}"
     fi
     NO_BUILD="" LP_SKIP_DEPS=1 ensure_built
     if [[ -n $quick ]]; then

@@ -150,6 +150,8 @@ bool    lp_proto_pong_decode (const uint8_t *data, size_t size, uint64_t *seq_p,
 #define LP_ENAME_SERIALIZATION  "SerializationError"
 #define LP_ENAME_ENGINE         "EngineError"
 #define LP_ENAME_TIME_LIMIT     "TimeLimit"
+#define LP_ENAME_WALLTIME       "WalltimeExceeded"    //  time_limit past the
+                                                    //  engine's batch job end
 #define LP_ENAME_TIMEOUT        "TimeoutError"
 #define LP_ENAME_DEPENDENCY     "DependencyError"
 #define LP_ENAME_ABORTED        "Aborted"

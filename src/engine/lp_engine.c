@@ -34,6 +34,11 @@
     itself. The main thread removes the hook after each request. No hook is
     ever on in normal operation (Lua 5.4 with a hook runs about 2x slower).
 
+    Walltime: an engine started by a batch system knows when its job ends
+    (lp_engine_walltime_left, lp.walltime_left () in Lua); the session
+    refuses a request whose time_limit would outlast it (WalltimeExceeded)
+    instead of starting work the batch system will kill.
+
     print and io.write (and io.stdout:write) are captured: each call goes
     to the output callback at once (published on iopub by the session) and
     is accumulated for the reply's metadata "stdout".
@@ -420,6 +425,49 @@ l_clock (lua_State *L)
     return 1;
 }
 
+//  An epoch-seconds variable: true with *value when set to a positive
+//  number and nothing else
+static bool
+s_env_epoch (const char *name, double *value)
+{
+    const char *text = getenv (name);
+    if (!text || !*text)
+        return false;
+    char *end;
+    double v = strtod (text, &end);
+    while (*end == ' ' || *end == '\n')
+        end++;
+    if (*end || !(v > 0) || v > 1e12)
+        return false;
+    *value = v;
+    return true;
+}
+
+int
+lp_engine_walltime_left (double *left)
+{
+    assert (left);
+    double end;
+    if (!s_env_epoch ("SLURM_JOB_END_TIME", &end)
+    &&  !s_env_epoch ("LP_WALLTIME_END", &end))
+        return -1;
+    double now = (double) lp_util_wall_usec () / 1e6;
+    *left = end > now? end - now: 0;
+    return 0;
+}
+
+//  lp.walltime_left (): seconds until the batch job ends, nil when unknown
+static int
+l_walltime_left (lua_State *L)
+{
+    double left;
+    if (lp_engine_walltime_left (&left) == 0)
+        lua_pushnumber (L, left);
+    else
+        lua_pushnil (L);
+    return 1;
+}
+
 //  The engine's Lua folder: the source tree's lua/ when this executable
 //  is the one in the build folder; else <bindir>/../share/luaparallel/lua
 //  when it exists (an install moved as a whole, `cmake --install --prefix`);
@@ -498,6 +546,8 @@ s_setup (lua_State *L)
     lua_setfield (L, -2, "sleep");
     lua_pushcfunction (L, l_clock);
     lua_setfield (L, -2, "clock");
+    lua_pushcfunction (L, l_walltime_left);
+    lua_setfield (L, -2, "walltime_left");
     lua_getfield (L, -2, "loaded");
     lua_pushvalue (L, -2);
     lua_setfield (L, -2, "lp");

@@ -55,6 +55,12 @@ bool        lp_engine_interrupt (lp_engine_t *self);
 //  Main thread: the next request may run at most msec (0 = no limit); past
 //  it, the request ends with a TimeLimit error and the engine stays usable.
 void        lp_engine_set_time_limit (lp_engine_t *self, int64_t msec);
+//  Seconds until the batch job this engine runs in ends: from
+//  SLURM_JOB_END_TIME (set by Slurm 23.02 and later), else LP_WALLTIME_END
+//  (epoch seconds, exported by the batch scripts of src/launchers), never
+//  below 0. Returns 0 with *left set, -1 when neither is set (no limit
+//  known). Reads the environment only: cheap enough for every request.
+int         lp_engine_walltime_left (double *left);
 //  Any thread (the heart polls it): stops the running request when its
 //  time limit has passed. True when it did.
 bool        lp_engine_check_deadline (lp_engine_t *self);
