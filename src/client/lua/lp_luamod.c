@@ -865,10 +865,41 @@ l_view_push (lua_State *L)
         lp_value_t *value = s_to_value (L, 3, name);
         return s_finish_novalue (L, 1, lp_view_push (ud->view, name, value));
     }
+    //  A table of name = value: each value is converted on its own, so
+    //  it may nest as deep as a value pushed by name (LP_VALUE_MAX_DEPTH).
     luaL_checktype (L, 2, LUA_TTABLE);
-    lp_value_t *ns = s_to_value (L, 2, "ns");
-    if (lp_value_type (ns) != LP_MAP) {
+    lua_pushnil (L);
+    while (lua_next (L, 2)) {
+        if (lua_type (L, -2) != LUA_TSTRING)
+            return luaL_argerror (L, 2, "a table of name = value (names are strings)");
+        lua_pop (L, 1);
+    }
+    lp_value_t *ns = lp_value_map ();
+    if (!ns)
+        return luaL_error (L, "luaparallel: out of memory");
+    char err [256];
+    const char *failure = NULL;
+    lua_pushnil (L);
+    while (lua_next (L, 2)) {
+        const char *name = lua_tostring (L, -2);
+        lp_value_t *value = lp_lua_to_value (L, -1, name, err, sizeof err);
+        lua_pop (L, 1);
+        if (!value)
+            failure = err;
+        else
+        if (lp_value_set (ns, name, value))
+            failure = "out of memory";
+        if (failure) {
+            lua_pop (L, 1);
+            break;
+        }
+    }
+    if (failure || lp_value_len (ns) == 0) {
         lp_value_destroy (&ns);
+        if (failure == err)
+            return luaL_error (L, "SerializationError: %s", err);
+        if (failure)
+            return luaL_error (L, "luaparallel: %s", failure);
         return luaL_argerror (L, 2, "a table of name = value");
     }
     return s_finish_novalue (L, 1, lp_view_push_map (ud->view, ns));
