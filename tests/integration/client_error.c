@@ -1,7 +1,8 @@
 /*  client_error.c - lp_client_error and lp_client_errcode after a later
     success (issue 14): a failed call leaves its text and kind; the next
     call that sends or waits and succeeds clears them ("" and LP_OK), so a
-    program never reads a stale failure. Covered: a refused fetch, then a
+    program never reads a stale failure. Also the text of a missing
+    connection file, as docs/api.md shows it. Covered: a refused fetch, then a
     successful lp_client_ids; a wait that times out, then a wait that
     completes; a refused call on a view, then a successful call on it.
 */
@@ -20,6 +21,14 @@ s_expect_clear (lp_client_t *client, const char *after)
 int
 main (int argc, char **argv)
 {
+    //  0. The missing-file text docs/api.md "Connecting" shows
+    const char *missing = "/nonexistent-lp-test/security/lp-client.json";
+    CHECK (!lp_client_connect (missing, 1000), "connected with a missing file");
+    char expect [256];
+    snprintf (expect, sizeof expect, "%s: no such file", missing);
+    CHECK (strcmp (lp_last_error (), expect) == 0,
+           "missing file: \"%s\", docs/api.md says \"%s\"", lp_last_error (), expect);
+
     lp_client_t *client = lpt_connect (argc, argv);
     s_expect_clear (client, "connecting");
 
