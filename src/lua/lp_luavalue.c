@@ -514,6 +514,12 @@ l_array_scale (lua_State *L)
     s_array_t *self = (s_array_t *) luaL_checkudata (L, 1, LP_ARRAY_MT);
     if (s_is_float (self->dtype)) {
         double factor = luaL_checknumber (L, 2);
+        if (self->dtype == LP_DTYPE_F64) {     //  the common case, vectorised
+            double *x = (double *) self->data;
+            for (size_t k = 0; k < self->count; k++)
+                x [k] *= factor;
+        }
+        else
         for (size_t k = 0; k < self->count; k++)
             s_put_f (self, k, s_get_f (self, k) * factor);
         lua_settop (L, 1);
@@ -559,6 +565,17 @@ l_array_add (lua_State *L)
         luaL_checknumber (L, 2);
     if (s_is_float (self->dtype)) {
         double x = other? 0: lua_tonumber (L, 2);
+        double *d = (double *) self->data;
+        if (self->dtype == LP_DTYPE_F64 && !other)
+            for (size_t k = 0; k < self->count; k++)
+                d [k] += x;
+        else
+        if (self->dtype == LP_DTYPE_F64 && other->dtype == LP_DTYPE_F64) {
+            const double *y = (const double *) other->data;
+            for (size_t k = 0; k < self->count; k++)
+                d [k] += y [k];
+        }
+        else
         for (size_t k = 0; k < self->count; k++)
             s_put_f (self, k, s_get_f (self, k) + (other? s_get_f (other, k): x));
         lua_settop (L, 1);
