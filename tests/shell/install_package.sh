@@ -27,6 +27,11 @@ for tool in cmake cc pkg-config; do
 done
 lp_tmpdir DIR inst
 PREFIX=$DIR/inst
+# A library built with the sanitizers (cluster.sh test's build-asan/) needs
+# programs built with them too, as a user of such a build would do.
+SAN=""
+grep -q '^LP_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null \
+    && SAN="-fsanitize=address,undefined -fno-omit-frame-pointer"
 
 # --- install ------------------------------------------------------------------
 timeout 120 cmake --install "$BUILD" --prefix "$PREFIX" > "$DIR/install.log" 2>&1 \
@@ -65,17 +70,19 @@ add_executable (example_static example.c)
 target_link_libraries (example_static PRIVATE luaparallel::luaparallel_static)
 CMAKE
 if timeout 120 cmake -S "$DIR/user" -B "$DIR/user/build" -DCMAKE_PREFIX_PATH="$PREFIX" \
-        > "$DIR/user.log" 2>&1 \
+        -DCMAKE_C_FLAGS="$SAN" -DCMAKE_EXE_LINKER_FLAGS="$SAN" > "$DIR/user.log" 2>&1 \
    && timeout 120 cmake --build "$DIR/user/build" >> "$DIR/user.log" 2>&1; then
     :
 else
     tail -n 30 "$DIR/user.log"; fail "the find_package (luaparallel) project did not build"
 fi
-timeout 120 cc -std=c11 -Wall -Wextra -Werror "$DIR/user/example.c" -o "$DIR/user/example_pc" \
+# shellcheck disable=SC2086
+timeout 120 cc -std=c11 -Wall -Wextra -Werror $SAN "$DIR/user/example.c" -o "$DIR/user/example_pc" \
     $(pkg-config --cflags --libs luaparallel) -Wl,-rpath,"$LIBDIR" 2> "$DIR/pc.log" \
     || { cat "$DIR/pc.log"; fail "cc with pkg-config --cflags --libs did not build the example"; }
 static_libs=$(pkg-config --static --libs luaparallel | sed 's/-lluaparallel/-l:libluaparallel.a/')
-timeout 120 cc -std=c11 "$DIR/user/example.c" -o "$DIR/user/example_pc_static" \
+# shellcheck disable=SC2086
+timeout 120 cc -std=c11 $SAN "$DIR/user/example.c" -o "$DIR/user/example_pc_static" \
     $(pkg-config --cflags luaparallel) $static_libs 2> "$DIR/pcs.log" \
     || { cat "$DIR/pcs.log"; fail "cc with pkg-config --static --libs did not build the example"; }
 
