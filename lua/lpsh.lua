@@ -84,7 +84,9 @@ local function bar_draw (done, total, elapsed_ms)
     local tail = ("%d/%d %3d%%  %s/s  elapsed %s  ETA %s"):format (done, total,
         done * 100 // total, rate >= 100 and ("%d"):format (math.floor (rate))
         or ("%.1f"):format (rate), duration (elapsed_ms), eta)
-    local cols = native.columns () - 1  -- the last column would wrap
+    -- room at the end: the last column would wrap, and so would the "^C"
+    -- the terminal echoes after the bar (\r would then erase only that)
+    local cols = native.columns () - 4
     local width = cols - #tail - 3
     local line
     if width >= 10 then
