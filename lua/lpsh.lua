@@ -83,7 +83,7 @@ local function bar_draw (done, total, elapsed_ms)
     elseif rate > 0 then eta = duration ((total - done) / rate * 1000) end
     local tail = ("%d/%d %3d%%  %s/s  elapsed %s  ETA %s"):format (done, total,
         done * 100 // total, rate >= 100 and ("%d"):format (math.floor (rate))
-        or ("%.1f"):format (rate), duration (elapsed_ms), eta)
+        or (rate >= 1 and "%.1f" or "%.2f"):format (rate), duration (elapsed_ms), eta)
     -- room at the end: the last column would wrap, and so would the "^C"
     -- the terminal echoes after the bar (\r would then erase only that)
     local cols = native.columns () - 4
