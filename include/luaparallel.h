@@ -112,7 +112,8 @@ LP_EXPORT lp_value_t *lp_value_typed (lp_dtype_t dtype, size_t count);
 //  is called on data when the value is destroyed.
 LP_EXPORT lp_value_t *lp_value_typed_take (lp_dtype_t dtype, void *data, size_t count,
                                  void (*free_fn) (void *data));
-//  Array of integers 1..n (or of given ints), a convenience for tests/examples.
+//  Array (LP_ARRAY of LP_INT) of the integers first, first + 1, ..., last;
+//  empty when last < first; NULL when out of memory. For tests/examples.
 LP_EXPORT lp_value_t *lp_value_int_range (int64_t first, int64_t last);
 
 LP_EXPORT void        lp_value_destroy (lp_value_t **self_p);
@@ -177,8 +178,9 @@ LP_EXPORT lp_client_t *lp_client_connect (const char *connection_file, int timeo
 LP_EXPORT void         lp_client_destroy (lp_client_t **self_p);
 //  Error text of the last failed call on this thread with no client to hold it.
 LP_EXPORT const char  *lp_last_error (void);
-//  lp_err_t of the last failed call on this client (LP_OK when none); the
-//  text is lp_client_error. A call that returned NULL or -1 sets both.
+//  lp_err_t of the last failed call on this client (LP_OK when none, or
+//  after a later call that sent or waited succeeded); the text is
+//  lp_client_error. A call that returned NULL or -1 sets both.
 LP_EXPORT int          lp_client_errcode (lp_client_t *self);
 //  Lost controller: when a wait has heard nothing from the controller on
 //  any socket for lost_after_ms (default 3000, or $LP_LOST_AFTER_MS at
@@ -195,7 +197,8 @@ LP_EXPORT bool         lp_client_lost (lp_client_t *self);
 LP_EXPORT int          lp_client_ids (lp_client_t *self, int *ids, int max);
 //  Waits until at least n engines are registered; 0, or -1 on timeout.
 LP_EXPORT int          lp_client_wait_for_engines (lp_client_t *self, int n, int timeout_ms);
-//  Last error on this client, human-readable ("" when none).
+//  Last error on this client, human-readable; "" when the last call that
+//  sent or waited succeeded (each such call clears it first).
 LP_EXPORT const char  *lp_client_error (lp_client_t *self);
 //  Engine table as a value: array of maps {id, host, pid, state, queue,
 //  direct_queue, tasks_queued, tasks_running, tasks_done, ...}.

@@ -217,6 +217,14 @@ lp_client_set_error (lp_client_t *self, const char *format, ...)
     va_end (args);
 }
 
+void
+lp_client_clear_error (lp_client_t *self)
+{
+    assert (self);
+    self->error [0] = 0;
+    self->errcode = LP_OK;
+}
+
 const char *
 lp_client_error (lp_client_t *self)
 {
@@ -580,6 +588,7 @@ int
 lp_client_poll (lp_client_t *self, int timeout_ms)
 {
     assert (self);
+    lp_client_clear_error (self);
     zsock_t *socks [] = { self->mux, self->task, self->iopub, self->control,
                           self->registration, self->notification };
     zmq_pollitem_t items [6];
@@ -663,6 +672,7 @@ lp_client_send (lp_client_t *self, lp_channel_t channel, lp_msg_t **msg_p,
 {
     assert (self);
     assert (msg_p && *msg_p);
+    lp_client_clear_error (self);
     snprintf (msg_id, LP_ID_CHARS + 1, "%s", lp_msg_id (*msg_p));
     if (self->lost) {
         lp_client_poll (self, 0);       //  heard again?
@@ -1151,6 +1161,7 @@ lp_view_t *
 lp_client_view (lp_client_t *self, const int *targets, int ntargets)
 {
     assert (self);
+    lp_client_clear_error (self);
     return lp_view_new (self, targets, ntargets, false);
 }
 
@@ -1158,6 +1169,7 @@ lp_view_t *
 lp_client_balanced (lp_client_t *self)
 {
     assert (self);
+    lp_client_clear_error (self);
     return lp_view_new (self, NULL, 0, true);
 }
 

@@ -42,6 +42,10 @@ void    lp_client_set_error (lp_client_t *self, const char *format, ...)
 //  Records an error with its lp_err_t code.
 void    lp_client_fail (lp_client_t *self, int code, const char *format, ...)
         __attribute__ ((format (printf, 3, 4)));
+//  Forgets the client's last error ("" and LP_OK): every call that sends
+//  or waits starts with it, so lp_client_error never outlives a later
+//  success (docs/api.md, "Errors").
+void    lp_client_clear_error (lp_client_t *self);
 //  Sets this thread's lp_last_error text.
 void    lp_set_last_error (const char *format, ...)
         __attribute__ ((format (printf, 1, 2)));

@@ -524,6 +524,8 @@ bool
 lp_result_ready (lp_result_t *self)
 {
     assert (self);
+    if (self->client)
+        lp_client_clear_error (self->client);
     if (self->done < self->nslots && self->client)
         lp_client_poll (self->client, 0);
     return self->done >= self->nslots;
@@ -533,6 +535,8 @@ int
 lp_result_done (lp_result_t *self)
 {
     assert (self);
+    if (self->client)
+        lp_client_clear_error (self->client);
     if (self->done < self->nslots && self->client)
         lp_client_poll (self->client, 0);
     return self->done;
@@ -543,6 +547,8 @@ lp_result_wait (lp_result_t *self, int timeout_ms)
 {
     assert (self);
     assert (self->tag == LP_RESULT_TAG);
+    if (self->client)
+        lp_client_clear_error (self->client);
     int64_t deadline = zclock_mono () + (timeout_ms < 0? 0: timeout_ms);
     while (self->done < self->nslots) {
         if (!self->client)
@@ -1094,7 +1100,8 @@ lp_result_abort (lp_result_t *self)
         }
     }
     rc = aborted;
-    goto done;
+    lp_client_clear_error (client);     //  an engine that did not answer is
+    goto done;                          //  in not_aborted, not an error
 nomem:
     lp_client_fail (client, LP_ENOMEM, "out of memory");
 done:

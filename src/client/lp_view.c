@@ -33,6 +33,7 @@
 #include "lp_proto.h"
 #include "lp_util.h"
 #include "lp_msg.h"
+#include "lp_value.h"
 
 #define LP_VIEW_TAG     0x1b0c0002
 
@@ -468,6 +469,19 @@ s_check (lp_view_t *self, const char *what, const char *arg)
     return true;
 }
 
+//  False (with the client's error) when value nests deeper than
+//  LP_VALUE_MAX_DEPTH levels: the limit lp_lua_to_value sets for Lua, so
+//  C and Lua senders agree (docs/api.md, "Values").
+static bool
+s_depth_ok (lp_view_t *self, const char *what, const lp_value_t *value, const char *where)
+{
+    if (!lp_value_deeper_than (value, LP_VALUE_MAX_DEPTH))
+        return true;
+    lp_client_fail (self->client, LP_EINVAL, "%s: value nests deeper than %d levels (%s)",
+                    what, LP_VALUE_MAX_DEPTH, where);
+    return false;
+}
+
 //  --------------------------------------------------------------------------
 //  Calls
 
@@ -496,6 +510,14 @@ lp_view_apply (lp_view_t *self, const char *fn, lp_value_t *args)
                              lp_type_name (lp_value_type (args)));
         lp_value_destroy (&args);
         return NULL;
+    }
+    for (size_t k = 0; args && k < lp_value_len (args); k++) {
+        char where [32];
+        snprintf (where, sizeof where, "argument %zu", k + 1);
+        if (!s_depth_ok (self, "apply", lp_value_at (args, k), where)) {
+            lp_value_destroy (&args);
+            return NULL;
+        }
     }
     lp_value_t *content = s_content ("fn", lp_value_string (fn));
     if (content && lp_value_set (content, "args", args))
@@ -531,6 +553,13 @@ lp_view_push_map (lp_view_t *self, lp_value_t *ns)
                              lp_type_name (lp_value_type (ns)));
         lp_value_destroy (&ns);
         return NULL;
+    }
+    for (size_t k = 0; k < lp_value_len (ns); k++) {
+        const char *key = lp_value_as_string (lp_value_key_at (ns, k), NULL);
+        if (!s_depth_ok (self, "push", lp_value_value_at (ns, k), key? key: "a value")) {
+            lp_value_destroy (&ns);
+            return NULL;
+        }
     }
     return s_request (self, LP_CHANNEL_MUX, LP_PUSH_REQUEST, s_content ("ns", ns),
                       LP_COMBINE_NONE, false);
@@ -694,6 +723,10 @@ s_partitioned (lp_view_t *self, const char *what, const char *name_or_fn,
         lp_value_destroy (&seq);
         return NULL;
     }
+    if (!s_depth_ok (self, what, seq, "the sequence")) {
+        lp_value_destroy (&seq);
+        return NULL;
+    }
     int *targets = NULL;
     int n = s_targets (self, &targets, true);
     if (n < 0) {
@@ -757,6 +790,10 @@ s_balanced_map (lp_view_t *self, const char *fn, lp_value_t *seq, bool star)
     if (lp_value_type (seq) != LP_ARRAY && lp_value_type (seq) != LP_TYPED) {
         lp_client_set_error (self->client, "map: needs an array or typed array, not %s",
                              lp_type_name (lp_value_type (seq)));
+        lp_value_destroy (&seq);
+        return NULL;
+    }
+    if (!s_depth_ok (self, "map", seq, "the sequence")) {
         lp_value_destroy (&seq);
         return NULL;
     }

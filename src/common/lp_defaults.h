@@ -123,6 +123,7 @@
 #define LP_CLIENT_RECOVER_IDS      4096        //  msg_ids per result_request after a restart
 #define LP_RESULT_SEARCH_MAX       16          //  result slots searched in place; more: indexed
 #define LP_LUA_POLL_MSEC           100         //  Lua module: wait slice of a blocking call
+#define LP_LUA_PROGRESS_MSEC       300         //  Lua module: first lp.progress call of a wait
 #define LPSH_HISTORY_SIZE          1000        //  lpsh: lines kept in the history file
 
 #endif

@@ -801,6 +801,29 @@ lp_value_typed_is_sequence (const lp_value_t *self)
     return self->type == LP_TYPED && self->u.typed.sequence;
 }
 
+bool
+lp_value_deeper_than (const lp_value_t *self, int levels)
+{
+    assert (self);
+    if (self->type == LP_TYPED)
+        return self->u.typed.sequence && levels < 1;
+    if (self->type != LP_ARRAY && self->type != LP_MAP)
+        return false;
+    if (levels < 1)
+        return true;
+    if (self->type == LP_ARRAY) {
+        for (size_t k = 0; k < self->u.arr.len; k++)
+            if (lp_value_deeper_than (self->u.arr.items [k], levels - 1))
+                return true;
+        return false;
+    }
+    for (size_t k = 0; k < self->u.map.len; k++)
+        if (lp_value_deeper_than (self->u.map.keys [k], levels - 1)
+        ||  lp_value_deeper_than (self->u.map.vals [k], levels - 1))
+            return true;
+    return false;
+}
+
 int
 lp_value_typed_set_sequence (lp_value_t *self, bool sequence)
 {
@@ -1198,6 +1221,36 @@ void
 lp_value_test (bool verbose)
 {
     printf (" * value: ");
+
+    //  Nesting levels (lp_value_deeper_than): a scalar none, {} one,
+    //  {{1}} two; a map's keys count; a sequence-flagged typed array is
+    //  a table (one level), a plain one none.
+    {
+        lp_value_t *scalar = lp_value_int (1);
+        assert (!lp_value_deeper_than (scalar, 0));
+        lp_value_t *nest = lp_value_array ();
+        assert (lp_value_deeper_than (nest, 0) && !lp_value_deeper_than (nest, 1));
+        for (int level = 2; level <= LP_VALUE_MAX_DEPTH + 1; level++) {
+            lp_value_t *outer = lp_value_array ();
+            assert (outer && lp_value_append (outer, nest) == 0);
+            nest = outer;
+            assert (lp_value_deeper_than (nest, level - 1));
+            assert (!lp_value_deeper_than (nest, level));
+        }
+        lp_value_destroy (&nest);
+        lp_value_t *map = lp_value_map ();
+        lp_value_t *inner = lp_value_map ();
+        assert (lp_value_set (inner, "x", lp_value_array ()) == 0);
+        assert (lp_value_set (map, "m", inner) == 0);
+        assert (lp_value_deeper_than (map, 2) && !lp_value_deeper_than (map, 3));
+        lp_value_destroy (&map);
+        lp_value_t *typed = lp_value_typed (LP_DTYPE_F64, 3);
+        assert (!lp_value_deeper_than (typed, 0));
+        lp_value_typed_set_sequence (typed, true);
+        assert (lp_value_deeper_than (typed, 0) && !lp_value_deeper_than (typed, 1));
+        lp_value_destroy (&typed);
+        lp_value_destroy (&scalar);
+    }
 
     //  @selftest
     //  Scalars

@@ -54,6 +54,13 @@ bool        lp_value_typed_freed_by (const lp_value_t *self, void (*free_fn) (vo
 //  or lp_value_typed_take with free), so it may be released early.
 bool        lp_value_typed_owned (const lp_value_t *self);
 
+//  True when the value nests more than `levels` levels: an array or a map
+//  is one level plus the deepest of its items (keys too), a typed array
+//  flagged as a sequence one level (a Lua table), anything else none; the
+//  rule lp_lua_to_value applies with LP_VALUE_MAX_DEPTH. Looks no deeper
+//  than levels + 1, so a hostile depth costs no more.
+bool        lp_value_deeper_than (const lp_value_t *self, int levels);
+
 void        lp_value_test (bool verbose);
 
 #endif
