@@ -147,7 +147,7 @@ DEPS_BUILD=(gcc make libc6-dev cmake pkg-config libzmq3-dev libczmq-dev
 DEPS_TEST=(tmux lua5.4 python3-zmq python3-msgpack sqlite3 tcpdump)
 #  Launcher tests run against the real software (one array per launcher)
 DEPS_SSH=()
-DEPS_MPI=()
+DEPS_MPI=(openmpi-bin)                  # mpiexec (Open MPI 4.1) for launcher_mpi
 DEPS_SLURM=()
 #  The dashboard (libmicrohttpd) and its browser test (chromium)
 DEPS_DASH=()
