@@ -232,6 +232,8 @@ usage: $PROG <command> [options]     ($PROG <command> --help for details)
 Commands:
   start -n N [--profile P] [--ip IP] [--location HOST]
                        build, then start a controller with N local engines
+  start --engines ssh --hosts h1:4,h2:8 [--ip IP]
+                       ... or engines started by a launcher (ssh, mpi, slurm)
   stop [--profile P]   stop the controller of profile P (and its engines)
   rekey [--profile P]  new CURVE keys for a stopped controller (old files refused)
   status [--profile P] list the engines: id, host, pid, state, queue
@@ -254,7 +256,10 @@ EOF
 
 usage_start () {
     cat <<EOF
-usage: $PROG start [-n N] [--profile P] [--ip IP] [--location HOST]
+usage: $PROG start [-n N] [--engines N|KIND] [--launcher-opt KEY=VALUE]...
+                   [--hosts LIST] [--mpi-args ARGS] [--slurm-partition P]
+                   [--slurm-time T] [--slurm-account A]
+                   [--profile P] [--ip IP] [--location HOST]
                    [--heartbeat MSEC] [--max-misses N]
                    [--scheduler NAME] [--hwm N] [--engine-memory MB]
                    [--restart-engines] [--replay-window MSEC]
@@ -271,8 +276,29 @@ pid/lpcontroller.pid (mode 0600) and log/. Refuses when a controller of
 that profile is already running, and fails at once, naming the path and
 the reason, when the log folder cannot be written.
 
-  -n N              local engines to launch (default: number of CPUs;
-                    0 for a controller that waits for remote engines)
+  -n N              engines to launch (default: number of CPUs for local
+                    engines; 0 for a controller that waits for remote
+                    engines)
+  --engines N|KIND  a number: as -n; a kind: who starts the engines:
+                    local (default), ssh, mpi, slurm, pbs, sge - the
+                    launcher script src/launchers/lp-launch-KIND, which
+                    the controller runs as its child ('start', and 'stop'
+                    when the cluster stops; its output in log/launcher.log).
+                    The start fails, quoting the launcher's last lines,
+                    when it fails or its engines do not register within
+                    60 s. See docs/operations.md, "Launchers".
+  --launcher-opt KEY=VALUE
+                    an option of the launcher (repeatable; the script sees
+                    \$LP_OPT_KEY). Shorthands:
+  --hosts LIST      hosts=LIST; ssh: [user@]host[%port][:count],... e.g.
+                    alice@node1:4,node2%2222:8 (count default 1; without
+                    -n the engine count is the sum). ssh options: engine=
+                    PATH (lpengine on the hosts; default: this one's path),
+                    ssh_config=FILE (ssh -F FILE), remote_dir=DIR (where
+                    lp-engine.json is copied, default ~/.luaparallel/remote)
+  --mpi-args ARGS   mpi_args=ARGS (extra mpiexec arguments)
+  --slurm-partition P, --slurm-time T, --slurm-account A
+                    partition=P, time=T, account=A (sbatch)
   --profile P       profile name (default "default")
   --ip IP           address to bind (default 127.0.0.1; 0.0.0.0 for all)
   --location HOST   address written into the connection files, the one
@@ -329,7 +355,8 @@ the reason, when the log folder cannot be written.
 SIGHUP to the controller reopens its log files (for logrotate); SIGTERM
 stops it. Local engines' pids are in \$LP_HOME/profile_P/pid/engine-<k>.pid.
 Options not given come from \$LP_HOME/profile_P/lpcontroller_config.lua
-when that file exists (template: profiles/default/).
+when that file exists (template: profiles/default/), there also engines =
+"ssh" and launcher = { hosts = "h1:4,h2:8", ... }.
 EOF
 }
 
@@ -339,7 +366,10 @@ usage: $PROG stop [--profile P]
 
 Sends SIGTERM to the controller of profile P (pid from
 \$LP_HOME/profile_P/pid/lpcontroller.pid) and waits until it is gone; the
-controller stops and reaps its own engines. SIGKILL after ${STOP_DEADLINE_MSEC} ms.
+controller stops and reaps its own engines, and runs its launcher's
+'stop' (--engines KIND). SIGKILL after ${STOP_DEADLINE_MSEC} ms. When the
+controller is gone (killed) but its launcher's record
+launcher/launcher.env is left, 'lp-launch-KIND stop' is run from here.
 Local engines still listed in pid/engine-<k>.pid afterwards (their
 controller was killed, say) are stopped the same way, and stale pid files
 removed. Engines started with '$PROG engines' on that profile's
@@ -462,6 +492,7 @@ check_dead_controller () {   # profile dir, name, restore, fresh
         say "the controller of profile '$profile' (pid $pid) died; --fresh: stopping what it left and starting anew"
         rm -f "$dir/pid/lpcontroller.pid" "$dir/security/lp-client.json" "$dir/security/lp-engine.json"
         stop_local_engines "$dir"
+        stop_launcher "$dir" || true
         return 0
     fi
     die "the controller of profile '$profile' (pid $pid) died without stopping ($dir): its engines may still run, with their state, and its unfinished requests are in the task store.
@@ -473,10 +504,16 @@ cmd_start () {
     local n="" profile=default ip="" location="" hb="" misses="" sched="" hwm=""
     local memory="" restart="" window="" nodb="" dbmax=""
     local log_max="" log_keep="" engine_wait="" restore="" fresh=""
-    local secure=""
+    local secure="" kind="" lopts=()
     while (( $# )); do
         case $1 in
             -h|--help) usage_start; exit 0 ;;
+            --engines)
+                need_value "$@"
+                if [[ $2 =~ ^[0-9]+$ ]]; then n=$2; else kind=$2; fi
+                shift 2 ;;
+            --launcher-opt|--hosts|--mpi-args|--slurm-partition|--slurm-time|--slurm-account)
+                need_value "$@"; lopts+=("$1" "$2"); shift 2 ;;
             --restore) restore=1; shift ;;
             --fresh) fresh=1; shift ;;
             -n) need_count "$@"; n=$2; shift 2 ;;
@@ -502,7 +539,10 @@ cmd_start () {
     done
     [[ -n $restore && -n $fresh ]] && die "start: --restore and --fresh exclude each other"
     #  --restore without -n: as many engine slots as the dead controller had
-    [[ -n $n || -n $restore ]] || n=$(nproc 2>/dev/null || echo 2)
+    #  Without -n the controller takes the config file's count, a
+    #  launcher's hosts, else this default
+    local auto
+    auto=$(nproc 2>/dev/null || echo 2)
     local dir pid
     dir=$(profile_dir "$profile")
     pid=$(controller_pid "$dir")
@@ -512,11 +552,14 @@ cmd_start () {
     check_dead_controller "$dir" "$profile" "$restore" "$fresh"
     ensure_built
     need_bin lpcontroller
-    (( n == 0 )) || need_bin lpengine
+    [[ $n == 0 ]] || need_bin lpengine
     #  The controller makes the profile folder; make its parent first.
     ( umask 077; mkdir -p "$(lp_root)" ) || die "cannot create $(lp_root)"
     local args=(--profile "$profile" --daemon)
     [[ -n $n ]] && args+=(-n "$n")
+    [[ -n $n || -n $restore ]] || args+=(--engines-default "$auto")
+    [[ -n $kind ]] && args+=(--engines "$kind")
+    (( ${#lopts[@]} )) && args+=("${lopts[@]}")
     [[ -n $restore ]] && args+=(--restore)
     [[ -n $ip ]] && args+=(--ip "$ip")
     [[ -n $location ]] && args+=(--location "$location")
@@ -639,6 +682,37 @@ stop_local_engines () {   # profile dir
     return 0
 }
 
+#  Runs `lp-launch-KIND stop` from the record a controller left in
+#  dir/launcher/launcher.env (it was killed before it could run it).
+stop_launcher () {   # profile dir
+    local dir=$1 env_file=$1/launcher/launcher.env line vars=() script="" kind="" rc=0 t0
+    [[ -f $env_file ]] || return 0
+    while IFS= read -r line; do
+        [[ $line == LP_*=* ]] || continue
+        vars+=("$line")
+        case $line in
+            LP_LAUNCHER_SCRIPT=*) script=${line#*=} ;;
+            LP_LAUNCHER_KIND=*) kind=${line#*=} ;;
+        esac
+    done < "$env_file"
+    if [[ -z $script || ! -x $script ]]; then
+        say "launcher record $env_file names no script that can run ('$script'): its engines may still run" >&2
+        return 1
+    fi
+    t0=$(now_ms)
+    mkdir -p "$dir/log"
+    printf -- '---- %s: %s stop (cluster.sh: the controller is gone)\n' \
+        "$(date -u '+%Y-%m-%d %H:%M:%S UTC')" "$script" >> "$dir/log/launcher.log"
+    env "${vars[@]}" "$script" stop >> "$dir/log/launcher.log" 2>&1 </dev/null || rc=$?
+    if (( rc == 0 )); then
+        rm -f "$env_file"
+        say "launcher $kind: its engines stopped in $(( $(now_ms) - t0 )) ms"
+    else
+        say "launcher $kind: stop failed (exit status $rc): $(tail -n 3 "$dir/log/launcher.log" | tr '\n' ' ')" >&2
+        return 1
+    fi
+}
+
 cmd_stop () {
     local profile=default
     while (( $# )); do
@@ -656,13 +730,15 @@ cmd_stop () {
     if [[ -z $pid ]]; then
         say "no controller running for profile '$profile'"
         stop_local_engines "$dir"
-        return 0
+        stop_launcher "$dir"
+        return
     fi
     if ! is_prog "$pid" lpcontroller; then
         say "no controller running for profile '$profile' (stale pid file $pidfile removed)"
         rm -f "$pidfile" "$dir/security/lp-client.json" "$dir/security/lp-engine.json"
         stop_local_engines "$dir"
-        return 0
+        stop_launcher "$dir"
+        return
     fi
     if ms=$(stop_pid "$pid" lpcontroller lpengine); then
         say "controller (pid $pid, profile '$profile') stopped in ${ms} ms"
@@ -671,6 +747,7 @@ cmd_stop () {
         say "controller (pid $pid, profile '$profile') killed after ${ms} ms"
     fi
     stop_local_engines "$dir"
+    stop_launcher "$dir"
 }
 
 cmd_status () {

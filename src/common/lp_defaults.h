@@ -70,6 +70,9 @@
 
 //  Controller (src/controller)
 #define LP_READY_TIMEOUT_MSEC      60000       //  -n engines must register by then
+#define LP_LAUNCHER_OPTS_MAX       64          //  --launcher-opt KEY=VALUE pairs
+#define LP_LAUNCHER_STOP_MSEC      60000       //  `lp-launch-KIND stop` may take this long
+#define LP_LAUNCHER_TAIL_LINES     6           //  launcher output lines quoted in an error
 #define LP_CONTROLLER_MMAP_THRESHOLD (256 * 1024)  //  bytes: allocations from here mapped singly
 #define LP_CONFIG_MAX_INSTRUCTIONS 1000000     //  Lua instructions a config file may run
 #define LP_QUICK_EXIT_MSEC         10000       //  an engine exit this soon after start is quick
