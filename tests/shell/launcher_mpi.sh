@@ -15,7 +15,10 @@
 #      with PMI_RANK/PMI_SIZE (MPICH, Intel MPI) and LP_FIRST_ID the
 #      engine asks for id LP_FIRST_ID + rank;
 #    - `./cluster.sh stop` leaves no mpiexec, no engine, no Open MPI
-#      session folder that the test started (checked by pid).
+#      session folder that the test started (checked by pid);
+#    - `--hosts localhost:2` without -n: 2 engines, mpiexec --host;
+#    - 3 engines on 2 slots with oversubscribe=0: the start fails and says
+#      why (Open MPI's message), leaving nothing running.
 #  Open MPI must be installed (`./cluster.sh test` installs openmpi-bin):
 #  without it the test fails, it does not skip.
 set -u
@@ -47,22 +50,30 @@ show_logs() {
 
 die() { say "FAIL: $*"; show_logs; exit 1; }
 
+#  find_mpiexec N: MPI_PID, the controller's child that is mpiexec, and
+#  RANK_PIDS, its N children (tracked: killed on exit if still running)
+find_mpiexec() {
+    local p
+    MPI_PID=""
+    for p in $ENGINE_PIDS; do
+        [ "$(cat "/proc/$p/comm" 2>/dev/null)" = mpiexec ] && MPI_PID=$p
+    done
+    [ -n "$MPI_PID" ] || die "no mpiexec among the controller's children ($ENGINE_PIDS)"
+    RANK_PIDS=$(pgrep -P "$MPI_PID" | tr '\n' ' ')
+    lp_track $MPI_PID $RANK_PIDS
+    say "mpiexec pid $MPI_PID, its children: $RANK_PIDS"
+    [ "$(echo $RANK_PIDS | wc -w)" -eq "$1" ] \
+        || die "mpiexec has $(echo $RANK_PIDS | wc -w) children, expected $1 engines"
+}
+
 # --- start -------------------------------------------------------------------
 t0=$(date +%s%N)
 TMPDIR=$MPITMP cli_start --engines mpi -n 4
 say "started in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
-MPI_PID=""
-for p in $ENGINE_PIDS; do
-    [ "$(cat "/proc/$p/comm" 2>/dev/null)" = mpiexec ] && MPI_PID=$p
-done
-[ -n "$MPI_PID" ] || die "no mpiexec among the controller's children ($ENGINE_PIDS)"
-RANK_PIDS=$(pgrep -P "$MPI_PID" | tr '\n' ' ')
-lp_track $MPI_PID $RANK_PIDS
-say "mpiexec pid $MPI_PID, its children: $RANK_PIDS"
+find_mpiexec 4
 #  mpiexec keeps a session folder under TMPDIR while it runs (checked gone after stop)
 [ -n "$(find "$MPITMP" -mindepth 2 -maxdepth 2 -name "pid.$MPI_PID")" ] \
     || fail "no Open MPI session folder pid.$MPI_PID under TMPDIR=$MPITMP while mpiexec runs"
-[ "$(echo $RANK_PIDS | wc -w)" -eq 4 ] || die "mpiexec has $(echo $RANK_PIDS | wc -w) children, expected 4 engines"
 for p in $RANK_PIDS; do
     [ "$(cat "/proc/$p/comm" 2>/dev/null)" = lpengine ] \
         || fail "mpiexec's child $p is '$(cat "/proc/$p/comm" 2>/dev/null)', not lpengine"
@@ -170,4 +181,29 @@ session=$(find "$MPITMP" -mindepth 1 -maxdepth 2 -name 'pid.*' 2>/dev/null)
 [ -z "$session" ] || fail "Open MPI's session folder is left behind: $session"
 CTRL_PID=""
 ENGINE_PIDS=""
+
+# --- hosts: the count from --hosts, passed to Open MPI as --host ----------------
+cli_start --engines mpi --hosts localhost:2
+find_mpiexec 2
+grep -q -- '--host localhost:2' "$DIR/log/launcher.log" || fail "launcher.log does not show mpiexec --host localhost:2"
+out=$("$BUILD/lpcall" "$DIR/security/lp-client.json" -n 2 execute 'lp.rank .. "/" .. lp.size' 2>&1) \
+    || fail "--hosts localhost:2: the engines do not answer: $out"
+echo "$out"
+[ "$out" = "$(printf 'engine 0: "0/2"\nengine 1: "1/2"')" ] || fail "--hosts localhost:2: expected engines 0 and 1 of 2"
+out=$(timeout 60 "$CLI" stop --profile "$NAME" 2>&1) || fail "stop (hosts) failed: $out"
+for p in $CTRL_PID $MPI_PID $RANK_PIDS; do
+    wait_gone "$p" 15 || fail "pid $p still running after the second stop"
+done
+CTRL_PID=""
+ENGINE_PIDS=""
+
+# --- an mpiexec that refuses: the start fails with Open MPI's reason ------------
+out=$(timeout 120 "$CLI" start --engines mpi -n 3 --hosts localhost:2 --launcher-opt oversubscribe=0 \
+      --profile "$NAME" --no-build 2>&1)
+rc=$?
+echo "$out" | tail -n 5
+[ "$rc" -ne 0 ] || fail "3 engines on 2 slots without oversubscribe started"
+echo "$out" | grep -qiE 'slots|oversubscribe' || fail "the failed start does not pass on Open MPI's reason (slots)"
+left=$(strays "$LP_HOME" | tr '\n' ' ')
+[ -z "$left" ] || fail "the failed start left processes running: $left"
 finish
