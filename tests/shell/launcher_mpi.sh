@@ -16,7 +16,9 @@
 #      engine asks for id LP_FIRST_ID + rank;
 #    - `./cluster.sh stop` leaves no mpiexec, no engine, no Open MPI
 #      session folder that the test started (checked by pid);
-#    - `--hosts localhost:2` without -n: 2 engines, mpiexec --host;
+#    - `--hosts localhost:2` without -n: 2 engines, mpiexec --host; the
+#      controller then killed -9: `./cluster.sh stop` still ends mpiexec
+#      and its engines (the launcher's stop, by its record);
 #    - 3 engines on 2 slots with oversubscribe=0: the start fails and says
 #      why (Open MPI's message), leaving nothing running.
 #  Open MPI must be installed (`./cluster.sh test` installs openmpi-bin):
@@ -190,10 +192,17 @@ out=$("$BUILD/lpcall" "$DIR/security/lp-client.json" -n 2 execute 'lp.rank .. "/
     || fail "--hosts localhost:2: the engines do not answer: $out"
 echo "$out"
 [ "$out" = "$(printf 'engine 0: "0/2"\nengine 1: "1/2"')" ] || fail "--hosts localhost:2: expected engines 0 and 1 of 2"
-out=$(timeout 60 "$CLI" stop --profile "$NAME" 2>&1) || fail "stop (hosts) failed: $out"
-for p in $CTRL_PID $MPI_PID $RANK_PIDS; do
-    wait_gone "$p" 15 || fail "pid $p still running after the second stop"
+#  the controller killed -9: ./cluster.sh stop runs the launcher's stop
+#  itself (from launcher/launcher.env), which ends mpiexec by its record
+kill -9 "$CTRL_PID"
+wait_gone "$CTRL_PID" 15 || fail "controller $CTRL_PID did not die on SIGKILL"
+alive "$MPI_PID" || fail "mpiexec ended with its controller (it should wait for stop)"
+out=$(timeout 60 "$CLI" stop --profile "$NAME" 2>&1) || fail "stop after kill -9 failed: $out"
+echo "$out"
+for p in $MPI_PID $RANK_PIDS; do
+    wait_gone "$p" 15 || fail "pid $p still running after ./cluster.sh stop (controller killed -9)"
 done
+[ -e "$DIR/launcher/mpiexec.pid" ] && fail "the launcher's stop left its record launcher/mpiexec.pid"
 CTRL_PID=""
 ENGINE_PIDS=""
 
