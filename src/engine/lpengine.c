@@ -7,11 +7,12 @@
 
     Memory: each Lua state is capped (protocol.md, MemoryError); without
     --memory-limit the cap is LP_ENGINE_MEMORY_SHARE % of physical memory
-    divided by -n (the controller passes --memory-limit for the engines
-    it launches). Exit statuses: 0 after a shutdown or signal, 1 on
-    errors and after --lost-exit, LP_EXIT_STUCK (75) when a request stayed
-    stuck inside a C call past its time limit or interrupt plus
-    LP_STUCK_GRACE_MSEC (lp_heart.c).
+    divided by -n, and under MPI by the ranks on this host too (the
+    controller passes --memory-limit for the local engines it launches).
+    Exit statuses: 0 after a shutdown or signal, 1 on errors and after
+    --lost-exit, LP_EXIT_STUCK (75) when a request stayed stuck inside a
+    C call past its time limit or interrupt plus LP_STUCK_GRACE_MSEC
+    (lp_heart.c).
 
     Design, one job per file:
       lpengine.c     this file: options, logging, daemon, the -n supervisor
@@ -236,7 +237,10 @@ s_engine_main (const char *file, lp_conn_t **conn_p, size_t memory_limit)
     lp_session_set_lost_exit (session, s_lost_exit);
     if (s_rank >= 0) {
         lp_engine_set_rank (engine, s_rank, s_size);
-        zsys_info ("MPI rank %d of %d", s_rank, s_size);
+        if (s_size > 0)
+            zsys_info ("MPI rank %d of %d", s_rank, s_size);
+        else
+            zsys_info ("MPI rank %d (world size unknown)", s_rank);
     }
     if (s_ask_id >= 0)
         lp_session_set_id (session, s_ask_id);

@@ -6,6 +6,7 @@
 #  user checks:
 #    - the controller's child is mpiexec, whose 4 children are the engines
 #      (no oversubscription error on 2 cores, no refusal as root);
+#    - each engine's default memory cap is shared by the 4 ranks;
 #    - the engines registered with ids 0..3, each id equal to its lp.rank,
 #      lp.size == 4, and each engine's pid is one of mpiexec's children;
 #    - a load-balanced map runs on all four and gives the right values;
@@ -80,6 +81,13 @@ for p in $RANK_PIDS; do
     [ "$(cat "/proc/$p/comm" 2>/dev/null)" = lpengine ] \
         || fail "mpiexec's child $p is '$(cat "/proc/$p/comm" 2>/dev/null)', not lpengine"
 done
+
+#  no --engine-memory: each rank's cap is 50 % of physical memory shared
+#  by the 4 ranks of this host (OMPI_COMM_WORLD_LOCAL_SIZE), not 50 % each
+phys=$(( $(getconf _PHYS_PAGES) * $(getconf PAGESIZE) ))
+cap=$(( phys / 100 * 50 / 4 / 1048576 ))
+wait_for 30 sh -c "[ \$(grep -c 'Lua memory cap $cap MB' '$DIR/log/launcher.log') -eq 4 ]" \
+    || fail "launcher.log does not show 4 engines with a cap of $cap MB (50 % / 4 ranks): $(grep 'memory cap' "$DIR/log/launcher.log" | head -n 4)"
 
 # --- ranks, ids, a load-balanced map ------------------------------------------
 cat > "$DIR/mpi.lua" <<'LUA'
