@@ -146,7 +146,10 @@ DEPS_BUILD=(gcc make libc6-dev cmake pkg-config libzmq3-dev libczmq-dev
             libedit-dev libsqlite3-dev iproute2 procps)
 DEPS_TEST=(tmux lua5.4 python3-zmq python3-msgpack sqlite3 tcpdump)
 #  Launcher tests run against the real software (one array per launcher)
-DEPS_SSH=()
+#  ssh: the real sshd of tests/shell/launcher_ssh.sh (the test runs its own,
+#  in network namespaces; note that on a machine with systemd, installing
+#  openssh-server also enables its ssh service)
+DEPS_SSH=(openssh-server openssh-client)
 DEPS_MPI=(openmpi-bin)                  # mpiexec (Open MPI 4.1) for launcher_mpi
 DEPS_SLURM=()
 #  The dashboard (libmicrohttpd) and its browser test (chromium)

@@ -72,6 +72,7 @@ typedef struct {
     bool engines_set;                   //  -n or --engines N given
     int engines_default;                //  --engines-default N, -1 unset
     const char *kind;                   //  --engines KIND; NULL: local
+    char kind_text [64];                //  ... lower-cased (SSH = ssh)
     const char *launcher_opts [LP_LAUNCHER_OPTS_MAX];
                                         //  --launcher-opt and shorthands
     size_t launcher_opt_count;          //  entries of launcher_opts
@@ -463,12 +464,18 @@ s_engines_arg (s_options_t *options, const char *arg)
         options->engines_set = true;
         return 0;
     }
-    if (!*arg || strspn (arg, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen (arg)) {
+    //  ipyparallel spells them SSH, MPI, Slurm: any case will do
+    size_t len = strlen (arg);
+    for (size_t i = 0; i < len && i < sizeof options->kind_text; i++)
+        options->kind_text [i] = (char) tolower ((unsigned char) arg [i]);
+    if (!*arg || len >= sizeof options->kind_text
+    ||  strspn (arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != len) {
         fprintf (stderr, "lpcontroller: --engines wants a count or a launcher (local, ssh, "
                  "mpi, slurm, pbs, sge), got '%s'\n", arg);
         return -1;
     }
-    options->kind = arg;
+    options->kind_text [len] = 0;
+    options->kind = options->kind_text;
     return 0;
 }
 
@@ -571,8 +578,8 @@ s_resolve_engines (s_options_t *options)
             options->engines_set = true;
         }
         else {
-            fprintf (stderr, "lpcontroller: --engines %s needs a count: -n N (or hosts with "
-                     ":count)\n", options->kind);
+            fprintf (stderr, "lpcontroller: --engines %s needs a count: -n N, or --hosts "
+                     "(each host's :count, default 1)\n", options->kind);
             return -1;
         }
     }
