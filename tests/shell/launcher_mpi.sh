@@ -187,6 +187,10 @@ for p in $CTRL_PID $MPI_PID $RANK_PIDS; do
 done
 left=$(strays "$LP_HOME" | tr '\n' ' ')
 [ -z "$left" ] || fail "processes naming the profile still run after stop: $left"
+#  the 3 engines left ended cleanly (unregistered), none with a sanitizer report
+n=$(grep -cE 'lpengine\[[0-2]\]\).* unregistered$' "$DIR/log/launcher.log")
+[ "$n" -eq 3 ] || fail "$n of the 3 remaining engines logged 'unregistered' on stop"
+grep -qE 'Sanitizer|runtime error' "$DIR/log/launcher.log" && fail "a sanitizer report in launcher.log"
 session=$(find "$MPITMP" -mindepth 1 -maxdepth 2 -name 'pid.*' 2>/dev/null)
 [ -z "$session" ] || fail "Open MPI's session folder is left behind: $session"
 CTRL_PID=""
