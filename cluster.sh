@@ -261,7 +261,7 @@ usage_start () {
     cat <<EOF
 usage: $PROG start [-n N] [--engines N|KIND] [--launcher-opt KEY=VALUE]...
                    [--hosts LIST] [--mpi-args ARGS] [--slurm-partition P]
-                   [--slurm-time T] [--slurm-account A]
+                   [--slurm-time T] [--slurm-account A] [--ready-timeout S]
                    [--profile P] [--ip IP] [--location HOST]
                    [--heartbeat MSEC] [--max-misses N]
                    [--scheduler NAME] [--hwm N] [--engine-memory MB]
@@ -289,7 +289,7 @@ the reason, when the log folder cannot be written.
                     when the cluster stops; its output in log/launcher.log).
                     The start fails, quoting the launcher's last lines,
                     when it fails or its engines do not register within
-                    60 s. See docs/operations.md, "Launchers".
+                    --ready-timeout. See docs/operations.md, "Launchers".
   --launcher-opt KEY=VALUE
                     an option of the launcher (repeatable; the script sees
                     \$LP_OPT_KEY). Shorthands:
@@ -298,10 +298,13 @@ the reason, when the log folder cannot be written.
                     -n the engine count is the sum). ssh options: engine=
                     PATH (lpengine on the hosts; default: this one's path),
                     ssh_config=FILE (ssh -F FILE), remote_dir=DIR (where
-                    lp-engine.json is copied, default ~/.luaparallel/remote)
+                    lp-engine.json is copied; default, under the remote
+                    home: .luaparallel/remote/profile_P)
   --mpi-args ARGS   mpi_args=ARGS (extra mpiexec arguments)
   --slurm-partition P, --slurm-time T, --slurm-account A
                     partition=P, time=T, account=A (sbatch)
+  --ready-timeout S the engines must register within S seconds (default
+                    60; more for a batch queue), or the start fails
   --profile P       profile name (default "default")
   --ip IP           address to bind (default 127.0.0.1; 0.0.0.0 for all)
   --location HOST   address written into the connection files, the one
@@ -346,7 +349,9 @@ the reason, when the log folder cannot be written.
                     (not started twice; they re-register under their ids
                     with their Lua state), engines only started in the
                     slots whose engine is gone (-n: how many slots; default:
-                    as many as the dead controller had), its unfinished
+                    as many as the dead controller had; a launcher's
+                    engines with its kind and options from
+                    launcher/launcher.env), its unfinished
                     requests ended with ControllerRestarted in the task
                     store; clients that stayed up reconnect and get their
                     pending results (docs/operations.md, "Restarting a
@@ -370,7 +375,8 @@ usage: $PROG stop [--profile P]
 Sends SIGTERM to the controller of profile P (pid from
 \$LP_HOME/profile_P/pid/lpcontroller.pid) and waits until it is gone; the
 controller stops and reaps its own engines, and runs its launcher's
-'stop' (--engines KIND). SIGKILL after ${STOP_DEADLINE_MSEC} ms. When the
+'stop' (--engines KIND). SIGKILL after ${STOP_DEADLINE_MSEC} ms (a minute more
+with a launcher). When the
 controller is gone (killed) but its launcher's record
 launcher/launcher.env is left, 'lp-launch-KIND stop' is run from here.
 Local engines still listed in pid/engine-<k>.pid afterwards (their
@@ -509,7 +515,7 @@ cmd_start () {
     local n="" profile=default ip="" location="" hb="" misses="" sched="" hwm=""
     local memory="" restart="" window="" nodb="" dbmax=""
     local log_max="" log_keep="" engine_wait="" restore="" fresh=""
-    local secure="" kind="" lopts=()
+    local secure="" kind="" lopts=() ready=""
     while (( $# )); do
         case $1 in
             -h|--help) usage_start; exit 0 ;;
@@ -517,6 +523,7 @@ cmd_start () {
                 need_value "$@"
                 if [[ $2 =~ ^[0-9]+$ ]]; then n=$2; else kind=$2; fi
                 shift 2 ;;
+            --ready-timeout) need_int "$@"; ready=$2; shift 2 ;;
             --launcher-opt|--hosts|--mpi-args|--slurm-partition|--slurm-time|--slurm-account)
                 need_value "$@"; lopts+=("$1" "$2"); shift 2 ;;
             --restore) restore=1; shift ;;
@@ -555,6 +562,23 @@ cmd_start () {
         die "a controller for profile '$profile' is already running (pid $pid, $dir); stop it first: $PROG stop --profile $profile"
     fi
     check_dead_controller "$dir" "$profile" "$restore" "$fresh"
+    #  --restore of a launcher's cluster: its kind, count and options from
+    #  the dead controller's record (the command line's still win), so
+    #  the new controller's stop ends those engines the same way
+    if [[ -n $restore && -f $dir/launcher/launcher.env ]]; then
+        local line key recorded=()
+        while IFS= read -r line; do
+            case $line in
+                LP_LAUNCHER_KIND=*) [[ -n $kind ]] || kind=${line#*=} ;;
+                LP_N=*) [[ -n $n ]] || n=${line#*=} ;;
+                LP_OPT_*=*)
+                    key=${line%%=*}; key=${key#LP_OPT_}
+                    recorded+=(--launcher-opt "${key,,}=${line#*=}") ;;
+            esac
+        done < "$dir/launcher/launcher.env"
+        lopts=("${recorded[@]}" "${lopts[@]}")
+        say "--restore: the engines of launcher $kind ($n), as recorded in $dir/launcher/launcher.env"
+    fi
     ensure_built
     need_bin lpcontroller
     [[ $n == 0 ]] || need_bin lpengine
@@ -564,6 +588,7 @@ cmd_start () {
     [[ -n $n ]] && args+=(-n "$n")
     [[ -n $n || -n $restore ]] || args+=(--engines-default "$auto")
     [[ -n $kind ]] && args+=(--engines "$kind")
+    [[ -n $ready ]] && args+=(--ready-timeout "$ready")
     (( ${#lopts[@]} )) && args+=("${lopts[@]}")
     [[ -n $restore ]] && args+=(--restore)
     [[ -n $ip ]] && args+=(--ip "$ip")
@@ -745,6 +770,9 @@ cmd_stop () {
         stop_launcher "$dir"
         return
     fi
+    #  A launcher's stop (ssh to each host, scancel) may take the
+    #  controller up to a minute (LP_LAUNCHER_STOP_MSEC) before it exits
+    [[ -f $dir/launcher/launcher.env ]] && STOP_DEADLINE_MSEC=$(( STOP_DEADLINE_MSEC + 60000 ))
     if ms=$(stop_pid "$pid" lpcontroller lpengine); then
         say "controller (pid $pid, profile '$profile') stopped in ${ms} ms"
     else

@@ -23,3 +23,12 @@
 -- log_keep = 5              -- rotated files kept per log
 -- engine_wait_sec = 60      -- local engines exit after this long without
                              -- their controller (0 = never)
+-- ready_timeout_sec = 60    -- the engines must register within this, or
+                             -- the start fails
+-- engines = 4               -- engines to start (./cluster.sh start: the
+                             -- CPUs), or who starts them: "local", or a
+                             -- launcher "ssh", "mpi", "slurm", ...
+                             -- (docs/operations.md, "Launchers")
+-- launcher = { hosts = "alice@node1:4,node2:8" }
+                             -- the launcher's options (strings or numbers;
+                             -- --launcher-opt KEY=VALUE wins, key by key)

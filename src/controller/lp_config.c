@@ -182,6 +182,7 @@ lp_config_load (const char *path, lp_config_t *config, char *err, size_t errlen)
         &&  s_integer (L, "log_max_mb", &config->log_max_mb, err, errlen, path) == 0
         &&  s_integer (L, "log_keep", &config->log_keep, err, errlen, path) == 0
         &&  s_integer (L, "engine_wait_sec", &config->engine_wait_sec, err, errlen, path) == 0
+        &&  s_integer (L, "ready_timeout_sec", &config->ready_timeout_sec, err, errlen, path) == 0
         &&  s_engines (L, config, err, errlen, path) == 0
         &&  s_launcher (L, config, err, errlen, path) == 0)
             rc = 0;

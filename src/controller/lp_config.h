@@ -14,6 +14,7 @@
         log_max_mb = 10             -- rotate log files past this, 0 = never
         log_keep = 5                -- rotated files kept per log
         engine_wait_sec = 60        -- local engines' wait for a lost controller
+        ready_timeout_sec = 60      -- engines must register by then
         engines = 4                 -- or a launcher: "ssh", "mpi", "slurm", ...
         launcher = { hosts = "h1:4,h2:8", partition = "debug" }
                                     -- the launcher's options (strings or numbers)
@@ -40,6 +41,7 @@ typedef struct {
     int log_max_mb;                     //  -1 when unset
     int log_keep;                       //  -1 when unset
     int engine_wait_sec;                //  -1 when unset
+    int ready_timeout_sec;              //  0 when unset
     char engines [64];                  //  a count or a launcher kind; "" unset
     char launcher [LP_LAUNCHER_OPTS_MAX][LP_CONFIG_OPTION_CHARS];
                                         //  "key=value" each

@@ -70,8 +70,11 @@ lp_remote_find (const char *kind, const char *exe_dir, char *path, size_t size,
     if (env_dir && *env_dir)
         snprintf (dirs [count++], sizeof dirs [0], "%s", env_dir);
     snprintf (dirs [count++], sizeof dirs [0], "%s/../libexec/luaparallel", exe_dir);
-#ifdef LP_LAUNCHER_SOURCE_DIR
-    snprintf (dirs [count++], sizeof dirs [0], "%s", LP_LAUNCHER_SOURCE_DIR);
+#if defined (LP_LAUNCHER_SOURCE_DIR) && defined (LP_CONTROLLER_BUILD_DIR)
+    //  The source tree's scripts for the lpcontroller of a build folder
+    //  only: an installed one takes its own prefix's
+    if (streq (exe_dir, LP_CONTROLLER_BUILD_DIR))
+        snprintf (dirs [count++], sizeof dirs [0], "%s", LP_LAUNCHER_SOURCE_DIR);
 #endif
     for (int i = 0; i < count; i++) {
         snprintf (path, size, "%s/lp-launch-%s", dirs [i], kind);
@@ -83,6 +86,30 @@ lp_remote_find (const char *kind, const char *exe_dir, char *path, size_t size,
     for (int i = 0; i < count && used > 0 && (size_t) used < errlen; i++)
         used += snprintf (err + used, errlen - (size_t) used, "%s %s", i? ",": "", dirs [i]);
     return -1;
+}
+
+int
+lp_remote_hosts_count (const char *hosts)
+{
+    int total = 0;
+    const char *item = hosts;
+    while (*item) {
+        size_t len = strcspn (item, ",");
+        const char *colon = NULL;
+        for (const char *c = item; c < item + len; c++)
+            if (*c == ':')
+                colon = c;
+        int count = 1;
+        if (colon && colon + 1 < item + len
+        &&  strspn (colon + 1, "0123456789") == (size_t) (item + len - colon - 1))
+            count = atoi (colon + 1);
+        if (len > 0)
+            total += count;
+        item += len;
+        if (*item == ',')
+            item++;
+    }
+    return total;
 }
 
 bool
@@ -277,6 +304,12 @@ s_spawn (lp_remote_t *self, const char *verb, char *err, size_t errlen)
             dup2 (in, 0);
         dup2 (log_fd, 1);
         dup2 (log_fd, 2);
+        //  Nothing else of ours: a long-running launcher (ssh, mpiexec)
+        //  must not hold the controller's sockets, or a pipe its caller
+        //  reads to the end
+        if (close_range (3, ~0U, 0) != 0)
+            for (int fd = 3; fd < 1024; fd++)
+                close (fd);
         execve (self->script, argv, self->envp);
         static const char text [] = "lpcontroller: cannot run the launcher script\n";
         if (write (2, text, sizeof text - 1) < 0)
@@ -443,4 +476,102 @@ lp_remote_stop (lp_remote_t *self, int grace_msec, char *err, size_t errlen)
         unlink (path);
     }
     return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Self test: hosts counts, options, and a script's start, failure, tail
+//  and stop, with a launcher kind of the test's own (LP_LAUNCHER_DIR).
+
+void
+lp_remote_test (bool verbose)
+{
+    (void) verbose;
+    printf (" * remote: ");
+    //  @selftest
+    assert (lp_remote_hosts_count ("h1:4,alice@h2%2222:8") == 12);
+    assert (lp_remote_hosts_count ("h1,h2,h3") == 3);
+    assert (lp_remote_hosts_count ("[fe80::1%eth0]:2,,h%22") == 3);
+    assert (lp_remote_option_valid ("mpi_args=--oversubscribe -x A=1"));
+    assert (lp_remote_option_valid ("hosts="));
+    assert (!lp_remote_option_valid ("=x"));
+    assert (!lp_remote_option_valid ("a b=x"));
+    assert (!lp_remote_option_valid ("novalue"));
+    assert (!lp_remote_option_valid ("a=two\nlines"));
+
+    char folder [] = "/tmp/lp_remote_test.XXXXXX";
+    assert (mkdtemp (folder));
+    char script [1200], path [1300], err [1500], state [1200];
+    snprintf (script, sizeof script, "%s/lp-launch-fake", folder);
+    FILE *file = fopen (script, "w");
+    assert (file);
+    //  start: records its environment; fails when LP_OPT_FAIL is set
+    fprintf (file, "#!/bin/sh\n"
+             "if [ \"$1\" = start ]; then env | grep '^LP_' > \"$LP_STATE_DIR/env\";\n"
+             "  [ -n \"$LP_OPT_FAIL\" ] && { echo \"first\"; echo \"cannot reach $LP_OPT_FAIL\" >&2;"
+             " exit 3; }\n"
+             "fi\n"
+             "[ \"$1\" = stop ] && echo stopped > \"$LP_STATE_DIR/stopped\"\n"
+             "exit 0\n");
+    fclose (file);
+    assert (chmod (script, 0700) == 0);
+    setenv ("LP_LAUNCHER_DIR", folder, 1);
+    assert (lp_remote_find ("fake", "/nonexistent", path, sizeof path, err, sizeof err) == 0);
+    assert (streq (path, script));
+    assert (lp_remote_find ("nosuch", "/nonexistent", path, sizeof path, err, sizeof err) == -1);
+    assert (strstr (err, "unknown launcher 'nosuch'") && strstr (err, folder));
+    assert (lp_remote_find ("../x", "/nonexistent", path, sizeof path, err, sizeof err) == -1);
+    unsetenv ("LP_LAUNCHER_DIR");
+
+    snprintf (state, sizeof state, "%s/launcher", folder);
+    const char *options [] = { "hosts=a:1", "fail=nowhere.example", "hosts=b:2" };
+    lp_remote_config_t config = { "fake", script, 3, 0, "/bin/lpengine", "/x/lp-engine.json",
+                                  "--lost-exit 60000", folder, state, folder, options, 3 };
+    lp_remote_t *remote = lp_remote_new (&config);
+    assert (remote);
+    sigset_t chld, old;
+    sigemptyset (&chld);
+    sigaddset (&chld, SIGCHLD);
+    sigprocmask (SIG_BLOCK, &chld, &old);
+    assert (lp_remote_start (remote, err, sizeof err) == 0);
+    assert (lp_remote_pid (remote) > 0);
+    int status = -1;
+    int64_t deadline = s_mono_msec () + 10000;
+    while (!lp_remote_reap (remote, &status) && s_mono_msec () < deadline) {
+        struct timespec timeout = { 0, 50 * 1000000 };
+        sigtimedwait (&chld, NULL, &timeout);
+    }
+    assert (WIFEXITED (status) && WEXITSTATUS (status) == 3);
+    assert (lp_remote_pid (remote) == 0);
+    char tail [600];
+    lp_remote_tail (remote, tail, sizeof tail);
+    assert (streq (tail, "first | cannot reach nowhere.example"));
+    //  The environment: the later option of a key wins, keys upper-cased
+    snprintf (path, sizeof path, "%s/env", state);
+    file = fopen (path, "r");
+    assert (file);
+    char env [4096];
+    size_t got = fread (env, 1, sizeof env - 1, file);
+    env [got] = 0;
+    fclose (file);
+    assert (strstr (env, "LP_OPT_HOSTS=b:2\n") && !strstr (env, "LP_OPT_HOSTS=a:1"));
+    assert (strstr (env, "LP_N=3\n") && strstr (env, "LP_FIRST_ID=0\n"));
+    assert (strstr (env, "LP_ENGINE_ARGS=--lost-exit 60000\n"));
+    assert (strstr (env, "LP_STATE_DIR="));
+    struct stat info;
+    assert (stat (state, &info) == 0 && (info.st_mode & 0777) == 0700);
+    snprintf (path, sizeof path, "%s/launcher.env", state);
+    assert (stat (path, &info) == 0 && (info.st_mode & 0777) == 0600);
+    //  stop runs the script's stop, and removes launcher.env
+    assert (lp_remote_stop (remote, 2000, err, sizeof err) == 0);
+    assert (access (path, F_OK) != 0);
+    snprintf (path, sizeof path, "%s/stopped", state);
+    assert (access (path, F_OK) == 0);
+    lp_remote_destroy (&remote);
+    assert (remote == NULL);
+    sigprocmask (SIG_SETMASK, &old, NULL);
+    //  @end
+    char command [1300];
+    snprintf (command, sizeof command, "rm -rf '%s'", folder);
+    assert (system (command) == 0);
+    printf ("OK\n");
 }

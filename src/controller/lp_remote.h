@@ -40,13 +40,17 @@ typedef struct {
 } lp_remote_config_t;
 
 //  Finds lp-launch-<kind>: $LP_LAUNCHER_DIR, then <exe_dir>/../libexec/
-//  luaparallel, then the source tree's src/launchers (a build folder).
+//  luaparallel, then, for the lpcontroller of a build folder (exe_dir),
+//  the source tree's src/launchers.
 //  0 with path, or -1 with err naming the kind and the folders tried.
 int   lp_remote_find (const char *kind, const char *exe_dir, char *path, size_t size,
                       char *err, size_t errlen);
 //  True when option is KEY=VALUE with KEY of letters, digits and _, and
 //  VALUE without a newline (it goes into the environment and a file).
 bool  lp_remote_option_valid (const char *option);
+//  The engines of a hosts list "h1:4,user@h2,[::1]%22:8": the sum of the
+//  count after each host's last colon (1 for a host without one).
+int   lp_remote_hosts_count (const char *hosts);
 //  Copies config. NULL when out of memory.
 lp_remote_t *lp_remote_new (const lp_remote_config_t *config);
 void  lp_remote_destroy (lp_remote_t **self_p);
@@ -65,5 +69,7 @@ void  lp_remote_tail (lp_remote_t *self, char *out, size_t size);
 //  be blocked in the calling thread. 0 when `stop` exited 0 (and
 //  launcher.env is removed), -1 with err otherwise.
 int   lp_remote_stop (lp_remote_t *self, int grace_msec, char *err, size_t errlen);
+//  Self test
+void  lp_remote_test (bool verbose);
 
 #endif

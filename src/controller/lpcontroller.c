@@ -91,6 +91,7 @@ typedef struct {
     long log_max_mb;                    //  rotate logs past this, -1 unset
     long log_keep;                      //  rotated logs kept, -1 unset
     long engine_wait_sec;               //  local engines' --lost-exit, -1 unset
+    long ready_timeout_sec;             //  engines must register by then, -1 unset
     int secure;                         //  CURVE: 1 --secure, 0 --insecure, -1 unset
     bool restore;                       //  --restore: a dead controller's
                                         //  ports, key, engines and requests
@@ -140,8 +141,12 @@ s_usage (FILE *out)
         "  --slurm-account A    account=A\n"
         "                       Without -n, a launcher's count is the sum of the\n"
         "                       :count of its hosts (1 for a host without one)\n"
+        "  --ready-timeout SEC  the engines must register within SEC seconds (default %d;\n"
+        "                       a batch queue may need more), or the start fails\n"
         "  --engines-default N  the count when neither -n, --engines N nor the\n"
         "                       config file gives one (cluster.sh: the CPUs)\n"
+        , LP_READY_TIMEOUT_MSEC / 1000);
+    fprintf (out,
         "  --heartbeat MSEC     heartbeat period (default %d)\n"
         "  --max-misses N       missed heartbeats before an engine is dead (default %d)\n"
         "  --scheduler NAME     load-balancing scheme: leastload (default), lru,\n"
@@ -175,6 +180,7 @@ s_usage (FILE *out)
         "Settings may also come from <profile>/lpcontroller_config.lua\n"
         "(scheduler, hwm, heartbeat_msec, max_misses, ip, location, engine_memory_mb,\n"
         "restart_engines, replay_window_msec, log_max_mb, log_keep, engine_wait_sec,\n"
+        "ready_timeout_sec, "
         "engines = N or \"KIND\", launcher = { key = value, ... });\n"
         "options win.\n",
         LP_HEARTBEAT_MSEC, LP_HEARTBEAT_MAX_MISSES, LP_TASK_HWM, LP_ENGINE_MEMORY_SHARE,
@@ -382,7 +388,7 @@ s_on_ready_timeout (zloop_t *loop, int timer_id, void *arg)
     char line [1200];
     int used = snprintf (line, sizeof line, "only %d of %d engines registered within %d s",
                          s_hub_ask (self, "ENGINES", -1), self->options->engines,
-                         LP_READY_TIMEOUT_MSEC / 1000);
+                         (int) self->options->ready_timeout_sec);
     if (self->remote) {
         char tail [600];
         lp_remote_tail (self->remote, tail, sizeof tail);
@@ -509,32 +515,6 @@ s_launcher_opt (s_options_t *options, int code, const char *arg)
     return 0;
 }
 
-//  The sum of the :count of each host of "h1:4,user@h2,h3%22:8" (1 for a
-//  host without one).
-static int
-s_hosts_count (const char *hosts)
-{
-    int total = 0;
-    const char *item = hosts;
-    while (*item) {
-        size_t len = strcspn (item, ",");
-        const char *colon = NULL;
-        for (const char *c = item; c < item + len; c++)
-            if (*c == ':')
-                colon = c;
-        int count = 1;
-        if (colon && colon + 1 < item + len
-        &&  strspn (colon + 1, "0123456789") == (size_t) (item + len - colon - 1))
-            count = atoi (colon + 1);
-        if (len > 0)
-            total += count;
-        item += len;
-        if (*item == ',')
-            item++;
-    }
-    return total;
-}
-
 //  Who starts the engines, and how many: the command line, else the
 //  config file, else --engines-default. Launcher options: the config
 //  file's first, then the command line's (which win, key by key). 0 / -1.
@@ -574,7 +554,7 @@ s_resolve_engines (s_options_t *options)
             if (strncmp (options->launcher_opts [i], "hosts=", 6) == 0)
                 hosts = options->launcher_opts [i] + 6;
         if (hosts && *hosts) {
-            options->engines = s_hosts_count (hosts);
+            options->engines = lp_remote_hosts_count (hosts);
             options->engines_set = true;
         }
         else {
@@ -608,6 +588,7 @@ s_parse (int argc, char **argv, s_options_t *options)
         { "slurm-partition", required_argument, 0, 1004 },
         { "slurm-time", required_argument, 0, 1005 },
         { "slurm-account", required_argument, 0, 1006 },
+        { "ready-timeout", required_argument, 0, 1007 },
         { "heartbeat", required_argument, 0, 'b' },
         { "max-misses", required_argument, 0, 'm' },
         { "daemon", no_argument, 0, 'D' },
@@ -640,6 +621,7 @@ s_parse (int argc, char **argv, s_options_t *options)
             case 'e': if (s_engines_arg (options, optarg) != 0) return -1; break;
             case 1000: options->engines_default = (int) s_number (optarg, "--engines-default");
                        break;
+            case 1007: options->ready_timeout_sec = s_number (optarg, "--ready-timeout"); break;
             case 1001: case 1002: case 1003: case 1004: case 1005: case 1006:
                        if (s_launcher_opt (options, c, optarg) != 0) return -1;
                        break;
@@ -668,6 +650,7 @@ s_parse (int argc, char **argv, s_options_t *options)
     ||  options->max_misses < 0 || options->engine_memory_mb < -1
     ||  options->replay_window_msec < 0 || options->log_max_mb < -1
     ||  options->log_keep < -1 || options->engine_wait_sec < -1
+    ||  options->ready_timeout_sec < -1
     ||  options->db_max_result < -1) {
         fprintf (stderr, "lpcontroller: bad arguments (see --help)\n");
         return -1;
@@ -715,6 +698,13 @@ s_parse (int argc, char **argv, s_options_t *options)
         options->log_max_mb = file->log_max_mb >= 0? file->log_max_mb: LP_LOG_MAX_MB;
     if (options->log_keep < 0)
         options->log_keep = file->log_keep >= 0? file->log_keep: LP_LOG_KEEP;
+    if (options->ready_timeout_sec < 0)
+        options->ready_timeout_sec = file->ready_timeout_sec > 0? file->ready_timeout_sec
+                                   : LP_READY_TIMEOUT_MSEC / 1000;
+    if (options->ready_timeout_sec < 1) {
+        fprintf (stderr, "lpcontroller: --ready-timeout must be at least 1 s\n");
+        return -1;
+    }
     if (options->engine_wait_sec < 0)
         options->engine_wait_sec = file->engine_wait_sec >= 0? file->engine_wait_sec
                                  : LP_ENGINE_LOST_EXIT_MSEC / 1000;
@@ -1031,12 +1021,12 @@ s_start_engines (s_controller_t *self, char *err, size_t errlen)
 
 //  --daemon: the parent waits for the daemon's one-line report.
 static int
-s_wait_for_daemon (int fd, pid_t child)
+s_wait_for_daemon (int fd, pid_t child, long ready_timeout_sec)
 {
     char text [1300] = "";
     size_t used = 0;
     struct pollfd item = { fd, POLLIN, 0 };
-    int64_t deadline = zclock_mono () + LP_READY_TIMEOUT_MSEC + 10000;
+    int64_t deadline = zclock_mono () + ready_timeout_sec * 1000 + 10000;
     while (used < sizeof text - 1) {
         int left = (int) (deadline - zclock_mono ());
         if (left <= 0 || poll (&item, 1, left) <= 0)
@@ -1066,7 +1056,7 @@ main (int argc, char **argv)
 {
     s_options_t options = { .hwm = -1, .engine_memory_mb = -1, .log_max_mb = -1,
                             .log_keep = -1, .engine_wait_sec = -1, .db_max_result = -1,
-                            .secure = -1, .engines_default = -1 };
+                            .secure = -1, .engines_default = -1, .ready_timeout_sec = -1 };
     if (s_parse (argc, argv, &options) != 0)
         return 2;
     //  Large values cross as 1 MiB frames that ZeroMQ's I/O threads
@@ -1125,7 +1115,7 @@ main (int argc, char **argv)
         }
         if (child > 0) {
             close (fds [1]);
-            return s_wait_for_daemon (fds [0], child);
+            return s_wait_for_daemon (fds [0], child, options.ready_timeout_sec);
         }
         close (fds [0]);
         self.ready_fd = fds [1];
@@ -1247,7 +1237,7 @@ main (int argc, char **argv)
     }
     zloop_poller (loop, &signal_item, s_on_signal, &self);
     zloop_reader (loop, zactor_sock (self.hub), s_on_hub, &self);
-    zloop_timer (loop, LP_READY_TIMEOUT_MSEC, 1, s_on_ready_timeout, &self);
+    zloop_timer (loop, (size_t) options.ready_timeout_sec * 1000, 1, s_on_ready_timeout, &self);
     zsock_send (self.hub, "si", "EXPECT", options.engines);
     zloop_start (loop);
     rc = self.failed? 1: 0;

@@ -12,6 +12,9 @@
 #    stop runs the script's stop (no engine left, its record removed);
 #  - a launcher that fails (exit 3, a message on stderr) fails the start
 #    with that message and the launcher's name, and leaves nothing running;
+#  - engines that do not register within --ready-timeout fail the start,
+#    quoting the launcher; --restore after a kill -9 takes the launcher's
+#    engines over without starting them again;
 #  - engines = "fake" and launcher = { ... } in lpcontroller_config.lua;
 #    the controller killed -9: ./cluster.sh stop runs the script's stop;
 #  - an unknown kind is refused by name; --engines local still works.
@@ -36,15 +39,17 @@ start)
         echo "lp-launch-fake: cannot reach host bogus-host-$LP_OPT_FAIL" >&2
         exit 3
     fi
-    for (( i = 0; i < LP_N; i++ )); do
+    #  short=K: K engines fewer than asked (they never register)
+    for (( i = 0; i < LP_N - ${LP_OPT_SHORT:-0}; i++ )); do
         # shellcheck disable=SC2086  # LP_ENGINE_ARGS is a list of words
         "$LP_ENGINE" --file "$LP_ENGINE_FILE" --id $(( LP_FIRST_ID + i )) $LP_ENGINE_ARGS \
             </dev/null >> "$LP_LOG_DIR/fake-engine-$i.log" 2>&1 &
         echo $! >> "$LP_STATE_DIR/pids"
     done
-    echo "lp-launch-fake: started $LP_N engines"
+    echo "lp-launch-fake: started $(( LP_N - ${LP_OPT_SHORT:-0} )) engines"
     ;;
 stop)
+    env | grep '^LP_' | sort > "$LP_STATE_DIR/env.stop"
     [ -f "$LP_STATE_DIR/pids" ] || exit 0
     while read -r pid; do kill -TERM "$pid" 2>/dev/null; done < "$LP_STATE_DIR/pids"
     while read -r pid; do
@@ -113,6 +118,40 @@ if [ -n "$pid" ]; then
     wait_gone "$pid" 30 || fail "the controller still runs 30 s after its failed start"
 fi
 
+# --- engines that do not register within --ready-timeout ------------------------
+out=$(timeout 90 "$CLI" start --engines fake -n 2 --launcher-opt short=1 --ready-timeout 3 \
+      --profile "$NAME" --no-build 2>&1)
+rc=$?
+echo "$out"
+[ "$rc" -ne 0 ] || fail "start succeeded with 1 of 2 engines"
+echo "$out" | grep -q 'only 1 of 2 engines registered within 3 s; launcher fake said: lp-launch-fake: started 1 engines' \
+    || fail "the timeout error does not say how many registered and what the launcher said: $out"
+pid=$( { tr -dc '0-9' < "$DIR/pid/lpcontroller.pid"; } 2>/dev/null)
+if [ -n "$pid" ]; then
+    lp_track "$pid"
+    wait_gone "$pid" 30 || fail "the controller still runs 30 s after its failed start"
+fi
+[ -f "$DIR/launcher/pids" ] && fail "the launcher's stop did not run after the timeout"
+
+# --- the controller killed: --restore takes its launcher's engines over ---------
+cli_start --engines fake -n 2 --launcher-opt color=red
+PIDS=$(fake_pids)
+lp_track $PIDS
+starts=$(grep -c 'lp-launch-fake start$' "$DIR/log/launcher.log")
+kill -9 "$CTRL_PID"
+wait_gone "$CTRL_PID" 10 || fail "controller survived kill -9"
+#  the kind, count and options come from the dead controller's record
+cli_start --restore
+echo "$CLI_OUT" | grep -qE '\b2 engines registered' || fail "--restore: the 2 engines did not register again"
+[ "$(grep -c 'lp-launch-fake start$' "$DIR/log/launcher.log")" -eq "$starts" ] \
+    || fail "--restore ran the launcher's start again (engines started twice)"
+[ "$(fake_pids)" = "$PIDS" ] || fail "--restore: engine pids $(fake_pids), expected the same $PIDS"
+out=$(timeout 90 "$CLI" stop --profile "$NAME" 2>&1) || fail "stop exited $?: $out"
+for p in $CTRL_PID $PIDS; do wait_gone "$p" 15 || fail "pid $p left after stop"; done
+grep -qxF LP_OPT_COLOR=red "$DIR/launcher/env.stop" \
+    || fail "the restored controller's stop lacked the recorded option color=red: $(cat "$DIR/launcher/env.stop")"
+CTRL_PID=""; ENGINE_PIDS=""
+
 # --- config file, and stop after the controller was killed -------------------
 cat > "$DIR/lpcontroller_config.lua" <<'EOF'
 engines = "fake"
@@ -131,6 +170,17 @@ echo "$out"
 echo "$out" | grep -q 'launcher fake' || fail "stop did not say it ran the launcher's stop: $out"
 for p in $PIDS; do wait_gone "$p" 15 || fail "engine $p still running after stop"; done
 CTRL_PID=""; ENGINE_PIDS=""
+rm -f "$DIR/lpcontroller_config.lua"
+
+# --- a config file that says nonsense is refused, naming the key -------------
+for bad in 'engines = {}' 'launcher = "hosts=a"' 'launcher = { hosts = true }'; do
+    printf '%s\n' "$bad" > "$DIR/lpcontroller_config.lua"
+    out=$(timeout 60 "$CLI" start --profile "$NAME" --no-build 2>&1) \
+        && fail "config '$bad' was accepted"
+    key=${bad%% *}
+    echo "$out" | grep -q "lpcontroller_config.lua: $key must be" \
+        || fail "config '$bad': the error does not name $key: $out"
+done
 rm -f "$DIR/lpcontroller_config.lua"
 
 # --- unknown kind; local ------------------------------------------------------

@@ -5,7 +5,11 @@
 #  on two "hosts": two network namespaces made by the test, each joined to
 #  this host by a veth pair, each with its own address and an sshd of the
 #  test's own (sshd -f CONFIG on port 2222, host key, authorized_keys in a
-#  temporary folder; StrictModes and PAM off). The client side is a key
+#  temporary folder; StrictModes and PAM off). The login is root's, with a
+#  home of the test's own: each sshd runs in a mount namespace of its own
+#  where /etc/passwd is a bind-mounted copy whose root entry names a
+#  temporary home, so the machine's /root (its .bashrc and whatever that
+#  runs) plays no part, and nothing of the machine changes. The client side is a key
 #  made by the test, held by an ssh-agent the test starts, and an ssh
 #  config of the test's own (--launcher-opt ssh_config=FILE): one host is
 #  named by its address with the port in the hosts list
@@ -15,7 +19,7 @@
 #  The controller binds the host end of the first veth (a non-loopback
 #  address: secure, CURVE, by default). Checks what a user would:
 #  - 4 engines registered when start returns (the time is printed);
-#  - a %px-style execute on all of them answers 4 different lp.id, and
+#  - %px in lpsh (-e) on all of them answers 4 different lp.id, and
 #    each engine's SSH_CONNECTION names the namespace address it was
 #    started on, 2 engines on each;
 #  - the engines' copy of lp-engine.json has mode 0600;
@@ -67,7 +71,7 @@ for c in ssh ssh-keygen ssh-agent ssh-add; do
     command -v "$c" >/dev/null 2>&1 || skip "no $c (openssh-client is not installed)"
 done
 cli_profile ssh "ssh$$"
-need_built lpcontroller lpengine lpcall
+need_built lpcontroller lpengine lpsh
 lp_tmpdir T sshtest
 chmod 755 "$T"
 
@@ -96,6 +100,9 @@ say "hosts: $NS1 at $NS1_IP, $NS2 at $NS2_IP; controller on $HOST1; nothing at $
 # --- keys, sshd in each namespace ---------------------------------------------
 ssh-keygen -q -t ed25519 -N '' -C "launcher_ssh test" -f "$T/id_ed25519" || die "ssh-keygen (user key)"
 ssh-keygen -q -t ed25519 -N '' -f "$T/host_key" || die "ssh-keygen (host key)"
+mkdir -m 700 "$T/home" || die "cannot create $T/home"
+sed "s|^root:[^:]*:0:0:[^:]*:[^:]*:|root:x:0:0:root:$T/home:|" /etc/passwd > "$T/passwd"
+grep -q "^root:x:0:0:root:$T/home:" "$T/passwd" || die "no root entry in /etc/passwd to copy"
 cp "$T/id_ed25519.pub" "$T/authorized_keys"
 chmod 600 "$T/authorized_keys"
 if [ ! -d /run/sshd ]; then
@@ -121,8 +128,11 @@ X11Forwarding no
 PrintMotd no
 LogLevel VERBOSE
 EOF
-    ip netns exec "$2" "$SSHD" -D -e -f "$T/sshd-$1.conf" > "$T/sshd-$1.log" 2>&1 &
-    local pid=$!      # ip netns exec execs sshd: this is sshd's pid
+    #  ip netns exec, unshare and sh each exec the next: $! is sshd's pid
+    ip netns exec "$2" unshare -m --propagation private \
+        sh -c 'mount --bind "$1" /etc/passwd && exec "$2" -D -e -f "$3"' \
+        sh "$T/passwd" "$SSHD" "$T/sshd-$1.conf" > "$T/sshd-$1.log" 2>&1 &
+    local pid=$!
     SSHD_PIDS="$SSHD_PIDS $pid"
     if ! wait_for 20 grep -q "Server listening on $3 port 2222" "$T/sshd-$1.log"; then
         alive "$pid" || die "sshd in $2 exited: $(tail -n 5 "$T/sshd-$1.log")"
@@ -147,12 +157,13 @@ Host *
     StrictHostKeyChecking accept-new
     LogLevel ERROR
 EOF
-SSH_OPTS=(--launcher-opt "ssh_config=$T/ssh_config" --launcher-opt "remote_dir=$T/remote"
-          --launcher-opt connect_timeout=5)
+SSH_OPTS=(--launcher-opt "ssh_config=$T/ssh_config" --launcher-opt connect_timeout=5)
+#  the default remote_dir, under the (test's) remote home
+REMOTE=$T/home/.luaparallel/remote/profile_$NAME
 cd "$ROOT" || exit 1
 
 #  pids of lpengine processes whose command line names the remote folder
-remote_engines() { pgrep -f -- "$T/remote/" 2>/dev/null | tr '\n' ' '; }
+remote_engines() { pgrep -f -- "$REMOTE/" 2>/dev/null | tr '\n' ' '; }
 #  sshd processes under our listeners (sessions still open)
 sessions() { local p; for p in $SSHD_PIDS; do pgrep -P "$p"; done | tr '\n' ' '; }
 
@@ -168,29 +179,31 @@ say "measured: ./cluster.sh start --engines ssh to 4 engines registered: $ms ms"
 echo "$out" | grep -qE '\b4 engines registered' || fail "start did not say 4 engines registered"
 read_cluster_pids "$DIR" || die "no controller"
 cat "$DIR/log/launcher.log"
+# shellcheck disable=SC2046  # a list of pids
 lp_track $(remote_engines)
 
-out=$("$BUILD/lpcall" "$DIR/security/lp-client.json" -n 4 execute \
-      'return lp.id .. " " .. (os.getenv("SSH_CONNECTION") or "no-ssh")' 2>&1) \
-    || fail "execute on the 4 engines failed: $out"
+#  what a user types: %px in lpsh
+out=$(timeout 60 "$BUILD/lpsh" --file "$DIR/security/lp-client.json" --wait 4 \
+      -e '%px return lp.id .. " " .. (os.getenv("SSH_CONNECTION") or "no-ssh")' 2>&1) \
+    || fail "%px on the 4 engines failed: $out"
 echo "$out"
-#  lines: engine K: "ID CLIENT_ADDR PORT SERVER_ADDR PORT"
-out=$(echo "$out" | tr -d '"')
-ids=$(echo "$out" | awk '$1 == "engine" { print $3 }' | sort -u | wc -l)
+#  lines: Out[K:1]: "ID CLIENT_ADDR PORT SERVER_ADDR PORT"
+out=$(echo "$out" | grep '^Out\[' | tr -d '"')
+ids=$(echo "$out" | awk '{ print $2 }' | sort -u | wc -l)
 [ "$ids" -eq 4 ] || fail "expected 4 different lp.id, got $ids: $out"
 #  SSH_CONNECTION = "client port server port": the server is the host
-on1=$(echo "$out" | awk -v a="$NS1_IP" '$6 == a' | wc -l)
-on2=$(echo "$out" | awk -v a="$NS2_IP" '$6 == a' | wc -l)
+on1=$(echo "$out" | awk -v a="$NS1_IP" '$5 == a' | wc -l)
+on2=$(echo "$out" | awk -v a="$NS2_IP" '$5 == a' | wc -l)
 [ "$on1" -eq 2 ] && [ "$on2" -eq 2 ] \
     || fail "expected 2 engines started over ssh on $NS1_IP and 2 on $NS2_IP, got $on1 and $on2: $out"
 grep -q "Accepted publickey for root" "$T/sshd-1.log" || fail "sshd 1 did not log a key login"
 grep -q "Accepted publickey for root" "$T/sshd-2.log" || fail "sshd 2 did not log a key login"
-mode=$(stat -c %a "$T/remote/lp-engine.json" 2>/dev/null)
+mode=$(stat -c %a "$REMOTE/lp-engine.json" 2>/dev/null)
 [ "$mode" = 600 ] || fail "the copied lp-engine.json has mode '$mode', expected 600"
-grep -q '"curve"' "$T/remote/lp-engine.json" || fail "the cluster on $HOST1 is not secure (no CURVE keys)"
+grep -q '"curve"' "$REMOTE/lp-engine.json" || fail "the cluster on $HOST1 is not secure (no CURVE keys)"
 
 ENGINES=$(remote_engines)
-[ -n "$ENGINES" ] || fail "no lpengine process names $T/remote"
+[ -n "$ENGINES" ] || fail "no lpengine process names $REMOTE"
 out=$(timeout 90 "$CLI" stop --profile "$NAME" 2>&1) || fail "./cluster.sh stop exited $?: $out"
 echo "$out"
 sed -n '/ stop$/,$p' "$DIR/log/launcher.log"
@@ -198,6 +211,7 @@ wait_gone "$CTRL_PID" 15 || fail "controller still running after stop"
 for p in $ENGINES; do wait_gone "$p" 15 || fail "engine pid $p still running after stop"; done
 [ -z "$(remote_engines)" ] || fail "engines left after stop: $(remote_engines)"
 wait_for 10 test -z "$(sessions)" || fail "sshd sessions left after stop: $(sessions)"
+[ -e "$REMOTE/lp-engine.json" ] && fail "stop left the copy of lp-engine.json (the cluster's keys) on the hosts"
 [ -f "$DIR/launcher/launcher.env" ] && fail "launcher.env left after a clean stop"
 CTRL_PID=""; ENGINE_PIDS=""
 
