@@ -32,3 +32,5 @@
 -- launcher = { hosts = "alice@node1:4,node2:8" }
                              -- the launcher's options (strings or numbers;
                              -- --launcher-opt KEY=VALUE wins, key by key)
+-- dashboard = "127.0.0.1:8080" -- web dashboard on [ADDR:]PORT (or a port
+                             -- number); off when unset (docs/operations.md)

@@ -29,6 +29,8 @@
 void lp_store_test (bool verbose);
 //  The controller's launcher scripts (src/controller/lp_remote.c)
 void lp_remote_test (bool verbose);
+//  The controller's dashboard (lp_dashboard.c: HTTP on loopback)
+void lp_dashboard_test (bool verbose);
 
 typedef struct {
     const char *name;                   //  class name
@@ -49,6 +51,7 @@ static const s_test_t s_tests [] = {
     { "zap",      lp_zap_test },
     { "store",    lp_store_test },      //  src/controller/lp_store.c
     { "remote",   lp_remote_test },     //  src/controller/lp_remote.c
+    { "dashboard", lp_dashboard_test }, //  src/controller/lp_dashboard.c
     { NULL, NULL }
 };
 

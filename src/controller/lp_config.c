@@ -36,6 +36,19 @@ s_string (lua_State *L, const char *name, char *out, size_t size, char *err, siz
     return rc;
 }
 
+//  Same, an integer also taken as its text (dashboard = 8080).
+static int
+s_string_or_number (lua_State *L, const char *name, char *out, size_t size, char *err,
+                    size_t errlen, const char *path)
+{
+    lua_getfield (L, -1, name);
+    bool integer = lua_isinteger (L, -1);
+    if (integer)
+        snprintf (out, size, "%lld", (long long) lua_tointeger (L, -1));
+    lua_pop (L, 1);
+    return integer? 0: s_string (L, name, out, size, err, errlen, path);
+}
+
 static int
 s_integer (lua_State *L, const char *name, int *out, char *err, size_t errlen, const char *path)
 {
@@ -183,6 +196,8 @@ lp_config_load (const char *path, lp_config_t *config, char *err, size_t errlen)
         &&  s_integer (L, "log_keep", &config->log_keep, err, errlen, path) == 0
         &&  s_integer (L, "engine_wait_sec", &config->engine_wait_sec, err, errlen, path) == 0
         &&  s_integer (L, "ready_timeout_sec", &config->ready_timeout_sec, err, errlen, path) == 0
+        &&  s_string_or_number (L, "dashboard", config->dashboard, sizeof config->dashboard,
+                                err, errlen, path) == 0
         &&  s_engines (L, config, err, errlen, path) == 0
         &&  s_launcher (L, config, err, errlen, path) == 0)
             rc = 0;

@@ -15,6 +15,7 @@
         log_keep = 5                -- rotated files kept per log
         engine_wait_sec = 60        -- local engines' wait for a lost controller
         ready_timeout_sec = 60      -- engines must register by then
+        dashboard = "127.0.0.1:8080" -- web dashboard, [ADDR:]PORT (or a port number)
         engines = 4                 -- or a launcher: "ssh", "mpi", "slurm", ...
         launcher = { hosts = "h1:4,h2:8", partition = "debug" }
                                     -- the launcher's options (strings or numbers)
@@ -46,6 +47,7 @@ typedef struct {
     char launcher [LP_LAUNCHER_OPTS_MAX][LP_CONFIG_OPTION_CHARS];
                                         //  "key=value" each
     int launcher_count;                 //  entries of launcher
+    char dashboard [256];               //  "" when unset
 } lp_config_t;
 
 //  Reads path into config (fields the file does not set stay unset).
