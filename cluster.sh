@@ -522,7 +522,7 @@ cmd_start () {
     local n="" profile=default ip="" location="" hb="" misses="" sched="" hwm=""
     local memory="" restart="" window="" nodb="" dbmax=""
     local log_max="" log_keep="" engine_wait="" restore="" fresh=""
-    local secure="" kind="" lopts=() ready="" dashboard=""
+    local secure="" dashboard="" kind="" lopts=() ready=""
     while (( $# )); do
         case $1 in
             -h|--help) usage_start; exit 0 ;;

@@ -23,6 +23,8 @@
 -- log_keep = 5              -- rotated files kept per log
 -- engine_wait_sec = 60      -- local engines exit after this long without
                              -- their controller (0 = never)
+-- dashboard = "127.0.0.1:8080" -- web dashboard on [ADDR:]PORT (or a port
+                             -- number); off when unset (docs/operations.md)
 -- ready_timeout_sec = 60    -- the engines must register within this, or
                              -- the start fails
 -- engines = 4               -- engines to start (./cluster.sh start: the
@@ -32,5 +34,3 @@
 -- launcher = { hosts = "alice@node1:4,node2:8" }
                              -- the launcher's options (strings or numbers;
                              -- --launcher-opt KEY=VALUE wins, key by key)
--- dashboard = "127.0.0.1:8080" -- web dashboard on [ADDR:]PORT (or a port
-                             -- number); off when unset (docs/operations.md)

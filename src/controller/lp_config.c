@@ -196,10 +196,10 @@ lp_config_load (const char *path, lp_config_t *config, char *err, size_t errlen)
         &&  s_integer (L, "log_keep", &config->log_keep, err, errlen, path) == 0
         &&  s_integer (L, "engine_wait_sec", &config->engine_wait_sec, err, errlen, path) == 0
         &&  s_integer (L, "ready_timeout_sec", &config->ready_timeout_sec, err, errlen, path) == 0
-        &&  s_string_or_number (L, "dashboard", config->dashboard, sizeof config->dashboard,
-                                err, errlen, path) == 0
         &&  s_engines (L, config, err, errlen, path) == 0
-        &&  s_launcher (L, config, err, errlen, path) == 0)
+        &&  s_launcher (L, config, err, errlen, path) == 0
+        &&  s_string_or_number (L, "dashboard", config->dashboard, sizeof config->dashboard,
+                                err, errlen, path) == 0)
             rc = 0;
     }
     lua_close (L);

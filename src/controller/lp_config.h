@@ -14,8 +14,8 @@
         log_max_mb = 10             -- rotate log files past this, 0 = never
         log_keep = 5                -- rotated files kept per log
         engine_wait_sec = 60        -- local engines' wait for a lost controller
-        ready_timeout_sec = 60      -- engines must register by then
         dashboard = "127.0.0.1:8080" -- web dashboard, [ADDR:]PORT (or a port number)
+        ready_timeout_sec = 60      -- engines must register by then
         engines = 4                 -- or a launcher: "ssh", "mpi", "slurm", ...
         launcher = { hosts = "h1:4,h2:8", partition = "debug" }
                                     -- the launcher's options (strings or numbers)
