@@ -150,7 +150,7 @@ DEPS_TEST=(tmux lua5.4 python3-zmq python3-msgpack sqlite3 tcpdump)
 #  in network namespaces; note that on a machine with systemd, installing
 #  openssh-server also enables its ssh service)
 DEPS_SSH=(openssh-server openssh-client)
-DEPS_MPI=()
+DEPS_MPI=(openmpi-bin)                  # mpiexec (Open MPI 4.1) for launcher_mpi
 DEPS_SLURM=(munge slurmctld slurmd slurm-client)
 #  Grid Engine (launcher_sge); its postinst sets up Debian's own cell, which
 #  the test leaves alone (it makes a cell of its own)

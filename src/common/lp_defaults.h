@@ -104,6 +104,7 @@
 #define LP_ENGINE_RECONNECT_IVL_MSEC     100   //  mux/task/control/iopub reconnect
 #define LP_ENGINE_RECONNECT_IVL_MAX_MSEC 2000  //  its backoff cap
 #define LP_ENGINE_CACHE_MAX        1024        //  compiled functions kept
+#define LP_ENGINE_ID_MAX           1000000     //  ids an engine may ask for: 0 to this - 1
 #define LP_ENGINE_STDOUT_MAX       (64 * 1024 * 1024)  //  bytes: reply "stdout" cap
 #define LP_STREAM_WINDOW_MSEC      20          //  stream messages counted per window:
 #define LP_STREAM_WINDOW_MSGS      100         //  past this many, prints are batched

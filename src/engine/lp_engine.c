@@ -103,6 +103,8 @@ struct _lp_engine_t {
     size_t memory_limit;                //  bytes, 0 = none
     size_t memory_used;                 //  bytes held by L
     int id;                             //  engine id for lp.id, -1 unset
+    int rank;                           //  MPI rank for lp.rank, -1 none
+    int size;                           //  MPI world size for lp.size, -1 none
     size_t cache_count;                 //  entries in the function cache
     lp_engine_output_fn *output_fn;     //  print sink, or NULL
     void *output_arg;                   //  its argument
@@ -495,6 +497,25 @@ s_lua_dir (char *out, size_t size)
     snprintf (out, size, "%s", LP_LUA_INSTALL_DIR);
 }
 
+//  lp.id, lp.rank, lp.size into the table on top (rank and size: nil
+//  when the engine does not run under MPI)
+static void
+s_set_place (lua_State *L, lp_engine_t *self)
+{
+    lua_pushinteger (L, self->id);
+    lua_setfield (L, -2, "id");
+    if (self->rank >= 0)
+        lua_pushinteger (L, self->rank);
+    else
+        lua_pushnil (L);
+    lua_setfield (L, -2, "rank");
+    if (self->size >= 0)
+        lua_pushinteger (L, self->size);
+    else
+        lua_pushnil (L);
+    lua_setfield (L, -2, "size");
+}
+
 static int
 s_setup (lua_State *L)
 {
@@ -538,8 +559,7 @@ s_setup (lua_State *L)
 
     //  module lp
     lua_newtable (L);
-    lua_pushinteger (L, self->id);
-    lua_setfield (L, -2, "id");
+    s_set_place (L, self);
     lp_lua_open_array (L);
     lua_setfield (L, -2, "array");
     lua_pushcfunction (L, l_sleep);
@@ -616,6 +636,8 @@ lp_engine_new (size_t memory_limit)
     self->memory_limit = memory_limit;
     self->out_max = LP_ENGINE_STDOUT_MAX;
     self->id = -1;
+    self->rank = -1;
+    self->size = -1;
     pthread_mutex_init (&self->lock, NULL);
     atomic_init (&self->running, 0);
     atomic_init (&self->interrupt, 0);
@@ -653,14 +675,24 @@ lp_engine_destroy (lp_engine_t **self_p)
 }
 
 static int
-s_set_id (lua_State *L)
+s_update_place (lua_State *L)
 {
     lp_engine_t *self = s_self (L);
-    if (lua_getglobal (L, "lp") == LUA_TTABLE) {
-        lua_pushinteger (L, self->id);
-        lua_setfield (L, -2, "id");
-    }
+    if (lua_getglobal (L, "lp") == LUA_TTABLE)
+        s_set_place (L, self);
     return 0;
+}
+
+//  Rewrites lp.id, lp.rank, lp.size in the live state
+static void
+s_place_changed (lp_engine_t *self)
+{
+    if (self->L) {
+        lua_pushcfunction (self->L, s_update_place);
+        if (lua_pcall (self->L, 0, 0, 0) != LUA_OK)
+            zsys_warning ("cannot set lp.id, lp.rank, lp.size: %s", lua_tostring (self->L, -1));
+        lua_settop (self->L, 0);
+    }
 }
 
 void
@@ -668,12 +700,16 @@ lp_engine_set_id (lp_engine_t *self, int id)
 {
     assert (self);
     self->id = id;
-    if (self->L) {
-        lua_pushcfunction (self->L, s_set_id);
-        if (lua_pcall (self->L, 0, 0, 0) != LUA_OK)
-            zsys_warning ("cannot set lp.id: %s", lua_tostring (self->L, -1));
-        lua_settop (self->L, 0);
-    }
+    s_place_changed (self);
+}
+
+void
+lp_engine_set_rank (lp_engine_t *self, int rank, int size)
+{
+    assert (self);
+    self->rank = rank >= 0? rank: -1;
+    self->size = size > 0? size: -1;
+    s_place_changed (self);
 }
 
 void

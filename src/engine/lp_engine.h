@@ -23,6 +23,10 @@ lp_engine_t *lp_engine_new (size_t memory_limit);
 void        lp_engine_destroy (lp_engine_t **self_p);
 //  Sets lp.id (kept across clear).
 void        lp_engine_set_id (lp_engine_t *self, int id);
+//  Sets lp.rank and lp.size (kept across clear): the engine's MPI rank
+//  and world size, -1 for nil (not started by an MPI launcher; a rank
+//  whose launcher gave no size).
+void        lp_engine_set_rank (lp_engine_t *self, int rank, int size);
 void        lp_engine_set_output (lp_engine_t *self, lp_engine_output_fn *fn, void *arg);
 
 //  Requests. Each returns the reply content (caller destroys), NULL only
