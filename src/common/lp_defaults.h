@@ -70,6 +70,8 @@
 
 //  Controller (src/controller)
 #define LP_READY_TIMEOUT_MSEC      60000       //  -n engines must register by then
+#define LP_START_WINDOW            32          //  local engines started and not yet
+                                               //  registered at a time (issue 13: no storm)
 #define LP_CONTROLLER_MMAP_THRESHOLD (256 * 1024)  //  bytes: allocations from here mapped singly
 #define LP_CONFIG_MAX_INSTRUCTIONS 1000000     //  Lua instructions a config file may run
 #define LP_QUICK_EXIT_MSEC         10000       //  an engine exit this soon after start is quick

@@ -104,6 +104,8 @@ struct _lp_hub_t {
     s_engine_t **engines;               //  by id, NULL for holes (owns)
     size_t engines_size;                //  slots in engines
     int next_id;                        //  next fresh id
+    int ready;                          //  engines in ENGINE_READY (kept, not
+                                        //  counted: O(1) per registration)
     zhashx_t *by_uuid;                  //  uuid -> engine (borrowed)
     uint64_t ping_seq;                  //  last ping sent
     int expect_count;                   //  EXPECT: engines to wait for
@@ -152,14 +154,23 @@ s_notify (lp_hub_t *self, const char *type, s_engine_t *engine, const char *reas
     lp_wire_send (self->wire, &msg, self->notify);
 }
 
+//  Every change of an engine's state goes through here, so that the
+//  number of ready engines is kept rather than counted.
+static void
+s_engine_set_state (lp_hub_t *self, s_engine_t *engine, s_state_t state)
+{
+    if (engine->state == ENGINE_READY && state != ENGINE_READY)
+        self->ready--;
+    else
+    if (engine->state != ENGINE_READY && state == ENGINE_READY)
+        self->ready++;
+    engine->state = state;
+}
+
 static int
 s_engines_ready (lp_hub_t *self)
 {
-    int count = 0;
-    for (size_t i = 0; i < self->engines_size; i++)
-        if (self->engines [i] && self->engines [i]->state == ENGINE_READY)
-            count++;
-    return count;
+    return self->ready;
 }
 
 //  EXITED: the id of the engine of this host whose process has (or had)
@@ -192,6 +203,9 @@ s_check_ready (lp_hub_t *self)
         self->expecting = false;
         zsock_send (self->pipe, "si", "READY", count);
     }
+    else
+    if (self->expecting)
+        zsock_send (self->pipe, "si", "PROGRESS", count);
 }
 
 //  Tells the data-path actors that engine id is gone: each fails (or, the
@@ -210,7 +224,7 @@ s_engine_dead (lp_hub_t *self, s_engine_t *engine, const char *reason, const cha
     if (engine->state == ENGINE_DEAD)
         return;
     bool was_ready = engine->state == ENGINE_READY;
-    engine->state = ENGINE_DEAD;
+    s_engine_set_state (self, engine, ENGINE_DEAD);
     zsys_warning ("hub: engine %d (pid %lld on %s) %s", engine->id,
                   (long long) engine->pid, engine->host, reason);
     s_remove_everywhere (self, engine->id, reason, ename);
@@ -321,7 +335,7 @@ s_handle_registration (lp_hub_t *self, lp_msg_t *msg)
     free (engine->cwd); engine->cwd = s_strdup_field (msg, "cwd");
     free (engine->lua_version); engine->lua_version = s_strdup_field (msg, "lua_version");
     engine->pid = lp_msg_get_int (msg, "pid", -1);
-    engine->state = ENGINE_REGISTERING;
+    s_engine_set_state (self, engine, ENGINE_REGISTERING);
     engine->hello [0] = engine->hello [1] = engine->hello [2] = false;
     engine->exited = false;
     engine->last_seen = zclock_mono ();
@@ -583,7 +597,7 @@ s_handle_hello (lp_hub_t *self, int id, const char *uuid, const char *channel)
         return;
     engine->hello [streq (channel, "mux")? 0: streq (channel, "control")? 1: 2] = true;
     if (engine->hello [0] && engine->hello [1] && engine->hello [2]) {
-        engine->state = ENGINE_READY;
+        s_engine_set_state (self, engine, ENGINE_READY);
         engine->last_seen = zclock_mono ();
         engine->pong_seq = self->ping_seq;
         zsock_send (self->mux, "sis", "ADD", engine->id, engine->uuid);

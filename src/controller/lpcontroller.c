@@ -100,6 +100,8 @@ typedef struct {
     bool failed;                        //  could not get ready
     bool reported;                      //  readiness said once
     bool stopping;                      //  the hub said SHUTDOWN
+    bool windowed;                      //  local engines still being started
+                                        //  a window at a time (s_start_more)
 } s_controller_t;
 
 static void
@@ -190,8 +192,31 @@ s_on_ready (s_controller_t *self, int count)
     s_report (self, line, true);
 }
 
-//  An event from the hub (READY, SHUTDOWN; lp_hub.h). Takes msg. -1 when
-//  the controller is to stop.
+//  Local engines start a window at a time: at most LP_START_WINDOW of
+//  them started and not yet registered. Started all at once, 1024
+//  engines are 1024 processes loading their libraries, connecting and
+//  registering together: on 2 CPUs their heartbeats went unanswered
+//  for seconds (engines declared dead before they were ready) and under
+//  load only 23 of 1024 registered within a minute (issue 13). The
+//  hub's PROGRESS (the count registered) opens the window further.
+static void
+s_start_more (s_controller_t *self, int registered)
+{
+    if (!self->windowed || self->failed)
+        return;
+    int total = self->options->engines;
+    int started = (int) lp_launcher_count (self->launcher);
+    int want = registered + LP_START_WINDOW < total? registered + LP_START_WINDOW: total;
+    char err [512];
+    if (want > started
+    &&  lp_launcher_start (self->launcher, want - started, err, sizeof err) != 0)
+        s_report (self, err, false);
+    if (want >= total)
+        self->windowed = false;
+}
+
+//  An event from the hub (READY, PROGRESS, SHUTDOWN; lp_hub.h). Takes
+//  msg. -1 when the controller is to stop.
 static int
 s_hub_event (s_controller_t *self, zmsg_t *msg)
 {
@@ -200,12 +225,15 @@ s_hub_event (s_controller_t *self, zmsg_t *msg)
     if (command && streq (command, "READY") && count)
         s_on_ready (self, atoi (count));
     else
+    if (command && streq (command, "PROGRESS") && count)
+        s_start_more (self, atoi (count));
+    else
     if (command && streq (command, "SHUTDOWN"))
         self->stopping = true;
     free (command);
     free (count);
     zmsg_destroy (&msg);
-    return self->stopping? -1: 0;
+    return self->stopping || self->failed? -1: 0;
 }
 
 static int
@@ -782,8 +810,12 @@ s_open_store (s_controller_t *self, char *err, size_t errlen)
 static int
 s_start_engines (s_controller_t *self, char *err, size_t errlen)
 {
-    if (!self->options->restore)
-        return lp_launcher_start (self->launcher, self->options->engines, err, errlen);
+    if (!self->options->restore) {
+        int first = self->options->engines < LP_START_WINDOW? self->options->engines
+                  : LP_START_WINDOW;
+        self->windowed = first < self->options->engines;
+        return lp_launcher_start (self->launcher, first, err, errlen);
+    }
     //  Without -n: as many slots as the dead controller left pid files
     if (self->options->engines == 0) {
         char path [1200];
