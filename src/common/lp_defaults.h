@@ -70,6 +70,8 @@
 
 //  Controller (src/controller)
 #define LP_READY_TIMEOUT_MSEC      60000       //  -n engines must register by then
+#define LP_DOCTOR_CALIBRATION_LOOPS 4000000    //  doctor: iterations of the calibration loop
+#define LP_DOCTOR_CALIBRATION_RUNS 3           //  ... best of this many runs
 #define LP_START_WINDOW            32          //  local engines started and not yet
                                                //  registered at a time (issue 13: no storm)
 #define LP_CONTROLLER_MMAP_THRESHOLD (256 * 1024)  //  bytes: allocations from here mapped singly

@@ -446,6 +446,24 @@ s_lua_dir (char *out, size_t size)
     snprintf (out, size, "%s", LP_LUA_INSTALL_DIR);
 }
 
+//  lp.facts (): what this engine tells ./cluster.sh doctor about itself
+//  (lp_proto_facts: host, pid, user, cwd, versions, free memory, load,
+//  clock, calibration), with its id and Lua release.
+static int
+l_facts (lua_State *L)
+{
+    lp_engine_t *self = s_self (L);
+    lp_value_t *facts = lp_proto_facts ();
+    if (!facts
+    ||  lp_value_set (facts, LP_FACT_ID, lp_value_int (self->id))
+    ||  lp_value_set (facts, LP_FACT_LUA, lp_value_string (LUA_RELEASE))) {
+        lp_value_destroy (&facts);
+        return luaL_error (L, "not enough memory");
+    }
+    lp_lua_push_value_take (L, facts);
+    return 1;
+}
+
 static int
 s_setup (lua_State *L)
 {
@@ -497,6 +515,8 @@ s_setup (lua_State *L)
     lua_setfield (L, -2, "sleep");
     lua_pushcfunction (L, l_clock);
     lua_setfield (L, -2, "clock");
+    lua_pushcfunction (L, l_facts);
+    lua_setfield (L, -2, "facts");
     lua_getfield (L, -2, "loaded");
     lua_pushvalue (L, -2);
     lua_setfield (L, -2, "lp");
