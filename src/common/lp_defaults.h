@@ -72,6 +72,12 @@
 #define LP_READY_TIMEOUT_MSEC      60000       //  -n engines must register by then
 #define LP_DOCTOR_CALIBRATION_LOOPS 4000000    //  doctor: iterations of the calibration loop
 #define LP_DOCTOR_CALIBRATION_RUNS 3           //  ... best of this many runs
+#define LP_ENGINE_NICE             10          //  local engines' niceness increment
+                                               //  (--engine-nice; docs/operations.md)
+#define LP_CONTROLLER_IO_THREADS   3           //  ZeroMQ I/O threads: mux, scheduler, heartbeat
+#define LP_HEARTBEAT_IO_THREAD     2           //  ... the heartbeat sockets' one
+#define LP_HELLO_WAIT_MSEC         30000       //  hub: a registering engine's heartbeat is
+                                               //  judged after this (not yet ready)
 #define LP_START_WINDOW            32          //  local engines started and not yet
                                                //  registered at a time (issue 13: no storm)
 #define LP_CONTROLLER_MMAP_THRESHOLD (256 * 1024)  //  bytes: allocations from here mapped singly

@@ -21,7 +21,9 @@
     Liveness: the hub publishes "LPHB"+seq every heartbeat period; each
     engine's heart thread echoes it on hb_pong. An engine silent for
     max_misses periods is dead (checked every period/4, so death is seen
-    between max_misses and max_misses + 1/4 periods). Local engines are
+    between max_misses and max_misses + 1/4 periods), provided the other
+    engines answered max_misses pings it did not: a controller starved of
+    CPU reads every engine's pongs late, and that is not their death. Local engines are
     also child processes of the controller: their exit is reported on the
     pipe (EXITED, DEAD) at once. A dead engine's unanswered requests are
     failed by the data-path actors (REMOVE id reason ename: EngineError, or
@@ -54,6 +56,7 @@
 #include "lp_guard.h"
 #include "lp_wire.h"
 #include "lp_fetch.h"
+#include "lp_routes.h"
 
 #include <sodium.h>
 
@@ -108,6 +111,7 @@ struct _lp_hub_t {
                                         //  counted: O(1) per registration)
     zhashx_t *by_uuid;                  //  uuid -> engine (borrowed)
     uint64_t ping_seq;                  //  last ping sent
+    uint64_t pong_newest;               //  newest ping any engine answered
     int expect_count;                   //  EXPECT: engines to wait for
     bool expecting;                     //  READY not yet sent
     zlistx_t *statuses;                 //  s_status_t waiting for figures (owns)
@@ -706,6 +710,8 @@ s_handle_pong (lp_hub_t *self, zsock_t *sock, zmsg_t *msg)
             engine->last_seen = zclock_mono ();
             if (seq > engine->pong_seq)
                 engine->pong_seq = seq;
+            if (seq > self->pong_newest)
+                self->pong_newest = seq;
         }
         else
         if (engine && engine->state == ENGINE_DEAD) {
@@ -752,13 +758,28 @@ s_on_check_timer (zloop_t *loop, int timer_id, void *arg)
     s_drain_pongs (self);
     int64_t limit = (int64_t) self->config.heartbeat_msec * self->config.max_misses;
     int64_t now = zclock_mono ();
+    uint64_t misses = (uint64_t) self->config.max_misses;
+    //  With other engines, the newest ping answered by any of them is the
+    //  yardstick, not the newest sent: when the controller's own threads
+    //  are starved of CPU (1024 engines spinning on 2 CPUs), pongs wait
+    //  unread in its sockets, and they wait for every engine alike. An
+    //  engine is dead when the others answered max_misses pings it did
+    //  not. (So should every engine fall silent at once, heartbeats name
+    //  no one: a local engine's exit is seen by the controller anyway.)
+    uint64_t answered = self->ready > 1? self->pong_newest: self->ping_seq;
     for (size_t i = 0; i < self->engines_size; i++) {
         s_engine_t *engine = self->engines [i];
         //  Dead: silent for max_misses periods AND max_misses pings really
-        //  went out meanwhile (if this thread was held up and sent none,
-        //  the silence is ours, not the engine's).
-        if (engine && engine->state != ENGINE_DEAD && now - engine->last_seen > limit
-        &&  self->ping_seq - engine->pong_seq >= (uint64_t) self->config.max_misses) {
+        //  went out and were answered by others meanwhile (if this thread
+        //  was held up and sent none, the silence is ours, not the
+        //  engine's).
+        //  One that registered but is not ready yet (its heart may not
+        //  beat yet: hundreds of engines starting on 2 CPUs) has longer.
+        int64_t allowed = engine && engine->state == ENGINE_REGISTERING
+                        && limit < LP_HELLO_WAIT_MSEC? LP_HELLO_WAIT_MSEC: limit;
+        if (engine && engine->state != ENGINE_DEAD && now - engine->last_seen > allowed
+        &&  self->ping_seq - engine->pong_seq >= misses
+        &&  answered >= engine->pong_seq + misses) {
             char reason [96];
             snprintf (reason, sizeof reason, "died: no heartbeat for %lld ms",
                       (long long) (now - engine->last_seen));
@@ -868,6 +889,13 @@ s_hub_new (zsock_t *pipe, const lp_hub_config_t *config, char *err, size_t errle
         return NULL;
     }
     s_limit_frames (self);
+    //  Heartbeats (the engines', and the clients' controller_heartbeat on
+    //  notify) on an I/O thread of their own (before the binds: a
+    //  connection takes its socket's affinity when it is made)
+    uint64_t affinity = lp_routes_io_affinity (LP_HEARTBEAT_IO_THREAD);
+    zsock_set_affinity (self->hb_ping, (int) affinity);
+    zsock_set_affinity (self->hb_pong, (int) affinity);
+    zsock_set_affinity (self->notify, (int) affinity);
     char (*endpoints) [128] = self->config.endpoints;
     if (lp_bind_tcp (self->registration, config->ip, endpoints [LP_HUB_REGISTRATION], 128)
     ||  lp_bind_tcp (self->hb_ping, config->ip, endpoints [LP_HUB_HB_PING], 128)

@@ -9,7 +9,7 @@
     PID 1, which on these machines reaps only every second or so.
 
     Every engine runs in a slot k: `lpengine --file F --id k --memory-limit
-    MB --lost-exit MSEC`, its stdout and stderr a pipe that the log
+    MB --lost-exit MSEC --nice N`, its stdout and stderr a pipe that the log
     thread copies into log/engine-<k>.log (rotated by size; --pipe-log
     tells the engine to write that file itself should the controller
     die), its pid in
@@ -59,6 +59,7 @@ struct _lp_launcher_t {
     char *pid_dir;                      //  where pid files go
     long memory_mb;                     //  --memory-limit, < 0 none passed
     long lost_exit_msec;                //  --lost-exit, 0 none passed
+    int nice;                           //  --nice, 0 none passed
     lp_log_t *log;                      //  engine output through it, or NULL
     s_child_t *children;                //  one per slot
     size_t count;                       //  slots used
@@ -77,6 +78,7 @@ lp_launcher_new (const lp_launcher_config_t *config)
     self->pid_dir = strdup (config->pid_dir);
     self->memory_mb = config->memory_mb;
     self->lost_exit_msec = config->lost_exit_msec;
+    self->nice = config->nice;
     self->log = config->log;
     if (!self->engine_path || !self->engine_file || !self->log_dir || !self->pid_dir)
         lp_launcher_destroy (&self);
@@ -127,7 +129,7 @@ s_spawn (lp_launcher_t *self, int slot, int id, char *err, size_t errlen)
     snprintf (id_text, sizeof id_text, "%d", id);
     snprintf (memory_text, sizeof memory_text, "%ld", self->memory_mb);
     snprintf (lost_text, sizeof lost_text, "%ld", self->lost_exit_msec);
-    char max_text [24], keep_text [24];
+    char max_text [24], keep_text [24], nice_text [16];
     char *argv [20];
     int argc = 0;
     argv [argc++] = "lpengine";
@@ -142,6 +144,11 @@ s_spawn (lp_launcher_t *self, int slot, int id, char *err, size_t errlen)
     if (self->lost_exit_msec > 0) {
         argv [argc++] = "--lost-exit";
         argv [argc++] = lost_text;
+    }
+    if (self->nice > 0) {
+        snprintf (nice_text, sizeof nice_text, "%d", self->nice);
+        argv [argc++] = "--nice";
+        argv [argc++] = nice_text;
     }
     if (self->log) {
         //  Should the controller die, the engine writes its log itself

@@ -22,6 +22,7 @@ typedef struct {
     const char *pid_dir;                //  engine-<k>.pid go there
     long memory_mb;                     //  --memory-limit MB; < 0: not passed
     long lost_exit_msec;                //  --lost-exit MSEC; 0: not passed
+    int nice;                           //  --nice N; 0: not passed
     lp_log_t *log;                      //  engine output goes through it
                                         //  (rotated); NULL: straight to the file
 } lp_launcher_config_t;

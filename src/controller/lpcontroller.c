@@ -81,6 +81,7 @@ typedef struct {
     long log_max_mb;                    //  rotate logs past this, -1 unset
     long log_keep;                      //  rotated logs kept, -1 unset
     long engine_wait_sec;               //  local engines' --lost-exit, -1 unset
+    long engine_nice;                   //  local engines' --nice, -1 unset
     int secure;                         //  CURVE: 1 --secure, 0 --insecure, -1 unset
     bool restore;                       //  --restore: a dead controller's
                                         //  ports, key, engines and requests
@@ -136,6 +137,8 @@ s_usage (FILE *out)
         "  --log-keep N         rotated files kept per log (default %d)\n"
         "  --engine-wait SEC    local engines exit after SEC seconds without their\n"
         "                       controller (default %d; 0 = never)\n"
+        "  --engine-nice N      local engines run at niceness +N (default %d; 0 = as the\n"
+        "                       controller): busy engines leave the controller its CPU\n"
         "  --secure             CURVE: encrypt every channel and admit only the keys of\n"
         "                       <profile>/security (the default on a non-loopback --ip)\n"
         "  --insecure           no CURVE, even on a non-loopback --ip (warns then)\n"
@@ -152,7 +155,7 @@ s_usage (FILE *out)
         "options win.\n",
         LP_HEARTBEAT_MSEC, LP_HEARTBEAT_MAX_MISSES, LP_TASK_HWM, LP_ENGINE_MEMORY_SHARE,
         LP_REPLAY_WINDOW_MSEC, LP_STORE_MAX_RESULT,
-        LP_LOG_MAX_MB, LP_LOG_KEEP, LP_ENGINE_LOST_EXIT_MSEC / 1000);
+        LP_LOG_MAX_MB, LP_LOG_KEEP, LP_ENGINE_LOST_EXIT_MSEC / 1000, LP_ENGINE_NICE);
 }
 
 //  Reports readiness (or failure) once: to the daemon's parent, or stdout.
@@ -440,6 +443,7 @@ s_parse (int argc, char **argv, s_options_t *options)
         { "log-max", required_argument, 0, 'L' },
         { "log-keep", required_argument, 0, 'K' },
         { "engine-wait", required_argument, 0, 'E' },
+        { "engine-nice", required_argument, 0, 'P' },
         { "secure", no_argument, 0, 'S' },
         { "insecure", no_argument, 0, 'I' },
         { "restore", no_argument, 0, 'r' },
@@ -468,6 +472,7 @@ s_parse (int argc, char **argv, s_options_t *options)
             case 'L': options->log_max_mb = s_number (optarg, "--log-max"); break;
             case 'K': options->log_keep = s_number (optarg, "--log-keep"); break;
             case 'E': options->engine_wait_sec = s_number (optarg, "--engine-wait"); break;
+            case 'P': options->engine_nice = s_number (optarg, "--engine-nice"); break;
             case 'S': options->secure = 1; break;
             case 'I': options->secure = 0; break;
             case 'r': options->restore = true; break;
@@ -479,6 +484,7 @@ s_parse (int argc, char **argv, s_options_t *options)
     ||  options->max_misses < 0 || options->engine_memory_mb < -1
     ||  options->replay_window_msec < 0 || options->log_max_mb < -1
     ||  options->log_keep < -1 || options->engine_wait_sec < -1
+    ||  options->engine_nice < -1 || options->engine_nice > 19
     ||  options->db_max_result < -1) {
         fprintf (stderr, "lpcontroller: bad arguments (see --help)\n");
         return -1;
@@ -870,6 +876,7 @@ main (int argc, char **argv)
 {
     s_options_t options = { .hwm = -1, .engine_memory_mb = -1, .log_max_mb = -1,
                             .log_keep = -1, .engine_wait_sec = -1, .db_max_result = -1,
+                            .engine_nice = -1,
                             .secure = -1 };
     if (s_parse (argc, argv, &options) != 0)
         return 2;
@@ -934,9 +941,12 @@ main (int argc, char **argv)
     int signal_fd = signalfd (-1, &mask, SFD_CLOEXEC);
     zsys_handler_set (NULL);
     zsys_set_logident ("lpcontroller");
-    //  Two I/O threads: a flood on one port (a client pushing 100 MB, or
-    //  junk) must not hold up heartbeats on another.
-    zsys_set_io_threads (2);
+    //  Three I/O threads: the mux's (0), the scheduler's (1), and the
+    //  heartbeats' (2, lp_hub.c), so that a flood on one port (a client
+    //  pushing 100 MB, a map over 1024 engines, junk) does not hold up the
+    //  pongs, and every pong is read by the same thread (the hub judges
+    //  an engine's silence against the others').
+    zsys_set_io_threads (LP_CONTROLLER_IO_THREADS);
     zsys_init ();
     int rc = 1;
     zloop_t *loop = NULL;
@@ -1002,7 +1012,9 @@ main (int argc, char **argv)
     long memory_mb = options.engine_memory_mb >= 0? options.engine_memory_mb
                    : lp_launcher_default_memory_mb (options.engines);
     lp_launcher_config_t launch = { engine_path, engine_file, log_dir, pid_dir,
-                                    memory_mb, options.engine_wait_sec * 1000, self.log };
+                                    memory_mb, options.engine_wait_sec * 1000,
+                                    (int) (options.engine_nice >= 0? options.engine_nice
+                                                                   : LP_ENGINE_NICE), self.log };
     if (options.engines > 0)
         zsys_info ("local engines: memory cap %ld MB each%s, exit after %ld s without "
                    "the controller%s", memory_mb, memory_mb? "": " (none)",

@@ -51,6 +51,8 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 //  Under AddressSanitizer freed memory sits in its quarantine, which
 //  malloc_trim does not reach; the sanitizer's own call returns it.
@@ -98,6 +100,8 @@ struct _lp_engine_t {
     size_t memory_limit;                //  bytes, 0 = none
     size_t memory_used;                 //  bytes held by L
     int id;                             //  engine id for lp.id, -1 unset
+    int nice;                           //  niceness increment for requests
+    bool niced;                         //  applied (at the first request)
     size_t cache_count;                 //  entries in the function cache
     lp_engine_output_fn *output_fn;     //  print sink, or NULL
     void *output_arg;                   //  its argument
@@ -654,6 +658,29 @@ lp_engine_set_output (lp_engine_t *self, lp_engine_output_fn *fn, void *arg)
 }
 
 void
+lp_engine_set_nice (lp_engine_t *self, int increment)
+{
+    assert (self);
+    self->nice = increment;
+}
+
+//  Linux keeps a niceness per thread: this one, the thread running Lua,
+//  is lowered; the heart thread and ZeroMQ's I/O threads are not.
+static void
+s_lower_priority (lp_engine_t *self)
+{
+    if (self->niced || self->nice <= 0)
+        return;
+    self->niced = true;
+    id_t thread = (id_t) gettid ();
+    errno = 0;
+    int now = getpriority (PRIO_PROCESS, thread);
+    if (errno == 0 && setpriority (PRIO_PROCESS, thread, now + self->nice) != 0)
+        zsys_warning ("cannot lower the priority of requests by %d: %s", self->nice,
+                      strerror (errno));
+}
+
+void
 lp_engine_set_stdout_max (lp_engine_t *self, size_t bytes)
 {
     assert (self);
@@ -786,6 +813,7 @@ lp_engine_begin_request (lp_engine_t *self, const char *msg_id)
     assert (self);
     assert (msg_id);
     bool aborted = false;
+    s_lower_priority (self);
     pthread_mutex_lock (&self->lock);
     int64_t *expires = (int64_t *) zhashx_lookup (self->marks, msg_id);
     if (expires) {
