@@ -451,7 +451,8 @@ stopped by pid.
             or 64-engine registration for ipyparallel (under 5 minutes)
   -n N      engines per cluster (default 4)
   --only G  only these workload groups (comma-separated: startup, rtt, all,
-            push, scatter, lb, map, growth, pi, memory, kill, schemes, reg);
+            push, scatter, lb, map, growth, pi, memory, kill, schemes, reg,
+            many: 1024 engines, issue 13);
             writes bench/results/partial.*
   --docs    also write the table into docs/performance.md after --quick
 EOF

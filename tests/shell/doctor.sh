@@ -60,8 +60,8 @@ lp_track "$SKEWED"
 wait_for 60 engines_listed 3 || fail "the faketime engine did not register within 60 s"
 doctor
 [ "$RC" -eq 1 ] || fail "doctor with a skewed engine exited $RC, expected 1"
-line_of "$SKEWED" | grep -q "clock off by +5[0-9][0-9][0-9] ms" \
-    || fail "doctor does not flag the skewed engine (pid $SKEWED) as 'clock off by +5xxx ms'"
+line_of "$SKEWED" | grep -qE "clock off by \+(4[89]|5[01])[0-9][0-9] ms" \
+    || fail "doctor does not flag the skewed engine (pid $SKEWED) as clock off by about +5000 ms"
 for p in $ENGINE_PIDS; do
     line_of "$p" | grep -q " ok$" || fail "healthy engine $p flagged beside the skewed one"
 done
