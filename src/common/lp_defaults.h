@@ -72,8 +72,10 @@
 #define LP_READY_TIMEOUT_MSEC      60000       //  -n engines must register by then
 #define LP_DOCTOR_CALIBRATION_LOOPS 4000000    //  doctor: iterations of the calibration loop
 #define LP_DOCTOR_CALIBRATION_RUNS 3           //  ... best of this many runs
-#define LP_ENGINE_NICE             10          //  local engines' niceness increment
-                                               //  (--engine-nice; docs/operations.md)
+#define LP_ENGINE_NICE             19          //  local engines' user code runs at this
+                                               //  niceness increment (--engine-nice) ...
+#define LP_ENGINE_NICE_PER_CPU     4           //  ... when there are more local engines
+                                               //  than this per CPU (docs/operations.md)
 #define LP_CONTROLLER_IO_THREADS   3           //  ZeroMQ I/O threads: mux, scheduler, heartbeat
 #define LP_HEARTBEAT_IO_THREAD     2           //  ... the heartbeat sockets' one
 #define LP_HELLO_WAIT_MSEC         30000       //  hub: a registering engine's heartbeat is

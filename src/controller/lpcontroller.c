@@ -137,8 +137,9 @@ s_usage (FILE *out)
         "  --log-keep N         rotated files kept per log (default %d)\n"
         "  --engine-wait SEC    local engines exit after SEC seconds without their\n"
         "                       controller (default %d; 0 = never)\n"
-        "  --engine-nice N      local engines run at niceness +N (default %d; 0 = as the\n"
-        "                       controller): busy engines leave the controller its CPU\n"
+        "  --engine-nice N      local engines run requests at niceness +N, so that busy\n"
+        "                       engines leave the controller its CPU (default: %d when\n"
+        "                       there are more than %d engines per CPU, else 0)\n"
         "  --secure             CURVE: encrypt every channel and admit only the keys of\n"
         "                       <profile>/security (the default on a non-loopback --ip)\n"
         "  --insecure           no CURVE, even on a non-loopback --ip (warns then)\n"
@@ -155,7 +156,24 @@ s_usage (FILE *out)
         "options win.\n",
         LP_HEARTBEAT_MSEC, LP_HEARTBEAT_MAX_MISSES, LP_TASK_HWM, LP_ENGINE_MEMORY_SHARE,
         LP_REPLAY_WINDOW_MSEC, LP_STORE_MAX_RESULT,
-        LP_LOG_MAX_MB, LP_LOG_KEEP, LP_ENGINE_LOST_EXIT_MSEC / 1000, LP_ENGINE_NICE);
+        LP_LOG_MAX_MB, LP_LOG_KEEP, LP_ENGINE_LOST_EXIT_MSEC / 1000, LP_ENGINE_NICE,
+        LP_ENGINE_NICE_PER_CPU);
+}
+
+//  The niceness increment of local engines' user code: --engine-nice, or
+//  LP_ENGINE_NICE once engines outnumber the CPUs LP_ENGINE_NICE_PER_CPU
+//  times over. CFS gives every runnable thread the same share: 1024
+//  engines spinning on 2 CPUs left each controller thread 1/500 of a CPU,
+//  too little to read 1024 pongs a second (the heartbeat thread fell
+//  behind and clients lost the controller); at niceness 19 their weight
+//  is 15 to the controller's 1024, and it gets about 12 %.
+static int
+s_engine_nice (const s_options_t *options)
+{
+    if (options->engine_nice >= 0)
+        return (int) options->engine_nice;
+    long cpus = sysconf (_SC_NPROCESSORS_ONLN);
+    return options->engines > LP_ENGINE_NICE_PER_CPU * (cpus > 0? cpus: 1)? LP_ENGINE_NICE: 0;
 }
 
 //  Reports readiness (or failure) once: to the daemon's parent, or stdout.
@@ -1013,8 +1031,7 @@ main (int argc, char **argv)
                    : lp_launcher_default_memory_mb (options.engines);
     lp_launcher_config_t launch = { engine_path, engine_file, log_dir, pid_dir,
                                     memory_mb, options.engine_wait_sec * 1000,
-                                    (int) (options.engine_nice >= 0? options.engine_nice
-                                                                   : LP_ENGINE_NICE), self.log };
+                                    s_engine_nice (&options), self.log };
     if (options.engines > 0)
         zsys_info ("local engines: memory cap %ld MB each%s, exit after %ld s without "
                    "the controller%s", memory_mb, memory_mb? "": " (none)",
