@@ -74,6 +74,7 @@
 #define LP_DOCTOR_CALIBRATION_RUNS 3           //  ... best of this many runs
 #define LP_ENGINE_NICE             19          //  local engines' user code runs at this
                                                //  niceness increment (--engine-nice) ...
+#define LP_HEARTBEAT_CROWDED_MISSES 10         //  ... and their max_misses default
 #define LP_ENGINE_NICE_PER_CPU     4           //  ... when there are more local engines
                                                //  than this per CPU (docs/operations.md)
 #define LP_CONTROLLER_IO_THREADS   3           //  ZeroMQ I/O threads: mux, scheduler, heartbeat

@@ -118,7 +118,8 @@ s_usage (FILE *out)
         "                       (default: the --ip address)\n"
         "  -n, --engines N      start N local engines (default 0)\n"
         "  --heartbeat MSEC     heartbeat period (default %d)\n"
-        "  --max-misses N       missed heartbeats before an engine is dead (default %d)\n"
+        "  --max-misses N       missed heartbeats before an engine is dead (default %d;\n"
+        "                       %d with more than %d local engines per CPU)\n"
         "  --scheduler NAME     load-balancing scheme: leastload (default), lru,\n"
         "                       plainrandom, weighted, twobin\n"
         "  --hwm N              most tasks outstanding on one engine (default %d; 0 = no limit)\n"
@@ -154,10 +155,25 @@ s_usage (FILE *out)
         "(scheduler, hwm, heartbeat_msec, max_misses, ip, location, engine_memory_mb,\n"
         "restart_engines, replay_window_msec, log_max_mb, log_keep, engine_wait_sec);\n"
         "options win.\n",
-        LP_HEARTBEAT_MSEC, LP_HEARTBEAT_MAX_MISSES, LP_TASK_HWM, LP_ENGINE_MEMORY_SHARE,
+        LP_HEARTBEAT_MSEC, LP_HEARTBEAT_MAX_MISSES, LP_HEARTBEAT_CROWDED_MISSES,
+        LP_ENGINE_NICE_PER_CPU, LP_TASK_HWM, LP_ENGINE_MEMORY_SHARE,
         LP_REPLAY_WINDOW_MSEC, LP_STORE_MAX_RESULT,
         LP_LOG_MAX_MB, LP_LOG_KEEP, LP_ENGINE_LOST_EXIT_MSEC / 1000, LP_ENGINE_NICE,
         LP_ENGINE_NICE_PER_CPU);
+}
+
+//  More local engines than LP_ENGINE_NICE_PER_CPU per CPU: engines
+//  outnumber the CPUs so far that a ping takes seconds to reach the last
+//  of them and its pong as long to come back (1024 engines on 2 CPUs:
+//  a third of them 3 s late while a map ran), so the defaults change:
+//  their user code is niced (s_engine_nice) and they may miss
+//  LP_HEARTBEAT_CROWDED_MISSES pings (ipyparallel's default is 10 of 3 s).
+//  A crashed local engine is still seen at once (SIGCHLD).
+static bool
+s_crowded (const s_options_t *options)
+{
+    long cpus = sysconf (_SC_NPROCESSORS_ONLN);
+    return options->engines > LP_ENGINE_NICE_PER_CPU * (cpus > 0? cpus: 1);
 }
 
 //  The niceness increment of local engines' user code: --engine-nice, or
@@ -172,8 +188,7 @@ s_engine_nice (const s_options_t *options)
 {
     if (options->engine_nice >= 0)
         return (int) options->engine_nice;
-    long cpus = sysconf (_SC_NPROCESSORS_ONLN);
-    return options->engines > LP_ENGINE_NICE_PER_CPU * (cpus > 0? cpus: 1)? LP_ENGINE_NICE: 0;
+    return s_crowded (options)? LP_ENGINE_NICE: 0;
 }
 
 //  Reports readiness (or failure) once: to the daemon's parent, or stdout.
@@ -535,7 +550,9 @@ s_parse (int argc, char **argv, s_options_t *options)
     if (!options->heartbeat_msec)
         options->heartbeat_msec = file->heartbeat_msec? file->heartbeat_msec: LP_HEARTBEAT_MSEC;
     if (!options->max_misses)
-        options->max_misses = file->max_misses? file->max_misses: LP_HEARTBEAT_MAX_MISSES;
+        options->max_misses = file->max_misses? file->max_misses
+                            : s_crowded (options)? LP_HEARTBEAT_CROWDED_MISSES
+                            : LP_HEARTBEAT_MAX_MISSES;
     if (!options->ip)
         options->ip = *file->ip? file->ip: "127.0.0.1";
     if (!options->location && *file->location)
