@@ -23,9 +23,10 @@
     max_misses periods is dead (checked every period/4, so death is seen
     between max_misses and max_misses + 1/4 periods), provided half of
     the engines answered max_misses pings it did not: a controller starved
-    of CPU reads every engine's pongs late, and that is not their death. Local engines are
-    also child processes of the controller: their exit is reported on the
-    pipe (EXITED, DEAD) at once. A dead engine's unanswered requests are
+    of CPU reads every engine's pongs late, and that is not their death.
+    The pongs have a ZeroMQ I/O thread of their own (LP_HEARTBEAT_IO_THREAD).
+    Local engines are also child processes of the controller: their exit
+    is reported on the pipe (EXITED, DEAD) at once. A dead engine's unanswered requests are
     failed by the data-path actors (REMOVE id reason ename: EngineError, or
     TimeLimit for an engine that ended itself over a stuck request), and
     engine_unregistered is published.
@@ -121,6 +122,7 @@ struct _lp_hub_t {
     zhashx_t *by_uuid;                  //  uuid -> engine (borrowed)
     uint64_t ping_seq;                  //  last ping sent
     uint64_t pong_newest;               //  newest ping any engine answered
+                                        //  (s_pong_median's fallback)
     int expect_count;                   //  EXPECT: engines to wait for
     bool expecting;                     //  READY not yet sent
     zlistx_t *statuses;                 //  s_status_t waiting for figures (owns)
