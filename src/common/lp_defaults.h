@@ -83,6 +83,9 @@
                                                //  judged after this (not yet ready)
 #define LP_START_WINDOW            32          //  local engines started and not yet
                                                //  registered at a time (issue 13: no storm)
+#define LP_LAUNCHER_OPTS_MAX       64          //  --launcher-opt KEY=VALUE pairs
+#define LP_LAUNCHER_STOP_MSEC      60000       //  `lp-launch-KIND stop` may take this long
+#define LP_LAUNCHER_TAIL_LINES     6           //  launcher output lines quoted in an error
 #define LP_CONTROLLER_MMAP_THRESHOLD (256 * 1024)  //  bytes: allocations from here mapped singly
 #define LP_CONFIG_MAX_INSTRUCTIONS 1000000     //  Lua instructions a config file may run
 #define LP_QUICK_EXIT_MSEC         10000       //  an engine exit this soon after start is quick
@@ -133,6 +136,7 @@
 #define LP_CLIENT_RECOVER_IDS      4096        //  msg_ids per result_request after a restart
 #define LP_RESULT_SEARCH_MAX       16          //  result slots searched in place; more: indexed
 #define LP_LUA_POLL_MSEC           100         //  Lua module: wait slice of a blocking call
+#define LP_LUA_PROGRESS_MSEC       300         //  Lua module: first lp.progress call of a wait
 #define LPSH_HISTORY_SIZE          1000        //  lpsh: lines kept in the history file
 
 #endif

@@ -17,6 +17,8 @@
                          (EngineError, or TimeLimit when it ended itself
                          over a request stuck past its time limit)
       "ENGINES"          reply "ENGINES" i: registered engines
+      "RESTARTING" i i s answer to RESTART: id, pid, "" when the engine
+                         is being restarted, else why not
       "STOP"             stop serving (before the engines are stopped)
       "$TERM"
     Events (hub -> controller):
@@ -26,6 +28,8 @@
                          its local engines a window at a time from it)
       "SHUTDOWN"         a client asked the cluster to shut down; the hub
                          has stopped serving (as after STOP)
+      "RESTART" i i      a client asked to restart engine id (process pid,
+                         on this host); the controller answers RESTARTING
 */
 #ifndef LP_HUB_H_INCLUDED
 #define LP_HUB_H_INCLUDED

@@ -34,6 +34,11 @@
     itself. The main thread removes the hook after each request. No hook is
     ever on in normal operation (Lua 5.4 with a hook runs about 2x slower).
 
+    Walltime: an engine started by a batch system knows when its job ends
+    (lp_engine_walltime_left, lp.walltime_left () in Lua); the session
+    refuses a request whose time_limit would outlast it (WalltimeExceeded)
+    instead of starting work the batch system will kill.
+
     print and io.write (and io.stdout:write) are captured: each call goes
     to the output callback at once (published on iopub by the session) and
     is accumulated for the reply's metadata "stdout".
@@ -129,12 +134,13 @@ struct _lp_engine_t {
     size_t done_next;                   //  slot the next one goes to
     zhashx_t *done_set;                 //  the same ids, for lookups
     zhashx_t *marks;                    //  aborted msg_id -> int64_t
+    int64_t marks_first;                //  no mark expires before this
                                         //  zclock_mono when it expires
     s_pin_t *pins;                      //  lent strings Lua still has
 };
 
 //  What one request does and what it produced
-typedef enum { S_EXECUTE, S_APPLY, S_MAP, S_PUSH, S_PULL } s_op_t;
+typedef enum { S_EXECUTE, S_APPLY, S_MAP, S_MAP_STAR, S_PUSH, S_PULL } s_op_t;
 
 typedef struct {
     lp_engine_t *self;                  //  the engine
@@ -423,6 +429,49 @@ l_clock (lua_State *L)
     return 1;
 }
 
+//  An epoch-seconds variable: true with *value when set to a positive
+//  number and nothing else
+static bool
+s_env_epoch (const char *name, double *value)
+{
+    const char *text = getenv (name);
+    if (!text || !*text)
+        return false;
+    char *end;
+    double v = strtod (text, &end);
+    while (*end == ' ' || *end == '\n')
+        end++;
+    if (*end || !(v > 0) || v > 1e12)
+        return false;
+    *value = v;
+    return true;
+}
+
+int
+lp_engine_walltime_left (double *left)
+{
+    assert (left);
+    double end;
+    if (!s_env_epoch ("SLURM_JOB_END_TIME", &end)
+    &&  !s_env_epoch ("LP_WALLTIME_END", &end))
+        return -1;
+    double now = (double) lp_util_wall_usec () / 1e6;
+    *left = end > now? end - now: 0;
+    return 0;
+}
+
+//  lp.walltime_left (): seconds until the batch job ends, nil when unknown
+static int
+l_walltime_left (lua_State *L)
+{
+    double left;
+    if (lp_engine_walltime_left (&left) == 0)
+        lua_pushnumber (L, left);
+    else
+        lua_pushnil (L);
+    return 1;
+}
+
 //  The engine's Lua folder: the source tree's lua/ when this executable
 //  is the one in the build folder; else <bindir>/../share/luaparallel/lua
 //  when it exists (an install moved as a whole, `cmake --install --prefix`);
@@ -521,6 +570,8 @@ s_setup (lua_State *L)
     lua_setfield (L, -2, "clock");
     lua_pushcfunction (L, l_facts);
     lua_setfield (L, -2, "facts");
+    lua_pushcfunction (L, l_walltime_left);
+    lua_setfield (L, -2, "walltime_left");
     lua_getfield (L, -2, "loaded");
     lua_pushvalue (L, -2);
     lua_setfield (L, -2, "lp");
@@ -791,19 +842,29 @@ lp_engine_stuck_msec (lp_engine_t *self)
 //  small (a linear scan costs microseconds) and bounded.
 
 //  Drops expired marks; under lock. Called only when the table is full,
-//  so the walk is rare.
+//  and walks it only once a mark can have expired (marks_first): a full
+//  table of live marks answers the next ids at once. (Walking it for each
+//  of 5000 ids took the heart thread seconds, and its engine was declared
+//  dead for missed heartbeats.)
 static void
 s_marks_expire (lp_engine_t *self, int64_t now)
 {
+    if (now < self->marks_first)
+        return;
     zlistx_t *keys = zhashx_keys (self->marks);
     if (!keys)
         return;
+    int64_t first = INT64_MAX;
     for (const char *key = (const char *) zlistx_first (keys); key;
          key = (const char *) zlistx_next (keys)) {
         int64_t *expires = (int64_t *) zhashx_lookup (self->marks, key);
         if (expires && *expires <= now)
             zhashx_delete (self->marks, key);
+        else
+        if (expires && *expires < first)
+            first = *expires;
     }
+    self->marks_first = first;
     zlistx_destroy (&keys);
 }
 
@@ -870,8 +931,11 @@ lp_engine_abort (lp_engine_t *self, const char *msg_id)
                 expires = NULL;
             }
         }
-        if (expires)
+        if (expires) {
             *expires = now + LP_REPLAY_WINDOW_MSEC;
+            if (*expires < self->marks_first)
+                self->marks_first = *expires;
+        }
         else
             rc = -1;                    //  table full (or out of memory)
     }
@@ -1302,18 +1366,35 @@ s_job_run (lua_State *L)
             s_collect_results (L, job, 1);
             break;
         }
-        case S_MAP: {
+        case S_MAP:
+        case S_MAP_STAR: {
             if (s_push_function (L, job, job->text))
                 return 0;
             bool typed = lp_value_type (job->arg) == LP_TYPED;
             size_t n = lp_value_len (job->arg);
             for (size_t i = 0; i < n; i++) {
                 lua_pushvalue (L, 1);
+                int nargs = 1;
                 if (typed)
                     s_push_typed_item (L, job->arg, i);
                 else
+                if (job->op == S_MAP_STAR) {
+                    //  A map over several sequences: item i holds the
+                    //  arguments of call i
+                    const lp_value_t *args = lp_value_at (job->arg, i);
+                    if (lp_value_type (args) != LP_ARRAY) {
+                        s_job_fail (job, LP_ENAME_PROTOCOL, LP_MAP_REQUEST ": " LP_MAP_STAR
+                                    " items must be arrays", "");
+                        return 0;
+                    }
+                    nargs = (int) lp_value_len (args);
+                    luaL_checkstack (L, nargs + LUA_MINSTACK, "too many arguments");
+                    for (int k = 0; k < nargs; k++)
+                        lp_lua_push_value (L, lp_value_at (args, (size_t) k));
+                }
+                else
                     lp_lua_push_value (L, lp_value_at (job->arg, i));
-                if (s_call (L, job, 1, 1) != LUA_OK)
+                if (s_call (L, job, nargs, 1) != LUA_OK)
                     return 0;
                 char root [40];
                 snprintf (root, sizeof root, "result[%zu]", i + 1);
@@ -1528,12 +1609,12 @@ lp_engine_apply (lp_engine_t *self, const char *fn, const lp_value_t *args)
 }
 
 lp_value_t *
-lp_engine_map (lp_engine_t *self, const char *fn, const lp_value_t *items)
+lp_engine_map (lp_engine_t *self, const char *fn, const lp_value_t *items, bool star)
 {
     assert (self);
     assert (fn);
     assert (items);
-    return s_run (self, S_MAP, fn, items);
+    return s_run (self, star? S_MAP_STAR: S_MAP, fn, items);
 }
 
 lp_value_t *
