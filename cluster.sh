@@ -144,7 +144,7 @@ stop_pid () {
 DEPS_BUILD=(gcc make libc6-dev cmake pkg-config libzmq3-dev libczmq-dev
             libmsgpack-dev liblua5.4-dev libsodium-dev libjansson-dev
             libedit-dev libsqlite3-dev libmicrohttpd-dev iproute2 procps)
-DEPS_TEST=(tmux lua5.4 python3-zmq python3-msgpack sqlite3 tcpdump)
+DEPS_TEST=(tmux lua5.4 python3-zmq python3-msgpack sqlite3 tcpdump faketime)
 #  Launcher tests run against the real software (one array per launcher)
 #  ssh: the real sshd of tests/shell/launcher_ssh.sh (the test runs its own,
 #  in network namespaces; note that on a machine with systemd, installing
@@ -243,6 +243,8 @@ Commands:
   stop [--profile P]   stop the controller of profile P (and its engines)
   rekey [--profile P]  new CURVE keys for a stopped controller (old files refused)
   status [--profile P] list the engines: id, host, pid, state, queue
+  doctor [--profile P] every engine's host, pid, versions, memory, load, clock
+                       offset and speed; exit 1 when something is flagged
   engines -n N --file lp-engine.json [--stop]
                        start (or stop) N engines for a controller, e.g. on
                        another host with a copy of lp-engine.json
@@ -405,6 +407,22 @@ state, queue), through build/lpstatus. Exit 1 when no controller runs.
 EOF
 }
 
+usage_doctor () {
+    cat <<EOF
+usage: $PROG doctor [--profile P] [--timeout MS] [--no-build]
+
+Asks every engine of the controller of profile P, one at a time, for its
+host, pid, user, working directory, Lua, luaparallel and protocol
+versions, free memory and load average, measures its clock offset
+against this host (an NTP-style round trip: run it on the controller's
+host) and times a short calibration loop on it, through build/lpdoctor.
+Flags version mismatches, a clock off by more than 1 s, an engine 3x
+slower than the median, an engine that does not answer within --timeout
+(default 10000 ms: a busy engine answers after its current task).
+Exit 0 when nothing is flagged, 1 otherwise (or no controller runs).
+EOF
+}
+
 usage_engines () {
     cat <<EOF
 usage: $PROG engines -n N --file lp-engine.json [--engine-wait S] [--no-build]
@@ -484,7 +502,8 @@ stopped by pid.
             or 64-engine registration for ipyparallel (under 5 minutes)
   -n N      engines per cluster (default 4)
   --only G  only these workload groups (comma-separated: startup, rtt, all,
-            push, scatter, lb, map, growth, pi, memory, kill, schemes, reg);
+            push, scatter, lb, map, growth, pi, memory, kill, schemes, reg,
+            many: 1024 engines, issue 13);
             writes bench/results/partial.*
   --docs    also write the table into docs/performance.md after --quick
 EOF
@@ -825,6 +844,32 @@ cmd_status () {
     "$BUILD/lpstatus" --file "$dir/security/lp-client.json"
 }
 
+cmd_doctor () {
+    local profile=default timeout=""
+    while (( $# )); do
+        case $1 in
+            -h|--help) usage_doctor; exit 0 ;;
+            --profile) need_value "$@"; profile=$2; shift 2 ;;
+            --timeout) need_value "$@"; timeout=$2; shift 2 ;;
+            --no-build) NO_BUILD=1; shift ;;
+            *) die "doctor: unknown option '$1' (see $PROG doctor --help)" ;;
+        esac
+    done
+    local dir pid
+    dir=$(profile_dir "$profile")
+    pid=$(controller_pid "$dir")
+    if [[ -z $pid ]]; then
+        say "no controller running for profile '$profile' ($dir)"
+        return 1
+    fi
+    if [[ ! -x $BUILD/lpdoctor ]]; then
+        ensure_built lpdoctor
+    fi
+    need_bin lpdoctor
+    printf 'controller: pid %s, profile %s\n' "$pid" "$dir"
+    "$BUILD/lpdoctor" --file "$dir/security/lp-client.json" ${timeout:+--timeout "$timeout"}
+}
+
 cmd_engines () {
     local n="" file="" profile="" stop="" engine_wait=60
     while (( $# )); do
@@ -1029,6 +1074,7 @@ case $CMD in
     stop)    cmd_stop "$@" ;;
     rekey)   cmd_rekey "$@" ;;
     status)  cmd_status "$@" ;;
+    doctor)  cmd_doctor "$@" ;;
     engines) cmd_engines "$@" ;;
     test)    cmd_test "$@" ;;
     build)   cmd_build "$@" ;;

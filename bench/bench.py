@@ -479,7 +479,7 @@ def docs_block(md_path):
 #  Workload groups, in the order they run; --only picks some (raw ZeroMQ
 #  always runs: the targets need it and it takes seconds).
 GROUPS = ["startup", "rtt", "all", "push", "scatter", "lb", "map", "growth", "pi",
-          "memory", "kill", "schemes", "reg"]
+          "memory", "kill", "schemes", "reg", "many"]
 MAIN_GROUPS = {"rtt", "all", "push", "scatter", "lb", "map", "growth", "pi", "memory", "kill"}
 
 
@@ -1000,6 +1000,62 @@ def main():
                 s = c.stop()
                 if s is not None and row.ipp:
                     rstop.ipp.append(s)
+
+        # 5. 1024 engines on this host (issue 13): registration, %px fan-out,
+        #    controller RSS per engine, false deaths while a map keeps every
+        #    engine (and so both CPUs) busy, stop. The full bench loads for
+        #    5 minutes, --quick for 30 s; the row's label says which.
+        if want("many"):
+            big = 1024
+            load_s = 30 if quick else 300
+            r_reg = add("many_reg", f"{big} engines: start-up until all registered", "s", "lower",
+                        note="luaparallel only")
+            r_fan = add("many_fanout", f"{big} engines: %px return lp.id, all replies in (median of 20)",
+                        "ms", "lower", note="luaparallel only")
+            r_rss = add("many_rss", f"{big} engines: controller RSS per engine (RSS / n, after the fan-outs)",
+                        "KB", "lower", note="luaparallel only")
+            r_dead = add("many_deaths", f"{big} engines: engines declared dead during a map keeping all "
+                         f"{big} busy for {load_s} s" + (" (quick: the full bench loads 300 s)" if quick else ""),
+                         "engines", "lower", note="luaparallel only")
+            r_stop = add("many_stop", f"{big} engines: stop until all processes gone", "s", "lower",
+                         note="luaparallel only")
+            if over_budget("1024 engines"):
+                for r in (r_reg, r_fan, r_rss, r_dead, r_stop):
+                    r.lp_note = "skipped: quick run over its time budget"
+            else:
+                log(f"{big} engines (load {load_s} s)")
+                c = Cluster("lp", big, build, timeout=120)
+                c.env["LP_BENCH_DEADLINE"] = "120"
+                clusters.append(c)
+                try:
+                    v = c.start(check=False)
+                    if "startup_s" in v:
+                        r_reg.lp.append(v["startup_s"])
+                    else:
+                        r_reg.lp_note = f"only {v.get('registered', 0):.0f} of {big} registered in 120 s"
+                    v = c.run("fanout", big, 20, timeout=600)
+                    r_fan.lp.append(v["fanout_median_ms"])
+                    ctrl_mb = c.rss()[0]
+                    r_rss.lp.append(ctrl_mb * 1024 / big)
+                    v = c.run("load", big, load_s,
+                              os.path.join(c.dir, "log", "lpcontroller.log"), timeout=load_s + 900)
+                    r_dead.lp.append(v["false_deaths"])
+                    if v.get("load_items_failed", 1) or v.get("engines_after", 0) != big:
+                        r_dead.lp_note = (f"{v.get('load_items_failed')} map items failed, "
+                                          f"{v.get('engines_after')} engines listed after")
+                except (RuntimeError, subprocess.TimeoutExpired, KeyError, OSError) as e:
+                    log(f"lp {big} engines: FAILED: {short(e)}")
+                    for r in (r_reg, r_fan, r_rss, r_dead):
+                        if not r.lp:
+                            failed(r, "lp", short(e))
+                s = c.stop()
+                if s is not None:
+                    r_stop.lp.append(s)
+            judge(r_reg, "<= 10 s (issue 13)", [("registration", r_reg.med(), "<=", 10.0)])
+            judge(r_fan, "< 100 ms (issue 13)", [("fan-out", r_fan.med(), "<", 100.0)])
+            judge(r_rss, "<= 100 KB (issue 13)", [("RSS per engine", r_rss.med(), "<=", 100.0)])
+            judge(r_dead, "0 (issue 13)" + ("" if not quick else "; 300 s in the full bench"),
+                  [("false deaths", r_dead.med(), "<=", 0)])
 
         def us(k):
             return f"{raw[k]:,.0f}" if k in raw else "FAILED"

@@ -15,6 +15,9 @@
 #define LP_HEARTBEAT_MSEC          1000        //  ping period
 #define LP_HEARTBEAT_MAX_MISSES    3           //  pings missed before dead
 #define LP_HEARTBEAT_CHECK_DIV     4           //  liveness checked period/DIV
+#define LP_HEARTBEAT_SILENT_FACTOR 10          //  dead after this many times the
+                                               //  misses' time even when most
+                                               //  engines are silent too
 #define LP_HEARTBEAT_MAX_FRAME     256         //  bytes; pings are 12, pongs 12 or 20
 #define LP_SMALL_MAX_FRAME         (64 * 1024) //  ZMQ_MAXMSGSIZE of the controller's
                                                //  registration/query and subscription
@@ -70,6 +73,19 @@
 
 //  Controller (src/controller)
 #define LP_READY_TIMEOUT_MSEC      60000       //  -n engines must register by then
+#define LP_DOCTOR_CALIBRATION_LOOPS 4000000    //  doctor: iterations of the calibration loop
+#define LP_DOCTOR_CALIBRATION_RUNS 3           //  ... best of this many runs
+#define LP_ENGINE_NICE             19          //  local engines' user code runs at this
+                                               //  niceness increment (--engine-nice) ...
+#define LP_HEARTBEAT_CROWDED_MISSES 10         //  ... and their max_misses default
+#define LP_ENGINE_NICE_PER_CPU     4           //  ... when there are more local engines
+                                               //  than this per CPU (docs/operations.md)
+#define LP_CONTROLLER_IO_THREADS   3           //  ZeroMQ I/O threads: mux, scheduler, heartbeat
+#define LP_HEARTBEAT_IO_THREAD     2           //  ... the heartbeat sockets' one
+#define LP_HELLO_WAIT_MSEC         30000       //  hub: a registering engine's heartbeat is
+                                               //  judged after this (not yet ready)
+#define LP_START_WINDOW            32          //  local engines started and not yet
+                                               //  registered at a time (issue 13: no storm)
 #define LP_LAUNCHER_OPTS_MAX       64          //  --launcher-opt KEY=VALUE pairs
 #define LP_LAUNCHER_STOP_MSEC      60000       //  `lp-launch-KIND stop` may take this long
 #define LP_LAUNCHER_TAIL_LINES     6           //  launcher output lines quoted in an error

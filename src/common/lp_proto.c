@@ -5,6 +5,12 @@
 
 #include "lp_prelude.h"
 #include "lp_proto.h"
+#include "lp_util.h"
+#include "lp_value.h"
+
+#include <pwd.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #define S_REQUEST_SUFFIX "_request"
 #define S_REPLY_SUFFIX   "_reply"
@@ -93,6 +99,73 @@ lp_proto_is_engine_request (const char *msg_type)
         if (streq (msg_type, types [i]))
             return true;
     return false;
+}
+
+//  A fixed amount of integer work, timed on the wall clock: an engine
+//  that gets less of a CPU (throttled, overloaded, a slower core) takes
+//  longer. Best of LP_DOCTOR_CALIBRATION_RUNS, so that one preemption on
+//  a busy machine does not make a healthy engine look slow.
+static int64_t
+s_calibration_usec (void)
+{
+    int64_t best = INT64_MAX;
+    for (int run = 0; run < LP_DOCTOR_CALIBRATION_RUNS; run++) {
+        int64_t start = zclock_usecs ();
+        volatile uint64_t x = 1;
+        for (uint64_t i = 0; i < LP_DOCTOR_CALIBRATION_LOOPS; i++)
+            x = x * 6364136223846793005u + i;
+        int64_t took = zclock_usecs () - start;
+        if (took < best)
+            best = took;
+    }
+    return best;
+}
+
+static int64_t
+s_mem_available_kb (void)
+{
+    FILE *file = fopen ("/proc/meminfo", "r");
+    char line [256];
+    long long kb = -1;
+    while (file && fgets (line, sizeof line, file))
+        if (sscanf (line, "MemAvailable: %lld kB", &kb) == 1)
+            break;
+    if (file)
+        fclose (file);
+    return (int64_t) kb;
+}
+
+lp_value_t *
+lp_proto_facts (void)
+{
+    char host [256] = "", cwd [4096] = "";
+    gethostname (host, sizeof host - 1);
+    if (!getcwd (cwd, sizeof cwd))
+        cwd [0] = 0;
+    const char *user = getenv ("USER");
+    struct passwd *pw = getpwuid (getuid ());
+    if (pw && pw->pw_name)
+        user = pw->pw_name;
+    double load [1] = { -1 };
+    if (getloadavg (load, 1) != 1)
+        load [0] = -1;
+    int64_t calibration = s_calibration_usec ();
+    //  Read last: as close to the reply as it can be
+    int64_t clock = lp_util_wall_usec ();
+    lp_value_t *facts = lp_value_map ();
+    if (facts
+    && (lp_value_set (facts, LP_FACT_HOST, lp_value_string (host))
+    ||  lp_value_set (facts, LP_FACT_PID, lp_value_int ((int64_t) getpid ()))
+    ||  lp_value_set (facts, LP_FACT_USER, lp_value_string (user? user: ""))
+    ||  lp_value_set (facts, LP_FACT_CWD, lp_value_string (cwd))
+    ||  lp_value_set (facts, LP_FACT_VERSION, lp_value_string (LP_VERSION_STRING))
+    ||  lp_value_set (facts, LP_FACT_PROTOCOL, lp_value_string (LP_PROTOCOL_VERSION))
+    ||  lp_value_set (facts, LP_FACT_MEM_FREE, lp_value_int (s_mem_available_kb ()))
+    ||  lp_value_set (facts, LP_FACT_LOAD, lp_value_number (load [0]))
+    ||  lp_value_set (facts, LP_FACT_CALIBRATION, lp_value_int (calibration))
+    ||  lp_value_set (facts, LP_FACT_CLOCK, lp_value_int (clock))))
+        lp_value_destroy (&facts);
+    return facts;
 }
 
 void

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "luaparallel.h"
 
 //  ---------------------------------------------------------------------
 //  Frames, counted from the delimiter frame (index delim in the zmsg):
@@ -165,6 +166,25 @@ bool    lp_proto_pong_decode (const uint8_t *data, size_t size, uint64_t *seq_p,
 #define LP_ENAME_TOO_LARGE      "ResultTooLarge"      //  not kept by the store
 
 //  ---------------------------------------------------------------------
+//  Doctor (./cluster.sh doctor, src/tools/lpdoctor.c): the facts an engine
+//  tells about itself. lpdoctor executes LP_DOCTOR_CODE on one engine at
+//  a time (a direct execute_request, so no new message type); the engine's
+//  lp.facts () returns the map lp_proto_facts builds, with these keys:
+#define LP_DOCTOR_CODE          "return lp.facts ()"
+#define LP_FACT_ID              "id"            //  int: lp.id
+#define LP_FACT_HOST            "host"          //  string: gethostname
+#define LP_FACT_PID             "pid"           //  int
+#define LP_FACT_USER            "user"          //  string: login name
+#define LP_FACT_CWD             "cwd"           //  string: working directory
+#define LP_FACT_LUA             "lua_version"   //  string: LUA_RELEASE
+#define LP_FACT_VERSION         "version"       //  string: LP_VERSION_STRING
+#define LP_FACT_PROTOCOL        "protocol"      //  string: LP_PROTOCOL_VERSION
+#define LP_FACT_MEM_FREE        "mem_free_kb"   //  int: MemAvailable of /proc/meminfo
+#define LP_FACT_LOAD            "load1"         //  float: 1-minute load average
+#define LP_FACT_CLOCK           "clock_us"      //  int: wall clock, us since the epoch
+#define LP_FACT_CALIBRATION     "calibration_us" //  int: wall time of a fixed loop
+
+//  ---------------------------------------------------------------------
 //  Functions
 
 //  The reply type of a request type: "execute_request" -> "execute_reply"
@@ -176,6 +196,10 @@ const char *lp_proto_reply_type (const char *request_type, char *out, size_t siz
 bool        lp_proto_is_engine_request (const char *msg_type);
 //  True when msg_type ends in "_request".
 bool        lp_proto_is_request (const char *msg_type);
+//  The facts of this process and host (keys above; the caller adds
+//  LP_FACT_ID and LP_FACT_LUA). Runs the calibration loop (a few ms).
+//  NULL when out of memory.
+lp_value_t *lp_proto_facts (void);
 void        lp_proto_test (bool verbose);
 
 #endif

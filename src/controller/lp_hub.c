@@ -21,9 +21,14 @@
     Liveness: the hub publishes "LPHB"+seq every heartbeat period; each
     engine's heart thread echoes it on hb_pong. An engine silent for
     max_misses periods is dead (checked every period/4, so death is seen
-    between max_misses and max_misses + 1/4 periods). Local engines are
-    also child processes of the controller: their exit is reported on the
-    pipe (EXITED, DEAD) at once. A dead engine's unanswered requests are
+    between max_misses and max_misses + 1/4 periods), provided half of
+    the engines answered max_misses pings it did not: a controller starved
+    of CPU reads every engine's pongs late, and that is not their death.
+    Silent LP_HEARTBEAT_SILENT_FACTOR times that long, it is dead anyway
+    (most engines lost at once).
+    The pongs have a ZeroMQ I/O thread of their own (LP_HEARTBEAT_IO_THREAD).
+    Local engines are also child processes of the controller: their exit
+    is reported on the pipe (EXITED, DEAD) at once. A dead engine's unanswered requests are
     failed by the data-path actors (REMOVE id reason ename: EngineError, or
     TimeLimit for an engine that ended itself over a stuck request), and
     engine_unregistered is published.
@@ -60,6 +65,7 @@
 #include "lp_guard.h"
 #include "lp_wire.h"
 #include "lp_fetch.h"
+#include "lp_routes.h"
 #include "lp_codec.h"
 
 #include <sodium.h>
@@ -113,8 +119,12 @@ struct _lp_hub_t {
     s_engine_t **engines;               //  by id, NULL for holes (owns)
     size_t engines_size;                //  slots in engines
     int next_id;                        //  next fresh id
+    int ready;                          //  engines in ENGINE_READY (kept, not
+                                        //  counted: O(1) per registration)
     zhashx_t *by_uuid;                  //  uuid -> engine (borrowed)
     uint64_t ping_seq;                  //  last ping sent
+    uint64_t pong_newest;               //  newest ping any engine answered
+                                        //  (s_pong_median's fallback)
     int expect_count;                   //  EXPECT: engines to wait for
     bool expecting;                     //  READY not yet sent
     zlistx_t *statuses;                 //  s_status_t waiting for figures (owns)
@@ -164,14 +174,23 @@ s_notify (lp_hub_t *self, const char *type, s_engine_t *engine, const char *reas
     lp_wire_send (self->wire, &msg, self->notify);
 }
 
+//  Every change of an engine's state goes through here, so that the
+//  number of ready engines is kept rather than counted.
+static void
+s_engine_set_state (lp_hub_t *self, s_engine_t *engine, s_state_t state)
+{
+    if (engine->state == ENGINE_READY && state != ENGINE_READY)
+        self->ready--;
+    else
+    if (engine->state != ENGINE_READY && state == ENGINE_READY)
+        self->ready++;
+    engine->state = state;
+}
+
 static int
 s_engines_ready (lp_hub_t *self)
 {
-    int count = 0;
-    for (size_t i = 0; i < self->engines_size; i++)
-        if (self->engines [i] && self->engines [i]->state == ENGINE_READY)
-            count++;
-    return count;
+    return self->ready;
 }
 
 //  EXITED: the id of the engine of this host whose process has (or had)
@@ -204,6 +223,9 @@ s_check_ready (lp_hub_t *self)
         self->expecting = false;
         zsock_send (self->pipe, "si", "READY", count);
     }
+    else
+    if (self->expecting)
+        zsock_send (self->pipe, "si", "PROGRESS", count);
 }
 
 //  Tells the data-path actors that engine id is gone: each fails (or, the
@@ -222,7 +244,7 @@ s_engine_dead (lp_hub_t *self, s_engine_t *engine, const char *reason, const cha
     if (engine->state == ENGINE_DEAD)
         return;
     bool was_ready = engine->state == ENGINE_READY;
-    engine->state = ENGINE_DEAD;
+    s_engine_set_state (self, engine, ENGINE_DEAD);
     zsys_warning ("hub: engine %d (pid %lld on %s) %s", engine->id,
                   (long long) engine->pid, engine->host, reason);
     s_remove_everywhere (self, engine->id, reason, ename);
@@ -333,7 +355,7 @@ s_handle_registration (lp_hub_t *self, lp_msg_t *msg)
     free (engine->cwd); engine->cwd = s_strdup_field (msg, "cwd");
     free (engine->lua_version); engine->lua_version = s_strdup_field (msg, "lua_version");
     engine->pid = lp_msg_get_int (msg, "pid", -1);
-    engine->state = ENGINE_REGISTERING;
+    s_engine_set_state (self, engine, ENGINE_REGISTERING);
     engine->hello [0] = engine->hello [1] = engine->hello [2] = false;
     engine->exited = false;
     engine->last_seen = zclock_mono ();
@@ -681,7 +703,7 @@ s_handle_hello (lp_hub_t *self, int id, const char *uuid, const char *channel)
         return;
     engine->hello [streq (channel, "mux")? 0: streq (channel, "control")? 1: 2] = true;
     if (engine->hello [0] && engine->hello [1] && engine->hello [2]) {
-        engine->state = ENGINE_READY;
+        s_engine_set_state (self, engine, ENGINE_READY);
         engine->last_seen = zclock_mono ();
         engine->pong_seq = self->ping_seq;
         zsock_send (self->mux, "sis", "ADD", engine->id, engine->uuid);
@@ -790,6 +812,8 @@ s_handle_pong (lp_hub_t *self, zsock_t *sock, zmsg_t *msg)
             engine->last_seen = zclock_mono ();
             if (seq > engine->pong_seq)
                 engine->pong_seq = seq;
+            if (seq > self->pong_newest)
+                self->pong_newest = seq;
             if (rss)
                 engine->rss = rss;
         }
@@ -829,6 +853,35 @@ s_on_pong (zloop_t *loop, zsock_t *sock, void *arg)
 }
 
 static int
+s_cmp_seq (const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    return (x > y) - (x < y);
+}
+
+//  The newest ping that at least half of the live engines answered
+//  (O(n log n) per check: 1024 engines, 4 checks a second); the newest
+//  answered by any when out of memory.
+static uint64_t
+s_pong_median (lp_hub_t *self)
+{
+    uint64_t *seqs = (uint64_t *) malloc (self->engines_size * sizeof *seqs);
+    if (!seqs)
+        return self->pong_newest;
+    size_t count = 0;
+    for (size_t i = 0; i < self->engines_size; i++)
+        if (self->engines [i] && self->engines [i]->state == ENGINE_READY)
+            seqs [count++] = self->engines [i]->pong_seq;
+    uint64_t median = self->pong_newest;
+    if (count > 0) {
+        qsort (seqs, count, sizeof *seqs, s_cmp_seq);
+        median = seqs [count / 2];
+    }
+    free (seqs);
+    return median;
+}
+
+static int
 s_on_check_timer (zloop_t *loop, int timer_id, void *arg)
 {
     (void) loop; (void) timer_id;
@@ -838,13 +891,31 @@ s_on_check_timer (zloop_t *loop, int timer_id, void *arg)
     s_drain_pongs (self);
     int64_t limit = (int64_t) self->config.heartbeat_msec * self->config.max_misses;
     int64_t now = zclock_mono ();
+    uint64_t misses = (uint64_t) self->config.max_misses;
+    //  With other engines, the newest ping answered by half of them is
+    //  the yardstick, not the newest sent: when the controller's own
+    //  threads are starved of CPU (1024 engines spinning on 2 CPUs), pongs
+    //  wait unread in its sockets, and they wait for every engine alike.
+    //  An engine is dead when most others answered max_misses pings it
+    //  did not, or when it stayed silent LP_HEARTBEAT_SILENT_FACTOR times
+    //  longer than that: should most engines fall silent at once (the
+    //  host of most remote engines lost, most engines stopped), they are
+    //  still named, later, and their requests end.
+    uint64_t answered = self->ready > 1? s_pong_median (self): self->ping_seq;
     for (size_t i = 0; i < self->engines_size; i++) {
         s_engine_t *engine = self->engines [i];
         //  Dead: silent for max_misses periods AND max_misses pings really
-        //  went out meanwhile (if this thread was held up and sent none,
-        //  the silence is ours, not the engine's).
-        if (engine && engine->state != ENGINE_DEAD && now - engine->last_seen > limit
-        &&  self->ping_seq - engine->pong_seq >= (uint64_t) self->config.max_misses) {
+        //  went out and were answered by others meanwhile (if this thread
+        //  was held up and sent none, the silence is ours, not the
+        //  engine's).
+        //  One that registered but is not ready yet (its heart may not
+        //  beat yet: hundreds of engines starting on 2 CPUs) has longer.
+        int64_t allowed = engine && engine->state == ENGINE_REGISTERING
+                        && limit < LP_HELLO_WAIT_MSEC? LP_HELLO_WAIT_MSEC: limit;
+        if (engine && engine->state != ENGINE_DEAD && now - engine->last_seen > allowed
+        &&  self->ping_seq - engine->pong_seq >= misses
+        &&  (answered >= engine->pong_seq + misses
+             || now - engine->last_seen > allowed * LP_HEARTBEAT_SILENT_FACTOR)) {
             char reason [96];
             snprintf (reason, sizeof reason, "died: no heartbeat for %lld ms",
                       (long long) (now - engine->last_seen));
@@ -966,6 +1037,13 @@ s_hub_new (zsock_t *pipe, const lp_hub_config_t *config, char *err, size_t errle
         return NULL;
     }
     s_limit_frames (self);
+    //  Heartbeats (the engines', and the clients' controller_heartbeat on
+    //  notify) on an I/O thread of their own (before the binds: a
+    //  connection takes its socket's affinity when it is made)
+    uint64_t affinity = lp_routes_io_affinity (LP_HEARTBEAT_IO_THREAD);
+    zsock_set_affinity (self->hb_ping, (int) affinity);
+    zsock_set_affinity (self->hb_pong, (int) affinity);
+    zsock_set_affinity (self->notify, (int) affinity);
     char (*endpoints) [128] = self->config.endpoints;
     if (lp_bind_tcp (self->registration, config->ip, endpoints [LP_HUB_REGISTRATION], 128)
     ||  lp_bind_tcp (self->hb_ping, config->ip, endpoints [LP_HUB_HB_PING], 128)

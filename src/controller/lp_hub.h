@@ -23,6 +23,9 @@
       "$TERM"
     Events (hub -> controller):
       "READY"   i        the EXPECTed count of engines is registered
+      "PROGRESS" i       until then, after each engine that registers:
+                         the count registered (the controller starts
+                         its local engines a window at a time from it)
       "SHUTDOWN"         a client asked the cluster to shut down; the hub
                          has stopped serving (as after STOP)
       "RESTART" i i      a client asked to restart engine id (process pid,

@@ -22,6 +22,7 @@ typedef struct {
     const char *pid_dir;                //  engine-<k>.pid go there
     long memory_mb;                     //  --memory-limit MB; < 0: not passed
     long lost_exit_msec;                //  --lost-exit MSEC; 0: not passed
+    int nice;                           //  --nice N; 0: not passed
     lp_log_t *log;                      //  engine output goes through it
                                         //  (rotated); NULL: straight to the file
 } lp_launcher_config_t;
@@ -34,7 +35,7 @@ typedef void (lp_launcher_exit_fn) (int pid, int slot, int status, const char *r
 lp_launcher_t *lp_launcher_new (const lp_launcher_config_t *config);
 void  lp_launcher_destroy (lp_launcher_t **self_p);
 //  Starts n more engines in new slots; slot k asks for engine id k (so
-//  engine-<k>.log is usually engine k's). 0, or -1 when a fork failed.
+//  engine-<k>.log is usually engine k's). 0, or -1 when a spawn failed.
 int   lp_launcher_start (lp_launcher_t *self, int n, char *err, size_t errlen);
 //  lpcontroller --restore: n slots, each adopting the live lpengine that
 //  its pid file names (left by a controller that died: not our child,
@@ -48,6 +49,8 @@ int   lp_launcher_restart (lp_launcher_t *self, int slot, int id, char *err, siz
 //  calling fn for each. Returns how many.
 int   lp_launcher_reap (lp_launcher_t *self, lp_launcher_exit_fn *fn, void *arg);
 size_t lp_launcher_running (lp_launcher_t *self);
+//  Slots started so far (engines started, restarted ones counted once)
+size_t lp_launcher_count (lp_launcher_t *self);
 //  The slot of pid when it is a running child of ours (not adopted), else -1.
 int   lp_launcher_slot (lp_launcher_t *self, int pid);
 //  SIGTERM to all, waits up to grace_msec, then SIGKILL; reaps all and

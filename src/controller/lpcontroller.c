@@ -92,6 +92,7 @@ typedef struct {
     long log_max_mb;                    //  rotate logs past this, -1 unset
     long log_keep;                      //  rotated logs kept, -1 unset
     long engine_wait_sec;               //  local engines' --lost-exit, -1 unset
+    long engine_nice;                   //  local engines' --nice, -1 unset
     long ready_timeout_sec;             //  engines must register by then, -1 unset
     int secure;                         //  CURVE: 1 --secure, 0 --insecure, -1 unset
     bool restore;                       //  --restore: a dead controller's
@@ -115,6 +116,8 @@ typedef struct {
     bool failed;                        //  could not get ready
     bool reported;                      //  readiness said once
     bool stopping;                      //  the hub said SHUTDOWN
+    bool windowed;                      //  local engines still being started
+                                        //  a window at a time (s_start_more)
     int *restarts;                      //  pids a client asked to restart
     size_t nrestarts;                   //  (signalled, not yet exited)
 } s_controller_t;
@@ -153,7 +156,8 @@ s_usage (FILE *out)
         , LP_READY_TIMEOUT_MSEC / 1000);
     fprintf (out,
         "  --heartbeat MSEC     heartbeat period (default %d)\n"
-        "  --max-misses N       missed heartbeats before an engine is dead (default %d)\n"
+        "  --max-misses N       missed heartbeats before an engine is dead (default %d;\n"
+        "                       %d with more than %d local engines per CPU)\n"
         "  --scheduler NAME     load-balancing scheme: leastload (default), lru,\n"
         "                       plainrandom, weighted, twobin\n"
         "  --hwm N              most tasks outstanding on one engine (default %d; 0 = no limit)\n"
@@ -172,6 +176,9 @@ s_usage (FILE *out)
         "  --log-keep N         rotated files kept per log (default %d)\n"
         "  --engine-wait SEC    local engines exit after SEC seconds without their\n"
         "                       controller (default %d; 0 = never)\n"
+        "  --engine-nice N      local engines run requests at niceness +N, so that busy\n"
+        "                       engines leave the controller its CPU (default: %d when\n"
+        "                       there are more than %d engines per CPU, else 0)\n"
         "  --secure             CURVE: encrypt every channel and admit only the keys of\n"
         "                       <profile>/security (the default on a non-loopback --ip)\n"
         "  --insecure           no CURVE, even on a non-loopback --ip (warns then)\n"
@@ -192,9 +199,40 @@ s_usage (FILE *out)
         "ready_timeout_sec, dashboard, "
         "engines = N or \"KIND\", launcher = { key = value, ... });\n"
         "options win.\n",
-        LP_HEARTBEAT_MSEC, LP_HEARTBEAT_MAX_MISSES, LP_TASK_HWM, LP_ENGINE_MEMORY_SHARE,
+        LP_HEARTBEAT_MSEC, LP_HEARTBEAT_MAX_MISSES, LP_HEARTBEAT_CROWDED_MISSES,
+        LP_ENGINE_NICE_PER_CPU, LP_TASK_HWM, LP_ENGINE_MEMORY_SHARE,
         LP_REPLAY_WINDOW_MSEC, LP_STORE_MAX_RESULT,
-        LP_LOG_MAX_MB, LP_LOG_KEEP, LP_ENGINE_LOST_EXIT_MSEC / 1000);
+        LP_LOG_MAX_MB, LP_LOG_KEEP, LP_ENGINE_LOST_EXIT_MSEC / 1000, LP_ENGINE_NICE,
+        LP_ENGINE_NICE_PER_CPU);
+}
+
+//  More local engines than LP_ENGINE_NICE_PER_CPU per CPU: engines
+//  outnumber the CPUs so far that a ping takes seconds to reach the last
+//  of them and its pong as long to come back (1024 engines on 2 CPUs:
+//  a third of them 3 s late while a map ran), so the defaults change:
+//  their user code is niced (s_engine_nice) and they may miss
+//  LP_HEARTBEAT_CROWDED_MISSES pings (ipyparallel's default is 10 of 3 s).
+//  A crashed local engine is still seen at once (SIGCHLD).
+static bool
+s_crowded (const s_options_t *options)
+{
+    long cpus = sysconf (_SC_NPROCESSORS_ONLN);
+    return options->engines > LP_ENGINE_NICE_PER_CPU * (cpus > 0? cpus: 1);
+}
+
+//  The niceness increment of local engines' user code: --engine-nice, or
+//  LP_ENGINE_NICE once engines outnumber the CPUs LP_ENGINE_NICE_PER_CPU
+//  times over. CFS gives every runnable thread the same share: 1024
+//  engines spinning on 2 CPUs left each controller thread 1/500 of a CPU,
+//  too little to read 1024 pongs a second (the heartbeat thread fell
+//  behind and clients lost the controller); at niceness 19 their weight
+//  is 15 to the controller's 1024, and it gets about 12 %.
+static int
+s_engine_nice (const s_options_t *options)
+{
+    if (options->engine_nice >= 0)
+        return (int) options->engine_nice;
+    return s_crowded (options)? LP_ENGINE_NICE: 0;
 }
 
 //  Reports readiness (or failure) once: to the daemon's parent, or stdout.
@@ -232,6 +270,29 @@ s_on_ready (s_controller_t *self, int count)
               count, count == 1? "": "s", (long long) (zclock_mono () - self->started),
               self->options->profile_dir);
     s_report (self, line, true);
+}
+
+//  Local engines start a window at a time: at most LP_START_WINDOW of
+//  them started and not yet registered. Started all at once, 1024
+//  engines are 1024 processes loading their libraries, connecting and
+//  registering together: on 2 CPUs their heartbeats went unanswered
+//  for seconds (engines declared dead before they were ready) and under
+//  load only 23 of 1024 registered within a minute (issue 13). The
+//  hub's PROGRESS (the count registered) opens the window further.
+static void
+s_start_more (s_controller_t *self, int registered)
+{
+    if (!self->windowed || self->failed)
+        return;
+    int total = self->options->engines;
+    int started = (int) lp_launcher_count (self->launcher);
+    int want = registered + LP_START_WINDOW < total? registered + LP_START_WINDOW: total;
+    char err [512];
+    if (want > started
+    &&  lp_launcher_start (self->launcher, want - started, err, sizeof err) != 0)
+        s_report (self, err, false);
+    if (want >= total)
+        self->windowed = false;
 }
 
 //  A client asked to restart engine id, process pid (the hub's RESTART):
@@ -274,7 +335,7 @@ s_restart_asked (s_controller_t *self, int pid)
     return false;
 }
 
-//  An event from the hub (READY, SHUTDOWN, RESTART; lp_hub.h). Takes
+//  An event from the hub (READY, PROGRESS, SHUTDOWN, RESTART; lp_hub.h). Takes
 //  msg. -1 when the controller is to stop.
 static int
 s_hub_event (s_controller_t *self, zmsg_t *msg)
@@ -283,6 +344,9 @@ s_hub_event (s_controller_t *self, zmsg_t *msg)
     char *count = zmsg_popstr (msg);
     if (command && streq (command, "READY") && count)
         s_on_ready (self, atoi (count));
+    else
+    if (command && streq (command, "PROGRESS") && count)
+        s_start_more (self, atoi (count));
     else
     if (command && streq (command, "SHUTDOWN"))
         self->stopping = true;
@@ -295,7 +359,7 @@ s_hub_event (s_controller_t *self, zmsg_t *msg)
     free (command);
     free (count);
     zmsg_destroy (&msg);
-    return self->stopping? -1: 0;
+    return self->stopping || self->failed? -1: 0;
 }
 
 static int
@@ -661,6 +725,7 @@ s_parse (int argc, char **argv, s_options_t *options)
         { "log-max", required_argument, 0, 'L' },
         { "log-keep", required_argument, 0, 'K' },
         { "engine-wait", required_argument, 0, 'E' },
+        { "engine-nice", required_argument, 0, 'P' },
         { "secure", no_argument, 0, 'S' },
         { "insecure", no_argument, 0, 'I' },
         { "restore", no_argument, 0, 'r' },
@@ -698,6 +763,7 @@ s_parse (int argc, char **argv, s_options_t *options)
             case 'L': options->log_max_mb = s_number (optarg, "--log-max"); break;
             case 'K': options->log_keep = s_number (optarg, "--log-keep"); break;
             case 'E': options->engine_wait_sec = s_number (optarg, "--engine-wait"); break;
+            case 'P': options->engine_nice = s_number (optarg, "--engine-nice"); break;
             case 'S': options->secure = 1; break;
             case 'I': options->secure = 0; break;
             case 'r': options->restore = true; break;
@@ -711,6 +777,7 @@ s_parse (int argc, char **argv, s_options_t *options)
     ||  options->max_misses < 0 || options->engine_memory_mb < -1
     ||  options->replay_window_msec < 0 || options->log_max_mb < -1
     ||  options->log_keep < -1 || options->engine_wait_sec < -1
+    ||  options->engine_nice < -1 || options->engine_nice > 19
     ||  options->ready_timeout_sec < -1
     ||  options->db_max_result < -1) {
         fprintf (stderr, "lpcontroller: bad arguments (see --help)\n");
@@ -744,7 +811,9 @@ s_parse (int argc, char **argv, s_options_t *options)
     if (!options->heartbeat_msec)
         options->heartbeat_msec = file->heartbeat_msec? file->heartbeat_msec: LP_HEARTBEAT_MSEC;
     if (!options->max_misses)
-        options->max_misses = file->max_misses? file->max_misses: LP_HEARTBEAT_MAX_MISSES;
+        options->max_misses = file->max_misses? file->max_misses
+                            : s_crowded (options)? LP_HEARTBEAT_CROWDED_MISSES
+                            : LP_HEARTBEAT_MAX_MISSES;
     if (!options->ip)
         options->ip = *file->ip? file->ip: "127.0.0.1";
     if (!options->location && *file->location)
@@ -1097,8 +1166,12 @@ s_start_engines (s_controller_t *self, char *err, size_t errlen)
     }
     if (self->remote)
         return lp_remote_start (self->remote, err, errlen);
-    if (!self->options->restore)
-        return lp_launcher_start (self->launcher, self->options->engines, err, errlen);
+    if (!self->options->restore) {
+        int first = self->options->engines < LP_START_WINDOW? self->options->engines
+                  : LP_START_WINDOW;
+        self->windowed = first < self->options->engines;
+        return lp_launcher_start (self->launcher, first, err, errlen);
+    }
     //  Without -n: as many slots as the dead controller left pid files
     if (self->options->engines == 0) {
         char path [1200];
@@ -1153,6 +1226,7 @@ main (int argc, char **argv)
 {
     s_options_t options = { .hwm = -1, .engine_memory_mb = -1, .log_max_mb = -1,
                             .log_keep = -1, .engine_wait_sec = -1, .db_max_result = -1,
+                            .engine_nice = -1,
                             .secure = -1, .engines_default = -1, .ready_timeout_sec = -1 };
     if (s_parse (argc, argv, &options) != 0)
         return 2;
@@ -1231,9 +1305,12 @@ main (int argc, char **argv)
     int signal_fd = signalfd (-1, &mask, SFD_CLOEXEC);
     zsys_handler_set (NULL);
     zsys_set_logident ("lpcontroller");
-    //  Two I/O threads: a flood on one port (a client pushing 100 MB, or
-    //  junk) must not hold up heartbeats on another.
-    zsys_set_io_threads (2);
+    //  Three I/O threads: the mux's (0), the scheduler's (1), and the
+    //  heartbeats' (2, lp_hub.c), so that a flood on one port (a client
+    //  pushing 100 MB, a map over 1024 engines, junk) does not hold up the
+    //  pongs, and every pong is read by the same thread (the hub judges
+    //  an engine's silence against the others').
+    zsys_set_io_threads (LP_CONTROLLER_IO_THREADS);
     zsys_init ();
     int rc = 1;
     zloop_t *loop = NULL;
@@ -1319,7 +1396,8 @@ main (int argc, char **argv)
         }
     }
     lp_launcher_config_t launch = { engine_path, engine_file, log_dir, pid_dir,
-                                    memory_mb, options.engine_wait_sec * 1000, self.log };
+                                    memory_mb, options.engine_wait_sec * 1000,
+                                    s_engine_nice (&options), self.log };
     if (options.engines > 0 && !options.kind)
         zsys_info ("local engines: memory cap %ld MB each%s, exit after %ld s without "
                    "the controller%s", memory_mb, memory_mb? "": " (none)",

@@ -56,6 +56,8 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 //  Under AddressSanitizer freed memory sits in its quarantine, which
 //  malloc_trim does not reach; the sanitizer's own call returns it.
@@ -105,6 +107,8 @@ struct _lp_engine_t {
     int id;                             //  engine id for lp.id, -1 unset
     int rank;                           //  MPI rank for lp.rank, -1 none
     int size;                           //  MPI world size for lp.size, -1 none
+    int nice;                           //  niceness increment for requests
+    bool niced;                         //  applied (at the first request)
     size_t cache_count;                 //  entries in the function cache
     lp_engine_output_fn *output_fn;     //  print sink, or NULL
     void *output_arg;                   //  its argument
@@ -516,6 +520,24 @@ s_set_place (lua_State *L, lp_engine_t *self)
     lua_setfield (L, -2, "size");
 }
 
+//  lp.facts (): what this engine tells ./cluster.sh doctor about itself
+//  (lp_proto_facts: host, pid, user, cwd, versions, free memory, load,
+//  clock, calibration), with its id and Lua release.
+static int
+l_facts (lua_State *L)
+{
+    lp_engine_t *self = s_self (L);
+    lp_value_t *facts = lp_proto_facts ();
+    if (!facts
+    ||  lp_value_set (facts, LP_FACT_ID, lp_value_int (self->id))
+    ||  lp_value_set (facts, LP_FACT_LUA, lp_value_string (LUA_RELEASE))) {
+        lp_value_destroy (&facts);
+        return luaL_error (L, "not enough memory");
+    }
+    lp_lua_push_value_take (L, facts);
+    return 1;
+}
+
 static int
 s_setup (lua_State *L)
 {
@@ -566,6 +588,8 @@ s_setup (lua_State *L)
     lua_setfield (L, -2, "sleep");
     lua_pushcfunction (L, l_clock);
     lua_setfield (L, -2, "clock");
+    lua_pushcfunction (L, l_facts);
+    lua_setfield (L, -2, "facts");
     lua_pushcfunction (L, l_walltime_left);
     lua_setfield (L, -2, "walltime_left");
     lua_getfield (L, -2, "loaded");
@@ -721,6 +745,29 @@ lp_engine_set_output (lp_engine_t *self, lp_engine_output_fn *fn, void *arg)
 }
 
 void
+lp_engine_set_nice (lp_engine_t *self, int increment)
+{
+    assert (self);
+    self->nice = increment;
+}
+
+//  Linux keeps a niceness per thread: this one, the thread running Lua,
+//  is lowered; the heart thread and ZeroMQ's I/O threads are not.
+static void
+s_lower_priority (lp_engine_t *self)
+{
+    if (self->niced || self->nice <= 0)
+        return;
+    self->niced = true;
+    id_t thread = (id_t) gettid ();
+    errno = 0;
+    int now = getpriority (PRIO_PROCESS, thread);
+    if (errno == 0 && setpriority (PRIO_PROCESS, thread, now + self->nice) != 0)
+        zsys_warning ("cannot lower the priority of requests by %d: %s", self->nice,
+                      strerror (errno));
+}
+
+void
 lp_engine_set_stdout_max (lp_engine_t *self, size_t bytes)
 {
     assert (self);
@@ -863,6 +910,7 @@ lp_engine_begin_request (lp_engine_t *self, const char *msg_id)
     assert (self);
     assert (msg_id);
     bool aborted = false;
+    s_lower_priority (self);
     pthread_mutex_lock (&self->lock);
     int64_t *expires = (int64_t *) zhashx_lookup (self->marks, msg_id);
     if (expires) {

@@ -49,6 +49,11 @@ const char *lp_engine_stdout (lp_engine_t *self, size_t *len_p);
 //  The cap on a request's captured output (default LP_ENGINE_STDOUT_MAX;
 //  lpengine --stdout-max).
 void        lp_engine_set_stdout_max (lp_engine_t *self, size_t bytes);
+//  The thread that runs requests lowers its priority by increment (a
+//  niceness, 0..19) when it begins its first request: user code then
+//  yields the CPU to the engine's heartbeat and messaging threads, and to
+//  the controller's, while registration still ran at full priority.
+void        lp_engine_set_nice (lp_engine_t *self, int increment);
 //  Empties that capture (for a request answered without running).
 void        lp_engine_clear_stdout (lp_engine_t *self);
 

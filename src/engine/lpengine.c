@@ -64,7 +64,7 @@ s_usage (FILE *out)
     fprintf (out,
         "usage: lpengine --file lp-engine.json [-n N] [--memory-limit MB] [--lost-exit MSEC]\n"
         "                [--stdout-max BYTES] [--pipe-log FILE [--log-max MB] [--log-keep N]]\n"
-        "                [--id N] [--log FILE] [--daemon --pid-file PATH] [--help]\n"
+        "                [--id N] [--nice N] [--log FILE] [--daemon --pid-file PATH] [--help]\n"
         "  --file FILE         engine connection file (written by lpcontroller)\n"
         "  -n N                run N engines under a supervisor process\n"
         "  --memory-limit MB   cap on each Lua state's memory (0 = none; default\n"
@@ -75,6 +75,8 @@ s_usage (FILE *out)
         "                      also from $LP_ENGINE_STDOUT_MAX)\n"
         "  --id N              ask for engine id N when registering (without -n;\n"
         "                      under mpiexec the default is $LP_FIRST_ID + MPI rank)\n"
+        "  --nice N            run requests (user code) at niceness +N; the heartbeat\n"
+        "                      and messaging threads keep the engine's niceness\n"
         "  --pipe-log FILE     stdout/stderr are a pipe to the controller, which\n"
         "                      writes FILE: should it die, write FILE directly,\n"
         "                      rotated past --log-max MB (default %d) keeping\n"
@@ -110,6 +112,7 @@ s_install_handlers (void)
 
 //  One engine in this process; returns the exit code
 static int64_t s_lost_exit = 0;         //  --lost-exit ms, 0 = never
+static int s_nice = 0;                  //  --nice: user code's niceness increment
 static int s_ask_id = -1;               //  --id, -1 = any
 static long long s_stdout_max = -1;     //  --stdout-max bytes, -1 = default
 static const char *s_pipe_log = NULL;   //  --pipe-log file, or NULL
@@ -228,6 +231,7 @@ s_engine_main (const char *file, lp_conn_t **conn_p, size_t memory_limit)
     }
     if (s_stdout_max >= 0)
         lp_engine_set_stdout_max (engine, (size_t) s_stdout_max);
+    lp_engine_set_nice (engine, s_nice);
     lp_session_t *session = lp_session_new (file, conn_p, engine);
     if (!session) {
         lp_engine_destroy (&engine);
@@ -315,6 +319,7 @@ main (int argc, char *argv [])
     bool daemon = false;
     long n = 0;
     long memory_mb = -1;                //  -1: the default share
+    int nice_increment = 0;             //  --nice
     for (int i = 1; i < argc; i++) {
         const char *arg = argv [i];
         bool has_value = i + 1 < argc;
@@ -360,6 +365,15 @@ main (int argc, char *argv [])
                 return 1;
             }
             s_ask_id = (int) id;
+        }
+        else
+        if (streq (arg, "--nice") && has_value) {
+            long value = strtol (argv [++i], &end, 10);
+            if (*end || value < 0 || value > 19) {
+                fprintf (stderr, "lpengine: --nice wants a niceness increment from 0 to 19\n");
+                return 1;
+            }
+            nice_increment = (int) value;
         }
         else
         if (streq (arg, "--lost-exit") && has_value) {
@@ -409,6 +423,7 @@ main (int argc, char *argv [])
     }
     if (s_mpi_place (n) != 0)
         return 1;
+    s_nice = nice_increment;
     if (!file) {
         fprintf (stderr, "lpengine: --file is required\n");
         s_usage (stderr);
