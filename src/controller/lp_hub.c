@@ -797,15 +797,13 @@ static int s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg);
 
 
 //  Before the binds (libzmq copies socket options into each connection):
-//  the registration socket carries requests and queries of a few hundred
-//  bytes and the notification PUB only reads subscriptions, so a stranger
-//  who sends them a larger frame is cut off at LP_SMALL_MAX_FRAME instead
-//  of the data channels' LP_MAX_FRAME_BYTES (lp_bind_tcp's default).
+//  the notification PUB only reads subscriptions, so a stranger who sends
+//  it a larger frame is cut off at LP_SMALL_MAX_FRAME. The registration
+//  socket keeps the data channels' LP_DATA_MAX_FRAME (lp_bind_tcp's
+//  default): its queries carry up to 10,000 msg_ids (~340 KB, in pieces).
 static void
 s_limit_frames (lp_hub_t *self)
 {
-    if (self->registration)
-        zsock_set_maxmsgsize (self->registration, LP_SMALL_MAX_FRAME);
     if (self->notify)
         zsock_set_maxmsgsize (self->notify, LP_SMALL_MAX_FRAME);
 }
