@@ -391,11 +391,13 @@ sanitizer report fails the pass and leaves the input in
 build-fuzz/crash-*. Then (unless --no-sanitize) configures build-asan/
 with -DLP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug and runs ctest again under
 AddressSanitizer (leak checks on) and UndefinedBehaviorSanitizer, all
-but the tests labelled "slow" (the 1 GB values: the release pass runs
-them). Exit status is non-zero when any pass fails.
+but the tests labelled "slow" (the 1 GB values), "launcher" (sshd, Open
+MPI, Slurm daemons) and "browser" (Chromium): the release pass runs them.
+Exit status is non-zero when any pass fails.
 
 Test labels (tests/CMakeLists.txt): unit (no cluster), integration (real
-processes), long (an integration test over ~6 s), slow (1 GB values).
+processes), long (an integration test over ~6 s), slow (1 GB values),
+launcher (real sshd / Open MPI / Slurm), browser (headless Chromium).
 A test that cannot run on this machine exits 77 and ctest reports it as
 skipped, with its reason in the output. One label or test by hand:
   ctest --test-dir build -L unit        ctest --test-dir build -R chaos
@@ -850,7 +852,7 @@ cmd_test () {
         if ( build_in "$asan" -DLP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -- ); then
             ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
             UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-                ctest_pass "sanitize (build-asan/)" "$asan" -LE slow || failed=1
+                ctest_pass "sanitize (build-asan/)" "$asan" -LE 'slow|launcher|browser' || failed=1
         else
             say "sanitize (build-asan/) pass: build FAILED"
             failed=1
