@@ -17,8 +17,8 @@
 #define LP_HEARTBEAT_CHECK_DIV     4           //  liveness checked period/DIV
 #define LP_HEARTBEAT_MAX_FRAME     256         //  bytes; pings and pongs are 12
 #define LP_SMALL_MAX_FRAME         (64 * 1024) //  ZMQ_MAXMSGSIZE of the controller's
-                                               //  registration/query and subscription
-                                               //  sockets (requests of a few hundred bytes)
+                                               //  subscription sockets (notification,
+                                               //  iopub to clients: they read subscriptions)
 #define LP_RECONNECT_MIN_MSEC      500         //  engine backoff start
 #define LP_RECONNECT_MAX_MSEC      32000       //  engine backoff cap
 

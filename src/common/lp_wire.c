@@ -21,6 +21,18 @@
     size, and buffers are hashed once more only by their receiver, with
     a MAC (Poly1305, ~4 GB/s here) several times faster than BLAKE2b.
 
+    No frame exceeds LP_DATA_MAX_FRAME, the ZMQ_MAXMSGSIZE of every data
+    socket (lp_wire_tune_socket), so a peer can make a receiver hold at
+    most that much per connection before anything is verified: metadata
+    and content are cut into pieces by lp_codec (large strings, typed
+    arrays and tables out of band, no frame over LP_PIECE_BYTES); header
+    and parent_header are encoded inline (lp_codec_encode_inline: a
+    forwarder reads them without the buffers) and refused past the cap,
+    and so is a message with more buffers than a signature frame within
+    the cap can carry tags for (S_BUFFERS_MAX, about 64 GiB of data).
+    Receivers decode header and parent_header without buffers: an ext in
+    them is malformed.
+
     Receiving is defensive, in this order, and nothing is unpacked before
     the signature checks out (msgpack-c allocates for declared lengths):
 
