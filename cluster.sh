@@ -143,14 +143,14 @@ stop_pid () {
 
 DEPS_BUILD=(gcc make libc6-dev cmake pkg-config libzmq3-dev libczmq-dev
             libmsgpack-dev liblua5.4-dev libsodium-dev libjansson-dev
-            libedit-dev libsqlite3-dev iproute2 procps)
+            libedit-dev libsqlite3-dev libmicrohttpd-dev iproute2 procps)
 DEPS_TEST=(tmux lua5.4 python3-zmq python3-msgpack sqlite3 tcpdump)
 #  Launcher tests run against the real software (one array per launcher)
 DEPS_SSH=()
 DEPS_MPI=()
 DEPS_SLURM=()
 #  The dashboard (libmicrohttpd) and its browser test (chromium)
-DEPS_DASH=()
+DEPS_DASH=(chromium curl)
 #  libFuzzer: Debian 12's clang 14 finds libclang_rt.fuzzer in libclang-rt-14-dev
 DEPS_FUZZ=(clang libclang-rt-14-dev)
 FUZZ_SECONDS=${LP_FUZZ_SECONDS:-60}
@@ -260,7 +260,8 @@ usage: $PROG start [-n N] [--profile P] [--ip IP] [--location HOST]
                    [--restart-engines] [--replay-window MSEC]
                    [--no-db] [--db-max-result BYTES]
                    [--log-max MB] [--log-keep N] [--engine-wait S]
-                   [--secure | --insecure] [--restore | --fresh] [--no-build]
+                   [--secure | --insecure] [--restore | --fresh]
+                   [--dashboard [ADDR:]PORT] [--no-build]
 
 Builds (unless --no-build), then runs
   build/lpcontroller --profile P --daemon -n N [...]
@@ -322,6 +323,12 @@ the reason, when the log folder cannot be written.
                     store; clients that stayed up reconnect and get their
                     pending results (docs/operations.md, "Restarting a
                     controller")
+  --dashboard [ADDR:]PORT
+                    serve the web dashboard there (ADDR default 127.0.0.1;
+                    PORT 0: a free one); its address is printed and kept in
+                    security/dashboard.url; a --secure controller asks for
+                    the token in security/dashboard.token
+                    (docs/operations.md, "Dashboard")
   --fresh           when the profile's controller died: stop what it left
                     (its engines, by pid) and start a new cluster (new
                     ports and key). Without --restore or --fresh, start
@@ -475,7 +482,7 @@ cmd_start () {
     local n="" profile=default ip="" location="" hb="" misses="" sched="" hwm=""
     local memory="" restart="" window="" nodb="" dbmax=""
     local log_max="" log_keep="" engine_wait="" restore="" fresh=""
-    local secure=""
+    local secure="" dashboard=""
     while (( $# )); do
         case $1 in
             -h|--help) usage_start; exit 0 ;;
@@ -498,6 +505,7 @@ cmd_start () {
             --log-keep) need_count "$@"; log_keep=$2; shift 2 ;;
             --engine-wait) need_count "$@"; engine_wait=$2; shift 2 ;;
             --secure|--insecure) secure=$1; shift ;;
+            --dashboard) need_value "$@"; dashboard=$2; shift 2 ;;
             --no-build) NO_BUILD=1; shift ;;
             *) die "start: unknown option '$1' (see $PROG start --help)" ;;
         esac
@@ -535,7 +543,13 @@ cmd_start () {
     [[ -n $log_keep ]] && args+=(--log-keep "$log_keep")
     [[ -n $engine_wait ]] && args+=(--engine-wait "$engine_wait")
     [[ -n $secure ]] && args+=("$secure")
-    "$BUILD/lpcontroller" "${args[@]}"
+    [[ -n $dashboard ]] && args+=(--dashboard "$dashboard")
+    "$BUILD/lpcontroller" "${args[@]}" || return
+    #  The dashboard's address (also when lpcontroller_config.lua asked for it)
+    if [[ -f $dir/security/dashboard.url ]]; then
+        echo "dashboard: $(cat "$dir/security/dashboard.url")"
+    fi
+    return 0
 }
 
 usage_rekey () {

@@ -23,3 +23,5 @@
 -- log_keep = 5              -- rotated files kept per log
 -- engine_wait_sec = 60      -- local engines exit after this long without
                              -- their controller (0 = never)
+-- dashboard = "127.0.0.1:8080" -- web dashboard on [ADDR:]PORT (or a port
+                             -- number); off when unset (docs/operations.md)

@@ -15,7 +15,7 @@
 #define LP_HEARTBEAT_MSEC          1000        //  ping period
 #define LP_HEARTBEAT_MAX_MISSES    3           //  pings missed before dead
 #define LP_HEARTBEAT_CHECK_DIV     4           //  liveness checked period/DIV
-#define LP_HEARTBEAT_MAX_FRAME     256         //  bytes; pings and pongs are 12
+#define LP_HEARTBEAT_MAX_FRAME     256         //  bytes; pings are 12, pongs 12 or 20
 #define LP_SMALL_MAX_FRAME         (64 * 1024) //  ZMQ_MAXMSGSIZE of the controller's
                                                //  subscription sockets (notification,
                                                //  iopub to clients: they read subscriptions)
@@ -90,6 +90,16 @@
 #define LP_LOG_KEEP                5           //  rotated files kept per log (--log-keep)
 #define LP_LOG_CHECK_MSEC          250         //  the controller's own log: size checked this often
 #define LP_LOG_CHUNK_BYTES         (64 * 1024) //  engine output read from its pipe at a time
+#define LP_DASHBOARD_MSEC          1000        //  dashboard: the hub's snapshot period (SSE ~1 Hz)
+#define LP_DASHBOARD_HWM           2           //  dashboard: snapshots queued, then dropped
+#define LP_DASHBOARD_CONNECTIONS   32          //  dashboard: HTTP connections at once
+#define LP_DASHBOARD_IDLE_SEC      60          //  dashboard: an idle connection is closed
+#define LP_DASHBOARD_HISTORY       300         //  dashboard: throughput points kept (seconds)
+#define LP_DASHBOARD_TASKS         600         //  dashboard: task stream entries sent
+#define LP_DASHBOARD_ERRORS        20          //  dashboard: recent errors kept
+#define LP_DASHBOARD_ROWS_MAX      20000       //  dashboard: store rows read per snapshot
+#define LP_DASHBOARD_KEEPALIVE_SEC 15          //  dashboard: SSE comment when nothing changes
+#define LP_DASHBOARD_TOKEN_BYTES   24          //  dashboard: token, random (hex in the file)
 
 //  Engine (src/engine)
 #define LP_ENGINE_POLL_MSEC        500         //  main loop wakes to check signals

@@ -43,6 +43,29 @@ lp_proto_ping_decode (const uint8_t *data, size_t size, uint64_t *seq_p)
     return true;
 }
 
+void
+lp_proto_pong_encode (uint8_t out [LP_PONG_BYTES], uint64_t seq, uint64_t rss)
+{
+    lp_proto_ping_encode (out, seq);
+    for (int i = 0; i < 8; i++)
+        out [LP_HB_BYTES + i] = (uint8_t) (rss >> (56 - 8 * i));
+}
+
+bool
+lp_proto_pong_decode (const uint8_t *data, size_t size, uint64_t *seq_p, uint64_t *rss_p)
+{
+    if (size != LP_HB_BYTES && size != LP_PONG_BYTES)
+        return false;
+    if (!lp_proto_ping_decode (data, LP_HB_BYTES, seq_p))
+        return false;
+    uint64_t rss = 0;
+    for (int i = 0; size == LP_PONG_BYTES && i < 8; i++)
+        rss = (rss << 8) | data [LP_HB_BYTES + i];
+    if (rss_p)
+        *rss_p = rss;
+    return true;
+}
+
 const char *
 lp_proto_reply_type (const char *request_type, char *out, size_t size)
 {
@@ -93,6 +116,15 @@ lp_proto_test (bool verbose)
     assert (lp_proto_is_request (LP_STATUS_REQUEST));
     assert (!lp_proto_is_request (LP_STREAM));
     assert (LP_FRAME_BUFFERS == LP_FRAMES_MIN);
+    uint8_t pong [LP_PONG_BYTES];
+    uint64_t seq = 0, rss = 1;
+    lp_proto_pong_encode (pong, 0x0102030405060708ULL, 123456789);
+    assert (lp_proto_pong_decode (pong, LP_PONG_BYTES, &seq, &rss));
+    assert (seq == 0x0102030405060708ULL && rss == 123456789);
+    //  An echoed ping is a pong that tells no size
+    assert (lp_proto_pong_decode (pong, LP_HB_BYTES, &seq, &rss) && rss == 0);
+    assert (!lp_proto_ping_decode (pong, LP_PONG_BYTES, NULL));
+    assert (!lp_proto_pong_decode (pong, LP_PONG_BYTES - 1, NULL, NULL));
     //  @end
     printf ("%sOK\n", verbose? "\n": "");
 }

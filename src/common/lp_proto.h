@@ -33,11 +33,18 @@
 
 //  Heartbeat ping and pong (hb_ping PUB -> engine -> hb_pong): one frame
 //  of 12 bytes, "LPHB" then the ping's sequence number, 8 bytes big-endian;
-//  the engine echoes it unchanged.
+//  the engine answers with the same 12 bytes, optionally followed by its
+//  resident set size in bytes (u64 big-endian; 20 bytes in all).
 #define LP_HB_BYTES             12
+#define LP_PONG_BYTES           20
 void    lp_proto_ping_encode (uint8_t out [LP_HB_BYTES], uint64_t seq);
-//  True when data is a ping (or pong); its sequence number in *seq_p.
+//  True when data is a ping; its sequence number in *seq_p.
 bool    lp_proto_ping_decode (const uint8_t *data, size_t size, uint64_t *seq_p);
+//  A pong: the ping's 12 bytes and rss (bytes, 0 when unknown).
+void    lp_proto_pong_encode (uint8_t out [LP_PONG_BYTES], uint64_t seq, uint64_t rss);
+//  True when data is a pong of 12 (*rss_p = 0: not told) or 20 bytes.
+bool    lp_proto_pong_decode (const uint8_t *data, size_t size, uint64_t *seq_p,
+                              uint64_t *rss_p);
 //  The signature frame: 64 hex chars, then (when buffers follow) the hex of
 //  the digest block: a nonce, then a Poly1305 tag per buffer, keyed by
 //  BLAKE2b (personal LP_DIGEST_PERSONAL) of nonce + buffer index.

@@ -27,6 +27,8 @@
 
 //  The controller's task store (built into this program, see CMakeLists.txt)
 void lp_store_test (bool verbose);
+//  The controller's dashboard (lp_dashboard.c: HTTP on loopback)
+void lp_dashboard_test (bool verbose);
 
 typedef struct {
     const char *name;                   //  class name
@@ -46,6 +48,7 @@ static const s_test_t s_tests [] = {
     { "policy",   lp_policy_test },
     { "zap",      lp_zap_test },
     { "store",    lp_store_test },      //  src/controller/lp_store.c
+    { "dashboard", lp_dashboard_test }, //  src/controller/lp_dashboard.c
     { NULL, NULL }
 };
 

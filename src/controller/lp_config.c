@@ -36,6 +36,19 @@ s_string (lua_State *L, const char *name, char *out, size_t size, char *err, siz
     return rc;
 }
 
+//  Same, an integer also taken as its text (dashboard = 8080).
+static int
+s_string_or_number (lua_State *L, const char *name, char *out, size_t size, char *err,
+                    size_t errlen, const char *path)
+{
+    lua_getfield (L, -1, name);
+    bool integer = lua_isinteger (L, -1);
+    if (integer)
+        snprintf (out, size, "%lld", (long long) lua_tointeger (L, -1));
+    lua_pop (L, 1);
+    return integer? 0: s_string (L, name, out, size, err, errlen, path);
+}
+
 static int
 s_integer (lua_State *L, const char *name, int *out, char *err, size_t errlen, const char *path)
 {
@@ -108,7 +121,9 @@ lp_config_load (const char *path, lp_config_t *config, char *err, size_t errlen)
         &&  s_integer (L, "replay_window_msec", &config->replay_window_msec, err, errlen, path) == 0
         &&  s_integer (L, "log_max_mb", &config->log_max_mb, err, errlen, path) == 0
         &&  s_integer (L, "log_keep", &config->log_keep, err, errlen, path) == 0
-        &&  s_integer (L, "engine_wait_sec", &config->engine_wait_sec, err, errlen, path) == 0)
+        &&  s_integer (L, "engine_wait_sec", &config->engine_wait_sec, err, errlen, path) == 0
+        &&  s_string_or_number (L, "dashboard", config->dashboard, sizeof config->dashboard,
+                                err, errlen, path) == 0)
             rc = 0;
     }
     lua_close (L);

@@ -14,6 +14,7 @@
         log_max_mb = 10             -- rotate log files past this, 0 = never
         log_keep = 5                -- rotated files kept per log
         engine_wait_sec = 60        -- local engines' wait for a lost controller
+        dashboard = "127.0.0.1:8080" -- web dashboard, [ADDR:]PORT (or a port number)
     Command-line options override it. */
 #ifndef LP_CONFIG_H_INCLUDED
 #define LP_CONFIG_H_INCLUDED
@@ -34,6 +35,7 @@ typedef struct {
     int log_max_mb;                     //  -1 when unset
     int log_keep;                       //  -1 when unset
     int engine_wait_sec;                //  -1 when unset
+    char dashboard [256];               //  "" when unset
 } lp_config_t;
 
 //  Reads path into config (fields the file does not set stay unset).

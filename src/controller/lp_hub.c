@@ -40,6 +40,12 @@
     replies have come back through its reactor, so it never waits on an
     actor: heartbeats and registrations go on meanwhile. An actor that
     does not answer within LP_STATUS_WAIT_MSEC counts as all zeros.
+
+    Dashboard (lpcontroller --dashboard, lp_dashboard.c): every
+    LP_DASHBOARD_MSEC the hub runs the same status query for itself and
+    pushes the answer, encoded, to the dashboard's inproc PULL socket
+    (DONTWAIT, a queue of one or two: a slow dashboard misses snapshots,
+    the hub never waits on it, nor on any HTTP client).
     =========================================================================
 */
 #include "lp_hub.h"
@@ -54,6 +60,7 @@
 #include "lp_guard.h"
 #include "lp_wire.h"
 #include "lp_fetch.h"
+#include "lp_codec.h"
 
 #include <sodium.h>
 
@@ -81,6 +88,8 @@ typedef struct {
     int64_t last_seen;                  //  zclock_mono of the last pong
     uint64_t pong_seq;                  //  newest ping it answered (or the
                                         //  last sent when it registered)
+    uint64_t rss;                       //  its RSS in bytes, told in its
+                                        //  pongs (0: not told)
 } s_engine_t;
 
 struct _lp_hub_t {
@@ -111,6 +120,7 @@ struct _lp_hub_t {
     zlistx_t *statuses;                 //  s_status_t waiting for figures (owns)
     int status_seq;                     //  last QUEUES number
     char hostname [256];                //  this host, for local pids
+    zsock_t *dashboard;                 //  PUSH to the dashboard, or NULL
 
 };
 
@@ -357,7 +367,8 @@ s_handle_unregistration (lp_hub_t *self, lp_msg_t *msg)
 //  the mux and the scheduler (lp_actor.h, "QUEUES").
 
 typedef struct {
-    lp_msg_t *request;                  //  the client's request
+    lp_msg_t *request;                  //  the client's request; NULL: a
+                                        //  snapshot for the dashboard
     int seq;                            //  the number its QUEUES carried
     int64_t deadline;                   //  zclock_mono: answer by then
     zframe_t *figures [2];              //  mux, scheduler: lp_actor_figures_t
@@ -414,6 +425,7 @@ s_status_answer (lp_hub_t *self, s_status_t *status)
         return;
     }
     size_t at [2] = { 0, 0 };
+    int64_t now = zclock_mono ();
     for (size_t i = 0; i < self->engines_size; i++) {
         s_engine_t *engine = self->engines [i];
         if (!engine || engine->state != ENGINE_READY)
@@ -440,7 +452,11 @@ s_status_answer (lp_hub_t *self, s_status_t *status)
         lp_value_set (row, "tasks_queued", lp_value_int (tasks_queued));
         lp_value_set (row, "tasks_running", lp_value_int (tasks_running));
         lp_value_set (row, "tasks_done", lp_value_int (tasks.done));
+        lp_value_set (row, "direct_done", lp_value_int (direct.done));
         lp_value_set (row, "registered", lp_value_string (engine->registered));
+        lp_value_set (row, "heartbeat_age_msec", lp_value_int (now - engine->last_seen));
+        if (engine->rss)
+            lp_value_set (row, "rss", lp_value_int ((int64_t) engine->rss));
         lp_value_append (list, row);
     }
     lp_value_set (content, "unassigned", lp_value_int (status->waiting));
@@ -448,18 +464,32 @@ s_status_answer (lp_hub_t *self, s_status_t *status)
     lp_value_set (content, "scheme", lp_value_string (lp_scheme_name (self->config.scheme)));
     lp_value_set (content, "hwm", lp_value_int (self->config.hwm));
     lp_value_set (content, "engines", list);
-    s_reply (self, status->request, LP_STATUS_REPLY, content);
+    if (status->request)
+        s_reply (self, status->request, LP_STATUS_REPLY, content);
+    else {
+        //  Names and numbers only, one frame: inline (a table of many
+        //  engines would otherwise go out of band, lp_codec)
+        char err [128];
+        zframe_t *frame = lp_codec_encode_inline (content, err, sizeof err);
+        lp_value_destroy (&content);
+        if (frame && zframe_send (&frame, self->dashboard, ZFRAME_DONTWAIT) == 0)
+            frame = NULL;
+        zframe_destroy (&frame);        //  not sent: the dashboard is behind
+    }
 }
 
-//  Takes the request; it is answered when the figures are in.
+//  Takes the request; it is answered when the figures are in. NULL: a
+//  snapshot for the dashboard.
 static void
 s_handle_status (lp_hub_t *self, lp_msg_t **msg_p)
 {
     s_status_t *status = (s_status_t *) calloc (1, sizeof (s_status_t));
     if (!status)
         return;
-    status->request = *msg_p;
-    *msg_p = NULL;
+    if (msg_p) {
+        status->request = *msg_p;
+        *msg_p = NULL;
+    }
     status->seq = ++self->status_seq;
     status->deadline = zclock_mono () + LP_STATUS_WAIT_MSEC;
     if (!zlistx_add_end (self->statuses, status)) {
@@ -679,10 +709,10 @@ s_handle_pong (lp_hub_t *self, zsock_t *sock, zmsg_t *msg)
 {
     zframe_t *peer = zmsg_first (msg);
     zframe_t *pong = zmsg_next (msg);
-    uint64_t seq = 0;
+    uint64_t seq = 0, rss = 0;
     if (peer && pong && zmsg_size (msg) == 2
     &&  zframe_size (peer) == LP_ID_CHARS
-    &&  lp_proto_ping_decode (zframe_data (pong), zframe_size (pong), &seq)) {
+    &&  lp_proto_pong_decode (zframe_data (pong), zframe_size (pong), &seq, &rss)) {
         char uuid [LP_ID_CHARS + 1];
         memcpy (uuid, zframe_data (peer), LP_ID_CHARS);
         uuid [LP_ID_CHARS] = 0;
@@ -692,6 +722,8 @@ s_handle_pong (lp_hub_t *self, zsock_t *sock, zmsg_t *msg)
             engine->last_seen = zclock_mono ();
             if (seq > engine->pong_seq)
                 engine->pong_seq = seq;
+            if (rss)
+                engine->rss = rss;
         }
         else
         if (engine && engine->state == ENGINE_DEAD) {
@@ -770,6 +802,14 @@ s_process_dead (lp_hub_t *self, int pid, const char *reason, const char *ename)
             s_engine_dead (self, engine, text, ename? ename: "EngineError");
         }
     }
+}
+
+static int
+s_on_dashboard_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop; (void) timer_id;
+    s_handle_status ((lp_hub_t *) arg, NULL);
+    return 0;
 }
 
 //  Starts an actor that answers "ENDPOINTS" with its engine-side and
@@ -913,6 +953,20 @@ s_hub_new (zsock_t *pipe, const lp_hub_config_t *config, char *err, size_t errle
     zloop_timer (self->loop, (size_t) config->heartbeat_msec, 0, s_on_ping_timer, self);
     int check = config->heartbeat_msec / LP_HEARTBEAT_CHECK_DIV;
     zloop_timer (self->loop, (size_t) (check > 0? check: 1), 0, s_on_check_timer, self);
+    if (config->dashboard) {
+        self->dashboard = zsock_new (ZMQ_PUSH);
+        if (self->dashboard) {
+            zsock_set_sndhwm (self->dashboard, LP_DASHBOARD_HWM);
+            if (zsock_connect (self->dashboard, "%s", config->dashboard) != 0)
+                zsock_destroy (&self->dashboard);
+        }
+        if (!self->dashboard) {
+            snprintf (err, errlen, "cannot reach the dashboard at %s", config->dashboard);
+            s_hub_destroy (&self);
+            return NULL;
+        }
+        zloop_timer (self->loop, LP_DASHBOARD_MSEC, 0, s_on_dashboard_timer, self);
+    }
     return self;
 }
 
@@ -934,6 +988,7 @@ s_hub_destroy (lp_hub_t **self_p)
     zsock_destroy (&self->hb_ping);
     zsock_destroy (&self->hb_pong);
     zsock_destroy (&self->notify);
+    zsock_destroy (&self->dashboard);
     for (size_t i = 0; i < self->engines_size; i++)
         s_engine_destroy (&self->engines [i]);
     free (self->engines);

@@ -52,6 +52,8 @@ typedef struct {
     int scheme;                         //  lp_scheme_t of the task scheduler
     int hwm;                            //  tasks outstanding per engine, 0 = any
     lp_store_t *store;                  //  the task store, NULL when off
+    const char *dashboard;              //  inproc endpoint of the dashboard's
+                                        //  PULL (lp_dashboard.h), or NULL
     //  Filled by the hub before it signals:
     bool ok;                            //  started
     char error [256];                   //  why not

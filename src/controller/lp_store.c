@@ -191,6 +191,30 @@ s_blob_frames (const uint8_t *blob, size_t size)
     return msg;
 }
 
+lp_value_t *
+lp_store_blob_content (const void *blob, size_t size)
+{
+    zmsg_t *frames = blob? s_blob_frames ((const uint8_t *) blob, size): NULL;
+    zframe_t *f = frames? zmsg_first (frames): NULL;
+    for (size_t i = 0; f && i < LP_FRAME_CONTENT; i++)
+        f = zmsg_next (frames);
+    lp_value_t *content = NULL;
+    if (f) {
+        zframe_t *buffers [64];
+        size_t nbuffers = 0;
+        for (zframe_t *b = zmsg_next (frames); b && nbuffers < 64; b = zmsg_next (frames))
+            buffers [nbuffers++] = b;
+        char err [128];
+        content = lp_codec_decode (zframe_data (f), zframe_size (f), nbuffers? buffers: NULL,
+                                   nbuffers, err, sizeof err);
+    }
+    //  Strings of the content may point into the frames' buffers: copied
+    lp_value_t *copy = content? lp_value_dup (content): NULL;
+    lp_value_destroy (&content);
+    zmsg_destroy (&frames);
+    return copy;
+}
+
 //  Copies frames delim.. of msg into one blob (the format above): all
 //  when the whole is at most max bytes, else the small maps only (header
 //  .. metadata, content when small). One allocation on the data path;

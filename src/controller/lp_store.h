@@ -99,6 +99,10 @@ int64_t     lp_store_restore (lp_store_t *self, const char *ename, const char *e
 //  frees), *running_p true when it was running (an attempt was spent);
 //  NULL when none is left.
 char       *lp_store_restored_next (lp_store_t *self, bool *running_p);
+//  The content map of a stored message (the `frames` column of replies or
+//  request_frames, as read by another connection: the dashboard), NULL
+//  when the blob is not such frames or does not decode.
+lp_value_t *lp_store_blob_content (const void *blob, size_t size);
 //  Records written, dropped (queue over its cap) so far.
 uint64_t    lp_store_written (lp_store_t *self);
 //  Waits until every record queued so far is committed (tests).

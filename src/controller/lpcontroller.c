@@ -55,6 +55,7 @@
 #include "lp_bind.h"
 #include "lp_zap.h"
 #include "lp_store.h"
+#include "lp_dashboard.h"
 
 #include <getopt.h>
 #include <sodium.h>
@@ -84,6 +85,7 @@ typedef struct {
     int secure;                         //  CURVE: 1 --secure, 0 --insecure, -1 unset
     bool restore;                       //  --restore: a dead controller's
                                         //  ports, key, engines and requests
+    const char *dashboard;              //  --dashboard [ADDR:]PORT, or NULL
     lp_config_t file;                   //  the profile's config file
 } s_options_t;
 
@@ -94,6 +96,7 @@ typedef struct {
     zactor_t *zap;                      //  the ZAP handler (a secure cluster)
     lp_launcher_t *launcher;            //  local engines
     lp_store_t *store;                  //  the task store, NULL when off
+    lp_dashboard_t *dashboard;          //  the web dashboard, NULL when off
     lp_log_t *log;                      //  log files and their rotation
     int ready_fd;                       //  daemon's report pipe, -1 once used
     int64_t started;                    //  zclock_mono at start
@@ -141,12 +144,17 @@ s_usage (FILE *out)
         "                       the same ports and key (from security/), its live local\n"
         "                       engines adopted (they re-register under their ids), its\n"
         "                       unfinished requests ended with ControllerRestarted\n"
+        "  --dashboard [ADDR:]PORT  serve the web dashboard there (ADDR default\n"
+        "                       127.0.0.1; PORT 0: any free one, see\n"
+        "                       <profile>/security/dashboard.url); a secure controller\n"
+        "                       asks for the token of security/dashboard.token\n"
         "  --daemon             detach; return once the engines are registered\n"
         "                       (SIGHUP reopens the log files)\n"
         "  -h, --help           this text\n"
         "Settings may also come from <profile>/lpcontroller_config.lua\n"
         "(scheduler, hwm, heartbeat_msec, max_misses, ip, location, engine_memory_mb,\n"
-        "restart_engines, replay_window_msec, log_max_mb, log_keep, engine_wait_sec);\n"
+        "restart_engines, replay_window_msec, log_max_mb, log_keep, engine_wait_sec,\n"
+        "dashboard);\n"
         "options win.\n",
         LP_HEARTBEAT_MSEC, LP_HEARTBEAT_MAX_MISSES, LP_TASK_HWM, LP_ENGINE_MEMORY_SHARE,
         LP_REPLAY_WINDOW_MSEC, LP_STORE_MAX_RESULT,
@@ -415,6 +423,7 @@ s_parse (int argc, char **argv, s_options_t *options)
         { "secure", no_argument, 0, 'S' },
         { "insecure", no_argument, 0, 'I' },
         { "restore", no_argument, 0, 'r' },
+        { "dashboard", required_argument, 0, 'B' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 }
     };
@@ -443,6 +452,7 @@ s_parse (int argc, char **argv, s_options_t *options)
             case 'S': options->secure = 1; break;
             case 'I': options->secure = 0; break;
             case 'r': options->restore = true; break;
+            case 'B': options->dashboard = optarg; break;
             case 'h': s_usage (stdout); exit (0);
             default:  s_usage (stderr); return -1;
         }
@@ -501,6 +511,8 @@ s_parse (int argc, char **argv, s_options_t *options)
     if (options->engine_wait_sec < 0)
         options->engine_wait_sec = file->engine_wait_sec >= 0? file->engine_wait_sec
                                  : LP_ENGINE_LOST_EXIT_MSEC / 1000;
+    if (!options->dashboard && *file->dashboard)
+        options->dashboard = file->dashboard;
     if (lp_scheme_from_name (options->scheduler) < 0) {
         fprintf (stderr, "lpcontroller: unknown scheduler '%s' (leastload, lru, plainrandom, "
                  "weighted, twobin)\n", options->scheduler);
@@ -774,6 +786,40 @@ s_open_store (s_controller_t *self, char *err, size_t errlen)
     return 0;
 }
 
+//  --dashboard: the web dashboard (lp_dashboard.h), before the hub that
+//  feeds it; with a token when the controller is secure. Its address goes
+//  into the log and into security/dashboard.url. 0, or -1 once reported.
+static int
+s_start_dashboard (s_controller_t *self, const char *security)
+{
+    char store_path [1200], token_path [1200], err [1400];
+    snprintf (store_path, sizeof store_path, "%s/db/tasks.sqlite3", self->options->profile_dir);
+    snprintf (token_path, sizeof token_path, "%s/dashboard.token", security);
+    lp_dashboard_config_t config = { self->options->dashboard,
+                                     self->store? store_path: NULL,
+                                     self->options->secure > 0? token_path: NULL };
+    self->dashboard = lp_dashboard_new (&config, err, sizeof err);
+    if (!self->dashboard) {
+        s_report (self, err, false);
+        return -1;
+    }
+    const char *url = lp_dashboard_url (self->dashboard);
+    zsys_info ("dashboard on %s%s", url, config.token_path
+               ? " (token in security/dashboard.token: open it with ?token=TOKEN)": "");
+    if (!config.token_path && !lp_dashboard_is_loopback (self->dashboard))
+        zsys_warning ("dashboard on %s without a token (the controller is not --secure): "
+                      "anyone who reaches it sees the engines and the errors", url);
+    char path [1200];
+    snprintf (path, sizeof path, "%s/dashboard.url", security);
+    FILE *file = fopen (path, "we");
+    bool written = file && fprintf (file, "%s\n", url) > 0;
+    if (file && fclose (file) != 0)
+        written = false;
+    if (!written)
+        zsys_warning ("cannot write %s: %s", path, strerror (errno));
+    return 0;
+}
+
 #define LP_RESTORE_SLOTS_MAX    4096    //  engine pid files looked for
 
 //  The local engines: -n new ones, or with --restore the live ones of the
@@ -941,6 +987,12 @@ main (int argc, char **argv)
         goto done;
     }
     config.store = self.store;
+    char url_path [1200];
+    snprintf (url_path, sizeof url_path, "%s/dashboard.url", security);
+    unlink (url_path);                  //  a dead controller's, if any
+    if (options.dashboard && s_start_dashboard (&self, security) != 0)
+        goto done;
+    config.dashboard = self.dashboard? lp_dashboard_endpoint (self.dashboard): NULL;
     if (options.restore)
         s_restore_requests (&self);
     self.hub = zactor_new (lp_hub_actor, &config);
@@ -1004,6 +1056,8 @@ done:
         lp_launcher_stop (self.launcher, LP_SHUTDOWN_GRACE_MSEC);
     lp_launcher_destroy (&self.launcher);
     zactor_destroy (&self.hub);
+    //  After the hub, which pushed to it
+    lp_dashboard_destroy (&self.dashboard);
     s_stop_security (&self);
     zloop_destroy (&loop);
     sodium_memzero (key, sizeof key);
@@ -1014,6 +1068,8 @@ done:
     snprintf (path, sizeof path, "%s/lp-client.json", security);
     unlink (path);
     snprintf (path, sizeof path, "%s/lp-engine.json", security);
+    unlink (path);
+    snprintf (path, sizeof path, "%s/dashboard.url", security);
     unlink (path);
     if (s_running_pid (pid_path) == 0)
         unlink (pid_path);

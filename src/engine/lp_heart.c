@@ -4,7 +4,9 @@
     Runs on its own thread (a czmq zactor) so that pings and control
     requests are answered while the main thread is inside Lua:
 
-        hb_ping  SUB    --"LPHB"+u64-->  echoed at once on hb_pong DEALER
+        hb_ping  SUB    --"LPHB"+u64-->  answered at once on hb_pong DEALER
+                                         with the same bytes + the process's
+                                         RSS (lp_proto_pong_encode)
         control  DEALER --interrupt_request--> lp_engine_interrupt, reply
                         --abort_request------> lp_engine_abort per msg_id
                                                (marks the ones not running
@@ -277,19 +279,36 @@ s_handle_control (self_t *self)
     }
 }
 
+//  Resident set size of this process in bytes (/proc/self/statm, in
+//  pages), for the controller's status and dashboard; 0 when unknown.
+//  Read once per ping: one small read, off the Lua thread.
+static uint64_t
+s_rss (void)
+{
+    FILE *file = fopen ("/proc/self/statm", "re");
+    unsigned long long size = 0, resident = 0;
+    int got = file? fscanf (file, "%llu %llu", &size, &resident): 0;
+    if (file)
+        fclose (file);
+    long page = sysconf (_SC_PAGESIZE);
+    return got == 2 && page > 0? (uint64_t) resident * (uint64_t) page: 0;
+}
+
 static void
 s_handle_ping (self_t *self)
 {
     zframe_t *frame = zframe_recv (self->sub);
     if (!frame)
         return;
-    if (lp_proto_ping_decode (zframe_data (frame), zframe_size (frame), NULL)) {
+    uint64_t seq;
+    if (lp_proto_ping_decode (zframe_data (frame), zframe_size (frame), &seq)) {
         self->last_ping = zclock_mono ();
-        if (zframe_send (&frame, self->pong, ZFRAME_DONTWAIT))
-            zframe_destroy (&frame);
+        uint8_t pong [LP_PONG_BYTES];
+        lp_proto_pong_encode (pong, seq, s_rss ());
+        //  A full queue (controller gone) drops the pong: DONTWAIT
+        zmq_send (zsock_resolve (self->pong), pong, sizeof pong, ZMQ_DONTWAIT);
     }
-    else
-        zframe_destroy (&frame);
+    zframe_destroy (&frame);
 }
 
 void
