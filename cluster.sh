@@ -146,9 +146,15 @@ DEPS_BUILD=(gcc make libc6-dev cmake pkg-config libzmq3-dev libczmq-dev
             libedit-dev libsqlite3-dev libmicrohttpd-dev iproute2 procps)
 DEPS_TEST=(tmux lua5.4 python3-zmq python3-msgpack sqlite3 tcpdump)
 #  Launcher tests run against the real software (one array per launcher)
-DEPS_SSH=()
-DEPS_MPI=()
-DEPS_SLURM=()
+#  ssh: the real sshd of tests/shell/launcher_ssh.sh (the test runs its own,
+#  in network namespaces; note that on a machine with systemd, installing
+#  openssh-server also enables its ssh service)
+DEPS_SSH=(openssh-server openssh-client)
+DEPS_MPI=(openmpi-bin)                  # mpiexec (Open MPI 4.1) for launcher_mpi
+DEPS_SLURM=(munge slurmctld slurmd slurm-client)
+#  Grid Engine (launcher_sge); its postinst sets up Debian's own cell, which
+#  the test leaves alone (it makes a cell of its own)
+DEPS_SGE=(gridengine-master gridengine-exec gridengine-client)
 #  The dashboard (libmicrohttpd) and its browser test (chromium)
 DEPS_DASH=(chromium curl)
 #  libFuzzer: Debian 12's clang 14 finds libclang_rt.fuzzer in libclang-rt-14-dev
@@ -232,6 +238,8 @@ usage: $PROG <command> [options]     ($PROG <command> --help for details)
 Commands:
   start -n N [--profile P] [--ip IP] [--location HOST]
                        build, then start a controller with N local engines
+  start --engines ssh --hosts h1:4,h2:8 [--ip IP]
+                       ... or engines started by a launcher (ssh, mpi, slurm)
   stop [--profile P]   stop the controller of profile P (and its engines)
   rekey [--profile P]  new CURVE keys for a stopped controller (old files refused)
   status [--profile P] list the engines: id, host, pid, state, queue
@@ -254,7 +262,10 @@ EOF
 
 usage_start () {
     cat <<EOF
-usage: $PROG start [-n N] [--profile P] [--ip IP] [--location HOST]
+usage: $PROG start [-n N] [--engines N|KIND] [--launcher-opt KEY=VALUE]...
+                   [--hosts LIST] [--mpi-args ARGS] [--slurm-partition P]
+                   [--slurm-time T] [--slurm-account A] [--ready-timeout S]
+                   [--profile P] [--ip IP] [--location HOST]
                    [--heartbeat MSEC] [--max-misses N]
                    [--scheduler NAME] [--hwm N] [--engine-memory MB]
                    [--restart-engines] [--replay-window MSEC]
@@ -272,8 +283,32 @@ pid/lpcontroller.pid (mode 0600) and log/. Refuses when a controller of
 that profile is already running, and fails at once, naming the path and
 the reason, when the log folder cannot be written.
 
-  -n N              local engines to launch (default: number of CPUs;
-                    0 for a controller that waits for remote engines)
+  -n N              engines to launch (default: number of CPUs for local
+                    engines; 0 for a controller that waits for remote
+                    engines)
+  --engines N|KIND  a number: as -n; a kind: who starts the engines:
+                    local (default), ssh, mpi, slurm, pbs, sge - the
+                    launcher script src/launchers/lp-launch-KIND, which
+                    the controller runs as its child ('start', and 'stop'
+                    when the cluster stops; its output in log/launcher.log).
+                    The start fails, quoting the launcher's last lines,
+                    when it fails or its engines do not register within
+                    --ready-timeout. See docs/operations.md, "Launchers".
+  --launcher-opt KEY=VALUE
+                    an option of the launcher (repeatable; the script sees
+                    \$LP_OPT_KEY). Shorthands:
+  --hosts LIST      hosts=LIST; ssh: [user@]host[%port][:count],... e.g.
+                    alice@node1:4,node2%2222:8 (count default 1; without
+                    -n the engine count is the sum). ssh options: engine=
+                    PATH (lpengine on the hosts; default: this one's path),
+                    ssh_config=FILE (ssh -F FILE), remote_dir=DIR (where
+                    lp-engine.json is copied; default, under the remote
+                    home: .luaparallel/remote/profile_P)
+  --mpi-args ARGS   mpi_args=ARGS (extra mpiexec arguments)
+  --slurm-partition P, --slurm-time T, --slurm-account A
+                    partition=P, time=T, account=A (sbatch)
+  --ready-timeout S the engines must register within S seconds (default
+                    60; more for a batch queue), or the start fails
   --profile P       profile name (default "default")
   --ip IP           address to bind (default 127.0.0.1; 0.0.0.0 for all)
   --location HOST   address written into the connection files, the one
@@ -318,7 +353,9 @@ the reason, when the log folder cannot be written.
                     (not started twice; they re-register under their ids
                     with their Lua state), engines only started in the
                     slots whose engine is gone (-n: how many slots; default:
-                    as many as the dead controller had), its unfinished
+                    as many as the dead controller had; a launcher's
+                    engines with its kind and options from
+                    launcher/launcher.env), its unfinished
                     requests ended with ControllerRestarted in the task
                     store; clients that stayed up reconnect and get their
                     pending results (docs/operations.md, "Restarting a
@@ -336,7 +373,8 @@ the reason, when the log folder cannot be written.
 SIGHUP to the controller reopens its log files (for logrotate); SIGTERM
 stops it. Local engines' pids are in \$LP_HOME/profile_P/pid/engine-<k>.pid.
 Options not given come from \$LP_HOME/profile_P/lpcontroller_config.lua
-when that file exists (template: profiles/default/).
+when that file exists (template: profiles/default/), there also engines =
+"ssh" and launcher = { hosts = "h1:4,h2:8", ... }.
 EOF
 }
 
@@ -346,7 +384,11 @@ usage: $PROG stop [--profile P]
 
 Sends SIGTERM to the controller of profile P (pid from
 \$LP_HOME/profile_P/pid/lpcontroller.pid) and waits until it is gone; the
-controller stops and reaps its own engines. SIGKILL after ${STOP_DEADLINE_MSEC} ms.
+controller stops and reaps its own engines, and runs its launcher's
+'stop' (--engines KIND). SIGKILL after ${STOP_DEADLINE_MSEC} ms (a minute more
+with a launcher). When the
+controller is gone (killed) but its launcher's record
+launcher/launcher.env is left, 'lp-launch-KIND stop' is run from here.
 Local engines still listed in pid/engine-<k>.pid afterwards (their
 controller was killed, say) are stopped the same way, and stale pid files
 removed. Engines started with '$PROG engines' on that profile's
@@ -399,12 +441,12 @@ build-fuzz/crash-*. Then (unless --no-sanitize) configures build-asan/
 with -DLP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug and runs ctest again under
 AddressSanitizer (leak checks on) and UndefinedBehaviorSanitizer, all
 but the tests labelled "slow" (the 1 GB values), "launcher" (sshd, Open
-MPI, Slurm daemons) and "browser" (Chromium): the release pass runs them.
+MPI, Slurm and Grid Engine daemons) and "browser" (Chromium): the release pass runs them.
 Exit status is non-zero when any pass fails.
 
 Test labels (tests/CMakeLists.txt): unit (no cluster), integration (real
 processes), long (an integration test over ~6 s), slow (1 GB values),
-launcher (real sshd / Open MPI / Slurm), browser (headless Chromium).
+launcher (real sshd / Open MPI / Slurm / Grid Engine), browser (headless Chromium).
 A test that cannot run on this machine exits 77 and ctest reports it as
 skipped, with its reason in the output. One label or test by hand:
   ctest --test-dir build -L unit        ctest --test-dir build -R chaos
@@ -471,6 +513,7 @@ check_dead_controller () {   # profile dir, name, restore, fresh
         say "the controller of profile '$profile' (pid $pid) died; --fresh: stopping what it left and starting anew"
         rm -f "$dir/pid/lpcontroller.pid" "$dir/security/lp-client.json" "$dir/security/lp-engine.json"
         stop_local_engines "$dir"
+        stop_launcher "$dir" || true
         return 0
     fi
     die "the controller of profile '$profile' (pid $pid) died without stopping ($dir): its engines may still run, with their state, and its unfinished requests are in the task store.
@@ -482,10 +525,17 @@ cmd_start () {
     local n="" profile=default ip="" location="" hb="" misses="" sched="" hwm=""
     local memory="" restart="" window="" nodb="" dbmax=""
     local log_max="" log_keep="" engine_wait="" restore="" fresh=""
-    local secure="" dashboard=""
+    local secure="" dashboard="" kind="" lopts=() ready=""
     while (( $# )); do
         case $1 in
             -h|--help) usage_start; exit 0 ;;
+            --engines)
+                need_value "$@"
+                if [[ $2 =~ ^[0-9]+$ ]]; then n=$2; else kind=$2; fi
+                shift 2 ;;
+            --ready-timeout) need_int "$@"; ready=$2; shift 2 ;;
+            --launcher-opt|--hosts|--mpi-args|--slurm-partition|--slurm-time|--slurm-account)
+                need_value "$@"; lopts+=("$1" "$2"); shift 2 ;;
             --restore) restore=1; shift ;;
             --fresh) fresh=1; shift ;;
             -n) need_count "$@"; n=$2; shift 2 ;;
@@ -512,7 +562,10 @@ cmd_start () {
     done
     [[ -n $restore && -n $fresh ]] && die "start: --restore and --fresh exclude each other"
     #  --restore without -n: as many engine slots as the dead controller had
-    [[ -n $n || -n $restore ]] || n=$(nproc 2>/dev/null || echo 2)
+    #  Without -n the controller takes the config file's count, a
+    #  launcher's hosts, else this default
+    local auto
+    auto=$(nproc 2>/dev/null || echo 2)
     local dir pid
     dir=$(profile_dir "$profile")
     pid=$(controller_pid "$dir")
@@ -520,13 +573,34 @@ cmd_start () {
         die "a controller for profile '$profile' is already running (pid $pid, $dir); stop it first: $PROG stop --profile $profile"
     fi
     check_dead_controller "$dir" "$profile" "$restore" "$fresh"
+    #  --restore of a launcher's cluster: its kind, count and options from
+    #  the dead controller's record (the command line's still win), so
+    #  the new controller's stop ends those engines the same way
+    if [[ -n $restore && -f $dir/launcher/launcher.env ]]; then
+        local line key recorded=()
+        while IFS= read -r line; do
+            case $line in
+                LP_LAUNCHER_KIND=*) [[ -n $kind ]] || kind=${line#*=} ;;
+                LP_N=*) [[ -n $n ]] || n=${line#*=} ;;
+                LP_OPT_*=*)
+                    key=${line%%=*}; key=${key#LP_OPT_}
+                    recorded+=(--launcher-opt "${key,,}=${line#*=}") ;;
+            esac
+        done < "$dir/launcher/launcher.env"
+        lopts=("${recorded[@]}" "${lopts[@]}")
+        say "--restore: the engines of launcher $kind ($n), as recorded in $dir/launcher/launcher.env"
+    fi
     ensure_built
     need_bin lpcontroller
-    (( n == 0 )) || need_bin lpengine
+    [[ $n == 0 ]] || need_bin lpengine
     #  The controller makes the profile folder; make its parent first.
     ( umask 077; mkdir -p "$(lp_root)" ) || die "cannot create $(lp_root)"
     local args=(--profile "$profile" --daemon)
     [[ -n $n ]] && args+=(-n "$n")
+    [[ -n $n || -n $restore ]] || args+=(--engines-default "$auto")
+    [[ -n $kind ]] && args+=(--engines "$kind")
+    [[ -n $ready ]] && args+=(--ready-timeout "$ready")
+    (( ${#lopts[@]} )) && args+=("${lopts[@]}")
     [[ -n $restore ]] && args+=(--restore)
     [[ -n $ip ]] && args+=(--ip "$ip")
     [[ -n $location ]] && args+=(--location "$location")
@@ -655,6 +729,37 @@ stop_local_engines () {   # profile dir
     return 0
 }
 
+#  Runs `lp-launch-KIND stop` from the record a controller left in
+#  dir/launcher/launcher.env (it was killed before it could run it).
+stop_launcher () {   # profile dir
+    local dir=$1 env_file=$1/launcher/launcher.env line vars=() script="" kind="" rc=0 t0
+    [[ -f $env_file ]] || return 0
+    while IFS= read -r line; do
+        [[ $line == LP_*=* ]] || continue
+        vars+=("$line")
+        case $line in
+            LP_LAUNCHER_SCRIPT=*) script=${line#*=} ;;
+            LP_LAUNCHER_KIND=*) kind=${line#*=} ;;
+        esac
+    done < "$env_file"
+    if [[ -z $script || ! -x $script ]]; then
+        say "launcher record $env_file names no script that can run ('$script'): its engines may still run" >&2
+        return 1
+    fi
+    t0=$(now_ms)
+    mkdir -p "$dir/log"
+    printf -- '---- %s: %s stop (cluster.sh: the controller is gone)\n' \
+        "$(date -u '+%Y-%m-%d %H:%M:%S UTC')" "$script" >> "$dir/log/launcher.log"
+    env "${vars[@]}" "$script" stop >> "$dir/log/launcher.log" 2>&1 </dev/null || rc=$?
+    if (( rc == 0 )); then
+        rm -f "$env_file"
+        say "launcher $kind: its engines stopped in $(( $(now_ms) - t0 )) ms"
+    else
+        say "launcher $kind: stop failed (exit status $rc): $(tail -n 3 "$dir/log/launcher.log" | tr '\n' ' ')" >&2
+        return 1
+    fi
+}
+
 cmd_stop () {
     local profile=default
     while (( $# )); do
@@ -672,14 +777,19 @@ cmd_stop () {
     if [[ -z $pid ]]; then
         say "no controller running for profile '$profile'"
         stop_local_engines "$dir"
-        return 0
+        stop_launcher "$dir"
+        return
     fi
     if ! is_prog "$pid" lpcontroller; then
         say "no controller running for profile '$profile' (stale pid file $pidfile removed)"
         rm -f "$pidfile" "$dir/security/lp-client.json" "$dir/security/lp-engine.json"
         stop_local_engines "$dir"
-        return 0
+        stop_launcher "$dir"
+        return
     fi
+    #  A launcher's stop (ssh to each host, scancel) may take the
+    #  controller up to a minute (LP_LAUNCHER_STOP_MSEC) before it exits
+    [[ -f $dir/launcher/launcher.env ]] && STOP_DEADLINE_MSEC=$(( STOP_DEADLINE_MSEC + 60000 ))
     if ms=$(stop_pid "$pid" lpcontroller lpengine); then
         say "controller (pid $pid, profile '$profile') stopped in ${ms} ms"
     else
@@ -687,6 +797,7 @@ cmd_stop () {
         say "controller (pid $pid, profile '$profile') killed after ${ms} ms"
     fi
     stop_local_engines "$dir"
+    stop_launcher "$dir"
 }
 
 cmd_status () {
@@ -848,9 +959,9 @@ cmd_test () {
         esac
     done
     if [[ -n $fuzz ]]; then
-        check_deps "${DEPS_TEST[@]}" "${DEPS_SSH[@]}" "${DEPS_MPI[@]}" "${DEPS_SLURM[@]}" "${DEPS_DASH[@]}" "${DEPS_FUZZ[@]}"
+        check_deps "${DEPS_TEST[@]}" "${DEPS_SSH[@]}" "${DEPS_MPI[@]}" "${DEPS_SLURM[@]}" "${DEPS_SGE[@]}" "${DEPS_DASH[@]}" "${DEPS_FUZZ[@]}"
     else
-        check_deps "${DEPS_TEST[@]}" "${DEPS_SSH[@]}" "${DEPS_MPI[@]}" "${DEPS_SLURM[@]}" "${DEPS_DASH[@]}"
+        check_deps "${DEPS_TEST[@]}" "${DEPS_SSH[@]}" "${DEPS_MPI[@]}" "${DEPS_SLURM[@]}" "${DEPS_SGE[@]}" "${DEPS_DASH[@]}"
     fi
     NO_BUILD="" LP_SKIP_DEPS=1 ensure_built
     if [[ -n $quick ]]; then

@@ -112,7 +112,8 @@ LP_EXPORT lp_value_t *lp_value_typed (lp_dtype_t dtype, size_t count);
 //  is called on data when the value is destroyed.
 LP_EXPORT lp_value_t *lp_value_typed_take (lp_dtype_t dtype, void *data, size_t count,
                                  void (*free_fn) (void *data));
-//  Array of integers 1..n (or of given ints), a convenience for tests/examples.
+//  Array (LP_ARRAY of LP_INT) of the integers first, first + 1, ..., last;
+//  empty when last < first; NULL when out of memory. For tests/examples.
 LP_EXPORT lp_value_t *lp_value_int_range (int64_t first, int64_t last);
 
 LP_EXPORT void        lp_value_destroy (lp_value_t **self_p);
@@ -149,6 +150,14 @@ LP_EXPORT void       *lp_value_typed_data (const lp_value_t *self);
 //  typed array.
 LP_EXPORT bool        lp_value_typed_is_sequence (const lp_value_t *self);
 LP_EXPORT int         lp_value_typed_set_sequence (lp_value_t *self, bool sequence);
+//  Takes a typed array's buffer out of the value without copying it: a
+//  received array is handed over as the library decoded it. Returns the
+//  data (lp_value_len elements; read the length first) and puts in
+//  *free_fn_p the function that frees it: call (*free_fn_p) (data), not
+//  free. The value becomes nil (destroy it as usual). NULL, value
+//  unchanged, when self is not a typed array, free_fn_p is NULL, or the
+//  value does not own its buffer (lp_value_typed_take with a NULL free_fn).
+LP_EXPORT void       *lp_value_typed_release (lp_value_t *self, void (**free_fn_p) (void *data));
 LP_EXPORT size_t      lp_dtype_size (lp_dtype_t dtype);                //  bytes per element, 0 if unknown
 LP_EXPORT const char *lp_dtype_name (lp_dtype_t dtype);                //  "f64", "f32", "i64", "i32", "u8"
 
@@ -169,8 +178,9 @@ LP_EXPORT lp_client_t *lp_client_connect (const char *connection_file, int timeo
 LP_EXPORT void         lp_client_destroy (lp_client_t **self_p);
 //  Error text of the last failed call on this thread with no client to hold it.
 LP_EXPORT const char  *lp_last_error (void);
-//  lp_err_t of the last failed call on this client (LP_OK when none); the
-//  text is lp_client_error. A call that returned NULL or -1 sets both.
+//  lp_err_t of the last failed call on this client (LP_OK when none, or
+//  after a later call that sent or waited succeeded); the text is
+//  lp_client_error. A call that returned NULL or -1 sets both.
 LP_EXPORT int          lp_client_errcode (lp_client_t *self);
 //  Lost controller: when a wait has heard nothing from the controller on
 //  any socket for lost_after_ms (default 3000, or $LP_LOST_AFTER_MS at
@@ -187,7 +197,8 @@ LP_EXPORT bool         lp_client_lost (lp_client_t *self);
 LP_EXPORT int          lp_client_ids (lp_client_t *self, int *ids, int max);
 //  Waits until at least n engines are registered; 0, or -1 on timeout.
 LP_EXPORT int          lp_client_wait_for_engines (lp_client_t *self, int n, int timeout_ms);
-//  Last error on this client, human-readable ("" when none).
+//  Last error on this client, human-readable; "" when the last call that
+//  sent or waited succeeded (each such call clears it first).
 LP_EXPORT const char  *lp_client_error (lp_client_t *self);
 //  Engine table as a value: array of maps {id, host, pid, state, queue,
 //  direct_queue, tasks_queued, tasks_running, tasks_done, ...}.
@@ -202,6 +213,32 @@ LP_EXPORT lp_value_t  *lp_client_queue_status (lp_client_t *self, int timeout_ms
 LP_EXPORT int          lp_client_poll (lp_client_t *self, int timeout_ms);
 //  Asks the controller (and its engines) to shut down.
 LP_EXPORT int          lp_client_shutdown_cluster (lp_client_t *self, int timeout_ms);
+//  Asks engine id to shut down (shutdown_request on the control channel);
+//  0 once it answered and the controller no longer lists it, -1 on error
+//  or timeout. Its running request ends with Interrupted, its queued ones
+//  with EngineError.
+LP_EXPORT int          lp_client_shutdown_engine (lp_client_t *self, int id, int timeout_ms);
+//  Restarts engine id, a local engine of the controller (lpcontroller
+//  started it): a new process under the same id, with a fresh Lua state
+//  (what it ran ends as with lp_client_shutdown_engine). 0 once the new
+//  process is registered, -1 on error or timeout
+//  (LP_EREMOTE when the controller cannot restart it: not its child).
+LP_EXPORT int          lp_client_restart_engine (lp_client_t *self, int id, int timeout_ms);
+//  A file descriptor for event loops (poll, epoll, libuv...), as ZMQ_FD:
+//  it becomes readable when messages may have arrived, and is not
+//  readable again until they are processed. Never read or write it. Each
+//  time it is readable, and after every call that sends (a view call,
+//  abort, any wait), call lp_client_poll (self, 0) until it returns 0:
+//  see docs/api.md, "Event loops". -1 on error. Owned by the client:
+//  closed by lp_client_destroy (take it out of the loop before).
+LP_EXPORT int          lp_client_fd (lp_client_t *self);
+//  Waits until one of results [0..n) has ended (all its replies in, as
+//  lp_result_ready) and returns its position (the first one, in order,
+//  when several have); NULL entries are skipped. -1 with LP_ETIMEOUT
+//  when none ended within timeout_ms (0: only look), LP_EINVAL when no
+//  result was given or one belongs to another client, LP_EINTR.
+LP_EXPORT int          lp_client_wait_any (lp_client_t *self, lp_result_t *const *results,
+                                           int n, int timeout_ms);
 
 //  ---------------------------------------------------------------------
 //  Task store: results by msg_id from any client (docs/api.md, "Task
@@ -243,6 +280,10 @@ LP_EXPORT lp_view_t   *lp_client_view (lp_client_t *self, const int *targets, in
 //  execute, apply and map; each call is a task.
 LP_EXPORT lp_view_t   *lp_client_balanced (lp_client_t *self);
 LP_EXPORT void         lp_view_destroy (lp_view_t **self_p);
+//  A copy of the view: same client, targets and flags (set below). Set
+//  flags on the copy for one call, then destroy it; the original keeps
+//  its own. NULL when out of memory or the client is gone.
+LP_EXPORT lp_view_t   *lp_view_dup (lp_view_t *self);
 
 //  Runs Lua code; like the stand-alone lua REPL it tries `return <code>`
 //  first. Each reply's value is what the chunk returned (see lp_result_value).
@@ -254,6 +295,12 @@ LP_EXPORT lp_result_t *lp_view_apply   (lp_view_t *self, const char *fn, lp_valu
 //  split over the engines as scatter does. lp_result_get gives the results
 //  in order.
 LP_EXPORT lp_result_t *lp_view_map     (lp_view_t *self, const char *fn, lp_value_t *seq);
+//  map over several sequences, as Lua's fn (a [i], b [i], ...) or
+//  Python's map (f, a, b): seqs [0..nseqs) (arrays or typed arrays, each
+//  taken) are zipped, stopping at the shortest, and fn is called with one
+//  element of each. Direct or load-balanced as lp_view_map.
+LP_EXPORT lp_result_t *lp_view_map_n   (lp_view_t *self, const char *fn,
+                                        lp_value_t *const *seqs, int nseqs);
 //  Sets global `name` to value (taken) on every target.
 LP_EXPORT lp_result_t *lp_view_push    (lp_view_t *self, const char *name, lp_value_t *value);
 //  Sets every key of ns (a map with string keys, taken) as a global.
@@ -270,11 +317,14 @@ LP_EXPORT lp_result_t *lp_view_gather  (lp_view_t *self, const char *name);
 //  Interrupts what the targets are running (served on the control channel
 //  even while an engine is busy).
 LP_EXPORT lp_result_t *lp_view_interrupt (lp_view_t *self);
+//  Resets every target's Lua state to a fresh one (globals gone), as
+//  after a start. Direct views only.
+LP_EXPORT lp_result_t *lp_view_clear (lp_view_t *self);
 //  Number of targets this view addresses now (all: registered engines).
 LP_EXPORT int          lp_view_targets (lp_view_t *self, int *ids, int max);
 
-//  Flags. They apply to the calls made after they are set (set them, call,
-//  set them back for per-call use). See docs/scheduling.md.
+//  Flags. They apply to the calls made after they are set; for one call,
+//  set them on a copy (lp_view_dup). See docs/scheduling.md.
 //  Direct view: the engines addressed. Load-balanced view: the engines a
 //  task may run on (NULL,0 = any). Duplicate ids are folded (each engine
 //  once, in first-occurrence order); a negative id is refused (-1).
@@ -318,6 +368,31 @@ LP_EXPORT int          lp_result_count (lp_result_t *self);                   //
 //  lp_client_poll can draw progress.
 LP_EXPORT int          lp_result_done (lp_result_t *self);
 LP_EXPORT int          lp_result_failed (lp_result_t *self);                  //  replies that are errors
+//  State of reply i as processed so far (no polling: waits, lp_result_done
+//  and lp_client_poll take replies in). LP_STATE_PENDING for an index out
+//  of range.
+typedef enum {
+    LP_STATE_PENDING = 0,   //  no reply yet
+    LP_STATE_OK,            //  a value (lp_result_value)
+    LP_STATE_ERROR          //  an error (lp_result_error)
+} lp_state_t;
+LP_EXPORT lp_state_t   lp_result_state (lp_result_t *self, int i);
+//  As completed: the replies in the order they ended, each once. Waits up
+//  to timeout_ms (0: only look) for the next one and puts its index in
+//  *slot_p; when every reply has been handed out already, returns LP_OK
+//  with *slot_p = -1. Else LP_ETIMEOUT, LP_EINTR, LP_ECLOSED (as
+//  lp_result_wait; a lost controller ends the pending replies, which are
+//  then handed out as errors).
+LP_EXPORT int          lp_result_next (lp_result_t *self, int timeout_ms, int *slot_p);
+//  map: the position in the mapped sequence of reply i's first item
+//  (reply i holds lp_value_len (lp_result_values (r, i)) items); -1 when
+//  the result is not a map's, or i is out of range.
+LP_EXPORT int64_t      lp_result_first_item (lp_result_t *self, int i);
+//  Takes reply i's value (lp_result_value) out of the result without
+//  copying: the caller owns it, and the reply holds nil from then on
+//  (what lp_result_get returned before is gone). NULL when reply i is
+//  pending or an error, or out of memory.
+LP_EXPORT lp_value_t  *lp_result_take (lp_result_t *self, int i);
 //  Value of reply i: the single returned value, nil for none, an array
 //  when a call returned several values. NULL while pending or on error.
 LP_EXPORT const lp_value_t *lp_result_value (lp_result_t *self, int i);

@@ -31,6 +31,13 @@ last in both.
 Everything goes to stdout (also errors), flushed at once, so a piped
 transcript is one ordered stream. Without a terminal no prompt and no
 echo are printed.
+
+When stdout is a terminal, long waits (a %px on several engines, blocking
+calls of the module through lp.progress) show a one-line progress bar,
+erased before any other output and when the wait ends.
+
+-e CODE (options.exec): each CODE is one command (one chunk or one
+magic), not a list of lines.
 ]]
 
 local native = require "lpsh.native"
@@ -38,9 +45,67 @@ local lp = require "luaparallel"
 
 local out_file = io.stdout
 
+-- Progress bar of a long wait (a load-balanced map, %px on several
+-- engines), only when stdout is a terminal: one line redrawn in place
+-- (\r), erased (\r ESC[K) before anything else is printed and when the
+-- wait ends.
+--   [=========>          ] 1234/2000  61%  812/s  elapsed 1.5s  ETA 0.9s
+local TTY = native.stdout_tty ()
+local PROGRESS_AFTER_MSEC = 300     -- quicker waits show no bar
+local bar_shown = false
+
+local function bar_clear ()
+    if bar_shown then
+        out_file:write ("\r\27[K")
+        out_file:flush ()
+        bar_shown = false
+    end
+end
+
 local function out (...)
+    bar_clear ()
     out_file:write (...)
     out_file:flush ()
+end
+
+local function duration (ms)
+    local s = ms / 1000
+    if s < 60 then return ("%.1fs"):format (s) end
+    if s < 3600 then return ("%dm%02ds"):format (s // 60, math.floor (s % 60)) end
+    return ("%dh%02dm"):format (s // 3600, math.floor (s % 3600) // 60)
+end
+
+local function bar_draw (done, total, elapsed_ms)
+    if not TTY or total < 2 then return end
+    local rate = elapsed_ms > 0 and done * 1000 / elapsed_ms or 0
+    local eta = "?"
+    if done >= total then eta = "0.0s"
+    elseif rate > 0 then eta = duration ((total - done) / rate * 1000) end
+    local tail = ("%d/%d %3d%%  %s/s  elapsed %s  ETA %s"):format (done, total,
+        done * 100 // total, rate >= 100 and ("%d"):format (math.floor (rate))
+        or (rate >= 1 and "%.1f" or "%.2f"):format (rate), duration (elapsed_ms), eta)
+    -- room at the end: the last column would wrap, and so would the "^C"
+    -- the terminal echoes after the bar (\r would then erase only that)
+    local cols = native.columns () - 4
+    local width = cols - #tail - 3
+    local line
+    if width >= 10 then
+        local fill = done * width // total
+        local head = fill < width and fill > 0 and ">" or ""
+        line = "[" .. ("="):rep (fill - #head) .. head .. (" "):rep (width - fill) .. "] " .. tail
+    else
+        line = tail:sub (1, math.max (cols, 1))
+    end
+    out_file:write ("\r", line, "\27[K")
+    out_file:flush ()
+    bar_shown = true
+end
+
+-- The Lua module calls this during blocking calls (lb:map, r:get, ...)
+if TTY then
+    lp.progress (function (done, total, elapsed_ms, final)
+        if final then bar_clear () else bar_draw (done, total, elapsed_ms) end
+    end)
 end
 
 -- Session state
@@ -261,6 +326,7 @@ local INTERRUPT_GRACE_MSEC = 10000
 -- neither a write nor a string per line.
 local OUT_BLOCK = 1 << 20
 local function out_lines (e, text)
+    bar_clear ()
     local prefix = "[stdout:" .. e .. "] "
     local pos, n = 1, #text
     while pos <= n do
@@ -372,11 +438,15 @@ local function wait_for (rec, stream)
     native.sigints (true)
     native.sigmode (2)
     local interrupted_at, abandoned
-    local deadline = native.now () + S.wait_timeout
+    local start = native.now ()
+    local deadline = start + S.wait_timeout
     while true do
         local done = r:wait (WAIT_SLICE_MSEC)
         if stream then show_stream (rec, done) end
         if done then break end
+        if native.now () - start >= PROGRESS_AFTER_MSEC then
+            bar_draw (r:done (), r:count (), native.now () - start)
+        end
         local n = native.sigints ()
         if n >= 1 and not interrupted_at then
             interrupted_at = native.now ()
@@ -397,6 +467,7 @@ local function wait_for (rec, stream)
             break
         end
     end
+    bar_clear ()
     native.sigmode (0)
     native.sigints (true)
     if abandoned then
@@ -690,16 +761,17 @@ end
 
 local function main (opts)
     S.bail = opts.bail
-    local source          -- lines from -e, else native.readline
-    if opts.exec and #opts.exec > 0 then
-        local lines = {}
-        for _, chunk in ipairs (opts.exec) do
-            for l in (chunk .. "\n"):gmatch ("([^\n]*)\n") do lines [#lines + 1] = l end
-            lines [#lines + 1] = ""        -- ends a %%px cell
+    -- -e CODE: each CODE is one command, as `lua -e` runs one chunk: local
+    -- Lua (a `local` lives through the whole CODE), or, when it starts
+    -- with %, a magic whose argument is the rest (several lines: %px
+    -- sends them as one chunk; %%px takes the lines after its own as the
+    -- cell). The input lines are those of the current CODE only.
+    local execs = opts.exec and #opts.exec > 0 and opts.exec
+    local pending = {}
+    if execs then
+        native.readline = function ()
+            return table.remove (pending, 1)
         end
-        local i = 0
-        source = function () i = i + 1; return lines [i] end
-        native.readline = source
     end
     local getline = native.readline
 
@@ -736,6 +808,34 @@ local function main (opts)
         out (("lpsh %s (%s): %d engine%s%s; rc is the client, dv a view on all engines. %%help for magics.\n")
             :format (lp.version, _VERSION, #ids, #ids == 1 and "" or "s",
                      #ids > 0 and (" [" .. ranges (ids) .. "]") or ""))
+    end
+
+    -- One -e CODE (see above)
+    local function run_exec (code)
+        local before = S.errors
+        pending = {}
+        if code:match ("^%s*%%%%") then
+            -- %%px [options]: its own line is the magic, the others the cell
+            local first, rest = code:match ("^%s*([^\n]*)\n?(.*)$")
+            for l in (rest .. "\n"):gmatch ("([^\n]*)\n") do pending [#pending + 1] = l end
+            code = first
+        end
+        local okh, err = pcall (handle, code)
+        native.sigmode (0)
+        if not okh then
+            out ("[local] ", tidy (err), "\n")
+            fail ()
+        end
+        return S.errors > before
+    end
+    if execs then
+        for _, code in ipairs (execs) do
+            if run_exec (code) and S.bail then break end
+        end
+        _G.dv, _G.rc = nil, nil
+        S.last = nil
+        rc:close ()
+        return S.errors > 0 and 1 or 0
     end
 
     -- One prompt and its command. Everything runs inside pcall, and the

@@ -25,3 +25,12 @@
                              -- their controller (0 = never)
 -- dashboard = "127.0.0.1:8080" -- web dashboard on [ADDR:]PORT (or a port
                              -- number); off when unset (docs/operations.md)
+-- ready_timeout_sec = 60    -- the engines must register within this, or
+                             -- the start fails
+-- engines = 4               -- engines to start (./cluster.sh start: the
+                             -- CPUs), or who starts them: "local", or a
+                             -- launcher "ssh", "mpi", "slurm", ...
+                             -- (docs/operations.md, "Launchers")
+-- launcher = { hosts = "alice@node1:4,node2:8" }
+                             -- the launcher's options (strings or numbers;
+                             -- --launcher-opt KEY=VALUE wins, key by key)

@@ -45,6 +45,10 @@
     still ends once. This works while the controller is back within
     lost_after (docs/operations.md, "Restarting a controller").
 
+    Event loops: lp_client_fd is an epoll set of the six sockets'
+    ZMQ_FDs; a caller polls it and then calls lp_client_poll (0) until
+    nothing is handled (docs/api.md, "Event loops").
+
     A library must not install signal handlers, so czmq's are switched
     off before the first socket. Results and views made from a client are
     kept in lists; destroying the client detaches them, so a result that
@@ -60,6 +64,7 @@
 #include "lp_conn.h"
 #include <pthread.h>
 #include <stdarg.h>
+#include <sys/epoll.h>
 
 #define LP_CLIENT_TAG           0x1b0c0001
 
@@ -99,6 +104,8 @@ struct _lp_client_t {
     size_t task_inflight;               //  tasks sent, not yet answered
     zlistx_t *backlog;                  //  s_held_t: tasks not sent yet
     zhashx_t *held;                     //  msg_id -> backlog handle (abort)
+    int epoll_fd;                       //  lp_client_fd: the six sockets'
+                                        //  ZMQ_FDs in one epoll set, -1 none
 };
 
 //  A task held in the client until fewer than LP_CLIENT_TASK_WINDOW are
@@ -208,6 +215,14 @@ lp_client_set_error (lp_client_t *self, const char *format, ...)
     va_start (args, format);
     s_vfail (self, code, format, args);
     va_end (args);
+}
+
+void
+lp_client_clear_error (lp_client_t *self)
+{
+    assert (self);
+    self->error [0] = 0;
+    self->errcode = LP_OK;
 }
 
 const char *
@@ -573,6 +588,7 @@ int
 lp_client_poll (lp_client_t *self, int timeout_ms)
 {
     assert (self);
+    lp_client_clear_error (self);
     zsock_t *socks [] = { self->mux, self->task, self->iopub, self->control,
                           self->registration, self->notification };
     zmq_pollitem_t items [6];
@@ -614,6 +630,39 @@ lp_client_poll (lp_client_t *self, int timeout_ms)
     return handled;
 }
 
+//  One descriptor for an event loop: an epoll set of the sockets'
+//  ZMQ_FDs, level-triggered inside, so it is readable while any of them
+//  is. Each ZMQ_FD signals only that a socket's state may have changed
+//  (edge-triggered, and cleared by any zmq call on it, a send included):
+//  hence the rule of docs/api.md, poll until nothing is handled.
+int
+lp_client_fd (lp_client_t *self)
+{
+    assert (self);
+    if (self->epoll_fd >= 0)
+        return self->epoll_fd;
+    int fd = epoll_create1 (EPOLL_CLOEXEC);
+    if (fd < 0) {
+        lp_client_fail (self, errno == ENOMEM? LP_ENOMEM: LP_EINVAL,
+                        "epoll_create1: %s", strerror (errno));
+        return -1;
+    }
+    zsock_t *socks [] = { self->mux, self->task, self->iopub, self->control,
+                          self->registration, self->notification };
+    for (int i = 0; i < 6; i++) {
+        struct epoll_event event = { .events = EPOLLIN, .data.u32 = (uint32_t) i };
+        int zfd = zsock_fd (socks [i]);
+        if (zfd < 0 || epoll_ctl (fd, EPOLL_CTL_ADD, zfd, &event) != 0) {
+            lp_client_fail (self, errno == ENOMEM? LP_ENOMEM: LP_EINVAL,
+                            "epoll_ctl: %s", strerror (errno));
+            close (fd);
+            return -1;
+        }
+    }
+    self->epoll_fd = fd;
+    return fd;
+}
+
 //  --------------------------------------------------------------------------
 //  Sending
 
@@ -623,6 +672,7 @@ lp_client_send (lp_client_t *self, lp_channel_t channel, lp_msg_t **msg_p,
 {
     assert (self);
     assert (msg_p && *msg_p);
+    lp_client_clear_error (self);
     snprintf (msg_id, LP_ID_CHARS + 1, "%s", lp_msg_id (*msg_p));
     if (self->lost) {
         lp_client_poll (self, 0);       //  heard again?
@@ -992,6 +1042,7 @@ lp_client_connect (const char *connection_file, int timeout_ms)
         return NULL;
     }
     self->tag = LP_CLIENT_TAG;
+    self->epoll_fd = -1;
     self->conn = conn;
     self->lost_after = LP_CLIENT_LOST_AFTER_MSEC;
     const char *env = getenv ("LP_LOST_AFTER_MS");
@@ -1092,6 +1143,8 @@ lp_client_destroy (lp_client_t **self_p)
     zsock_destroy (&self->iopub);
     zsock_destroy (&self->notification);
     zsock_destroy (&self->task);
+    if (self->epoll_fd >= 0)
+        close (self->epoll_fd);
     lp_msg_destroy (&self->sync_reply);
     lp_wire_destroy (&self->wire);
     lp_conn_destroy (&self->conn);
@@ -1108,6 +1161,7 @@ lp_view_t *
 lp_client_view (lp_client_t *self, const int *targets, int ntargets)
 {
     assert (self);
+    lp_client_clear_error (self);
     return lp_view_new (self, targets, ntargets, false);
 }
 
@@ -1115,6 +1169,7 @@ lp_view_t *
 lp_client_balanced (lp_client_t *self)
 {
     assert (self);
+    lp_client_clear_error (self);
     return lp_view_new (self, NULL, 0, true);
 }
 
@@ -1207,6 +1262,104 @@ lp_client_shutdown_cluster (lp_client_t *self, int timeout_ms)
         return -1;
     lp_msg_destroy (&reply);
     return 0;
+}
+
+//  The pid of engine id in a fresh status, 0 when it is not registered,
+//  -1 on error (set).
+static int64_t
+s_engine_pid (lp_client_t *self, int id, int timeout_ms)
+{
+    lp_value_t *engines = NULL;
+    if (s_status (self, timeout_ms, &engines))
+        return -1;
+    int64_t pid = 0;
+    for (size_t i = 0; i < lp_value_len (engines); i++) {
+        const lp_value_t *row = lp_value_at (engines, i);
+        if (lp_value_as_int (lp_value_get (row, "id")) == id) {
+            pid = lp_value_as_int (lp_value_get (row, "pid"));
+            if (pid <= 0)
+                pid = 1;                //  registered, pid unknown
+            break;
+        }
+    }
+    lp_value_destroy (&engines);
+    return pid;
+}
+
+//  Waits until engine id is registered in a process other than old_pid
+//  (gone: wanted false, until it is not registered at all). 0 / -1.
+static int
+s_engine_wait (lp_client_t *self, int id, int64_t old_pid, bool wanted, int64_t deadline,
+               const char *what)
+{
+    while (true) {
+        int64_t left = deadline - zclock_mono ();
+        int64_t pid = s_engine_pid (self, id, (int) (left > 1? left: 1));
+        if (pid < 0)
+            return -1;
+        if (wanted? pid > 0 && pid != old_pid: pid == 0)
+            return 0;
+        left = deadline - zclock_mono ();
+        if (left <= 0) {
+            lp_client_fail (self, LP_ETIMEOUT, "%s engine %d: not %s within the timeout",
+                            what, id, wanted? "back": "gone");
+            return -1;
+        }
+        //  Notifications come sooner than the next status
+        if (lp_client_poll (self, (int) (left < LP_CLIENT_RESTATUS_MSEC? left:
+                                                 LP_CLIENT_RESTATUS_MSEC)) == -1)
+            return -1;
+    }
+}
+
+int
+lp_client_shutdown_engine (lp_client_t *self, int id, int timeout_ms)
+{
+    assert (self);
+    if (id < 0) {
+        lp_client_fail (self, LP_EINVAL, "shutdown: invalid engine id %d", id);
+        return -1;
+    }
+    if (timeout_ms <= 0)
+        timeout_ms = LP_CONNECT_TIMEOUT_MSEC;
+    int64_t deadline = zclock_mono () + timeout_ms;
+    lp_view_t *view = lp_client_view (self, &id, 1);
+    lp_result_t *result = view? lp_view_control (view, LP_SHUTDOWN_REQUEST): NULL;
+    lp_view_destroy (&view);
+    if (!result)
+        return -1;
+    int rc = lp_result_wait (result, timeout_ms);
+    if (rc == LP_OK && lp_result_failed (result) > 0) {
+        lp_client_fail (self, LP_EREMOTE, "shutdown of engine %d: %s", id,
+                        lp_result_error (result, 0));
+        rc = -1;
+    }
+    lp_result_destroy (&result);
+    if (rc != LP_OK)
+        return -1;
+    return s_engine_wait (self, id, 0, false, deadline, "shutdown of");
+}
+
+int
+lp_client_restart_engine (lp_client_t *self, int id, int timeout_ms)
+{
+    assert (self);
+    if (id < 0) {
+        lp_client_fail (self, LP_EINVAL, "restart: invalid engine id %d", id);
+        return -1;
+    }
+    if (timeout_ms <= 0)
+        timeout_ms = LP_CONNECT_TIMEOUT_MSEC;
+    int64_t deadline = zclock_mono () + timeout_ms;
+    lp_value_t *content = lp_value_map ();
+    if (content && lp_value_set (content, "id", lp_value_int (id)))
+        lp_value_destroy (&content);
+    lp_msg_t *reply = s_query_with (self, LP_RESTART_REQUEST, content, timeout_ms);
+    if (!reply)
+        return -1;
+    int64_t old_pid = lp_msg_get_int (reply, "pid", 0);
+    lp_msg_destroy (&reply);
+    return s_engine_wait (self, id, old_pid, true, deadline, "restart of");
 }
 
 //  --------------------------------------------------------------------------

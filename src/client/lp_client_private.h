@@ -42,6 +42,10 @@ void    lp_client_set_error (lp_client_t *self, const char *format, ...)
 //  Records an error with its lp_err_t code.
 void    lp_client_fail (lp_client_t *self, int code, const char *format, ...)
         __attribute__ ((format (printf, 3, 4)));
+//  Forgets the client's last error ("" and LP_OK): every call that sends
+//  or waits starts with it, so lp_client_error never outlives a later
+//  success (docs/api.md, "Errors").
+void    lp_client_clear_error (lp_client_t *self);
 //  Sets this thread's lp_last_error text.
 void    lp_set_last_error (const char *format, ...)
         __attribute__ ((format (printf, 1, 2)));
@@ -73,6 +77,8 @@ lp_result_t *lp_result_new (lp_client_t *client, lp_combine_t combine);
 //  tasks); submitted is the request's date (ISO). 0 / -1.
 int     lp_result_add_slot (lp_result_t *self, const char *msg_id, int engine);
 int     lp_result_add_task_slot (lp_result_t *self, const char *msg_id, const char *submitted);
+//  map: the position of the last added slot's first item in the sequence.
+void    lp_result_set_first_item (lp_result_t *self, int64_t first);
 //  A reply (or controller error) whose parent is one of our msg_ids.
 void    lp_result_handle_reply (lp_result_t *self, lp_msg_t *msg);
 //  An iopub stream message whose parent is one of our msg_ids.
@@ -92,5 +98,8 @@ void    lp_result_detach (lp_result_t *self);
 lp_view_t *lp_view_new (lp_client_t *client, const int *targets, int ntargets,
                         bool balanced);
 void    lp_view_detach (lp_view_t *self);
+//  A request of msg_type with an empty content on the control channel to
+//  every target (interrupt, shutdown). Direct views only.
+lp_result_t *lp_view_control (lp_view_t *self, const char *msg_type);
 
 #endif

@@ -21,6 +21,11 @@
     that the controller refuses as a whole is answered once with metadata
     engine -1: that reply ends every pending slot of its msg_id.
 
+    As completed: each slot's index is appended to `ended` when it ends
+    (room for it is taken with the slot, so ending never allocates);
+    lp_result_next hands them out in that order, and lp_client_wait_any
+    looks for the first result of a set whose slots have all ended.
+
     Abort: lp_result_abort asks the scheduler (task channel) to abort the
     pending task slots, then each engine that holds pending requests
     (control channel). The answers are collected by an internal "raw"
@@ -60,6 +65,8 @@ typedef struct {
     char submitted [32];                //  ISO date the request was sent
     char started [32];                  //  ISO date the engine started it
     char completed [32];                //  ISO date the engine finished it
+    int64_t first_item;                 //  map: position of its first item
+                                        //  in the sequence, -1 otherwise
 } slot_t;
 
 struct _lp_result_t {
@@ -80,6 +87,10 @@ struct _lp_result_t {
     bool controller_lost;               //  slots ended with ControllerLost
     bool raw;                           //  internal: slot value = reply content
     lp_value_t *not_aborted;            //  after an abort: array of maps
+    int *ended;                         //  slot indices in the order they
+                                        //  ended (slots_cap allocated)
+    int handed;                         //  ended [0..handed) returned by
+                                        //  lp_result_next
 };
 
 static char *
@@ -179,6 +190,7 @@ lp_result_destroy (lp_result_t **self_p)
     if (self->client)
         lp_client_forget_result (self->client, self, self->handle);
     free (self->slots);
+    free (self->ended);
     lp_value_destroy (&self->combined);
     lp_value_destroy (&self->not_aborted);
     zhashx_destroy (&self->index);
@@ -197,12 +209,18 @@ lp_result_add_slot (lp_result_t *self, const char *msg_id, int engine)
         if (!slots)
             return -1;
         self->slots = slots;
+        //  Room for every slot's end, taken now: ending never allocates.
+        int *ended = (int *) realloc (self->ended, cap * sizeof (int));
+        if (!ended)
+            return -1;
+        self->ended = ended;
         self->slots_cap = cap;
     }
     slot_t *slot = &self->slots [self->nslots];
     memset (slot, 0, sizeof *slot);
     snprintf (slot->msg_id, sizeof slot->msg_id, "%s", msg_id);
     slot->engine = engine;
+    slot->first_item = -1;
     //  out stays NULL ("") until the first output arrives.
     //  Slots of one msg_id are added one after another: index the first.
     if (s_index_slot (self, self->nslots) != 0)
@@ -315,7 +333,7 @@ s_slot_fail (lp_result_t *self, slot_t *slot, const char *ename,
             snprintf (slot->error, size, "[engine %s] %s: %s",
                       engine, ename, evalue);
     }
-    self->done++;
+    self->ended [self->done++] = (int) (slot - self->slots);
     self->failed++;
 }
 
@@ -424,7 +442,7 @@ lp_result_handle_reply (lp_result_t *self, lp_msg_t *msg)
         return;
     }
     slot->state = SLOT_OK;
-    self->done++;
+    self->ended [self->done++] = (int) (slot - self->slots);
 }
 
 void
@@ -506,6 +524,8 @@ bool
 lp_result_ready (lp_result_t *self)
 {
     assert (self);
+    if (self->client)
+        lp_client_clear_error (self->client);
     if (self->done < self->nslots && self->client)
         lp_client_poll (self->client, 0);
     return self->done >= self->nslots;
@@ -515,6 +535,8 @@ int
 lp_result_done (lp_result_t *self)
 {
     assert (self);
+    if (self->client)
+        lp_client_clear_error (self->client);
     if (self->done < self->nslots && self->client)
         lp_client_poll (self->client, 0);
     return self->done;
@@ -525,6 +547,8 @@ lp_result_wait (lp_result_t *self, int timeout_ms)
 {
     assert (self);
     assert (self->tag == LP_RESULT_TAG);
+    if (self->client)
+        lp_client_clear_error (self->client);
     int64_t deadline = zclock_mono () + (timeout_ms < 0? 0: timeout_ms);
     while (self->done < self->nslots) {
         if (!self->client)
@@ -559,6 +583,172 @@ lp_result_wait (lp_result_t *self, int timeout_ms)
         return LP_ECLOSED;
     }
     return LP_OK;
+}
+
+//  --------------------------------------------------------------------------
+//  As completed: slots in the order they ended, results of a set
+
+//  The first result of results [0..n) whose slots have all ended, its
+//  position; -1 when none. A NULL entry is skipped.
+static int
+s_first_ready (lp_result_t *const *results, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (results [i] && results [i]->done >= results [i]->nslots)
+            return i;
+    return -1;
+}
+
+int
+lp_client_wait_any (lp_client_t *client, lp_result_t *const *results, int n,
+                    int timeout_ms)
+{
+    assert (client);
+    bool any = false;
+    for (int i = 0; results && i < n; i++)
+        if (results [i]) {
+            assert (results [i]->tag == LP_RESULT_TAG);
+            //  A result of another client would never end by our polls.
+            if (results [i]->client && results [i]->client != client) {
+                lp_client_fail (client, LP_EINVAL, "wait_any: result %d belongs to "
+                                "another client", i);
+                return -1;
+            }
+            any = true;
+        }
+    if (!any) {
+        lp_client_fail (client, LP_EINVAL, "wait_any: no results");
+        return -1;
+    }
+    int64_t deadline = zclock_mono () + (timeout_ms < 0? 0: timeout_ms);
+    while (true) {
+        int ready = s_first_ready (results, n);
+        if (ready >= 0)
+            return ready;
+        int64_t left = deadline - zclock_mono ();
+        //  Always one look at the sockets, also with a timeout of 0
+        int handled = lp_client_poll (client, left > 0? (int) left: 0);
+        if (handled == -1)
+            return -1;
+        ready = s_first_ready (results, n);
+        if (ready >= 0)
+            return ready;
+        if (left <= 0) {
+            lp_client_fail (client, LP_ETIMEOUT, "wait_any: none of %d results ended "
+                            "within %d ms", n, timeout_ms);
+            return -1;
+        }
+    }
+}
+
+int
+lp_result_next (lp_result_t *self, int timeout_ms, int *slot_p)
+{
+    assert (self);
+    assert (self->tag == LP_RESULT_TAG);
+    assert (slot_p);
+    *slot_p = -1;
+    if (self->handed == self->nslots)
+        return LP_OK;                   //  every slot was handed out
+    int64_t deadline = zclock_mono () + (timeout_ms < 0? 0: timeout_ms);
+    bool looked = false;
+    while (self->handed == self->done && self->client) {
+        int64_t left = deadline - zclock_mono ();
+        if (left <= 0 && looked) {
+            lp_client_fail (self->client, LP_ETIMEOUT, "timed out after %d ms: %d of %d "
+                            "replies pending", timeout_ms,
+                            self->nslots - self->done, self->nslots);
+            return LP_ETIMEOUT;
+        }
+        looked = true;
+        if (lp_client_poll (self->client, left > 0? (int) left: 0) == -1) {
+            int code = lp_client_errcode (self->client);
+            return code == LP_OK? LP_EINVAL: code;
+        }
+    }
+    if (self->handed == self->done) {
+        lp_set_last_error ("client destroyed");
+        return LP_ECLOSED;
+    }
+    *slot_p = self->ended [self->handed++];
+    return LP_OK;
+}
+
+lp_state_t
+lp_result_state (lp_result_t *self, int i)
+{
+    assert (self);
+    if (i < 0 || i >= self->nslots)
+        return LP_STATE_PENDING;
+    return self->slots [i].state == SLOT_OK? LP_STATE_OK:
+           self->slots [i].state == SLOT_ERROR? LP_STATE_ERROR: LP_STATE_PENDING;
+}
+
+void
+lp_result_set_first_item (lp_result_t *self, int64_t first)
+{
+    assert (self);
+    assert (self->nslots > 0);
+    self->slots [self->nslots - 1].first_item = first;
+}
+
+int64_t
+lp_result_first_item (lp_result_t *self, int i)
+{
+    assert (self);
+    if (i < 0 || i >= self->nslots)
+        return -1;
+    return self->slots [i].first_item;
+}
+
+lp_value_t *
+lp_result_take (lp_result_t *self, int i)
+{
+    assert (self);
+    assert (self->tag == LP_RESULT_TAG);
+    if (i < 0 || i >= self->nslots || self->slots [i].state != SLOT_OK) {
+        if (self->client)
+            lp_client_fail (self->client, LP_EINVAL, "take: reply %d is %s", i,
+                            i < 0 || i >= self->nslots? "out of range":
+                            self->slots [i].state == SLOT_PENDING? "pending": "an error");
+        else
+            lp_set_last_error ("take: reply %d has no value", i);
+        return NULL;
+    }
+    slot_t *slot = &self->slots [i];
+    lp_value_t *taken = NULL;
+    if (!slot->nil)
+        slot->nil = lp_value_nil ();    //  what the slot holds afterwards
+    if (!slot->nil) {
+        if (self->client)
+            lp_client_fail (self->client, LP_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (slot->value == slot->nil)
+        taken = lp_value_nil ();
+    else
+    if (slot->value == slot->values) {
+        //  Several values, or one typed sequence: the whole array
+        lp_value_t *empty = lp_value_array ();
+        if (empty) {
+            taken = slot->values;
+            slot->values = empty;
+            slot->value = slot->nil;
+        }
+    }
+    else {
+        //  One value, element 0 of values: a nil takes its place there
+        taken = lp_value_take_at (slot->values, 0);
+        if (taken)
+            slot->value = lp_value_at (slot->values, 0);
+    }
+    if (!taken) {
+        if (self->client)
+            lp_client_fail (self->client, LP_ENOMEM, "out of memory");
+        return NULL;
+    }
+    lp_value_destroy (&self->combined);
+    return taken;
 }
 
 //  --------------------------------------------------------------------------
@@ -910,7 +1100,8 @@ lp_result_abort (lp_result_t *self)
         }
     }
     rc = aborted;
-    goto done;
+    lp_client_clear_error (client);     //  an engine that did not answer is
+    goto done;                          //  in not_aborted, not an error
 nomem:
     lp_client_fail (client, LP_ENOMEM, "out of memory");
 done:

@@ -18,15 +18,22 @@
     the controller's scheduler picks the engine. Its flags (retries,
     timeout, time_limit, targets, after / follow with success / failure)
     go into the request header and apply to calls made after they are
-    set. map splits the sequence into chunks of `chunksize` items, one
-    task each; the result's slots are the tasks in order, so lp_result_get
-    concatenates them back in order.
+    set (lp_view_dup gives a copy to set them on for one call). map splits
+    the sequence into chunks of `chunksize` items, one task each; the
+    result's slots are the tasks in order, so lp_result_get concatenates
+    them back in order. Each map slot records the position of its first
+    item, for callers that take the slots as they complete.
+
+    map_n zips several sequences into one of argument arrays and sends it
+    as a map whose content says `star`: the engine unpacks each item into
+    the call's arguments.
     =========================================================================
 */
 #include "lp_client_private.h"
 #include "lp_proto.h"
 #include "lp_util.h"
 #include "lp_msg.h"
+#include "lp_value.h"
 
 #define LP_VIEW_TAG     0x1b0c0002
 
@@ -183,6 +190,35 @@ lp_view_set_follow (lp_view_t *self, lp_result_t *const *deps, int ndeps)
 {
     assert (self);
     return s_set_deps (self, &self->follow, deps, ndeps);
+}
+
+lp_view_t *
+lp_view_dup (lp_view_t *self)
+{
+    assert (self);
+    assert (self->tag == LP_VIEW_TAG);
+    if (!self->client) {
+        lp_set_last_error ("client destroyed");
+        return NULL;
+    }
+    lp_view_t *copy = lp_view_new (self->client, self->targets, self->ntargets,
+                                   self->balanced);
+    if (!copy)
+        return NULL;
+    copy->retries = self->retries;
+    copy->timeout_ms = self->timeout_ms;
+    copy->time_limit_ms = self->time_limit_ms;
+    copy->chunksize = self->chunksize;
+    copy->success = self->success;
+    copy->failure = self->failure;
+    copy->after = self->after? lp_value_dup (self->after): NULL;
+    copy->follow = self->follow? lp_value_dup (self->follow): NULL;
+    if ((self->after && !copy->after) || (self->follow && !copy->follow)) {
+        lp_view_destroy (&copy);
+        lp_client_set_error (self->client, "out of memory");
+        return NULL;
+    }
+    return copy;
 }
 
 bool
@@ -433,6 +469,19 @@ s_check (lp_view_t *self, const char *what, const char *arg)
     return true;
 }
 
+//  False (with the client's error) when value nests deeper than
+//  LP_VALUE_MAX_DEPTH levels: the limit lp_lua_to_value sets for Lua, so
+//  C and Lua senders agree (docs/api.md, "Values").
+static bool
+s_depth_ok (lp_view_t *self, const char *what, const lp_value_t *value, const char *where)
+{
+    if (!lp_value_deeper_than (value, LP_VALUE_MAX_DEPTH))
+        return true;
+    lp_client_fail (self->client, LP_EINVAL, "%s: value nests deeper than %d levels (%s)",
+                    what, LP_VALUE_MAX_DEPTH, where);
+    return false;
+}
+
 //  --------------------------------------------------------------------------
 //  Calls
 
@@ -461,6 +510,14 @@ lp_view_apply (lp_view_t *self, const char *fn, lp_value_t *args)
                              lp_type_name (lp_value_type (args)));
         lp_value_destroy (&args);
         return NULL;
+    }
+    for (size_t k = 0; args && k < lp_value_len (args); k++) {
+        char where [32];
+        snprintf (where, sizeof where, "argument %zu", k + 1);
+        if (!s_depth_ok (self, "apply", lp_value_at (args, k), where)) {
+            lp_value_destroy (&args);
+            return NULL;
+        }
     }
     lp_value_t *content = s_content ("fn", lp_value_string (fn));
     if (content && lp_value_set (content, "args", args))
@@ -496,6 +553,13 @@ lp_view_push_map (lp_view_t *self, lp_value_t *ns)
                              lp_type_name (lp_value_type (ns)));
         lp_value_destroy (&ns);
         return NULL;
+    }
+    for (size_t k = 0; k < lp_value_len (ns); k++) {
+        const char *key = lp_value_as_string (lp_value_key_at (ns, k), NULL);
+        if (!s_depth_ok (self, "push", lp_value_value_at (ns, k), key? key: "a value")) {
+            lp_value_destroy (&ns);
+            return NULL;
+        }
     }
     return s_request (self, LP_CHANNEL_MUX, LP_PUSH_REQUEST, s_content ("ns", ns),
                       LP_COMBINE_NONE, false);
@@ -549,12 +613,27 @@ lp_view_gather (lp_view_t *self, const char *name)
 }
 
 lp_result_t *
+lp_view_control (lp_view_t *self, const char *msg_type)
+{
+    if (!s_check (self, msg_type, "") || !s_direct_only (self, msg_type))
+        return NULL;
+    return s_request (self, LP_CHANNEL_CONTROL, msg_type,
+                      lp_value_map (), LP_COMBINE_EACH, false);
+}
+
+lp_result_t *
 lp_view_interrupt (lp_view_t *self)
 {
-    if (!s_check (self, "interrupt", "") || !s_direct_only (self, "interrupt"))
+    return lp_view_control (self, LP_INTERRUPT_REQUEST);
+}
+
+lp_result_t *
+lp_view_clear (lp_view_t *self)
+{
+    if (!s_check (self, "clear", "") || !s_direct_only (self, "clear"))
         return NULL;
-    return s_request (self, LP_CHANNEL_CONTROL, LP_INTERRUPT_REQUEST,
-                      lp_value_map (), LP_COMBINE_EACH, false);
+    return s_request (self, LP_CHANNEL_MUX, LP_CLEAR_REQUEST, lp_value_map (),
+                      LP_COMBINE_NONE, false);
 }
 
 //  --------------------------------------------------------------------------
@@ -613,12 +692,24 @@ s_chunk (const lp_value_t *seq, size_t start, size_t len)
     return chunk;
 }
 
+//  A map_request's content {fn, items = chunk (taken), star}. NULL when
+//  out of memory.
+static lp_value_t *
+s_map_content (const char *fn, lp_value_t *chunk, bool star)
+{
+    lp_value_t *content = s_content ("items", chunk);
+    if (content && (lp_value_set (content, "fn", lp_value_string (fn))
+                ||  (star && lp_value_set (content, LP_MAP_STAR, lp_value_bool (true)))))
+        lp_value_destroy (&content);
+    return content;
+}
+
 //  seq is taken. For scatter, content is {ns = {name = chunk}}; for map
 //  {fn = fn, items = chunk}. Empty chunks are sent for scatter (the name
 //  is set on every engine) and skipped for map.
 static lp_result_t *
 s_partitioned (lp_view_t *self, const char *what, const char *name_or_fn,
-               lp_value_t *seq, bool is_map)
+               lp_value_t *seq, bool is_map, bool star)
 {
     if (!s_check (self, what, name_or_fn) || !seq) {
         if (self->client && !seq)
@@ -629,6 +720,10 @@ s_partitioned (lp_view_t *self, const char *what, const char *name_or_fn,
     if (lp_value_type (seq) != LP_ARRAY && lp_value_type (seq) != LP_TYPED) {
         lp_client_set_error (self->client, "%s: needs an array or typed array, not %s",
                              what, lp_type_name (lp_value_type (seq)));
+        lp_value_destroy (&seq);
+        return NULL;
+    }
+    if (!s_depth_ok (self, what, seq, "the sequence")) {
         lp_value_destroy (&seq);
         return NULL;
     }
@@ -655,11 +750,8 @@ s_partitioned (lp_view_t *self, const char *what, const char *name_or_fn,
         lp_value_t *chunk = s_chunk (seq, start, len);
         start += len;
         lp_value_t *content = NULL;
-        if (is_map) {
-            content = s_content ("items", chunk);
-            if (content && lp_value_set (content, "fn", lp_value_string (name_or_fn)))
-                lp_value_destroy (&content);
-        }
+        if (is_map)
+            content = s_map_content (name_or_fn, chunk, star);
         else
             content = s_content ("ns", s_content (name_or_fn, chunk));
         if (s_send (self, result, LP_CHANNEL_MUX,
@@ -667,6 +759,8 @@ s_partitioned (lp_view_t *self, const char *what, const char *name_or_fn,
             lp_result_destroy (&result);
             break;
         }
+        if (is_map)
+            lp_result_set_first_item (result, (int64_t) (start - len));
     }
     free (targets);
     lp_value_destroy (&seq);
@@ -680,12 +774,12 @@ lp_view_scatter (lp_view_t *self, const char *name, lp_value_t *seq)
         lp_value_destroy (&seq);
         return NULL;
     }
-    return s_partitioned (self, "scatter", name, seq, false);
+    return s_partitioned (self, "scatter", name, seq, false, false);
 }
 
 //  Load-balanced map: one map_request task per chunk of chunksize items.
 static lp_result_t *
-s_balanced_map (lp_view_t *self, const char *fn, lp_value_t *seq)
+s_balanced_map (lp_view_t *self, const char *fn, lp_value_t *seq, bool star)
 {
     if (!s_check (self, "map", fn) || !seq) {
         if (self->client && !seq)
@@ -699,6 +793,10 @@ s_balanced_map (lp_view_t *self, const char *fn, lp_value_t *seq)
         lp_value_destroy (&seq);
         return NULL;
     }
+    if (!s_depth_ok (self, "map", seq, "the sequence")) {
+        lp_value_destroy (&seq);
+        return NULL;
+    }
     lp_result_t *result = lp_result_new (self->client, LP_COMBINE_CONCAT_VALUES);
     if (!result) {
         lp_client_set_error (self->client, "out of memory");
@@ -709,13 +807,12 @@ s_balanced_map (lp_view_t *self, const char *fn, lp_value_t *seq)
     size_t chunk = (size_t) self->chunksize;
     for (size_t start = 0; start < total; start += chunk) {
         size_t len = total - start < chunk? total - start: chunk;
-        lp_value_t *content = s_content ("items", s_chunk (seq, start, len));
-        if (content && lp_value_set (content, "fn", lp_value_string (fn)))
-            lp_value_destroy (&content);
+        lp_value_t *content = s_map_content (fn, s_chunk (seq, start, len), star);
         if (s_send_task (self, result, LP_MAP_REQUEST, content)) {
             lp_result_destroy (&result);
             break;
         }
+        lp_result_set_first_item (result, (int64_t) start);
         //  Take in replies as we go, so sockets and memory stay small.
         if ((start / chunk) % 256 == 255)
             lp_client_poll (self->client, 0);
@@ -724,10 +821,79 @@ s_balanced_map (lp_view_t *self, const char *fn, lp_value_t *seq)
     return result;
 }
 
+static lp_result_t *
+s_map (lp_view_t *self, const char *fn, lp_value_t *seq, bool star)
+{
+    if (self->balanced)
+        return s_balanced_map (self, fn, seq, star);
+    return s_partitioned (self, "map", fn, seq, true, star);
+}
+
 lp_result_t *
 lp_view_map (lp_view_t *self, const char *fn, lp_value_t *seq)
 {
-    if (self->balanced)
-        return s_balanced_map (self, fn, seq);
-    return s_partitioned (self, "map", fn, seq, true);
+    return s_map (self, fn, seq, false);
+}
+
+//  Element i of an array or typed array, as a new value.
+static lp_value_t *
+s_element (const lp_value_t *seq, size_t i)
+{
+    if (lp_value_type (seq) != LP_TYPED)
+        return lp_value_dup (lp_value_at (seq, i));
+    const void *data = lp_value_typed_data (seq);
+    switch (lp_value_dtype (seq)) {
+        case LP_DTYPE_F64: return lp_value_number (((const double *) data) [i]);
+        case LP_DTYPE_F32: return lp_value_number (((const float *) data) [i]);
+        case LP_DTYPE_I64: return lp_value_int (((const int64_t *) data) [i]);
+        case LP_DTYPE_I32: return lp_value_int (((const int32_t *) data) [i]);
+        case LP_DTYPE_U8:  return lp_value_int (((const uint8_t *) data) [i]);
+        default:           return NULL;
+    }
+}
+
+//  The items of a map over several sequences: item i is the array
+//  {seqs [0][i], seqs [1][i], ...}, as many as the shortest has. NULL
+//  when out of memory.
+static lp_value_t *
+s_zip (lp_value_t *const *seqs, int nseqs)
+{
+    size_t len = SIZE_MAX;
+    for (int k = 0; k < nseqs; k++)
+        if (lp_value_len (seqs [k]) < len)
+            len = lp_value_len (seqs [k]);
+    lp_value_t *items = lp_value_array ();
+    for (size_t i = 0; items && i < len; i++) {
+        lp_value_t *args = lp_value_array ();
+        for (int k = 0; args && k < nseqs; k++)
+            if (lp_value_append (args, s_element (seqs [k], i)))
+                lp_value_destroy (&args);
+        if (!args || lp_value_append (items, args))
+            lp_value_destroy (&items);
+    }
+    return items;
+}
+
+lp_result_t *
+lp_view_map_n (lp_view_t *self, const char *fn, lp_value_t *const *seqs, int nseqs)
+{
+    assert (self);
+    bool valid = seqs && nseqs > 0;
+    for (int k = 0; valid && k < nseqs; k++)
+        valid = seqs [k] && (lp_value_type (seqs [k]) == LP_ARRAY
+                          || lp_value_type (seqs [k]) == LP_TYPED);
+    lp_value_t *items = valid && s_check (self, "map", fn)? s_zip (seqs, nseqs): NULL;
+    for (int k = 0; seqs && k < nseqs; k++) {
+        lp_value_t *seq = seqs [k];
+        lp_value_destroy (&seq);        //  taken, also on failure
+    }
+    if (!items) {
+        if (self->client && !valid)
+            lp_client_set_error (self->client, "map: needs one or more arrays or typed arrays");
+        else
+        if (self->client && fn)
+            lp_client_set_error (self->client, "out of memory");
+        return NULL;
+    }
+    return s_map (self, fn, items, true);
 }

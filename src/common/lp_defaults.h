@@ -75,6 +75,9 @@
 
 //  Controller (src/controller)
 #define LP_READY_TIMEOUT_MSEC      60000       //  -n engines must register by then
+#define LP_LAUNCHER_OPTS_MAX       64          //  --launcher-opt KEY=VALUE pairs
+#define LP_LAUNCHER_STOP_MSEC      60000       //  `lp-launch-KIND stop` may take this long
+#define LP_LAUNCHER_TAIL_LINES     6           //  launcher output lines quoted in an error
 #define LP_CONTROLLER_MMAP_THRESHOLD (256 * 1024)  //  bytes: allocations from here mapped singly
 #define LP_CONFIG_MAX_INSTRUCTIONS 1000000     //  Lua instructions a config file may run
 #define LP_QUICK_EXIT_MSEC         10000       //  an engine exit this soon after start is quick
@@ -106,6 +109,7 @@
 #define LP_ENGINE_RECONNECT_IVL_MSEC     100   //  mux/task/control/iopub reconnect
 #define LP_ENGINE_RECONNECT_IVL_MAX_MSEC 2000  //  its backoff cap
 #define LP_ENGINE_CACHE_MAX        1024        //  compiled functions kept
+#define LP_ENGINE_ID_MAX           1000000     //  ids an engine may ask for: 0 to this - 1
 #define LP_ENGINE_STDOUT_MAX       (64 * 1024 * 1024)  //  bytes: reply "stdout" cap
 #define LP_STREAM_WINDOW_MSEC      20          //  stream messages counted per window:
 #define LP_STREAM_WINDOW_MSGS      100         //  past this many, prints are batched
@@ -125,6 +129,7 @@
 #define LP_CLIENT_RECOVER_IDS      4096        //  msg_ids per result_request after a restart
 #define LP_RESULT_SEARCH_MAX       16          //  result slots searched in place; more: indexed
 #define LP_LUA_POLL_MSEC           100         //  Lua module: wait slice of a blocking call
+#define LP_LUA_PROGRESS_MSEC       300         //  Lua module: first lp.progress call of a wait
 #define LPSH_HISTORY_SIZE          1000        //  lpsh: lines kept in the history file
 
 #endif

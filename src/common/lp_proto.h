@@ -89,6 +89,10 @@ bool    lp_proto_pong_decode (const uint8_t *data, size_t size, uint64_t *seq_p,
 #define LP_STATUS_OK            "ok"
 #define LP_STATUS_ERROR         "error"
 
+//  map_request content: true when each item is an array of the
+//  arguments of one call (a map over several sequences)
+#define LP_MAP_STAR             "star"
+
 //  ---------------------------------------------------------------------
 //  Message types
 
@@ -130,6 +134,9 @@ bool    lp_proto_pong_decode (const uint8_t *data, size_t size, uint64_t *seq_p,
 #define LP_PURGE_REPLY          "purge_reply"
 #define LP_RESUBMIT_REQUEST     "resubmit_request"
 #define LP_RESUBMIT_REPLY       "resubmit_reply"
+//  registration channel: restart one local engine (docs/protocol.md)
+#define LP_RESTART_REQUEST      "restart_request"
+#define LP_RESTART_REPLY        "restart_reply"
 //  iopub and notification
 #define LP_STREAM               "stream"
 #define LP_ENGINE_REGISTERED    "engine_registered"
@@ -143,6 +150,8 @@ bool    lp_proto_pong_decode (const uint8_t *data, size_t size, uint64_t *seq_p,
 #define LP_ENAME_SERIALIZATION  "SerializationError"
 #define LP_ENAME_ENGINE         "EngineError"
 #define LP_ENAME_TIME_LIMIT     "TimeLimit"
+#define LP_ENAME_WALLTIME       "WalltimeExceeded"    //  time_limit past the
+                                                    //  engine's batch job end
 #define LP_ENAME_TIMEOUT        "TimeoutError"
 #define LP_ENAME_DEPENDENCY     "DependencyError"
 #define LP_ENAME_ABORTED        "Aborted"

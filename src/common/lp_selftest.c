@@ -27,6 +27,8 @@
 
 //  The controller's task store (built into this program, see CMakeLists.txt)
 void lp_store_test (bool verbose);
+//  The controller's launcher scripts (src/controller/lp_remote.c)
+void lp_remote_test (bool verbose);
 //  The controller's dashboard (lp_dashboard.c: HTTP on loopback)
 void lp_dashboard_test (bool verbose);
 
@@ -48,6 +50,7 @@ static const s_test_t s_tests [] = {
     { "policy",   lp_policy_test },
     { "zap",      lp_zap_test },
     { "store",    lp_store_test },      //  src/controller/lp_store.c
+    { "remote",   lp_remote_test },     //  src/controller/lp_remote.c
     { "dashboard", lp_dashboard_test }, //  src/controller/lp_dashboard.c
     { NULL, NULL }
 };

@@ -742,6 +742,30 @@ lp_value_take (lp_value_t *self, const char *key)
     return NULL;
 }
 
+lp_value_t *
+lp_value_take_at (lp_value_t *self, size_t index)
+{
+    assert (self);
+    if (self->type != LP_ARRAY || index >= self->u.arr.len)
+        return NULL;
+    lp_value_t *nil = lp_value_nil ();
+    if (!nil)
+        return NULL;
+    lp_value_t *item = self->u.arr.items [index];
+    self->u.arr.items [index] = nil;
+    return item;
+}
+
+void *
+lp_value_typed_release (lp_value_t *self, void (**free_fn_p) (void *data))
+{
+    if (!self || !free_fn_p || self->type != LP_TYPED || !self->u.typed.free_fn)
+        return NULL;
+    //  The buffer as it is (a decoded frame's block, or the caller's):
+    //  no copy; the value keeps nothing to free.
+    return lp_value_detach (self, free_fn_p);
+}
+
 const lp_value_t *
 lp_value_key_at (const lp_value_t *self, size_t index)
 {
@@ -775,6 +799,29 @@ lp_value_typed_is_sequence (const lp_value_t *self)
 {
     assert (self);
     return self->type == LP_TYPED && self->u.typed.sequence;
+}
+
+bool
+lp_value_deeper_than (const lp_value_t *self, int levels)
+{
+    assert (self);
+    if (self->type == LP_TYPED)
+        return self->u.typed.sequence && levels < 1;
+    if (self->type != LP_ARRAY && self->type != LP_MAP)
+        return false;
+    if (levels < 1)
+        return true;
+    if (self->type == LP_ARRAY) {
+        for (size_t k = 0; k < self->u.arr.len; k++)
+            if (lp_value_deeper_than (self->u.arr.items [k], levels - 1))
+                return true;
+        return false;
+    }
+    for (size_t k = 0; k < self->u.map.len; k++)
+        if (lp_value_deeper_than (self->u.map.keys [k], levels - 1)
+        ||  lp_value_deeper_than (self->u.map.vals [k], levels - 1))
+            return true;
+    return false;
 }
 
 int
@@ -1175,6 +1222,36 @@ lp_value_test (bool verbose)
 {
     printf (" * value: ");
 
+    //  Nesting levels (lp_value_deeper_than): a scalar none, {} one,
+    //  {{1}} two; a map's keys count; a sequence-flagged typed array is
+    //  a table (one level), a plain one none.
+    {
+        lp_value_t *scalar = lp_value_int (1);
+        assert (!lp_value_deeper_than (scalar, 0));
+        lp_value_t *nest = lp_value_array ();
+        assert (lp_value_deeper_than (nest, 0) && !lp_value_deeper_than (nest, 1));
+        for (int level = 2; level <= LP_VALUE_MAX_DEPTH + 1; level++) {
+            lp_value_t *outer = lp_value_array ();
+            assert (outer && lp_value_append (outer, nest) == 0);
+            nest = outer;
+            assert (lp_value_deeper_than (nest, level - 1));
+            assert (!lp_value_deeper_than (nest, level));
+        }
+        lp_value_destroy (&nest);
+        lp_value_t *map = lp_value_map ();
+        lp_value_t *inner = lp_value_map ();
+        assert (lp_value_set (inner, "x", lp_value_array ()) == 0);
+        assert (lp_value_set (map, "m", inner) == 0);
+        assert (lp_value_deeper_than (map, 2) && !lp_value_deeper_than (map, 3));
+        lp_value_destroy (&map);
+        lp_value_t *typed = lp_value_typed (LP_DTYPE_F64, 3);
+        assert (!lp_value_deeper_than (typed, 0));
+        lp_value_typed_set_sequence (typed, true);
+        assert (lp_value_deeper_than (typed, 0) && !lp_value_deeper_than (typed, 1));
+        lp_value_destroy (&typed);
+        lp_value_destroy (&scalar);
+    }
+
     //  @selftest
     //  Scalars
     lp_value_t *v = lp_value_nil ();
@@ -1201,6 +1278,25 @@ lp_value_test (bool verbose)
     assert (lp_value_as_int (v) == -2);
     assert (lp_value_as_number (v) == -2.75);
     s_check_print (v, "-2.75");
+    lp_value_destroy (&v);
+
+    //  Taking out without copying: an array element, a typed buffer
+    v = lp_value_int_range (1, 3);
+    lp_value_t *two = lp_value_take_at (v, 1);
+    assert (two && lp_value_as_int (two) == 2);
+    assert (lp_value_type (lp_value_at (v, 1)) == LP_NIL);
+    assert (lp_value_len (v) == 3);
+    assert (lp_value_take_at (v, 3) == NULL);
+    lp_value_destroy (&two);
+    lp_value_destroy (&v);
+    v = lp_value_typed (LP_DTYPE_I32, 4);
+    void *block = lp_value_typed_data (v);
+    void (*release) (void *) = NULL;
+    assert (lp_value_typed_release (v, NULL) == NULL);
+    assert (lp_value_typed_release (v, &release) == block);
+    assert (release == free && lp_value_type (v) == LP_NIL);
+    assert (lp_value_typed_release (v, &release) == NULL);
+    release (block);
     lp_value_destroy (&v);
     v = lp_value_number (1e300);
     assert (lp_value_as_int (v) == INT64_MAX);

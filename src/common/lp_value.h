@@ -17,6 +17,9 @@
 //  Takes the value of key out of a map without copying it (the map keeps
 //  nil in its place); NULL when absent or out of memory. Caller owns it.
 lp_value_t *lp_value_take (lp_value_t *self, const char *key);
+//  Takes element index out of an array without copying it (nil takes its
+//  place); NULL when out of range or out of memory. Caller owns it.
+lp_value_t *lp_value_take_at (lp_value_t *self, size_t index);
 
 //  String (type LP_STRING) or bytes (LP_BYTES) that takes data, a malloc'd
 //  block of at least len + 1 bytes (data[len] is set to 0); data is freed
@@ -50,6 +53,13 @@ bool        lp_value_typed_freed_by (const lp_value_t *self, void (*free_fn) (vo
 //  True when the typed array's buffer is the value's own (lp_value_typed,
 //  or lp_value_typed_take with free), so it may be released early.
 bool        lp_value_typed_owned (const lp_value_t *self);
+
+//  True when the value nests more than `levels` levels: an array or a map
+//  is one level plus the deepest of its items (keys too), a typed array
+//  flagged as a sequence one level (a Lua table), anything else none; the
+//  rule lp_lua_to_value applies with LP_VALUE_MAX_DEPTH. Looks no deeper
+//  than levels + 1, so a hostile depth costs no more.
+bool        lp_value_deeper_than (const lp_value_t *self, int levels);
 
 void        lp_value_test (bool verbose);
 

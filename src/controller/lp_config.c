@@ -82,6 +82,79 @@ s_boolean (lua_State *L, const char *name, int *out, char *err, size_t errlen, c
     return rc;
 }
 
+//  engines: a count (integer >= 0) or a launcher's name. -1 when mistyped.
+static int
+s_engines (lua_State *L, lp_config_t *config, char *err, size_t errlen, const char *path)
+{
+    int type = lua_getfield (L, -1, "engines");
+    int rc = 0;
+    if (type == LUA_TNUMBER && lua_isinteger (L, -1) && lua_tointeger (L, -1) >= 0
+    &&  lua_tointeger (L, -1) <= 1000000)
+        snprintf (config->engines, sizeof config->engines, "%lld",
+                  (long long) lua_tointeger (L, -1));
+    else
+    if (type == LUA_TSTRING && lua_rawlen (L, -1) > 0 && lua_rawlen (L, -1) < sizeof config->engines)
+        snprintf (config->engines, sizeof config->engines, "%s", lua_tostring (L, -1));
+    else
+    if (type != LUA_TNIL) {
+        snprintf (err, errlen, "%s: engines must be a count or a launcher name (\"ssh\", "
+                  "\"mpi\", \"slurm\", ...)", path);
+        rc = -1;
+    }
+    lua_pop (L, 1);
+    return rc;
+}
+
+//  launcher = { key = value, ... }: string or number values, copied as
+//  "key=value". -1 when mistyped.
+static int
+s_launcher (lua_State *L, lp_config_t *config, char *err, size_t errlen, const char *path)
+{
+    int type = lua_getfield (L, -1, "launcher");
+    int rc = 0;
+    if (type == LUA_TTABLE) {
+        lua_pushnil (L);
+        while (rc == 0 && lua_next (L, -2)) {
+            if (lua_type (L, -2) != LUA_TSTRING
+            ||  (lua_type (L, -1) != LUA_TSTRING && lua_type (L, -1) != LUA_TNUMBER)) {
+                snprintf (err, errlen, "%s: launcher must be a table of name = string or "
+                          "number", path);
+                rc = -1;
+            }
+            else
+            if (config->launcher_count == LP_LAUNCHER_OPTS_MAX) {
+                snprintf (err, errlen, "%s: launcher has more than %d options", path,
+                          LP_LAUNCHER_OPTS_MAX);
+                rc = -1;
+            }
+            else {
+                //  lua_tostring turns a number value into a string in place:
+                //  the key is not touched, so lua_next goes on
+                char *slot = config->launcher [config->launcher_count];
+                int len = snprintf (slot, LP_CONFIG_OPTION_CHARS, "%s=%s",
+                                    lua_tostring (L, -2), lua_tostring (L, -1));
+                if (len < 0 || len >= LP_CONFIG_OPTION_CHARS) {
+                    snprintf (err, errlen, "%s: launcher.%s is too long", path,
+                              lua_tostring (L, -2));
+                    rc = -1;
+                }
+                else
+                    config->launcher_count++;
+            }
+            lua_pop (L, 1);
+        }
+        if (rc != 0)
+            lua_pop (L, 1);             //  the key lua_next left
+    }
+    else
+    if (type != LUA_TNIL) {
+        snprintf (err, errlen, "%s: launcher must be a table", path);
+        rc = -1;
+    }
+    lua_pop (L, 1);
+    return rc;
+}
+
 int
 lp_config_load (const char *path, lp_config_t *config, char *err, size_t errlen)
 {
@@ -122,6 +195,9 @@ lp_config_load (const char *path, lp_config_t *config, char *err, size_t errlen)
         &&  s_integer (L, "log_max_mb", &config->log_max_mb, err, errlen, path) == 0
         &&  s_integer (L, "log_keep", &config->log_keep, err, errlen, path) == 0
         &&  s_integer (L, "engine_wait_sec", &config->engine_wait_sec, err, errlen, path) == 0
+        &&  s_integer (L, "ready_timeout_sec", &config->ready_timeout_sec, err, errlen, path) == 0
+        &&  s_engines (L, config, err, errlen, path) == 0
+        &&  s_launcher (L, config, err, errlen, path) == 0
         &&  s_string_or_number (L, "dashboard", config->dashboard, sizeof config->dashboard,
                                 err, errlen, path) == 0)
             rc = 0;

@@ -15,12 +15,19 @@
         log_keep = 5                -- rotated files kept per log
         engine_wait_sec = 60        -- local engines' wait for a lost controller
         dashboard = "127.0.0.1:8080" -- web dashboard, [ADDR:]PORT (or a port number)
-    Command-line options override it. */
+        ready_timeout_sec = 60      -- engines must register by then
+        engines = 4                 -- or a launcher: "ssh", "mpi", "slurm", ...
+        launcher = { hosts = "h1:4,h2:8", partition = "debug" }
+                                    -- the launcher's options (strings or numbers)
+    Command-line options override it (--launcher-opt per key). */
 #ifndef LP_CONFIG_H_INCLUDED
 #define LP_CONFIG_H_INCLUDED
 
 #include <stdbool.h>
 #include <stddef.h>
+#include "lp_defaults.h"
+
+#define LP_CONFIG_OPTION_CHARS     1024        //  "key=value" of one launcher option
 
 typedef struct {
     char scheduler [32];                //  "" when unset
@@ -35,6 +42,11 @@ typedef struct {
     int log_max_mb;                     //  -1 when unset
     int log_keep;                       //  -1 when unset
     int engine_wait_sec;                //  -1 when unset
+    int ready_timeout_sec;              //  0 when unset
+    char engines [64];                  //  a count or a launcher kind; "" unset
+    char launcher [LP_LAUNCHER_OPTS_MAX][LP_CONFIG_OPTION_CHARS];
+                                        //  "key=value" each
+    int launcher_count;                 //  entries of launcher
     char dashboard [256];               //  "" when unset
 } lp_config_t;
 

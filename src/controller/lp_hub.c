@@ -118,6 +118,8 @@ struct _lp_hub_t {
     int expect_count;                   //  EXPECT: engines to wait for
     bool expecting;                     //  READY not yet sent
     zlistx_t *statuses;                 //  s_status_t waiting for figures (owns)
+    zlistx_t *restarts;                 //  restart_requests waiting for the
+                                        //  controller's RESTARTING (owns)
     int status_seq;                     //  last QUEUES number
     char hostname [256];                //  this host, for local pids
     zsock_t *dashboard;                 //  PUSH to the dashboard, or NULL
@@ -544,6 +546,64 @@ s_statuses_overdue (lp_hub_t *self)
     }
 }
 
+static void
+s_msg_free (void **item)
+{
+    lp_msg_destroy ((lp_msg_t **) item);
+}
+
+//  A client's restart_request {id}: a registered engine of this host is
+//  handed to the controller ("RESTART" id pid), which alone knows whether
+//  it started that process; the request is answered on its RESTARTING.
+static void
+s_handle_restart (lp_hub_t *self, lp_msg_t **msg_p)
+{
+    int64_t id = lp_msg_get_int (*msg_p, "id", -1);
+    s_engine_t *engine = id >= 0 && (size_t) id < self->engines_size? self->engines [id]: NULL;
+    char why [512] = "";
+    if (!engine || engine->state != ENGINE_READY)
+        snprintf (why, sizeof why, "no engine %lld is registered", (long long) id);
+    else
+    if (!streq (engine->host, self->hostname))
+        snprintf (why, sizeof why, "engine %lld runs on %.200s, not on the controller's host: "
+                  "only engines the controller started can be restarted", (long long) id,
+                  engine->host);
+    else
+    if (!zlistx_add_end (self->restarts, *msg_p))
+        snprintf (why, sizeof why, "out of memory");
+    if (*why) {
+        s_reply_error (self, *msg_p, LP_RESTART_REPLY, why);
+        return;
+    }
+    *msg_p = NULL;                      //  kept until RESTARTING
+    zsock_send (self->pipe, "sii", "RESTART", (int) id, (int) engine->pid);
+}
+
+//  The controller's answer to RESTART: "" when the engine is being
+//  restarted, else why not.
+static void
+s_restarting (lp_hub_t *self, int id, int pid, const char *why)
+{
+    lp_msg_t *request = (lp_msg_t *) zlistx_first (self->restarts);
+    while (request && lp_msg_get_int (request, "id", -1) != id)
+        request = (lp_msg_t *) zlistx_next (self->restarts);
+    if (!request)
+        return;
+    if (why && *why)
+        s_reply_error (self, request, LP_RESTART_REPLY, why);
+    else {
+        lp_value_t *content = lp_value_map ();
+        if (content
+        && (lp_value_set (content, LP_CONTENT_STATUS, lp_value_string (LP_STATUS_OK))
+        ||  lp_value_set (content, "id", lp_value_int (id))
+        ||  lp_value_set (content, "pid", lp_value_int (pid))))
+            lp_value_destroy (&content);
+        if (content)
+            s_reply (self, request, LP_RESTART_REPLY, content);
+    }
+    zlistx_delete (self->restarts, zlistx_cursor (self->restarts));
+}
+
 //  One message on the registration channel; -1 asks the loop to end.
 static int
 s_handle_registration_msg (lp_hub_t *self, lp_msg_t *msg)
@@ -558,6 +618,9 @@ s_handle_registration_msg (lp_hub_t *self, lp_msg_t *msg)
     else
     if (streq (type, LP_STATUS_REQUEST))
         s_handle_status (self, &msg);
+    else
+    if (streq (type, LP_RESTART_REQUEST))
+        s_handle_restart (self, &msg);
     else
     if (streq (type, LP_SHUTDOWN_REQUEST)) {
         lp_value_t *content = lp_value_map ();
@@ -876,6 +939,9 @@ s_hub_new (zsock_t *pipe, const lp_hub_config_t *config, char *err, size_t errle
     self->statuses = zlistx_new ();
     if (self->statuses)
         zlistx_set_destructor (self->statuses, s_status_free);
+    self->restarts = zlistx_new ();
+    if (self->restarts)
+        zlistx_set_destructor (self->restarts, s_msg_free);
     self->loop = zloop_new ();
     self->registration = zsock_new (ZMQ_ROUTER);
     self->hb_ping = zsock_new (ZMQ_PUB);
@@ -886,7 +952,8 @@ s_hub_new (zsock_t *pipe, const lp_hub_config_t *config, char *err, size_t errle
     if (self->hb_pong)
         zsock_set_router_handover (self->hb_pong, 1);
     self->notify = zsock_new (ZMQ_PUB);
-    if (!self->wire || !self->guard || !self->by_uuid || !self->statuses || !self->loop) {
+    if (!self->wire || !self->guard || !self->by_uuid || !self->statuses || !self->restarts
+    ||  !self->loop) {
         snprintf (err, errlen, "out of memory");
         s_hub_destroy (&self);
         return NULL;
@@ -994,6 +1061,7 @@ s_hub_destroy (lp_hub_t **self_p)
     free (self->engines);
     zhashx_destroy (&self->by_uuid);
     zlistx_destroy (&self->statuses);
+    zlistx_destroy (&self->restarts);
     lp_wire_destroy (&self->wire);
     //  After every wire that uses it (the actors' went with the actors).
     lp_guard_destroy (&self->guard);
@@ -1038,6 +1106,14 @@ s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
     else
     if (streq (command, "ENGINES"))
         zsock_send (pipe, "si", "ENGINES", s_engines_ready (self));
+    else
+    if (streq (command, "RESTARTING")) {
+        char *pid = zmsg_popstr (msg);
+        char *why = zmsg_popstr (msg);
+        s_restarting (self, number, pid? atoi (pid): 0, why);
+        free (pid);
+        free (why);
+    }
     else
     if (streq (command, "STOP"))
         rc = -1;

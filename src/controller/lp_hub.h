@@ -17,12 +17,16 @@
                          (EngineError, or TimeLimit when it ended itself
                          over a request stuck past its time limit)
       "ENGINES"          reply "ENGINES" i: registered engines
+      "RESTARTING" i i s answer to RESTART: id, pid, "" when the engine
+                         is being restarted, else why not
       "STOP"             stop serving (before the engines are stopped)
       "$TERM"
     Events (hub -> controller):
       "READY"   i        the EXPECTed count of engines is registered
       "SHUTDOWN"         a client asked the cluster to shut down; the hub
                          has stopped serving (as after STOP)
+      "RESTART" i i      a client asked to restart engine id (process pid,
+                         on this host); the controller answers RESTARTING
 */
 #ifndef LP_HUB_H_INCLUDED
 #define LP_HUB_H_INCLUDED

@@ -265,6 +265,15 @@ lp_launcher_restart (lp_launcher_t *self, int slot, int id, char *err, size_t er
     return s_spawn (self, slot, id >= 0? id: slot, err, errlen);
 }
 
+int
+lp_launcher_slot (lp_launcher_t *self, int pid)
+{
+    for (size_t k = 0; self && pid > 0 && k < self->count; k++)
+        if (self->children [k].pid == pid && !self->children [k].adopted)
+            return (int) k;
+    return -1;
+}
+
 bool
 lp_launcher_pid_alive (int pid)
 {

@@ -48,6 +48,8 @@ int   lp_launcher_restart (lp_launcher_t *self, int slot, int id, char *err, siz
 //  calling fn for each. Returns how many.
 int   lp_launcher_reap (lp_launcher_t *self, lp_launcher_exit_fn *fn, void *arg);
 size_t lp_launcher_running (lp_launcher_t *self);
+//  The slot of pid when it is a running child of ours (not adopted), else -1.
+int   lp_launcher_slot (lp_launcher_t *self, int pid);
 //  SIGTERM to all, waits up to grace_msec, then SIGKILL; reaps all and
 //  removes their pid files. SIGCHLD must be blocked in the calling thread.
 void  lp_launcher_stop (lp_launcher_t *self, int grace_msec);

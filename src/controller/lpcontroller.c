@@ -49,6 +49,7 @@
 #include "lp_hub.h"
 #include "lp_conn.h"
 #include "lp_launcher.h"
+#include "lp_remote.h"
 #include "lp_log.h"
 #include "lp_config.h"
 #include "lp_scheduler.h"
@@ -68,7 +69,16 @@ typedef struct {
     char profile_dir [1024];            //  the profile folder
     const char *ip;                     //  bind address
     const char *location;               //  address for the files
-    int engines;                        //  local engines to start
+    int engines;                        //  engines to start (local or remote)
+    bool engines_set;                   //  -n or --engines N given
+    int engines_default;                //  --engines-default N, -1 unset
+    const char *kind;                   //  --engines KIND; NULL: local
+    char kind_text [64];                //  ... lower-cased (SSH = ssh)
+    const char *launcher_opts [LP_LAUNCHER_OPTS_MAX];
+                                        //  --launcher-opt and shorthands
+    size_t launcher_opt_count;          //  entries of launcher_opts
+    char shorthands [LP_LAUNCHER_OPTS_MAX][LP_CONFIG_OPTION_CHARS];
+                                        //  "key=value" of the shorthands
     int heartbeat_msec;                 //  ping period
     int max_misses;                     //  misses before dead
     bool daemon;                        //  detach once ready
@@ -82,6 +92,7 @@ typedef struct {
     long log_max_mb;                    //  rotate logs past this, -1 unset
     long log_keep;                      //  rotated logs kept, -1 unset
     long engine_wait_sec;               //  local engines' --lost-exit, -1 unset
+    long ready_timeout_sec;             //  engines must register by then, -1 unset
     int secure;                         //  CURVE: 1 --secure, 0 --insecure, -1 unset
     bool restore;                       //  --restore: a dead controller's
                                         //  ports, key, engines and requests
@@ -95,6 +106,7 @@ typedef struct {
     lp_keys_t keys;                     //  CURVE certificates (a secure cluster)
     zactor_t *zap;                      //  the ZAP handler (a secure cluster)
     lp_launcher_t *launcher;            //  local engines
+    lp_remote_t *remote;                //  a launcher script's, or NULL
     lp_store_t *store;                  //  the task store, NULL when off
     lp_dashboard_t *dashboard;          //  the web dashboard, NULL when off
     lp_log_t *log;                      //  log files and their rotation
@@ -103,6 +115,8 @@ typedef struct {
     bool failed;                        //  could not get ready
     bool reported;                      //  readiness said once
     bool stopping;                      //  the hub said SHUTDOWN
+    int *restarts;                      //  pids a client asked to restart
+    size_t nrestarts;                   //  (signalled, not yet exited)
 } s_controller_t;
 
 static void
@@ -116,7 +130,28 @@ s_usage (FILE *out)
         "  --ip IP              address to listen on (default 127.0.0.1)\n"
         "  --location HOST      address written into the connection files\n"
         "                       (default: the --ip address)\n"
-        "  -n, --engines N      start N local engines (default 0)\n"
+        "  -n N, --engines N    start N engines (default: the config file's engines,\n"
+        "                       else --engines-default, else 0)\n"
+        "  --engines KIND       who starts them: local (default), or a launcher script\n"
+        "                       lp-launch-KIND: ssh, mpi, slurm, pbs, sge (found in\n"
+        "                       $LP_LAUNCHER_DIR, <prefix>/libexec/luaparallel or the\n"
+        "                       source tree's src/launchers); see docs/operations.md,\n"
+        "                       \"Launchers\". Its output goes to <profile>/log/launcher.log\n"
+        "  --launcher-opt K=V   an option of the launcher (repeatable), given to it as\n"
+        "                       $LP_OPT_K; shorthands:\n"
+        "  --hosts LIST         hosts=LIST (ssh: [user@]host[%%port][:count],...)\n"
+        "  --mpi-args ARGS      mpi_args=ARGS (extra mpiexec arguments)\n"
+        "  --slurm-partition P  partition=P\n"
+        "  --slurm-time T       time=T (walltime, e.g. 1:00:00)\n"
+        "  --slurm-account A    account=A\n"
+        "                       Without -n, a launcher's count is the sum of the\n"
+        "                       :count of its hosts (1 for a host without one)\n"
+        "  --ready-timeout SEC  the engines must register within SEC seconds (default %d;\n"
+        "                       a batch queue may need more), or the start fails\n"
+        "  --engines-default N  the count when neither -n, --engines N nor the\n"
+        "                       config file gives one (cluster.sh: the CPUs)\n"
+        , LP_READY_TIMEOUT_MSEC / 1000);
+    fprintf (out,
         "  --heartbeat MSEC     heartbeat period (default %d)\n"
         "  --max-misses N       missed heartbeats before an engine is dead (default %d)\n"
         "  --scheduler NAME     load-balancing scheme: leastload (default), lru,\n"
@@ -154,7 +189,8 @@ s_usage (FILE *out)
         "Settings may also come from <profile>/lpcontroller_config.lua\n"
         "(scheduler, hwm, heartbeat_msec, max_misses, ip, location, engine_memory_mb,\n"
         "restart_engines, replay_window_msec, log_max_mb, log_keep, engine_wait_sec,\n"
-        "dashboard);\n"
+        "ready_timeout_sec, dashboard, "
+        "engines = N or \"KIND\", launcher = { key = value, ... });\n"
         "options win.\n",
         LP_HEARTBEAT_MSEC, LP_HEARTBEAT_MAX_MISSES, LP_TASK_HWM, LP_ENGINE_MEMORY_SHARE,
         LP_REPLAY_WINDOW_MSEC, LP_STORE_MAX_RESULT,
@@ -198,8 +234,48 @@ s_on_ready (s_controller_t *self, int count)
     s_report (self, line, true);
 }
 
-//  An event from the hub (READY, SHUTDOWN; lp_hub.h). Takes msg. -1 when
-//  the controller is to stop.
+//  A client asked to restart engine id, process pid (the hub's RESTART):
+//  a child of ours is stopped (SIGTERM) and restarted when it has
+//  exited (s_on_child_exit); the hub gets RESTARTING with "" or why not.
+static void
+s_on_restart (s_controller_t *self, int id, int pid)
+{
+    char why [256] = "";
+    int *grown = NULL;
+    if (pid <= 0 || lp_launcher_slot (self->launcher, pid) < 0)
+        snprintf (why, sizeof why, "engine %d (pid %d) was not started by this controller: "
+                  "only its local engines can be restarted", id, pid);
+    else
+    if (!(grown = (int *) realloc (self->restarts, (self->nrestarts + 1) * sizeof (int))))
+        snprintf (why, sizeof why, "out of memory");
+    else {
+        self->restarts = grown;
+        self->restarts [self->nrestarts++] = pid;
+        if (kill (pid, SIGTERM) != 0)
+            snprintf (why, sizeof why, "cannot stop engine %d (pid %d): %s", id, pid,
+                      strerror (errno));
+    }
+    if (*why)
+        zsys_warning ("restart of engine %d refused: %s", id, why);
+    else
+        zsys_info ("engine %d (pid %d): restart asked by a client", id, pid);
+    zsock_send (self->hub, "siis", "RESTARTING", id, pid, why);
+}
+
+//  True (once) when a client asked to restart pid.
+static bool
+s_restart_asked (s_controller_t *self, int pid)
+{
+    for (size_t i = 0; i < self->nrestarts; i++)
+        if (self->restarts [i] == pid) {
+            self->restarts [i] = self->restarts [--self->nrestarts];
+            return true;
+        }
+    return false;
+}
+
+//  An event from the hub (READY, SHUTDOWN, RESTART; lp_hub.h). Takes
+//  msg. -1 when the controller is to stop.
 static int
 s_hub_event (s_controller_t *self, zmsg_t *msg)
 {
@@ -210,6 +286,12 @@ s_hub_event (s_controller_t *self, zmsg_t *msg)
     else
     if (command && streq (command, "SHUTDOWN"))
         self->stopping = true;
+    else
+    if (command && streq (command, "RESTART") && count) {
+        char *pid = zmsg_popstr (msg);
+        s_on_restart (self, atoi (count), pid? atoi (pid): 0);
+        free (pid);
+    }
     free (command);
     free (count);
     zmsg_destroy (&msg);
@@ -262,8 +344,9 @@ s_on_child_exit (int pid, int index, int status, const char *reason, void *arg)
     //  so the new one gets the old id back either way. (Asked first: a
     //  READY the hub sent before its answer is handled meanwhile.)
     int id = s_hub_ask (self, "EXITED", pid);
+    bool asked = s_restart_asked (self, pid);
     bool restart = self->reported && !self->failed
-                && (stuck || (crashed && self->options->restart_engines));
+                && (stuck || asked || (crashed && self->options->restart_engines));
     char err [512] = "";
     if (restart && lp_launcher_restart (self->launcher, index, id, err, sizeof err) != 0) {
         zsys_error ("engine %d (pid %d) %s: %s", id, pid, reason, err);
@@ -276,6 +359,9 @@ s_on_child_exit (int pid, int index, int status, const char *reason, void *arg)
         if (stuck)
             snprintf (text, sizeof text, "request stuck inside a C call past its time limit or interrupt; "
                       "engine restarted, its state was lost");
+        else
+        if (asked)
+            snprintf (text, sizeof text, "engine restarted at a client's request, its state was lost");
         else
             snprintf (text, sizeof text, "%s; engine restarted, its state was lost", reason);
     }
@@ -292,6 +378,31 @@ s_on_child_exit (int pid, int index, int status, const char *reason, void *arg)
                   index, pid, reason, self->options->profile_dir, index);
         s_report (self, line, false);
     }
+}
+
+//  The launcher's `start` ended. Exit 0: its engines were started or
+//  submitted (they still have to register). Otherwise, before the
+//  engines registered, the start fails with the script's last lines.
+static void
+s_on_launcher_exit (s_controller_t *self, int status)
+{
+    const char *kind = self->options->kind;
+    bool ok = WIFEXITED (status) && WEXITSTATUS (status) == 0;
+    char tail [600] = "", line [1200];
+    if (ok) {
+        zsys_info ("launcher %s: start exited 0%s", kind,
+                   self->reported? "": "; waiting for its engines to register");
+        return;
+    }
+    lp_remote_tail (self->remote, tail, sizeof tail);
+    snprintf (line, sizeof line, "launcher %s: start failed (%s %d): %s (%.300s/log/launcher.log)",
+              kind, WIFEXITED (status)? "exit status": "signal",
+              WIFEXITED (status)? WEXITSTATUS (status): WTERMSIG (status),
+              *tail? tail: "it printed nothing", self->options->profile_dir);
+    if (self->reported)
+        zsys_warning ("%s", line);
+    else
+        s_report (self, line, false);
 }
 
 //  SIGHUP: every log file reopened by its name (after a logrotate)
@@ -313,6 +424,9 @@ s_on_signal (zloop_t *loop, zmq_pollitem_t *item, void *arg)
         return 0;
     if (info.ssi_signo == SIGCHLD) {
         lp_launcher_reap (self->launcher, s_on_child_exit, self);
+        int status = 0;
+        if (self->remote && lp_remote_reap (self->remote, &status))
+            s_on_launcher_exit (self, status);
         return self->failed || self->stopping? -1: 0;
     }
     if (info.ssi_signo == SIGHUP) {
@@ -330,9 +444,17 @@ s_on_ready_timeout (zloop_t *loop, int timer_id, void *arg)
     s_controller_t *self = (s_controller_t *) arg;
     if (self->reported)
         return 0;
-    char line [256];
-    snprintf (line, sizeof line, "only %d of %d engines registered within %d s",
-              s_hub_ask (self, "ENGINES", -1), self->options->engines, LP_READY_TIMEOUT_MSEC / 1000);
+    char line [1200];
+    int used = snprintf (line, sizeof line, "only %d of %d engines registered within %d s",
+                         s_hub_ask (self, "ENGINES", -1), self->options->engines,
+                         (int) self->options->ready_timeout_sec);
+    if (self->remote) {
+        char tail [600];
+        lp_remote_tail (self->remote, tail, sizeof tail);
+        snprintf (line + used, sizeof line - (size_t) used, "; launcher %s said: %s (%.300s/log/"
+                  "launcher.log)", self->options->kind, *tail? tail: "nothing",
+                  self->options->profile_dir);
+    }
     s_report (self, line, false);
     return -1;
 }
@@ -398,6 +520,117 @@ s_warn_insecure (const s_options_t *options)
                  "(docs/operations.md, Security)\n", options->ip);
 }
 
+//  --engines N|KIND: a count, or who starts the engines. 0 / -1.
+static int
+s_engines_arg (s_options_t *options, const char *arg)
+{
+    if (*arg && strspn (arg, "0123456789") == strlen (arg)) {
+        options->engines = (int) s_number (arg, "--engines");
+        options->engines_set = true;
+        return 0;
+    }
+    //  ipyparallel spells them SSH, MPI, Slurm: any case will do
+    size_t len = strlen (arg);
+    for (size_t i = 0; i < len && i < sizeof options->kind_text; i++)
+        options->kind_text [i] = (char) tolower ((unsigned char) arg [i]);
+    if (!*arg || len >= sizeof options->kind_text
+    ||  strspn (arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != len) {
+        fprintf (stderr, "lpcontroller: --engines wants a count or a launcher (local, ssh, "
+                 "mpi, slurm, pbs, sge), got '%s'\n", arg);
+        return -1;
+    }
+    options->kind_text [len] = 0;
+    options->kind = options->kind_text;
+    return 0;
+}
+
+//  --launcher-opt KEY=VALUE, or a shorthand (code: its getopt value). 0 / -1.
+static int
+s_launcher_opt (s_options_t *options, int code, const char *arg)
+{
+    static const char *keys [] = { NULL, NULL, "hosts", "mpi_args", "partition", "time",
+                                   "account" };
+    const char *option = arg;
+    size_t index = options->launcher_opt_count;
+    if (index == LP_LAUNCHER_OPTS_MAX) {
+        fprintf (stderr, "lpcontroller: more than %d launcher options\n", LP_LAUNCHER_OPTS_MAX);
+        return -1;
+    }
+    if (code != 1001) {
+        int len = snprintf (options->shorthands [index], LP_CONFIG_OPTION_CHARS, "%s=%s",
+                            keys [code - 1000], arg);
+        if (len < 0 || len >= LP_CONFIG_OPTION_CHARS) {
+            fprintf (stderr, "lpcontroller: launcher option %s is too long\n", keys [code - 1000]);
+            return -1;
+        }
+        option = options->shorthands [index];
+    }
+    if (!lp_remote_option_valid (option)) {
+        fprintf (stderr, "lpcontroller: a launcher option is KEY=VALUE (KEY of letters, digits "
+                 "and _, VALUE on one line), got '%s'\n", option);
+        return -1;
+    }
+    options->launcher_opts [options->launcher_opt_count++] = option;
+    return 0;
+}
+
+//  Who starts the engines, and how many: the command line, else the
+//  config file, else --engines-default. Launcher options: the config
+//  file's first, then the command line's (which win, key by key). 0 / -1.
+static int
+s_resolve_engines (s_options_t *options)
+{
+    lp_config_t *file = &options->file;
+    bool file_count = *file->engines && strspn (file->engines, "0123456789") == strlen (file->engines);
+    if (!options->kind && *file->engines && !file_count
+    &&  s_engines_arg (options, file->engines) != 0)
+        return -1;
+    if (options->kind && streq (options->kind, "local"))
+        options->kind = NULL;
+    size_t cmdline = options->launcher_opt_count;
+    if (cmdline + (size_t) file->launcher_count > LP_LAUNCHER_OPTS_MAX) {
+        fprintf (stderr, "lpcontroller: more than %d launcher options\n", LP_LAUNCHER_OPTS_MAX);
+        return -1;
+    }
+    memmove (options->launcher_opts + file->launcher_count, options->launcher_opts,
+             cmdline * sizeof (char *));
+    for (int i = 0; i < file->launcher_count; i++) {
+        if (!lp_remote_option_valid (file->launcher [i])) {
+            fprintf (stderr, "lpcontroller: the config file's launcher option '%s' is not "
+                     "name = value on one line\n", file->launcher [i]);
+            return -1;
+        }
+        options->launcher_opts [i] = file->launcher [i];
+    }
+    options->launcher_opt_count += (size_t) file->launcher_count;
+    if (!options->engines_set && file_count) {
+        options->engines = atoi (file->engines);
+        options->engines_set = true;
+    }
+    if (!options->engines_set && options->kind) {
+        const char *hosts = NULL;
+        for (size_t i = 0; i < options->launcher_opt_count; i++)
+            if (strncmp (options->launcher_opts [i], "hosts=", 6) == 0)
+                hosts = options->launcher_opts [i] + 6;
+        if (hosts && *hosts) {
+            options->engines = lp_remote_hosts_count (hosts);
+            options->engines_set = true;
+        }
+        else {
+            fprintf (stderr, "lpcontroller: --engines %s needs a count: -n N, or --hosts "
+                     "(each host's :count, default 1)\n", options->kind);
+            return -1;
+        }
+    }
+    if (!options->engines_set && options->engines_default >= 0)
+        options->engines = options->engines_default;
+    if (options->kind && options->engines <= 0) {
+        fprintf (stderr, "lpcontroller: --engines %s needs a count of 1 or more\n", options->kind);
+        return -1;
+    }
+    return 0;
+}
+
 static int
 s_parse (int argc, char **argv, s_options_t *options)
 {
@@ -406,7 +639,15 @@ s_parse (int argc, char **argv, s_options_t *options)
         { "profile-dir", required_argument, 0, 'd' },
         { "ip", required_argument, 0, 'i' },
         { "location", required_argument, 0, 'l' },
-        { "engines", required_argument, 0, 'n' },
+        { "engines", required_argument, 0, 'e' },
+        { "engines-default", required_argument, 0, 1000 },
+        { "launcher-opt", required_argument, 0, 1001 },
+        { "hosts", required_argument, 0, 1002 },
+        { "mpi-args", required_argument, 0, 1003 },
+        { "slurm-partition", required_argument, 0, 1004 },
+        { "slurm-time", required_argument, 0, 1005 },
+        { "slurm-account", required_argument, 0, 1006 },
+        { "ready-timeout", required_argument, 0, 1007 },
         { "heartbeat", required_argument, 0, 'b' },
         { "max-misses", required_argument, 0, 'm' },
         { "daemon", no_argument, 0, 'D' },
@@ -435,7 +676,15 @@ s_parse (int argc, char **argv, s_options_t *options)
             case 'd': profile_dir = optarg; break;
             case 'i': options->ip = optarg; break;
             case 'l': options->location = optarg; break;
-            case 'n': options->engines = atoi (optarg); break;
+            case 'n': options->engines = (int) s_number (optarg, "-n");
+                      options->engines_set = true; break;
+            case 'e': if (s_engines_arg (options, optarg) != 0) return -1; break;
+            case 1000: options->engines_default = (int) s_number (optarg, "--engines-default");
+                       break;
+            case 1007: options->ready_timeout_sec = s_number (optarg, "--ready-timeout"); break;
+            case 1001: case 1002: case 1003: case 1004: case 1005: case 1006:
+                       if (s_launcher_opt (options, c, optarg) != 0) return -1;
+                       break;
             case 'b': options->heartbeat_msec = atoi (optarg); break;
             case 'm': options->max_misses = atoi (optarg); break;
             case 'D': options->daemon = true; break;
@@ -457,10 +706,12 @@ s_parse (int argc, char **argv, s_options_t *options)
             default:  s_usage (stderr); return -1;
         }
     }
-    if (optind < argc || options->engines < 0 || options->heartbeat_msec < 0
+    if (optind < argc || options->engines < 0 || options->engines_default < -1
+    ||  options->heartbeat_msec < 0
     ||  options->max_misses < 0 || options->engine_memory_mb < -1
     ||  options->replay_window_msec < 0 || options->log_max_mb < -1
     ||  options->log_keep < -1 || options->engine_wait_sec < -1
+    ||  options->ready_timeout_sec < -1
     ||  options->db_max_result < -1) {
         fprintf (stderr, "lpcontroller: bad arguments (see --help)\n");
         return -1;
@@ -508,9 +759,18 @@ s_parse (int argc, char **argv, s_options_t *options)
         options->log_max_mb = file->log_max_mb >= 0? file->log_max_mb: LP_LOG_MAX_MB;
     if (options->log_keep < 0)
         options->log_keep = file->log_keep >= 0? file->log_keep: LP_LOG_KEEP;
+    if (options->ready_timeout_sec < 0)
+        options->ready_timeout_sec = file->ready_timeout_sec > 0? file->ready_timeout_sec
+                                   : LP_READY_TIMEOUT_MSEC / 1000;
+    if (options->ready_timeout_sec < 1) {
+        fprintf (stderr, "lpcontroller: --ready-timeout must be at least 1 s\n");
+        return -1;
+    }
     if (options->engine_wait_sec < 0)
         options->engine_wait_sec = file->engine_wait_sec >= 0? file->engine_wait_sec
                                  : LP_ENGINE_LOST_EXIT_MSEC / 1000;
+    if (s_resolve_engines (options) != 0)
+        return -1;
     if (!options->dashboard && *file->dashboard)
         options->dashboard = file->dashboard;
     if (lp_scheme_from_name (options->scheduler) < 0) {
@@ -828,6 +1088,15 @@ s_start_dashboard (s_controller_t *self, const char *security)
 static int
 s_start_engines (s_controller_t *self, char *err, size_t errlen)
 {
+    if (self->remote && self->options->restore) {
+        //  The dead controller's launcher engines re-register by
+        //  themselves; its launcher.env stays for stop
+        zsys_info ("--restore: expecting the %d engines of launcher %s to register again",
+                   self->options->engines, self->options->kind);
+        return 0;
+    }
+    if (self->remote)
+        return lp_remote_start (self->remote, err, errlen);
     if (!self->options->restore)
         return lp_launcher_start (self->launcher, self->options->engines, err, errlen);
     //  Without -n: as many slots as the dead controller left pid files
@@ -849,12 +1118,12 @@ s_start_engines (s_controller_t *self, char *err, size_t errlen)
 
 //  --daemon: the parent waits for the daemon's one-line report.
 static int
-s_wait_for_daemon (int fd, pid_t child)
+s_wait_for_daemon (int fd, pid_t child, long ready_timeout_sec)
 {
     char text [1300] = "";
     size_t used = 0;
     struct pollfd item = { fd, POLLIN, 0 };
-    int64_t deadline = zclock_mono () + LP_READY_TIMEOUT_MSEC + 10000;
+    int64_t deadline = zclock_mono () + ready_timeout_sec * 1000 + 10000;
     while (used < sizeof text - 1) {
         int left = (int) (deadline - zclock_mono ());
         if (left <= 0 || poll (&item, 1, left) <= 0)
@@ -884,7 +1153,7 @@ main (int argc, char **argv)
 {
     s_options_t options = { .hwm = -1, .engine_memory_mb = -1, .log_max_mb = -1,
                             .log_keep = -1, .engine_wait_sec = -1, .db_max_result = -1,
-                            .secure = -1 };
+                            .secure = -1, .engines_default = -1, .ready_timeout_sec = -1 };
     if (s_parse (argc, argv, &options) != 0)
         return 2;
     //  Large values cross as 1 MiB frames that ZeroMQ's I/O threads
@@ -908,6 +1177,20 @@ main (int argc, char **argv)
         fprintf (stderr, "lpcontroller: %s (the log folder must be writable)\n", err);
         return 1;
     }
+    //  The launcher script, before the fork: a wrong kind is said on the
+    //  caller's terminal
+    char self_path [1024], script [1200] = "";
+    ssize_t len = readlink ("/proc/self/exe", self_path, sizeof self_path - 1);
+    self_path [len > 0? len: 0] = 0;
+    char *slash = strrchr (self_path, '/');
+    if (slash)
+        *slash = 0;
+    if (options.kind
+    &&  lp_remote_find (options.kind, slash? self_path: ".", script, sizeof script,
+                        err, sizeof err) != 0) {
+        fprintf (stderr, "lpcontroller: --engines %s: %s\n", options.kind, err);
+        return 1;
+    }
     int running = s_running_pid (pid_path);
     if (running) {
         fprintf (stderr, "lpcontroller: a controller is already running for %s (pid %d)\n",
@@ -929,7 +1212,7 @@ main (int argc, char **argv)
         }
         if (child > 0) {
             close (fds [1]);
-            return s_wait_for_daemon (fds [0], child);
+            return s_wait_for_daemon (fds [0], child, options.ready_timeout_sec);
         }
         close (fds [0]);
         self.ready_fd = fds [1];
@@ -1008,12 +1291,6 @@ main (int argc, char **argv)
     s_write_pid_file (pid_path);
     //  lpengine lives next to lpcontroller.
     char engine_path [1200], engine_file [1200], log_dir [1200];
-    char self_path [1024];
-    ssize_t len = readlink ("/proc/self/exe", self_path, sizeof self_path - 1);
-    self_path [len > 0? len: 0] = 0;
-    char *slash = strrchr (self_path, '/');
-    if (slash)
-        *slash = 0;
     snprintf (engine_path, sizeof engine_path, "%s/lpengine", slash? self_path: ".");
     snprintf (engine_file, sizeof engine_file, "%s/lp-engine.json", security);
     snprintf (log_dir, sizeof log_dir, "%s/log", options.profile_dir);
@@ -1021,9 +1298,29 @@ main (int argc, char **argv)
     snprintf (pid_dir, sizeof pid_dir, "%s/pid", options.profile_dir);
     long memory_mb = options.engine_memory_mb >= 0? options.engine_memory_mb
                    : lp_launcher_default_memory_mb (options.engines);
+    if (options.kind) {
+        //  A launcher's engines: --memory-limit only when asked for (the
+        //  share of this host's memory says nothing of another's)
+        char engine_args [128], state_dir [1200];
+        int used = snprintf (engine_args, sizeof engine_args, "--lost-exit %ld",
+                             options.engine_wait_sec * 1000);
+        if (options.engine_memory_mb >= 0)
+            snprintf (engine_args + used, sizeof engine_args - (size_t) used,
+                      " --memory-limit %ld", options.engine_memory_mb);
+        snprintf (state_dir, sizeof state_dir, "%s/launcher", options.profile_dir);
+        lp_remote_config_t remote = { options.kind, script, options.engines, 0, engine_path,
+                                      engine_file, engine_args, options.profile_dir, state_dir,
+                                      log_dir, options.launcher_opts,
+                                      options.launcher_opt_count };
+        self.remote = lp_remote_new (&remote);
+        if (!self.remote) {
+            s_report (&self, "out of memory", false);
+            goto done;
+        }
+    }
     lp_launcher_config_t launch = { engine_path, engine_file, log_dir, pid_dir,
                                     memory_mb, options.engine_wait_sec * 1000, self.log };
-    if (options.engines > 0)
+    if (options.engines > 0 && !options.kind)
         zsys_info ("local engines: memory cap %ld MB each%s, exit after %ld s without "
                    "the controller%s", memory_mb, memory_mb? "": " (none)",
                    options.engine_wait_sec,
@@ -1043,7 +1340,7 @@ main (int argc, char **argv)
     }
     zloop_poller (loop, &signal_item, s_on_signal, &self);
     zloop_reader (loop, zactor_sock (self.hub), s_on_hub, &self);
-    zloop_timer (loop, LP_READY_TIMEOUT_MSEC, 1, s_on_ready_timeout, &self);
+    zloop_timer (loop, (size_t) options.ready_timeout_sec * 1000, 1, s_on_ready_timeout, &self);
     zsock_send (self.hub, "si", "EXPECT", options.engines);
     zloop_start (loop);
     rc = self.failed? 1: 0;
@@ -1055,6 +1352,16 @@ done:
     if (self.launcher)
         lp_launcher_stop (self.launcher, LP_SHUTDOWN_GRACE_MSEC);
     lp_launcher_destroy (&self.launcher);
+    free (self.restarts);
+    if (self.remote) {
+        int64_t t0 = zclock_mono ();
+        if (lp_remote_stop (self.remote, LP_SHUTDOWN_GRACE_MSEC, err, sizeof err) == 0)
+            zsys_info ("launcher %s: stop done in %lld ms", options.kind,
+                       (long long) (zclock_mono () - t0));
+        else
+            zsys_error ("%s (cluster.sh stop runs it again)", err);
+    }
+    lp_remote_destroy (&self.remote);
     zactor_destroy (&self.hub);
     //  After the hub, which pushed to it
     lp_dashboard_destroy (&self.dashboard);

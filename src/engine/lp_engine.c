@@ -34,6 +34,11 @@
     itself. The main thread removes the hook after each request. No hook is
     ever on in normal operation (Lua 5.4 with a hook runs about 2x slower).
 
+    Walltime: an engine started by a batch system knows when its job ends
+    (lp_engine_walltime_left, lp.walltime_left () in Lua); the session
+    refuses a request whose time_limit would outlast it (WalltimeExceeded)
+    instead of starting work the batch system will kill.
+
     print and io.write (and io.stdout:write) are captured: each call goes
     to the output callback at once (published on iopub by the session) and
     is accumulated for the reply's metadata "stdout".
@@ -98,6 +103,8 @@ struct _lp_engine_t {
     size_t memory_limit;                //  bytes, 0 = none
     size_t memory_used;                 //  bytes held by L
     int id;                             //  engine id for lp.id, -1 unset
+    int rank;                           //  MPI rank for lp.rank, -1 none
+    int size;                           //  MPI world size for lp.size, -1 none
     size_t cache_count;                 //  entries in the function cache
     lp_engine_output_fn *output_fn;     //  print sink, or NULL
     void *output_arg;                   //  its argument
@@ -131,7 +138,7 @@ struct _lp_engine_t {
 };
 
 //  What one request does and what it produced
-typedef enum { S_EXECUTE, S_APPLY, S_MAP, S_PUSH, S_PULL } s_op_t;
+typedef enum { S_EXECUTE, S_APPLY, S_MAP, S_MAP_STAR, S_PUSH, S_PULL } s_op_t;
 
 typedef struct {
     lp_engine_t *self;                  //  the engine
@@ -420,6 +427,49 @@ l_clock (lua_State *L)
     return 1;
 }
 
+//  An epoch-seconds variable: true with *value when set to a positive
+//  number and nothing else
+static bool
+s_env_epoch (const char *name, double *value)
+{
+    const char *text = getenv (name);
+    if (!text || !*text)
+        return false;
+    char *end;
+    double v = strtod (text, &end);
+    while (*end == ' ' || *end == '\n')
+        end++;
+    if (*end || !(v > 0) || v > 1e12)
+        return false;
+    *value = v;
+    return true;
+}
+
+int
+lp_engine_walltime_left (double *left)
+{
+    assert (left);
+    double end;
+    if (!s_env_epoch ("SLURM_JOB_END_TIME", &end)
+    &&  !s_env_epoch ("LP_WALLTIME_END", &end))
+        return -1;
+    double now = (double) lp_util_wall_usec () / 1e6;
+    *left = end > now? end - now: 0;
+    return 0;
+}
+
+//  lp.walltime_left (): seconds until the batch job ends, nil when unknown
+static int
+l_walltime_left (lua_State *L)
+{
+    double left;
+    if (lp_engine_walltime_left (&left) == 0)
+        lua_pushnumber (L, left);
+    else
+        lua_pushnil (L);
+    return 1;
+}
+
 //  The engine's Lua folder: the source tree's lua/ when this executable
 //  is the one in the build folder; else <bindir>/../share/luaparallel/lua
 //  when it exists (an install moved as a whole, `cmake --install --prefix`);
@@ -445,6 +495,25 @@ s_lua_dir (char *out, size_t size)
         }
     }
     snprintf (out, size, "%s", LP_LUA_INSTALL_DIR);
+}
+
+//  lp.id, lp.rank, lp.size into the table on top (rank and size: nil
+//  when the engine does not run under MPI)
+static void
+s_set_place (lua_State *L, lp_engine_t *self)
+{
+    lua_pushinteger (L, self->id);
+    lua_setfield (L, -2, "id");
+    if (self->rank >= 0)
+        lua_pushinteger (L, self->rank);
+    else
+        lua_pushnil (L);
+    lua_setfield (L, -2, "rank");
+    if (self->size >= 0)
+        lua_pushinteger (L, self->size);
+    else
+        lua_pushnil (L);
+    lua_setfield (L, -2, "size");
 }
 
 static int
@@ -490,14 +559,15 @@ s_setup (lua_State *L)
 
     //  module lp
     lua_newtable (L);
-    lua_pushinteger (L, self->id);
-    lua_setfield (L, -2, "id");
+    s_set_place (L, self);
     lp_lua_open_array (L);
     lua_setfield (L, -2, "array");
     lua_pushcfunction (L, l_sleep);
     lua_setfield (L, -2, "sleep");
     lua_pushcfunction (L, l_clock);
     lua_setfield (L, -2, "clock");
+    lua_pushcfunction (L, l_walltime_left);
+    lua_setfield (L, -2, "walltime_left");
     lua_getfield (L, -2, "loaded");
     lua_pushvalue (L, -2);
     lua_setfield (L, -2, "lp");
@@ -566,6 +636,8 @@ lp_engine_new (size_t memory_limit)
     self->memory_limit = memory_limit;
     self->out_max = LP_ENGINE_STDOUT_MAX;
     self->id = -1;
+    self->rank = -1;
+    self->size = -1;
     pthread_mutex_init (&self->lock, NULL);
     atomic_init (&self->running, 0);
     atomic_init (&self->interrupt, 0);
@@ -603,14 +675,24 @@ lp_engine_destroy (lp_engine_t **self_p)
 }
 
 static int
-s_set_id (lua_State *L)
+s_update_place (lua_State *L)
 {
     lp_engine_t *self = s_self (L);
-    if (lua_getglobal (L, "lp") == LUA_TTABLE) {
-        lua_pushinteger (L, self->id);
-        lua_setfield (L, -2, "id");
-    }
+    if (lua_getglobal (L, "lp") == LUA_TTABLE)
+        s_set_place (L, self);
     return 0;
+}
+
+//  Rewrites lp.id, lp.rank, lp.size in the live state
+static void
+s_place_changed (lp_engine_t *self)
+{
+    if (self->L) {
+        lua_pushcfunction (self->L, s_update_place);
+        if (lua_pcall (self->L, 0, 0, 0) != LUA_OK)
+            zsys_warning ("cannot set lp.id, lp.rank, lp.size: %s", lua_tostring (self->L, -1));
+        lua_settop (self->L, 0);
+    }
 }
 
 void
@@ -618,12 +700,16 @@ lp_engine_set_id (lp_engine_t *self, int id)
 {
     assert (self);
     self->id = id;
-    if (self->L) {
-        lua_pushcfunction (self->L, s_set_id);
-        if (lua_pcall (self->L, 0, 0, 0) != LUA_OK)
-            zsys_warning ("cannot set lp.id: %s", lua_tostring (self->L, -1));
-        lua_settop (self->L, 0);
-    }
+    s_place_changed (self);
+}
+
+void
+lp_engine_set_rank (lp_engine_t *self, int rank, int size)
+{
+    assert (self);
+    self->rank = rank >= 0? rank: -1;
+    self->size = size > 0? size: -1;
+    s_place_changed (self);
 }
 
 void
@@ -1268,18 +1354,35 @@ s_job_run (lua_State *L)
             s_collect_results (L, job, 1);
             break;
         }
-        case S_MAP: {
+        case S_MAP:
+        case S_MAP_STAR: {
             if (s_push_function (L, job, job->text))
                 return 0;
             bool typed = lp_value_type (job->arg) == LP_TYPED;
             size_t n = lp_value_len (job->arg);
             for (size_t i = 0; i < n; i++) {
                 lua_pushvalue (L, 1);
+                int nargs = 1;
                 if (typed)
                     s_push_typed_item (L, job->arg, i);
                 else
+                if (job->op == S_MAP_STAR) {
+                    //  A map over several sequences: item i holds the
+                    //  arguments of call i
+                    const lp_value_t *args = lp_value_at (job->arg, i);
+                    if (lp_value_type (args) != LP_ARRAY) {
+                        s_job_fail (job, LP_ENAME_PROTOCOL, LP_MAP_REQUEST ": " LP_MAP_STAR
+                                    " items must be arrays", "");
+                        return 0;
+                    }
+                    nargs = (int) lp_value_len (args);
+                    luaL_checkstack (L, nargs + LUA_MINSTACK, "too many arguments");
+                    for (int k = 0; k < nargs; k++)
+                        lp_lua_push_value (L, lp_value_at (args, (size_t) k));
+                }
+                else
                     lp_lua_push_value (L, lp_value_at (job->arg, i));
-                if (s_call (L, job, 1, 1) != LUA_OK)
+                if (s_call (L, job, nargs, 1) != LUA_OK)
                     return 0;
                 char root [40];
                 snprintf (root, sizeof root, "result[%zu]", i + 1);
@@ -1494,12 +1597,12 @@ lp_engine_apply (lp_engine_t *self, const char *fn, const lp_value_t *args)
 }
 
 lp_value_t *
-lp_engine_map (lp_engine_t *self, const char *fn, const lp_value_t *items)
+lp_engine_map (lp_engine_t *self, const char *fn, const lp_value_t *items, bool star)
 {
     assert (self);
     assert (fn);
     assert (items);
-    return s_run (self, S_MAP, fn, items);
+    return s_run (self, star? S_MAP_STAR: S_MAP, fn, items);
 }
 
 lp_value_t *

@@ -23,13 +23,20 @@ lp_engine_t *lp_engine_new (size_t memory_limit);
 void        lp_engine_destroy (lp_engine_t **self_p);
 //  Sets lp.id (kept across clear).
 void        lp_engine_set_id (lp_engine_t *self, int id);
+//  Sets lp.rank and lp.size (kept across clear): the engine's MPI rank
+//  and world size, -1 for nil (not started by an MPI launcher; a rank
+//  whose launcher gave no size).
+void        lp_engine_set_rank (lp_engine_t *self, int rank, int size);
 void        lp_engine_set_output (lp_engine_t *self, lp_engine_output_fn *fn, void *arg);
 
 //  Requests. Each returns the reply content (caller destroys), NULL only
 //  when the C heap is exhausted.
 lp_value_t *lp_engine_execute (lp_engine_t *self, const char *code);
 lp_value_t *lp_engine_apply (lp_engine_t *self, const char *fn, const lp_value_t *args);
-lp_value_t *lp_engine_map (lp_engine_t *self, const char *fn, const lp_value_t *items);
+//  star: each item is an array of the arguments of one call (a map over
+//  several sequences); else each item is the one argument.
+lp_value_t *lp_engine_map (lp_engine_t *self, const char *fn, const lp_value_t *items,
+                           bool star);
 lp_value_t *lp_engine_push (lp_engine_t *self, const lp_value_t *ns);
 lp_value_t *lp_engine_pull (lp_engine_t *self, const lp_value_t *names);
 lp_value_t *lp_engine_clear (lp_engine_t *self);
@@ -52,6 +59,12 @@ bool        lp_engine_interrupt (lp_engine_t *self);
 //  Main thread: the next request may run at most msec (0 = no limit); past
 //  it, the request ends with a TimeLimit error and the engine stays usable.
 void        lp_engine_set_time_limit (lp_engine_t *self, int64_t msec);
+//  Seconds until the batch job this engine runs in ends: from
+//  SLURM_JOB_END_TIME (set by Slurm 23.02 and later), else LP_WALLTIME_END
+//  (epoch seconds, exported by the batch scripts of src/launchers), never
+//  below 0. Returns 0 with *left set, -1 when neither is set (no limit
+//  known). Reads the environment only: cheap enough for every request.
+int         lp_engine_walltime_left (double *left);
 //  Any thread (the heart polls it): stops the running request when its
 //  time limit has passed. True when it did.
 bool        lp_engine_check_deadline (lp_engine_t *self);

@@ -553,7 +553,9 @@ s_dispatch (lp_session_t *self, lp_msg_t *request, const char *type)
             return s_protocol_error (type, "fn");
         if (streq (type, LP_MAP_REQUEST)) {
             const lp_value_t *items = s_field (request, "items", LP_ARRAY, LP_TYPED);
-            return items? lp_engine_map (self->engine, fn, items): s_protocol_error (type, "items");
+            const lp_value_t *star = lp_value_get (lp_msg_content (request), LP_MAP_STAR);
+            return items? lp_engine_map (self->engine, fn, items, star && lp_value_as_bool (star))
+                        : s_protocol_error (type, "items");
         }
         const lp_value_t *args = NULL;
         if (lp_value_get (lp_msg_content (request), "args")) {
@@ -652,6 +654,28 @@ s_reply (lp_session_t *self, lp_msg_t *request, zsock_t *origin, const char *rep
     lp_value_destroy (&content);
 }
 
+//  A request whose time_limit is longer than the walltime left of this
+//  engine's batch job is refused before it runs (it would be killed with
+//  its job): the WalltimeExceeded error content, or NULL to run it.
+static lp_value_t *
+s_walltime_refusal (lp_session_t *self, lp_msg_t *request)
+{
+    const lp_value_t *limit = lp_value_get (lp_msg_header (request), LP_HDR_TIME_LIMIT);
+    double left;
+    if (!limit || lp_value_as_int (limit) <= 0 || lp_engine_walltime_left (&left) != 0)
+        return NULL;
+    double wanted = (double) lp_value_as_int (limit) / 1000.0;
+    if (wanted <= left)
+        return NULL;
+    char evalue [160];
+    snprintf (evalue, sizeof evalue,
+              "time_limit of %.0f s exceeds the %.0f s of walltime left (engine %d)",
+              wanted, left, self->id);
+    lp_value_t *content = lp_engine_error_content (LP_ENAME_WALLTIME, evalue, "");
+    //  NULL here means no memory: the caller's own check says so
+    return content? content: lp_engine_error_content (LP_ENAME_MEMORY, "out of memory", "");
+}
+
 //  Serves one request and replies on the socket it came from. problem is
 //  non-empty when the request's content did not decode: it is answered
 //  with a ProtocolError and not run.
@@ -693,6 +717,11 @@ s_handle_request (lp_session_t *self, lp_msg_t *request, zsock_t *origin, const 
         //  A mistyped limit is refused, never read as "no limit".
         content = lp_engine_error_content (LP_ENAME_PROTOCOL,
                                            "time_limit must be an integer (ms)", "");
+    }
+    else
+    if ((content = s_walltime_refusal (self, request)) != NULL) {
+        zsys_info ("%s %s: %s", type, msg_id,
+                   lp_value_as_string (lp_value_get (content, LP_CONTENT_EVALUE), NULL));
     }
     else {
         const lp_value_t *limit = lp_value_get (lp_msg_header (request), LP_HDR_TIME_LIMIT);

@@ -7,11 +7,12 @@
 
     Memory: each Lua state is capped (protocol.md, MemoryError); without
     --memory-limit the cap is LP_ENGINE_MEMORY_SHARE % of physical memory
-    divided by -n (the controller passes --memory-limit for the engines
-    it launches). Exit statuses: 0 after a shutdown or signal, 1 on
-    errors and after --lost-exit, LP_EXIT_STUCK (75) when a request stayed
-    stuck inside a C call past its time limit or interrupt plus
-    LP_STUCK_GRACE_MSEC (lp_heart.c).
+    divided by -n, and under MPI by the ranks on this host too (the
+    controller passes --memory-limit for the local engines it launches).
+    Exit statuses: 0 after a shutdown or signal, 1 on errors and after
+    --lost-exit, LP_EXIT_STUCK (75) when a request stayed stuck inside a
+    C call past its time limit or interrupt plus LP_STUCK_GRACE_MSEC
+    (lp_heart.c).
 
     Design, one job per file:
       lpengine.c     this file: options, logging, daemon, the -n supervisor
@@ -72,7 +73,8 @@ s_usage (FILE *out)
         "  --stdout-max BYTES  most output kept per request for its reply; more is\n"
         "                      dropped and counted in a marker line (default %d MiB;\n"
         "                      also from $LP_ENGINE_STDOUT_MAX)\n"
-        "  --id N              ask for engine id N when registering (without -n)\n"
+        "  --id N              ask for engine id N when registering (without -n;\n"
+        "                      under mpiexec the default is $LP_FIRST_ID + MPI rank)\n"
         "  --pipe-log FILE     stdout/stderr are a pipe to the controller, which\n"
         "                      writes FILE: should it die, write FILE directly,\n"
         "                      rotated past --log-max MB (default %d) keeping\n"
@@ -113,6 +115,75 @@ static long long s_stdout_max = -1;     //  --stdout-max bytes, -1 = default
 static const char *s_pipe_log = NULL;   //  --pipe-log file, or NULL
 static long s_log_max_mb = LP_LOG_MAX_MB;   //  --log-max, for --pipe-log
 static long s_log_keep = LP_LOG_KEEP;   //  --log-keep, for --pipe-log
+static int s_rank = -1;                 //  MPI rank (lp.rank), -1 = not under MPI
+static int s_size = -1;                 //  MPI world size (lp.size), -1 = unknown
+
+//  --------------------------------------------------------------------------
+//  Under MPI. An engine is a plain process that mpiexec (or srun, hydra)
+//  starts: it makes no MPI call and links no libmpi; it only reads the
+//  rank and size its launcher puts in the environment, first found wins.
+
+static const char *s_rank_vars [] = {
+    "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", NULL };
+static const char *s_size_vars [] = {   //  PMIx puts no size in the environment
+    "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", NULL };
+static const char *s_local_size_vars [] = {    //  ranks on this host
+    "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", NULL };
+
+//  The value of the first variable of names that is set, as a number from
+//  min to max: the number, -1 when none is set, -2 (after a message) when
+//  the value is not such a number.
+static long
+s_env_number (const char **names, long min, long max)
+{
+    for (const char **name = names; *name; name++) {
+        const char *text = getenv (*name);
+        if (!text)
+            continue;
+        char *end = NULL;
+        long value = strtol (text, &end, 10);
+        if (!*text || *end || value < min || value > max) {
+            fprintf (stderr, "lpengine: %s='%s' is not a number from %ld to %ld\n",
+                     *name, text, min, max);
+            return -2;
+        }
+        return value;
+    }
+    return -1;
+}
+
+//  Reads s_rank, s_size; without --id and -n, an MPI engine asks for id
+//  LP_FIRST_ID (default 0) + rank. 0, or -1 after a message.
+static int
+s_mpi_place (long n)
+{
+    long rank = s_env_number (s_rank_vars, 0, LP_ENGINE_ID_MAX - 1);
+    long size = s_env_number (s_size_vars, 1, LP_ENGINE_ID_MAX);
+    if (rank == -2 || size == -2)
+        return -1;
+    if (rank < 0)
+        return 0;                       //  not under MPI
+    if (size > 0 && rank >= size) {
+        fprintf (stderr, "lpengine: MPI rank %ld is not below the world size %ld\n", rank, size);
+        return -1;
+    }
+    s_rank = (int) rank;
+    s_size = (int) size;
+    const char *first_names [] = { "LP_FIRST_ID", NULL };
+    long first = s_env_number (first_names, 0, LP_ENGINE_ID_MAX - 1);
+    if (first == -2)
+        return -1;
+    if (s_ask_id < 0 && n <= 1) {
+        long id = (first > 0? first: 0) + rank;
+        if (id >= LP_ENGINE_ID_MAX) {
+            fprintf (stderr, "lpengine: LP_FIRST_ID + MPI rank = %ld, past the largest id %d\n",
+                     id, LP_ENGINE_ID_MAX - 1);
+            return -1;
+        }
+        s_ask_id = (int) id;
+    }
+    return 0;
+}
 
 //  A byte count from an option or the environment; -1 when not one
 static long long
@@ -164,6 +235,13 @@ s_engine_main (const char *file, lp_conn_t **conn_p, size_t memory_limit)
         return 1;
     }
     lp_session_set_lost_exit (session, s_lost_exit);
+    if (s_rank >= 0) {
+        lp_engine_set_rank (engine, s_rank, s_size);
+        if (s_size > 0)
+            zsys_info ("MPI rank %d of %d", s_rank, s_size);
+        else
+            zsys_info ("MPI rank %d (world size unknown)", s_rank);
+    }
     if (s_ask_id >= 0)
         lp_session_set_id (session, s_ask_id);
     int rc = lp_session_run (session, &s_stop);
@@ -276,8 +354,9 @@ main (int argc, char *argv [])
         else
         if (streq (arg, "--id") && has_value) {
             long id = strtol (argv [++i], &end, 10);
-            if (*end || id < 0 || id >= 1000000) {
-                fprintf (stderr, "lpengine: --id wants an engine id from 0 to 999999\n");
+            if (*end || id < 0 || id >= LP_ENGINE_ID_MAX) {
+                fprintf (stderr, "lpengine: --id wants an engine id from 0 to %d\n",
+                         LP_ENGINE_ID_MAX - 1);
                 return 1;
             }
             s_ask_id = (int) id;
@@ -328,6 +407,8 @@ main (int argc, char *argv [])
         fprintf (stderr, "lpengine: --id names one engine; it cannot go with -n %ld\n", n);
         return 1;
     }
+    if (s_mpi_place (n) != 0)
+        return 1;
     if (!file) {
         fprintf (stderr, "lpengine: --file is required\n");
         s_usage (stderr);
@@ -407,7 +488,10 @@ main (int argc, char *argv [])
         long pages = sysconf (_SC_PHYS_PAGES);
         long page_size = sysconf (_SC_PAGESIZE);
         uint64_t physical = pages > 0 && page_size > 0? (uint64_t) pages * (uint64_t) page_size: 0;
-        memory_limit = (size_t) (physical / 100 * LP_ENGINE_MEMORY_SHARE / (uint64_t) (n > 1? n: 1));
+        //  The engines that share this host: -n, times the MPI ranks here
+        long local = s_rank >= 0? s_env_number (s_local_size_vars, 1, LP_ENGINE_ID_MAX): -1;
+        uint64_t sharers = (uint64_t) (n > 1? n: 1) * (uint64_t) (local > 0? local: 1);
+        memory_limit = (size_t) (physical / 100 * LP_ENGINE_MEMORY_SHARE / sharers);
     }
     int rc = n > 1? s_supervise ((int) n, file, &conn, memory_limit)
                   : s_engine_main (file, &conn, memory_limit);

@@ -9,6 +9,9 @@
     which gets the `lpsh.native` table below and `luaparallel` (the Lua
     module, linked in) through package.preload.
 
+    Progress bars (lpsh.lua) are drawn only when stdout is a terminal
+    (native.stdout_tty), as wide as it is (native.columns).
+
     SIGINT has three modes, set by lpsh.lua through native.sigmode:
       0 at the prompt: the read is interrupted (no SA_RESTART), the line
         is dropped and a fresh prompt shown (non-interactive: exit);
@@ -31,6 +34,7 @@
 #include <limits.h>
 #include <libgen.h>
 #include <errno.h>
+#include <sys/ioctl.h>
 
 #ifndef LPSH_SOURCE_DIR
 #   define LPSH_SOURCE_DIR "."
@@ -183,12 +187,34 @@ l_now (lua_State *L)
     return 1;
 }
 
+//  stdout_tty () -> stdout is a terminal (lpsh draws progress bars then)
+static int
+l_stdout_tty (lua_State *L)
+{
+    lua_pushboolean (L, isatty (STDOUT_FILENO));
+    return 1;
+}
+
+//  columns () -> width of the terminal on stdout (80 when unknown)
+static int
+l_columns (lua_State *L)
+{
+    struct winsize ws;
+    int cols = 80;
+    if (ioctl (STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        cols = ws.ws_col;
+    lua_pushinteger (L, cols);
+    return 1;
+}
+
 static const luaL_Reg s_native [] = {
     { "readline", l_readline },
     { "add_history", l_add_history },
     { "sigmode", l_sigmode },
     { "sigints", l_sigints },
     { "now", l_now },
+    { "stdout_tty", l_stdout_tty },
+    { "columns", l_columns },
     { NULL, NULL }
 };
 
@@ -223,7 +249,7 @@ s_usage (FILE *out)
         "  --wait N           wait until N engines are registered (default 0)\n"
         "  --timeout MS       connection and --wait deadline (default 30000)\n"
         "  --bail             stop at the first error (non-interactive input)\n"
-        "  -e CODE            run CODE (lines, magics allowed) and exit; may repeat\n"
+        "  -e CODE            run CODE as one chunk (or one magic) and exit; may repeat\n"
         "  SCRIPT             read commands from SCRIPT instead of stdin\n"
         "Without a terminal on stdin, commands are read from it without prompts\n"
         "or echo. The exit status is 1 when any command failed (remote or local).\n");

@@ -42,6 +42,10 @@
     an error, as is writing a non-number, a float into an integer array,
     or an integer out of the element type's range.
 
+    Arithmetic in C: a:sum (), a:min (), a:max () (value and index),
+    a:scale (k) and a:add (b | x) (in place, return a); the rules are in
+    the section "lp.array arithmetic" below and in docs/engine.md.
+
     lp_lua_open_array pushes the constructor: a table {new = f, from = f,
     dtypes = {...}} whose metatable has __call, so both lp.array(dtype, n)
     and lp.array.new(dtype, n) work. Store it as lp.array.
@@ -58,6 +62,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 #include <stddef.h>
+#include <math.h>
 
 #define LP_STR_(x) #x
 #define LP_STR(x) LP_STR_(x)
@@ -333,6 +338,271 @@ l_array_dtype (lua_State *L)
     return 1;
 }
 
+//  ---------------------------------------------------------------------
+//  lp.array arithmetic, in C (docs/engine.md, "lp.array"): a:sum (),
+//  a:min (), a:max () read; a:scale (k) and a:add (b | x) change a in
+//  place and return it. Floats are computed in double, in index order
+//  (so a:sum () of an f64 array equals the Lua loop s = s + a[i]); a NaN
+//  makes sum, min and max NaN. Integers are computed as Lua computes
+//  them: i64 wraps around; a result outside an i32 or u8 element's range
+//  is an error and leaves the array unchanged.
+
+static bool
+s_is_float (lp_dtype_t dtype)
+{
+    return dtype == LP_DTYPE_F64 || dtype == LP_DTYPE_F32;
+}
+
+//  Element k as a double (any dtype)
+static double
+s_get_f (const s_array_t *self, size_t k)
+{
+    const uint8_t *data = (const uint8_t *) self->data;
+    switch (self->dtype) {
+        case LP_DTYPE_F64: { double d; memcpy (&d, data + k * 8, 8); return d; }
+        case LP_DTYPE_F32: { float f; memcpy (&f, data + k * 4, 4); return f; }
+        case LP_DTYPE_I64: { int64_t i; memcpy (&i, data + k * 8, 8); return (double) i; }
+        case LP_DTYPE_I32: { int32_t i; memcpy (&i, data + k * 4, 4); return i; }
+        case LP_DTYPE_U8:  return data [k];
+    }
+    return 0;
+}
+
+//  Element k as an int64 (integer dtypes)
+static int64_t
+s_get_i (const s_array_t *self, size_t k)
+{
+    const uint8_t *data = (const uint8_t *) self->data;
+    switch (self->dtype) {
+        case LP_DTYPE_I64: { int64_t i; memcpy (&i, data + k * 8, 8); return i; }
+        case LP_DTYPE_I32: { int32_t i; memcpy (&i, data + k * 4, 4); return i; }
+        case LP_DTYPE_U8:  return data [k];
+        default:           return (int64_t) s_get_f (self, k);
+    }
+}
+
+static void
+s_put_f (s_array_t *self, size_t k, double d)
+{
+    uint8_t *data = (uint8_t *) self->data;
+    if (self->dtype == LP_DTYPE_F64)
+        memcpy (data + k * 8, &d, 8);
+    else {
+        float f = (float) d;
+        memcpy (data + k * 4, &f, 4);
+    }
+}
+
+static void
+s_put_i (s_array_t *self, size_t k, int64_t i)
+{
+    uint8_t *data = (uint8_t *) self->data;
+    if (self->dtype == LP_DTYPE_I64)
+        memcpy (data + k * 8, &i, 8);
+    else
+    if (self->dtype == LP_DTYPE_I32) {
+        int32_t v = (int32_t) i;
+        memcpy (data + k * 4, &v, 4);
+    }
+    else
+        data [k] = (uint8_t) i;
+}
+
+//  Lua's integer arithmetic: wraps around
+static int64_t
+s_wrap_add (int64_t a, int64_t b)
+{
+    return (int64_t) ((uint64_t) a + (uint64_t) b);
+}
+
+static int64_t
+s_wrap_mul (int64_t a, int64_t b)
+{
+    return (int64_t) ((uint64_t) a * (uint64_t) b);
+}
+
+//  a:sum () --> the sum (0 or 0.0 for an empty array)
+static int
+l_array_sum (lua_State *L)
+{
+    s_array_t *self = (s_array_t *) luaL_checkudata (L, 1, LP_ARRAY_MT);
+    if (s_is_float (self->dtype)) {
+        double sum = 0;
+        if (self->dtype == LP_DTYPE_F64) {
+            const double *x = (const double *) self->data;
+            for (size_t k = 0; k < self->count; k++)
+                sum += x [k];
+        }
+        else {
+            const float *x = (const float *) self->data;
+            for (size_t k = 0; k < self->count; k++)
+                sum += x [k];
+        }
+        lua_pushnumber (L, sum);
+    }
+    else {
+        int64_t sum = 0;
+        for (size_t k = 0; k < self->count; k++)
+            sum = s_wrap_add (sum, s_get_i (self, k));
+        lua_pushinteger (L, (lua_Integer) sum);
+    }
+    return 1;
+}
+
+//  a:min () / a:max () --> value, index of its first occurrence; nil for
+//  an empty array; NaN and its index when an element is NaN.
+static int
+s_array_extreme (lua_State *L, bool want_max)
+{
+    s_array_t *self = (s_array_t *) luaL_checkudata (L, 1, LP_ARRAY_MT);
+    if (self->count == 0) {
+        lua_pushnil (L);
+        return 1;
+    }
+    size_t best = 0;
+    if (s_is_float (self->dtype)) {
+        double value = s_get_f (self, 0);
+        for (size_t k = 0; k < self->count && !isnan (value); k++) {
+            double x = s_get_f (self, k);
+            if (isnan (x) || (want_max? x > value: x < value)) {
+                value = x;
+                best = k;
+            }
+        }
+        lua_pushnumber (L, value);
+    }
+    else {
+        int64_t value = s_get_i (self, 0);
+        for (size_t k = 1; k < self->count; k++) {
+            int64_t x = s_get_i (self, k);
+            if (want_max? x > value: x < value) {
+                value = x;
+                best = k;
+            }
+        }
+        lua_pushinteger (L, (lua_Integer) value);
+    }
+    lua_pushinteger (L, (lua_Integer) best + 1);
+    return 2;
+}
+
+static int
+l_array_min (lua_State *L)
+{
+    return s_array_extreme (L, false);
+}
+
+static int
+l_array_max (lua_State *L)
+{
+    return s_array_extreme (L, true);
+}
+
+//  Range of an integer dtype's elements
+static void
+s_int_range (lp_dtype_t dtype, int64_t *lo, int64_t *hi)
+{
+    *lo = dtype == LP_DTYPE_I32? INT32_MIN: dtype == LP_DTYPE_U8? 0: INT64_MIN;
+    *hi = dtype == LP_DTYPE_I32? INT32_MAX: dtype == LP_DTYPE_U8? 255: INT64_MAX;
+}
+
+//  a:scale (k) --> a, every element multiplied by k (an integer for an
+//  integer array)
+static int
+l_array_scale (lua_State *L)
+{
+    s_array_t *self = (s_array_t *) luaL_checkudata (L, 1, LP_ARRAY_MT);
+    if (s_is_float (self->dtype)) {
+        double factor = luaL_checknumber (L, 2);
+        if (self->dtype == LP_DTYPE_F64) {     //  the common case, vectorised
+            double *x = (double *) self->data;
+            for (size_t k = 0; k < self->count; k++)
+                x [k] *= factor;
+        }
+        else
+        for (size_t k = 0; k < self->count; k++)
+            s_put_f (self, k, s_get_f (self, k) * factor);
+        lua_settop (L, 1);
+        return 1;
+    }
+    if (!lua_isinteger (L, 2)) {
+        luaL_checknumber (L, 2);
+        return luaL_error (L, "lp.array(%s):scale: an integer factor expected, got %s "
+                           "(convert first: lp.array ('f64', a))",
+                           lp_dtype_name (self->dtype), lua_tostring (L, 2));
+    }
+    int64_t factor = (int64_t) lua_tointeger (L, 2);
+    if (self->dtype != LP_DTYPE_I64) {
+        int64_t lo, hi;
+        s_int_range (self->dtype, &lo, &hi);
+        for (size_t k = 0; k < self->count; k++) {
+            int64_t x = s_get_i (self, k), y;
+            if (__builtin_mul_overflow (x, factor, &y) || y < lo || y > hi)
+                return luaL_error (L, "lp.array(%s):scale: element %I times %I is out of "
+                                   "range", lp_dtype_name (self->dtype),
+                                   (lua_Integer) k + 1, (lua_Integer) factor);
+        }
+    }
+    for (size_t k = 0; k < self->count; k++)
+        s_put_i (self, k, s_wrap_mul (s_get_i (self, k), factor));
+    lua_settop (L, 1);
+    return 1;
+}
+
+//  a:add (b) --> a, with b added: b an lp.array of the same length (any
+//  dtype; an integer one for an integer a) or a number (added to every
+//  element; an integer for an integer a)
+static int
+l_array_add (lua_State *L)
+{
+    s_array_t *self = (s_array_t *) luaL_checkudata (L, 1, LP_ARRAY_MT);
+    const char *dname = lp_dtype_name (self->dtype);
+    s_array_t *other = (s_array_t *) luaL_testudata (L, 2, LP_ARRAY_MT);
+    if (other && other->count != self->count)
+        return luaL_error (L, "lp.array(%s):add: lengths differ (%I and %I)", dname,
+                           (lua_Integer) self->count, (lua_Integer) other->count);
+    if (!other)
+        luaL_checknumber (L, 2);
+    if (s_is_float (self->dtype)) {
+        double x = other? 0: lua_tonumber (L, 2);
+        double *d = (double *) self->data;
+        if (self->dtype == LP_DTYPE_F64 && !other)
+            for (size_t k = 0; k < self->count; k++)
+                d [k] += x;
+        else
+        if (self->dtype == LP_DTYPE_F64 && other->dtype == LP_DTYPE_F64) {
+            const double *y = (const double *) other->data;
+            for (size_t k = 0; k < self->count; k++)
+                d [k] += y [k];
+        }
+        else
+        for (size_t k = 0; k < self->count; k++)
+            s_put_f (self, k, s_get_f (self, k) + (other? s_get_f (other, k): x));
+        lua_settop (L, 1);
+        return 1;
+    }
+    if (other? s_is_float (other->dtype): !lua_isinteger (L, 2))
+        return luaL_error (L, "lp.array(%s):add: integers expected, got %s (convert "
+                           "first: lp.array ('f64', a))", dname,
+                           other? lp_dtype_name (other->dtype): "a float");
+    int64_t x = other? 0: (int64_t) lua_tointeger (L, 2);
+    if (self->dtype != LP_DTYPE_I64) {
+        int64_t lo, hi;
+        s_int_range (self->dtype, &lo, &hi);
+        for (size_t k = 0; k < self->count; k++) {
+            int64_t y;
+            if (__builtin_add_overflow (s_get_i (self, k), other? s_get_i (other, k): x, &y)
+            ||  y < lo || y > hi)
+                return luaL_error (L, "lp.array(%s):add: element %I is out of range",
+                                   dname, (lua_Integer) k + 1);
+        }
+    }
+    for (size_t k = 0; k < self->count; k++)
+        s_put_i (self, k, s_wrap_add (s_get_i (self, k), other? s_get_i (other, k): x));
+    lua_settop (L, 1);
+    return 1;
+}
+
 static void
 s_ensure_metatable (lua_State *L)
 {
@@ -341,6 +611,11 @@ s_ensure_metatable (lua_State *L)
             { "totable", l_array_totable },
             { "dtype",   l_array_dtype },
             { "len",     l_array_len },
+            { "sum",     l_array_sum },
+            { "min",     l_array_min },
+            { "max",     l_array_max },
+            { "scale",   l_array_scale },
+            { "add",     l_array_add },
             { NULL, NULL }
         };
         luaL_newlib (L, methods);
@@ -1156,6 +1431,55 @@ lp_luavalue_test (bool verbose)
     s_expect_print (L, "return {[{1}] = 2}", "{[{1}] = 2}");
     s_expect_print (L, "return lp.array('f64', {1, 2.5, 3})",
                     "lp.array(f64, 3){1.0, 2.5, 3.0}");
+
+    //  lp.array arithmetic: values, empty arrays, NaN, integer rules
+    s_run (L,
+        "local function eq (a, b) assert (a == b and math.type (a) == math.type (b), "
+        "  tostring (a) .. ' ~= ' .. tostring (b)) end\n"
+        "local f = lp.array ('f64', {1.5, -2, 4, 0.25})\n"
+        "eq (f:sum (), 3.75)\n"
+        "local v, i = f:min () eq (v, -2.0) eq (i, 2)\n"
+        "v, i = f:max () eq (v, 4.0) eq (i, 3)\n"
+        "local g = lp.array ('f64', 1000) local s = 0\n"
+        "for k = 1, #g do g[k] = 1 / k s = s + g[k] end\n"
+        "eq (g:sum (), s)\n"                            //  the Lua loop, exactly
+        "local n = lp.array ('i32', {3, -7, 12, 12, -7})\n"
+        "eq (n:sum (), 13)\n"
+        "v, i = n:min () eq (v, -7) eq (i, 2)\n"
+        "v, i = n:max () eq (v, 12) eq (i, 3)\n"
+        "eq (lp.array ('u8', {200, 100}):sum (), 300)\n"
+        "eq (lp.array ('i64', {math.maxinteger, 1}):sum (), math.mininteger)\n"
+        //  empty
+        "eq (lp.array ('f64', 0):sum (), 0.0) eq (lp.array ('i64', 0):sum (), 0)\n"
+        "assert (lp.array ('f32', 0):min () == nil and lp.array ('u8', 0):max () == nil)\n"
+        "assert (select ('#', lp.array ('i32', 0):min ()) == 1)\n"
+        //  NaN: sum, min and max are NaN, at the first NaN's index
+        "local nan = lp.array ('f64', {1, 0/0, -5, 0/0})\n"
+        "assert (nan:sum () ~= nan:sum ())\n"
+        "v, i = nan:min () assert (v ~= v) eq (i, 2)\n"
+        "v, i = nan:max () assert (v ~= v) eq (i, 2)\n"
+        "v, i = lp.array ('f32', {0/0}):min () assert (v ~= v) eq (i, 1)\n"
+        //  scale and add: in place, return the array
+        "local a = lp.array ('f32', {1, 2, 3})\n"
+        "assert (a:scale (0.5) == a) eq (a[1], 0.5) eq (a[3], 1.5)\n"
+        "assert (a:add (lp.array ('i32', {1, 1, 1})) == a) eq (a[2], 2.0)\n"
+        "a:add (10) eq (a[1], 11.5)\n"
+        "local b = lp.array ('i32', {1, -2, 3})\n"
+        "b:scale (3) eq (b[1], 3) eq (b[2], -6)\n"
+        "b:add (b) eq (b[3], 18)\n"
+        "b:add (-1) eq (b[1], 5)\n"
+        "eq (lp.array ('f64', 0):scale (2):add (1):sum (), 0.0)\n"
+        "local w = lp.array ('i64', {math.maxinteger}) w:add (1) eq (w[1], math.mininteger)\n"
+        //  errors leave the array unchanged
+        "local u = lp.array ('u8', {100, 200})\n"
+        "local ok, e = pcall (u.scale, u, 2) assert (not ok and e:find ('out of range'), e)\n"
+        "eq (u[1], 100) eq (u[2], 200)\n"
+        "ok, e = pcall (u.add, u, 56) assert (not ok and e:find ('element 2 is out of range'), e)\n"
+        "eq (u[2], 200)\n"
+        "ok, e = pcall (b.scale, b, 0.5) assert (not ok and e:find ('integer factor'), e)\n"
+        "ok, e = pcall (b.add, b, lp.array ('f64', 3)) assert (not ok and e:find ('integers expected'), e)\n"
+        "ok, e = pcall (b.add, b, lp.array ('i32', 2)) assert (not ok and e:find ('lengths differ'), e)\n"
+        "ok, e = pcall (f.add, f, 'x') assert (not ok, 'add of a string')\n");
     lp_value_t *v = s_eval (L, "return '\\xff\\xfe'", err, sizeof err);
     assert (v && lp_value_type (v) == LP_BYTES);
     lp_value_destroy (&v);

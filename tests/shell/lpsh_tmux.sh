@@ -7,7 +7,9 @@
 #  the line, a multi-line %%px cell, a %px loop printing every ~100 ms
 #  whose lines show while it still runs (capture-pane before it ends),
 #  Ctrl-C stopping a remote infinite loop after which the next %px works,
-#  the history file in the profile, Ctrl-D exiting with status 0.
+#  the history file in the profile, Ctrl-D exiting with status 0. Issue
+#  14: the progress bar of a 2,000-task load-balanced map and of a %px on
+#  4 engines while they run, erased after; none when stdout is a file.
 #  Waits poll the pane with deadlines; only this test's tmux server and
 #  cluster are stopped, by socket name and pid.
 set -u
@@ -120,6 +122,40 @@ done
 keys C-c
 wait_pane '^\[local\] LuaError: interrupted!$' 20 || { show; fail "Ctrl-C did not stop the local loop"; }
 wait_prompt 10 || { show; fail "no prompt after stopping the local loop"; }
+
+# --- progress bar: a 2,000-task load-balanced map, then %px on 4 engines ------
+# (issue 14) Each task spins 2 ms, so the map lasts seconds and the bar,
+# drawn once a wait passes 300 ms, is seen while it runs; it is erased at
+# the end (no bar line left on the screen).
+BAR_RE='^\[[=> ]+\] [0-9]+/2000 +[0-9]+%  [0-9.]+/s  elapsed [0-9.]+s  ETA ([0-9.]+s|[0-9]+m[0-9]+s|\?)$'
+keys 'lb = rc:balanced () t = {} for i = 1, 2000 do t[i] = i end' Enter
+wait_prompt 10
+keys 'm = lb:map ("function (x) local e = os.clock () + 0.002 while os.clock () < e do end return x * 2 end", t) print ("map-done " .. #m .. " " .. m[2000])' Enter
+if wait_pane "$BAR_RE" 60; then
+    first=$(pane | grep -E "$BAR_RE" | sed -E 's|.*\] ([0-9]+)/2000.*|\1|')
+    [ "$first" -lt 2000 ] || fail "the first bar seen already said 2000/2000"
+else
+    show; fail "no progress bar 'N/2000 ... elapsed ... ETA' while the map ran"
+fi
+wait_pane '^map-done 2000 4000$' 120 || { show; fail "the 2,000-task map did not finish"; }
+wait_prompt 10 || { show; fail "no prompt after the map"; }
+pane | grep -qE '[0-9]+/2000 ' && { show; fail "the progress bar was not erased after the map"; }
+keys '%px local e = os.clock () + 1 while os.clock () < e do end return "px-" .. lp.id' Enter
+wait_pane '^\[[=> ]+\] [0-4]/4 ' 30 || { show; fail "no progress bar 'N/4' during a %px on 4 engines"; }
+wait_pane '^Out\[3:[0-9]+\]: "px-3"$' 60 || { show; fail "%px after the bar did not finish"; }
+wait_prompt 10
+pane | grep -qE '^\[[=> ]+\] [0-4]/4 ' && { show; fail "the %px progress bar was not erased"; }
+
+# --- no bar when stdout is not a terminal (stdin still is) ----------------------
+tmux -L "$SOCK" new-window -d "'$BUILD/lpsh' --file '$FILE' -e 'local t = {} for i = 1, 2000 do t[i] = i end local m = rc:balanced ():map (\"function (x) local e = os.clock () + 0.001 while os.clock () < e do end return x end\", t) print (\"piped \" .. #m)' > '$DIR/piped' 2>&1; echo \$? > '$DIR/piped.rc'"
+deadline=$((SECONDS + 120))
+until [ -s "$DIR/piped.rc" ]; do
+    [ "$SECONDS" -ge "$deadline" ] && { fail "lpsh with stdout to a file did not end"; break; }
+    sleep 0.1
+done
+[ "$(cat "$DIR/piped.rc" 2>/dev/null)" = 0 ] || fail "lpsh with stdout to a file exited $(cat "$DIR/piped.rc" 2>/dev/null)"
+[ "$(cat "$DIR/piped")" = "piped 2000" ] \
+    || fail "stdout to a file (stdin a terminal) got more than the output: $(od -c "$DIR/piped" | head -n 5)"
 
 # --- history file and exit ----------------------------------------------------
 grep -q 'edited-' "$DIR/lpsh_history" 2>/dev/null || fail "no $DIR/lpsh_history with the typed lines"

@@ -59,7 +59,15 @@
         (seconds since the epoch or nil)
         r:abort () --> number aborted, list of {msg_id, engine, reason}
         not aborted (running or finished)
+        r:done () --> replies in so far, without blocking
         -- i counts replies from 1
+
+    Progress: lp.progress (fn) (nil: none; returns the previous one).
+    While a blocking call, r:get () or r:wait () (no timeout given) waits
+    for a result of more than one reply, fn (done, total, elapsed_ms) is
+    called about every 100 ms once the wait has lasted 300 ms, and
+    fn (done, total, elapsed_ms, true) once at the end if it was called.
+    lpsh draws its progress bar with it.
 
     A remote error is raised as an error object: a table with fields
     engine, ename, evalue, traceback, message, and errors (the error
@@ -114,6 +122,8 @@ typedef struct {
 
 //  Registry key of the function-source helper (Lua code below).
 static char s_fnsource_key;
+//  Registry key of the progress function (lp.progress).
+static char s_progress_key;
 
 //  Cuts a function's source text out of its chunk; see the header.
 static const char *s_fnsource_lua =
@@ -343,14 +353,46 @@ s_default_wait (void)
 //  with ControllerLost), LP_ETIMEOUT, LP_EINTR, LP_ECLOSED. When a signal
 //  breaks the wait and interrupt is set, the view's engines are
 //  interrupted once and the wait goes on; a second signal gives up.
-static int
-s_wait (lp_result_t *r, lp_view_t *interrupt, int timeout_ms)
+//  With progress, the function set by lp.progress (if any) is called
+//  as fn (done, total, elapsed_ms) between slices once the wait has
+//  lasted LP_LUA_PROGRESS_MSEC, and fn (done, total, elapsed_ms, true) at
+//  the end when it was called before; only for results of more than one
+//  reply. It runs protected: an error in it stops the calls for this
+//  wait and is otherwise ignored (it must not unwind through intr).
+static bool
+s_progress (lua_State *L, lp_result_t *r, int64_t start, bool final)
 {
-    int64_t deadline = zclock_mono () + (timeout_ms < 0? 0: timeout_ms);
+    lua_rawgetp (L, LUA_REGISTRYINDEX, &s_progress_key);
+    if (!lua_isfunction (L, -1)) {
+        lua_pop (L, 1);
+        return false;
+    }
+    lua_pushinteger (L, lp_result_done (r));
+    lua_pushinteger (L, lp_result_count (r));
+    lua_pushinteger (L, (lua_Integer) (zclock_mono () - start));
+    if (final)
+        lua_pushboolean (L, 1);
+    bool ok = lua_pcall (L, final? 4: 3, 0, 0) == LUA_OK;
+    if (!ok)
+        lua_pop (L, 1);
+    return ok;
+}
+
+static int
+s_wait (lua_State *L, lp_result_t *r, lp_view_t *interrupt, int timeout_ms, bool progress)
+{
+    int64_t start = zclock_mono ();
+    int64_t deadline = start + (timeout_ms < 0? 0: timeout_ms);
     int signals = 0;
     lp_result_t *intr = NULL;
     int rc = LP_ETIMEOUT;
+    progress = progress && lp_result_count (r) > 1;
+    bool drawn = false;                 //  fn was called during this wait
     while (true) {
+        if (progress && zclock_mono () - start >= LP_LUA_PROGRESS_MSEC) {
+            progress = s_progress (L, r, start, false);
+            drawn = drawn || progress;
+        }
         int64_t left = deadline - zclock_mono ();
         if (left <= 0) {
             rc = lp_result_ready (r)? LP_OK: LP_ETIMEOUT;
@@ -371,6 +413,8 @@ s_wait (lp_result_t *r, lp_view_t *interrupt, int timeout_ms)
             break;
     }
     lp_result_destroy (&intr);
+    if (drawn)
+        s_progress (L, r, start, true);
     return rc;
 }
 
@@ -411,7 +455,7 @@ s_finish_as (lua_State *L, int view_idx, lp_result_t *r, bool block)
     s_push_result (L, r, -1);
     if (!block)
         return 1;
-    int rc = s_wait (r, vud->view, vud->wait_timeout);
+    int rc = s_wait (L, r, vud->view, vud->wait_timeout, true);
     if (rc != LP_OK || lp_result_failed (r) > 0)
         return s_raise_wait (L, r, rc, vud->wait_timeout);
     s_push_value (L, lp_result_get (r));
@@ -452,6 +496,19 @@ s_fn_arg (lua_State *L, int idx)
 
 //  ---------------------------------------------------------------------
 //  Module functions
+
+//  lp.progress (fn | nil) --> the previous function. See s_wait.
+static int
+l_progress (lua_State *L)
+{
+    if (!lua_isnoneornil (L, 1))
+        luaL_checktype (L, 1, LUA_TFUNCTION);
+    lua_settop (L, 1);
+    lua_rawgetp (L, LUA_REGISTRYINDEX, &s_progress_key);
+    lua_pushvalue (L, 1);
+    lua_rawsetp (L, LUA_REGISTRYINDEX, &s_progress_key);
+    return 1;
+}
 
 static int
 l_connect (lua_State *L)
@@ -808,10 +865,41 @@ l_view_push (lua_State *L)
         lp_value_t *value = s_to_value (L, 3, name);
         return s_finish_novalue (L, 1, lp_view_push (ud->view, name, value));
     }
+    //  A table of name = value: each value is converted on its own, so
+    //  it may nest as deep as a value pushed by name (LP_VALUE_MAX_DEPTH).
     luaL_checktype (L, 2, LUA_TTABLE);
-    lp_value_t *ns = s_to_value (L, 2, "ns");
-    if (lp_value_type (ns) != LP_MAP) {
+    lua_pushnil (L);
+    while (lua_next (L, 2)) {
+        if (lua_type (L, -2) != LUA_TSTRING)
+            return luaL_argerror (L, 2, "a table of name = value (names are strings)");
+        lua_pop (L, 1);
+    }
+    lp_value_t *ns = lp_value_map ();
+    if (!ns)
+        return luaL_error (L, "luaparallel: out of memory");
+    char err [256];
+    const char *failure = NULL;
+    lua_pushnil (L);
+    while (lua_next (L, 2)) {
+        const char *name = lua_tostring (L, -2);
+        lp_value_t *value = lp_lua_to_value (L, -1, name, err, sizeof err);
+        lua_pop (L, 1);
+        if (!value)
+            failure = err;
+        else
+        if (lp_value_set (ns, name, value))
+            failure = "out of memory";
+        if (failure) {
+            lua_pop (L, 1);
+            break;
+        }
+    }
+    if (failure || lp_value_len (ns) == 0) {
         lp_value_destroy (&ns);
+        if (failure == err)
+            return luaL_error (L, "SerializationError: %s", err);
+        if (failure)
+            return luaL_error (L, "luaparallel: %s", failure);
         return luaL_argerror (L, 2, "a table of name = value");
     }
     return s_finish_novalue (L, 1, lp_view_push_map (ud->view, ns));
@@ -1154,7 +1242,7 @@ l_result_wait (lua_State *L)
 {
     lp_result_t *r = s_result (L, 1);
     int timeout = (int) luaL_optinteger (L, 2, s_default_wait ());
-    int rc = s_wait (r, NULL, timeout);
+    int rc = s_wait (L, r, NULL, timeout, lua_isnoneornil (L, 2));
     bool done = rc == LP_OK || rc == LP_ELOST || rc == LP_ECLOSED;
     lua_pushboolean (L, done);
     if (done)
@@ -1168,7 +1256,7 @@ l_result_get (lua_State *L)
 {
     lp_result_t *r = s_result (L, 1);
     int timeout = (int) luaL_optinteger (L, 2, s_default_wait ());
-    int rc = s_wait (r, NULL, timeout);
+    int rc = s_wait (L, r, NULL, timeout, true);
     if (rc != LP_OK || lp_result_failed (r) > 0)
         return s_raise_wait (L, r, rc, timeout);
     s_push_value (L, lp_result_get (r));
@@ -1216,6 +1304,14 @@ static int
 l_result_count (lua_State *L)
 {
     lua_pushinteger (L, lp_result_count (s_result (L, 1)));
+    return 1;
+}
+
+//  r:done () --> replies in so far (values and errors), without blocking
+static int
+l_result_done (lua_State *L)
+{
+    lua_pushinteger (L, lp_result_done (s_result (L, 1)));
     return 1;
 }
 
@@ -1374,6 +1470,7 @@ static const luaL_Reg s_result_methods [] = {
     { "wait", l_result_wait },
     { "ready", l_result_ready },
     { "count", l_result_count },
+    { "done", l_result_done },
     { "failed", l_result_failed },
     { "engine", l_result_engine },
     { "stdout", l_result_stdout },
@@ -1460,6 +1557,8 @@ luaopen_luaparallel (lua_State *L)
     lua_newtable (L);
     lua_pushcfunction (L, l_connect);
     lua_setfield (L, -2, "connect");
+    lua_pushcfunction (L, l_progress);
+    lua_setfield (L, -2, "progress");
     //  lp.fnsource (f): the source text apply would send for f
     lua_rawgetp (L, LUA_REGISTRYINDEX, &s_fnsource_key);
     lua_setfield (L, -2, "fnsource");
