@@ -13,9 +13,24 @@
     and the data follows as `pieces` frames of at most LP_PIECE_BYTES,
     appended to the caller's buffer list (see docs/protocol.md, "Values").
     Flag bit 0 (LP_EXT_FLAG_PLAIN) marks a typed array that stands for a
-    plain Lua sequence, and bytes that are UTF-8 text (a str). So no value
-    is limited by the frame cap but through its msgpack part: a string of
+    plain Lua sequence, and bytes that are UTF-8 text (a str). A string of
     1 GB is a 18-byte ext plus 1024 frames of 1 MiB.
+
+    Tables go out of band too (ext type 3, LP_EXT_MSGPACK): an array or
+    map is packed in place, and when its msgpack turns out longer than
+    LP_INLINE_MAX_BYTES (the value as a whole: LP_PIECE_BYTES) those bytes
+    are cut from the sbuffer into pieces and an ext referring to them
+    takes their place (s_cut). Its own large children were cut before it,
+    so each byte is copied out once, and a table of 10^6 short strings is
+    a few bytes in the frame plus ~10 pieces. So no frame exceeds
+    LP_PIECE_BYTES but a map of many small fields (protocol maps have a
+    few), and the frame cap of the data channels (LP_DATA_MAX_FRAME) is a
+    few MiB whatever the value. The receiver joins the pieces (or reads a
+    single one in place) and decodes them like a frame, with its nesting
+    counted from where the ext sits; the ext must hold an array or map,
+    so chains of them are bounded by the depth limit.
+    lp_codec_encode_inline puts nothing out of band, for headers, which
+    forwarders decode without the message's buffers.
 
     Decoding treats the frame as hostile. Before msgpack-c sees it, an
     iterative pre-walk checks every header: a str/bin/ext length must fit
@@ -129,9 +144,11 @@ lp_piece_destroy (lp_piece_t **self_p)
 
 typedef struct {
     msgpack_packer pk;                  //  writes into sbuf
+    msgpack_sbuffer *sbuf;              //  the frame's bytes so far
     zlist_t *buffers;                   //  out-of-band frames go here
     bool consume;                       //  release buffers once copied
     bool refer;                         //  buffers holds lp_piece_t
+    bool inline_only;                   //  nothing out of band (headers)
     char *err;                          //  error text
     size_t errlen;                      //  its size
 } s_encoder_t;
@@ -141,6 +158,33 @@ s_oom (s_encoder_t *enc)
 {
     snprintf (enc->err, enc->errlen, "out of memory while encoding a value");
     return -1;
+}
+
+//  Appends pieces of at most LP_PIECE_BYTES that refer to len bytes at
+//  data, kept alive by hold; takes the caller's reference to hold.
+static int
+s_hold_pieces (s_encoder_t *enc, lp_hold_t *hold, const uint8_t *data, size_t len)
+{
+    int rc = 0;
+    for (size_t offset = 0; offset < len; offset += LP_PIECE_BYTES) {
+        size_t size = len - offset < LP_PIECE_BYTES? len - offset: LP_PIECE_BYTES;
+        lp_piece_t *piece = (lp_piece_t *) malloc (sizeof (lp_piece_t));
+        if (!piece) {
+            rc = s_oom (enc);
+            break;
+        }
+        piece->data = data + offset;
+        piece->size = size;
+        piece->hold = hold;
+        atomic_fetch_add (&hold->refs, 1);
+        if (zlist_append (enc->buffers, piece)) {
+            lp_piece_destroy (&piece);
+            rc = s_oom (enc);
+            break;
+        }
+    }
+    s_hold_release (hold);
+    return rc;
 }
 
 //  Appends len bytes at data as pieces that refer to them (enc->refer):
@@ -182,26 +226,7 @@ s_refer_pieces (s_encoder_t *enc, const uint8_t *data, size_t len, lp_value_t *v
         hold->block = copy;
         hold->free_fn = free;
     }
-    int rc = 0;
-    for (size_t offset = 0; offset < len; offset += LP_PIECE_BYTES) {
-        size_t size = len - offset < LP_PIECE_BYTES? len - offset: LP_PIECE_BYTES;
-        lp_piece_t *piece = (lp_piece_t *) malloc (sizeof (lp_piece_t));
-        if (!piece) {
-            rc = s_oom (enc);
-            break;
-        }
-        piece->data = data + offset;
-        piece->size = size;
-        piece->hold = hold;
-        atomic_fetch_add (&hold->refs, 1);
-        if (zlist_append (enc->buffers, piece)) {
-            lp_piece_destroy (&piece);
-            rc = s_oom (enc);
-            break;
-        }
-    }
-    s_hold_release (hold);
-    return rc;
+    return s_hold_pieces (enc, hold, data, len);
 }
 
 //  Appends data as pieces; packs the ext that refers to them. value is
@@ -252,6 +277,66 @@ s_pack_out_of_band (s_encoder_t *enc, int8_t ext_type, uint8_t dtype,
     return 0;
 }
 
+//  A container nested in a value goes out of band past LP_INLINE_MAX_BYTES
+//  of msgpack, as strings do; the value itself (the frame) only past
+//  LP_PIECE_BYTES, so that a protocol map keeps its fields readable in
+//  the frame and only its large values move.
+static size_t
+s_cut_above (int depth)
+{
+    return depth > 0? LP_INLINE_MAX_BYTES: LP_PIECE_BYTES;
+}
+
+//  Moves the bytes packed since mark (one array or map) out of band and
+//  packs in their place the ext that refers to them (ext type 3, see the
+//  top of the file): the frame keeps 18 bytes of a large container.
+static int
+s_cut (s_encoder_t *enc, size_t mark)
+{
+    const uint8_t *bytes = (const uint8_t *) enc->sbuf->data + mark;
+    size_t len = enc->sbuf->size - mark;
+    size_t first = zlist_size (enc->buffers);
+    size_t pieces = len / LP_PIECE_BYTES + (len % LP_PIECE_BYTES? 1: 0);
+    if (first > UINT32_MAX || pieces > UINT32_MAX - first) {
+        snprintf (enc->err, enc->errlen, "value has too many buffer frames");
+        return -1;
+    }
+    if (enc->refer) {
+        //  The sbuffer is written over next: the pieces get a copy
+        lp_hold_t *hold = (lp_hold_t *) calloc (1, sizeof (lp_hold_t));
+        uint8_t *copy = (uint8_t *) malloc (len);
+        if (!hold || !copy) {
+            free (hold);
+            free (copy);
+            return s_oom (enc);
+        }
+        memcpy (copy, bytes, len);
+        atomic_init (&hold->refs, 1);
+        hold->block = copy;
+        hold->free_fn = free;
+        if (s_hold_pieces (enc, hold, copy, len))
+            return -1;
+    }
+    else
+        for (size_t offset = 0; offset < len; offset += LP_PIECE_BYTES) {
+            size_t size = len - offset < LP_PIECE_BYTES? len - offset: LP_PIECE_BYTES;
+            zframe_t *frame = zframe_new (bytes + offset, size);
+            if (!frame)
+                return s_oom (enc);
+            if (zlist_append (enc->buffers, frame)) {
+                zframe_destroy (&frame);
+                return s_oom (enc);
+            }
+        }
+    enc->sbuf->size = mark;
+    uint8_t payload [LP_EXT_PAYLOAD] = { 0 };
+    s_put_u32 (payload + 4, (uint32_t) first);
+    s_put_u32 (payload + 8, (uint32_t) pieces);
+    if (msgpack_pack_ext_with_body (&enc->pk, payload, sizeof payload, LP_EXT_MSGPACK))
+        return s_oom (enc);
+    return 0;
+}
+
 static int
 s_pack (s_encoder_t *enc, const lp_value_t *value, int depth)
 {
@@ -279,7 +364,7 @@ s_pack (s_encoder_t *enc, const lp_value_t *value, int depth)
         case LP_STRING: {
             size_t len;
             const char *s = lp_value_as_string (value, &len);
-            if (len > LP_INLINE_MAX_BYTES)
+            if (len > LP_INLINE_MAX_BYTES && !enc->inline_only)
                 return s_pack_out_of_band (enc, LP_EXT_BYTES, 0,
                                            LP_EXT_FLAG_PLAIN, s, len,
                                            !lp_value_str_borrowed (value),
@@ -290,7 +375,7 @@ s_pack (s_encoder_t *enc, const lp_value_t *value, int depth)
         case LP_BYTES: {
             size_t len;
             const char *s = lp_value_as_string (value, &len);
-            if (len > LP_INLINE_MAX_BYTES)
+            if (len > LP_INLINE_MAX_BYTES && !enc->inline_only)
                 return s_pack_out_of_band (enc, LP_EXT_BYTES, 0, 0, s, len,
                                            !lp_value_str_borrowed (value),
                                            LP_UNCONST (lp_value_t *, value));
@@ -303,11 +388,14 @@ s_pack (s_encoder_t *enc, const lp_value_t *value, int depth)
                 snprintf (enc->err, enc->errlen, "array too long to encode");
                 return -1;
             }
+            size_t mark = enc->sbuf->size;
             if (msgpack_pack_array (pk, len))
                 return s_oom (enc);
             for (size_t k = 0; k < len; k++)
                 if (s_pack (enc, lp_value_at (value, k), depth + 1))
                     return -1;
+            if (!enc->inline_only && enc->sbuf->size - mark > s_cut_above (depth))
+                return s_cut (enc, mark);
             break;
         }
         case LP_MAP: {
@@ -316,15 +404,22 @@ s_pack (s_encoder_t *enc, const lp_value_t *value, int depth)
                 snprintf (enc->err, enc->errlen, "map too long to encode");
                 return -1;
             }
+            size_t mark = enc->sbuf->size;
             if (msgpack_pack_map (pk, len))
                 return s_oom (enc);
             for (size_t k = 0; k < len; k++)
                 if (s_pack (enc, lp_value_key_at (value, k), depth + 1)
                 ||  s_pack (enc, lp_value_value_at (value, k), depth + 1))
                     return -1;
+            if (!enc->inline_only && enc->sbuf->size - mark > s_cut_above (depth))
+                return s_cut (enc, mark);
             break;
         }
         case LP_TYPED: {
+            if (enc->inline_only) {
+                snprintf (enc->err, enc->errlen, "a typed array cannot be sent inline");
+                return -1;
+            }
             lp_dtype_t dtype = lp_value_dtype (value);
             size_t count = lp_value_len (value);
             uint8_t flags = lp_value_typed_is_sequence (value)? LP_EXT_FLAG_PLAIN: 0;
@@ -340,7 +435,7 @@ s_pack (s_encoder_t *enc, const lp_value_t *value, int depth)
 
 static zframe_t *
 s_encode (const lp_value_t *value, zlist_t *buffers, bool consume, bool refer,
-          char *err, size_t errlen)
+          bool inline_only, char *err, size_t errlen)
 {
     assert (value);
     assert (buffers);
@@ -355,6 +450,8 @@ s_encode (const lp_value_t *value, zlist_t *buffers, bool consume, bool refer,
     msgpack_sbuffer_init (&sbuf);
     s_encoder_t enc;
     msgpack_packer_init (&enc.pk, &sbuf, msgpack_sbuffer_write);
+    enc.sbuf = &sbuf;
+    enc.inline_only = inline_only;
     enc.buffers = buffers;
     enc.consume = consume;
     enc.refer = refer;
@@ -389,29 +486,44 @@ s_encode (const lp_value_t *value, zlist_t *buffers, bool consume, bool refer,
 zframe_t *
 lp_codec_encode (const lp_value_t *value, zlist_t *buffers, char *err, size_t errlen)
 {
-    return s_encode (value, buffers, false, false, err, errlen);
+    return s_encode (value, buffers, false, false, false, err, errlen);
+}
+
+zframe_t *
+lp_codec_encode_inline (const lp_value_t *value, char *err, size_t errlen)
+{
+    zlist_t *none = zlist_new ();
+    if (!none) {
+        if (err && errlen)
+            snprintf (err, errlen, "out of memory while encoding a value");
+        return NULL;
+    }
+    zframe_t *frame = s_encode (value, none, false, false, true, err, errlen);
+    assert (zlist_size (none) == 0);
+    zlist_destroy (&none);
+    return frame;
 }
 
 zframe_t *
 lp_codec_encode_consume (lp_value_t *value, zlist_t *buffers, char *err, size_t errlen)
 {
-    return s_encode (value, buffers, true, false, err, errlen);
+    return s_encode (value, buffers, true, false, false, err, errlen);
 }
 
 zframe_t *
 lp_codec_encode_refer (lp_value_t *value, zlist_t *pieces, char *err, size_t errlen)
 {
-    return s_encode (value, pieces, false, true, err, errlen);
+    return s_encode (value, pieces, false, true, false, err, errlen);
 }
 
 //  ---------------------------------------------------------------------
 //  Decoding, step 1: pre-walk the bytes without allocating
 
 static int
-s_prewalk (const uint8_t *p, size_t size, char *err, size_t errlen)
+s_prewalk (const uint8_t *p, size_t size, int base, char *err, size_t errlen)
 {
     uint64_t stack [LP_CODEC_MAX_DEPTH];  //  children left per open container
-    int depth = 0;
+    int depth = base;                   //  containers open around the object
     size_t pos = 0;
     while (true) {
         if (pos >= size) {
@@ -510,12 +622,12 @@ s_prewalk (const uint8_t *p, size_t size, char *err, size_t errlen)
             pos += (size_t) payload;
 
         //  One object complete: close every container it completes
-        while (depth > 0) {
+        while (depth > base) {
             if (--stack [depth - 1] > 0)
                 break;
             depth--;
         }
-        if (depth == 0)
+        if (depth == base)
             break;
     }
     if (pos != size) {
@@ -568,10 +680,43 @@ s_dec_made (s_decoder_t *dec, lp_value_t *value)
     return value? value: s_dec_oom (dec);
 }
 
+static lp_value_t *s_convert (s_decoder_t *dec, const msgpack_object *obj, int depth);
+
+//  An array or map in pieces (ext type 3) at depth (containers around
+//  it): its msgpack is checked and decoded as a frame is, its nesting
+//  counted from depth, and it must be an array or map, so a chain of
+//  such exts is as deep as the containers in it.
 static lp_value_t *
-s_convert_ext (s_decoder_t *dec, const msgpack_object_ext *ext)
+s_convert_msgpack (s_decoder_t *dec, const uint8_t *data, size_t size, int depth)
 {
-    if (ext->type != LP_EXT_TYPED && ext->type != LP_EXT_BYTES) {
+    uint8_t c = data [0];
+    if (!((c >= 0x80 && c <= 0x9f) || (c >= 0xdc && c <= 0xdf))) {
+        snprintf (dec->err, dec->errlen, "ext 3 holds msgpack byte 0x%02x, not an array or map", c);
+        return NULL;
+    }
+    if (s_prewalk (data, size, depth, dec->err, dec->errlen))
+        return NULL;
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    size_t offset = 0;
+    msgpack_unpack_return rc = msgpack_unpack_next (&unpacked, (const char *) data,
+                                                    size, &offset);
+    lp_value_t *value = NULL;
+    if (rc == MSGPACK_UNPACK_SUCCESS && offset == size)
+        value = s_convert (dec, &unpacked.data, depth);
+    else
+    if (rc == MSGPACK_UNPACK_NOMEM_ERROR)
+        snprintf (dec->err, dec->errlen, "out of memory while parsing msgpack");
+    else
+        snprintf (dec->err, dec->errlen, "malformed msgpack in ext 3 (parser said %d)", (int) rc);
+    msgpack_unpacked_destroy (&unpacked);
+    return value;
+}
+
+static lp_value_t *
+s_convert_ext (s_decoder_t *dec, const msgpack_object_ext *ext, int depth)
+{
+    if (ext->type != LP_EXT_TYPED && ext->type != LP_EXT_BYTES && ext->type != LP_EXT_MSGPACK) {
         snprintf (dec->err, dec->errlen, "unknown msgpack ext type %d", ext->type);
         return NULL;
     }
@@ -597,8 +742,9 @@ s_convert_ext (s_decoder_t *dec, const msgpack_object_ext *ext)
         }
     }
     else
-    if (dtype != 0) {
-        snprintf (dec->err, dec->errlen, "bytes ext with dtype %u", dtype);
+    if (dtype != 0 || (ext->type == LP_EXT_MSGPACK && flags)) {
+        snprintf (dec->err, dec->errlen, "ext %d with dtype %u, flags %u",
+                  ext->type, dtype, flags);
         return NULL;
     }
     uint64_t first = s_get_u32 (payload + 4);
@@ -631,6 +777,26 @@ s_convert_ext (s_decoder_t *dec, const msgpack_object_ext *ext)
         snprintf (dec->err, dec->errlen, "typed array of %zu bytes is not a "
                   "multiple of %zu", total, elem);
         return NULL;
+    }
+    if (ext->type == LP_EXT_MSGPACK) {
+        if (total == 0) {
+            snprintf (dec->err, dec->errlen, "ext 3 with no data");
+            return NULL;
+        }
+        if (pieces == 1)                //  decoded where it lies
+            return s_convert_msgpack (dec, zframe_data (dec->buffers [first]), total, depth);
+        uint8_t *joined = (uint8_t *) malloc (total);
+        if (!joined)
+            return s_dec_oom (dec);
+        size_t at = 0;
+        for (size_t k = (size_t) first; k < first + pieces; k++) {
+            memcpy (joined + at, zframe_data (dec->buffers [k]), zframe_size (dec->buffers [k]));
+            at += zframe_size (dec->buffers [k]);
+        }
+        //  Strings are copied out of it, so it goes right after
+        lp_value_t *value = s_convert_msgpack (dec, joined, total, depth);
+        free (joined);
+        return value;
     }
     //  One spare byte: a string's terminating NUL. Room before the data
     //  for the Lua object that may adopt the block (lp_codec_set_headroom;
@@ -667,7 +833,7 @@ s_convert_ext (s_decoder_t *dec, const msgpack_object_ext *ext)
 }
 
 static lp_value_t *
-s_convert (s_decoder_t *dec, const msgpack_object *obj)
+s_convert (s_decoder_t *dec, const msgpack_object *obj, int depth)
 {
     switch (obj->type) {
         case MSGPACK_OBJECT_NIL:
@@ -688,13 +854,13 @@ s_convert (s_decoder_t *dec, const msgpack_object *obj)
         case MSGPACK_OBJECT_BIN:
             return s_dec_made (dec, lp_value_bytes (obj->via.bin.ptr, obj->via.bin.size));
         case MSGPACK_OBJECT_EXT:
-            return s_convert_ext (dec, &obj->via.ext);
+            return s_convert_ext (dec, &obj->via.ext, depth);
         case MSGPACK_OBJECT_ARRAY: {
             lp_value_t *array = lp_value_array ();
             if (!array)
                 return s_dec_oom (dec);
             for (uint32_t k = 0; k < obj->via.array.size; k++) {
-                lp_value_t *item = s_convert (dec, &obj->via.array.ptr [k]);
+                lp_value_t *item = s_convert (dec, &obj->via.array.ptr [k], depth + 1);
                 if (!item || lp_value_append (array, item)) {
                     if (item)
                         s_dec_oom (dec);
@@ -709,8 +875,8 @@ s_convert (s_decoder_t *dec, const msgpack_object *obj)
             if (!map)
                 return s_dec_oom (dec);
             for (uint32_t k = 0; k < obj->via.map.size; k++) {
-                lp_value_t *key = s_convert (dec, &obj->via.map.ptr [k].key);
-                lp_value_t *val = key? s_convert (dec, &obj->via.map.ptr [k].val): NULL;
+                lp_value_t *key = s_convert (dec, &obj->via.map.ptr [k].key, depth + 1);
+                lp_value_t *val = key? s_convert (dec, &obj->via.map.ptr [k].val, depth + 1): NULL;
                 if (!val) {
                     lp_value_destroy (&key);
                     lp_value_destroy (&map);
@@ -746,7 +912,7 @@ lp_codec_decode (const void *data, size_t size, zframe_t **buffers, size_t nbuff
         snprintf (err, errlen, "buffer frames missing");
         return NULL;
     }
-    if (s_prewalk ((const uint8_t *) data, size, err, errlen))
+    if (s_prewalk ((const uint8_t *) data, size, 0, err, errlen))
         return NULL;
 
     msgpack_unpacked unpacked;
@@ -757,7 +923,7 @@ lp_codec_decode (const void *data, size_t size, zframe_t **buffers, size_t nbuff
     lp_value_t *value = NULL;
     if (rc == MSGPACK_UNPACK_SUCCESS && offset == size) {
         s_decoder_t dec = { buffers, nbuffers, NULL, err, errlen };
-        value = s_convert (&dec, &unpacked.data);
+        value = s_convert (&dec, &unpacked.data, 0);
         free (dec.used);
     }
     else
@@ -992,6 +1158,198 @@ lp_codec_test (bool verbose)
     free (mine);
     lp_value_destroy (&v);
     lp_value_destroy (&expect);
+
+    //  Tables out of band (ext 3). A table of 10^6 short distinct
+    //  strings (~11 MB of msgpack): a lone ext in the frame, pieces of at
+    //  most LP_PIECE_BYTES that join into the table again
+    {
+        v = lp_value_array ();
+        assert (v);
+        for (int k = 0; k < 1000000; k++) {
+            char text [16];
+            snprintf (text, sizeof text, "str%07d", k);
+            assert (lp_value_append (v, lp_value_string (text)) == 0);
+        }
+        buffers = zlist_new ();
+        assert (buffers);
+        frame = lp_codec_encode (v, buffers, err, sizeof err);
+        assert (frame && zframe_size (frame) == 18);
+        size_t pieces = zlist_size (buffers);
+        assert (pieces >= 10 && pieces <= 12);
+        zframe_t **array = (zframe_t **) calloc (pieces, sizeof (zframe_t *));
+        assert (array);
+        for (size_t k = 0; k < pieces; k++) {
+            array [k] = (zframe_t *) zlist_pop (buffers);
+            assert (zframe_size (array [k]) <= LP_PIECE_BYTES);
+        }
+        copy = lp_codec_decode (zframe_data (frame), zframe_size (frame), array, pieces,
+                                err, sizeof err);
+        assert (copy && lp_value_equal (copy, v));
+        lp_value_destroy (&copy);
+        //  One piece short, or a piece changed into garbage: refused
+        assert (!lp_codec_decode (zframe_data (frame), zframe_size (frame), array,
+                                  pieces - 1, err, sizeof err));
+        zframe_t *garbled = zframe_new ("\x92\x01", 2);
+        zframe_t *kept = array [pieces - 1];
+        array [pieces - 1] = garbled;
+        assert (!lp_codec_decode (zframe_data (frame), zframe_size (frame), array, pieces,
+                                  err, sizeof err));
+        array [pieces - 1] = kept;
+        zframe_destroy (&garbled);
+        for (size_t k = 0; k < pieces; k++)
+            zframe_destroy (&array [k]);
+        free (array);
+        zframe_destroy (&frame);
+        //  The same referred to (zero-copy sends): pieces with their own copy
+        frame = lp_codec_encode_refer (v, buffers, err, sizeof err);
+        assert (frame && zlist_size (buffers) == pieces);
+        zframe_t **joined = (zframe_t **) calloc (pieces, sizeof (zframe_t *));
+        assert (joined);
+        for (size_t k = 0; k < pieces; k++) {
+            lp_piece_t *piece = (lp_piece_t *) zlist_pop (buffers);
+            joined [k] = zframe_new (piece->data, piece->size);
+            lp_piece_destroy (&piece);
+        }
+        copy = lp_codec_decode (zframe_data (frame), zframe_size (frame), joined, pieces,
+                                err, sizeof err);
+        assert (copy && lp_value_equal (copy, v));
+        lp_value_destroy (&copy);
+        for (size_t k = 0; k < pieces; k++)
+            zframe_destroy (&joined [k]);
+        free (joined);
+        zframe_destroy (&frame);
+        zlist_destroy (&buffers);
+        lp_value_destroy (&v);
+    }
+    //  A map keeps its small fields in the frame; nested tables over
+    //  LP_INLINE_MAX_BYTES move out, those under stay; a map that is
+    //  itself over LP_PIECE_BYTES (40 strings of 60 KiB) moves whole
+    {
+        char *text = (char *) malloc (60 * 1024);
+        assert (text);
+        memset (text, 'x', 60 * 1024);
+        v = lp_value_map ();
+        lp_value_set (v, "code", lp_value_string ("return 1"));
+        lp_value_t *big = lp_value_array ();
+        lp_value_t *small = lp_value_array ();
+        for (int k = 0; k < 20000; k++)
+            lp_value_append (big, lp_value_int (k * 1000));
+        for (int k = 0; k < 100; k++)
+            lp_value_append (small, lp_value_int (k));
+        lp_value_t *nested = lp_value_array ();
+        for (int k = 0; k < 3; k++)
+            lp_value_append (nested, lp_value_dup (big));
+        lp_value_set (v, "big", big);
+        lp_value_set (v, "small", small);
+        lp_value_set (v, "nested", nested);
+        copy = s_roundtrip (v, &nbuffers);
+        assert (nbuffers == 4);         //  big, the 3 in nested (nested: 3 exts)
+        lp_value_destroy (&copy);
+        buffers = zlist_new ();
+        frame = lp_codec_encode (v, buffers, err, sizeof err);
+        assert (frame && zframe_size (frame) < 1024);
+        assert (memmem (zframe_data (frame), zframe_size (frame), "\xa4" "code", 5));
+        zframe_destroy (&frame);
+        while (zlist_size (buffers)) {
+            zframe_t *piece = (zframe_t *) zlist_pop (buffers);
+            zframe_destroy (&piece);
+        }
+        lp_value_destroy (&v);
+        v = lp_value_map ();
+        for (int k = 0; k < 40; k++) {
+            char key [8];
+            snprintf (key, sizeof key, "k%d", k);
+            lp_value_set (v, key, lp_value_lstring (text, 60 * 1024));
+        }
+        frame = lp_codec_encode (v, buffers, err, sizeof err);
+        assert (frame && zframe_size (frame) == 18 && zlist_size (buffers) == 3);
+        zframe_destroy (&frame);
+        while (zlist_size (buffers)) {
+            zframe_t *piece = (zframe_t *) zlist_pop (buffers);
+            zframe_destroy (&piece);
+        }
+        copy = s_roundtrip (v, &nbuffers);
+        assert (nbuffers == 3);
+        lp_value_destroy (&copy);
+        //  Inline: nothing out of band, whatever the size; typed refused
+        frame = lp_codec_encode_inline (v, err, sizeof err);
+        assert (frame && zframe_size (frame) > 40 * 60 * 1024);
+        copy = s_decode_raw (zframe_data (frame), zframe_size (frame), err, sizeof err);
+        assert (copy && lp_value_equal (copy, v));
+        lp_value_destroy (&copy);
+        zframe_destroy (&frame);
+        lp_value_set (v, "typed", lp_value_typed (LP_DTYPE_U8, 4));
+        assert (!lp_codec_encode_inline (v, err, sizeof err));
+        assert (strstr (err, "inline"));
+        lp_value_destroy (&v);
+        zlist_destroy (&buffers);
+        free (text);
+    }
+    //  Depth counts across ext 3: 32 levels with large tables at several
+    //  of them still decode; the limit holds for what ext 3 holds
+    {
+        lp_value_t *leaf = lp_value_array ();
+        for (int k = 0; k < 20000; k++)
+            lp_value_append (leaf, lp_value_int (k * 1000));
+        v = leaf;
+        for (int level = 1; level < LP_CODEC_MAX_DEPTH; level++) {
+            lp_value_t *outer = lp_value_array ();
+            lp_value_append (outer, v);
+            if (level % 8 == 0)
+                lp_value_append (outer, lp_value_dup (leaf));
+            v = outer;
+        }
+        copy = s_roundtrip (v, &nbuffers);
+        assert (nbuffers == 4);         //  the leaf and its 3 copies
+        lp_value_destroy (&copy);
+        lp_value_destroy (&v);
+    }
+    //  Hostile ext 3: what it holds must be one array or map that fills
+    //  it, nested within the limit from where the ext sits
+    {
+        uint8_t ext3 [18] = { 0xd8, LP_EXT_MSGPACK };
+        ext3 [13] = 1;                  //  first 0, pieces 1
+        zframe_t *piece = zframe_new ("\x92\x01\x02", 3);
+        v = lp_codec_decode (ext3, sizeof ext3, &piece, 1, err, sizeof err);
+        assert (v && lp_value_type (v) == LP_ARRAY && lp_value_len (v) == 2);
+        lp_value_destroy (&v);
+        zframe_reset (piece, "\x01", 1);                       //  not a table
+        assert (!lp_codec_decode (ext3, sizeof ext3, &piece, 1, err, sizeof err));
+        assert (strstr (err, "not an array or map"));
+        zframe_reset (piece, ext3, sizeof ext3);                //  an ext in an ext
+        assert (!lp_codec_decode (ext3, sizeof ext3, &piece, 1, err, sizeof err));
+        zframe_reset (piece, "\x92\x01\x02\x03", 4);           //  bytes after it
+        assert (!lp_codec_decode (ext3, sizeof ext3, &piece, 1, err, sizeof err));
+        zframe_reset (piece, "\x93\x01\x02", 3);               //  truncated
+        assert (!lp_codec_decode (ext3, sizeof ext3, &piece, 1, err, sizeof err));
+        zframe_reset (piece, "\xdd\xff\xff\xff\xff", 5);       //  allocation bomb
+        assert (!lp_codec_decode (ext3, sizeof ext3, &piece, 1, err, sizeof err));
+        ext3 [3] = 1;                   //  flags must be 0
+        zframe_reset (piece, "\x90", 1);
+        assert (!lp_codec_decode (ext3, sizeof ext3, &piece, 1, err, sizeof err));
+        ext3 [3] = 0;
+        v = lp_codec_decode (ext3, sizeof ext3, &piece, 1, err, sizeof err);
+        assert (v && lp_value_len (v) == 0);
+        lp_value_destroy (&v);
+        //  Depth: an ext at depth 31 may hold [], [1], not [[1]]
+        uint8_t deep3 [LP_CODEC_MAX_DEPTH + 17];
+        memset (deep3, 0x91, LP_CODEC_MAX_DEPTH - 1);
+        memcpy (deep3 + LP_CODEC_MAX_DEPTH - 1, ext3, 18);
+        zframe_reset (piece, "\x90", 1);
+        v = lp_codec_decode (deep3, LP_CODEC_MAX_DEPTH + 17, &piece, 1, err, sizeof err);
+        assert (v);
+        lp_value_destroy (&v);
+        zframe_reset (piece, "\x91\x01", 2);
+        v = lp_codec_decode (deep3, LP_CODEC_MAX_DEPTH + 17, &piece, 1, err, sizeof err);
+        assert (v);
+        lp_value_destroy (&v);
+        zframe_reset (piece, "\x91\x91\x01", 3);
+        assert (!lp_codec_decode (deep3, LP_CODEC_MAX_DEPTH + 17, &piece, 1, err, sizeof err));
+        assert (strstr (err, "nests deeper"));
+        ext3 [13] = 0;                  //  no pieces
+        assert (!lp_codec_decode (ext3, sizeof ext3, &piece, 1, err, sizeof err));
+        zframe_destroy (&piece);
+    }
 
     //  A typed array flagged as a sequence keeps its flag
     v = lp_value_typed (LP_DTYPE_I64, 5000);

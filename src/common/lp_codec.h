@@ -7,8 +7,12 @@
     whose 16-byte payload is big-endian u8 dtype, u8 flags, u16 0, u32
     first buffer index, u32 piece count, u32 0 -- then the data follows as
     `pieces` frames of at most LP_PIECE_BYTES each. flags bit 0: a typed
-    array that is a plain sequence, a string that is text (str). See
-    docs/protocol.md.
+    array that is a plain sequence, a string that is text (str). An array
+    or map whose msgpack exceeds LP_INLINE_MAX_BYTES inside a value (the
+    value itself: LP_PIECE_BYTES) goes out of band the same way, as ext
+    type 3 whose pieces hold its msgpack (the receiver joins them and
+    decodes that), so no frame is larger than LP_PIECE_BYTES plus what a
+    map of small fields holds. See docs/protocol.md.
 
     Self-test: lp_codec_test, run by lp_selftest.
     =========================================================================
@@ -21,13 +25,18 @@
 
 #define LP_EXT_TYPED  1
 #define LP_EXT_BYTES  2
+#define LP_EXT_MSGPACK 3                //  an array or map, its msgpack in pieces
 
 //  Encodes value as one msgpack frame; out-of-band data appended to
 //  buffers (zframe_t *, indices continue from zlist_size(buffers)).
 //  Returns NULL and fills err on failure (nesting too deep, out of memory).
 zframe_t   *lp_codec_encode (const lp_value_t *value, zlist_t *buffers,
                              char *err, size_t errlen);
-//  Same, for a value the caller destroys right after (and does not read):
+//  Encodes value as one frame with nothing out of band (headers: a
+//  forwarder reads them without buffers): long strings stay inline, a
+//  typed array is an error. The caller checks the frame's size.
+zframe_t   *lp_codec_encode_inline (const lp_value_t *value, char *err, size_t errlen);
+//  Same as lp_codec_encode, for a value the caller destroys right after (and does not read):
 //  the pages of its large buffers are released as they are copied into
 //  frames, so the value and its frames never both hold the whole data.
 zframe_t   *lp_codec_encode_consume (lp_value_t *value, zlist_t *buffers,

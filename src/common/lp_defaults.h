@@ -20,12 +20,17 @@
                                                //  engines are silent too
 #define LP_HEARTBEAT_MAX_FRAME     256         //  bytes; pings are 12, pongs 12 or 20
 #define LP_SMALL_MAX_FRAME         (64 * 1024) //  ZMQ_MAXMSGSIZE of the controller's
-                                               //  registration/query and subscription
-                                               //  sockets (requests of a few hundred bytes)
+                                               //  subscription sockets (notification,
+                                               //  iopub to clients: they read subscriptions)
 #define LP_RECONNECT_MIN_MSEC      500         //  engine backoff start
 #define LP_RECONNECT_MAX_MSEC      32000       //  engine backoff cap
 
-#define LP_MAX_FRAME_BYTES         (128 * 1024 * 1024)  //  ZMQ_MAXMSGSIZE
+#define LP_DATA_MAX_FRAME          (2 * 1024 * 1024)    //  ZMQ_MAXMSGSIZE of the data
+                                               //  channels: no frame is larger (lp_codec
+                                               //  cuts values into LP_PIECE_BYTES pieces)
+#define LP_MAX_FRAME_BYTES         (128 * 1024 * 1024)  //  engines and clients refuse a
+                                               //  value whose msgpack, before it is cut
+                                               //  into pieces, is larger
 #define LP_PIECE_BYTES             (1024 * 1024)        //  large values split so
 #define LP_INLINE_MAX_BYTES        (64 * 1024)          //  bytes above go out of band
 #define LP_HUGE_ADVISE_BYTES       (4 * 1024 * 1024)    //  decoded blocks above: THP advice

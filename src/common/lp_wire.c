@@ -21,6 +21,18 @@
     size, and buffers are hashed once more only by their receiver, with
     a MAC (Poly1305, ~4 GB/s here) several times faster than BLAKE2b.
 
+    No frame exceeds LP_DATA_MAX_FRAME, the ZMQ_MAXMSGSIZE of every data
+    socket (lp_wire_tune_socket), so a peer can make a receiver hold at
+    most that much per connection before anything is verified: metadata
+    and content are cut into pieces by lp_codec (large strings, typed
+    arrays and tables out of band, no frame over LP_PIECE_BYTES); header
+    and parent_header are encoded inline (lp_codec_encode_inline: a
+    forwarder reads them without the buffers) and refused past the cap,
+    and so is a message with more buffers than a signature frame within
+    the cap can carry tags for (S_BUFFERS_MAX, about 64 GiB of data).
+    Receivers decode header and parent_header without buffers: an ext in
+    them is malformed.
+
     Receiving is defensive, in this order, and nothing is unpacked before
     the signature checks out (msgpack-c allocates for declared lengths):
 
@@ -68,6 +80,9 @@
 #define LP_WIRE_SIGNED_FIRST    LP_FRAME_HEADER
 #define LP_DIGEST_MAPS          (LP_FRAME_BUFFERS - LP_FRAME_HEADER)   //  signed maps
 _Static_assert (LP_DIGEST_TAG_BYTES == crypto_onetimeauth_BYTES, "Poly1305 tag size");
+//  Buffers whose digest block still fits the signature frame in the cap
+#define S_BUFFERS_MAX \
+    (((LP_DATA_MAX_FRAME - LP_SIGNATURE_HEX_CHARS) / 2 - LP_DIGEST_NONCE_BYTES) / LP_DIGEST_TAG_BYTES)
 
 struct _lp_wire_t {
     uint8_t key [crypto_generichash_KEYBYTES_MAX]; //  signing key
@@ -389,13 +404,34 @@ s_encode_maps (lp_wire_t *self, lp_msg_t *msg, s_encoder_fn *encode, zlist_t *li
     static const char *names [4] = { "header", "parent", "metadata", "content" };
     for (int i = 0; i < 4; i++) {
         char reason [200] = "";
-        parts [i] = encode (maps [i], list, reason, sizeof (reason));
+        //  Headers are read by forwarders without buffers: inline, whole
+        parts [i] = i < 2? lp_codec_encode_inline (maps [i], reason, sizeof (reason))
+                         : encode (maps [i], list, reason, sizeof (reason));
         if (!parts [i]) {
             snprintf (err, errlen, "cannot encode %s: %s", names [i], reason);
             return -1;
         }
+        if (zframe_size (parts [i]) > LP_DATA_MAX_FRAME) {
+            snprintf (err, errlen, "%s of %zu bytes exceeds the %d MiB frame cap",
+                      names [i], zframe_size (parts [i]), LP_DATA_MAX_FRAME / (1024 * 1024));
+            return -1;
+        }
     }
     return 0;
+}
+
+//  0 when a message with nbuffers buffers has a signature frame within
+//  the frame cap (about 65,000 buffers: 64 GiB of data), else -1 with
+//  err filled.
+static int
+s_signature_fits (size_t nbuffers, char *err, size_t errlen)
+{
+    if (nbuffers <= S_BUFFERS_MAX)
+        return 0;
+    snprintf (err, errlen, "message of %zu buffer frames exceeds the %d frames a "
+              "signature frame of the %d MiB cap can cover", nbuffers, (int) S_BUFFERS_MAX,
+              LP_DATA_MAX_FRAME / (1024 * 1024));
+    return -1;
 }
 
 //  ---------------------------------------------------------------------
@@ -437,6 +473,10 @@ lp_wire_encode (lp_wire_t *self, lp_msg_t **msg_p, char *err, size_t errlen)
     for (int i = 0; i < 4; i++)
         if (zmsg_append (zmsg, &parts [i]))
             goto nomem;
+    if (s_signature_fits (zlist_size (buffers), err, errlen)) {
+        zmsg_destroy (&zmsg);
+        goto done;
+    }
     zframe_t *buffer = (zframe_t *) zlist_pop (buffers);
     while (buffer) {
         if (zmsg_append (zmsg, &buffer)) {
@@ -522,6 +562,8 @@ lp_wire_encode_out (lp_wire_t *self, lp_msg_t **msg_p, char *err, size_t errlen)
     if (!out || !pieces)
         goto nomem;
     if (s_encode_maps (self, msg, lp_codec_encode_refer, pieces, parts, err, errlen))
+        goto fail;
+    if (s_signature_fits (zlist_size (pieces), err, errlen))
         goto fail;
     out->npieces = zlist_size (pieces);
     out->pieces = (lp_piece_t **) calloc (out->npieces + 1, sizeof (lp_piece_t *));
@@ -750,15 +792,19 @@ s_frames (zmsg_t *zmsg, size_t *count_p)
     return frames;
 }
 
-//  Decodes one frame that must be a map, buffers from delim+6 on.
+//  Decodes one frame that must be a map, buffers from delim+6 on; header
+//  and parent_header refer to none (they are sent inline: forwarders
+//  read them without checking buffers).
 static lp_value_t *
 s_decode_map (zframe_t **frames, size_t nframes, size_t delim, size_t index,
               char *err, size_t errlen)
 {
     size_t first = delim + LP_WIRE_FRAMES_MIN;
+    bool inline_only = index < delim + LP_FRAME_METADATA;
     lp_value_t *value = lp_codec_decode (zframe_data (frames [index]),
                                          zframe_size (frames [index]),
-                                         frames + first, nframes - first,
+                                         inline_only? NULL: frames + first,
+                                         inline_only? 0: nframes - first,
                                          err, errlen);
     if (value && lp_value_type (value) != LP_MAP) {
         snprintf (err, errlen, "not a map but %s", lp_type_name (lp_value_type (value)));
@@ -985,20 +1031,10 @@ lp_wire_replace (lp_wire_t *self, zmsg_t *zmsg, size_t delim, size_t which,
     zframe_t *frame = lp_wire_frame (zmsg, delim, which);
     if (!frame)
         return -1;
-    zlist_t *buffers = zlist_new ();
-    if (!buffers)
-        return -1;
     char err [200];
-    zframe_t *encoded = lp_codec_encode (map, buffers, err, sizeof (err));
-    //  A map that needs buffers of its own cannot be swapped in: the
-    //  buffers' indices belong to the message's other frames
-    bool fits = encoded && zlist_size (buffers) == 0;
-    zframe_t *buffer = (zframe_t *) zlist_pop (buffers);
-    while (buffer) {
-        zframe_destroy (&buffer);
-        buffer = (zframe_t *) zlist_pop (buffers);
-    }
-    zlist_destroy (&buffers);
+    //  Inline: the buffers' indices belong to the message's other frames
+    zframe_t *encoded = lp_codec_encode_inline (map, err, sizeof (err));
+    bool fits = encoded && zframe_size (encoded) <= LP_DATA_MAX_FRAME;
     if (!fits) {
         zframe_destroy (&encoded);
         return -1;
@@ -1144,7 +1180,7 @@ void
 lp_wire_tune_socket (zsock_t *sock)
 {
     assert (sock);
-    zsock_set_maxmsgsize (sock, LP_MAX_FRAME_BYTES);
+    zsock_set_maxmsgsize (sock, LP_DATA_MAX_FRAME);
     zsock_set_sndhwm (sock, 0);
     zsock_set_rcvhwm (sock, 0);
     zsock_set_linger (sock, LP_LINGER_MSEC);
@@ -1210,6 +1246,15 @@ s_expect_drop (lp_wire_t *wire, zmsg_t *zmsg, const char *why, bool verbose)
     if (!strstr (lp_wire_last_error (wire), why))
         printf ("\nexpected '%s' in '%s'\n", why, lp_wire_last_error (wire));
     assert (strstr (lp_wire_last_error (wire), why));
+}
+
+//  70 KiB of filler (a string that goes out of band when not inline)
+static const char *
+s_filler (void)
+{
+    static char fill [70 * 1024];
+    memset (fill, 'f', sizeof (fill));
+    return fill;
 }
 
 //  Replaces frame index of zmsg by the given bytes (a new zmsg).
@@ -1764,7 +1809,7 @@ lp_wire_test (bool verbose)
     assert (zsock_connect (dealer, "inproc://lp_wire_test") == 0);
     lp_wire_tune_socket (router);
     lp_wire_tune_socket (dealer);
-    assert (zsock_maxmsgsize (router) == LP_MAX_FRAME_BYTES);
+    assert (zsock_maxmsgsize (router) == LP_DATA_MAX_FRAME);
     assert (zsock_sndhwm (dealer) == 0);
     assert (zsock_linger (dealer) == LP_LINGER_MSEC);
     zsock_set_rcvtimeo (router, 20000);     //  generous: noisy machine
@@ -1853,6 +1898,102 @@ lp_wire_test (bool verbose)
         out = lp_wire_encode_out (sender, &msg, err, sizeof (err));
         assert (!out && !msg && strstr (err, "deeper"));
         free (text);
+    }
+
+    //  Every frame within LP_DATA_MAX_FRAME (the sockets' cap here): a
+    //  push of a table of 10^6 short distinct strings (content ~11 MB of
+    //  msgpack) goes as a small content frame and pieces, copied or
+    //  referred to, and arrives whole; forwarders read its content too
+    {
+        lp_value_t *table = lp_value_array ();
+        assert (table);
+        for (int k = 0; k < 1000000; k++) {
+            char text [16];
+            snprintf (text, sizeof text, "str%07d", k);
+            assert (lp_value_append (table, lp_value_string (text)) == 0);
+        }
+        lp_value_t *ns = lp_value_map ();
+        assert (ns && lp_value_set (ns, "t", table) == 0);
+        for (int round = 0; round < 2; round++) {
+            msg = lp_msg_new (LP_PUSH_REQUEST);
+            assert (msg);
+            assert (lp_value_set (lp_msg_content (msg), "ns", lp_value_dup (ns)) == 0);
+            if (round == 0) {
+                zmsg = lp_wire_encode (sender, &msg, err, sizeof (err));
+                assert (zmsg && zmsg_size (zmsg) > 1 + LP_FRAMES_MIN + 8);
+                size_t total = 0;
+                for (zframe_t *f = zmsg_first (zmsg); f; f = zmsg_next (zmsg)) {
+                    assert (zframe_size (f) <= LP_DATA_MAX_FRAME);
+                    total += zframe_size (f);
+                }
+                assert (total > 8 * 1024 * 1024);
+                zframe_t *content = lp_wire_frame (zmsg, 0, LP_FRAME_CONTENT);
+                assert (content && zframe_size (content) < 64);
+                lp_value_t *read = lp_wire_decode_frame (zmsg, 0, LP_FRAME_CONTENT,
+                                                         err, sizeof (err));
+                assert (read && lp_value_equal (lp_value_get (read, "ns"), ns));
+                lp_value_destroy (&read);
+                assert (zmsg_send (&zmsg, dealer) == 0);
+            }
+            else {
+                lp_wire_out_t *out = lp_wire_encode_out (sender, &msg, err, sizeof (err));
+                assert (out && lp_wire_out_largest (out) <= LP_PIECE_BYTES);
+                assert (lp_wire_out_send (&out, dealer) == 0);
+            }
+            request = lp_wire_recv (receiver, router);
+            assert (request);
+            assert (lp_value_equal (lp_value_get (lp_msg_content (request), "ns"), ns));
+            lp_msg_destroy (&request);
+        }
+        lp_value_destroy (&ns);
+        //  Headers are sent inline (a forwarder reads them without the
+        //  buffers): a long string stays in the frame; past the cap the
+        //  message is refused; a header referring to a buffer is dropped
+        char *text = (char *) malloc (LP_DATA_MAX_FRAME + 1);
+        assert (text);
+        memset (text, 'h', LP_DATA_MAX_FRAME);
+        text [LP_DATA_MAX_FRAME] = 0;
+        msg = lp_msg_new (LP_EXECUTE_REQUEST);
+        assert (lp_value_set (lp_msg_header (msg), "note",
+                              lp_value_lstring (text, 100 * 1024)) == 0);
+        zmsg = lp_wire_encode (sender, &msg, err, sizeof (err));
+        assert (zmsg && zmsg_size (zmsg) == LP_FRAMES_MIN);
+        lp_msg_t *decoded = lp_wire_decode (receiver, &zmsg);
+        assert (decoded);
+        assert (lp_value_len (lp_value_get (lp_msg_header (decoded), "note")) == 100 * 1024);
+        lp_msg_destroy (&decoded);
+        msg = lp_msg_new (LP_EXECUTE_REQUEST);
+        assert (lp_value_set (lp_msg_header (msg), "note", lp_value_string (text)) == 0);
+        assert (!lp_wire_encode (sender, &msg, err, sizeof (err)));
+        assert (strstr (err, "header of ") && strstr (err, "frame cap"));
+        assert (!msg);
+        free (text);
+        msg = lp_msg_new (LP_EXECUTE_REQUEST);
+        assert (lp_value_set (lp_msg_content (msg), "t",
+                              lp_value_typed (LP_DTYPE_U8, 10)) == 0);
+        zmsg = lp_wire_encode (sender, &msg, err, sizeof (err));
+        assert (zmsg);
+        lp_value_t *hdr = lp_wire_decode_frame (zmsg, 0, LP_FRAME_HEADER, err, sizeof (err));
+        assert (hdr);
+        //  a header with a bytes ext 2 pointing at buffer 0
+        zlist_t *list = zlist_new ();
+        assert (list);
+        lp_value_t *with_ext = lp_value_dup (hdr);
+        assert (lp_value_set (with_ext, "note", lp_value_bytes (s_filler (), 70 * 1024)) == 0);
+        zframe_t *hdr_frame = lp_codec_encode (with_ext, list, err, sizeof (err));
+        assert (hdr_frame && zlist_size (list) == 1);
+        zframe_t *extra = (zframe_t *) zlist_pop (list);
+        zframe_destroy (&extra);
+        zmsg_t *bad = s_with_frame (zmsg, LP_FRAME_HEADER, zframe_data (hdr_frame),
+                                    zframe_size (hdr_frame));
+        assert (s_sign_zmsg (sender, bad, 0) == 0);
+        s_expect_drop (receiver, bad, "malformed header", verbose);
+        zmsg_destroy (&bad);
+        zframe_destroy (&hdr_frame);
+        zlist_destroy (&list);
+        lp_value_destroy (&with_ext);
+        lp_value_destroy (&hdr);
+        zmsg_destroy (&zmsg);
     }
 
     //  A replayed message over the socket is dropped, nothing else lost

@@ -32,7 +32,8 @@ zmsg_t     *lp_wire_encode (lp_wire_t *self, lp_msg_t **msg_p, char *err, size_t
 typedef struct _lp_wire_out_t lp_wire_out_t;
 lp_wire_out_t *lp_wire_encode_out (lp_wire_t *self, lp_msg_t **msg_p,
                                    char *err, size_t errlen);
-//  Size of its biggest frame in bytes (for the frame cap).
+//  Size of its biggest map or buffer frame in bytes (at most
+//  LP_DATA_MAX_FRAME: the encoder refuses larger).
 size_t      lp_wire_out_largest (lp_wire_out_t *self);
 //  Sends it on sock (zero-copy for the buffers) and destroys it; 0, or -1
 //  when ZeroMQ refused it (errno set; nothing sent: only the first frame
@@ -109,13 +110,15 @@ lp_value_t *lp_wire_decode_frame (zmsg_t *zmsg, size_t delim, size_t which,
 lp_value_t *lp_wire_parent (zmsg_t *zmsg, size_t delim, char *err, size_t errlen);
 //  The string at key of a map, NULL when absent, not a string or no map.
 const char *lp_wire_map_string (const lp_value_t *map, const char *key);
-//  Replaces map frame `which` by map encoded (it must need no buffers:
-//  headers and parents never do) and re-signs. 0, or -1 (nothing changed
-//  unless the re-signing ran out of memory).
+//  Replaces map frame `which` by map encoded inline (nothing out of band:
+//  as headers and parents are sent) and re-signs. 0, or -1 when it does
+//  not encode or exceeds LP_DATA_MAX_FRAME (nothing changed unless the
+//  re-signing ran out of memory).
 int         lp_wire_replace (lp_wire_t *self, zmsg_t *zmsg, size_t delim, size_t which,
                              const lp_value_t *map);
 const char *lp_wire_last_error (lp_wire_t *self);        //  why the last drop
-//  Sets ZMQ_MAXMSGSIZE and linger on a socket this process owns.
+//  Sets ZMQ_MAXMSGSIZE (LP_DATA_MAX_FRAME), no HWM and linger on a
+//  socket this process owns.
 void        lp_wire_tune_socket (zsock_t *sock);
 void        lp_wire_test (bool verbose);
 

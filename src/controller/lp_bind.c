@@ -65,10 +65,10 @@ lp_bind_tcp (zsock_t *sock, const char *ip, char *endpoint, size_t size)
     if (!sock)
         return -1;
     //  A smaller frame cap set by the caller (a channel of small
-    //  messages) stays; the wire's LP_MAX_FRAME_BYTES is for the others.
+    //  messages) stays; the wire's LP_DATA_MAX_FRAME is for the others.
     int64_t max_frame = zsock_maxmsgsize (sock);
     lp_wire_tune_socket (sock);
-    if (max_frame > 0 && max_frame < LP_MAX_FRAME_BYTES)
+    if (max_frame > 0 && max_frame < LP_DATA_MAX_FRAME)
         zsock_set_maxmsgsize (sock, (int) max_frame);
     //  Hundreds of engines connect at once when a big cluster starts: a
     //  short listen queue makes the kernel drop their connection attempts.

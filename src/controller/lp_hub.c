@@ -491,19 +491,14 @@ s_status_answer (lp_hub_t *self, s_status_t *status)
     if (status->request)
         s_reply (self, status->request, LP_STATUS_REPLY, content);
     else {
-        //  Names and numbers only: no out-of-band buffers to send
+        //  Names and numbers only, one frame: inline (a table of many
+        //  engines would otherwise go out of band, lp_codec)
         char err [128];
-        zlist_t *buffers = zlist_new ();
-        zframe_t *frame = buffers? lp_codec_encode (content, buffers, err, sizeof err): NULL;
+        zframe_t *frame = lp_codec_encode_inline (content, err, sizeof err);
         lp_value_destroy (&content);
-        if (frame && zlist_size (buffers) == 0
-        &&  zframe_send (&frame, self->dashboard, ZFRAME_DONTWAIT) == 0)
+        if (frame && zframe_send (&frame, self->dashboard, ZFRAME_DONTWAIT) == 0)
             frame = NULL;
         zframe_destroy (&frame);        //  not sent: the dashboard is behind
-        for (zframe_t *b = buffers? (zframe_t *) zlist_pop (buffers): NULL; b;
-             b = (zframe_t *) zlist_pop (buffers))
-            zframe_destroy (&b);
-        zlist_destroy (&buffers);
     }
 }
 
@@ -976,15 +971,13 @@ static int s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg);
 
 
 //  Before the binds (libzmq copies socket options into each connection):
-//  the registration socket carries requests and queries of a few hundred
-//  bytes and the notification PUB only reads subscriptions, so a stranger
-//  who sends them a larger frame is cut off at LP_SMALL_MAX_FRAME instead
-//  of the data channels' LP_MAX_FRAME_BYTES (lp_bind_tcp's default).
+//  the notification PUB only reads subscriptions, so a stranger who sends
+//  it a larger frame is cut off at LP_SMALL_MAX_FRAME. The registration
+//  socket keeps the data channels' LP_DATA_MAX_FRAME (lp_bind_tcp's
+//  default): its queries carry up to 10,000 msg_ids (~340 KB, in pieces).
 static void
 s_limit_frames (lp_hub_t *self)
 {
-    if (self->registration)
-        zsock_set_maxmsgsize (self->registration, LP_SMALL_MAX_FRAME);
     if (self->notify)
         zsock_set_maxmsgsize (self->notify, LP_SMALL_MAX_FRAME);
 }

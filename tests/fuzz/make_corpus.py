@@ -100,6 +100,10 @@ codec = {
     "array16": [pack(list(range(40)))],
     "int_widths": [b"\x96\xcc\xff\xcd\xff\xff\xce\xff\xff\xff\xff\xd0\x80\xd1\x80\x00\xd2\x80\x00\x00\x00"],
     "bin16_str8": [b"\x92\xc5\x00\x03abc\xd9\x02hi"],
+    # ext 3: a table in pieces, holding an ext 2 of the buffer before it
+    "table_ext": [pack({"t": Ext(3, 0, 1, 2)}), b"\x01\x02\x03" * 10,
+                  pack([1, "two", Ext(2, 0, 0, 1)])[:5], pack([1, "two", Ext(2, 0, 0, 1)])[5:]],
+    "table_ext_top": [pack(Ext(3, 0, 0, 1)), pack({str(i): i for i in range(20)})],
 }
 for name, parts in codec.items():
     write("codec", name, frames(*parts))

@@ -372,6 +372,28 @@ def c_push_pull_clear(c):
     raw = msgpack.packb({"fn": "function(x) return x * 2 end", "args": [1.5]}, use_single_float=True)
     r = c.request("mux", "apply_request", None, targets=[1], raw_content=raw, wait=T)
     check(ok_values(r, "float32 arg") == [3.0], "float32: %r" % r.content)
+    # "Frame sizes": a table of 200,000 distinct strings (~2.6 MB of msgpack)
+    # goes as ext 3 in pieces, both ways; no frame over the 2 MiB cap
+    table = ["s%07d" % i for i in range(200000)]
+    bufs = []
+    cframe = lpwire.pack({"ns": {"t": table}}, bufs)
+    check(len(cframe) < 64 and len(bufs) >= 2 and max(len(b) for b in bufs) <= lpwire.PIECE_MAX,
+          "test bug: the table should go in pieces (%d bytes, %d buffers)" % (len(cframe), len(bufs)))
+    r = c.request("mux", "push_request", {"ns": {"t": table}}, targets=[1], wait=T)
+    check(r is not None and r.content.get("status") == "ok", "push of a big table: %r" % r)
+    r = c.execute(1, "return #t, t[1], t[200000]")
+    check(ok_values(r, "big table on the engine") == [200000, "s0000000", "s0199999"],
+          "engine sees %r" % (r.content.get("values"),))
+    r = c.request("mux", "pull_request", {"names": ["t"]}, targets=[1], wait=T)
+    v = ok_values(r, "pull of a big table")
+    check(v == [table], "the big table came back different")
+    body = r.frames[r.frames.index(lpwire.DELIM) + 1:]
+    check(max(len(f) for f in body) <= lpwire.FRAME_CAP, "a frame over the 2 MiB cap")
+    check(len(body[4]) < 64 and len(r.buffers) >= 2,
+          "pull reply: content frame of %d bytes, %d buffers; doc: the table goes as ext 3"
+          % (len(body[4]), len(r.buffers)))
+    r = c.request("mux", "clear_request", {}, targets=[1], wait=T)
+    check(r is not None and r.content.get("status") == "ok", "clear: %r" % r)
 
 
 def c_match_by_id(c):

@@ -30,7 +30,10 @@ VERSION = "1.0"
 OOB_THRESHOLD = 64 * 1024          # "strings over 64 KiB"
 SEQ_THRESHOLD = 4096               # "a Lua sequence of more than 4096 elements"
 PIECE_MAX = 1024 * 1024            # "each at most 1 MiB"
-FRAME_CAP = 128 * 1024 * 1024      # ZMQ_MAXMSGSIZE
+FRAME_CAP = 2 * 1024 * 1024        # ZMQ_MAXMSGSIZE: "2 MiB on the data channels"
+TABLE_THRESHOLD = 64 * 1024        # "every array or map inside the map whose msgpack
+                                   #  ... is longer than 64 KiB"
+MAP_THRESHOLD = 1024 * 1024        # "and the map itself when its msgpack is longer than 1 MiB"
 GUARD_SIZE = 65536                 # "the last 65,536 ids"
 
 # ext type 1 dtypes: "1 = float64, 2 = float32, 3 = int64, 4 = int32, 5 = uint8"
@@ -125,8 +128,30 @@ def to_wire(v, buffers, oob=True):
     return v
 
 
+def _tables_out(v, buffers, depth):
+    """Moves tables out of band (ext 3), innermost first: "every array or map
+    inside the map whose msgpack (with its own large values already moved
+    out) is longer than 64 KiB, and the map itself when its msgpack is
+    longer than 1 MiB"; "a table's buffers come after those of the values
+    inside it"."""
+    if isinstance(v, list):
+        v = [_tables_out(x, buffers, depth + 1) for x in v]
+    elif isinstance(v, dict):
+        v = {k: _tables_out(x, buffers, depth + 1) for k, x in v.items()}
+    else:
+        return v
+    packed = msgpack.packb(v, use_bin_type=True)
+    if len(packed) > (TABLE_THRESHOLD if depth > 0 else MAP_THRESHOLD):
+        first, pieces = _add_oob(packed, buffers)
+        return msgpack.ExtType(3, _ext_payload(0, 0, first, pieces))
+    return v
+
+
 def pack(obj, buffers, oob=True):
-    return msgpack.packb(to_wire(obj, buffers, oob), use_bin_type=True)
+    wire = to_wire(obj, buffers, oob)
+    if oob:
+        wire = _tables_out(wire, buffers, 0)
+    return msgpack.packb(wire, use_bin_type=True)
 
 
 def unpack(frame, buffers, seq_as_list=False):
@@ -134,7 +159,7 @@ def unpack(frame, buffers, seq_as_list=False):
     A typed array with the sequence flag becomes a list when seq_as_list."""
 
     def ext_hook(code, payload):
-        if code not in (1, 2):
+        if code not in (1, 2, 3):
             return msgpack.ExtType(code, payload)
         if len(payload) != 16:
             raise ProtocolViolation("ext %d payload of %d bytes, not 16" % (code, len(payload)))
@@ -148,6 +173,15 @@ def unpack(frame, buffers, seq_as_list=False):
             if len(b) > PIECE_MAX:
                 raise ProtocolViolation("buffer piece of %d bytes > 1 MiB" % len(b))
         data = b"".join(buffers[first:first + pieces])
+        if code == 3:
+            # "the data is the msgpack of one array or map ... The receiver
+            #  decodes it exactly as a frame"; "pieces = 0" is malformed
+            if dtype or flags or not data:
+                raise ProtocolViolation("ext 3 with dtype %d, flags %d, %d bytes"
+                                        % (dtype, flags, len(data)))
+            if not (0x80 <= data[0] <= 0x9f or 0xdc <= data[0] <= 0xdf):
+                raise ProtocolViolation("ext 3 holds 0x%02x, not an array or map" % data[0])
+            return unpack(data, buffers, seq_as_list)
         if code == 2:
             if dtype != 0:
                 raise ProtocolViolation("ext 2 with dtype %d" % dtype)
@@ -394,12 +428,12 @@ class Client:
         m.routing = routing
         m.frames = frames
         m.buffers = bufs
-        m.header = unpack(body[0], bufs)
+        m.header = unpack(body[0], [])     # "header and parent_header never refer to buffers"
         mid = m.header.get("msg_id")
         if mid in self.seen:
             self.dropped["replay"] += 1
             return None
-        m.parent = unpack(body[1], bufs)
+        m.parent = unpack(body[1], [])
         m.parent_raw = body[1]
         m.header_raw = body[0]
         m.metadata = unpack(body[2], bufs)

@@ -16,6 +16,11 @@
       frame (libzmq's own behaviour). Prints "sent B bytes" (raw: what the
       kernel accepted before the controller closed or stopped reading,
       within 5 s per connection) and exits.
+  lp_stranger.py flood ENDPOINT N MB null SOCKET_TYPE
+      As raw, for a port without CURVE: a ZMTP 3.0 greeting asking for
+      NULL, a READY command naming SOCKET_TYPE (DEALER, SUB, PUB: what the
+      port accepts), then a message frame announcing MB megabytes and
+      its bytes.
 """
 import signal
 import socket
@@ -76,14 +81,34 @@ def greeting():
     return g
 
 
-def raw_one(endpoint, size, sent, index):
+def greeting_null():
+    g = bytes([0xFF]) + bytes(8) + bytes([0x7F, 3, 0])
+    g += b"NULL".ljust(20, b"\0") + bytes([0]) + bytes(31)
+    assert len(g) == 64
+    return g
+
+
+def ready(socket_type):
+    # ZMTP 3.0 READY: command name, then the property Socket-Type
+    name = b"Socket-Type"
+    body = bytes([5]) + b"READY" + bytes([len(name)]) + name
+    body += len(socket_type).to_bytes(4, "big") + socket_type.encode()
+    return bytes([0x04, len(body)]) + body                   # short command frame
+
+
+def raw_one(endpoint, size, sent, index, socket_type=None):
     s = socket.create_connection(tcp_address(endpoint), timeout=5)
     s.settimeout(5)
     total = 0
     try:
-        s.sendall(greeting())
-        total += 64
-        s.sendall(bytes([0x06]) + size.to_bytes(8, "big"))   # long command frame
+        if socket_type:
+            s.sendall(greeting_null() + ready(socket_type))
+            total += 64
+            s.sendall(bytes([0x02]) + size.to_bytes(8, "big"))   # long message frame
+        else:
+            s.sendall(greeting())
+            total += 64
+            s.sendall(bytes([0x06]) + size.to_bytes(8, "big"))   # long command frame
         total += 9
         chunk = bytes(1 << 20)
         left = size
@@ -97,7 +122,7 @@ def raw_one(endpoint, size, sent, index):
     s.close()
 
 
-def cmd_flood(endpoint, n, mb, mode="raw"):
+def cmd_flood(endpoint, n, mb, mode="raw", socket_type=None):
     size = mb * 1024 * 1024
     if mode == "zmq":
         ctx = zmq.Context()
@@ -124,7 +149,10 @@ def cmd_flood(endpoint, n, mb, mode="raw"):
         print("sent (queued) %d bytes" % (n * size), flush=True)
         return
     sent = [0] * n
-    threads = [threading.Thread(target=raw_one, args=(endpoint, size, sent, i))
+    if mode == "null" and not socket_type:
+        raise SystemExit("flood ... null needs a SOCKET_TYPE")
+    threads = [threading.Thread(target=raw_one, args=(endpoint, size, sent, i,
+                                                      socket_type if mode == "null" else None))
                for i in range(n)]
     for t in threads:
         t.start()
@@ -137,7 +165,8 @@ def main(argv):
     if len(argv) >= 2 and argv[0] == "sub":
         cmd_sub(argv[1], argv[2] if len(argv) > 2 else None)
     elif len(argv) >= 4 and argv[0] == "flood":
-        cmd_flood(argv[1], int(argv[2]), int(argv[3]), argv[4] if len(argv) > 4 else "raw")
+        cmd_flood(argv[1], int(argv[2]), int(argv[3]), argv[4] if len(argv) > 4 else "raw",
+                  argv[5] if len(argv) > 5 else None)
     else:
         sys.stderr.write(__doc__)
         return 2
