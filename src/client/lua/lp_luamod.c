@@ -12,12 +12,22 @@
         rc[2]                           --> rc:view (2)
         rc:balanced ()                  --> load-balanced view
         rc:shutdown ([timeout_ms]), rc:close ()
+        rc:shutdown_engine (id [, ms]), rc:restart_engine (id [, ms])
+                                        --  raise on error (default 30 s)
+        rc:wait_any ({r1, r2, ...} [, ms])  --> first ended result, its
+                                        --  position | nil, reason
+        rc:fd (), rc:poll ([ms])        --  event loops: lp_client_fd and
+                                        --  lp_client_poll (default 0 ms)
 
         view:execute (code)             --  Lua source run on every target
         view:apply (f, ...)             --  f: Lua function, source text
                                         --  "function(x) ... end" or a
                                         --  global name "math.sqrt"
-        view:map (f, seq)               --  f over the elements of seq
+        view:map (f, seq [, seq2, ...]) --  f over the elements of seq;
+                                        --  several: f (seq[i], seq2[i], ...)
+                                        --  up to the shortest
+        view:clear ()                   --  fresh Lua states (direct views)
+        view:dup ()                     --> a copy, for per-call flags
         view:push {name = value, ...}   --  or view:push (name, value)
         view:pull (name)                --  dotted paths allowed
         view.name, view["name"]         --  pull; view.name = v pushes
@@ -60,6 +70,8 @@
         r:abort () --> number aborted, list of {msg_id, engine, reason}
         not aborted (running or finished)
         r:done () --> replies in so far, without blocking
+        r:next ([ms]) --> i of the next reply to end; nil once all were
+        handed out; false, reason on timeout or signal
         -- i counts replies from 1
 
     Progress: lp.progress (fn) (nil: none; returns the previous one).
@@ -104,6 +116,10 @@
 #define VIEW_MT     "lp.View"
 #define RESULT_MT   "lp.Result"
 #define ERROR_MT    "lp.RemoteError"
+
+//  Default deadline of rc:shutdown_engine / rc:restart_engine, ms (as
+//  rc:wait_for_engines' 30 s: an engine starts in well under that)
+#define LP_LUA_ENGINE_MSEC  30000
 
 typedef struct {
     lp_client_t *client;                //  NULL once closed
@@ -763,6 +779,104 @@ l_client_purge (lua_State *L)
     return 1;
 }
 
+//  ---------------------------------------------------------------------
+//  Engines and event loops
+
+//  rc:shutdown_engine (id [, ms]): engine id leaves the cluster; raises
+//  on error or timeout (lp_client_shutdown_engine)
+static int
+l_client_shutdown_engine (lua_State *L)
+{
+    lp_client_t *client = s_client (L, 1);
+    lua_Integer id = luaL_checkinteger (L, 2);
+    luaL_argcheck (L, id >= 0 && id <= INT32_MAX, 2, "engine ids are non-negative integers");
+    int timeout = (int) luaL_optinteger (L, 3, LP_LUA_ENGINE_MSEC);
+    if (lp_client_shutdown_engine (client, (int) id, timeout))
+        return luaL_error (L, "luaparallel: %s", lp_client_error (client));
+    return 0;
+}
+
+//  rc:restart_engine (id [, ms]): a new process under the same id, once
+//  registered; raises on error or timeout (lp_client_restart_engine)
+static int
+l_client_restart_engine (lua_State *L)
+{
+    lp_client_t *client = s_client (L, 1);
+    lua_Integer id = luaL_checkinteger (L, 2);
+    luaL_argcheck (L, id >= 0 && id <= INT32_MAX, 2, "engine ids are non-negative integers");
+    int timeout = (int) luaL_optinteger (L, 3, LP_LUA_ENGINE_MSEC);
+    if (lp_client_restart_engine (client, (int) id, timeout))
+        return luaL_error (L, "luaparallel: %s", lp_client_error (client));
+    return 0;
+}
+
+//  rc:fd () --> the descriptor for event loops (lp_client_fd); use it
+//  with rc:poll (0), see docs/lpsh.md
+static int
+l_client_fd (lua_State *L)
+{
+    lp_client_t *client = s_client (L, 1);
+    int fd = lp_client_fd (client);
+    if (fd < 0)
+        return luaL_error (L, "luaparallel: %s", lp_client_error (client));
+    lua_pushinteger (L, fd);
+    return 1;
+}
+
+//  rc:poll ([ms]) --> messages handled (default ms 0: only what is
+//  there), or nil, "interrupted" (lp_client_poll)
+static int
+l_client_poll (lua_State *L)
+{
+    lp_client_t *client = s_client (L, 1);
+    lua_Integer ms = luaL_optinteger (L, 2, 0);
+    int n = lp_client_poll (client, ms < 0? 0: ms > INT32_MAX? INT32_MAX: (int) ms);
+    if (n < 0) {
+        lua_pushnil (L);
+        lua_pushliteral (L, "interrupted");
+        return 2;
+    }
+    lua_pushinteger (L, n);
+    return 1;
+}
+
+//  rc:wait_any ({r1, r2, ...} [, ms]) --> the first result of the list
+//  (in list order) whose replies have all ended, and its position; nil,
+//  reason on timeout or signal. false entries are skipped.
+static int
+l_client_wait_any (lua_State *L)
+{
+    lp_client_t *client = s_client (L, 1);
+    luaL_checktype (L, 2, LUA_TTABLE);
+    int timeout = (int) luaL_optinteger (L, 3, s_default_wait ());
+    int n = (int) luaL_len (L, 2);
+    luaL_argcheck (L, n > 0, 2, "a list of results");
+    lp_result_t **list = (lp_result_t **) lua_newuserdatauv (L, sizeof (lp_result_t *) * n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_geti (L, 2, i + 1);
+        if (lua_toboolean (L, -1) == 0)
+            list [i] = NULL;            //  false (or a hole): skipped
+        else {
+            if (!luaL_testudata (L, -1, RESULT_MT))
+                return luaL_argerror (L, 2, lua_pushfstring (L, "entry %d is not a result", i + 1));
+            list [i] = s_result (L, -1);
+        }
+        lua_pop (L, 1);
+    }
+    int k = lp_client_wait_any (client, list, n, timeout < 0? 0: timeout);
+    if (k < 0) {
+        int rc = lp_client_errcode (client);
+        if (rc != LP_ETIMEOUT && rc != LP_EINTR)
+            return luaL_error (L, "luaparallel: %s", lp_client_error (client));
+        lua_pushnil (L);
+        lua_pushstring (L, lp_strerror (rc));
+        return 2;
+    }
+    lua_geti (L, 2, k + 1);
+    lua_pushinteger (L, k + 1);
+    return 2;
+}
+
 static const luaL_Reg s_client_methods [] = {
     { "fetch", l_client_fetch },
     { "resubmit", l_client_resubmit },
@@ -776,6 +890,11 @@ static const luaL_Reg s_client_methods [] = {
     { "shutdown", l_client_shutdown },
     { "set_lost_after", l_client_set_lost_after },
     { "close", l_client_close },
+    { "shutdown_engine", l_client_shutdown_engine },
+    { "restart_engine", l_client_restart_engine },
+    { "fd", l_client_fd },
+    { "poll", l_client_poll },
+    { "wait_any", l_client_wait_any },
     { NULL, NULL }
 };
 
@@ -845,14 +964,33 @@ l_view_apply (lua_State *L)
     return s_finish (L, 1, lp_view_apply (ud->view, fn, args));
 }
 
+//  view:map (f, seq [, seq2, ...]): f over the elements of seq; with
+//  several sequences f (seq [i], seq2 [i], ...), up to the shortest
+//  (lp_view_map_n)
 static int
 l_view_map (lua_State *L)
 {
     l_view_t *ud = s_view_ud (L, 1);
     luaL_checkany (L, 3);
+    int nseqs = lua_gettop (L) - 2;
     const char *fn = s_fn_arg (L, 2);
-    lp_value_t *seq = s_to_value (L, 3, "seq");
-    return s_finish (L, 1, lp_view_map (ud->view, fn, seq));
+    if (nseqs == 1) {
+        lp_value_t *seq = s_to_value (L, 3, "seq");
+        return s_finish (L, 1, lp_view_map (ud->view, fn, seq));
+    }
+    lp_value_t **seqs = (lp_value_t **) lua_newuserdatauv (L, sizeof (lp_value_t *) * nseqs, 0);
+    for (int k = 0; k < nseqs; k++) {
+        char err [256];
+        char root [32];
+        snprintf (root, sizeof root, "seq%d", k + 1);
+        seqs [k] = lp_lua_to_value (L, 3 + k, root, err, sizeof err);
+        if (!seqs [k]) {
+            while (k-- > 0)
+                lp_value_destroy (&seqs [k]);
+            return luaL_error (L, "SerializationError: %s", err);
+        }
+    }
+    return s_finish (L, 1, lp_view_map_n (ud->view, fn, seqs, nseqs));
 }
 
 static int
@@ -954,6 +1092,48 @@ l_view_targets (lua_State *L)
     return 1;
 }
 
+//  view:clear (): every target's Lua state reset (direct views only)
+static int
+l_view_clear (lua_State *L)
+{
+    l_view_t *ud = s_view_ud (L, 1);
+    return s_finish_novalue (L, 1, lp_view_clear (ud->view));
+}
+
+//  view:dup () --> a copy (same client, targets, flags, block and
+//  wait_timeout) whose flags are its own (lp_view_dup)
+static int
+l_view_dup (lua_State *L)
+{
+    l_view_t *ud = s_view_ud (L, 1);
+    l_view_t *copy = (l_view_t *) lua_newuserdatauv (L, sizeof (l_view_t), 2);
+    copy->view = NULL;
+    luaL_setmetatable (L, VIEW_MT);
+    copy->view = lp_view_dup (ud->view);
+    if (!copy->view) {
+        s_push_owner (L, 1);
+        l_client_t *cud = (l_client_t *) lua_touserdata (L, -1);
+        return luaL_error (L, "luaparallel: %s",
+                           cud && cud->client? lp_client_error (cud->client): lp_last_error ());
+    }
+    copy->block = ud->block;
+    copy->wait_timeout = ud->wait_timeout;
+    copy->balanced = ud->balanced;
+    s_push_owner (L, 1);
+    lua_setiuservalue (L, -2, 1);
+    lua_newtable (L);                   //  the flag values as set, copied
+    lua_getiuservalue (L, 1, 2);
+    lua_pushnil (L);
+    while (lua_next (L, -2)) {
+        lua_pushvalue (L, -2);
+        lua_insert (L, -2);
+        lua_settable (L, -5);
+    }
+    lua_pop (L, 1);
+    lua_setiuservalue (L, -2, 2);
+    return 1;
+}
+
 static int
 l_view_tostring (lua_State *L)
 {
@@ -972,6 +1152,8 @@ static const luaL_Reg s_view_methods [] = {
     { "gather", l_view_gather },
     { "interrupt", l_view_interrupt },
     { "targets", l_view_targets },
+    { "clear", l_view_clear },
+    { "dup", l_view_dup },
     { NULL, NULL }
 };
 
@@ -1380,20 +1562,43 @@ l_result_values (lua_State *L)
     return 1;
 }
 
+//  r:state (i) --> "pending", "ok" or "error" (takes in what arrived)
 static int
 l_result_state (lua_State *L)
 {
     lp_result_t *r = s_result (L, 1);
     int i = s_index (L, r);
-    lp_result_ready (r);                //  takes in what arrived
-    if (lp_result_error (r, i))
-        lua_pushliteral (L, "error");
-    else
-    if (lp_result_values (r, i))
-        lua_pushliteral (L, "ok");
-    else
-        lua_pushliteral (L, "pending");
+    lp_result_done (r);                 //  takes in what arrived
+    switch (lp_result_state (r, i)) {
+        case LP_STATE_OK:    lua_pushliteral (L, "ok"); break;
+        case LP_STATE_ERROR: lua_pushliteral (L, "error"); break;
+        default:             lua_pushliteral (L, "pending"); break;
+    }
     return 1;
+}
+
+//  r:next ([ms]) --> i of the next reply to end (each once, in the order
+//  they ended); nil once every reply has been handed out; false, reason
+//  when none ended within ms (default: the default wait) or on a signal
+//  (lp_result_next)
+static int
+l_result_next (lua_State *L)
+{
+    lp_result_t *r = s_result (L, 1);
+    lua_Integer ms = luaL_optinteger (L, 2, s_default_wait ());
+    int slot = -1;
+    int rc = lp_result_next (r, ms < 0? 0: ms > INT32_MAX? INT32_MAX: (int) ms, &slot);
+    if (rc == LP_OK && slot < 0) {
+        lua_pushnil (L);
+        return 1;
+    }
+    if (rc == LP_OK) {
+        lua_pushinteger (L, slot + 1);
+        return 1;
+    }
+    lua_pushboolean (L, 0);
+    lua_pushstring (L, lp_strerror (rc));
+    return 2;
 }
 
 static int
@@ -1477,6 +1682,7 @@ static const luaL_Reg s_result_methods [] = {
     { "value", l_result_value },
     { "values", l_result_values },
     { "state", l_result_state },
+    { "next", l_result_next },
     { "error", l_result_error },
     { "msg_id", l_result_msg_id },
     { "msg_ids", l_result_msg_ids },
