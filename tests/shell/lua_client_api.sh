@@ -35,9 +35,8 @@ local three = rc:view {ids [1], ids [2], ids [3]}
 three:scatter ("delay", {2, 0, 1})
 three.block = false
 local r = three:execute ("lp.sleep (delay [1]) if delay [1] == 1 then error ('one') end return delay [1]")
-local i, why = r:next (0)
-check (i == false and why, "r:next (0) on a running result: %s, %s", tostring (i), tostring (why))
 local order = {}
+local i, why
 while true do
     i, why = r:next (DEADLINE)
     check (i ~= false, "r:next timed out: %s", tostring (why))
@@ -58,6 +57,8 @@ print ("next: replies in the order they ended (2, 3, 1); state ok, ok, error")
 local slow, fast = rc:view (ids [1]), rc:view (ids [2])
 slow.block, fast.block = false, false
 local r1 = slow:execute ("lp.sleep (2) return 'slow'")
+i, why = r1:next (0)
+check (i == false and why == "timed out", "r:next (0) on a running result: %s, %s", tostring (i), tostring (why))
 local got, k = rc:wait_any ({r1}, 0)
 check (got == nil and k, "wait_any ({running}, 0): %s, %s", tostring (got), tostring (k))
 local r2 = fast:execute ("return 'fast'")
