@@ -78,6 +78,9 @@
 
 //  Controller (src/controller)
 #define LP_READY_TIMEOUT_MSEC      60000       //  -n engines must register by then
+#define LP_LUA_ENGINE_MSEC         30000       //  Lua rc:shutdown_engine / rc:restart_engine
+                                               //  default deadline (an engine starts in
+                                               //  well under that)
 #define LP_DOCTOR_CALIBRATION_LOOPS 4000000    //  doctor: iterations of the calibration loop
 #define LP_DOCTOR_CALIBRATION_RUNS 3           //  ... best of this many runs
 #define LP_ENGINE_NICE             19          //  local engines' user code runs at this

@@ -117,10 +117,6 @@
 #define RESULT_MT   "lp.Result"
 #define ERROR_MT    "lp.RemoteError"
 
-//  Default deadline of rc:shutdown_engine / rc:restart_engine, ms (as
-//  rc:wait_for_engines' 30 s: an engine starts in well under that)
-#define LP_LUA_ENGINE_MSEC  30000
-
 typedef struct {
     lp_client_t *client;                //  NULL once closed
 } l_client_t;
