@@ -819,6 +819,23 @@ cmd_stop () {
     stop_launcher "$dir"
 }
 
+#  Runs a client tool of build/ (lpstatus, lpdoctor) with the client
+#  connection file of profile's running controller; 1 when none runs.
+run_on_controller () {   # profile tool [tool options...]
+    local profile=$1 tool=$2 dir pid
+    shift 2
+    dir=$(profile_dir "$profile")
+    pid=$(controller_pid "$dir")
+    if [[ -z $pid ]]; then
+        say "no controller running for profile '$profile' ($dir)"
+        return 1
+    fi
+    [[ -x $BUILD/$tool ]] || ensure_built "$tool"
+    need_bin "$tool"
+    printf 'controller: pid %s, profile %s\n' "$pid" "$dir"
+    "$BUILD/$tool" --file "$dir/security/lp-client.json" "$@"
+}
+
 cmd_status () {
     local profile=default
     while (( $# )); do
@@ -829,19 +846,7 @@ cmd_status () {
             *) die "status: unknown option '$1' (see $PROG status --help)" ;;
         esac
     done
-    local dir pid
-    dir=$(profile_dir "$profile")
-    pid=$(controller_pid "$dir")
-    if [[ -z $pid ]]; then
-        say "no controller running for profile '$profile' ($dir)"
-        return 1
-    fi
-    if [[ ! -x $BUILD/lpstatus ]]; then
-        ensure_built lpstatus
-    fi
-    need_bin lpstatus
-    printf 'controller: pid %s, profile %s\n' "$pid" "$dir"
-    "$BUILD/lpstatus" --file "$dir/security/lp-client.json"
+    run_on_controller "$profile" lpstatus
 }
 
 cmd_doctor () {
@@ -855,19 +860,7 @@ cmd_doctor () {
             *) die "doctor: unknown option '$1' (see $PROG doctor --help)" ;;
         esac
     done
-    local dir pid
-    dir=$(profile_dir "$profile")
-    pid=$(controller_pid "$dir")
-    if [[ -z $pid ]]; then
-        say "no controller running for profile '$profile' ($dir)"
-        return 1
-    fi
-    if [[ ! -x $BUILD/lpdoctor ]]; then
-        ensure_built lpdoctor
-    fi
-    need_bin lpdoctor
-    printf 'controller: pid %s, profile %s\n' "$pid" "$dir"
-    "$BUILD/lpdoctor" --file "$dir/security/lp-client.json" ${timeout:+--timeout "$timeout"}
+    run_on_controller "$profile" lpdoctor ${timeout:+--timeout "$timeout"}
 }
 
 cmd_engines () {
