@@ -389,7 +389,7 @@ lp_remote_pid (lp_remote_t *self)
 static const char *s_telling_words [] = {
     "error", "fail", "cannot", "can't", "could not", "unable", "not enough",
     "refused", "denied", "invalid", "no such", "not found", "fatal",
-    "timed out", "unreachable", "no route", "exited", "killed", "abort"
+    "timed out", "unreachable", "no route", "exited", "killed", "aborted"
 };
 
 //  True when the line (len bytes) names a failure, in any case
@@ -616,6 +616,7 @@ lp_remote_test (bool verbose)
     char quote [600];
     char mpi [] =
         "---- lp-launch-mpi start\n"
+        "lp-launch-mpi: mpiexec -n 64 --mca orte_abort_on_non_zero_status 0 lpengine\n"
         "--------------------------------------------------------------------------\n"
         "There are not enough slots available in the system to satisfy the 64\n"
         "slots that were requested by the application:\n\n  lpengine\n\n"
