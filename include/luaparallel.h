@@ -66,7 +66,8 @@ typedef enum {
     LP_EINVAL,          //  invalid argument
     LP_ENOMEM,          //  out of memory
     LP_EREMOTE,         //  the controller or an engine answered with an error
-    LP_ETOOBIG,         //  a request frame would exceed the 128 MiB frame cap
+    LP_ETOOBIG,         //  a request's header would exceed the 2 MiB frame cap
+                        //  (or it needs more than 65,533 buffer frames)
     LP_EINTR            //  a signal interrupted the wait
 } lp_err_t;
 

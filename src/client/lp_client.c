@@ -709,23 +709,15 @@ lp_client_send (lp_client_t *self, lp_channel_t channel, lp_msg_t **msg_p,
     else
         out = lp_wire_encode_out (self->wire, msg_p, err, sizeof err);
     if (!zmsg && !out) {
+        //  Values of any size travel in pieces; what the encoder refuses
+        //  for the frame cap is a header over it or more buffers than a
+        //  signature frame covers (lp_wire): the controller would drop it
+        //  unanswered, so it fails here, as LP_ETOOBIG.
         lp_value_destroy (&header);
-        lp_client_fail (self, strstr (err, "out of memory")? LP_ENOMEM: LP_EINVAL,
-                        "cannot send: %s", *err? err: "encoding failed");
-        return -1;
-    }
-    //  The controller drops (and disconnects) a frame over the cap: such
-    //  a request would never be answered, so it fails here.
-    size_t largest = out? lp_wire_out_largest (out): 0;
-    for (zframe_t *frame = zmsg? zmsg_first (zmsg): NULL; frame; frame = zmsg_next (zmsg))
-        if (zframe_size (frame) > largest)
-            largest = zframe_size (frame);
-    if (largest > (size_t) LP_MAX_FRAME_BYTES) {
-        zmsg_destroy (&zmsg);
-        lp_wire_out_destroy (&out);
-        lp_value_destroy (&header);
-        lp_client_fail (self, LP_ETOOBIG, "request of %zu bytes exceeds the %d MiB frame cap",
-                        largest, LP_MAX_FRAME_BYTES / (1024 * 1024));
+        int code = strstr (err, "out of memory")? LP_ENOMEM
+                 : strstr (err, "MiB frame cap") || strstr (err, "MiB cap can cover")? LP_ETOOBIG
+                 : LP_EINVAL;
+        lp_client_fail (self, code, "cannot send: %s", *err? err: "encoding failed");
         return -1;
     }
     if (result && !zhashx_lookup (self->routes, msg_id))

@@ -28,9 +28,6 @@
 #define LP_DATA_MAX_FRAME          (2 * 1024 * 1024)    //  ZMQ_MAXMSGSIZE of the data
                                                //  channels: no frame is larger (lp_codec
                                                //  cuts values into LP_PIECE_BYTES pieces)
-#define LP_MAX_FRAME_BYTES         (128 * 1024 * 1024)  //  engines and clients refuse a
-                                               //  value whose msgpack, before it is cut
-                                               //  into pieces, is larger
 #define LP_PIECE_BYTES             (1024 * 1024)        //  large values split so
 #define LP_INLINE_MAX_BYTES        (64 * 1024)          //  bytes above go out of band
 #define LP_HUGE_ADVISE_BYTES       (4 * 1024 * 1024)    //  decoded blocks above: THP advice

@@ -371,6 +371,136 @@ lp_remote_pid (lp_remote_t *self)
     return (int) self->pid;
 }
 
+//  --------------------------------------------------------------------------
+//  What a failed start is quoted by. Launchers print differently: ssh one
+//  line, sbatch "error:" lines, mpiexec a paragraph whose cause comes
+//  first and whose last lines are advice (--oversubscribe...). So rather
+//  than the last lines, the quote is made of the lines that say what went
+//  wrong (s_telling: error, failed, cannot, refused, not enough...), the
+//  first LP_LAUNCHER_TAIL_LINES of them, each joined with the next line of
+//  its paragraph when its sentence runs on there; then the last line, when
+//  it stands alone (a script's own summary). Only when no line tells, the
+//  last LP_LAUNCHER_TAIL_LINES lines. Blank lines, rules (-----) and the
+//  log's "---- " markers separate paragraphs and are never quoted.
+
+#define S_TAIL_BYTES    8192            //  of this run's output, at most
+#define S_TAIL_LINES    512             //  lines kept of them (the last)
+
+static const char *s_telling_words [] = {
+    "error", "fail", "cannot", "can't", "could not", "unable", "not enough",
+    "refused", "denied", "invalid", "no such", "not found", "fatal",
+    "timed out", "unreachable", "no route", "exited", "killed", "aborted"
+};
+
+//  True when the line (len bytes) names a failure, in any case
+static bool
+s_telling (const char *line, size_t len)
+{
+    char lower [256];
+    if (len >= sizeof lower)
+        len = sizeof lower - 1;
+    for (size_t i = 0; i < len; i++)
+        lower [i] = (char) tolower ((unsigned char) line [i]);
+    lower [len] = 0;
+    for (size_t w = 0; w < sizeof s_telling_words / sizeof s_telling_words [0]; w++)
+        if (strstr (lower, s_telling_words [w]))
+            return true;
+    return false;
+}
+
+//  True for a paragraph break: nothing but blanks and rule characters,
+//  or the log's own "---- " marker
+static bool
+s_break_line (const char *line)
+{
+    if (strncmp (line, "---- ", 5) == 0)
+        return true;
+    for (; *line; line++)
+        if (!strchr (" \t\r-=_*#~", *line))
+            return false;
+    return true;
+}
+
+typedef struct {
+    const char *text;                   //  the line, NUL-terminated
+    bool starts;                        //  first line of its paragraph
+    bool quoted;                        //  already in the quote
+} s_line_t;
+
+//  Appends " | " (unless first) and text to out; false once it is full
+static bool
+s_quote_add (char *out, size_t size, size_t *used, const char *sep, const char *text)
+{
+    if (*used + 1 >= size)
+        return false;
+    int n = snprintf (out + *used, size - *used, "%s%s", *used? sep: "", text);
+    if (n < 0 || (size_t) n >= size - *used) {
+        *used = size - 1;
+        return false;
+    }
+    *used += (size_t) n;
+    return true;
+}
+
+//  The quote of output text (modified in place) into out (see above)
+static void
+s_quote (char *text, char *out, size_t size)
+{
+    *out = 0;
+    if (size == 0)
+        return;
+    s_line_t lines [S_TAIL_LINES];
+    int count = 0;
+    bool starts = true;
+    for (char *line = text; line; ) {
+        char *end = strchr (line, '\n');
+        if (end)
+            *end = 0;
+        size_t len = strlen (line);
+        if (len && line [len - 1] == '\r')
+            line [--len] = 0;
+        if (s_break_line (line))
+            starts = true;
+        else {
+            if (count == S_TAIL_LINES) {
+                memmove (lines, lines + 1, sizeof lines [0] * (S_TAIL_LINES - 1));
+                count--;
+            }
+            lines [count++] = (s_line_t) { line, starts, false };
+            starts = false;
+        }
+        line = end? end + 1: NULL;
+    }
+    size_t used = 0;
+    int told = 0;
+    for (int i = 0; i < count && told < LP_LAUNCHER_TAIL_LINES; i++) {
+        if (lines [i].quoted || !s_telling (lines [i].text, strlen (lines [i].text)))
+            continue;
+        told++;
+        lines [i].quoted = true;
+        if (!s_quote_add (out, size, &used, " | ", lines [i].text))
+            return;
+        //  A sentence that runs on to the next line of its paragraph
+        size_t len = strlen (lines [i].text);
+        char last = lines [i].text [len - 1];
+        if (i + 1 < count && !lines [i + 1].starts && !strchr (".:!?;)", last)
+        &&  !isspace ((unsigned char) lines [i + 1].text [0])
+        &&  !s_telling (lines [i + 1].text, strlen (lines [i + 1].text))) {
+            lines [i + 1].quoted = true;
+            if (!s_quote_add (out, size, &used, " ", lines [i + 1].text))
+                return;
+        }
+    }
+    if (told) {
+        if (!lines [count - 1].quoted && lines [count - 1].starts)
+            s_quote_add (out, size, &used, " | ", lines [count - 1].text);
+        return;
+    }
+    for (int i = count > LP_LAUNCHER_TAIL_LINES? count - LP_LAUNCHER_TAIL_LINES: 0; i < count; i++)
+        if (!s_quote_add (out, size, &used, " | ", lines [i].text))
+            return;
+}
+
 void
 lp_remote_tail (lp_remote_t *self, char *out, size_t size)
 {
@@ -379,35 +509,17 @@ lp_remote_tail (lp_remote_t *self, char *out, size_t size)
     FILE *file = fopen (self->log_path, "r");
     if (!file)
         return;
-    //  The last 8 KB of this run's output at most
+    //  The last S_TAIL_BYTES of this run's output at most
     off_t from = self->log_start;
-    if (fseeko (file, 0, SEEK_END) == 0 && ftello (file) - from > 8192)
-        from = ftello (file) - 8192;
-    char text [8193];
+    if (fseeko (file, 0, SEEK_END) == 0 && ftello (file) - from > S_TAIL_BYTES)
+        from = ftello (file) - S_TAIL_BYTES;
+    char text [S_TAIL_BYTES + 1];
     size_t got = 0;
     if (fseeko (file, from, SEEK_SET) == 0)
         got = fread (text, 1, sizeof text - 1, file);
     fclose (file);
     text [got] = 0;
-    //  Non-empty lines, the last LP_LAUNCHER_TAIL_LINES of them
-    char *lines [LP_LAUNCHER_TAIL_LINES];
-    int count = 0;
-    for (char *line = strtok (text, "\n"); line; line = strtok (NULL, "\n")) {
-        if (!*line || strncmp (line, "---- ", 5) == 0)
-            continue;
-        if (count == LP_LAUNCHER_TAIL_LINES) {
-            memmove (lines, lines + 1, sizeof lines [0] * (LP_LAUNCHER_TAIL_LINES - 1));
-            count--;
-        }
-        lines [count++] = line;
-    }
-    size_t used = 0;
-    for (int i = 0; i < count && used + 1 < size; i++) {
-        int n = snprintf (out + used, size - used, "%s%s", i? " | ": "", lines [i]);
-        if (n < 0)
-            break;
-        used += (size_t) n;
-    }
+    s_quote (text, out, size);
 }
 
 //  Waits (SIGCHLD blocked) until pid is reaped or deadline; true if reaped.
@@ -498,6 +610,62 @@ lp_remote_test (bool verbose)
     assert (!lp_remote_option_valid ("novalue"));
     assert (!lp_remote_option_valid ("a=two\nlines"));
 
+    //  The quote of a failed start: outputs captured from the real tools
+    //  (Open MPI 4.1.4's mpiexec -n 64 on 2 cores, OpenSSH's ssh -p 1 to
+    //  127.0.0.1, Slurm 22.05's sbatch -p nosuch)
+    char quote [600];
+    char mpi [] =
+        "---- lp-launch-mpi start\n"
+        "lp-launch-mpi: mpiexec -n 64 --mca orte_abort_on_non_zero_status 0 lpengine\n"
+        "--------------------------------------------------------------------------\n"
+        "There are not enough slots available in the system to satisfy the 64\n"
+        "slots that were requested by the application:\n\n  lpengine\n\n"
+        "Either request fewer slots for your application, or make more slots\n"
+        "available for use.\n\n"
+        "A \"slot\" is the Open MPI term for an allocatable unit where we can\n"
+        "launch a process.  The number of slots available are defined by the\n"
+        "environment in which Open MPI processes are run:\n\n"
+        "  1. Hostfile, via \"slots=N\" clauses (N defaults to number of\n"
+        "     processor cores if not provided)\n"
+        "  2. The --host command line parameter, via a \":N\" suffix on the\n"
+        "     hostname (N defaults to 1 if not provided)\n"
+        "  3. Resource manager (e.g., SLURM, PBS/Torque, LSF, etc.)\n"
+        "  4. If none of a hostfile, the --host command line parameter, or an\n"
+        "     RM is present, Open MPI defaults to the number of processor cores\n\n"
+        "In all the above cases, if you want Open MPI to default to the number\n"
+        "of hardware threads instead of the number of processor cores, use the\n"
+        "--use-hwthread-cpus option.\n\n"
+        "Alternatively, you can use the --oversubscribe option to ignore the\n"
+        "number of available slots when deciding the number of processes to\n"
+        "launch.\n"
+        "--------------------------------------------------------------------------\n";
+    s_quote (mpi, quote, sizeof quote);
+    assert (streq (quote, "There are not enough slots available in the system to satisfy the 64 "
+                          "slots that were requested by the application:"));
+    //  A last line that stands alone follows (a script's own summary)
+    char summary [] = "engine 3: bind failed.\nsee the log\n\nlp-launch-x: 0 of 4 registered\n";
+    s_quote (summary, quote, sizeof quote);
+    assert (streq (quote, "engine 3: bind failed. | lp-launch-x: 0 of 4 registered"));
+    char ssh [] = "starting 2 engines on 127.0.0.1\n"
+                  "ssh: connect to host 127.0.0.1 port 1: Connection refused\n";
+    s_quote (ssh, quote, sizeof quote);
+    assert (streq (quote, "ssh: connect to host 127.0.0.1 port 1: Connection refused"));
+    char sbatch [] = "sbatch: error: invalid partition specified: nosuch\r\n"
+                     "sbatch: error: Batch job submission failed: Invalid partition name specified\n";
+    s_quote (sbatch, quote, sizeof quote);
+    assert (streq (quote, "sbatch: error: invalid partition specified: nosuch | "
+                          "sbatch: error: Batch job submission failed: Invalid partition name specified"));
+    //  Nothing telling: the last lines; a small buffer: cut, terminated
+    char plain [] = "one\ntwo\n\nthree\nfour\nfive\nsix\nseven\n";
+    s_quote (plain, quote, sizeof quote);
+    assert (streq (quote, "two | three | four | five | six | seven"));
+    char cut [] = "error: a long line of text\n";
+    s_quote (cut, quote, 8);
+    assert (streq (quote, "error: "));
+    char empty [] = "\n\n-----\n";
+    s_quote (empty, quote, sizeof quote);
+    assert (streq (quote, ""));
+
     char folder [] = "/tmp/lp_remote_test.XXXXXX";
     assert (mkdtemp (folder));
     char script [1200], path [1300], err [1500], state [1200];
@@ -544,7 +712,7 @@ lp_remote_test (bool verbose)
     assert (lp_remote_pid (remote) == 0);
     char tail [600];
     lp_remote_tail (remote, tail, sizeof tail);
-    assert (streq (tail, "first | cannot reach nowhere.example"));
+    assert (streq (tail, "cannot reach nowhere.example"));
     //  The environment: the later option of a key wins, keys upper-cased
     snprintf (path, sizeof path, "%s/env", state);
     file = fopen (path, "r");

@@ -61,8 +61,9 @@ int   lp_remote_start (lp_remote_t *self, char *err, size_t errlen);
 bool  lp_remote_reap (lp_remote_t *self, int *status_p);
 //  The pid of `start` while it runs, else 0.
 int   lp_remote_pid (lp_remote_t *self);
-//  The last lines of launcher.log written since start, on one line
-//  ("a | b | c"); "" when none.
+//  What launcher.log says since start, on one line ("a | b | c"): the
+//  lines naming a failure (with their sentence's next line) and the last
+//  line, else the last lines; "" when none.
 void  lp_remote_tail (lp_remote_t *self, char *out, size_t size);
 //  Runs `stop` (up to LP_LAUNCHER_STOP_MSEC), then SIGTERM to what is
 //  left of start's process group, SIGKILL after grace_msec. SIGCHLD must

@@ -446,7 +446,8 @@ s_on_child_exit (int pid, int index, int status, const char *reason, void *arg)
 
 //  The launcher's `start` ended. Exit 0: its engines were started or
 //  submitted (they still have to register). Otherwise, before the
-//  engines registered, the start fails with the script's last lines.
+//  engines registered, the start fails quoting the script's output
+//  (lp_remote_tail).
 static void
 s_on_launcher_exit (s_controller_t *self, int status)
 {

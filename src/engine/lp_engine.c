@@ -15,10 +15,10 @@
     Every request starts with lua_gc (LUA_GCRESTART): a user's
     collectgarbage ("stop") ends with its request.
 
-    Results too large for one frame (LP_MAX_FRAME_BYTES) are refused before
-    conversion: s_size_of computes a lower bound of the encoded size from
-    the Lua value itself (lp_codec's rules), so the reply is a quick
-    SerializationError instead of gigabytes of lp_value_t.
+    Results of any size are converted: the wire carries tables and long
+    strings in pieces (lp_codec, ext 1-3), so no encoded size is refused
+    here; only memory bounds a result (a failed conversion is a
+    MemoryError or SerializationError reply).
 
     Abort by msg_id: the session tells the engine which msg_id it serves
     (lp_engine_begin_request / end_request); the heart marks ids with
@@ -153,8 +153,6 @@ typedef struct {
     const char *ename;                  //  error name, NULL when ok
     char *evalue;                       //  error message (heap)
     char *traceback;                    //  traceback (heap) or NULL
-    uint64_t wire_bytes;                //  encoded size of values so far
-                                        //  (a lower bound, s_wire_size)
 } s_job_t;
 
 //  --------------------------------------------------------------------------
@@ -1208,121 +1206,12 @@ s_push_function (lua_State *L, s_job_t *job, const char *fn)
     return 0;
 }
 
-//  --------------------------------------------------------------------------
-//  Size of a value once encoded (lp_codec's rules), computed before the
-//  value is converted: a result that cannot fit in one frame fails at once
-//  with a SerializationError instead of costing a conversion (about 64
-//  bytes of C heap per element) and an encoding it could never be sent
-//  in. It is a lower bound (long strings count as out of band, as they are;
-//  so do long sequences of numbers): the session checks the encoded frames again. The
-//  walk stops past S_SIZE_STOP (a table shared by many others could make
-//  it long); cycles and depth are left to the conversion to report.
-
-#define S_SIZE_STOP   ((uint64_t) LP_MAX_FRAME_BYTES * 16)
-#define S_EXT_BYTES   18                //  ext8 header + 16-byte payload
-
-typedef struct {
-    lua_State *L;                       //  the state
-    uint64_t total;                     //  bytes counted
-    const void *tables [LP_VALUE_MAX_DEPTH + 1];   //  ancestors
-} s_size_t;
-
-static uint64_t
-s_int_bytes (lua_Integer v)
-{
-    if (v >= 0)
-        return v < 128? 1: v < 256? 2: v < 65536? 3: v <= (lua_Integer) UINT32_MAX? 5: 9;
-    return v >= -32? 1: v >= -128? 2: v >= -32768? 3: v >= (lua_Integer) INT32_MIN? 5: 9;
-}
-
-static uint64_t
-s_len_header (uint64_t len, uint64_t fix)
-{
-    return len < fix? 1: len < 65536? 3: 5;
-}
-
-static void
-s_size_of (s_size_t *z, int idx, int depth)
-{
-    lua_State *L = z->L;
-    if (z->total > S_SIZE_STOP)
-        return;
-    switch (lua_type (L, idx)) {
-        case LUA_TNUMBER:
-            z->total += lua_isinteger (L, idx)? s_int_bytes (lua_tointeger (L, idx)): 9;
-            return;
-        case LUA_TSTRING: {
-            size_t len;
-            lua_tolstring (L, idx, &len);
-            z->total += len > LP_INLINE_MAX_BYTES? S_EXT_BYTES
-                      : (len < 32? 1: len < 256? 2: 3) + len;
-            return;
-        }
-        case LUA_TUSERDATA:
-            z->total += S_EXT_BYTES;
-            return;
-        case LUA_TTABLE:
-            break;
-        default:
-            z->total += 1;
-            return;
-    }
-    if (depth >= LP_VALUE_MAX_DEPTH || !lua_checkstack (L, 4))
-        return;
-    //  A long sequence of numbers goes out of band as one typed array
-    if (lp_lua_sequence_dtype (L, idx)) {
-        z->total += S_EXT_BYTES;
-        return;
-    }
-    const void *table = lua_topointer (L, idx);
-    for (int k = 0; k < depth; k++)
-        if (z->tables [k] == table)
-            return;
-    z->tables [depth] = table;
-    lua_Unsigned n = lua_rawlen (L, idx);
-    lua_Unsigned keys = 0;
-    uint64_t key_bytes = 0;
-    bool sequence = true;
-    lua_pushnil (L);
-    while (lua_next (L, idx)) {
-        int top = lua_gettop (L);
-        keys++;
-        if (sequence) {
-            lua_Integer i = lua_isinteger (L, top - 1)? lua_tointeger (L, top - 1): 0;
-            if (i < 1 || (lua_Unsigned) i > n)
-                sequence = false;
-        }
-        uint64_t before = z->total;
-        s_size_of (z, top - 1, depth + 1);
-        key_bytes += z->total - before;
-        s_size_of (z, top, depth + 1);
-        lua_pop (L, 1);
-        if (z->total > S_SIZE_STOP) {
-            lua_pop (L, 1);
-            return;
-        }
-    }
-    if (sequence && keys == n)
-        z->total -= key_bytes;
-    z->total += s_len_header (keys, 16);
-}
-
 //  Converts the value at idx and appends it to job->values; -1 on failure
 static int
 s_collect (lua_State *L, s_job_t *job, int idx, const char *root)
 {
     char err [512];
     err [0] = 0;
-    s_size_t size = { .L = L, .total = job->wire_bytes };
-    s_size_of (&size, idx, 0);
-    job->wire_bytes = size.total;
-    if (job->wire_bytes > LP_MAX_FRAME_BYTES) {
-        snprintf (err, sizeof err, "result of %s%" PRIu64 " bytes exceeds the %d MiB frame cap",
-                  job->wire_bytes > S_SIZE_STOP? "more than ": "", job->wire_bytes,
-                  LP_MAX_FRAME_BYTES / (1024 * 1024));
-        s_job_fail (job, LP_ENAME_SERIALIZATION, err, "");
-        return -1;
-    }
     lp_value_t *value = lp_lua_to_value (L, idx, root, err, sizeof err);
     if (!value) {
         s_job_fail (job, LP_ENAME_SERIALIZATION, err [0]? err: "cannot send value", "");

@@ -249,10 +249,11 @@ s_send (lp_session_t *self, zsock_t *sock, const char *type, lp_value_t *content
 static void
 s_publish (lp_session_t *self, const char *text, size_t len, size_t offset)
 {
-    //  One print larger than a frame may be: publish its start only (the
-    //  reply's stdout keeps what fits in the capture)
-    if (len > LP_MAX_FRAME_BYTES / 2)
-        len = LP_MAX_FRAME_BYTES / 2;
+    //  One print longer than 64 MiB (the default capture cap) publishes
+    //  its start only: a bound on subscribers' memory (the wire itself
+    //  would carry it in pieces)
+    if (len > LP_ENGINE_STDOUT_MAX)
+        len = LP_ENGINE_STDOUT_MAX;
     self->window_msgs++;
     lp_msg_t *msg = lp_msg_new_reply (self->request, LP_STREAM);
     zmsg_t *routing = zmsg_new ();
@@ -631,8 +632,7 @@ s_reply (lp_session_t *self, lp_msg_t *request, zsock_t *origin, const char *rep
         char err [256] = "";
         //  Large results go out from their own buffers (zero-copy)
         lp_wire_out_t *wire_out = lp_wire_encode_out (self->wire, &reply, err, sizeof err);
-        size_t biggest = wire_out? lp_wire_out_largest (wire_out): 0;
-        if (wire_out && biggest <= LP_MAX_FRAME_BYTES) {
+        if (wire_out) {
             if (lp_wire_out_send (&wire_out, origin))
                 zsys_warning ("cannot send the %s: %s", reply_type, zmq_strerror (zmq_errno ()));
             break;
@@ -643,11 +643,7 @@ s_reply (lp_session_t *self, lp_msg_t *request, zsock_t *origin, const char *rep
             break;
         }
         char evalue [400];
-        if (biggest)
-            snprintf (evalue, sizeof evalue, "result of %zu bytes exceeds the %d MiB frame cap",
-                      biggest, LP_MAX_FRAME_BYTES / (1024 * 1024));
-        else
-            snprintf (evalue, sizeof evalue, "cannot encode the reply: %.255s", err);
+        snprintf (evalue, sizeof evalue, "cannot encode the reply: %.255s", err);
         zsys_warning ("%s: %s", reply_type, evalue);
         content = lp_engine_error_content (LP_ENAME_SERIALIZATION, evalue, "");
     }
