@@ -135,8 +135,8 @@ s_mem_available_kb (void)
     return (int64_t) kb;
 }
 
-lp_value_t *
-lp_proto_facts (void)
+int
+lp_proto_set_place (lp_value_t *map)
 {
     char host [256] = "", cwd [4096] = "";
     gethostname (host, sizeof host - 1);
@@ -146,6 +146,15 @@ lp_proto_facts (void)
     struct passwd *pw = getpwuid (getuid ());
     if (pw && pw->pw_name)
         user = pw->pw_name;
+    return lp_value_set (map, LP_FACT_HOST, lp_value_string (host))
+        || lp_value_set (map, LP_FACT_PID, lp_value_int ((int64_t) getpid ()))
+        || lp_value_set (map, LP_FACT_USER, lp_value_string (user? user: ""))
+        || lp_value_set (map, LP_FACT_CWD, lp_value_string (cwd))? -1: 0;
+}
+
+lp_value_t *
+lp_proto_facts (void)
+{
     double load [1] = { -1 };
     if (getloadavg (load, 1) != 1)
         load [0] = -1;
@@ -154,10 +163,7 @@ lp_proto_facts (void)
     int64_t clock = lp_util_wall_usec ();
     lp_value_t *facts = lp_value_map ();
     if (facts
-    && (lp_value_set (facts, LP_FACT_HOST, lp_value_string (host))
-    ||  lp_value_set (facts, LP_FACT_PID, lp_value_int ((int64_t) getpid ()))
-    ||  lp_value_set (facts, LP_FACT_USER, lp_value_string (user? user: ""))
-    ||  lp_value_set (facts, LP_FACT_CWD, lp_value_string (cwd))
+    && (lp_proto_set_place (facts)
     ||  lp_value_set (facts, LP_FACT_VERSION, lp_value_string (LP_VERSION_STRING))
     ||  lp_value_set (facts, LP_FACT_PROTOCOL, lp_value_string (LP_PROTOCOL_VERSION))
     ||  lp_value_set (facts, LP_FACT_MEM_FREE, lp_value_int (s_mem_available_kb ()))

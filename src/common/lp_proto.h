@@ -199,6 +199,9 @@ bool        lp_proto_is_request (const char *msg_type);
 //  The facts of this process and host (keys above; the caller adds
 //  LP_FACT_ID and LP_FACT_LUA). Runs the calibration loop (a few ms).
 //  NULL when out of memory.
+//  Sets this process's host, pid, user and cwd (LP_FACT_* keys) into map:
+//  the registration's and lp.facts ()'s. 0, or -1 out of memory.
+int lp_proto_set_place (lp_value_t *map);
 lp_value_t *lp_proto_facts (void);
 void        lp_proto_test (bool verbose);
 

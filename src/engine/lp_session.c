@@ -48,7 +48,6 @@
 #include "lp_wire.h"
 #include "lp_conn.h"
 #include <lua.h>
-#include <pwd.h>
 #include <sys/stat.h>
 #include <sodium.h>
 #include <unistd.h>
@@ -337,23 +336,11 @@ s_output (void *arg, const char *text, size_t len)
 static lp_value_t *
 s_registration_content (lp_session_t *self)
 {
-    char host [256] = "";
-    char cwd [4096] = "";
-    gethostname (host, sizeof host - 1);
-    if (!getcwd (cwd, sizeof cwd))
-        cwd [0] = 0;
-    const char *user = getenv ("USER");
-    struct passwd *pw = getpwuid (getuid ());
-    if (pw && pw->pw_name)
-        user = pw->pw_name;
     lp_value_t *content = lp_value_map ();
     if (content
     && (lp_value_set (content, "uuid", lp_value_string (self->uuid))
     ||  lp_value_set (content, "id", lp_value_int (self->id))
-    ||  lp_value_set (content, "host", lp_value_string (host))
-    ||  lp_value_set (content, "pid", lp_value_int ((int64_t) getpid ()))
-    ||  lp_value_set (content, "user", lp_value_string (user? user: ""))
-    ||  lp_value_set (content, "cwd", lp_value_string (cwd))
+    ||  lp_proto_set_place (content)
     ||  lp_value_set (content, "lua_version", lp_value_string (LUA_RELEASE))))
         lp_value_destroy (&content);
     return content;
